@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// CreateSession inserts a new session.
+func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
+	if sess.ID == "" {
+		sess.ID = NewID()
+	}
+	if err := s.DB.WithContext(ctx).Create(sess).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return fmt.Errorf("session %s already exists: %w", sess.ID, err)
+		}
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
+}
+
+// GetSession returns a session of the organisation (orgID "" means any: used by workers).
+func (s *Store) GetSession(ctx context.Context, orgID, id string) (*Session, error) {
+	var sess Session
+	q := s.DB.WithContext(ctx).Omit("registration_photo").Where("id = ?", id)
+	if orgID != "" {
+		q = q.Where("org_id = ?", orgID)
+	}
+	if err := q.Take(&sess).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return &sess, nil
+}
+
+// SessionFilter narrows the reviewer queue.
+type SessionFilter struct {
+	OrgID  string
+	ExamID string
+	Limit  int
+	Offset int
+}
+
+// ListSessions returns sessions ranked by risk, highest first.
+func (s *Store) ListSessions(ctx context.Context, f SessionFilter) ([]Session, error) {
+	q := s.DB.WithContext(ctx).Omit("registration_photo").Where("org_id = ?", f.OrgID)
+	if f.ExamID != "" {
+		q = q.Where("exam_id = ?", f.ExamID)
+	}
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 100
+	}
+	var out []Session
+	err := q.Order("risk_score DESC").Order("created_at DESC").Limit(f.Limit).Offset(f.Offset).Find(&out).Error
+	return out, err
+}
+
+// SessionFlags returns a session's flags in time order.
+func (s *Store) SessionFlags(ctx context.Context, sessionID string) ([]Flag, error) {
+	var out []Flag
+	err := s.DB.WithContext(ctx).Where("session_id = ?", sessionID).
+		Order("start_ms").Order("id").Find(&out).Error
+	return out, err
+}
+
+// GetFlag returns a flag together with its session (for the organisation check).
+func (s *Store) GetFlag(ctx context.Context, orgID string, id uint) (*Flag, *Session, error) {
+	var f Flag
+	if err := s.DB.WithContext(ctx).Take(&f, id).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, nil, ErrNotFound
+		}
+		return nil, nil, err
+	}
+	sess, err := s.GetSession(ctx, orgID, f.SessionID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &f, sess, nil
+}
+
+// GetEvidence returns the evidence JPEG of a flag.
+func (s *Store) GetEvidence(ctx context.Context, flagID uint) (*Evidence, error) {
+	var e Evidence
+	if err := s.DB.WithContext(ctx).Take(&e, "flag_id = ?", flagID).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return &e, nil
+}
+
+// FlagVerdicts returns the verdict history of a flag, oldest first.
+func (s *Store) FlagVerdicts(ctx context.Context, flagID uint) ([]Verdict, error) {
+	var out []Verdict
+	err := s.DB.WithContext(ctx).Where("flag_id = ?", flagID).Order("id").Find(&out).Error
+	return out, err
+}
+
+// InsertFrameResult stores a frame's result unless (session, camera, seq) is already stored.
+// It reports whether the row is new: false means a redelivery, whose rules already ran.
+func InsertFrameResult(tx *gorm.DB, fr *FrameResult) (bool, error) {
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(fr)
+	if res.Error != nil {
+		return false, fmt.Errorf("store frame %s/%s/%d: %w", fr.SessionID, fr.Camera, fr.Seq, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return false, nil
+	}
+	return true, tx.Model(&Session{}).Where("id = ?", fr.SessionID).
+		UpdateColumn("frames", gorm.Expr("frames + 1")).Error
+}
+
+// FrameStored reports whether a frame was already analysed (the API uses it to answer resends).
+func (s *Store) FrameStored(ctx context.Context, sessionID, camera string, seq int64) (bool, error) {
+	var n int64
+	err := s.DB.WithContext(ctx).Model(&FrameResult{}).
+		Where("session_id = ? AND camera = ? AND seq = ?", sessionID, camera, seq).Count(&n).Error
+	return n > 0, err
+}
+
+// CountFrames returns how many frames of a session were analysed.
+func (s *Store) CountFrames(ctx context.Context, sessionID string) (int64, error) {
+	var n int64
+	err := s.DB.WithContext(ctx).Model(&FrameResult{}).Where("session_id = ?", sessionID).Count(&n).Error
+	return n, err
+}
+
+// InsertEvent stores an event unless (session, seq) is already stored.
+func InsertEvent(tx *gorm.DB, e *Event) (bool, error) {
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(e)
+	return res.RowsAffected > 0, res.Error
+}
+
+// InsertAudioChunk stores an audio chunk record unless (session, seq) is already stored.
+func InsertAudioChunk(tx *gorm.DB, a *AudioChunk) (bool, error) {
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(a)
+	return res.RowsAffected > 0, res.Error
+}
+
+// SessionEvents returns a session's events in capture order.
+func (s *Store) SessionEvents(ctx context.Context, sessionID string) ([]Event, error) {
+	var out []Event
+	err := s.DB.WithContext(ctx).Where("session_id = ?", sessionID).
+		Order("captured_at_ms").Order("seq").Find(&out).Error
+	return out, err
+}
+
+// ListAudit returns the newest audit entries of an organisation.
+func (s *Store) ListAudit(ctx context.Context, orgID string, limit int) ([]AuditEntry, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 200
+	}
+	var out []AuditEntry
+	err := s.DB.WithContext(ctx).Where("org_id = ?", orgID).Order("id DESC").Limit(limit).Find(&out).Error
+	return out, err
+}
+
+// RecordVerdict stores a verdict, sets the flag's status and writes the audit entry in one
+// transaction; after is called inside it (to recompute the session's risk).
+func (s *Store) RecordVerdict(ctx context.Context, f *Flag, v *Verdict, audit AuditEntry,
+	after func(tx *gorm.DB, sessionID string) error) error {
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		v.FlagID = f.ID
+		v.CreatedAt = time.Now().UTC()
+		if err := tx.Create(v).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&Flag{}).Where("id = ?", f.ID).Update("status", v.Verdict).Error; err != nil {
+			return err
+		}
+		if err := Audit(tx, audit); err != nil {
+			return err
+		}
+		return after(tx, f.SessionID)
+	})
+}
