@@ -215,3 +215,6 @@ func Audit(db *gorm.DB, e AuditEntry) error {
 	}
 	return db.Create(&e).Error
 }
+
+// ErrDuplicatedKey is returned when an insert hits a unique key.
+var ErrDuplicatedKey = gorm.ErrDuplicatedKey

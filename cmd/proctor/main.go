@@ -1,13 +1,96 @@
+// Command proctor is the AI proctoring analysis service: one binary, several roles.
+//
+//	proctor serve     API + workers in one process (embedded Kafka + SQLite when nothing is configured)
+//	proctor api       HTTP API only (produces to Kafka)
+//	proctor worker    Kafka consumers only (analyse, store, flag)
+//	proctor demo      run everything on the embedded defaults and replay a sample session
+//	proctor analyze   run the analyzers on files and print JSON
+//	proctor bench     replay frames through API → Kafka → analyzers → DB and print throughput
+//	proctor migrate   create or upgrade the database schema
+//	proctor keys      create API keys
+//	proctor models    list installed models
 package main
+
 import (
- _ "github.com/gofiber/fiber/v2"
- _ "github.com/segmentio/kafka-go"
- _ "github.com/twmb/franz-go/pkg/kfake"
- _ "github.com/yalue/onnxruntime_go"
- _ "gocv.io/x/gocv"
- _ "gorm.io/gorm"
- _ "gorm.io/driver/postgres"
- _ "gorm.io/driver/sqlite"
- _ "github.com/prometheus/client_golang/prometheus"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 )
-func main(){}
+
+const usage = `usage: proctor <command> [flags]
+
+commands:
+  serve      API and workers in one process
+  api        HTTP API only (scale out: several behind a load balancer)
+  worker     Kafka consumer workers only (scale out: more processes join the groups)
+  demo       start everything on the embedded defaults and replay a sample session
+  analyze    analyze image FILE...   print one JSON line per image
+  bench      replay frames through the whole pipeline and print throughput and latency
+  migrate    create or upgrade the database schema
+  keys       keys create --org ORG --name NAME --scopes ingest,review,admin
+  models     models list
+
+Run 'proctor <command> -h' for the flags of a command. Every flag can also be set with the
+environment variable shown in its help.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = runService(ctx, args, true, true)
+	case "api":
+		err = runService(ctx, args, true, false)
+	case "worker":
+		err = runService(ctx, args, false, true)
+	case "demo":
+		err = runDemo(ctx, args)
+	case "analyze":
+		err = runAnalyze(ctx, args)
+	case "bench":
+		err = runBench(ctx, args)
+	case "migrate":
+		err = runMigrate(ctx, args)
+	case "keys":
+		err = runKeys(ctx, args)
+	case "models":
+		err = runModels(args)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "proctor: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(os.Stderr, "proctor %s: %v\n", cmd, err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "proctor %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the command line (exit code 2).
+type usageError struct{ error }
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

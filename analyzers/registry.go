@@ -1,0 +1,178 @@
+package analyzers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Config selects and configures the analyzers of a Set. It is plain data (JSON-friendly) so the
+// set per exam is chosen by configuration, not by wiring code.
+type Config struct {
+	// Analyzers names the analyzers to run, in this order. Default ["faces"].
+	Analyzers []string `json:"analyzers,omitempty"`
+	// Faces configures the "faces" analyzer.
+	Faces FacesConfig `json:"faces"`
+	// DecodeSide overrides the longest side frames are decoded at. Default: the largest that any
+	// analyzer in the set asks for (see SideNeeder); 0 there too means full size.
+	DecodeSide int `json:"decode_side,omitempty"`
+}
+
+// Constructor builds one analyzer from the whole configuration (each reads its own section).
+type Constructor func(cfg *Config) (Analyzer, error)
+
+// SideNeeder is implemented by analyzers that can work on a reduced decode: DecodeSide is the
+// longest side they need. A Set decodes once at the largest size any of its analyzers needs;
+// an analyzer that does not implement it gets full-size frames.
+type SideNeeder interface {
+	DecodeSide() int
+}
+
+// Registry maps analyzer names to constructors, Benthos-style: adding an analyzer is one file
+// plus one Register call, and configurations refer to it by name.
+type Registry struct {
+	ctors map[string]Constructor
+}
+
+// NewRegistry returns a registry holding the built-in analyzers.
+func NewRegistry() *Registry {
+	r := &Registry{ctors: map[string]Constructor{}}
+	r.mustRegister("faces", func(cfg *Config) (Analyzer, error) { return NewFaces(cfg.Faces) })
+	return r
+}
+
+func (r *Registry) mustRegister(name string, c Constructor) {
+	if err := r.Register(name, c); err != nil {
+		panic(err)
+	}
+}
+
+// Register adds a constructor under name. Names are unique.
+func (r *Registry) Register(name string, c Constructor) error {
+	if name == "" || c == nil {
+		return errors.New("register analyzer: name and constructor are required")
+	}
+	if _, dup := r.ctors[name]; dup {
+		return fmt.Errorf("register analyzer: %q is already registered", name)
+	}
+	r.ctors[name] = c
+	return nil
+}
+
+// Names lists the registered analyzers, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.ctors))
+	for n := range r.ctors {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Build constructs the analyzers cfg names. On error, whatever was built is closed.
+func (r *Registry) Build(cfg Config) (*Set, error) {
+	names := cfg.Analyzers
+	if len(names) == 0 {
+		names = []string{"faces"}
+	}
+	s := &Set{decodeSide: cfg.DecodeSide}
+	for i, name := range names {
+		if slices.Contains(names[:i], name) {
+			s.Close()
+			return nil, fmt.Errorf("analyzer %q is listed twice", name)
+		}
+		ctor, ok := r.ctors[name]
+		if !ok {
+			s.Close()
+			return nil, fmt.Errorf("unknown analyzer %q (known: %s)", name, strings.Join(r.Names(), ", "))
+		}
+		a, err := ctor(&cfg)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("build analyzer %q: %w", name, err)
+		}
+		if a.Name() != name {
+			a.Close()
+			s.Close()
+			return nil, fmt.Errorf("analyzer registered as %q calls itself %q", name, a.Name())
+		}
+		s.analyzers = append(s.analyzers, a)
+	}
+	if s.decodeSide == 0 {
+		for _, a := range s.analyzers {
+			sn, ok := a.(SideNeeder)
+			if !ok || sn.DecodeSide() <= 0 {
+				s.decodeSide = 0 // someone needs full size
+				break
+			}
+			s.decodeSide = max(s.decodeSide, sn.DecodeSide())
+		}
+	}
+	return s, nil
+}
+
+// NewSet builds a Set from the built-in registry.
+func NewSet(cfg Config) (*Set, error) { return NewRegistry().Build(cfg) }
+
+// Set is the analyzers one worker runs on every frame. It owns model sessions and scratch
+// buffers, so it is NOT safe for concurrent use: build one Set per worker goroutine.
+type Set struct {
+	analyzers  []Analyzer
+	decodeSide int
+}
+
+// Analyzers returns the analyzers in run order.
+func (s *Set) Analyzers() []Analyzer { return s.analyzers }
+
+// DecodeSide is the longest side frames are decoded at (0 = full size).
+func (s *Set) DecodeSide() int { return s.decodeSide }
+
+// Versions maps analyzer name to Version(), for storing with results.
+func (s *Set) Versions() map[string]string {
+	v := make(map[string]string, len(s.analyzers))
+	for _, a := range s.analyzers {
+		v[a.Name()] = a.Version()
+	}
+	return v
+}
+
+// AnalyzeJPEG decodes one posted JPEG once and runs every analyzer on it. Errors from a bad JPEG
+// wrap the sentinel errors of decode.go (client errors); others are server-side.
+func (s *Set) AnalyzeJPEG(ctx context.Context, data []byte, camera string) (Observation, error) {
+	if err := ctx.Err(); err != nil {
+		return Observation{}, err
+	}
+	f, err := DecodeJPEG(data, s.decodeSide)
+	if err != nil {
+		return Observation{}, err
+	}
+	defer f.Image.Close()
+	f.Camera = camera
+	return s.Analyze(ctx, &f)
+}
+
+// Analyze runs every analyzer on an already decoded frame; the frame stays the caller's.
+func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
+	obs := Observation{Width: f.Width, Height: f.Height}
+	for _, a := range s.analyzers {
+		if err := ctx.Err(); err != nil {
+			return obs, err
+		}
+		if err := a.Analyze(ctx, f, &obs); err != nil {
+			return obs, fmt.Errorf("analyzer %s: %w", a.Name(), err)
+		}
+	}
+	return obs, nil
+}
+
+// Close closes every analyzer.
+func (s *Set) Close() error {
+	var errs []error
+	for _, a := range s.analyzers {
+		errs = append(errs, a.Close())
+	}
+	s.analyzers = nil
+	return errors.Join(errs...)
+}

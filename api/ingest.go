@@ -1,0 +1,313 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/segmentio/kafka-go"
+
+	"proctor/analyzers"
+	"proctor/pipeline"
+	"proctor/store"
+)
+
+// createSession registers a candidate's exam. Multipart form: exam_id, candidate_id,
+// scheduled_start (RFC 3339 or ms since epoch), duration_sec, questions, photo (JPEG file), and an
+// optional id (the platform's own session id: re-posting the same id is answered with the
+// existing session, so a retried request is harmless).
+func (s *Server) createSession(c *fiber.Ctx) error {
+	key := caller(c)
+	form := func(name string) string { return strings.TrimSpace(c.FormValue(name)) }
+	sess := &store.Session{OrgID: key.OrgID, ID: form("id"), ExamID: form("exam_id"), CandidateID: form("candidate_id")}
+	if sess.ID != "" && !validID(sess.ID) {
+		return bad(fiber.StatusBadRequest, "id must be 1-64 characters of letters, digits, '-', '_' or '.'")
+	}
+	if sess.ExamID == "" || len(sess.ExamID) > 128 {
+		return bad(fiber.StatusBadRequest, "exam_id is required (at most 128 characters)")
+	}
+	if sess.CandidateID == "" || len(sess.CandidateID) > 128 {
+		return bad(fiber.StatusBadRequest, "candidate_id is required (at most 128 characters)")
+	}
+	start, err := parseTime(form("scheduled_start"))
+	if err != nil {
+		return bad(fiber.StatusBadRequest, "scheduled_start: "+err.Error())
+	}
+	sess.ScheduledStart = start
+	if sess.DurationSec, err = intField(form("duration_sec"), 60, 24*3600); err != nil {
+		return bad(fiber.StatusBadRequest, "duration_sec: "+err.Error())
+	}
+	if sess.Questions, err = intField(form("questions"), 1, 200); err != nil {
+		return bad(fiber.StatusBadRequest, "questions: "+err.Error())
+	}
+	fh, err := c.FormFile("photo")
+	if err != nil {
+		return bad(fiber.StatusBadRequest, "photo is required: the registration photo as a JPEG file field (multipart/form-data)")
+	}
+	if fh.Size > int64(s.cfg.MaxPhotoBytes) {
+		return bad(fiber.StatusRequestEntityTooLarge, fmt.Sprintf("photo is %d bytes; the limit is %d", fh.Size, s.cfg.MaxPhotoBytes))
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return bad(fiber.StatusBadRequest, "photo: "+err.Error())
+	}
+	defer f.Close()
+	photo, err := io.ReadAll(f)
+	if err != nil {
+		return bad(fiber.StatusBadRequest, "photo: "+err.Error())
+	}
+	if _, _, err := analyzers.ValidateJPEG(photo); err != nil {
+		return bad(fiber.StatusUnprocessableEntity, "photo: "+err.Error())
+	}
+	sess.RegistrationPhoto = photo
+
+	if sess.ID != "" {
+		if existing, err := s.store.GetSession(c.UserContext(), "", sess.ID); err == nil {
+			if existing.OrgID != key.OrgID {
+				return bad(fiber.StatusConflict, "session id "+sess.ID+" is taken")
+			}
+			return c.Status(fiber.StatusOK).JSON(existing)
+		}
+	}
+	if err := s.store.CreateSession(c.UserContext(), sess); err != nil {
+		if errors.Is(err, store.ErrDuplicatedKey) {
+			return bad(fiber.StatusConflict, "session id "+sess.ID+" is taken")
+		}
+		return err
+	}
+	s.sessionOrg.Store(sess.ID, sess.OrgID)
+	s.log.Info("session created", "session", sess.ID, "exam", sess.ExamID, "org", sess.OrgID)
+	return c.Status(fiber.StatusCreated).JSON(sess)
+}
+
+// ingestSession resolves the :id of an ingest route to a session of the caller's organisation.
+func (s *Server) ingestSession(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	org := caller(c).OrgID
+	if v, ok := s.sessionOrg.Load(id); ok {
+		if v.(string) == org {
+			return id, nil
+		}
+		return "", bad(fiber.StatusNotFound, "unknown session "+id+": create it with POST /v1/sessions first")
+	}
+	sess, err := s.store.GetSession(c.UserContext(), org, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", bad(fiber.StatusNotFound, "unknown session "+id+": create it with POST /v1/sessions first")
+	}
+	if err != nil {
+		return "", err
+	}
+	s.sessionOrg.Store(id, sess.OrgID)
+	return id, nil
+}
+
+// postFrame accepts one JPEG (raw body, Content-Type image/jpeg) with query parameters camera,
+// captured_at (ms since epoch) and seq. It answers 202 only after Kafka acknowledged the frame.
+func (s *Server) postFrame(c *fiber.Ctx) error {
+	id, err := s.ingestSession(c)
+	if err != nil {
+		return err
+	}
+	camera := c.Query("camera")
+	if camera != analyzers.CameraMain && camera != analyzers.CameraEvidence {
+		return bad(fiber.StatusBadRequest, "camera must be 'main' or 'evidence'")
+	}
+	seq, capturedAt, err := s.seqAndTime(c)
+	if err != nil {
+		return err
+	}
+	body := c.Body()
+	if len(body) == 0 {
+		return bad(fiber.StatusBadRequest, "empty body: send the JPEG bytes as the request body")
+	}
+	if len(body) > s.cfg.MaxFrameBytes {
+		return bad(fiber.StatusRequestEntityTooLarge, fmt.Sprintf("frame is %d bytes; the limit is %d", len(body), s.cfg.MaxFrameBytes))
+	}
+	if _, _, err := analyzers.ValidateJPEG(body); err != nil {
+		return bad(fiber.StatusUnprocessableEntity, "frame: "+err.Error())
+	}
+	if done, err := s.store.FrameStored(c.UserContext(), id, camera, seq); err != nil {
+		return err
+	} else if done {
+		return c.Status(fiber.StatusOK).JSON(fiber.Map{"status": "duplicate", "seq": seq})
+	}
+	msg := pipeline.FrameMessage{SessionID: id, Camera: camera, Seq: seq, CapturedAtMs: capturedAt,
+		ReceivedAtMs: time.Now().UnixMilli(), JPEG: append([]byte(nil), body...)}
+	if err := s.pub.Send(c.UserContext(), s.cfg.Topics.Frames, pipeline.EncodeFrame(msg)); err != nil {
+		s.log.Error("produce frame", "session", id, "seq", seq, "err", err)
+		return bad(fiber.StatusServiceUnavailable, "could not queue the frame; retry with the same seq")
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted", "seq": seq})
+}
+
+// postAudio accepts an audio chunk: a WAV file (16-bit PCM mono, 8–48 kHz) or raw PCM s16le mono
+// at 16 kHz (Content-Type audio/L16 or application/octet-stream), with captured_at and seq.
+func (s *Server) postAudio(c *fiber.Ctx) error {
+	id, err := s.ingestSession(c)
+	if err != nil {
+		return err
+	}
+	seq, capturedAt, err := s.seqAndTime(c)
+	if err != nil {
+		return err
+	}
+	body := c.Body()
+	if len(body) == 0 {
+		return bad(fiber.StatusBadRequest, "empty body: send WAV or PCM s16le bytes as the request body")
+	}
+	if len(body) > s.cfg.MaxAudioBytes {
+		return bad(fiber.StatusRequestEntityTooLarge, fmt.Sprintf("audio chunk is %d bytes; the limit is %d", len(body), s.cfg.MaxAudioBytes))
+	}
+	pcm, rate, err := parseAudio(body)
+	if err != nil {
+		return bad(fiber.StatusUnprocessableEntity, "audio: "+err.Error())
+	}
+	msg := pipeline.AudioMessage{SessionID: id, Seq: seq, CapturedAtMs: capturedAt,
+		ReceivedAtMs: time.Now().UnixMilli(), SampleRate: rate, PCM: append([]byte(nil), pcm...)}
+	if err := s.pub.Send(c.UserContext(), s.cfg.Topics.Audio, pipeline.EncodeAudio(msg)); err != nil {
+		s.log.Error("produce audio", "session", id, "seq", seq, "err", err)
+		return bad(fiber.StatusServiceUnavailable, "could not queue the audio; retry with the same seq")
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted", "seq": seq,
+		"duration_ms": int64(len(pcm)/2) * 1000 / int64(rate)})
+}
+
+// eventIn is one exam-flow or client event as the platform posts it.
+type eventIn struct {
+	Seq        *int64          `json:"seq"`
+	Type       string          `json:"type"`
+	CapturedAt *int64          `json:"captured_at"`
+	Data       json.RawMessage `json:"data,omitempty"`
+}
+
+// postEvents accepts one event object or an array of them (JSON). All are validated before any
+// is queued, so a batch is accepted or rejected whole.
+func (s *Server) postEvents(c *fiber.Ctx) error {
+	id, err := s.ingestSession(c)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationJSON) {
+		return bad(fiber.StatusUnsupportedMediaType, "events must be JSON (Content-Type: application/json)")
+	}
+	body := c.Body()
+	var events []eventIn
+	trimmed := strings.TrimSpace(string(body))
+	if strings.HasPrefix(trimmed, "[") {
+		err = json.Unmarshal(body, &events)
+	} else {
+		var one eventIn
+		err = json.Unmarshal(body, &one)
+		events = []eventIn{one}
+	}
+	if err != nil {
+		return bad(fiber.StatusBadRequest, "events: invalid JSON: "+err.Error())
+	}
+	if len(events) == 0 || len(events) > 500 {
+		return bad(fiber.StatusBadRequest, "send 1 to 500 events per request")
+	}
+	now := time.Now()
+	msgs := make([]kafka.Message, 0, len(events))
+	for i, e := range events {
+		where := fmt.Sprintf("event %d", i)
+		if e.Seq == nil || *e.Seq < 0 {
+			return bad(fiber.StatusBadRequest, where+": seq (a non-negative integer, unique per session) is required")
+		}
+		if !KnownEventType(e.Type) {
+			return bad(fiber.StatusBadRequest, fmt.Sprintf("%s: unknown type %q; see the event vocabulary in /openapi.yaml", where, e.Type))
+		}
+		if e.CapturedAt == nil {
+			return bad(fiber.StatusBadRequest, where+": captured_at (ms since epoch) is required")
+		}
+		if err := s.checkTime(*e.CapturedAt, now); err != nil {
+			return bad(fiber.StatusBadRequest, where+": "+err.Error())
+		}
+		if len(e.Data) > 0 && !json.Valid(e.Data) {
+			return bad(fiber.StatusBadRequest, where+": data must be a JSON value")
+		}
+		if len(e.Data) > 16<<10 {
+			return bad(fiber.StatusRequestEntityTooLarge, where+": data is larger than 16 KiB")
+		}
+		m := pipeline.EventMessage{SessionID: id, Seq: *e.Seq, Type: e.Type, CapturedAtMs: *e.CapturedAt,
+			ReceivedAtMs: now.UnixMilli(), Payload: e.Data}
+		msgs = append(msgs, pipeline.EncodeEvent(m))
+	}
+	if err := s.pub.Send(c.UserContext(), s.cfg.Topics.Events, msgs...); err != nil {
+		s.log.Error("produce events", "session", id, "err", err)
+		return bad(fiber.StatusServiceUnavailable, "could not queue the events; retry the same request")
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted", "events": len(msgs)})
+}
+
+// seqAndTime reads and checks the seq and captured_at query parameters.
+func (s *Server) seqAndTime(c *fiber.Ctx) (int64, int64, error) {
+	seq, err := strconv.ParseInt(c.Query("seq"), 10, 64)
+	if err != nil || seq < 0 {
+		return 0, 0, bad(fiber.StatusBadRequest, "seq must be a non-negative integer (unique per session and camera)")
+	}
+	at, err := strconv.ParseInt(c.Query("captured_at"), 10, 64)
+	if err != nil {
+		return 0, 0, bad(fiber.StatusBadRequest, "captured_at must be milliseconds since the Unix epoch")
+	}
+	if err := s.checkTime(at, time.Now()); err != nil {
+		return 0, 0, bad(fiber.StatusBadRequest, err.Error())
+	}
+	return seq, at, nil
+}
+
+func (s *Server) checkTime(ms int64, now time.Time) error {
+	t := time.UnixMilli(ms)
+	if t.After(now.Add(s.cfg.MaxFutureSkew)) {
+		return fmt.Errorf("captured_at %d is in the future (server time %d); check the client clock", ms, now.UnixMilli())
+	}
+	if t.Before(now.Add(-s.cfg.MaxAge)) {
+		return fmt.Errorf("captured_at %d is older than %s; is it in seconds instead of milliseconds?", ms, s.cfg.MaxAge)
+	}
+	return nil
+}
+
+func parseTime(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, errors.New("required (RFC 3339 or ms since epoch)")
+	}
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if ms < 1e12 {
+			return time.Time{}, errors.New("looks like seconds; send milliseconds since epoch")
+		}
+		return time.UnixMilli(ms).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, errors.New("not RFC 3339 (2026-11-26T09:00:00+08:00) nor ms since epoch")
+	}
+	return t.UTC(), nil
+}
+
+func intField(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("required integer between %d and %d", lo, hi)
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("%d is outside %d..%d", n, lo, hi)
+	}
+	return n, nil
+}
+
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		ok := r == '-' || r == '_' || r == '.' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

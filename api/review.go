@@ -1,0 +1,179 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"gorm.io/gorm"
+
+	"proctor/rules"
+	"proctor/store"
+)
+
+// listSessions is the reviewer queue: the organisation's sessions, riskiest first.
+func (s *Server) listSessions(c *fiber.Ctx) error {
+	limit, _ := strconv.Atoi(c.Query("limit", "100"))
+	offset, _ := strconv.Atoi(c.Query("offset", "0"))
+	if limit < 1 || limit > 500 || offset < 0 {
+		return bad(fiber.StatusBadRequest, "limit must be 1..500 and offset ≥ 0")
+	}
+	list, err := s.store.ListSessions(c.UserContext(), store.SessionFilter{
+		OrgID: caller(c).OrgID, ExamID: c.Query("exam_id"), Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"sessions": list})
+}
+
+// sessionOf loads :id for a reviewer; another organisation's session is answered 404, as if it
+// did not exist, so ids cannot be probed.
+func (s *Server) sessionOf(c *fiber.Ctx) (*store.Session, error) {
+	sess, err := s.store.GetSession(c.UserContext(), caller(c).OrgID, c.Params("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, bad(fiber.StatusNotFound, "no session "+c.Params("id"))
+	}
+	return sess, err
+}
+
+// getSession returns a session with its flags in time order.
+func (s *Server) getSession(c *fiber.Ctx) error {
+	sess, err := s.sessionOf(c)
+	if err != nil {
+		return err
+	}
+	flags, err := s.store.SessionFlags(c.UserContext(), sess.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"session": sess, "flags": flags})
+}
+
+func (s *Server) flagOf(c *fiber.Ctx) (*store.Flag, error) {
+	id, err := strconv.ParseUint(c.Params("id"), 10, 32)
+	if err != nil {
+		return nil, bad(fiber.StatusBadRequest, "flag id must be a positive integer")
+	}
+	f, _, err := s.store.GetFlag(c.UserContext(), caller(c).OrgID, uint(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, bad(fiber.StatusNotFound, "no flag "+c.Params("id"))
+	}
+	return f, err
+}
+
+// getFlag returns one flag with its verdict history.
+func (s *Server) getFlag(c *fiber.Ctx) error {
+	f, err := s.flagOf(c)
+	if err != nil {
+		return err
+	}
+	verdicts, err := s.store.FlagVerdicts(c.UserContext(), f.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"flag": f, "verdicts": verdicts,
+		"evidence_url": "/v1/flags/" + strconv.FormatUint(uint64(f.ID), 10) + "/evidence"})
+}
+
+// getEvidence returns the JPEG of the frame that raised a flag. Each view is audit-logged:
+// evidence shows a candidate's face.
+func (s *Server) getEvidence(c *fiber.Ctx) error {
+	f, err := s.flagOf(c)
+	if err != nil {
+		return err
+	}
+	ev, err := s.store.GetEvidence(c.UserContext(), f.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return bad(fiber.StatusNotFound, "flag has no evidence image")
+	}
+	if err != nil {
+		return err
+	}
+	key := caller(c)
+	if err := store.Audit(s.store.DB.WithContext(c.UserContext()), store.AuditEntry{OrgID: key.OrgID,
+		Actor: "key:" + key.ID, Action: "evidence.view", Target: "flag:" + strconv.FormatUint(uint64(f.ID), 10),
+		RemoteIP: c.IP()}); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "image/jpeg")
+	c.Set(fiber.HeaderCacheControl, "private, max-age=3600")
+	return c.Send(ev.JPEG)
+}
+
+type verdictIn struct {
+	Verdict string `json:"verdict"`
+	Note    string `json:"note"`
+}
+
+// postVerdict records a reviewer's decision: confirmed or dismissed, with an optional note.
+func (s *Server) postVerdict(c *fiber.Ctx) error {
+	f, err := s.flagOf(c)
+	if err != nil {
+		return err
+	}
+	var in verdictIn
+	if err := json.Unmarshal(c.Body(), &in); err != nil {
+		return bad(fiber.StatusBadRequest, "body must be JSON {\"verdict\": \"confirmed\"|\"dismissed\", \"note\": \"...\"}")
+	}
+	if in.Verdict != store.StatusConfirmed && in.Verdict != store.StatusDismissed {
+		return bad(fiber.StatusBadRequest, "verdict must be 'confirmed' or 'dismissed'")
+	}
+	in.Note = strings.TrimSpace(in.Note)
+	if len(in.Note) > 4000 {
+		return bad(fiber.StatusBadRequest, "note is longer than 4000 bytes")
+	}
+	key := caller(c)
+	actor := "key:" + key.ID
+	v := &store.Verdict{Verdict: in.Verdict, Note: in.Note, Reviewer: actor}
+	detail, _ := json.Marshal(map[string]string{"verdict": in.Verdict, "previous": f.Status, "note": in.Note})
+	audit := store.AuditEntry{OrgID: key.OrgID, Actor: actor, Action: "flag.verdict",
+		Target: "flag:" + strconv.FormatUint(uint64(f.ID), 10), Detail: string(detail), RemoteIP: c.IP()}
+	weights := s.rules.Config().Weights
+	err = s.store.RecordVerdict(c.UserContext(), f, v, audit, func(tx *gorm.DB, sessionID string) error {
+		return rules.RecomputeRisk(tx, sessionID, weights)
+	})
+	if err != nil {
+		return err
+	}
+	f.Status = in.Verdict
+	return c.JSON(fiber.Map{"flag": f, "verdict": v})
+}
+
+type keyIn struct {
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+// createKey issues an API key in the admin's organisation. The token is shown only here.
+func (s *Server) createKey(c *fiber.Ctx) error {
+	var in keyIn
+	if err := json.Unmarshal(c.Body(), &in); err != nil {
+		return bad(fiber.StatusBadRequest, "body must be JSON {\"name\": \"...\", \"scopes\": [\"ingest\"|\"review\"|\"admin\"]}")
+	}
+	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 200 {
+		return bad(fiber.StatusBadRequest, "name is required (at most 200 characters)")
+	}
+	admin := caller(c)
+	token, k, err := s.store.CreateAPIKey(c.UserContext(), admin.OrgID, in.Name, in.Scopes)
+	if err != nil {
+		return bad(fiber.StatusBadRequest, err.Error())
+	}
+	if err := store.Audit(s.store.DB.WithContext(c.UserContext()), store.AuditEntry{OrgID: admin.OrgID,
+		Actor: "key:" + admin.ID, Action: "key.create", Target: "key:" + k.ID,
+		Detail: k.Name + " [" + k.Scopes + "]", RemoteIP: c.IP()}); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": k.ID, "token": token, "scopes": in.Scopes})
+}
+
+// listAudit returns the newest audit entries of the admin's organisation.
+func (s *Server) listAudit(c *fiber.Ctx) error {
+	limit, _ := strconv.Atoi(c.Query("limit", "200"))
+	entries, err := s.store.ListAudit(c.UserContext(), caller(c).OrgID, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"entries": entries})
+}

@@ -1,0 +1,219 @@
+// Package api is the HTTP side of the service (Fiber): ingest for the exam platform, the
+// reviewer API, admin calls, health, metrics and the OpenAPI document.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/segmentio/kafka-go"
+
+	"proctor/pipeline"
+	"proctor/rules"
+	"proctor/store"
+)
+
+// Config of the HTTP API. Zero values take the defaults.
+type Config struct {
+	// MaxFrameBytes caps one JPEG frame. Default 900 KiB: a 1080p JPEG is ~300 KiB, and one
+	// Kafka message must stay under the broker's 1 MiB message.max.bytes default.
+	MaxFrameBytes int
+	// MaxAudioBytes caps one audio chunk. Default 900 KiB (~28 s of 16 kHz s16le), for the
+	// same Kafka limit.
+	MaxAudioBytes int
+	// MaxPhotoBytes caps the registration photo. Default 5 MiB.
+	MaxPhotoBytes int
+	// MaxFutureSkew: captured_at may be at most this far ahead of the server clock. Default 5 min.
+	MaxFutureSkew time.Duration
+	// MaxAge: captured_at may be at most this old (late uploads after a reconnect). Default 7 days.
+	MaxAge time.Duration
+	// Topics the API produces to.
+	Topics pipeline.Topics
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = 900 << 10
+	}
+	if c.MaxAudioBytes == 0 {
+		c.MaxAudioBytes = 900 << 10
+	}
+	if c.MaxPhotoBytes == 0 {
+		c.MaxPhotoBytes = 5 << 20
+	}
+	if c.MaxFutureSkew == 0 {
+		c.MaxFutureSkew = 5 * time.Minute
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 7 * 24 * time.Hour
+	}
+	return c
+}
+
+// Publisher sends messages to Kafka and returns only once the broker acknowledged them.
+type Publisher interface {
+	Send(ctx context.Context, topic string, msgs ...kafka.Message) error
+}
+
+// Server holds what the handlers need.
+type Server struct {
+	cfg      Config
+	store    *store.Store
+	pub      Publisher
+	rules    *rules.Engine
+	log      *slog.Logger
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+
+	// sessionOrg caches session id → organisation for the ingest hot path; sessions are never
+	// deleted or moved, so a cached entry cannot go stale.
+	sessionOrg sync.Map
+}
+
+// New builds the Fiber app. registry receives the HTTP metrics and is served at /metrics.
+func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry *prometheus.Registry, log *slog.Logger) *fiber.App {
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, store: st, pub: pub, rules: eng, log: log, registry: registry}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "proctor_http_requests_total", Help: "HTTP requests by route and status.",
+	}, []string{"route", "status"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "proctor_http_request_seconds", Help: "HTTP request latency by route.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	}, []string{"route"})
+	registry.MustRegister(s.requests, s.latency)
+
+	bodyLimit := max(cfg.MaxFrameBytes, cfg.MaxAudioBytes, cfg.MaxPhotoBytes) + 64<<10
+	app := fiber.New(fiber.Config{
+		AppName:               "proctor",
+		BodyLimit:             bodyLimit,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           90 * time.Second,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+	})
+	app.Use(recover.New(), s.observe)
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(registry, promhttp.HandlerOpts{})))
+	app.Get("/openapi.yaml", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "application/yaml")
+		return c.Send(openAPI)
+	})
+
+	v1 := app.Group("/v1")
+	ingest, review, admin := s.auth(store.ScopeIngest), s.auth(store.ScopeReview), s.auth(store.ScopeAdmin)
+	v1.Post("/sessions", ingest, s.createSession)
+	v1.Post("/sessions/:id/frames", ingest, s.postFrame)
+	v1.Post("/sessions/:id/audio", ingest, s.postAudio)
+	v1.Post("/sessions/:id/events", ingest, s.postEvents)
+
+	v1.Get("/sessions", review, s.listSessions)
+	v1.Get("/sessions/:id", review, s.getSession)
+	v1.Get("/flags/:id", review, s.getFlag)
+	v1.Get("/flags/:id/evidence", review, s.getEvidence)
+	v1.Post("/flags/:id/verdict", review, s.postVerdict)
+
+	v1.Post("/keys", admin, s.createKey)
+	v1.Get("/audit", admin, s.listAudit)
+	return app
+}
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// apiError is the JSON body of every 4xx/5xx answer.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	code := fiber.StatusInternalServerError
+	msg := "internal error"
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		code, msg = fe.Code, fe.Message
+		if code == fiber.StatusRequestEntityTooLarge {
+			msg = "request body too large"
+		}
+	} else {
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	return c.Status(code).JSON(apiError{Error: msg})
+}
+
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	status := c.Response().StatusCode()
+	if err != nil {
+		var fe *fiber.Error
+		if errors.As(err, &fe) {
+			status = fe.Code
+		} else {
+			status = fiber.StatusInternalServerError
+		}
+	}
+	route := c.Route().Path
+	s.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	return err
+}
+
+// bad answers a 4xx with a message that says what was wrong.
+func bad(code int, msg string) error { return fiber.NewError(code, msg) }
+
+// localKey is where auth puts the caller's API key.
+const localKey = "apikey"
+
+// auth requires an API key with the given scope: "Authorization: Bearer pk_..." or "X-API-Key".
+func (s *Server) auth(scope string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		token := c.Get("X-API-Key")
+		if h := c.Get(fiber.HeaderAuthorization); token == "" && h != "" {
+			var ok bool
+			if token, ok = strings.CutPrefix(h, "Bearer "); !ok {
+				return bad(fiber.StatusUnauthorized, "Authorization header must be 'Bearer <api key>'")
+			}
+		}
+		if token == "" {
+			return bad(fiber.StatusUnauthorized, "missing API key: send 'Authorization: Bearer <api key>'")
+		}
+		key, err := s.store.Authenticate(c.UserContext(), token)
+		if errors.Is(err, store.ErrNotFound) {
+			return bad(fiber.StatusUnauthorized, "invalid or revoked API key")
+		}
+		if err != nil {
+			return err
+		}
+		if !key.HasScope(scope) {
+			return bad(fiber.StatusForbidden, "this API key lacks the '"+scope+"' scope")
+		}
+		c.Locals(localKey, key)
+		return c.Next()
+	}
+}
+
+func caller(c *fiber.Ctx) *store.APIKey { return c.Locals(localKey).(*store.APIKey) }
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
+	}
+	return c.JSON(fiber.Map{"status": "ok", "database": map[bool]string{true: "postgres", false: "sqlite"}[s.store.Postgres]})
+}

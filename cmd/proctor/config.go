@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"proctor/app"
+	"proctor/store"
+)
+
+// serviceFlags are the settings shared by serve, api, worker, demo and bench. Each flag's default
+// comes from its environment variable, so containers need no command line.
+type serviceFlags struct {
+	addr, dataDir, dsn, brokers, group, logLevel string
+	partitions, concurrency                      int
+	faceAbsent, multipleFaces                    time.Duration
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func (f *serviceFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "addr", env("PROCTOR_ADDR", ":8080"), "HTTP listen address (PROCTOR_ADDR)")
+	fs.StringVar(&f.dataDir, "data-dir", env("PROCTOR_DATA_DIR", "data"), "directory of the SQLite database when no DSN is given (PROCTOR_DATA_DIR)")
+	fs.StringVar(&f.dsn, "database-dsn", env("PROCTOR_DATABASE_DSN", ""), "PostgreSQL DSN, e.g. 'host=db user=proctor dbname=proctor sslmode=disable'; empty = SQLite (PROCTOR_DATABASE_DSN)")
+	fs.StringVar(&f.brokers, "kafka-brokers", env("PROCTOR_KAFKA_BROKERS", ""), "comma-separated Kafka bootstrap brokers; empty = start an embedded broker in this process (PROCTOR_KAFKA_BROKERS)")
+	fs.IntVar(&f.partitions, "kafka-partitions", envInt("PROCTOR_KAFKA_PARTITIONS", 6), "partitions of topics this process creates: the most worker goroutines a topic can use (PROCTOR_KAFKA_PARTITIONS)")
+	fs.StringVar(&f.group, "kafka-group", env("PROCTOR_KAFKA_GROUP", "proctor"), "consumer group prefix; one group per topic (PROCTOR_KAFKA_GROUP)")
+	fs.IntVar(&f.concurrency, "concurrency", envInt("PROCTOR_WORKER_CONCURRENCY", 2), "frame consumers (and analyzer sets) per worker process (PROCTOR_WORKER_CONCURRENCY)")
+	fs.DurationVar(&f.faceAbsent, "face-absent-after", envDuration("PROCTOR_FACE_ABSENT_AFTER", 5*time.Second), "no face this long raises FACE_ABSENT (PROCTOR_FACE_ABSENT_AFTER)")
+	fs.DurationVar(&f.multipleFaces, "multiple-faces-after", envDuration("PROCTOR_MULTIPLE_FACES_AFTER", 2*time.Second), "two or more faces this long raise MULTIPLE_FACES (PROCTOR_MULTIPLE_FACES_AFTER)")
+	fs.StringVar(&f.logLevel, "log-level", env("PROCTOR_LOG_LEVEL", "info"), "debug, info, warn or error (PROCTOR_LOG_LEVEL)")
+}
+
+func (f *serviceFlags) config() app.Config {
+	var cfg app.Config
+	cfg.Addr = f.addr
+	cfg.Store = store.Config{DSN: f.dsn, DataDir: f.dataDir}
+	for _, b := range strings.Split(f.brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			cfg.Kafka.Brokers = append(cfg.Kafka.Brokers, b)
+		}
+	}
+	cfg.Kafka.Partitions = f.partitions
+	cfg.Kafka.GroupID = f.group
+	cfg.Kafka.Concurrency = f.concurrency
+	cfg.Rules.FaceAbsentAfter = f.faceAbsent
+	cfg.Rules.MultipleFacesAfter = f.multipleFaces
+	cfg.Log = newLogger(f.logLevel)
+	return cfg
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: proctor %s [flags]\n\n", fs.Name())
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// runService runs the API and/or the workers until SIGINT/SIGTERM.
+func runService(ctx context.Context, args []string, runAPI, runWorkers bool) error {
+	name := map[[2]bool]string{{true, true}: "serve", {true, false}: "api", {false, true}: "worker"}[[2]bool{runAPI, runWorkers}]
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var sf serviceFlags
+	sf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg := sf.config()
+	if !runWorkers && len(cfg.Kafka.Brokers) == 0 {
+		return usageError{fmt.Errorf("the api role needs --kafka-brokers (an embedded broker is private to one process: use 'serve')")}
+	}
+	if !runAPI && len(cfg.Kafka.Brokers) == 0 {
+		return usageError{fmt.Errorf("the worker role needs --kafka-brokers (an embedded broker is private to one process: use 'serve')")}
+	}
+	cfg.RunAPI, cfg.RunWorkers = runAPI, runWorkers
+	a, err := app.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	cfg.Log.Info("proctor running", "role", name, "api", a.URL, "brokers", a.Kafka.Brokers)
+	<-ctx.Done()
+	cfg.Log.Info("shutting down")
+	return a.Err()
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	var sf serviceFlags
+	sf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Printf("schema at version %d\n", store.SchemaVersion)
+	return nil
+}
+
+func runKeys(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usageError{fmt.Errorf("usage: proctor keys create --org ORG --name NAME --scopes ingest,review,admin")}
+	}
+	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
+	var sf serviceFlags
+	sf.register(fs)
+	org := fs.String("org", "default", "organisation the key belongs to (created if missing)")
+	name := fs.String("name", "", "what the key is for, e.g. 'exam platform' or 'reviewer alice'")
+	scopes := fs.String("scopes", "", "comma-separated scopes: ingest, review, admin")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *name == "" || *scopes == "" {
+		return usageError{fmt.Errorf("--name and --scopes are required")}
+	}
+	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.EnsureOrganisation(ctx, *org, *org); err != nil {
+		return err
+	}
+	token, k, err := st.CreateAPIKey(ctx, *org, *name, strings.Split(*scopes, ","))
+	if err != nil {
+		return usageError{err}
+	}
+	if err := store.Audit(st.DB.WithContext(ctx), store.AuditEntry{OrgID: *org, Actor: "cli", Action: "key.create",
+		Target: "key:" + k.ID, Detail: k.Name + " [" + k.Scopes + "]"}); err != nil {
+		return err
+	}
+	fmt.Println(token)
+	return nil
+}

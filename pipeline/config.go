@@ -1,0 +1,268 @@
+// Package pipeline moves exam streams through Kafka: the API produces video
+// frames, audio chunks and exam events keyed by session id, and consumer-group
+// workers hand each message to an analysis handler, committing its offset only
+// after the handler has stored the result (at-least-once).
+//
+// The same kafka-go code path runs against a real Apache Kafka cluster and
+// against the in-process kfake broker that StartEmbeddedBroker starts when no
+// brokers are configured (the embedded default).
+package pipeline
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Topics names the Kafka topics the pipeline uses. Empty fields take the
+// defaults shown.
+type Topics struct {
+	// Frames carries JPEG video frames, one per message.
+	//
+	// Default: "proctor.frames"
+	Frames string
+
+	// Audio carries s16le mono PCM chunks.
+	//
+	// Default: "proctor.audio"
+	Audio string
+
+	// Events carries exam platform events (JSON payloads).
+	//
+	// Default: "proctor.events"
+	Events string
+
+	// DeadLetter receives messages that can never be processed (bad
+	// encoding, handler says Permanent) with headers saying why and where
+	// they came from, so they can be inspected and replayed after a fix.
+	//
+	// Default: "proctor.deadletter"
+	DeadLetter string
+}
+
+// All returns the four topic names in a fixed order.
+func (t Topics) All() []string {
+	return []string{t.Frames, t.Audio, t.Events, t.DeadLetter}
+}
+
+// Config is the pipeline's Kafka configuration, shared by the producer, the
+// consumers and topic creation. The zero value is usable: every zero field
+// takes the default documented on it (see WithDefaults).
+type Config struct {
+	// Brokers are the bootstrap addresses (host:port) of the Kafka cluster.
+	// Empty means "embedded default": the caller starts StartEmbeddedBroker
+	// and puts its Addr here.
+	//
+	// Default: none
+	Brokers []string
+
+	// Topics names the four topics.
+	Topics Topics
+
+	// Partitions is the partition count used when EnsureTopics creates a
+	// topic (existing topics are left alone). It caps the parallelism of
+	// one consumer group: at most Partitions readers, across all worker
+	// processes, receive messages; more sit idle as hot standbys.
+	//
+	// Default: 6
+	Partitions int
+
+	// ReplicationFactor used when creating topics. Production wants 3 with
+	// min.insync.replicas=2, so RequireAll acks survive one broker loss.
+	//
+	// Default: 1
+	ReplicationFactor int
+
+	// Retention is the retention.ms set on topics that EnsureTopics
+	// creates; zero leaves the broker default (7 days on Kafka). Frames are
+	// the bulk of the data: about 50 KB per frame per camera, so bound it on
+	// a small disk or on the in-memory embedded broker.
+	//
+	// Default: 0 (broker default)
+	Retention time.Duration
+
+	// GroupID is the prefix of the consumer group ids: one group per topic,
+	// e.g. "proctor-frames", so a slow frame analysis never holds back
+	// events, and each topic scales its worker count independently.
+	//
+	// Default: "proctor"
+	GroupID string
+
+	// ClientID is sent to the brokers and shows up in their logs and
+	// quotas.
+	//
+	// Default: "proctor"
+	ClientID string
+
+	// BatchTimeout is how long the producer waits for more messages before
+	// sending an incomplete batch. Every synchronous Send waits up to this
+	// long, so it is directly added to the API's 202 latency. kafka-go's own
+	// default is 1 s, which makes each ingest request take a second.
+	//
+	// Default: 2ms
+	BatchTimeout time.Duration
+
+	// BatchSize is the maximum number of messages per partition batch. A
+	// full batch is sent at once without waiting for BatchTimeout.
+	//
+	// Default: 100
+	BatchSize int
+
+	// BatchBytes is the maximum size of one produce batch, and therefore of
+	// one message: keep it at or under the broker's message.max.bytes
+	// (1 MiB by default). A 640x480 JPEG is typically 30-80 KB.
+	//
+	// Default: 1048576
+	BatchBytes int64
+
+	// WriteTimeout bounds one produce round trip. kafka-go retries a failed
+	// write up to 10 times with backoff, so a Send to an unreachable broker
+	// fails after roughly this long times the attempts, unless the caller's
+	// context expires first.
+	//
+	// Default: 10s
+	WriteTimeout time.Duration
+
+	// MaxWait is how long the broker holds a fetch open waiting for new
+	// data. Small values mean a new message reaches the handler quickly and
+	// a closing reader is not stuck in a long poll; the cost is more fetch
+	// requests on an idle topic (4 per second per partition at 250ms).
+	// kafka-go's default is 10s.
+	//
+	// Default: 250ms
+	MaxWait time.Duration
+
+	// HeartbeatInterval is how often a consumer tells the group coordinator
+	// it is alive. It is also how fast surviving members learn that a
+	// rebalance started, so it adds directly to failover time. Keep it at
+	// most a third of SessionTimeout.
+	//
+	// Default: 1s (kafka-go default 3s)
+	HeartbeatInterval time.Duration
+
+	// SessionTimeout is how long the coordinator waits without a heartbeat
+	// before it declares a consumer dead and moves its partitions. A worker
+	// that crashes (no LeaveGroup) holds its partitions for this long, so
+	// failover takes about SessionTimeout + HeartbeatInterval + one join
+	// round. Lower is faster failover but a GC pause, a CPU-starved
+	// container or a network blip longer than this causes a needless
+	// rebalance (every partition of the group pauses briefly). 6s is the
+	// smallest value Kafka accepts by default (group.min.session.timeout.ms)
+	// and kfake uses the same floor. A worker that shuts down cleanly leaves
+	// the group at once and does not wait for this.
+	//
+	// Default: 6s (kafka-go default 30s)
+	SessionTimeout time.Duration
+
+	// RebalanceTimeout is how long the coordinator waits for all members to
+	// rejoin during a rebalance. kafka-go rejoins from a background
+	// goroutine, independently of a busy handler, so a small value is safe;
+	// a member that misses it is dropped from the generation and rejoins
+	// in the next one.
+	//
+	// Default: 5s (kafka-go default 30s)
+	RebalanceTimeout time.Duration
+
+	// JoinGroupBackoff is the pause before rejoining after a failed join
+	// (coordinator moved, broker restarting).
+	//
+	// Default: 500ms (kafka-go default 5s)
+	JoinGroupBackoff time.Duration
+
+	// Concurrency is the number of kafka-go Readers per consumer (per topic)
+	// in this process. A kafka-go group Reader hands messages of all its
+	// partitions to one FetchMessage loop, so handling within one Reader is
+	// sequential; N Readers in the same group split the partitions between
+	// them and handle N partitions in parallel.
+	//
+	// Default: 2
+	Concurrency int
+
+	// RetryBackoffMin and RetryBackoffMax bound the exponential backoff
+	// between attempts when a handler returns a transient error. The
+	// message is retried until it succeeds or the consumer stops; it is
+	// never skipped, so a long outage shows up as growing lag, not as lost
+	// data.
+	//
+	// Default: 100ms and 5s
+	RetryBackoffMin time.Duration
+	RetryBackoffMax time.Duration
+
+	// ShutdownGrace is how long a handler that is running when the consumer
+	// is asked to stop may still take before its context is cancelled. The
+	// message it was handling is committed if it finishes in time.
+	//
+	// Default: 10s
+	ShutdownGrace time.Duration
+
+	// Logger receives the pipeline's logs. Nothing is logged per message at
+	// info level.
+	//
+	// Default: slog.Default()
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	setStr := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	setDur := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	setInt := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	setStr(&c.Topics.Frames, "proctor.frames")
+	setStr(&c.Topics.Audio, "proctor.audio")
+	setStr(&c.Topics.Events, "proctor.events")
+	setStr(&c.Topics.DeadLetter, "proctor.deadletter")
+	setInt(&c.Partitions, 6)
+	setInt(&c.ReplicationFactor, 1)
+	setStr(&c.GroupID, "proctor")
+	setStr(&c.ClientID, "proctor")
+	setDur(&c.BatchTimeout, 2*time.Millisecond)
+	setInt(&c.BatchSize, 100)
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = 1 << 20
+	}
+	setDur(&c.WriteTimeout, 10*time.Second)
+	setDur(&c.MaxWait, 250*time.Millisecond)
+	setDur(&c.HeartbeatInterval, time.Second)
+	setDur(&c.SessionTimeout, 6*time.Second)
+	setDur(&c.RebalanceTimeout, 5*time.Second)
+	setDur(&c.JoinGroupBackoff, 500*time.Millisecond)
+	setInt(&c.Concurrency, 2)
+	setDur(&c.RetryBackoffMin, 100*time.Millisecond)
+	setDur(&c.RetryBackoffMax, 5*time.Second)
+	setDur(&c.ShutdownGrace, 10*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Brokers = append([]string(nil), c.Brokers...)
+	return c
+}
+
+// GroupFor returns the consumer group id for topic: GroupID + "-frames",
+// "-audio", "-events" or "-deadletter" for the configured topics, and
+// GroupID + "-" + topic (dots replaced by dashes) for any other topic.
+func (c Config) GroupFor(topic string) string {
+	c = c.WithDefaults()
+	switch topic {
+	case c.Topics.Frames:
+		return c.GroupID + "-frames"
+	case c.Topics.Audio:
+		return c.GroupID + "-audio"
+	case c.Topics.Events:
+		return c.GroupID + "-events"
+	case c.Topics.DeadLetter:
+		return c.GroupID + "-deadletter"
+	}
+	return c.GroupID + "-" + strings.ReplaceAll(topic, ".", "-")
+}

@@ -1,0 +1,258 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"gorm.io/gorm"
+
+	"proctor/analyzers"
+	"proctor/rules"
+	"proctor/store"
+)
+
+// FrameHandlers analyses frame messages and stores results and flags. ONNX sessions and OpenCV
+// objects must not be shared between goroutines, so it keeps a pool of analyzer sets, one per
+// concurrent handler, created on first use.
+type FrameHandlers struct {
+	cfg     analyzers.Config
+	store   *store.Store
+	rules   *rules.Engine
+	log     *slog.Logger
+	pool    chan *analyzers.Set
+	created chan struct{} // one token per set that may still be created
+
+	analyzeSeconds  prometheus.Histogram
+	pipelineSeconds prometheus.Histogram
+	duplicates      prometheus.Counter
+}
+
+// NewFrameHandlers builds the frame handler for up to maxConcurrent goroutines. It loads one
+// analyzer set straight away so a missing model fails at start-up, not on the first frame.
+func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, eng *rules.Engine,
+	registry prometheus.Registerer, log *slog.Logger) (*FrameHandlers, error) {
+	maxConcurrent = max(maxConcurrent, 1)
+	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log,
+		pool: make(chan *analyzers.Set, maxConcurrent), created: make(chan struct{}, maxConcurrent)}
+	for range maxConcurrent {
+		h.created <- struct{}{}
+	}
+	<-h.created
+	first, err := analyzers.NewSet(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("load analyzers: %w", err)
+	}
+	h.pool <- first
+	h.analyzeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "proctor_frame_analyze_seconds", Help: "Time to decode and analyse one frame.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)})
+	h.pipelineSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "proctor_frame_pipeline_seconds", Help: "From API acceptance to stored result.",
+		Buckets: prometheus.ExponentialBuckets(0.002, 2, 14)})
+	h.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "proctor_frame_duplicates_total", Help: "Frames skipped because they were already stored (redelivery or resend)."})
+	if registry != nil {
+		registry.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates)
+	}
+	return h, nil
+}
+
+func (h *FrameHandlers) acquire(ctx context.Context) (*analyzers.Set, error) {
+	select {
+	case s := <-h.pool:
+		return s, nil
+	default:
+	}
+	select {
+	case s := <-h.pool:
+		return s, nil
+	case <-h.created:
+		s, err := analyzers.NewSet(h.cfg)
+		if err != nil {
+			h.created <- struct{}{}
+			return nil, err
+		}
+		return s, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close releases the analyzer sets. Call it only after every consumer has stopped.
+func (h *FrameHandlers) Close() {
+	for {
+		select {
+		case s := <-h.pool:
+			s.Close()
+		default:
+			return
+		}
+	}
+}
+
+// Handle analyses one frame message: decode → analyzers → store + rules in one transaction.
+func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
+	fm, err := DecodeFrame(m)
+	if err != nil {
+		return Permanent(fmt.Errorf("decode frame message: %w", err))
+	}
+	// A redelivered frame was stored before the crash; skipping it here saves the model time.
+	// The unique key below still guards against a race.
+	if done, err := h.store.FrameStored(ctx, fm.SessionID, fm.Camera, fm.Seq); err != nil {
+		return err
+	} else if done {
+		h.duplicates.Inc()
+		return nil
+	}
+	if _, err := h.store.GetSession(ctx, "", fm.SessionID); errors.Is(err, store.ErrNotFound) {
+		return Permanent(fmt.Errorf("frame for unknown session %s", fm.SessionID))
+	} else if err != nil {
+		return err
+	}
+
+	set, err := h.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	obs, err := set.AnalyzeJPEG(ctx, fm.JPEG, fm.Camera)
+	version := modelVersion(set)
+	h.pool <- set
+	if err != nil {
+		if invalidImage(err) {
+			return Permanent(fmt.Errorf("frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err))
+		}
+		return err
+	}
+	h.analyzeSeconds.Observe(time.Since(start).Seconds())
+
+	obsJSON, err := json.Marshal(obs)
+	if err != nil {
+		return Permanent(err)
+	}
+	fr := &store.FrameResult{SessionID: fm.SessionID, Camera: fm.Camera, Seq: fm.Seq,
+		CapturedAtMs: fm.CapturedAtMs, ReceivedAtMs: fm.ReceivedAtMs, Faces: len(obs.Faces),
+		TopFaceScore: obs.TopFaceScore, Observation: string(obsJSON)}
+	if len(obs.Faces) >= 2 {
+		fr.SecondFaceScore = secondBest(obs.Faces)
+	}
+	var flagged []uint
+	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		fr.StoredAtMs = time.Now().UnixMilli()
+		isNew, err := store.InsertFrameResult(tx, fr)
+		if err != nil || !isNew {
+			return err
+		}
+		flagged, err = h.rules.ApplyFrame(tx, rules.FrameInput{Result: fr, JPEG: fm.JPEG, ModelVersion: version})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err)
+	}
+	if fm.ReceivedAtMs > 0 {
+		h.pipelineSeconds.Observe(float64(fr.StoredAtMs-fm.ReceivedAtMs) / 1000)
+	}
+	if len(flagged) > 0 {
+		h.log.Debug("frame raised flags", "session", fm.SessionID, "seq", fm.Seq, "flags", flagged)
+	}
+	return nil
+}
+
+// invalidImage reports whether an analysis error is the frame's fault: retrying cannot help.
+func invalidImage(err error) bool {
+	for _, e := range []error{analyzers.ErrNotJPEG, analyzers.ErrTruncated, analyzers.ErrCorruptJPEG,
+		analyzers.ErrUnsupported, analyzers.ErrTooSmall, analyzers.ErrTooLarge, analyzers.ErrDecode} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// modelVersion names the analyzers and model versions that produced a result, stored on flags.
+func modelVersion(set *analyzers.Set) string {
+	v := set.Versions()
+	names := make([]string, 0, len(v))
+	for n := range v {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(n + "=" + v[n])
+	}
+	return b.String()
+}
+
+func secondBest(faces []analyzers.Face) float32 {
+	var a, b float32
+	for _, f := range faces {
+		if f.Score > a {
+			a, b = f.Score, a
+		} else if f.Score > b {
+			b = f.Score
+		}
+	}
+	return b
+}
+
+// AudioHandler records each audio chunk (duration and level). Voice activity and phrase spotting
+// consume the same messages once they land.
+func AudioHandler(st *store.Store) Handler {
+	return func(ctx context.Context, m kafka.Message) error {
+		am, err := DecodeAudio(m)
+		if err != nil {
+			return Permanent(fmt.Errorf("decode audio message: %w", err))
+		}
+		samples := len(am.PCM) / 2
+		chunk := &store.AudioChunk{SessionID: am.SessionID, Seq: am.Seq, CapturedAtMs: am.CapturedAtMs,
+			ReceivedAtMs: am.ReceivedAtMs, SampleRate: am.SampleRate,
+			DurationMs: int64(samples) * 1000 / int64(max(am.SampleRate, 1)), LevelDBFS: levelDBFS(am.PCM)}
+		_, err = store.InsertAudioChunk(st.DB.WithContext(ctx), chunk)
+		return err
+	}
+}
+
+// levelDBFS is the RMS level of s16le samples in dB relative to full scale (-100 for silence).
+func levelDBFS(pcm []byte) float64 {
+	n := len(pcm) / 2
+	if n == 0 {
+		return -100
+	}
+	var sum float64
+	for i := 0; i < n; i++ {
+		v := float64(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / 32768
+		sum += v * v
+	}
+	rms := math.Sqrt(sum / float64(n))
+	if rms < 1e-5 {
+		return -100
+	}
+	return math.Round(20*math.Log10(rms)*10) / 10
+}
+
+// EventHandler stores exam-flow events. The exam-flow state machine builds on these rows.
+func EventHandler(st *store.Store) Handler {
+	return func(ctx context.Context, m kafka.Message) error {
+		em, err := DecodeEvent(m)
+		if err != nil {
+			return Permanent(fmt.Errorf("decode event message: %w", err))
+		}
+		_, err = store.InsertEvent(st.DB.WithContext(ctx), &store.Event{SessionID: em.SessionID, Seq: em.Seq,
+			Type: em.Type, CapturedAtMs: em.CapturedAtMs, ReceivedAtMs: em.ReceivedAtMs, Payload: string(em.Payload)})
+		return err
+	}
+}
