@@ -6,6 +6,7 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
@@ -68,14 +70,15 @@ type Publisher interface {
 
 // Server holds what the handlers need.
 type Server struct {
-	cfg      Config
-	store    *store.Store
-	pub      Publisher
-	rules    *rules.Engine
-	log      *slog.Logger
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	cfg       Config
+	store     *store.Store
+	pub       Publisher
+	rules     *rules.Engine
+	log       *slog.Logger
+	registry  *prometheus.Registry
+	bodyLimit int
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
 
 	// sessionOrg caches session id → organisation for the ingest hot path; sessions are never
 	// deleted or moved, so a cached entry cannot go stale.
@@ -95,10 +98,10 @@ func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry
 	}, []string{"route"})
 	registry.MustRegister(s.requests, s.latency)
 
-	bodyLimit := max(cfg.MaxFrameBytes, cfg.MaxAudioBytes, cfg.MaxPhotoBytes) + 64<<10
+	s.bodyLimit = max(cfg.MaxFrameBytes, cfg.MaxAudioBytes, cfg.MaxPhotoBytes) + 64<<10
 	app := fiber.New(fiber.Config{
 		AppName:               "proctor",
-		BodyLimit:             bodyLimit,
+		BodyLimit:             s.bodyLimit,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           90 * time.Second,
@@ -146,8 +149,8 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		code, msg = fe.Code, fe.Message
-		if code == fiber.StatusRequestEntityTooLarge {
-			msg = "request body too large"
+		if code == fiber.StatusRequestEntityTooLarge && msg == utils.StatusMessage(code) {
+			msg = fmt.Sprintf("request body too large: the limit is %d bytes", s.bodyLimit)
 		}
 	} else {
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)

@@ -48,6 +48,8 @@ type Manifest struct {
 	Input       Input      `json:"input"`
 	Decode      Decode     `json:"decode"`
 	Thresholds  Thresholds `json:"thresholds"`
+	// Notes record where the thresholds and preprocessing choices come from.
+	Notes string `json:"notes,omitempty"`
 
 	// Path is the absolute path of the verified file; set by Load, empty from Lookup.
 	Path string `json:"-"`

@@ -10,15 +10,16 @@ import (
 	"time"
 
 	"proctor/app"
+	"proctor/pipeline"
 	"proctor/store"
 )
 
 // serviceFlags are the settings shared by serve, api, worker, demo and bench. Each flag's default
 // comes from its environment variable, so containers need no command line.
 type serviceFlags struct {
-	addr, dataDir, dsn, brokers, group, logLevel string
-	partitions, concurrency                      int
-	faceAbsent, multipleFaces                    time.Duration
+	addr, dataDir, dsn, brokers, group, topicPrefix, logLevel string
+	partitions, concurrency                                   int
+	faceAbsent, multipleFaces                                 time.Duration
 }
 
 func env(name, def string) string {
@@ -49,6 +50,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.brokers, "kafka-brokers", env("PROCTOR_KAFKA_BROKERS", ""), "comma-separated Kafka bootstrap brokers; empty = start an embedded broker in this process (PROCTOR_KAFKA_BROKERS)")
 	fs.IntVar(&f.partitions, "kafka-partitions", envInt("PROCTOR_KAFKA_PARTITIONS", 6), "partitions of topics this process creates: the most worker goroutines a topic can use (PROCTOR_KAFKA_PARTITIONS)")
 	fs.StringVar(&f.group, "kafka-group", env("PROCTOR_KAFKA_GROUP", "proctor"), "consumer group prefix; one group per topic (PROCTOR_KAFKA_GROUP)")
+	fs.StringVar(&f.topicPrefix, "kafka-topic-prefix", env("PROCTOR_KAFKA_TOPIC_PREFIX", "proctor"), "topics are PREFIX.frames, PREFIX.audio, PREFIX.events and PREFIX.deadletter (PROCTOR_KAFKA_TOPIC_PREFIX)")
 	fs.IntVar(&f.concurrency, "concurrency", envInt("PROCTOR_WORKER_CONCURRENCY", 2), "frame consumers (and analyzer sets) per worker process (PROCTOR_WORKER_CONCURRENCY)")
 	fs.DurationVar(&f.faceAbsent, "face-absent-after", envDuration("PROCTOR_FACE_ABSENT_AFTER", 5*time.Second), "no face this long raises FACE_ABSENT (PROCTOR_FACE_ABSENT_AFTER)")
 	fs.DurationVar(&f.multipleFaces, "multiple-faces-after", envDuration("PROCTOR_MULTIPLE_FACES_AFTER", 2*time.Second), "two or more faces this long raise MULTIPLE_FACES (PROCTOR_MULTIPLE_FACES_AFTER)")
@@ -66,6 +68,8 @@ func (f *serviceFlags) config() app.Config {
 	}
 	cfg.Kafka.Partitions = f.partitions
 	cfg.Kafka.GroupID = f.group
+	cfg.Kafka.Topics = pipeline.Topics{Frames: f.topicPrefix + ".frames", Audio: f.topicPrefix + ".audio",
+		Events: f.topicPrefix + ".events", DeadLetter: f.topicPrefix + ".deadletter"}
 	cfg.Kafka.Concurrency = f.concurrency
 	cfg.Rules.FaceAbsentAfter = f.faceAbsent
 	cfg.Rules.MultipleFacesAfter = f.multipleFaces
