@@ -81,7 +81,8 @@ func ValidateJPEG(data []byte) (w, h int, err error) {
 //
 // The returned Frame has Width/Height of the original JPEG (swapped when an EXIF orientation
 // rotated it upright) and Image possibly smaller; the caller sets Camera and must Close f.Image.
-// On error nothing needs closing.
+// On error f.Image is the zero Mat: nothing to close, and calling any method on it (even Empty)
+// would crash in OpenCV.
 func DecodeJPEG(data []byte, needSide int) (Frame, error) {
 	w, h, err := ValidateJPEG(data)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -298,3 +299,19 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 var errTransient = errors.New("database unavailable (test)")
+
+// metricValue reads a counter or gauge (prometheus/testutil would need a
+// module that go.sum does not carry).
+func metricValue(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		panic(err)
+	}
+	switch {
+	case d.Counter != nil:
+		return d.Counter.GetValue()
+	case d.Gauge != nil:
+		return d.Gauge.GetValue()
+	}
+	panic("not a counter or gauge")
+}

@@ -27,6 +27,7 @@ func runBench(ctx context.Context, args []string) error {
 	sf.register(fs)
 	n := fs.Int("n", 300, "frames to replay")
 	sessions := fs.Int("sessions", 6, "concurrent candidate sessions (spread over Kafka partitions)")
+	rate := fs.Float64("rate", 0, "frames/s to post in total (0 = as fast as the API takes them: measures throughput; a rate below capacity measures latency without queueing)")
 	fs.Lookup("addr").DefValue = "127.0.0.1:0"
 	if err := parse(fs, args); err != nil {
 		return err
@@ -97,7 +98,15 @@ func runBench(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var tick *time.Ticker
+			if *rate > 0 {
+				tick = time.NewTicker(time.Duration(float64(*sessions) / *rate * float64(time.Second)))
+				defer tick.Stop()
+			}
 			for i := s; i < *n; i += *sessions {
+				if tick != nil {
+					<-tick.C
+				}
 				postedAt[i] = time.Now()
 				if _, err := client.PostFrame(ctx, ids[s], analyzers.CameraMain, int64(i), start.Add(time.Duration(i)*time.Second), shots[i%len(shots)].JPEG); err != nil {
 					errs <- err
@@ -170,7 +179,9 @@ func runBench(ctx context.Context, args []string) error {
 	wg.Wait()
 	modelFPS := float64(*n) / time.Since(t1).Seconds()
 	fmt.Printf("model-only: %6.1f frames/s (decode + analyzers, %d goroutines)\n", modelFPS, workers)
-	fmt.Printf("ratio:      pipeline runs at %.0f%% of model-only throughput\n", 100*pipelineFPS/modelFPS)
+	if *rate == 0 {
+		fmt.Printf("ratio:      pipeline runs at %.0f%% of model-only throughput\n", 100*pipelineFPS/modelFPS)
+	}
 	return nil
 }
 
