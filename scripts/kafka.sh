@@ -85,9 +85,10 @@ num.network.threads=2
 num.io.threads=4
 background.threads=4
 EOF
-  # Cluster id: 16 random bytes, URL-safe base64 without padding (what StorageTool random-uuid prints).
-  local cid
-  cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  # Cluster id: 16 random bytes, URL-safe base64 without padding, not starting with '-' (the
+  # command line would take it for an option), as Kafka's Uuid.randomUuid() makes them.
+  local cid=-
+  while [ "${cid:0:1}" = - ]; do cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='); done
   # shellcheck disable=SC2046
   java -Xmx256m $(logopts storage) -cp "$libs/*" kafka.tools.StorageTool format \
     --cluster-id "$cid" --config "$dir/server.properties" --ignore-formatted >"$dir/logs/format.out" 2>&1 ||
