@@ -74,7 +74,7 @@ func NewFaces(cfg FacesConfig) (*Faces, error) {
 		decodeSide: side,
 		// The thresholds are part of the version: a flag raised at score 0.7 is not the same
 		// evidence as one raised at 0.5.
-		version: fmt.Sprintf("%s score=%.2f nms=%.2f min=%.3f", m.ID(), t.Score, t.NMSIoU, t.MinFace),
+		version: fmt.Sprintf("%s score=%g nms=%g min=%g", m.ID(), t.Score, t.NMSIoU, t.MinFace),
 		buf:     make([]models.FaceBox, 0, 16),
 	}, nil
 }

@@ -1,5 +1,13 @@
 package api
 
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
 // EventTypes is the vocabulary of exam-flow and client events the platform may post, in the
 // order of the exam's steps (DESIGN.md §1). The exam-flow state machine consumes them.
 var EventTypes = []string{
@@ -39,6 +47,49 @@ var knownEvents = func() map[string]bool {
 	}
 	return m
 }()
+
+// payloadRules say which data fields an event type must carry.
+var payloadRules = map[string]func(m map[string]any) error{
+	"question_shown": func(m map[string]any) error {
+		if q, ok := m["question"].(float64); !ok || q < 1 || q != float64(int(q)) {
+			return errors.New(`question_shown needs data {"question": n} with n ≥ 1`)
+		}
+		return nil
+	},
+	"a4_sheet_shown":   oneOf("side", "front", "back"),
+	"upload_started":   oneOf("camera", "main", "evidence"),
+	"upload_completed": oneOf("camera", "main", "evidence"),
+	"upload_failed":    oneOf("camera", "main", "evidence"),
+	"attachment_read": func(m map[string]any) error {
+		if a, ok := m["attachment"].(string); !ok || a == "" {
+			return errors.New(`attachment_read needs data {"attachment": "name or id"}`)
+		}
+		return nil
+	},
+}
+
+func oneOf(field string, values ...string) func(map[string]any) error {
+	return func(m map[string]any) error {
+		v, _ := m[field].(string)
+		if slices.Contains(values, v) {
+			return nil
+		}
+		return fmt.Errorf("needs data {%q: %s}", field, strings.Join(values, " | "))
+	}
+}
+
+// validatePayload checks the data of an event whose type requires some.
+func validatePayload(eventType string, data []byte) error {
+	rule, ok := payloadRules[eventType]
+	if !ok {
+		return nil
+	}
+	var m map[string]any
+	if len(data) == 0 || json.Unmarshal(data, &m) != nil {
+		return rule(map[string]any{})
+	}
+	return rule(m)
+}
 
 // KnownEventType reports whether t is in the vocabulary.
 func KnownEventType(t string) bool { return knownEvents[t] }

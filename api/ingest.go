@@ -45,6 +45,13 @@ func (s *Server) createSession(c *fiber.Ctx) error {
 	if sess.Questions, err = intField(form("questions"), 1, 200); err != nil {
 		return bad(fiber.StatusBadRequest, "questions: "+err.Error())
 	}
+	if v := form("attachments"); v != "" {
+		if sess.Attachments, err = intField(v, 0, 100); err != nil {
+			return bad(fiber.StatusBadRequest, "attachments: "+err.Error())
+		}
+	}
+	// The timing rules first run shortly after creation; they then schedule their own deadlines.
+	sess.NextCheckAtMs = time.Now().Add(2 * time.Second).UnixMilli()
 	fh, err := c.FormFile("photo")
 	if err != nil {
 		return bad(fiber.StatusBadRequest, "photo is required: the registration photo as a JPEG file field (multipart/form-data)")
@@ -229,6 +236,9 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 		}
 		if len(e.Data) > 0 && !json.Valid(e.Data) {
 			return bad(fiber.StatusBadRequest, where+": data must be a JSON value")
+		}
+		if err := validatePayload(e.Type, e.Data); err != nil {
+			return bad(fiber.StatusBadRequest, where+": "+err.Error())
 		}
 		if len(e.Data) > 16<<10 {
 			return bad(fiber.StatusRequestEntityTooLarge, where+": data is larger than 16 KiB")

@@ -179,6 +179,13 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 			}
 		}()
 	}
+	// Deadlines with no new input (uploads 30 min after the end, the start for the A4 sheet)
+	// are fired by the scheduler; every worker runs one, and sessions are claimed before use.
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		engine.RunScheduler(ctx, a.Store, time.Second, log)
+	}()
 	log.Info("workers started", "topics", []string{kcfg.Topics.Frames, kcfg.Topics.Audio, kcfg.Topics.Events})
 	return nil
 }

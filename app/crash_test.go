@@ -158,6 +158,7 @@ func TestWorkerCrash(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				d.Flags = faceFlags(d.Flags)
 				got := map[string]int{}
 				for _, fl := range d.Flags {
 					got[fl.Type]++

@@ -69,7 +69,10 @@ type Consumer struct {
 // NewConsumer creates a consumer of topic in group cfg.GroupFor(topic).
 // deadLetter writes permanently failing messages to cfg.Topics.DeadLetter;
 // it may be nil only when topic is the dead-letter topic itself. Metrics are
-// registered on reg (nil: not registered). Call Run to start consuming.
+// registered on reg (nil: not registered). Call Run, once, to start
+// consuming. The topic must exist first (EnsureTopics): the Readers do not
+// watch for partitions that appear later, so a topic created afterwards is
+// only picked up at the next rebalance.
 func NewConsumer(cfg Config, topic string, handler Handler, deadLetter *Producer, reg prometheus.Registerer) (*Consumer, error) {
 	cfg = cfg.WithDefaults()
 	if len(cfg.Brokers) == 0 {
@@ -122,12 +125,9 @@ func (c *Consumer) readerConfig(id int) kafka.ReaderConfig {
 		MinBytes: 1, // answer a fetch as soon as one message is there
 		MaxBytes: maxBytes,
 		MaxWait:  cfg.MaxWait,
-		// Synchronous commits: CommitMessages returns once the broker
-		// stored the offset, so "committed" in our logs and tests means
-		// committed. One commit per message costs a round trip; frames
-		// arrive at a few per second per session, far below what that
-		// limits.
-		CommitInterval:    0,
+		// Zero: synchronous commits, CommitMessages returns once the
+		// broker stored the offset (see Config.CommitInterval).
+		CommitInterval:    cfg.CommitInterval,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		SessionTimeout:    cfg.SessionTimeout,
 		RebalanceTimeout:  cfg.RebalanceTimeout,

@@ -154,7 +154,15 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 			return err
 		}
 		flagged, err = h.rules.ApplyFrame(tx, rules.FrameInput{Result: fr, JPEG: fm.JPEG, ModelVersion: version})
-		return err
+		if err != nil {
+			return err
+		}
+		// Evidence frames feed the timing rules (recording gaps, A4 sheet, room scan), and new
+		// flags need their phase stamped: both happen in the session's next timing check.
+		if fr.Camera == analyzers.CameraEvidence || len(flagged) > 0 {
+			return rules.MarkDirty(tx, fr.SessionID, time.Now())
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err)
@@ -251,8 +259,13 @@ func EventHandler(st *store.Store) Handler {
 		if err != nil {
 			return Permanent(fmt.Errorf("decode event message: %w", err))
 		}
-		_, err = store.InsertEvent(st.DB.WithContext(ctx), &store.Event{SessionID: em.SessionID, Seq: em.Seq,
-			Type: em.Type, CapturedAtMs: em.CapturedAtMs, ReceivedAtMs: em.ReceivedAtMs, Payload: string(em.Payload)})
-		return err
+		return st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			isNew, err := store.InsertEvent(tx, &store.Event{SessionID: em.SessionID, Seq: em.Seq,
+				Type: em.Type, CapturedAtMs: em.CapturedAtMs, ReceivedAtMs: em.ReceivedAtMs, Payload: string(em.Payload)})
+			if err != nil || !isNew {
+				return err
+			}
+			return rules.MarkDirty(tx, em.SessionID, time.Now())
+		})
 	}
 }

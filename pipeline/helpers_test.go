@@ -315,3 +315,5 @@ func metricValue(m prometheus.Metric) float64 {
 	}
 	panic("not a counter or gauge")
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -77,6 +77,9 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if err := waitForServing(ctx, client, parts); err != nil {
+		return err
+	}
 	for _, t := range topics {
 		if n := parts[t]; n != cfg.Partitions {
 			cfg.Logger.Warn("existing topic has a different partition count than configured; leaving it",
@@ -109,6 +112,42 @@ func waitForLeaders(ctx context.Context, cfg Config, topics []string) (map[strin
 		case <-ctx.Done():
 			return nil, fmt.Errorf("wait for topic leaders: %w (last: %v)", ctx.Err(), lastErr)
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitForServing waits until the leader of every partition answers
+// ListOffsets. On KRaft Kafka the metadata names a leader a moment before that
+// broker serves the partition: a produce in that window fails with
+// NOT_LEADER_OR_FOLLOWER and kafka-go retries after 100ms+, which the first
+// ingest requests would feel.
+func waitForServing(ctx context.Context, client *kafka.Client, parts map[string]int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for t, n := range parts {
+		for p := range n {
+			req.Topics[t] = append(req.Topics[t], kafka.FirstOffsetOf(p))
+		}
+	}
+	for {
+		res, err := client.ListOffsets(ctx, req)
+		if err == nil {
+			for t, ps := range res.Topics {
+				for _, p := range ps {
+					if p.Error != nil && err == nil {
+						err = fmt.Errorf("topic %s partition %d: %w", t, p.Partition, p.Error)
+					}
+				}
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for topic partitions to be served: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -31,6 +31,8 @@ type Config struct {
 	// MaxFrameGap: frames further apart than this do not continue a run, because a network
 	// outage is not evidence of absence. Default 10s.
 	MaxFrameGap time.Duration
+	// Timing holds the exam-flow windows (login, entry, A4 sheet, room scan, uploads).
+	Timing TimingConfig
 	// Weights of each flag type in the risk score (0..1, the probability a flag of this type,
 	// unreviewed, means a breach). Defaults in DefaultWeights.
 	Weights map[string]float64
@@ -38,8 +40,20 @@ type Config struct {
 
 // DefaultWeights of the flag types in the risk score.
 var DefaultWeights = map[string]float64{
-	MultipleFaces: 0.6,
-	FaceAbsent:    0.3,
+	MultipleFaces:       0.6,
+	FaceAbsent:          0.3,
+	LoginOutsideWindow:  0.2,
+	EnteredBeforeOpen:   0.1,
+	EnteredAfterStart:   0.4,
+	AttachmentsNotRead:  0.1,
+	SheetNotShown:       0.3,
+	NoRoomScan:          0.3,
+	EvidenceGap:         0.4,
+	EvidenceStopped:     0.5,
+	UploadLate:          0.3,
+	WindowSwitch:        0.5,
+	ScreenshotAttempted: 0.6,
+	MultipleScreens:     0.5,
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +69,7 @@ func (c Config) withDefaults() Config {
 	if c.Weights == nil {
 		c.Weights = DefaultWeights
 	}
+	c.Timing = c.Timing.withDefaults()
 	return c
 }
 

@@ -13,6 +13,14 @@ cd "$root"
 t0=$(date +%s)
 step() { echo; echo "==> $* ($(( $(date +%s) - t0 ))s)"; }
 
+# Several people may share one machine: runs on the same ports (and .cache) take turns.
+lock=/tmp/proctor-test-${KAFKA_PORT:-19092}-${PGPORT_TEST:-55432}.lock
+exec 9>"$lock"
+if ! flock -n 9; then
+  echo "test.sh: another scripts/test.sh holds $lock; waiting (max 30 min)"
+  flock -w 1800 9 || { echo "test.sh: gave up waiting for $lock" >&2; exit 1; }
+fi
+
 step "setup"
 scripts/setup.sh
 
@@ -32,10 +40,13 @@ trap 'exit 130' INT TERM
 
 if [ "${PROCTOR_TEST_NO_SERVICES:-0}" != 1 ]; then
   step "start Apache Kafka and PostgreSQL"
-  services+=(kafka)
-  scripts/kafka.sh start
-  services+=(postgres)
-  pg_out=$(scripts/postgres.sh start)
+  services+=(kafka postgres)
+  # Holding the lock, anything still on our ports is a leftover: start from a clean state.
+  # 9>&-: the long-running servers must not inherit (and so hold) the lock.
+  scripts/kafka.sh stop >/dev/null 9>&-
+  scripts/postgres.sh stop >/dev/null 9>&-
+  scripts/kafka.sh start 9>&-
+  pg_out=$(scripts/postgres.sh start 9>&-)
   echo "$pg_out"
   dsn=$(sed -n 's/^postgres: ready DSN=//p' <<<"$pg_out")
   [ -n "$dsn" ] || { echo "test.sh: no DSN from scripts/postgres.sh" >&2; exit 1; }

@@ -14,14 +14,22 @@ type Organisation struct {
 
 // Session is one candidate's exam.
 type Session struct {
-	ID                string    `gorm:"primaryKey;size:64" json:"id"`
-	OrgID             string    `gorm:"size:64;index" json:"org_id"`
-	ExamID            string    `gorm:"size:128;index" json:"exam_id"`
-	CandidateID       string    `gorm:"size:128" json:"candidate_id"`
-	ScheduledStart    time.Time `json:"scheduled_start"`
-	DurationSec       int       `json:"duration_sec"`
-	Questions         int       `json:"questions"`
-	RegistrationPhoto []byte    `json:"-"`
+	ID             string    `gorm:"primaryKey;size:64" json:"id"`
+	OrgID          string    `gorm:"size:64;index" json:"org_id"`
+	ExamID         string    `gorm:"size:128;index" json:"exam_id"`
+	CandidateID    string    `gorm:"size:128" json:"candidate_id"`
+	ScheduledStart time.Time `json:"scheduled_start"`
+	DurationSec    int       `json:"duration_sec"`
+	Questions      int       `json:"questions"`
+	// Attachments is how many exam attachments must be read before entering (0 = not checked).
+	Attachments       int    `json:"attachments"`
+	RegistrationPhoto []byte `json:"-"`
+	// Phase is the exam phase now (see rules.Phase*); Phases the JSON of every phase's start.
+	Phase  string `gorm:"size:16" json:"phase"`
+	Phases string `json:"-"`
+	// NextCheckAtMs is when the timing rules must run for this session next (ms since epoch, 0 =
+	// nothing pending): set when events or evidence frames arrive and at the exam's deadlines.
+	NextCheckAtMs int64 `gorm:"index" json:"-"`
 	// RiskScore is maintained on every flag or verdict change so the reviewer queue sorts by an
 	// indexed column instead of aggregating flags per request.
 	RiskScore  float64   `gorm:"index" json:"risk_score"`
@@ -42,6 +50,12 @@ type FrameResult struct {
 	ReceivedAtMs int64  // when the API accepted it
 	StoredAtMs   int64  // when this row was written: StoredAtMs-ReceivedAtMs is the pipeline latency
 	Faces        int
+	// Phase of the exam when the frame was captured (restamped when late events move phases).
+	Phase string `gorm:"size:16"`
+	// Sheet is what the evidence camera shows of the A4 sheet: 0 none, 1 blank, 2 with writing.
+	Sheet int8
+	// YawDelta is the evidence camera's rotation since its previous frame, in degrees (room scan).
+	YawDelta float32
 	// TopFaceScore is the best detector score, even below threshold; SecondFaceScore the
 	// second face's (0 with fewer than two). The rules turn them into a flag's confidence.
 	TopFaceScore    float32
@@ -76,6 +90,7 @@ type Flag struct {
 	Confidence   float64 `json:"confidence"`
 	ModelVersion string  `gorm:"size:128" json:"model_version"`
 	Status       string  `gorm:"size:16;index" json:"status"`
+	Phase        string  `gorm:"size:16" json:"phase"`
 	EvidenceSeq  int64   `json:"evidence_seq"`
 	// Details is rule-specific JSON (frame count, thresholds in force).
 	Details   string    `json:"details"`

@@ -13,6 +13,58 @@ import (
 	"proctor/store"
 )
 
+// demoEvents is a well-behaved exam flow (DESIGN.md §1) with one window switch while answering
+// and one network outage (technical).
+func demoEvents(start time.Time, seconds int) []platform.Event {
+	at := func(d time.Duration) int64 { return start.Add(d).UnixMilli() }
+	type ev struct {
+		d    time.Duration
+		typ  string
+		data any
+	}
+	flow := []ev{
+		{-30 * time.Minute, "face_login", nil},
+		{-25 * time.Minute, "evidence_bound", nil},
+		{-24 * time.Minute, "evidence_recording_started", nil},
+		{-23 * time.Minute, "room_scan_completed", nil},
+		{-10 * time.Minute, "a4_sheet_shown", map[string]string{"side": "front"}},
+		{-9 * time.Minute, "a4_sheet_shown", map[string]string{"side": "back"}},
+		{-8 * time.Minute, "lottery_drawn", nil},
+		{-7 * time.Minute, "attachment_read", map[string]string{"attachment": "exam-rules.pdf"}},
+		{-6 * time.Minute, "exam_entered", nil},
+		{-5 * time.Minute, "devices_confirmed", nil},
+		{-5 * time.Minute, "waiting_started", nil},
+		{0, "answering_started", nil},
+		{0, "question_shown", map[string]int{"question": 1}},
+		{15 * time.Second, "focus_lost", nil},
+		{20 * time.Second, "network_lost", nil},
+		{23 * time.Second, "network_restored", nil},
+	}
+	out := make([]platform.Event, len(flow))
+	for i, e := range flow {
+		out[i] = platform.Event{Seq: int64(i), Type: e.typ, CapturedAt: at(e.d), Data: e.data}
+	}
+	return out
+}
+
+// waitSettled waits until the session's timing rules have run on everything posted so far.
+func waitSettled(ctx context.Context, st *store.Store, id string) error {
+	for {
+		s, err := st.GetSession(ctx, "", id)
+		if err != nil {
+			return err
+		}
+		if s.NextCheckAtMs == 0 || s.NextCheckAtMs > time.Now().Add(5*time.Second).UnixMilli() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // runDemo starts the service on the embedded defaults, replays a sample session through the HTTP
 // API exactly as the exam platform would, prints the flags and keeps serving (or exits with --exit).
 func runDemo(ctx context.Context, args []string) error {
@@ -75,26 +127,29 @@ func runDemo(ctx context.Context, args []string) error {
 			return fmt.Errorf("post frame %d: %w", i, err)
 		}
 	}
-	if _, err := platformClient.PostEvents(ctx, sess.ID,
-		platform.Event{Seq: 0, Type: "answering_started", CapturedAt: start.UnixMilli()},
-		platform.Event{Seq: 1, Type: "question_shown", CapturedAt: start.UnixMilli(), Data: map[string]int{"question": 1}},
-		platform.Event{Seq: 2, Type: "exam_ended", CapturedAt: start.Add(time.Duration(len(timeline)) * time.Second).UnixMilli()},
-	); err != nil {
+	if _, err := platformClient.PostEvents(ctx, sess.ID, demoEvents(start, len(timeline))...); err != nil {
 		return fmt.Errorf("post events: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	detail, err := reviewer.WaitFrames(wctx, sess.ID, int64(len(timeline)))
+	if _, err := reviewer.WaitFrames(wctx, sess.ID, int64(len(timeline))); err != nil {
+		return err
+	}
+	if err := waitSettled(wctx, a.Store, sess.ID); err != nil {
+		return err
+	}
+	detail, err := reviewer.Session(ctx, sess.ID)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("demo: %d frames analysed; session risk %.1f/100; %d flag(s):\n", detail.Session.Frames, detail.Session.RiskScore, len(detail.Flags))
-	fmt.Printf("  %-4s %-16s %-9s %-7s %-15s %s\n", "id", "type", "severity", "camera", "exam time", "confidence")
+	fmt.Printf("  %-4s %-16s %-9s %-7s %-10s %-15s %s\n", "id", "type", "severity", "camera", "phase", "exam time", "confidence")
 	for _, f := range detail.Flags {
-		fmt.Printf("  %-4d %-16s %-9s %-7s %5.0fs – %4.0fs  %.2f\n", f.ID, f.Type, f.Severity, f.Camera,
+		fmt.Printf("  %-4d %-16s %-9s %-7s %-10s %5.0fs – %4.0fs  %.2f\n", f.ID, f.Type, f.Severity, f.Camera, f.Phase,
 			float64(f.StartMs-start.UnixMilli())/1000, float64(f.EndMs-start.UnixMilli())/1000, f.Confidence)
 	}
-	fmt.Println("demo: expected — FACE_ABSENT while the room is empty, MULTIPLE_FACES while the group is in view")
+	fmt.Println("demo: expected — FACE_ABSENT while the room is empty, MULTIPLE_FACES while the group is in view,")
+	fmt.Println("      WINDOW_SWITCH for the focus lost at 15 s; the network outage at 20 s is technical: no flag, no risk")
 	if *exit {
 		return nil
 	}

