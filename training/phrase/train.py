@@ -1,0 +1,684 @@
+#!/usr/bin/env python3
+"""Trains the "该题回答完毕" phrase spotter head (a small MLP over openWakeWord embeddings) and
+writes it as ONNX, plus held-back dev/test sessions (WAV + labels) for `proctor eval audio`.
+
+No Mandarin keyword-spotting or ASR model is available from the package registries, so the
+positives are synthesised with espeak-ng (cmn-latn-pinyin, many voice variants, rates, pitches,
+volumes) and augmented (noise, room echo, band limits, 8 kHz round trips); negatives are synthetic
+Mandarin sentences without the phrase (including near misses with 回答 / 完毕 / 该题) and real
+Mandarin speech. Voices are split by espeak variant: the test split's voices (timbres) are never
+seen in training, and neither are its real recordings.
+
+Run via training/phrase/train.sh (it sets up the venv and runs this with nice). Reviewer snippets
+exported later can be added with --extra-pos / --extra-neg (folders of WAV files): a positive
+snippet ends with the phrase (its end is the end of the last speech in the file, or the
+"phrase_end_ms" of a same-named .json beside it).
+"""
+import argparse
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import wave
+
+import numpy as np
+
+import features as F
+
+PHRASE = "该题回答完毕"
+# Same meaning: they close an answer as well (DESIGN.md §4). Never used as negatives; reported
+# separately (how often they trigger).
+VARIANTS = ["本题回答完毕", "这题回答完毕", "该题回答完了", "该题作答完毕", "此题回答完毕", "这道题回答完毕",
+            "我的回答完毕", "回答完毕", "本题作答完毕"]
+# Near misses: share words with the phrase but do not close an answer. Negatives.
+NEAR_MISSES = [
+    "我来回答这个问题", "下面我回答第二个方面", "回答问题的时候要注意条理", "这个回答不够完整", "请允许我再回答一点",
+    "准备工作已经完毕", "检查完毕以后再出发", "会议到此完毕了吗", "手续办理完毕", "装修完毕之后搬进去",
+    "该题主要考查综合分析能力", "该题的关键在于理解材料", "该题我认为可以从三个方面来谈", "该题涉及的内容比较多",
+    "该题回答的思路如下", "该题回答要点有三个", "回答得完整一点", "我回答完这个再说", "回答这道题之前",
+    "答题完毕之前先想一想", "该题目很有意思", "该地区的回答率很高", "关于该题我补充一句", "完毕", "回答", "该题",
+    "该同学回答得很好", "等他回答完毕业的事", "题目回答", "问答环节", "回到原来的话题", "回答正确", "完全必要",
+    "外地来的学生", "该提的意见都提了", "会打完比赛再说", "该题回答", "该题回答完整", "灰大碗杯",
+]
+# Exam-answer style sentences: the kind of Mandarin the spotter hears all day.
+ANSWER_SENTENCES = [
+    "首先我认为这个问题需要从多个角度来分析", "其次我们要充分调动群众的积极性", "最后要建立长效机制",
+    "我的观点是坚持以人民为中心的发展思想", "这体现了党和政府对民生问题的高度重视", "具体来说可以分为以下几点",
+    "第一要加强宣传引导", "第二要完善相关制度", "第三要强化监督考核", "总之我们要把好事办好把实事办实",
+    "作为一名基层工作人员我会认真履行职责", "面对这种情况我会保持冷静", "我会第一时间向领导汇报",
+    "同时做好群众的安抚工作", "事后我会认真总结经验教训", "这个现象引发了社会的广泛关注",
+    "我觉得这件事情既有积极的一面也有消极的一面", "我们应该辩证地看待这个问题", "下面我谈谈自己的看法",
+    "以上就是我对这个问题的理解", "在实际工作中我会注意沟通的方式方法", "要让群众真正感受到获得感和幸福感",
+    "这需要政府企业和社会各方面共同努力", "我会制定详细的工作计划", "确保活动顺利开展",
+    "我想问我在滨海新区有房", "欢迎大家来体验语音识别模型", "今天天气很好我们一起去公园散步吧",
+]
+FORBIDDEN = ["回答完毕", "作答完毕", "回答完了", "答完毕"]
+
+PAUSE_BEFORE_PHRASE = (0.25, 1.2)
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+# ---------------------------------------------------------------- text
+
+def load_vocab():
+    import jieba
+    path = os.path.join(os.path.dirname(jieba.__file__), "dict.txt")
+    words, freqs = [], []
+    cjk = re.compile(r"^[\u4e00-\u9fff]{1,4}$")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and cjk.match(parts[0]) and int(parts[1]) >= 50:
+                words.append(parts[0])
+                freqs.append(int(parts[1]))
+    p = np.sqrt(np.array(freqs, np.float64))
+    return words, p / p.sum()
+
+
+def random_sentence(rng, vocab):
+    words, p = vocab
+    kind = rng.random()
+    if kind < 0.25:
+        s = ANSWER_SENTENCES[rng.randrange(len(ANSWER_SENTENCES))]
+    elif kind < 0.35:
+        s = NEAR_MISSES[rng.randrange(len(NEAR_MISSES))]
+    else:
+        n = rng.randint(3, 14)
+        idx = np.random.default_rng(rng.randrange(1 << 30)).choice(len(words), n, p=p)
+        s = "".join(words[i] for i in idx)
+    if any(f in s for f in FORBIDDEN):
+        return random_sentence(rng, vocab)
+    return s
+
+
+# ---------------------------------------------------------------- voices
+
+def variants():
+    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True).stdout
+    d = "/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v"
+    names = sorted(n for n in os.listdir(d) if " " not in n) if os.path.isdir(d) else []
+    if not names:  # other layouts: parse the listing's file column
+        names = sorted({l.split()[-1].split("/")[-1] for l in out.splitlines()[1:] if l.strip()})
+    return [n for n in names if n not in ("fast",)]
+
+
+def split_variants(names, seed):
+    """Test and dev voices are whole espeak variants (timbres) never used in training. Whispered
+    variants stay in training only: nobody answers an oral exam in a whisper."""
+    rng = random.Random(seed)
+    pool = [n for n in names if "whisper" not in n]
+    rng.shuffle(pool)
+    n_test = max(1, len(pool) // 4)
+    n_dev = max(1, len(pool) // 10)
+    test, dev = sorted(pool[:n_test]), sorted(pool[n_test:n_test + n_dev])
+    train = sorted(set(names) - set(test) - set(dev))
+    return train, dev, test
+
+
+def voice_setting(rng, variant):
+    return {"variant": variant, "pitch": rng.randint(20, 80), "speed": rng.randint(115, 200),
+            "amp": rng.randint(60, 160), "gap": rng.choice([0, 0, 0, 1, 2])}
+
+
+def synth(text, v):
+    """espeak-ng -> 16 kHz float32, leading/trailing silence trimmed."""
+    cmd = ["espeak-ng", "-v", "cmn-latn-pinyin+" + v["variant"], "-p", str(v["pitch"]), "-s", str(v["speed"]),
+           "-a", str(v["amp"]), "-g", str(v["gap"]), "--stdout", text]
+    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
+    raw = subprocess.run(["sox", "-V1", "-t", "wav", "-", "-r", "16000", "-b", "16", "-e", "signed", "-t", "raw", "-"],
+                         input=wav, capture_output=True, check=True).stdout
+    a = np.frombuffer(raw, np.int16).astype(np.float32) / 32768.0
+    return trim(a)
+
+
+def trim(a, thr=0.003):
+    nz = np.flatnonzero(np.abs(a) > thr)
+    if len(nz) == 0:
+        return a[:0]
+    return a[max(0, nz[0] - 80):nz[-1] + 80]
+
+
+def speech_regions(a, offset, min_gap=0.25):
+    """Speech segments of clean TTS audio (it has true silence between words and sentences)."""
+    fr = 160
+    n = len(a) // fr
+    if n == 0:
+        return []
+    e = np.sqrt(np.mean(a[:n * fr].reshape(n, fr) ** 2, axis=1))
+    on = e > 0.004
+    segs, start, last = [], None, None
+    for i, v in enumerate(on):
+        if v:
+            if start is None:
+                start = i
+            elif (i - last) * fr / F.SR > min_gap:
+                segs.append([start, last + 1])
+                start = i
+            last = i
+    if start is not None:
+        segs.append([start, last + 1])
+    return [[offset + s * fr / F.SR, offset + e_ * fr / F.SR] for s, e_ in segs]
+
+
+# ---------------------------------------------------------------- augmentation
+
+def room(rng, sr=F.SR):
+    rt60 = rng.uniform(0.1, 0.8)
+    n = int(sr * min(1.2, rt60 * 1.2))
+    t = np.arange(n) / sr
+    nr = np.random.default_rng(rng.randrange(1 << 30))
+    h = nr.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    h[: int(0.002 * sr)] = 0
+    h[0] = 1.0 / rng.uniform(0.15, 0.6)
+    return (h / np.abs(h).max()).astype(np.float32)
+
+
+def fftconv(a, h):
+    n = len(a) + len(h) - 1
+    size = 1 << (n - 1).bit_length()
+    return np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(h, size), size)[: len(a)].astype(np.float32)
+
+
+def coloured_noise(rng, n):
+    nr = np.random.default_rng(rng.randrange(1 << 30))
+    w = nr.standard_normal(n).astype(np.float32)
+    kind = rng.choice(["white", "pink", "brown", "hum", "babble"])
+    if kind == "white":
+        return w
+    spec = np.fft.rfft(w)
+    f = np.maximum(np.fft.rfftfreq(n, 1 / F.SR), 20)
+    if kind == "pink":
+        spec /= np.sqrt(f)
+    elif kind == "brown":
+        spec /= f
+    elif kind == "hum":
+        t = np.arange(n) / F.SR
+        base = rng.choice([50, 60])
+        return (np.sin(2 * np.pi * base * t) + 0.5 * np.sin(2 * np.pi * 3 * base * t) + 0.05 * w).astype(np.float32)
+    else:  # speech-shaped
+        spec *= np.exp(-((np.log(f) - np.log(500)) ** 2) / 2)
+    out = np.fft.irfft(spec, n).astype(np.float32)
+    return out / (np.std(out) + 1e-9)
+
+
+def band_limit(a, lo, hi):
+    spec = np.fft.rfft(a)
+    f = np.fft.rfftfreq(len(a), 1 / F.SR)
+    spec[(f < lo) | (f > hi)] = 0
+    return np.fft.irfft(spec, len(a)).astype(np.float32)
+
+
+def augment(a, rng, strength=1.0):
+    """One recording condition for a whole session: same room, microphone and noise."""
+    if rng.random() < 0.7 * strength:
+        wet = rng.uniform(0.2, 0.8)
+        a = (1 - wet) * a + wet * fftconv(a, room(rng))
+    r = rng.random()
+    if r < 0.25:
+        a = band_limit(a, rng.uniform(80, 350), rng.uniform(3200, 7000))
+    elif r < 0.35:
+        a = band_limit(a, 0, 3800)  # an 8 kHz recording upsampled by the service
+    peak = np.abs(a).max() + 1e-9
+    a = a / peak * 10 ** (rng.uniform(-26, -1) / 20)
+    if rng.random() < 0.85 * strength:
+        snr = rng.uniform(3, 35)
+        s_rms = np.sqrt(np.mean(a[np.abs(a) > 1e-4] ** 2)) if np.any(np.abs(a) > 1e-4) else 1e-3
+        nz = coloured_noise(rng, len(a))
+        a = a + nz * s_rms / (np.sqrt(np.mean(nz ** 2)) + 1e-9) * 10 ** (-snr / 20)
+    if rng.random() < 0.05:
+        a = np.clip(a * rng.uniform(2, 6), -0.99, 0.99)
+    return np.clip(a, -1, 1).astype(np.float32)
+
+
+# ---------------------------------------------------------------- sessions
+
+def read_wav(path):
+    with wave.open(path, "rb") as w:
+        sr, ch, sw = w.getframerate(), w.getnchannels(), w.getsampwidth()
+        raw = w.readframes(w.getnframes())
+    if sw != 2:
+        raise ValueError(f"{path}: {sw * 8}-bit samples, want 16-bit")
+    a = np.frombuffer(raw, np.int16).astype(np.float32).reshape(-1, ch).mean(axis=1) / 32768.0
+    if sr != F.SR:
+        out = subprocess.run(["sox", "-V1", "-t", "raw", "-r", str(sr), "-b", "32", "-e", "floating-point", "-c", "1", "-",
+                              "-r", str(F.SR), "-t", "raw", "-"], input=a.astype(np.float32).tobytes(),
+                             capture_output=True, check=True).stdout
+        a = np.frombuffer(out, np.float32).copy()
+    return a
+
+
+def write_wav(path, a):
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(F.SR)
+        w.writeframes((np.clip(a, -1, 1) * 32767).astype(np.int16).tobytes())
+
+
+def build_session(args):
+    """One session of one voice: sentences with pauses, the phrase (or a same-meaning variant)
+    closing some 'answers', optional real speech mixed in. Returns audio and labels."""
+    seed, voice, seconds, phrase_rate, real_key = args
+    real_clips = REAL.get(real_key) or []
+    rng = random.Random(seed)
+    vocab = VOCAB
+    parts, t = [], 0.0
+    labels = {"speech": [], "phrases": [], "variants": [], "voice": voice}
+    since_phrase = 0
+
+    def add_silence(d):
+        nonlocal t
+        parts.append(np.zeros(int(d * F.SR), np.float32))
+        t += len(parts[-1]) / F.SR
+
+    def add_speech(a, kind=None):
+        nonlocal t
+        if len(a) == 0:
+            return
+        if kind is None:
+            labels["speech"].extend(speech_regions(a, t))
+        else:
+            labels["speech"].append([t, t + len(a) / F.SR])
+            labels[kind].append([t, t + len(a) / F.SR])
+        parts.append(a)
+        t += len(a) / F.SR
+
+    add_silence(rng.uniform(0.3, 1.5))
+    while t < seconds:
+        r = rng.random()
+        if since_phrase >= 1 and r < phrase_rate:
+            add_silence(rng.uniform(*PAUSE_BEFORE_PHRASE))
+            add_speech(synth(PHRASE, jitter(voice, rng)), "phrases")
+            add_silence(rng.uniform(0.4, 3.0))
+            since_phrase = 0
+            continue
+        if since_phrase >= 1 and r < phrase_rate + 0.03:
+            add_silence(rng.uniform(*PAUSE_BEFORE_PHRASE))
+            add_speech(synth(VARIANTS[rng.randrange(len(VARIANTS))], jitter(voice, rng)), "variants")
+            add_silence(rng.uniform(0.4, 2.0))
+            since_phrase = 0
+            continue
+        if real_clips and rng.random() < 0.08:
+            clip = real_clips[rng.randrange(len(real_clips))]
+            c = clip / (np.abs(clip).max() + 1e-9) * 0.5
+            labels["speech"].extend(speech_regions_energy(c, t))
+            parts.append(c)
+            t += len(c) / F.SR
+        else:
+            add_speech(synth(random_sentence(rng, vocab), jitter(voice, rng)))
+        since_phrase += 1
+        add_silence(rng.uniform(0.1, 1.0) if rng.random() < 0.8 else rng.uniform(1.0, 6.0))
+    a = np.concatenate(parts)
+    a = augment(a, rng)
+    labels["duration"] = len(a) / F.SR
+    return a, labels
+
+
+def speech_regions_energy(a, offset):
+    """Real recordings have background noise: speech = frames 15 dB over the clip's noise floor."""
+    fr = 160
+    n = len(a) // fr
+    e = 20 * np.log10(np.sqrt(np.mean(a[:n * fr].reshape(n, fr) ** 2, axis=1)) + 1e-9)
+    floor = np.percentile(e, 10)
+    on = e > floor + 15
+    segs, start, last = [], None, None
+    for i, v in enumerate(on):
+        if v:
+            if start is None:
+                start = i
+            elif (i - last) > 30:
+                segs.append([start, last + 1])
+                start = i
+            last = i
+    if start is not None:
+        segs.append([start, last + 1])
+    return [[offset + s * fr / F.SR, offset + e_ * fr / F.SR] for s, e_ in segs if e_ - s >= 10]
+
+
+def jitter(v, rng):
+    """The same speaker is not a metronome: small changes per utterance."""
+    w = dict(v)
+    w["speed"] = max(90, min(230, v["speed"] + rng.randint(-15, 15)))
+    w["pitch"] = max(5, min(95, v["pitch"] + rng.randint(-6, 6)))
+    return w
+
+
+VOCAB = None
+
+
+def pool_init(vocab):
+    global VOCAB
+    VOCAB = vocab
+
+
+def featurise(args):
+    """Builds a session and its classifier windows with labels: 1 positive, 0 negative, -1
+    ignored (phrase half-said, or the phrase still inside a window that ended well after it)."""
+    job, save_dir = args
+    a, labels = build_session(job)
+    fx = FX
+    emb, ends = fx.embeddings(a)
+    X, last = F.windows(emb)
+    wend = ends[last] if len(last) else np.zeros(0)
+    y = np.zeros(len(X), np.int8)
+    for s, e in labels["phrases"]:
+        y[(wend > e - 0.6) & (wend < e + 1.6)] = -1
+        y[(wend >= e - 0.08) & (wend <= e + 0.32)] = 1
+    for s, e in labels["variants"]:
+        y[(wend > s) & (wend < e + 1.6)] = -1
+    if save_dir:
+        name = "s%06d" % job[0]
+        write_wav(os.path.join(save_dir, name + ".wav"), a)
+        with open(os.path.join(save_dir, name + ".json"), "w") as f:
+            json.dump({k: (round_list(v) if isinstance(v, list) else v) for k, v in labels.items()}, f)
+    return X.astype(np.float16), y, wend.astype(np.float32), labels
+
+
+def round_list(v):
+    return [[round(x * 1000) for x in p] for p in v]
+
+
+FX = None
+REAL = {}
+
+
+def fx_init(vocab, cache, real):
+    global FX, REAL
+    pool_init(vocab)
+    FX = F.Features(cache)
+    REAL = real
+
+
+def extra_windows(args):
+    path, positive = args
+    a = read_wav(path)
+    emb, ends = FX.embeddings(a)
+    X, last = F.windows(emb)
+    wend = ends[last] if len(last) else np.zeros(0)
+    y = np.zeros(len(X), np.int8)
+    if positive:
+        side = os.path.splitext(path)[0] + ".json"
+        if os.path.exists(side):
+            pe = json.load(open(side))["phrase_end_ms"] / 1000
+        else:
+            segs = speech_regions_energy(a, 0)
+            pe = segs[-1][1] if segs else len(a) / F.SR
+        y[:] = -1
+        y[(wend < pe - 2.2)] = 0
+        y[(wend >= pe - 0.08) & (wend <= pe + 0.32)] = 1
+    return X.astype(np.float16), y
+
+
+# ---------------------------------------------------------------- model
+
+class MLP:
+    def __init__(self, d_in, hidden, rng):
+        self.W1 = (rng.standard_normal((d_in, hidden)) * math.sqrt(2 / d_in)).astype(np.float32)
+        self.b1 = np.zeros(hidden, np.float32)
+        self.W2 = (rng.standard_normal((hidden, 1)) * math.sqrt(1 / hidden)).astype(np.float32)
+        self.b2 = np.zeros(1, np.float32)
+        self.params = [self.W1, self.b1, self.W2, self.b2]
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def logits(self, X):
+        h = np.maximum(X @ self.W1 + self.b1, 0)
+        return (h @ self.W2 + self.b2)[:, 0], h
+
+    def score(self, X, bs=8192):
+        out = []
+        for i in range(0, len(X), bs):
+            z, _ = self.logits(X[i:i + bs].astype(np.float32))
+            out.append(1 / (1 + np.exp(-z)))
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def step(self, X, y, w, lr, wd, drop, rng):
+        z, h = self.logits(X)
+        if drop > 0:
+            mask = (rng.random(h.shape) > drop).astype(np.float32) / (1 - drop)
+            h = h * mask
+            z = (h @ self.W2 + self.b2)[:, 0]
+        p = 1 / (1 + np.exp(-z))
+        g = (p - y) * w / w.sum()
+        gW2 = h.T @ g[:, None]
+        gb2 = g.sum(keepdims=True)
+        gh = g[:, None] @ self.W2.T
+        gh[h <= 0] = 0
+        gW1 = X.T @ gh
+        gb1 = gh.sum(0)
+        grads = [gW1 + wd * self.W1, gb1, gW2 + wd * self.W2, gb2]
+        self.t += 1
+        for i, (p_, g_) in enumerate(zip(self.params, grads)):
+            self.m[i] = 0.9 * self.m[i] + 0.1 * g_
+            self.v[i] = 0.999 * self.v[i] + 0.001 * g_ * g_
+            mh = self.m[i] / (1 - 0.9 ** self.t)
+            vh = self.v[i] / (1 - 0.999 ** self.t)
+            p_ -= (lr * mh / (np.sqrt(vh) + 1e-8)).astype(np.float32)
+
+
+def train_mlp(X, y, w, hidden, epochs, seed, model=None, lr=1e-3):
+    rng = np.random.default_rng(seed)
+    if model is None:
+        model = MLP(X.shape[1], hidden, rng)
+    n = len(X)
+    for ep in range(epochs):
+        order = rng.permutation(n)
+        for i in range(0, n, 512):
+            b = order[i:i + 512]
+            model.step(X[b].astype(np.float32), y[b].astype(np.float32), w[b], lr, 1e-4, 0.2, rng)
+        lr *= 0.85
+    return model
+
+
+def export_onnx(model, mean, std, path, meta):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    W1 = (model.W1 / std[:, None]).astype(np.float32)
+    b1 = (model.b1 - (mean / std) @ model.W1).astype(np.float32)
+    d_in = W1.shape[0]
+    nodes = [
+        helper.make_node("Reshape", ["embeddings", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W1", "b1"], ["h"]),
+        helper.make_node("Relu", ["h"], ["hr"]),
+        helper.make_node("Gemm", ["hr", "W2", "b2"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["score"]),
+    ]
+    inits = [numpy_helper.from_array(np.array([-1, d_in], np.int64), "shape"), numpy_helper.from_array(W1, "W1"),
+             numpy_helper.from_array(b1, "b1"), numpy_helper.from_array(model.W2.astype(np.float32), "W2"),
+             numpy_helper.from_array(model.b2.astype(np.float32), "b2")]
+    g = helper.make_graph(nodes, "phrase_head",
+                          [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["N", F.EMB_WINDOW, F.EMB_DIM])],
+                          [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="proctor training/phrase")
+    m.ir_version = 8
+    for k, v in meta.items():
+        m.metadata_props.append(onnx.StringStringEntryProto(key=k, value=str(v)))
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+# ---------------------------------------------------------------- evaluation
+
+def evaluate(scores_per_session, thr, sessions):
+    """Recall over labelled phrases, false alarms per hour of speech that is not the phrase
+    (variants' speech excluded), detections on variants."""
+    hit = total = fa = var_hit = var_total = 0
+    neg_speech = 0.0
+    for (sc, wend), lab in zip(scores_per_session, sessions):
+        dets = F.detect(sc, wend, thr)
+        used = set()
+        for s, e in lab["phrases"]:
+            total += 1
+            for k, (d, _) in enumerate(dets):
+                if k not in used and e - 0.5 <= d <= e + 1.0:
+                    used.add(k)
+                    hit += 1
+                    break
+        for s, e in lab["variants"]:
+            var_total += 1
+            for k, (d, _) in enumerate(dets):
+                if k not in used and s <= d <= e + 1.0:
+                    used.add(k)
+                    var_hit += 1
+                    break
+        fa += len(dets) - len(used)
+        sp = sum(e - s for s, e in lab["speech"])
+        sp -= sum(e - s for s, e in lab["phrases"]) + sum(e - s for s, e in lab["variants"])
+        neg_speech += sp
+    return {"threshold": thr, "recall": hit / max(total, 1), "phrases": total, "hits": hit,
+            "false_alarms": fa, "negative_speech_hours": neg_speech / 3600,
+            "fa_per_hour": fa / max(neg_speech / 3600, 1e-9), "variants": var_total, "variant_hits": var_hit}
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.abspath(os.path.join(here, "..", ".."))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", default=os.environ.get("PROCTOR_CACHE_DIR", os.path.join(root, ".cache")))
+    ap.add_argument("--real", default=os.path.join(root, "..", "shared", "data", "speech", "mandarin"),
+                    help="folder of real Mandarin WAVs without the phrase (negatives; two are held back for test)")
+    ap.add_argument("--extra-pos", action="append", default=[], help="folder of WAVs ending with the phrase (repeatable)")
+    ap.add_argument("--extra-neg", action="append", default=[], help="folder of WAVs without the phrase (repeatable)")
+    ap.add_argument("--out", default=os.path.join(root, "models", "trained", "phrase-gaiti-mlp.onnx"))
+    ap.add_argument("--report", default=os.path.join(here, "report.json"))
+    ap.add_argument("--eval-dir", default=None, help="where the dev/test sessions go (default CACHE/phrase-data)")
+    ap.add_argument("--train-sessions", type=int, default=150)
+    ap.add_argument("--dev-sessions", type=int, default=20)
+    ap.add_argument("--test-sessions", type=int, default=40)
+    ap.add_argument("--session-seconds", type=float, default=60)
+    ap.add_argument("--test-seconds", type=float, default=150)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--target-fa", type=float, default=0.3, help="false alarms per hour allowed on dev")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=20261126)
+    args = ap.parse_args()
+    t0 = time.time()
+    eval_dir = args.eval_dir or os.path.join(args.cache, "phrase-data")
+
+    names = variants()
+    train_v, dev_v, test_v = split_variants(names, args.seed)
+    log(f"voices: {len(train_v)} train, {len(dev_v)} dev, {len(test_v)} test variants; test = {test_v}")
+
+    real_train, real_test = [], []
+    held_back = {"fun_tests_sample.wav", "wen_wave_test.wav"}
+    if os.path.isdir(args.real):
+        for n in sorted(os.listdir(args.real)):
+            if n.endswith(".wav"):
+                (real_test if n in held_back else real_train).append(read_wav(os.path.join(args.real, n)))
+        log(f"real speech: {len(real_train)} clips for training, {len(real_test)} held back for test")
+    else:
+        log(f"real speech folder {args.real} missing: synthetic negatives only")
+
+    rng = random.Random(args.seed)
+    vocab = load_vocab()
+
+    def jobs(voices, count, seconds, rate, real, base):
+        out = []
+        for i in range(count):
+            v = voice_setting(rng, voices[i % len(voices)])
+            out.append((base + i, v, seconds, rate, real))
+        return out
+
+    train_jobs = jobs(train_v, args.train_sessions, args.session_seconds, 0.30, "train", 0)
+    dev_jobs = jobs(dev_v, args.dev_sessions, args.test_seconds, 0.12, None, 100000)
+    test_jobs = jobs(test_v, args.test_sessions, args.test_seconds, 0.12, "test", 200000)
+    for d in ("dev", "test"):
+        os.makedirs(os.path.join(eval_dir, d), exist_ok=True)
+        for f in os.listdir(os.path.join(eval_dir, d)):
+            os.remove(os.path.join(eval_dir, d, f))
+
+    with mp.Pool(args.jobs, initializer=fx_init, initargs=(vocab, args.cache, {"train": real_train, "test": real_test})) as pool:
+        train = pool.map(featurise, [(j, None) for j in train_jobs], chunksize=2)
+        log(f"train features: {sum(len(x[0]) for x in train)} windows, {time.time() - t0:.0f}s")
+        dev = pool.map(featurise, [(j, os.path.join(eval_dir, "dev")) for j in dev_jobs], chunksize=1)
+        test = pool.map(featurise, [(j, os.path.join(eval_dir, "test")) for j in test_jobs], chunksize=1)
+        log(f"dev/test features, {time.time() - t0:.0f}s")
+        extra = []
+        for folder, pos in [(f, True) for f in args.extra_pos] + [(f, False) for f in args.extra_neg]:
+            files = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(".wav"))
+            extra += pool.map(extra_windows, [(p, pos) for p in files])
+            log(f"extra {'positives' if pos else 'negatives'}: {len(files)} files from {folder}")
+
+    X = np.concatenate([t[0] for t in train] + [e[0] for e in extra]).reshape(-1, F.EMB_WINDOW * F.EMB_DIM)
+    y = np.concatenate([t[1] for t in train] + [e[1] for e in extra])
+    keep = y >= 0
+    X, y = X[keep], y[keep]
+    n_pos = int(y.sum())
+    log(f"training windows: {len(y)} ({n_pos} positive)")
+    emb_all = X.astype(np.float32).reshape(-1, F.EMB_DIM)
+    mean = np.tile(emb_all.mean(0), F.EMB_WINDOW)
+    std = np.tile(emb_all.std(0) + 1e-3, F.EMB_WINDOW)
+    del emb_all
+    Xn = ((X.astype(np.float32) - mean) / std).astype(np.float32)
+    w = np.where(y == 1, (len(y) - n_pos) / max(n_pos, 1) * 0.5, 1.0).astype(np.float32)
+    model = train_mlp(Xn, y, w, args.hidden, args.epochs, args.seed)
+    # Hard negatives: the windows the first pass scores highest get more weight.
+    s = model.score(Xn)
+    hard = (y == 0) & (s > 0.05)
+    w2 = w.copy()
+    w2[hard] *= 4
+    log(f"hard negatives: {int(hard.sum())}")
+    model = train_mlp(Xn, y, w2, args.hidden, max(4, args.epochs // 2), args.seed + 1, model=model, lr=3e-4)
+
+    def session_scores(items):
+        out = []
+        for Xs, _, wend, _ in items:
+            Z = ((Xs.reshape(len(Xs), -1).astype(np.float32) - mean) / std)
+            out.append((model.score(Z), wend))
+        return out
+
+    dev_scores = session_scores(dev)
+    dev_labels = [d[3] for d in dev]
+    grid = [round(x, 3) for x in np.arange(0.30, 0.996, 0.01)]
+    table = [evaluate(dev_scores, t, dev_labels) for t in grid]
+    ok = [r for r in table if r["fa_per_hour"] <= args.target_fa]
+    best = max(ok, key=lambda r: (r["recall"], -r["threshold"])) if ok else table[-1]
+    thr = best["threshold"]
+    log(f"dev: threshold {thr}: recall {best['recall']:.3f}, {best['fa_per_hour']:.2f} FA/h "
+        f"({best['negative_speech_hours']:.2f} h)")
+    test_res = evaluate(session_scores(test), thr, [t[3] for t in test])
+    log(f"TEST (unseen voices): recall {test_res['recall']:.3f} ({test_res['hits']}/{test_res['phrases']}), "
+        f"{test_res['false_alarms']} false alarms in {test_res['negative_speech_hours']:.2f} h "
+        f"= {test_res['fa_per_hour']:.2f}/h; variants triggered {test_res['variant_hits']}/{test_res['variants']}")
+
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    meta = {"threshold": thr, "window": F.EMB_WINDOW, "trained": time.strftime("%Y-%m-%d"), "seed": args.seed,
+            "train_variants": ",".join(train_v), "dev_variants": ",".join(dev_v), "test_variants": ",".join(test_v)}
+    export_onnx(model, mean.astype(np.float32), std.astype(np.float32), args.out, meta)
+    # The exported graph must score exactly like the numpy model.
+    import onnxruntime as ort
+    sess = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"])
+    probe = dev[0][0][:64].astype(np.float32)
+    got = sess.run(None, {"embeddings": probe})[0][:, 0]
+    want = model.score(((probe.reshape(len(probe), -1) - mean) / std).astype(np.float32))
+    assert np.abs(got - want).max() < 1e-4, np.abs(got - want).max()
+    sha = hashlib.sha256(open(args.out, "rb").read()).hexdigest()
+    report = {"model": os.path.relpath(args.out, root), "sha256": sha, "bytes": os.path.getsize(args.out),
+              "threshold": thr, "dev": best, "test": test_res,
+              "test_variants": test_v, "dev_variants": dev_v, "train_variants": train_v,
+              "train_sessions": len(train_jobs), "train_windows": int(len(y)), "train_positive_windows": n_pos,
+              "train_speech_hours": round(sum(sum(e - s for s, e in t[3]["speech"]) for t in train) / 3600, 3),
+              "extra_pos": args.extra_pos, "extra_neg": args.extra_neg,
+              "real_train_clips": len(real_train), "real_test_clips": len(real_test),
+              "seconds": round(time.time() - t0), "args": {k: v for k, v in vars(args).items() if k != "cache"}}
+    with open(args.report, "w") as f:
+        json.dump(report, f, indent=1, ensure_ascii=False)
+    log(f"wrote {args.out} ({report['bytes']} bytes, sha256 {sha}) and {args.report} in {report['seconds']}s")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    main()

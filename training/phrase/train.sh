@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up the training environment (training/phrase/setup.sh) and trains the phrase spotter head
+# at low priority (the machine is shared): training/phrase/train.sh [train.py options]
+#   training/phrase/train.sh --extra-pos DIR --extra-neg DIR   # retrain with reviewer snippets
+# Writes models/trained/phrase-gaiti-mlp.onnx, training/phrase/report.json and the held-back
+# dev/test sessions under .cache/phrase-data/{dev,test} (WAV + labels for `proctor eval audio`).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cache=${PROCTOR_CACHE_DIR:-$root/.cache}
+"$here/setup.sh"
+# One BLAS thread per process: the pool already uses both cores.
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+exec nice -n 10 "$cache/phrase-venv/bin/python" "$here/train.py" "$@"
