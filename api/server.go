@@ -80,6 +80,9 @@ type Server struct {
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 
+	// timelineExtras add sections to the timeline (answers, recordings) from other features.
+	timelineExtras []func(c *fiber.Ctx, sess *store.Session, body fiber.Map) error
+
 	// sessionOrg caches session id → organisation for the ingest hot path; sessions are never
 	// deleted or moved, so a cached entry cannot go stale.
 	sessionOrg sync.Map
@@ -126,6 +129,7 @@ func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry
 
 	v1.Get("/sessions", review, s.listSessions)
 	v1.Get("/sessions/:id", review, s.getSession)
+	v1.Get("/sessions/:id/timeline", review, s.getTimeline)
 	v1.Get("/flags/:id", review, s.getFlag)
 	v1.Get("/flags/:id/evidence", review, s.getEvidence)
 	v1.Post("/flags/:id/verdict", review, s.postVerdict)
