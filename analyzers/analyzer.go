@@ -39,6 +39,9 @@ type Observation struct {
 	// TopFaceScore is the best detector score even below the threshold: a frame with a face
 	// just under threshold is weak evidence of absence, and the rules use it as such.
 	TopFaceScore float32 `json:"top_face_score"`
+	// Sheet is the A4-sheet check of the evidence camera ("sheet" analyzer); nil on other
+	// cameras and when that analyzer does not run.
+	Sheet *SheetObservation `json:"sheet,omitempty"`
 }
 
 // Analyzer is one check run on every frame.

@@ -48,6 +48,8 @@ type Manifest struct {
 	Input       Input      `json:"input"`
 	Decode      Decode     `json:"decode"`
 	Thresholds  Thresholds `json:"thresholds"`
+	// Audio describes how a streaming audio model is fed (audio families only; see audio.go).
+	Audio *AudioSpec `json:"audio,omitempty"`
 	// Notes record where the thresholds and preprocessing choices come from.
 	Notes string `json:"notes,omitempty"`
 
@@ -105,6 +107,9 @@ type Thresholds struct {
 func (m *Manifest) ID() string { return m.Name + "@" + m.Version }
 
 func (m *Manifest) validate() error {
+	if isAudioFamily(m.Decode.Family) {
+		return m.validateAudio()
+	}
 	var problems []string
 	if m.Name == "" || m.Version == "" || m.File == "" {
 		problems = append(problems, "name, version and file are required")
@@ -194,6 +199,9 @@ func LoadFrom(cacheDir, name string) (*Manifest, error) {
 	m, err := Lookup(name)
 	if err != nil {
 		return nil, err
+	}
+	if m.Source.Registry == RegistryProject { // compiled into the binary (audio.go)
+		return m, m.verifyEmbedded()
 	}
 	p := filepath.Join(cacheDir, filepath.FromSlash(m.File))
 	if err := VerifyFile(p, m.SHA256); err != nil {
@@ -291,6 +299,16 @@ func List() ([]Status, error) {
 			return nil, err
 		}
 		st := Status{Manifest: m}
+		if m.Source.Registry == RegistryProject { // compiled into the binary (audio.go)
+			st.Installed = true
+			if err := m.verifyEmbedded(); err != nil {
+				st.Problem = err.Error()
+			} else {
+				st.Verified, st.Path = true, m.Path
+			}
+			out = append(out, st)
+			continue
+		}
 		if dirErr != nil {
 			st.Problem = dirErr.Error()
 			out = append(out, st)

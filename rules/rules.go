@@ -91,43 +91,47 @@ type FrameInput struct {
 	ModelVersion string
 }
 
-// faceRule is one "condition held for at least this long" rule.
-type faceRule struct {
-	flagType string
-	severity string
-	after    time.Duration
-	holds    func(faces int) bool
-	// confidence of one frame: how sure the detector is the condition holds.
-	confidence func(r runFrame) float64
+// FrameRule raises a flag when a condition holds on consecutive frames of one camera for at
+// least After. Each check's rules live in its own method (faceRules, …) listed in frameRules.
+type FrameRule struct {
+	Type     string
+	Severity string
+	Camera   string // "main", "evidence", or "" for either (runs are per camera)
+	After    time.Duration
+	Holds    func(f *store.FrameResult) bool
+	// Confidence of one frame: how sure the model is the condition holds (0..1).
+	Confidence func(f *store.FrameResult) float64
 }
 
-func (e *Engine) faceRules() []faceRule {
-	return []faceRule{
-		{FaceAbsent, store.SeverityDetection, e.cfg.FaceAbsentAfter,
-			func(n int) bool { return n == 0 },
-			func(r runFrame) float64 { return 1 - float64(r.TopFaceScore) }},
-		{MultipleFaces, store.SeverityAlert, e.cfg.MultipleFacesAfter,
-			func(n int) bool { return n >= 2 },
-			func(r runFrame) float64 { return float64(r.SecondFaceScore) }},
+func (e *Engine) frameRules() []FrameRule {
+	return e.faceRules()
+}
+
+// faceRules judge the main camera only: the evidence camera films from behind and rarely sees
+// the candidate's face.
+func (e *Engine) faceRules() []FrameRule {
+	return []FrameRule{
+		{FaceAbsent, store.SeverityDetection, "main", e.cfg.FaceAbsentAfter,
+			func(f *store.FrameResult) bool { return f.Faces == 0 },
+			func(f *store.FrameResult) float64 { return 1 - float64(f.TopFaceScore) }},
+		{MultipleFaces, store.SeverityAlert, "main", e.cfg.MultipleFacesAfter,
+			func(f *store.FrameResult) bool { return f.Faces >= 2 },
+			func(f *store.FrameResult) float64 { return float64(f.SecondFaceScore) }},
 	}
 }
 
-// ApplyFrame runs the face rules for a newly stored frame inside tx. Only the main camera is
-// judged here: the evidence camera films from behind and rarely sees the candidate's face.
-// It returns the ids of flags created or extended.
+// ApplyFrame runs the frame rules for a newly stored frame inside tx. It returns the ids of flags
+// created or extended.
 func (e *Engine) ApplyFrame(tx *gorm.DB, in FrameInput) ([]uint, error) {
 	fr := in.Result
-	if fr.Camera != "main" {
-		return nil, nil
-	}
 	var touched []uint
-	for _, r := range e.faceRules() {
-		if !r.holds(fr.Faces) {
+	for _, r := range e.frameRules() {
+		if (r.Camera != "" && r.Camera != fr.Camera) || !r.Holds(fr) {
 			continue
 		}
 		id, err := e.applyRun(tx, r, in)
 		if err != nil {
-			return nil, fmt.Errorf("rule %s: %w", r.flagType, err)
+			return nil, fmt.Errorf("rule %s: %w", r.Type, err)
 		}
 		if id != 0 {
 			touched = append(touched, id)
@@ -141,26 +145,17 @@ func (e *Engine) ApplyFrame(tx *gorm.DB, in FrameInput) ([]uint, error) {
 	return touched, nil
 }
 
-type runFrame struct {
-	Seq             int64
-	CapturedAtMs    int64
-	Faces           int
-	TopFaceScore    float32
-	SecondFaceScore float32
-}
-
 // runScan bounds how many neighbouring frames are read each way. A run longer than this is
 // already flagged, and the flag is found by overlap below.
 const runScan = 400
 
 // applyRun finds the maximal run of frames around this one where the rule holds and, if it is
 // long enough, creates or extends the flag covering it.
-func (e *Engine) applyRun(tx *gorm.DB, r faceRule, in FrameInput) (uint, error) {
+func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput) (uint, error) {
 	fr := in.Result
-	cols := "seq, captured_at_ms, faces, top_face_score, second_face_score"
-	base := tx.Model(&store.FrameResult{}).Select(cols).
+	base := tx.Model(&store.FrameResult{}).Omit("observation").
 		Where("session_id = ? AND camera = ?", fr.SessionID, fr.Camera)
-	var before, after []runFrame
+	var before, after []store.FrameResult
 	if err := base.Session(&gorm.Session{}).Where("captured_at_ms < ? OR (captured_at_ms = ? AND seq < ?)",
 		fr.CapturedAtMs, fr.CapturedAtMs, fr.Seq).
 		Order("captured_at_ms DESC").Order("seq DESC").Limit(runScan).Find(&before).Error; err != nil {
@@ -171,40 +166,41 @@ func (e *Engine) applyRun(tx *gorm.DB, r faceRule, in FrameInput) (uint, error) 
 		Order("captured_at_ms").Order("seq").Limit(runScan).Find(&after).Error; err != nil {
 		return 0, err
 	}
-	self := runFrame{fr.Seq, fr.CapturedAtMs, fr.Faces, fr.TopFaceScore, fr.SecondFaceScore}
 	gap := e.cfg.MaxFrameGap.Milliseconds()
 	start, end := fr.CapturedAtMs, fr.CapturedAtMs
-	confSum, n := r.confidence(self), 1
+	confSum, n := r.Confidence(fr), 1
 	prev := fr.CapturedAtMs
-	for _, f := range before {
-		if !r.holds(f.Faces) || prev-f.CapturedAtMs > gap {
+	for i := range before {
+		f := &before[i]
+		if !r.Holds(f) || prev-f.CapturedAtMs > gap {
 			break
 		}
 		start, prev = f.CapturedAtMs, f.CapturedAtMs
-		confSum += r.confidence(f)
+		confSum += r.Confidence(f)
 		n++
 	}
 	prev = fr.CapturedAtMs
-	for _, f := range after {
-		if !r.holds(f.Faces) || f.CapturedAtMs-prev > gap {
+	for i := range after {
+		f := &after[i]
+		if !r.Holds(f) || f.CapturedAtMs-prev > gap {
 			break
 		}
 		end, prev = f.CapturedAtMs, f.CapturedAtMs
-		confSum += r.confidence(f)
+		confSum += r.Confidence(f)
 		n++
 	}
 
 	var existing store.Flag
 	err := tx.Where("session_id = ? AND type = ? AND camera = ? AND start_ms <= ? AND end_ms >= ?",
-		fr.SessionID, r.flagType, fr.Camera, end, start).Order("start_ms").Limit(1).Find(&existing).Error
+		fr.SessionID, r.Type, fr.Camera, end, start).Order("start_ms").Limit(1).Find(&existing).Error
 	if err != nil {
 		return 0, err
 	}
-	if existing.ID == 0 && time.Duration(end-start)*time.Millisecond < r.after {
+	if existing.ID == 0 && time.Duration(end-start)*time.Millisecond < r.After {
 		return 0, nil
 	}
 	confidence := clamp01(confSum / float64(n))
-	details, _ := json.Marshal(map[string]any{"frames": n, "threshold_ms": r.after.Milliseconds(),
+	details, _ := json.Marshal(map[string]any{"frames": n, "threshold_ms": r.After.Milliseconds(),
 		"max_gap_ms": gap})
 	if existing.ID != 0 {
 		// The run grew (a later frame, or a late one filling in earlier time): widen the flag.
@@ -216,8 +212,8 @@ func (e *Engine) applyRun(tx *gorm.DB, r faceRule, in FrameInput) (uint, error) 
 		}
 		return existing.ID, nil
 	}
-	flag := store.Flag{SessionID: fr.SessionID, Type: r.flagType, Camera: fr.Camera,
-		StartMs: start, EndMs: end, Severity: r.severity, Confidence: confidence,
+	flag := store.Flag{SessionID: fr.SessionID, Type: r.Type, Camera: fr.Camera,
+		StartMs: start, EndMs: end, Severity: r.Severity, Confidence: confidence,
 		ModelVersion: in.ModelVersion, Status: store.StatusOpen, EvidenceSeq: fr.Seq,
 		Details: string(details)}
 	if err := tx.Create(&flag).Error; err != nil {

@@ -1,0 +1,157 @@
+package models
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Audio model families: how the service feeds a model and reads its outputs.
+const (
+	// FamilySileroVAD is silero VAD v5/v6: input [1, context+frame] float32 in -1..1, state
+	// [2,1,128], sr int64 scalar → output [1,1] speech probability, stateN.
+	FamilySileroVAD = "silero-vad-v5"
+	// FamilyOWWMel is openWakeWord's melspectrogram: input [1, samples] at int16 scale (not
+	// -1..1) → [1,1,frames,32]; frame i covers samples [160 i, 160 i + 512).
+	FamilyOWWMel = "oww-melspectrogram"
+	// FamilyOWWEmbedding is openWakeWord's speech embedding: [N,76,32,1] mel frames (x/10+2) →
+	// [N,1,1,96].
+	FamilyOWWEmbedding = "oww-embedding"
+	// FamilyPhraseHead is a classifier trained by this project (training/phrase): [N,W,96]
+	// embeddings → [N,1] phrase score.
+	FamilyPhraseHead = "phrase-head"
+)
+
+// RegistryProject marks a model trained in this project and committed under models/trained/:
+// it is compiled into the binary, so no setup step or cache directory is needed for it.
+const RegistryProject = "project"
+
+// trainedFS holds the project's own small models (model cards in models/cards/).
+//
+//go:embed trained/*.onnx
+var trainedFS embed.FS
+
+// AudioSpec is the audio part of a manifest: how a streaming audio model is fed.
+type AudioSpec struct {
+	// SampleRate of the audio the model expects (Hz).
+	SampleRate int `json:"sample_rate"`
+	// FrameSamples is the hop between two model steps in samples (silero: 512; melspectrogram:
+	// 160 per frame; embedding: 8 mel frames; head: one embedding).
+	FrameSamples int `json:"frame_samples"`
+	// ContextSamples is how many samples of the previous frame are fed again (silero: 64).
+	ContextSamples int `json:"context_samples,omitempty"`
+	// Window is how many steps of the previous stage one inference looks at (embedding: 76 mel
+	// frames; head: 16 embeddings).
+	Window int `json:"window,omitempty"`
+	// Inputs and Outputs are the graph's tensor names in the order the service binds them.
+	Inputs  []string `json:"inputs"`
+	Outputs []string `json:"outputs"`
+	// PhraseMs is the typical duration of the spotted phrase (head only): a detection's start is
+	// its end minus this.
+	PhraseMs int `json:"phrase_ms,omitempty"`
+}
+
+func isAudioFamily(f string) bool {
+	switch f {
+	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead:
+		return true
+	}
+	return false
+}
+
+// validateAudio checks an audio manifest; image fields (input, decode outputs) must be absent.
+func (m *Manifest) validateAudio() error {
+	var problems []string
+	if m.Name == "" || m.Version == "" || m.File == "" {
+		problems = append(problems, "name, version and file are required")
+	}
+	if b, err := hex.DecodeString(m.SHA256); err != nil || len(b) != sha256.Size {
+		problems = append(problems, "sha256 must be 64 hex digits")
+	}
+	a := m.Audio
+	if a == nil {
+		problems = append(problems, "audio section is required for family "+m.Decode.Family)
+	} else {
+		if a.SampleRate != 16000 {
+			problems = append(problems, fmt.Sprintf("audio sample_rate %d unsupported (want 16000)", a.SampleRate))
+		}
+		if a.FrameSamples <= 0 || len(a.Inputs) == 0 || len(a.Outputs) == 0 {
+			problems = append(problems, "audio frame_samples, inputs and outputs are required")
+		}
+		if m.Decode.Family == FamilyPhraseHead && (a.Window <= 0 || a.PhraseMs <= 0) {
+			problems = append(problems, "phrase head needs audio window and phrase_ms")
+		}
+	}
+	needsScore := m.Decode.Family == FamilySileroVAD || m.Decode.Family == FamilyPhraseHead
+	if t := m.Thresholds.Score; (needsScore && (t <= 0 || t >= 1)) || (!needsScore && t != 0) {
+		problems = append(problems, "thresholds.score must be in (0,1) for a VAD or phrase head and absent otherwise")
+	}
+	if m.Source.Registry == RegistryProject && !strings.HasPrefix(m.File, "trained/") {
+		problems = append(problems, "a project model's file must be under trained/")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w %s: %s", ErrBadManifest, m.Name, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// verifyEmbedded checks a project model compiled into the binary against its manifest.
+func (m *Manifest) verifyEmbedded() error {
+	data, err := trainedFS.ReadFile(path.Clean(m.File))
+	if err != nil {
+		return fmt.Errorf("%w: %s is not compiled into this binary (train it with training/phrase/train.sh)", ErrModelMissing, m.File)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != strings.ToLower(m.SHA256) {
+		return fmt.Errorf("%w: embedded %s has sha256 %s, manifest wants %s: update models/manifests/%s.json after retraining",
+			ErrChecksum, m.File, got, m.SHA256, m.Name)
+	}
+	m.Path = "embedded:" + m.File
+	return nil
+}
+
+// ModelBytes returns the verified model file of a loaded manifest (from the cache directory, or
+// from the binary for project models).
+func ModelBytes(m *Manifest) ([]byte, error) {
+	if m.Source.Registry == RegistryProject {
+		if err := m.verifyEmbedded(); err != nil {
+			return nil, err
+		}
+		return trainedFS.ReadFile(path.Clean(m.File))
+	}
+	if m.Path == "" {
+		return nil, fmt.Errorf("model %s: not loaded (use models.Load)", m.ID())
+	}
+	return os.ReadFile(m.Path)
+}
+
+// NewAudioSession creates a session for an audio model with tensors bound once: the streaming
+// analyzers then call Run on the same buffers for every frame (no allocation per frame).
+func NewAudioSession(m *Manifest, inputs, outputs []ort.Value, o SessionOptions) (*ort.AdvancedSession, error) {
+	if m.Audio == nil {
+		return nil, fmt.Errorf("model %s is not an audio model", m.ID())
+	}
+	if err := InitRuntime(); err != nil {
+		return nil, err
+	}
+	data, err := ModelBytes(m)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := newSessionOptions(o)
+	if err != nil {
+		return nil, fmt.Errorf("session options for %s: %w", m.ID(), err)
+	}
+	defer opts.Destroy()
+	s, err := ort.NewAdvancedSessionWithONNXData(data, m.Audio.Inputs, m.Audio.Outputs, inputs, outputs, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create session for %s: %w", m.ID(), err)
+	}
+	return s, nil
+}
