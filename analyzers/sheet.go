@@ -128,10 +128,10 @@ type Sheet struct {
 
 	// Scratch images, reused between frames.
 	small, gray, hsv, sat, white, bin, morph, edges, hull mat
-	warped, red, black, closed                         mat
-	k3, k5, kInk                                       gocv.Mat
-	homography                                         gocv.Mat
-	cands                                              []sheetCandidate
+	warped, red, black, closed                            mat
+	k3, k5, kInk                                          gocv.Mat
+	homography                                            gocv.Mat
+	cands                                                 []sheetCandidate
 }
 
 // mat is a scratch Mat created on first use (a zero gocv.Mat must not be touched).
@@ -327,7 +327,7 @@ func (a *Sheet) quadsFrom(bin gocv.Mat, mode gocv.RetrievalMode, minArea float32
 		ok := false
 		for _, eps := range [...]float64{0.02, 0.04} {
 			approx := gocv.ApproxPolyDP(hull, eps*peri, true)
-			quad, ok = largestQuad(approx)
+			quad, ok = fitQuad(approx, hullArea)
 			approx.Close()
 			if ok {
 				break
@@ -338,17 +338,22 @@ func (a *Sheet) quadsFrom(bin gocv.Mat, mode gocv.RetrievalMode, minArea float32
 			continue
 		}
 		qa := quadArea(quad)
-		// The quad must explain the hull (rejects ellipses, blobs, L-shapes) and the region
-		// must fill the quad (a hand may take a bite, a frame with a hole may not).
-		if qa < minArea || qa < 0.9*hullArea || area < 0.7*qa {
+		// The quad and the hull must nearly coincide (rejects ellipses, blobs, L-shapes; a
+		// corner hidden by a hand or cut by a shadow costs a few percent), and the region must
+		// fill the quad (a hand may take a bite, a frame with a hole may not).
+		if qa < minArea || min(qa, hullArea) < 0.88*max(qa, hullArea) || area < 0.7*qa {
 			continue
 		}
 		a.cands = append(a.cands, sheetCandidate{quad: orderQuad(quad), area: area})
 	}
 }
 
-// largestQuad picks, from a convex polygon of 4–10 vertices, the 4 that span the largest area.
-func largestQuad(pv gocv.PointVector) ([4][2]float32, bool) {
+// fitQuad fits a quadrilateral to a convex polygon of 4–10 vertices (a simplified hull). With
+// more than 4 vertices it tries two fits and keeps the one closer to the hull's area: the 4
+// vertices spanning the largest area (right when a side is bent or a corner rounded), and the
+// intersections of the 4 longest sides (right when a corner is hidden by a hand or lost in a
+// shadow: the sides still point at it).
+func fitQuad(pv gocv.PointVector, hullArea float32) ([4][2]float32, bool) {
 	n := pv.Size()
 	if n < 4 || n > 10 {
 		return [4][2]float32{}, false
@@ -357,6 +362,9 @@ func largestQuad(pv gocv.PointVector) ([4][2]float32, bool) {
 	for i := range n {
 		p := pv.At(i)
 		pts[i] = [2]float32{float32(p.X), float32(p.Y)}
+	}
+	if n == 4 {
+		return [4][2]float32{pts[0], pts[1], pts[2], pts[3]}, true
 	}
 	var best [4][2]float32
 	bestArea := float32(-1)
@@ -372,7 +380,51 @@ func largestQuad(pv gocv.PointVector) ([4][2]float32, bool) {
 			}
 		}
 	}
+	agree := func(qa float32) float32 { return min(qa, hullArea) / max(qa, hullArea, 1) }
+	if q, ok := longestSidesQuad(pts[:n]); ok && agree(quadArea(q)) > agree(bestArea) {
+		return q, true
+	}
 	return best, bestArea > 0
+}
+
+// longestSidesQuad intersects the lines through the 4 longest sides of a convex polygon, taken
+// in the polygon's order. It fails when two consecutive chosen sides are nearly parallel.
+func longestSidesQuad(pts [][2]float32) ([4][2]float32, bool) {
+	n := len(pts)
+	var idx [4]int
+	var used [10]bool
+	for k := range 4 {
+		best := -1
+		var bestLen float32
+		for i := range n {
+			if l := dist2(pts[i], pts[(i+1)%n]); !used[i] && (best < 0 || l > bestLen) {
+				best, bestLen = i, l
+			}
+		}
+		used[best] = true
+		idx[k] = best
+	}
+	// Back to polygon order.
+	for i := 1; i < 4; i++ {
+		for j := i; j > 0 && idx[j] < idx[j-1]; j-- {
+			idx[j], idx[j-1] = idx[j-1], idx[j]
+		}
+	}
+	var q [4][2]float32
+	for k := range 4 {
+		a0, a1 := pts[idx[k]], pts[(idx[k]+1)%n]
+		b0, b1 := pts[idx[(k+1)%4]], pts[(idx[(k+1)%4]+1)%n]
+		dax, day := a1[0]-a0[0], a1[1]-a0[1]
+		dbx, dby := b1[0]-b0[0], b1[1]-b0[1]
+		den := dax*dby - day*dbx
+		// |sin| of the angle between the sides below ~0.26 (15°): the corner is too ill-defined.
+		if den*den < 0.07*(dax*dax+day*day)*(dbx*dbx+dby*dby) {
+			return q, false
+		}
+		t := ((b0[0]-a0[0])*dby - (b0[1]-a0[1])*dbx) / den
+		q[(k+1)%4] = [2]float32{a0[0] + t*dax, a0[1] + t*day}
+	}
+	return q, true
 }
 
 // quadArea is the shoelace area of a simple polygon given in order.
@@ -422,38 +474,54 @@ func ramp(x, lo, hi float32) float32 {
 	return (x - lo) / (hi - lo)
 }
 
+// sheetCriteria are the measurements one candidate is judged on.
+type sheetCriteria struct {
+	inFrame   bool    // no corner within 2 px of the frame edge
+	gray, sat float32 // means inside the quad
+	support   float32 // edgeSupport
+	ratio     float32 // a4Ratio (0: not a rectangle's image)
+	fill      float32 // region area / quad area
+}
+
 // scoreQuad rates one candidate (detect-scale corners, region area) in [0,1]: the minimum of
 // its criteria, each mapped so that its configured threshold lands on 0.5.
 func (a *Sheet) scoreQuad(q [4][2]float32, area float32, w, h int) float32 {
+	return a.score(a.measure(q, area, w, h))
+}
+
+func (a *Sheet) measure(q [4][2]float32, area float32, w, h int) sheetCriteria {
+	var c sheetCriteria
 	// The whole sheet must be in view: corners touching the frame edge mean a wall or desk cut
 	// by the frame, or a sheet we cannot see all of.
 	const margin = 2
 	for _, p := range q {
 		if p[0] < margin || p[1] < margin || p[0] > float32(w-1-margin) || p[1] > float32(h-1-margin) {
-			return 0
+			return c
 		}
 	}
 	gray, _ := a.gray.get().DataPtrUint8()
 	sat, _ := a.sat.get().DataPtrUint8()
 	if len(gray) != w*h || len(sat) != w*h {
+		return c
+	}
+	c.inFrame = true
+	c.gray, c.sat = quadMeans(q, gray, sat, w, h)
+	c.support = edgeSupport(q, gray, w, h)
+	c.ratio = a4Ratio(q, float32(w), float32(h), a.cfg.FOVDeg)
+	c.fill = area / quadArea(q)
+	return c
+}
+
+func (a *Sheet) score(c sheetCriteria) float32 {
+	if !c.inFrame || c.ratio <= 0 {
 		return 0
 	}
-	meanGray, meanSat := quadMeans(q, gray, sat, w, h)
-	support := edgeSupport(q, gray, w, h)
-	ratio := a4Ratio(q, float32(w), float32(h), a.cfg.FOVDeg)
-	score := float32(1)
-	score = min(score, ramp(meanGray, a.cfg.MinBrightness-30, a.cfg.MinBrightness+30))
-	score = min(score, 1-ramp(meanSat, a.cfg.MaxSaturation-30, a.cfg.MaxSaturation+30))
-	score = min(score, ramp(support, a.cfg.MinEdgeSupport-0.2, a.cfg.MinEdgeSupport+0.2))
-	if ratio > 0 {
-		off := float32(math.Abs(math.Log(float64(ratio) / math.Sqrt2)))
-		score = min(score, 1-ramp(off, a.cfg.AspectTolerance-0.1, a.cfg.AspectTolerance+0.1))
-	} else {
-		score = 0
-	}
-	fill := area / quadArea(q)
-	score = min(score, ramp(fill, 0.7, 0.9))
-	return score
+	score := ramp(c.gray, a.cfg.MinBrightness-30, a.cfg.MinBrightness+30)
+	score = min(score, 1-ramp(c.sat, a.cfg.MaxSaturation-30, a.cfg.MaxSaturation+30))
+	score = min(score, ramp(c.support, a.cfg.MinEdgeSupport-0.2, a.cfg.MinEdgeSupport+0.2))
+	off := float32(math.Abs(math.Log(float64(c.ratio) / math.Sqrt2)))
+	score = min(score, 1-ramp(off, a.cfg.AspectTolerance-0.1, a.cfg.AspectTolerance+0.1))
+	return min(score, ramp(c.fill, 0.7, 0.9))
 }
 
 // quadMeans averages grey and saturation over the pixels inside a convex quad (clockwise in

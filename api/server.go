@@ -129,6 +129,8 @@ func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry
 
 	v1.Get("/sessions", review, s.listSessions)
 	v1.Get("/sessions/:id", review, s.getSession)
+	v1.Get("/sessions/:id/answers", review, s.getAnswers)
+	s.timelineExtras = append(s.timelineExtras, s.answersTimeline)
 	v1.Get("/sessions/:id/timeline", review, s.getTimeline)
 	v1.Get("/flags/:id", review, s.getFlag)
 	v1.Get("/flags/:id/evidence", review, s.getEvidence)

@@ -35,6 +35,7 @@ type Config struct {
 	API                api.Config
 	Rules              rules.Config
 	Analyzers          analyzers.Config
+	Audio              pipeline.AudioConfig // VAD, phrase spotting, answer rules
 	Log                *slog.Logger
 }
 
@@ -153,6 +154,11 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		return err
 	}
 	a.closers = append(a.closers, frames.Close)
+	audio, err := pipeline.NewAudioHandlers(a.cfg.Audio, kcfg.Concurrency, a.Store, engine.Config().Weights, registry, log)
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, audio.Close)
 	dlq, err := pipeline.NewProducer(kcfg, registry)
 	if err != nil {
 		return err
@@ -161,8 +167,8 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 	var consumers []*pipeline.Consumer
 	for topic, h := range map[string]pipeline.Handler{
 		kcfg.Topics.Frames: frames.Handle,
-		kcfg.Topics.Audio:  pipeline.AudioHandler(a.Store),
-		kcfg.Topics.Events: pipeline.EventHandler(a.Store),
+		kcfg.Topics.Audio:  audio.Handle,
+		kcfg.Topics.Events: pipeline.AnswerEvents(pipeline.EventHandler(a.Store), a.Store, audio.Answers()),
 	} {
 		c, err := pipeline.NewConsumer(kcfg, topic, h, dlq, registry)
 		if err != nil {

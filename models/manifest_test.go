@@ -218,6 +218,13 @@ func TestListReportsStatus(t *testing.T) {
 		t.Fatalf("List() has %d entries, want %d", len(list), len(Names()))
 	}
 	for _, s := range list {
+		if s.Manifest.Source.Registry == RegistryProject {
+			// Compiled into the binary: present whatever the cache holds.
+			if !s.Installed || !s.Verified {
+				t.Errorf("%s (embedded): installed=%v verified=%v problem=%q", s.Manifest.Name, s.Installed, s.Verified, s.Problem)
+			}
+			continue
+		}
 		if s.Installed || s.Verified || s.Problem == "" {
 			t.Errorf("%s in empty cache: installed=%v verified=%v problem=%q", s.Manifest.Name, s.Installed, s.Verified, s.Problem)
 		}

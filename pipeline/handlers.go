@@ -2,12 +2,10 @@ package pipeline
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -114,9 +112,15 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		h.duplicates.Inc()
 		return nil
 	}
-	if _, err := h.store.GetSession(ctx, "", fm.SessionID); errors.Is(err, store.ErrNotFound) {
+	sess, err := h.store.GetSession(ctx, "", fm.SessionID)
+	if errors.Is(err, store.ErrNotFound) {
 		return Permanent(fmt.Errorf("frame for unknown session %s", fm.SessionID))
 	} else if err != nil {
+		return err
+	}
+	// The exam's own settings (checks on/off, durations, weights); cached, not a query per frame.
+	eng, err := h.rules.Effective(h.store.DB.WithContext(ctx), sess.OrgID, sess.ExamID)
+	if err != nil {
 		return err
 	}
 
@@ -153,7 +157,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		if err != nil || !isNew {
 			return err
 		}
-		flagged, err = h.rules.ApplyFrame(tx, rules.FrameInput{Result: fr, JPEG: fm.JPEG, ModelVersion: version})
+		flagged, err = eng.ApplyFrame(tx, rules.FrameInput{Result: fr, JPEG: fm.JPEG, ModelVersion: version})
 		if err != nil {
 			return err
 		}
@@ -215,41 +219,6 @@ func secondBest(faces []analyzers.Face) float32 {
 		}
 	}
 	return b
-}
-
-// AudioHandler records each audio chunk (duration and level). Voice activity and phrase spotting
-// consume the same messages once they land.
-func AudioHandler(st *store.Store) Handler {
-	return func(ctx context.Context, m kafka.Message) error {
-		am, err := DecodeAudio(m)
-		if err != nil {
-			return Permanent(fmt.Errorf("decode audio message: %w", err))
-		}
-		samples := len(am.PCM) / 2
-		chunk := &store.AudioChunk{SessionID: am.SessionID, Seq: am.Seq, CapturedAtMs: am.CapturedAtMs,
-			ReceivedAtMs: am.ReceivedAtMs, SampleRate: am.SampleRate,
-			DurationMs: int64(samples) * 1000 / int64(max(am.SampleRate, 1)), LevelDBFS: levelDBFS(am.PCM)}
-		_, err = store.InsertAudioChunk(st.DB.WithContext(ctx), chunk)
-		return err
-	}
-}
-
-// levelDBFS is the RMS level of s16le samples in dB relative to full scale (-100 for silence).
-func levelDBFS(pcm []byte) float64 {
-	n := len(pcm) / 2
-	if n == 0 {
-		return -100
-	}
-	var sum float64
-	for i := 0; i < n; i++ {
-		v := float64(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / 32768
-		sum += v * v
-	}
-	rms := math.Sqrt(sum / float64(n))
-	if rms < 1e-5 {
-		return -100
-	}
-	return math.Round(20*math.Log10(rms)*10) / 10
 }
 
 // EventHandler stores exam-flow events. The exam-flow state machine builds on these rows.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -54,6 +55,11 @@ var DefaultWeights = map[string]float64{
 	WindowSwitch:        0.5,
 	ScreenshotAttempted: 0.6,
 	MultipleScreens:     0.5,
+	// Audio (rules/answers.go): talking outside answer time may be someone helping; an unclosed
+	// answer or a long silence is mostly a procedural slip.
+	SpeechOutsideAnswer: 0.4,
+	LongSilence:         0.15,
+	AnswerNotClosed:     0.1,
 }
 
 func (c Config) withDefaults() Config {
@@ -76,6 +82,10 @@ func (c Config) withDefaults() Config {
 // Engine applies the rules. It holds no per-session state and is safe for concurrent use.
 type Engine struct {
 	cfg Config
+	// disabled flag types raise nothing (an exam's settings, see settings.go).
+	disabled map[string]bool
+	// settings, when set, gives each exam its own effective engine (Effective).
+	settings *settingsCache
 }
 
 // New returns an engine with cfg's thresholds.
@@ -104,7 +114,11 @@ type FrameRule struct {
 }
 
 func (e *Engine) frameRules() []FrameRule {
-	return e.faceRules()
+	all := e.faceRules()
+	if len(e.disabled) == 0 {
+		return all
+	}
+	return slices.DeleteFunc(all, func(r FrameRule) bool { return e.disabled[r.Type] })
 }
 
 // faceRules judge the main camera only: the evidence camera films from behind and rarely sees

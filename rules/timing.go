@@ -105,7 +105,9 @@ func (e *Engine) Timing(in TimingInput) []FlagSpec {
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	var out []FlagSpec
 	flag := func(typ, camera string, from, to int64, details map[string]any) {
-		out = append(out, FlagSpec{typ, camera, from, to, details})
+		if !e.disabled[typ] { // a check switched off in the exam's settings
+			out = append(out, FlagSpec{typ, camera, from, to, details})
+		}
 	}
 
 	first := map[string]*store.Event{}
@@ -310,6 +312,10 @@ func (e *Engine) ApplyTiming(tx *gorm.DB, sessionID string, now time.Time) error
 	var sess store.Session
 	if err := tx.Omit("registration_photo").Take(&sess, "id = ?", sessionID).Error; err != nil {
 		return fmt.Errorf("load session %s: %w", sessionID, err)
+	}
+	e, err := e.Effective(tx, sess.OrgID, sess.ExamID) // the exam's own settings
+	if err != nil {
+		return err
 	}
 	in := TimingInput{Session: &sess, Now: now}
 	if err := tx.Where("session_id = ?", sessionID).Order("captured_at_ms").Order("seq").Find(&in.Events).Error; err != nil {

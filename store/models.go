@@ -95,7 +95,7 @@ type Flag struct {
 	// Details is rule-specific JSON (frame count, thresholds in force).
 	Details   string    `json:"details"`
 	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedAt time.Time `gorm:"index" json:"updated_at"` // indexed: the live feed polls by it
 }
 
 // Evidence is the JPEG of the frame that raised a flag, kept apart so listing flags stays cheap.
@@ -115,6 +115,11 @@ type Verdict struct {
 	Note      string    `json:"note"`
 	Reviewer  string    `gorm:"size:128" json:"reviewer"`
 	CreatedAt time.Time `json:"created_at"`
+	// Previous is the flag's status before this verdict (what an undo restores); Batch groups
+	// the verdicts of one bulk action; Undone marks a verdict taken back (see store/review.go).
+	Previous string `gorm:"size:16" json:"previous"`
+	Batch    string `gorm:"size:32;index" json:"batch,omitempty"`
+	Undone   bool   `gorm:"not null;default:false" json:"undone"`
 }
 
 // APIKey authenticates the platform and reviewers. Only the SHA-256 of the secret is stored:
@@ -124,7 +129,7 @@ type APIKey struct {
 	SecretHash string `gorm:"size:64"`
 	Name       string `gorm:"size:200"`
 	OrgID      string `gorm:"size:64;index"`
-	Scopes     string `gorm:"size:200"` // comma-separated: ingest, review, admin
+	Scopes     string `gorm:"size:200"` // comma-separated: ingest, review, data, admin
 	CreatedAt  time.Time
 	RevokedAt  *time.Time
 }
@@ -168,5 +173,7 @@ type AudioChunk struct {
 
 func allModels() []any {
 	return []any{&Organisation{}, &Session{}, &FrameResult{}, &Flag{}, &Evidence{}, &Verdict{},
-		&APIKey{}, &AuditEntry{}, &Event{}, &AudioChunk{}}
+		&APIKey{}, &AuditEntry{}, &Event{}, &AudioChunk{},
+		&AudioStretch{}, &SpeechSegment{}, &PhraseDetection{}, &AnswerSegment{},
+		&User{}, &WebSession{}, &ExamSetting{}, &Recording{}}
 }

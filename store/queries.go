@@ -46,14 +46,52 @@ type SessionFilter struct {
 	ExamID string
 	Limit  int
 	Offset int
+	// From and To bound the scheduled start (To exclusive); zero means unbounded.
+	From, To time.Time
+	// FlagType keeps sessions with at least one flag of this type.
+	FlagType string
+	// Review keeps sessions by review status: ReviewOpen (open flags left), ReviewDone (flags,
+	// all judged) or ReviewClean (no flags).
+	Review string
+}
+
+// Review statuses of a session in the queue.
+const (
+	ReviewOpen  = "open"
+	ReviewDone  = "reviewed"
+	ReviewClean = "clean"
+)
+
+// Where applies the filter (except limit and offset) to a query on sessions.
+func (f SessionFilter) Where(q *gorm.DB) *gorm.DB {
+	q = q.Where("sessions.org_id = ?", f.OrgID)
+	if f.ExamID != "" {
+		q = q.Where("sessions.exam_id = ?", f.ExamID)
+	}
+	if !f.From.IsZero() {
+		q = q.Where("sessions.scheduled_start >= ?", f.From)
+	}
+	if !f.To.IsZero() {
+		q = q.Where("sessions.scheduled_start < ?", f.To)
+	}
+	if f.FlagType != "" {
+		q = q.Where("sessions.id IN (?)", q.Session(&gorm.Session{NewDB: true}).Model(&Flag{}).
+			Select("session_id").Where("type = ?", f.FlagType))
+	}
+	switch f.Review {
+	case ReviewOpen:
+		q = q.Where("sessions.open_flags > 0")
+	case ReviewDone:
+		q = q.Where("sessions.open_flags = 0 AND sessions.total_flags > 0")
+	case ReviewClean:
+		q = q.Where("sessions.total_flags = 0")
+	}
+	return q
 }
 
 // ListSessions returns sessions ranked by risk, highest first.
 func (s *Store) ListSessions(ctx context.Context, f SessionFilter) ([]Session, error) {
-	q := s.DB.WithContext(ctx).Omit("registration_photo").Where("org_id = ?", f.OrgID)
-	if f.ExamID != "" {
-		q = q.Where("exam_id = ?", f.ExamID)
-	}
+	q := f.Where(s.DB.WithContext(ctx).Model(&Session{}).Omit("registration_photo"))
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
 	}

@@ -100,6 +100,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := db.AutoMigrate(append(allModels(), &schemaInfo{})...); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	if err := s.auditAppendOnly(db); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	return db.Clauses(clause.OnConflict{UpdateAll: true}).
 		Create(&schemaInfo{ID: 1, Version: SchemaVersion, UpdatedAt: time.Now()}).Error
 }
@@ -137,14 +140,14 @@ const (
 
 // ValidScope reports whether s is a known scope.
 func ValidScope(s string) bool {
-	return s == ScopeIngest || s == ScopeReview || s == ScopeAdmin
+	return s == ScopeIngest || s == ScopeReview || s == ScopeData || s == ScopeAdmin
 }
 
 // CreateAPIKey stores a new key and returns the token to hand out once: "pk_<id>_<secret>".
 func (s *Store) CreateAPIKey(ctx context.Context, orgID, name string, scopes []string) (string, *APIKey, error) {
 	for _, sc := range scopes {
 		if !ValidScope(sc) {
-			return "", nil, fmt.Errorf("unknown scope %q (want ingest, review or admin)", sc)
+			return "", nil, fmt.Errorf("unknown scope %q (want ingest, review, data or admin)", sc)
 		}
 	}
 	if len(scopes) == 0 {

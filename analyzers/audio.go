@@ -1,0 +1,435 @@
+package analyzers
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// AudioRate is the sample rate every audio analyzer works at; AudioSet resamples to it.
+const AudioRate = 16000
+
+// AudioAnalyzer is one streaming check over a stretch of 16 kHz mono audio: a run of chunks
+// without a gap. It keeps state between calls (recurrent model state, half-filled frames), and
+// that state can be saved and restored so that any worker can continue a stretch another worker
+// began (see pipeline/audio.go). Like Analyzer it is not safe for concurrent use.
+type AudioAnalyzer interface {
+	Name() string
+	// Version identifies the model and thresholds, stored with what the analyzer finds.
+	Version() string
+	// Reset starts a new stretch with fresh state.
+	Reset()
+	// Process analyses the next samples of the stretch (-1..1) and appends what it found to obs.
+	Process(ctx context.Context, pcm []float32, obs *AudioObservation) error
+	// AppendState appends the stretch state to dst; RestoreState reads it back.
+	AppendState(dst []byte) []byte
+	RestoreState(b []byte) error
+	Close() error
+}
+
+// SpeechSegment is a stretch of speech, in ms from the start of the stretch. Open means it was
+// still going at the end of the audio analysed so far: EndMs is provisional and will grow. A
+// segment is identified by StartMs: later calls report the same segment with a later end.
+type SpeechSegment struct {
+	StartMs int64 `json:"start_ms"`
+	EndMs   int64 `json:"end_ms"`
+	Open    bool  `json:"open,omitempty"`
+}
+
+// PhraseDetection is one spotted "该题回答完毕" (or a same-meaning variant), in ms from the start of
+// the stretch. EndMs is the end of the classifier window with the best score (≈ the end of the
+// phrase); StartMs is EndMs minus the phrase's typical length. OnsetMs (the first window over the
+// threshold) identifies it; Final is false while the best score may still rise.
+type PhraseDetection struct {
+	OnsetMs int64   `json:"onset_ms"`
+	StartMs int64   `json:"start_ms"`
+	EndMs   int64   `json:"end_ms"`
+	Score   float32 `json:"score"`
+	Final   bool    `json:"final"`
+}
+
+// AudioObservation is what the audio analyzers found in one call.
+type AudioObservation struct {
+	Speech  []SpeechSegment
+	Phrases []PhraseDetection
+	// ProcessedMs is how much of the stretch has been analysed (16 kHz samples / 16).
+	ProcessedMs int64
+}
+
+func (o *AudioObservation) reset() {
+	o.Speech, o.Phrases, o.ProcessedMs = o.Speech[:0], o.Phrases[:0], 0
+}
+
+// AudioConfig selects and configures the audio analyzers.
+type AudioConfig struct {
+	// Analyzers names the audio analyzers, in order. Default ["vad", "phrase"].
+	Analyzers []string     `json:"analyzers,omitempty"`
+	VAD       VADConfig    `json:"vad"`
+	Phrase    PhraseConfig `json:"phrase"`
+}
+
+// audioConstructors is the registry of audio analyzers by name: adding one is a file and a line.
+var audioConstructors = map[string]func(cfg *AudioConfig) (AudioAnalyzer, error){
+	"vad":    func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVAD(cfg.VAD) },
+	"phrase": func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewPhrase(cfg.Phrase) },
+}
+
+// AudioSet is the audio analyzers one worker runs: it converts s16le PCM at any rate from 8 to
+// 48 kHz to 16 kHz float samples once and feeds every analyzer. Not safe for concurrent use.
+type AudioSet struct {
+	analyzers []AudioAnalyzer
+	rs        resampler
+	samples   int64 // 16 kHz samples of this stretch analysed so far
+	in, out   []float32
+}
+
+// NewAudioSet builds the analyzers cfg names (model files are checksummed on load).
+func NewAudioSet(cfg AudioConfig) (*AudioSet, error) {
+	names := cfg.Analyzers
+	if len(names) == 0 {
+		names = []string{"vad", "phrase"}
+	}
+	s := &AudioSet{}
+	for i, n := range names {
+		ctor, ok := audioConstructors[n]
+		if !ok || slices.Contains(names[:i], n) {
+			s.Close()
+			known := make([]string, 0, len(audioConstructors))
+			for k := range audioConstructors {
+				known = append(known, k)
+			}
+			sort.Strings(known)
+			return nil, fmt.Errorf("audio analyzer %q unknown or listed twice (known: %s)", n, strings.Join(known, ", "))
+		}
+		a, err := ctor(&cfg)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("build audio analyzer %q: %w", n, err)
+		}
+		s.analyzers = append(s.analyzers, a)
+	}
+	s.Reset(AudioRate)
+	return s, nil
+}
+
+// Analyzers returns the analyzers in run order.
+func (s *AudioSet) Analyzers() []AudioAnalyzer { return s.analyzers }
+
+// Version names every analyzer and its model version, e.g. "phrase=...,vad=...".
+func (s *AudioSet) Version() string {
+	parts := make([]string, 0, len(s.analyzers))
+	for _, a := range s.analyzers {
+		parts = append(parts, a.Name()+"="+a.Version())
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// Reset starts a new stretch whose audio arrives at rate Hz.
+func (s *AudioSet) Reset(rate int) {
+	s.rs.reset(rate, AudioRate)
+	s.samples = 0
+	for _, a := range s.analyzers {
+		a.Reset()
+	}
+}
+
+// Rate is the input rate of the current stretch.
+func (s *AudioSet) Rate() int { return s.rs.inRate }
+
+// ProcessPCM analyses the next chunk of the stretch: s16le mono samples at the stretch's rate.
+func (s *AudioSet) ProcessPCM(ctx context.Context, pcm []byte, obs *AudioObservation) error {
+	n := len(pcm) / 2
+	s.in = slices.Grow(s.in[:0], n)[:n]
+	for i := range n {
+		s.in[i] = float32(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / 32768
+	}
+	return s.Process(ctx, s.in, obs)
+}
+
+// Process analyses the next samples (-1..1, at the stretch's rate).
+func (s *AudioSet) Process(ctx context.Context, samples []float32, obs *AudioObservation) error {
+	obs.reset()
+	s.out = s.rs.process(samples, s.out[:0])
+	for _, a := range s.analyzers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := a.Process(ctx, s.out, obs); err != nil {
+			return fmt.Errorf("audio analyzer %s: %w", a.Name(), err)
+		}
+	}
+	s.samples += int64(len(s.out))
+	obs.ProcessedMs = s.samples * 1000 / AudioRate
+	return nil
+}
+
+// stateVersion is bumped when the saved state's layout changes: an old checkpoint then starts a
+// fresh stretch instead of being misread.
+const stateVersion = 1
+
+// ErrStateMismatch means a saved stretch state was written by a different build or analyzer set.
+var ErrStateMismatch = errors.New("audio state from a different analyzer set or build")
+
+// MarshalState saves the stretch: resampler, position and every analyzer's state.
+func (s *AudioSet) MarshalState() []byte {
+	var w stateWriter
+	w.u32(stateVersion)
+	w.str(s.Version())
+	w.i64(s.samples)
+	s.rs.appendState(&w)
+	for _, a := range s.analyzers {
+		start := len(w.b)
+		w.u32(0) // length, filled below
+		w.b = a.AppendState(w.b)
+		binary.LittleEndian.PutUint32(w.b[start:], uint32(len(w.b)-start-4))
+	}
+	return w.b
+}
+
+// UnmarshalState restores a stretch saved by MarshalState. On ErrStateMismatch the set is reset
+// to a fresh stretch at the same rate and the caller decides what to do.
+func (s *AudioSet) UnmarshalState(b []byte) error {
+	r := stateReader{b: b}
+	if r.u32() != stateVersion || r.str() != s.Version() {
+		return ErrStateMismatch
+	}
+	s.samples = r.i64()
+	if err := s.rs.restoreState(&r); err != nil {
+		return err
+	}
+	for _, a := range s.analyzers {
+		n := int(r.u32())
+		part := r.bytes(n)
+		if r.err != nil {
+			return r.err
+		}
+		if err := a.RestoreState(part); err != nil {
+			return fmt.Errorf("restore %s: %w", a.Name(), err)
+		}
+	}
+	return r.err
+}
+
+// Close closes every analyzer.
+func (s *AudioSet) Close() error {
+	var errs []error
+	for _, a := range s.analyzers {
+		errs = append(errs, a.Close())
+	}
+	s.analyzers = nil
+	return errors.Join(errs...)
+}
+
+// AudioResult is a whole recording analysed as one stretch (CLI, evaluation, uploads).
+type AudioResult struct {
+	DurationMs int64             `json:"duration_ms"`
+	Speech     [][2]int64        `json:"speech"`
+	Phrases    []PhraseDetection `json:"phrases"`
+}
+
+// AnalyzeSamples runs the set over a whole recording (-1..1 at rate Hz) in chunks of chunkMs,
+// exactly as the pipeline would see it arrive, and collects the final segments and detections.
+func (s *AudioSet) AnalyzeSamples(ctx context.Context, samples []float32, rate int, chunkMs int) (AudioResult, error) {
+	s.Reset(rate)
+	if chunkMs <= 0 {
+		chunkMs = 1000
+	}
+	step := max(1, rate*chunkMs/1000)
+	speech := map[int64]int64{}
+	phrases := map[int64]PhraseDetection{}
+	var obs AudioObservation
+	for i := 0; i < len(samples); i += step {
+		if err := s.Process(ctx, samples[i:min(len(samples), i+step)], &obs); err != nil {
+			return AudioResult{}, err
+		}
+		for _, sg := range obs.Speech {
+			speech[sg.StartMs] = max(speech[sg.StartMs], sg.EndMs)
+		}
+		for _, p := range obs.Phrases {
+			phrases[p.OnsetMs] = p
+		}
+	}
+	res := AudioResult{DurationMs: int64(len(samples)) * 1000 / int64(max(rate, 1)),
+		Speech: make([][2]int64, 0, len(speech)), Phrases: make([]PhraseDetection, 0, len(phrases))}
+	for st, en := range speech {
+		res.Speech = append(res.Speech, [2]int64{st, en})
+	}
+	sort.Slice(res.Speech, func(i, j int) bool { return res.Speech[i][0] < res.Speech[j][0] })
+	for _, p := range phrases {
+		res.Phrases = append(res.Phrases, p)
+	}
+	sort.Slice(res.Phrases, func(i, j int) bool { return res.Phrases[i].EndMs < res.Phrases[j].EndMs })
+	return res, nil
+}
+
+// ---- state encoding: little-endian, length-prefixed, no reflection (runs per chunk) ----
+
+type stateWriter struct{ b []byte }
+
+func (w *stateWriter) u32(v uint32) { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
+func (w *stateWriter) i64(v int64)  { w.b = binary.LittleEndian.AppendUint64(w.b, uint64(v)) }
+func (w *stateWriter) f32(v float32) {
+	w.b = binary.LittleEndian.AppendUint32(w.b, math.Float32bits(v))
+}
+func (w *stateWriter) str(s string) { w.u32(uint32(len(s))); w.b = append(w.b, s...) }
+func (w *stateWriter) floats(v []float32) {
+	w.u32(uint32(len(v)))
+	for _, x := range v {
+		w.f32(x)
+	}
+}
+func (w *stateWriter) boolean(v bool) {
+	if v {
+		w.b = append(w.b, 1)
+	} else {
+		w.b = append(w.b, 0)
+	}
+}
+
+type stateReader struct {
+	b   []byte
+	err error
+}
+
+func (r *stateReader) bytes(n int) []byte {
+	if r.err != nil || n < 0 || n > len(r.b) {
+		if r.err == nil {
+			r.err = ErrStateMismatch
+		}
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+func (r *stateReader) u32() uint32 {
+	if b := r.bytes(4); b != nil {
+		return binary.LittleEndian.Uint32(b)
+	}
+	return 0
+}
+func (r *stateReader) i64() int64 {
+	if b := r.bytes(8); b != nil {
+		return int64(binary.LittleEndian.Uint64(b))
+	}
+	return 0
+}
+func (r *stateReader) f32() float32 { return math.Float32frombits(r.u32()) }
+func (r *stateReader) str() string  { return string(r.bytes(int(r.u32()))) }
+func (r *stateReader) boolean() bool {
+	b := r.bytes(1)
+	return b != nil && b[0] == 1
+}
+
+// floatsInto reads a float slice into dst's storage (grown if needed), so restoring a state
+// reuses the analyzer's buffers.
+func (r *stateReader) floatsInto(dst []float32) []float32 {
+	n := int(r.u32())
+	if r.err != nil || n*4 > len(r.b) {
+		if r.err == nil {
+			r.err = ErrStateMismatch
+		}
+		return dst[:0]
+	}
+	dst = slices.Grow(dst[:0], n)[:n]
+	for i := range dst {
+		dst[i] = r.f32()
+	}
+	return dst
+}
+
+// DecodeWAV reads a RIFF/WAVE file of PCM samples (8, 16, 24 or 32-bit integer or 32-bit float,
+// any channel count: channels are averaged) and returns the samples (-1..1) and the rate. It is
+// how a recording's audio track enters the analyzers (the CLI, evaluation, uploaded recordings).
+func DecodeWAV(b []byte) ([]float32, int, error) {
+	if len(b) < 12 || string(b[:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		return nil, 0, errors.New("not a RIFF/WAVE file")
+	}
+	var format, channels, rate, bits int
+	haveFmt := false
+	for p := 12; p+8 <= len(b); {
+		id := string(b[p : p+4])
+		size := int(binary.LittleEndian.Uint32(b[p+4 : p+8]))
+		body := b[p+8:]
+		if size > len(body) {
+			if id != "data" {
+				return nil, 0, fmt.Errorf("WAV chunk %q is truncated", id)
+			}
+			size = len(body) // streaming writers leave the data size unset
+		}
+		switch id {
+		case "fmt ":
+			if size < 16 {
+				return nil, 0, errors.New("WAV fmt chunk is too short")
+			}
+			format = int(binary.LittleEndian.Uint16(body[0:2]))
+			channels = int(binary.LittleEndian.Uint16(body[2:4]))
+			rate = int(binary.LittleEndian.Uint32(body[4:8]))
+			bits = int(binary.LittleEndian.Uint16(body[14:16]))
+			if format == 0xFFFE && size >= 26 { // WAVE_FORMAT_EXTENSIBLE: the sub-format's first 2 bytes
+				format = int(binary.LittleEndian.Uint16(body[24:26]))
+			}
+			haveFmt = true
+		case "data":
+			if !haveFmt {
+				return nil, 0, errors.New("WAV data chunk before fmt chunk")
+			}
+			return decodeSamples(body[:size], format, channels, bits, rate)
+		}
+		p += 8 + size + size&1
+	}
+	return nil, 0, errors.New("WAV has no data chunk")
+}
+
+func decodeSamples(data []byte, format, channels, bits, rate int) ([]float32, int, error) {
+	if channels < 1 || rate < 1000 || rate > 192000 {
+		return nil, 0, fmt.Errorf("WAV has %d channels at %d Hz", channels, rate)
+	}
+	if !(format == 1 && (bits == 8 || bits == 16 || bits == 24 || bits == 32)) && !(format == 3 && bits == 32) {
+		return nil, 0, fmt.Errorf("WAV format %d at %d bits unsupported (want integer PCM or 32-bit float)", format, bits)
+	}
+	bps := bits / 8
+	frames := len(data) / (bps * channels)
+	out := make([]float32, frames)
+	for i := range frames {
+		var sum float32
+		for c := range channels {
+			o := (i*channels + c) * bps
+			var v float32
+			switch {
+			case format == 3:
+				v = math.Float32frombits(binary.LittleEndian.Uint32(data[o:]))
+			case bits == 8:
+				v = (float32(data[o]) - 128) / 128
+			case bits == 16:
+				v = float32(int16(binary.LittleEndian.Uint16(data[o:]))) / 32768
+			case bits == 24:
+				v = float32(int32(uint32(data[o])<<8|uint32(data[o+1])<<16|uint32(data[o+2])<<24)>>8) / 8388608
+			default:
+				v = float32(int32(binary.LittleEndian.Uint32(data[o:]))) / 2147483648
+			}
+			sum += v
+		}
+		out[i] = sum / float32(channels)
+	}
+	if frames == 0 {
+		return nil, 0, errors.New("WAV has no samples")
+	}
+	return out, rate, nil
+}
+
+// EncodePCM16 converts samples (-1..1) to s16le bytes, the wire format of audio chunks.
+func EncodePCM16(samples []float32) []byte {
+	out := make([]byte, 2*len(samples))
+	for i, v := range samples {
+		v = max(-1, min(1, v))
+		binary.LittleEndian.PutUint16(out[2*i:], uint16(int16(math.Round(float64(v)*32767))))
+	}
+	return out
+}

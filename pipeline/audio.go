@@ -1,0 +1,305 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"gorm.io/gorm"
+
+	"proctor/analyzers"
+	"proctor/rules"
+	"proctor/store"
+)
+
+// AudioConfig configures the audio workers.
+type AudioConfig struct {
+	Analyzers analyzers.AudioConfig
+	Answers   rules.AnswerConfig
+	// StretchTolerance: a chunk continues the stretch whose next seq it carries only if its
+	// captured_at is within this of where the stretch's audio ends; otherwise the recording
+	// paused (microphone off, client restarted) and a new stretch starts. Default 2 s: client
+	// clocks and sample clocks drift apart by far less within one exam.
+	StretchTolerance time.Duration
+}
+
+// AudioHandlers analyses audio chunks as per-session streams: voice activity and the closing
+// phrase, then the answer segmentation of the session.
+//
+// The stream state lives in the database (store.AudioStretch), written in the same transaction
+// as the chunk's results, and the worker keeps none between messages. So after a crash or a
+// rebalance the next worker continues every stretch exactly: nothing is lost, and the chunks
+// Kafka redelivers (those after the last committed offset) are recognised by their AudioChunk
+// row and skipped without being analysed twice. Late chunks (a seq below what was analysed,
+// sent after a reconnect) are analysed too: a late chunk continues the stretch it belongs to
+// if that stretch ended just before it, else it starts a stretch of its own with fresh model
+// state (losing only the first ~2 s of context for the phrase spotter and ~100 ms for the VAD).
+type AudioHandlers struct {
+	cfg     AudioConfig
+	store   *store.Store
+	answers *rules.AnswerEngine
+	log     *slog.Logger
+	pool    chan *analyzers.AudioSet
+	created chan struct{}
+	version string
+
+	analyzeSeconds prometheus.Histogram
+	realtime       prometheus.Histogram
+	duplicates     prometheus.Counter
+	stretches      prometheus.Counter
+}
+
+// NewAudioHandlers loads one analyzer set straight away (a missing model fails at start-up) and
+// allows up to maxConcurrent (one per consumer goroutine).
+func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weights map[string]float64,
+	registry prometheus.Registerer, log *slog.Logger) (*AudioHandlers, error) {
+	maxConcurrent = max(maxConcurrent, 1)
+	if cfg.StretchTolerance <= 0 {
+		cfg.StretchTolerance = 2 * time.Second
+	}
+	h := &AudioHandlers{cfg: cfg, store: st, log: log,
+		pool: make(chan *analyzers.AudioSet, maxConcurrent), created: make(chan struct{}, maxConcurrent-1)}
+	for range maxConcurrent - 1 {
+		h.created <- struct{}{}
+	}
+	first, err := analyzers.NewAudioSet(cfg.Analyzers)
+	if err != nil {
+		return nil, fmt.Errorf("load audio analyzers: %w", err)
+	}
+	h.pool <- first
+	h.version = first.Version()
+	h.answers = rules.NewAnswerEngine(cfg.Answers, weights, h.version)
+	h.analyzeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "proctor_audio_analyze_seconds", Help: "Time to analyse one audio chunk.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+	h.realtime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "proctor_audio_realtime_factor", Help: "Analysis time divided by the chunk's duration.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)})
+	h.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "proctor_audio_duplicates_total", Help: "Audio chunks skipped because they were already analysed."})
+	h.stretches = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "proctor_audio_stretches_total", Help: "Audio stretches started (session starts, gaps, late chunks)."})
+	if registry != nil {
+		registry.MustRegister(h.analyzeSeconds, h.realtime, h.duplicates, h.stretches)
+	}
+	return h, nil
+}
+
+// Answers is the answer engine (shared with the events consumer, see AnswerEvents).
+func (h *AudioHandlers) Answers() *rules.AnswerEngine { return h.answers }
+
+func (h *AudioHandlers) acquire(ctx context.Context) (*analyzers.AudioSet, error) {
+	select {
+	case s := <-h.pool:
+		return s, nil
+	default:
+	}
+	select {
+	case s := <-h.pool:
+		return s, nil
+	case <-h.created:
+		s, err := analyzers.NewAudioSet(h.cfg.Analyzers)
+		if err != nil {
+			h.created <- struct{}{}
+			return nil, err
+		}
+		return s, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close releases the analyzer sets; call it after every consumer stopped.
+func (h *AudioHandlers) Close() {
+	for {
+		select {
+		case s := <-h.pool:
+			s.Close()
+		default:
+			return
+		}
+	}
+}
+
+// Handle analyses one chunk: find its stretch, restore the stream state, run VAD and phrase
+// spotting, then store chunk, results, new state and the recomputed answers in one transaction.
+func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
+	am, err := DecodeAudio(m)
+	if err != nil {
+		return Permanent(fmt.Errorf("decode audio message: %w", err))
+	}
+	if done, err := h.store.AudioChunkStored(ctx, am.SessionID, am.Seq); err != nil {
+		return err
+	} else if done {
+		h.duplicates.Inc()
+		return nil
+	}
+	if _, err := h.store.GetSession(ctx, "", am.SessionID); errors.Is(err, store.ErrNotFound) {
+		return Permanent(fmt.Errorf("audio for unknown session %s", am.SessionID))
+	} else if err != nil {
+		return err
+	}
+	stretch, err := h.store.FindStretch(ctx, am.SessionID, am.Seq)
+	if err != nil {
+		return err
+	}
+	tol := h.cfg.StretchTolerance.Milliseconds()
+	if stretch != nil && (stretch.SampleRate != am.SampleRate || absInt64(am.CapturedAtMs-stretch.EndMs) > tol) {
+		stretch = nil // the recording paused or changed device: a new stretch
+	}
+
+	set, err := h.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	fresh := stretch == nil
+	if !fresh {
+		if err := set.UnmarshalState(stretch.State); err != nil {
+			// Written by another build (a rolling upgrade): continue with fresh state rather
+			// than fail; the loss is this stretch's context.
+			h.log.Warn("audio state not restorable, starting fresh", "session", am.SessionID, "seq", am.Seq, "err", err)
+			set.Reset(am.SampleRate)
+		}
+	} else {
+		set.Reset(am.SampleRate)
+		stretch = &store.AudioStretch{SessionID: am.SessionID, StartSeq: am.Seq, StartMs: am.CapturedAtMs,
+			SampleRate: am.SampleRate}
+	}
+	var obs analyzers.AudioObservation
+	err = set.ProcessPCM(ctx, am.PCM, &obs)
+	state := set.MarshalState()
+	h.pool <- set
+	if err != nil {
+		return fmt.Errorf("analyse audio %s/%d: %w", am.SessionID, am.Seq, err)
+	}
+	took := time.Since(start)
+	durMs := int64(len(am.PCM)/2) * 1000 / int64(am.SampleRate)
+	h.analyzeSeconds.Observe(took.Seconds())
+	if durMs > 0 {
+		h.realtime.Observe(took.Seconds() * 1000 / float64(durMs))
+	}
+
+	fromSeq := stretch.NextSeq
+	stretch.NextSeq, stretch.EndMs, stretch.State, stretch.Version = am.Seq+1, stretch.StartMs+obs.ProcessedMs, state, h.version
+	stretch.Chunks++
+	chunk := &store.AudioChunk{SessionID: am.SessionID, Seq: am.Seq, CapturedAtMs: am.CapturedAtMs,
+		ReceivedAtMs: am.ReceivedAtMs, SampleRate: am.SampleRate, DurationMs: durMs, LevelDBFS: levelDBFS(am.PCM)}
+	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		isNew, err := store.InsertAudioChunk(tx, chunk)
+		if err != nil || !isNew {
+			return err // a concurrent worker stored it first: its results stand
+		}
+		if err := store.SaveStretch(tx, stretch, fromSeq); err != nil {
+			return err
+		}
+		speech := make([]store.SpeechSegment, len(obs.Speech))
+		for i, s := range obs.Speech {
+			speech[i] = store.SpeechSegment{SessionID: am.SessionID, StartMs: stretch.StartMs + s.StartMs,
+				EndMs: stretch.StartMs + s.EndMs, Open: s.Open, StretchID: stretch.ID}
+		}
+		if err := store.UpsertSpeech(tx, speech); err != nil {
+			return err
+		}
+		phrases := make([]store.PhraseDetection, len(obs.Phrases))
+		for i, p := range obs.Phrases {
+			phrases[i] = store.PhraseDetection{SessionID: am.SessionID, OnsetMs: stretch.StartMs + p.OnsetMs,
+				StartMs: stretch.StartMs + p.StartMs, EndMs: stretch.StartMs + p.EndMs, Score: p.Score, Final: p.Final,
+				StretchID: stretch.ID}
+		}
+		if err := store.UpsertPhrases(tx, phrases); err != nil {
+			return err
+		}
+		return h.answers.Recompute(tx, h.store.Postgres, am.SessionID)
+	})
+	if err != nil {
+		return fmt.Errorf("store audio %s/%d: %w", am.SessionID, am.Seq, err)
+	}
+	if fresh {
+		h.stretches.Inc()
+		h.log.Debug("audio stretch started", "session", am.SessionID, "seq", am.Seq, "captured_at", am.CapturedAtMs)
+	}
+	return nil
+}
+
+func absInt64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// answerEvents are the event types answer segmentation reads.
+var answerEvents = map[string]bool{"answering_started": true, "question_shown": true, "exam_ended": true}
+
+// AnswerEvents wraps the events handler: after next has stored an event that bounds answers
+// (answering_started, question_shown, exam_ended), the session's answers are recomputed. Events
+// and audio travel on different topics, so either may arrive first; recomputing from what is
+// stored on both sides makes the result independent of that order.
+func AnswerEvents(next Handler, st *store.Store, answers *rules.AnswerEngine) Handler {
+	return func(ctx context.Context, m kafka.Message) error {
+		if err := next(ctx, m); err != nil {
+			return err
+		}
+		em, err := DecodeEvent(m)
+		if err != nil || !answerEvents[em.Type] {
+			return nil // next already judged the message
+		}
+		return st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return answers.Recompute(tx, st.Postgres, em.SessionID)
+		})
+	}
+}
+
+// RecordingMessages splits the audio track of an uploaded recording (a WAV file: any PCM
+// layout DecodeWAV reads) into audio messages as the live client would have sent them: mono
+// s16le chunks of chunkDur at the file's rate (resampled to 16 kHz if outside 8–48 kHz),
+// captured_at from startMs, seq from seqBase. Use a seqBase above the live chunks' range
+// (e.g. 1<<40) so the recording forms a stretch of its own; answer segmentation merges speech
+// and phrases the live stream and the recording both heard.
+func RecordingMessages(sessionID string, wav []byte, startMs, seqBase int64, chunkDur time.Duration) ([]AudioMessage, error) {
+	samples, rate, err := analyzers.DecodeWAV(wav)
+	if err != nil {
+		return nil, fmt.Errorf("recording of %s: %w", sessionID, err)
+	}
+	if rate < minSampleRate || rate > 48000 {
+		samples, rate = analyzers.Resample(samples, rate, analyzers.AudioRate), analyzers.AudioRate
+	}
+	if chunkDur <= 0 {
+		chunkDur = 10 * time.Second
+	}
+	step := max(1, int(int64(rate)*chunkDur.Milliseconds()/1000))
+	now := time.Now().UnixMilli()
+	var out []AudioMessage
+	for i := 0; i < len(samples); i += step {
+		part := samples[i:min(len(samples), i+step)]
+		out = append(out, AudioMessage{SessionID: sessionID, Seq: seqBase + int64(len(out)),
+			CapturedAtMs: startMs + int64(i)*1000/int64(rate), ReceivedAtMs: now, SampleRate: rate,
+			PCM: analyzers.EncodePCM16(part)})
+	}
+	return out, nil
+}
+
+// levelDBFS is the RMS level of s16le samples in dB relative to full scale (-100 for silence).
+func levelDBFS(pcm []byte) float64 {
+	n := len(pcm) / 2
+	if n == 0 {
+		return -100
+	}
+	var sum float64
+	for i := 0; i < n; i++ {
+		v := float64(int16(binary.LittleEndian.Uint16(pcm[2*i:]))) / 32768
+		sum += v * v
+	}
+	rms := math.Sqrt(sum / float64(n))
+	if rms < 1e-5 {
+		return -100
+	}
+	return math.Round(20*math.Log10(rms)*10) / 10
+}
