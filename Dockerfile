@@ -10,6 +10,8 @@
 ARG GO_VERSION=1.26.8
 ARG NODE_VERSION=20.20.2
 ARG OPENCV_VERSION=4.6.0+dfsg-12
+# ffprobe checks uploaded recordings before OpenCV opens them; ffmpeg extracts their audio.
+ARG FFMPEG_VERSION=7:5.1.9-0+deb12u1
 
 # ---- build: the proctor binary (cgo: gocv needs OpenCV headers, mattn/go-sqlite3 a C compiler) ----
 FROM golang:${GO_VERSION}-bookworm AS build
@@ -36,6 +38,7 @@ RUN PROCTOR_CACHE_DIR=/opt/proctor bash scripts/fetch-artifacts.sh \
 # ---- runtime: OpenCV shared libraries only, no compilers, non-root ----
 FROM debian:bookworm-slim
 ARG OPENCV_VERSION
+ARG FFMPEG_VERSION
 # The OpenCV libraries the binary links (readelf -d: highgui, videoio, video, objdetect, calib3d,
 # imgcodecs, features2d, dnn, photo, imgproc, core; flann through features2d).
 RUN apt-get update \
@@ -52,6 +55,7 @@ RUN apt-get update \
       "libopencv-flann406=${OPENCV_VERSION}" \
       "libopencv-photo406=${OPENCV_VERSION}" \
       "libopencv-highgui406=${OPENCV_VERSION}" \
+      "ffmpeg=${FFMPEG_VERSION}" \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/proctor /usr/local/bin/proctor
 COPY --from=fetch /opt/proctor /opt/proctor

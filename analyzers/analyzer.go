@@ -6,6 +6,8 @@ import (
 	"context"
 
 	"gocv.io/x/gocv"
+
+	"proctor/models"
 )
 
 // Camera names the two clients that record a candidate.
@@ -22,12 +24,63 @@ type Frame struct {
 	// Width and Height are the size of the JPEG as posted; Image may be smaller (reduced decode),
 	// so analyzers report boxes in these original pixel coordinates.
 	Width, Height int
+
+	// Session is the exam session the frame belongs to ("" outside the pipeline). Analyzers that
+	// keep per-candidate state between frames (identity's face track) key it by this.
+	Session string
+	// Enrolled is the candidate's registration-photo embedding for the identity analyzer; nil
+	// when the session has none (then no face gets a Match).
+	Enrolled *Enrollment
+
+	// Per-face results shared between analyzers within this frame, filled by the "landmarks"
+	// analyzer for Observation.Faces[i], i < len(FaceCrops) (at most LandmarksConfig.MaxFaces,
+	// best detector score first). Both are owned by that analyzer and valid only until the next
+	// frame: analyzers read them and must not close or keep them.
+	//
+	// FaceCrops[i] is the face aligned on five landmarks to the ArcFace template, 112×112 BGR
+	// (models.AlignedSize): eyes at y≈51, mouth corners at y≈92, little forehead and no ears.
+	// Identity embeds it; attribute classifiers (mask, occlusion) should classify it rather
+	// than re-crop Image.
+	FaceCrops []gocv.Mat
+	// FaceLandmarks[i] are the 68 points (iBUG-300W order) in Image pixels — not original
+	// pixels: multiply by Width/Image.Cols() for those. Jaw points 0 and 16 sit next to the
+	// ears, for checks that need more of the head than FaceCrops shows.
+	FaceLandmarks []models.Landmarks68
+}
+
+// Enrollment is a reference face embedding: the registration photo's, stored on the session.
+type Enrollment struct {
+	Model  string    `json:"model"`  // embedding model ID (name@version); vectors of other models do not compare
+	Vector []float32 `json:"vector"` // unit length
 }
 
 // Face is one detected face, box in original pixel coordinates.
 type Face struct {
 	Box   [4]float32 `json:"box"` // x, y, w, h
 	Score float32    `json:"score"`
+	// Landmarks are five points in original pixels: left eye, right eye, nose tip, left and
+	// right mouth corner ("landmarks" analyzer; absent beyond its MaxFaces).
+	Landmarks [][2]float32 `json:"landmarks,omitempty"`
+	// Match compares this face with the session's registration photo ("identity" analyzer: the
+	// main face only — every face in `proctor analyze image` — and only when there is an
+	// enrolled photo).
+	Match *Match `json:"match,omitempty"`
+	// Yaw and Pitch are the head pose in degrees, 0 facing the camera ("headpose" analyzer).
+	// Yaw > 0: the head turns towards the image's left (the candidate's right); pitch > 0: it
+	// tilts up. Checked on the dev photos (a mirrored photo flips the sign of yaw).
+	Yaw   *float32 `json:"yaw,omitempty"`
+	Pitch *float32 `json:"pitch,omitempty"`
+}
+
+// Match is a face compared with the registration photo.
+type Match struct {
+	// Similarity is the cosine similarity of the two embeddings (-1..1).
+	Similarity float32 `json:"similarity"`
+	// SamePerson is Similarity >= the model's calibrated threshold.
+	SamePerson bool `json:"same_person"`
+	// Measured is false when the value was carried over from an earlier frame of the same face
+	// track instead of computed on this one (IdentityConfig.Every).
+	Measured bool `json:"measured"`
 }
 
 // Observation collects what all analyzers saw in one frame. Field names are part of the JSON that

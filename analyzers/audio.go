@@ -428,8 +428,9 @@ func decodeSamples(data []byte, format, channels, bits, rate int) ([]float32, in
 func EncodePCM16(samples []float32) []byte {
 	out := make([]byte, 2*len(samples))
 	for i, v := range samples {
-		v = max(-1, min(1, v))
-		binary.LittleEndian.PutUint16(out[2*i:], uint16(int16(math.Round(float64(v)*32767))))
+		// ×32768 to mirror decoding (/32768): a decoded chunk re-encodes to the same bytes.
+		x := max(-32768, min(32767, math.Round(float64(v)*32768)))
+		binary.LittleEndian.PutUint16(out[2*i:], uint16(int16(x)))
 	}
 	return out
 }

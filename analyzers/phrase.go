@@ -21,6 +21,10 @@ type PhraseConfig struct {
 	// Hold: after the first window over the threshold, the best score of this many further
 	// windows (80 ms each) is the detection. Default 6 (480 ms), as in training's evaluation.
 	Hold int `json:"hold,omitempty"`
+	// MinRun: consecutive windows over the threshold needed to open a detection. Default: the
+	// manifest's audio.min_run (chosen with the threshold on the dev voices): a one-window spike
+	// is more often a false alarm than the phrase, which stays high for several windows.
+	MinRun int `json:"min_run,omitempty"`
 	// Refractory: no new detection starts within this long after one ends. Default 1.5 s: the
 	// score stays high for several windows while the phrase passes through the window.
 	Refractory time.Duration `json:"refractory,omitempty"`
@@ -51,7 +55,7 @@ type Phrase struct {
 	melIn, melOut           *ort.Tensor[float32]
 	embIn, embOut           *ort.Tensor[float32]
 	headIn, headOut         *ort.Tensor[float32]
-	window, hold            int
+	window, hold, minRun    int
 	thr                     float32
 	refractory, phraseSamps int64
 	version                 string
@@ -61,6 +65,7 @@ type Phrase struct {
 	frames   []float32 // mel frames not yet consumed by an embedding, x/10+2, melBins each
 	embCount int64     // embeddings computed in this stretch
 	// history holds the last `window` embeddings, oldest first; it is the head's input tensor.
+	run       int   // consecutive windows over the threshold
 	cand      bool  // a candidate detection is open
 	candStep  int64 // embedding index where it opened
 	onsetEnd  int64 // its window end (samples): the detection's identity
@@ -99,6 +104,9 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	}
 	if p.hold <= 0 {
 		p.hold = 6
+	}
+	if p.minRun = cfg.MinRun; p.minRun <= 0 {
+		p.minRun = max(1, hm.Audio.MinRun)
 	}
 	ref := cfg.Refractory
 	if ref <= 0 {
@@ -140,7 +148,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		p.Close()
 		return nil, fmt.Errorf("phrase: %w", err)
 	}
-	p.version = fmt.Sprintf("%s+%s+%s thr=%.2f hold=%d", hm.ID(), melM.ID(), embM.ID(), p.thr, p.hold)
+	p.version = fmt.Sprintf("%s+%s+%s thr=%.4g run=%d hold=%d", hm.ID(), melM.ID(), embM.ID(), p.thr, p.minRun, p.hold)
 	p.pending = make([]float32, 0, blockInput+AudioRate)
 	p.frames = make([]float32, 0, (melWindow+melBlock)*melBins)
 	p.Reset()
@@ -160,7 +168,7 @@ func (p *Phrase) Threshold() float32 { return p.thr }
 func (p *Phrase) Reset() {
 	p.pending, p.frames = p.pending[:0], p.frames[:0]
 	clear(p.headIn.GetData())
-	p.embCount, p.cand, p.candStep, p.onsetEnd, p.bestScore, p.bestEnd, p.blocked = 0, false, 0, 0, 0, 0, -1
+	p.embCount, p.run, p.cand, p.candStep, p.onsetEnd, p.bestScore, p.bestEnd, p.blocked = 0, 0, false, 0, 0, 0, 0, -1
 }
 
 // Process implements AudioAnalyzer.
@@ -218,21 +226,24 @@ func (p *Phrase) embed(obs *AudioObservation) error {
 	}
 	score := p.headOut.GetData()[0]
 	end := embeddingEnd(step)
-	switch {
-	case p.cand:
+	// Same state machine as training/phrase/features.py detect().
+	if p.cand {
 		if score > p.bestScore {
 			p.bestScore, p.bestEnd = score, end
 		}
 		if step-p.candStep >= int64(p.hold) {
 			obs.Phrases = append(obs.Phrases, p.detection(true))
-			p.cand, p.blocked = false, p.bestEnd+p.refractory
+			p.cand, p.blocked, p.run = false, p.bestEnd+p.refractory, 0
 		}
-	case score >= p.thr && end > p.blocked:
+		return nil
+	}
+	if score >= p.thr {
+		p.run++
+	} else {
+		p.run = 0
+	}
+	if p.run >= p.minRun && end > p.blocked {
 		p.cand, p.candStep, p.onsetEnd, p.bestScore, p.bestEnd = true, step, end, score, end
-		if p.hold == 0 {
-			obs.Phrases = append(obs.Phrases, p.detection(true))
-			p.cand, p.blocked = false, p.bestEnd+p.refractory
-		}
 	}
 	return nil
 }
@@ -255,6 +266,7 @@ func (p *Phrase) AppendState(dst []byte) []byte {
 	w.floats(p.frames)
 	w.floats(p.headIn.GetData())
 	w.i64(p.embCount)
+	w.u32(uint32(p.run))
 	w.boolean(p.cand)
 	w.i64(p.candStep)
 	w.i64(p.onsetEnd)
@@ -270,7 +282,8 @@ func (p *Phrase) RestoreState(b []byte) error {
 	p.pending = r.floatsInto(p.pending)
 	p.frames = r.floatsInto(p.frames)
 	hist := r.floatsInto(make([]float32, 0, p.window*embDim))
-	p.embCount, p.cand, p.candStep, p.onsetEnd = r.i64(), r.boolean(), r.i64(), r.i64()
+	p.embCount, p.run = r.i64(), int(r.u32())
+	p.cand, p.candStep, p.onsetEnd = r.boolean(), r.i64(), r.i64()
 	p.bestScore, p.bestEnd, p.blocked = r.f32(), r.i64(), r.i64()
 	if r.err != nil || len(hist) != p.window*embDim || len(p.frames)%melBins != 0 {
 		p.Reset()

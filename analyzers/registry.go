@@ -15,6 +15,11 @@ type Config struct {
 	Analyzers []string `json:"analyzers,omitempty"`
 	// Faces configures the "faces" analyzer.
 	Faces FacesConfig `json:"faces"`
+	// Landmarks, Identity and HeadPose configure the analyzers of those names (landmarks.go,
+	// identity.go, headpose.go).
+	Landmarks LandmarksConfig `json:"landmarks"`
+	Identity  IdentityConfig  `json:"identity"`
+	HeadPose  HeadPoseConfig  `json:"headpose"`
 	// DecodeSide overrides the longest side frames are decoded at. Default: the largest that any
 	// analyzer in the set asks for (see SideNeeder); 0 there too means full size.
 	DecodeSide int `json:"decode_side,omitempty"`
@@ -40,6 +45,9 @@ type Registry struct {
 func NewRegistry() *Registry {
 	r := &Registry{ctors: map[string]Constructor{}}
 	r.mustRegister("faces", func(cfg *Config) (Analyzer, error) { return NewFaces(cfg.Faces) })
+	r.mustRegister("landmarks", func(cfg *Config) (Analyzer, error) { return NewLandmarks(cfg.Landmarks) })
+	r.mustRegister("identity", func(cfg *Config) (Analyzer, error) { return NewIdentity(cfg.Identity) })
+	r.mustRegister("headpose", func(cfg *Config) (Analyzer, error) { return NewHeadPose(cfg.HeadPose) })
 	return r
 }
 
@@ -98,6 +106,11 @@ func (r *Registry) Build(cfg Config) (*Set, error) {
 			s.Close()
 			return nil, fmt.Errorf("analyzer registered as %q calls itself %q", name, a.Name())
 		}
+		if err := checkRequires(a, names[:i]); err != nil {
+			a.Close()
+			s.Close()
+			return nil, err
+		}
 		s.analyzers = append(s.analyzers, a)
 	}
 	if s.decodeSide == 0 {
@@ -141,16 +154,7 @@ func (s *Set) Versions() map[string]string {
 // AnalyzeJPEG decodes one posted JPEG once and runs every analyzer on it. Errors from a bad JPEG
 // wrap the sentinel errors of decode.go (client errors); others are server-side.
 func (s *Set) AnalyzeJPEG(ctx context.Context, data []byte, camera string) (Observation, error) {
-	if err := ctx.Err(); err != nil {
-		return Observation{}, err
-	}
-	f, err := DecodeJPEG(data, s.decodeSide)
-	if err != nil {
-		return Observation{}, err
-	}
-	defer f.Image.Close()
-	f.Camera = camera
-	return s.Analyze(ctx, &f)
+	return s.AnalyzeFrameJPEG(ctx, data, FrameMeta{Camera: camera})
 }
 
 // Analyze runs every analyzer on an already decoded frame; the frame stays the caller's.

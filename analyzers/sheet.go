@@ -78,7 +78,7 @@ func (c SheetConfig) withDefaults() SheetConfig {
 	def(&c.FOVDeg, 70)
 	def(&c.PresentScore, 0.5)
 	def(&c.InkContrast, 0.22)
-	def(&c.WritingInk, 0.002)
+	def(&c.WritingInk, 0.0003)
 	return c
 }
 
@@ -105,9 +105,15 @@ type SheetObservation struct {
 const (
 	sheetWarpW = 300
 	sheetWarpH = 424
-	// sheetMargin is the border of the warped sheet ignored by the writing check: fingers holding
-	// the sheet and a few pixels of corner error would otherwise read as ink.
-	sheetMargin = 0.07
+	// The border of the warped sheet ignored by the writing check (7% of each side): fingers
+	// holding the sheet and a few pixels of corner error would otherwise read as ink.
+	sheetMarginX, sheetMarginY = 21, 30
+	// The inner part of the warped sheet, what the writing check looks at.
+	sheetInnerW = sheetWarpW - 2*sheetMarginX
+	sheetInnerH = sheetWarpH - 2*sheetMarginY
+	// minInkBlob is the smallest connected stroke fragment counted (pixels of the warped sheet):
+	// JPEG and sensor noise leave isolated specks of 1–3 pixels; a letter is 20 or more.
+	minInkBlob = 5
 	// inkKernel is the black-hat size on the warped sheet: dark structures narrower than this
 	// (strokes) respond, wider ones (shadows, fingers, lighting gradients) do not.
 	inkKernel = 9
@@ -128,7 +134,9 @@ type Sheet struct {
 
 	// Scratch images, reused between frames.
 	small, gray, hsv, sat, white, bin, morph, edges, hull mat
-	warped, red, black, closed                            mat
+	warped, red, black, closed, sheetHSV, skinNear        mat
+	labels, stats, centroids                              mat
+	skin, ink                                             gocv.Mat // sheetInnerH×sheetInnerW masks
 	k3, k5, kInk                                          gocv.Mat
 	homography                                            gocv.Mat
 	cands                                                 []sheetCandidate
@@ -172,6 +180,8 @@ func NewSheet(cfg SheetConfig) (*Sheet, error) {
 		k5:         gocv.GetStructuringElement(gocv.MorphRect, image.Pt(5, 5)),
 		kInk:       gocv.GetStructuringElement(gocv.MorphRect, image.Pt(inkKernel, inkKernel)),
 		homography: gocv.NewMatWithSize(3, 3, gocv.MatTypeCV64F),
+		skin:       gocv.NewMatWithSize(sheetInnerH, sheetInnerW, gocv.MatTypeCV8U),
+		ink:        gocv.NewMatWithSize(sheetInnerH, sheetInnerW, gocv.MatTypeCV8U),
 		cands:      make([]sheetCandidate, 0, 16),
 	}
 	return a, nil
@@ -192,10 +202,10 @@ func (a *Sheet) Cameras() []string { return []string{CameraEvidence} }
 // Close implements Analyzer.
 func (a *Sheet) Close() error {
 	for _, m := range []*mat{&a.small, &a.gray, &a.hsv, &a.sat, &a.white, &a.bin, &a.morph, &a.edges,
-		&a.hull, &a.warped, &a.red, &a.black, &a.closed} {
+		&a.hull, &a.warped, &a.red, &a.black, &a.closed, &a.sheetHSV, &a.skinNear, &a.labels, &a.stats, &a.centroids} {
 		m.close()
 	}
-	for _, m := range []*gocv.Mat{&a.k3, &a.k5, &a.kInk, &a.homography} {
+	for _, m := range []*gocv.Mat{&a.k3, &a.k5, &a.kInk, &a.homography, &a.skin, &a.ink} {
 		if m.Ptr() != nil {
 			m.Close()
 			*m = gocv.Mat{}
@@ -647,13 +657,16 @@ func cross3(a, b [3]float64) [3]float64 {
 
 func dot3(a, b [3]float64) float64 { return a[0]*b[0] + a[1]*b[1] + a[2]*b[2] }
 
-// inkFraction warps the sheet (corners in decoded-image pixels, TL TR BR BL) to a portrait
-// A4 rectangle and returns the fraction of its inner area covered by thin dark strokes.
+// inkFraction warps the inner part of the sheet (corners in decoded-image pixels, TL TR BR BL)
+// to a portrait A4 rectangle and returns the fraction of it covered by thin dark strokes.
 //
 // The red channel is used because the inks a candidate may have (black, blue) are dark in it
-// while skin (fingers holding the sheet) is bright. Black-hat (closing minus image) keeps only
-// dark structures narrower than inkKernel: lighting gradients and shadows are wide and vanish;
-// a shadow's edge is a step, which closing reproduces, so it vanishes too.
+// while light skin is bright. Black-hat (closing minus image) keeps only dark structures
+// narrower than inkKernel: lighting gradients and shadows are wide and vanish; a shadow's edge
+// is a step, which closing reproduces, so it vanishes too. What is left is filtered as strokes:
+// pixels near skin-coloured ones (fingers holding the sheet, darker skin is dark in red too) do
+// not count, nor do specks under minInkBlob pixels (noise) or blobs touching the border of the
+// inner area (background showing past an imprecise corner, fingertips).
 func (a *Sheet) inkFraction(img gocv.Mat, q [4][2]float32) float32 {
 	// Portrait output: if the quad's first edge (top) is its long side, start from the
 	// bottom-left corner so the long side maps to the warped height.
@@ -662,7 +675,9 @@ func (a *Sheet) inkFraction(img gocv.Mat, q [4][2]float32) float32 {
 	if top > left {
 		q = [4][2]float32{q[3], q[0], q[1], q[2]}
 	}
-	dst := [4][2]float32{{0, 0}, {sheetWarpW - 1, 0}, {sheetWarpW - 1, sheetWarpH - 1}, {0, sheetWarpH - 1}}
+	// Map the whole sheet so that only its inner part lands in the output image.
+	const mx, my = sheetMarginX, sheetMarginY
+	dst := [4][2]float32{{-mx, -my}, {sheetWarpW - 1 - mx, -my}, {sheetWarpW - 1 - mx, sheetWarpH - 1 - my}, {-mx, sheetWarpH - 1 - my}}
 	hm, ok := homography(q, dst)
 	if !ok {
 		return 0
@@ -670,35 +685,70 @@ func (a *Sheet) inkFraction(img gocv.Mat, q [4][2]float32) float32 {
 	for i := range 9 {
 		a.homography.SetDoubleAt(i/3, i%3, hm[i])
 	}
-	warped, red, closed, black := a.warped.get(), a.red.get(), a.closed.get(), a.black.get()
-	gocv.WarpPerspectiveWithParams(img, warped, a.homography, image.Pt(sheetWarpW, sheetWarpH),
+	warped, red, closed, black, hsv := a.warped.get(), a.red.get(), a.closed.get(), a.black.get(), a.sheetHSV.get()
+	gocv.WarpPerspectiveWithParams(img, warped, a.homography, image.Pt(sheetInnerW, sheetInnerH),
 		gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
-	if warped.Empty() {
+	if warped.Empty() || warped.Cols() != sheetInnerW || warped.Rows() != sheetInnerH {
 		return 0
 	}
 	gocv.ExtractChannel(*warped, red, 2)
 	gocv.MorphologyEx(*red, closed, gocv.MorphClose, a.kInk)
 	gocv.Subtract(*closed, *red, black)
+	gocv.CvtColor(*warped, hsv, gocv.ColorBGRToHSV)
 	cl, _ := closed.DataPtrUint8()
 	bh, _ := black.DataPtrUint8()
-	if len(cl) != sheetWarpW*sheetWarpH || len(bh) != len(cl) {
+	hs, _ := hsv.DataPtrUint8()
+	skin, _ := a.skin.DataPtrUint8()
+	ink, _ := a.ink.DataPtrUint8()
+	const n = sheetInnerW * sheetInnerH
+	if len(cl) != n || len(bh) != n || len(hs) != 3*n || len(skin) != n || len(ink) != n {
 		return 0
 	}
-	margin := float32(sheetMargin)
-	mx, my := int(margin*sheetWarpW), int(margin*sheetWarpH)
-	contrast := a.cfg.InkContrast
-	var inkPx, n int
-	for y := my; y < sheetWarpH-my; y++ {
-		row := y * sheetWarpW
-		for x := mx; x < sheetWarpW-mx; x++ {
-			n++
-			b := bh[row+x]
-			if b >= inkFloor && float32(b) >= contrast*float32(cl[row+x]) {
-				inkPx++
-			}
+	// Skin: a hue from red to orange, clearly more saturated than the paper (warm light tints
+	// paper orange too, but weakly).
+	var satSum int
+	for i := range n {
+		satSum += int(hs[3*i+1])
+	}
+	skinSat := satSum/n + 35
+	for i := range n {
+		h, s := hs[3*i], int(hs[3*i+1])
+		if (h <= 25 || h >= 165) && s >= skinSat {
+			skin[i] = 255
+		} else {
+			skin[i] = 0
 		}
 	}
-	return float32(inkPx) / float32(n)
+	skinNear := a.skinNear.get()
+	gocv.Dilate(a.skin, skinNear, a.kInk)
+	near, _ := skinNear.DataPtrUint8()
+	if len(near) != n {
+		return 0
+	}
+	contrast := a.cfg.InkContrast
+	for i := range n {
+		b := bh[i]
+		if b >= inkFloor && float32(b) >= contrast*float32(cl[i]) && near[i] == 0 {
+			ink[i] = 255
+		} else {
+			ink[i] = 0
+		}
+	}
+	labels, stats, centroids := a.labels.get(), a.stats.get(), a.centroids.get()
+	count := gocv.ConnectedComponentsWithStats(a.ink, labels, stats, centroids)
+	if stats.Rows() < count || stats.Cols() != 5 || stats.Type() != gocv.MatTypeCV32S {
+		return 0
+	}
+	var inkPx int
+	for c := 1; c < count; c++ { // label 0 is the background
+		x, y := stats.GetIntAt(c, 0), stats.GetIntAt(c, 1)
+		w, h, area := stats.GetIntAt(c, 2), stats.GetIntAt(c, 3), stats.GetIntAt(c, 4)
+		if area < minInkBlob || x == 0 || y == 0 || x+w == sheetInnerW || y+h == sheetInnerH {
+			continue
+		}
+		inkPx += int(area)
+	}
+	return float32(inkPx) / n
 }
 
 func dist2(a, b [2]float32) float32 {

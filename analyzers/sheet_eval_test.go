@@ -38,6 +38,7 @@ const (
 // sheetCase is one composite frame.
 type sheetCase struct {
 	name  string // kind/variant, for the breakdown
+	cond  string // hand and shadow, for the breakdown
 	truth sheetTruth
 	area  float32 // sheet area / frame area (0 for negatives)
 	jpeg  []byte
@@ -305,8 +306,10 @@ func paste(dst *gocv.Mat, src gocv.Mat, q [4][2]float32) {
 }
 
 // light multiplies the frame by a bilinear gradient (gain lo..hi across the frame) and, with
-// probability pShadow, by a shadow polygon of gain 0.45–0.75 with a soft or hard edge.
-func (s *sheetSynth) light(frame *gocv.Mat, lo, hi float64, pShadow float64, near [4][2]float32) {
+// probability pShadow, by a shadow polygon of gain 0.5–0.8 near a corner of near (when set):
+// 70% with a soft edge (penumbra of 1–3% of the frame, a hand or the phone well above the
+// sheet), 30% hard. It returns which shadow it cast.
+func (s *sheetSynth) light(frame *gocv.Mat, lo, hi float64, pShadow float64, near [4][2]float32) string {
 	w, h := frame.Cols(), frame.Rows()
 	// Gains are stored ×128 in 8 bits (0–1.99) so MultiplyWithParams can do the work in C.
 	corners := gocv.NewMatWithSize(2, 2, gocv.MatTypeCV8U)
@@ -317,6 +320,7 @@ func (s *sheetSynth) light(frame *gocv.Mat, lo, hi float64, pShadow float64, nea
 	field := gocv.NewMat()
 	defer field.Close()
 	gocv.Resize(corners, &field, image.Pt(w, h), 0, 0, gocv.InterpolationLinear)
+	cond := "no shadow"
 	if s.rng.Float64() < pShadow {
 		// A shadow (a hand, the phone, a lamp arm) over part of the sheet or the scene.
 		cx, cy := float64(w)/2, float64(h)/2
@@ -334,10 +338,15 @@ func (s *sheetSynth) light(frame *gocv.Mat, lo, hi float64, pShadow float64, nea
 		pv := gocv.NewPointsVectorFromPoints([][]image.Point{pts})
 		shadow := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 0, 0, 0), h, w, gocv.MatTypeCV8U)
 		// gocv passes a colour as the scalar (B, G, R, A): a one-channel Mat takes B.
-		gocv.FillPoly(&shadow, pv, color.RGBA{B: uint8(128 * s.uniform(0.45, 0.75))})
+		gocv.FillPoly(&shadow, pv, color.RGBA{B: uint8(128 * s.uniform(0.5, 0.8))})
 		pv.Close()
-		if k := 1 + 2*s.rng.IntN(12); k > 1 { // soft edge (penumbra) or a hard one
-			gocv.GaussianBlur(shadow, &shadow, image.Pt(k, k), 0, 0, gocv.BorderReplicate)
+		sigma := s.uniform(0.01, 0.03) * float64(min(w, h))
+		cond = "soft shadow"
+		if s.rng.IntN(10) < 3 {
+			sigma, cond = s.uniform(0, 2), "hard shadow"
+		}
+		if sigma > 0.5 {
+			gocv.GaussianBlur(shadow, &shadow, image.Pt(0, 0), sigma, sigma, gocv.BorderReplicate)
 		}
 		gocv.MultiplyWithParams(field, shadow, &field, 1.0/128, -1)
 		shadow.Close()
@@ -346,6 +355,7 @@ func (s *sheetSynth) light(frame *gocv.Mat, lo, hi float64, pShadow float64, nea
 	defer field3.Close()
 	gocv.CvtColor(field, &field3, gocv.ColorGrayToBGR)
 	gocv.MultiplyWithParams(*frame, field3, frame, 1.0/128, -1)
+	return cond
 }
 
 // hand draws a skin-coloured palm and fingers gripping the outline at a random point of a
@@ -425,15 +435,17 @@ func (s *sheetSynth) positive(kind string) sheetCase {
 		panic("no pose fits")
 	}
 	paste(&frame, sheet, q)
+	cond := "free"
 	if s.rng.IntN(3) > 0 {
 		s.hand(&frame, q)
+		cond = "hand"
 	}
-	s.light(&frame, 0.55, 1.1, 0.5, q)
+	cond += ", " + s.light(&frame, 0.55, 1.1, 0.5, q)
 	truth := truthBlank
 	if slices.Contains(writingKinds, kind) {
 		truth = truthWriting
 	}
-	return sheetCase{name: kind, truth: truth, area: float32(area), jpeg: s.finish(&frame)}
+	return sheetCase{name: kind, cond: cond, truth: truth, area: float32(area), jpeg: s.finish(&frame)}
 }
 
 // negative makes a frame without an A4 sheet.
@@ -500,11 +512,13 @@ func (s *sheetSynth) negative(kind string) sheetCase {
 		c := image.Pt(r+s.rng.IntN(w-2*r), r+s.rng.IntN(h-2*r))
 		gocv.Ellipse(&frame, c, image.Pt(r, int(float64(r)*s.uniform(0.5, 1))), s.uniform(0, 180), 0, 360, color.RGBA{240, 245, 245, 0}, -1)
 	}
+	cond := "free"
 	if s.rng.IntN(3) == 0 && near[1][0] != 0 {
 		s.hand(&frame, near)
+		cond = "hand"
 	}
-	s.light(&frame, 0.55, 1.1, 0.5, near)
-	return sheetCase{name: "neg-" + kind, truth: truthNone, jpeg: s.finish(&frame)}
+	cond += ", " + s.light(&frame, 0.55, 1.1, 0.5, near)
+	return sheetCase{name: "neg-" + kind, cond: cond, truth: truthNone, jpeg: s.finish(&frame)}
 }
 
 // makeSheetCases builds nPos positives per kind (blank, crease and each writing kind) and nNeg
@@ -531,6 +545,7 @@ type sheetStats struct {
 	wrTP, wrFP, wrFN, wrTN int
 	perKind                map[string][2]int // kind → (right, total)
 	perArea                map[string][2]int // area bucket → writing recall (right, total) on writing frames
+	perCond                map[string][2]int // condition → present recall (right, total) on positives
 	misses                 []string
 	elapsed                time.Duration
 	n                      int
@@ -570,6 +585,14 @@ func (st *sheetStats) add(c sheetCase, so *SheetObservation) {
 		k[0]++
 	}
 	st.perKind[c.name] = k
+	if c.truth != truthNone {
+		v := st.perCond[c.cond]
+		v[1]++
+		if present {
+			v[0]++
+		}
+		st.perCond[c.cond] = v
+	}
 	if c.truth == truthWriting {
 		b := areaBucket(c.area)
 		a := st.perArea[b]
@@ -584,7 +607,7 @@ func (st *sheetStats) add(c sheetCase, so *SheetObservation) {
 		if so != nil {
 			score, ws = so.Score, so.WritingScore
 		}
-		st.misses = append(st.misses, fmt.Sprintf("%s area=%.2f: present=%v score=%.2f writing=%v ws=%.2f", c.name, c.area, present, score, writing, ws))
+		st.misses = append(st.misses, fmt.Sprintf("%s (%s) area=%.2f: present=%v score=%.2f writing=%v ws=%.2f", c.name, c.cond, c.area, present, score, writing, ws))
 	}
 }
 
@@ -617,6 +640,15 @@ func (st *sheetStats) report() string {
 		v := st.perKind[k]
 		fmt.Fprintf(&b, "%-18s %3d/%-3d %5.1f%%\n", k, v[0], v[1], pct(v[0], v[1]))
 	}
+	conds := make([]string, 0, len(st.perCond))
+	for k := range st.perCond {
+		conds = append(conds, k)
+	}
+	slices.Sort(conds)
+	for _, k := range conds {
+		v := st.perCond[k]
+		fmt.Fprintf(&b, "present recall %-24s %3d/%-3d %5.1f%%\n", k, v[0], v[1], pct(v[0], v[1]))
+	}
 	for _, k := range []string{"area 4-8%", "area 8-16%", "area 16-45%"} {
 		v := st.perArea[k]
 		fmt.Fprintf(&b, "writing recall %-12s %3d/%-3d %5.1f%%\n", k, v[0], v[1], pct(v[0], v[1]))
@@ -638,7 +670,7 @@ func evalSheet(t testing.TB, cfg SheetConfig, cases []sheetCase) *sheetStats {
 	}
 	defer a.Close()
 	dump := os.Getenv("PROCTOR_SHEET_DUMP") // write the composites there to look at them
-	st := &sheetStats{perKind: map[string][2]int{}, perArea: map[string][2]int{}}
+	st := &sheetStats{perKind: map[string][2]int{}, perArea: map[string][2]int{}, perCond: map[string][2]int{}}
 	for i, c := range cases {
 		start := time.Now()
 		f, err := DecodeJPEG(c.jpeg, a.DecodeSide())

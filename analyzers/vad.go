@@ -26,7 +26,10 @@ type VADConfig struct {
 	// MinSilence: a pause must last this long to end a segment. Default 300 ms: pauses between
 	// words of fluent Mandarin are shorter, pauses between sentences mostly longer.
 	MinSilence time.Duration `json:"min_silence,omitempty"`
-	// Pad is added before and after each segment (silero's speech_pad). Default 30 ms.
+	// Pad is added before and after each segment (silero's speech_pad). Default 100 ms, not
+	// silero's 30: the model reacts a frame or two after a soft or unvoiced onset (measured on
+	// ../shared/data fun_tests_sample.wav: energy rises at 1048 ms, the first frame over 0.5
+	// starts at 1056 ms), and a reviewer jumping to an answer should hear its first syllable.
 	Pad time.Duration `json:"pad,omitempty"`
 	// Threads is the model session's intra-op thread count. Default 1.
 	Threads int `json:"threads,omitempty"`
@@ -85,7 +88,7 @@ func NewVAD(cfg VADConfig) (*VAD, error) {
 		return d.Milliseconds() * AudioRate / 1000
 	}
 	v.minSpeech, v.minSilence, v.pad = ms(cfg.MinSpeech, 250*time.Millisecond), ms(cfg.MinSilence, 300*time.Millisecond),
-		ms(cfg.Pad, 30*time.Millisecond)
+		ms(cfg.Pad, 100*time.Millisecond)
 	if err := models.InitRuntime(); err != nil {
 		return nil, fmt.Errorf("vad: %w", err)
 	}

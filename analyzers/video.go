@@ -27,6 +27,9 @@ import (
 // ErrNotVideo means a file is not a video this service can decode: the message says why.
 var ErrNotVideo = errors.New("not a decodable video")
 
+// ErrAudio means the audio track could not be extracted (no ffmpeg, or ffmpeg cannot decode it).
+var ErrAudio = errors.New("audio track not extracted")
+
 // MaxVideoDuration bounds a recording: an exam plus its preparation is a few hours; a longer
 // declared duration means a broken or hostile file.
 const MaxVideoDuration = 12 * time.Hour
@@ -432,12 +435,13 @@ func encodeFrame(img gocv.Mat, small *gocv.Mat, opt SampleOptions) ([]byte, erro
 // ExtractAudio decodes the first audio track of path with ffmpeg to AudioRate (16 kHz) mono s16le and calls
 // yield with consecutive chunks of chunk duration (the last may be shorter), offsetMs counted
 // from the start of the audio track. Chunks ending at or before fromMs are decoded but not
-// yielded (resuming). It fails when ffmpeg is missing or cannot decode the track.
+// yielded (resuming). It fails with ErrAudio when ffmpeg is missing or cannot decode the track,
+// and with yield's error when yield fails.
 func ExtractAudio(ctx context.Context, path string, tools VideoTools, chunk time.Duration, fromMs int64,
 	yield func(offsetMs int64, pcm []byte) error) error {
 	ffmpeg := tools.find("ffmpeg", tools.FFmpeg)
 	if ffmpeg == "" {
-		return errors.New("ffmpeg is not installed (scripts/setup.sh installs it)")
+		return fmt.Errorf("%w: ffmpeg is not installed (scripts/setup.sh installs it)", ErrAudio)
 	}
 	url, err := fileURL(path)
 	if err != nil {
@@ -454,7 +458,7 @@ func ExtractAudio(ctx context.Context, path string, tools VideoTools, chunk time
 		return err
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start ffmpeg: %w", err)
+		return fmt.Errorf("%w: start ffmpeg: %v", ErrAudio, err)
 	}
 	chunkMs := chunk.Milliseconds()
 	buf := make([]byte, int(chunkMs)*AudioRate/1000*2)
@@ -482,7 +486,7 @@ func ExtractAudio(ctx context.Context, path string, tools VideoTools, chunk time
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("ffmpeg could not decode the audio track: %s", strings.ReplaceAll(firstLine(stderr.String()), url, "file"))
+		return fmt.Errorf("%w: ffmpeg could not decode it: %s", ErrAudio, strings.ReplaceAll(firstLine(stderr.String()), url, "file"))
 	}
 	return nil
 }

@@ -260,6 +260,9 @@ func (s *Server) seqAndTime(c *fiber.Ctx) (int64, int64, error) {
 	if err != nil || seq < 0 {
 		return 0, 0, bad(fiber.StatusBadRequest, "seq must be a non-negative integer (unique per session and camera)")
 	}
+	if seq >= store.RecordedSeqBase {
+		return 0, 0, bad(fiber.StatusBadRequest, fmt.Sprintf("seq %d is reserved: seqs from %d up are given to frames and audio cut from uploaded recordings", seq, store.RecordedSeqBase))
+	}
 	at, err := strconv.ParseInt(c.Query("captured_at"), 10, 64)
 	if err != nil {
 		return 0, 0, bad(fiber.StatusBadRequest, "captured_at must be milliseconds since the Unix epoch")

@@ -7,9 +7,7 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"gorm.io/gorm"
 
-	"proctor/rules"
 	"proctor/store"
 )
 
@@ -20,8 +18,12 @@ func (s *Server) listSessions(c *fiber.Ctx) error {
 	if limit < 1 || limit > 500 || offset < 0 {
 		return bad(fiber.StatusBadRequest, "limit must be 1..500 and offset ≥ 0")
 	}
-	list, err := s.store.ListSessions(c.UserContext(), store.SessionFilter{
-		OrgID: caller(c).OrgID, ExamID: c.Query("exam_id"), Limit: limit, Offset: offset})
+	f, err := queueFilter(c)
+	if err != nil {
+		return err
+	}
+	f.Limit, f.Offset = limit, offset
+	list, err := s.store.ListSessions(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
@@ -31,7 +33,7 @@ func (s *Server) listSessions(c *fiber.Ctx) error {
 // sessionOf loads :id for a reviewer; another organisation's session is answered 404, as if it
 // did not exist, so ids cannot be probed.
 func (s *Server) sessionOf(c *fiber.Ctx) (*store.Session, error) {
-	sess, err := s.store.GetSession(c.UserContext(), caller(c).OrgID, c.Params("id"))
+	sess, err := s.store.GetSession(c.UserContext(), principal(c).OrgID, c.Params("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, bad(fiber.StatusNotFound, "no session "+c.Params("id"))
 	}
@@ -56,7 +58,7 @@ func (s *Server) flagOf(c *fiber.Ctx) (*store.Flag, error) {
 	if err != nil {
 		return nil, bad(fiber.StatusBadRequest, "flag id must be a positive integer")
 	}
-	f, _, err := s.store.GetFlag(c.UserContext(), caller(c).OrgID, uint(id))
+	f, _, err := s.store.GetFlag(c.UserContext(), principal(c).OrgID, uint(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, bad(fiber.StatusNotFound, "no flag "+c.Params("id"))
 	}
@@ -91,10 +93,8 @@ func (s *Server) getEvidence(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	key := caller(c)
-	if err := store.Audit(s.store.DB.WithContext(c.UserContext()), store.AuditEntry{OrgID: key.OrgID,
-		Actor: "key:" + key.ID, Action: "evidence.view", Target: "flag:" + strconv.FormatUint(uint64(f.ID), 10),
-		RemoteIP: c.IP()}); err != nil {
+	if err := s.audit(c, "evidence.view", "flag:"+strconv.FormatUint(uint64(f.ID), 10),
+		map[string]any{"session": f.SessionID, "camera": ev.Camera, "seq": ev.Seq}); err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, "image/jpeg")
@@ -117,28 +117,12 @@ func (s *Server) postVerdict(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"verdict\": \"confirmed\"|\"dismissed\", \"note\": \"...\"}")
 	}
-	if in.Verdict != store.StatusConfirmed && in.Verdict != store.StatusDismissed {
-		return bad(fiber.StatusBadRequest, "verdict must be 'confirmed' or 'dismissed'")
-	}
-	in.Note = strings.TrimSpace(in.Note)
-	if len(in.Note) > 4000 {
-		return bad(fiber.StatusBadRequest, "note is longer than 4000 bytes")
-	}
-	key := caller(c)
-	actor := "key:" + key.ID
-	v := &store.Verdict{Verdict: in.Verdict, Note: in.Note, Reviewer: actor}
-	detail, _ := json.Marshal(map[string]string{"verdict": in.Verdict, "previous": f.Status, "note": in.Note})
-	audit := store.AuditEntry{OrgID: key.OrgID, Actor: actor, Action: "flag.verdict",
-		Target: "flag:" + strconv.FormatUint(uint64(f.ID), 10), Detail: string(detail), RemoteIP: c.IP()}
-	weights := s.rules.Config().Weights
-	err = s.store.RecordVerdict(c.UserContext(), f, v, audit, func(tx *gorm.DB, sessionID string) error {
-		return rules.RecomputeRisk(tx, sessionID, weights)
-	})
+	verdicts, err := s.recordVerdicts(c, []uint{f.ID}, in.Verdict, in.Note, "")
 	if err != nil {
 		return err
 	}
 	f.Status = in.Verdict
-	return c.JSON(fiber.Map{"flag": f, "verdict": v})
+	return c.JSON(fiber.Map{"flag": f, "verdict": verdicts[0]})
 }
 
 type keyIn struct {
@@ -155,23 +139,23 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 200 {
 		return bad(fiber.StatusBadRequest, "name is required (at most 200 characters)")
 	}
-	admin := caller(c)
-	token, k, err := s.store.CreateAPIKey(c.UserContext(), admin.OrgID, in.Name, in.Scopes)
+	token, k, err := s.store.CreateAPIKey(c.UserContext(), principal(c).OrgID, in.Name, in.Scopes)
 	if err != nil {
 		return bad(fiber.StatusBadRequest, err.Error())
 	}
-	if err := store.Audit(s.store.DB.WithContext(c.UserContext()), store.AuditEntry{OrgID: admin.OrgID,
-		Actor: "key:" + admin.ID, Action: "key.create", Target: "key:" + k.ID,
-		Detail: k.Name + " [" + k.Scopes + "]", RemoteIP: c.IP()}); err != nil {
+	if err := s.audit(c, "key.create", "key:"+k.ID, k.Name+" ["+k.Scopes+"]"); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": k.ID, "token": token, "scopes": in.Scopes})
 }
 
-// listAudit returns the newest audit entries of the admin's organisation.
+// listAudit returns the newest audit entries of the admin's organisation, optionally filtered by
+// action (exact, or a prefix ending in '.'), actor and target; before=ID pages back.
 func (s *Server) listAudit(c *fiber.Ctx) error {
 	limit, _ := strconv.Atoi(c.Query("limit", "200"))
-	entries, err := s.store.ListAudit(c.UserContext(), caller(c).OrgID, limit)
+	before, _ := strconv.ParseUint(c.Query("before"), 10, 32)
+	entries, err := s.store.QueryAudit(c.UserContext(), store.AuditFilter{OrgID: principal(c).OrgID, Limit: limit,
+		Action: c.Query("action"), Actor: c.Query("actor"), Target: c.Query("target"), Before: uint(before)})
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +41,14 @@ type Config struct {
 	MaxAge time.Duration
 	// Topics the API produces to.
 	Topics pipeline.Topics
+	// SignInBurst failed sign-ins per address or email are allowed in a row, then one more per
+	// SignInEvery. Defaults 10 and 30 s.
+	SignInBurst int
+	SignInEvery time.Duration
+	// LivePoll is how often the live feed (server-sent events) looks for changed flags. Default 1 s.
+	LivePoll time.Duration
+	// Recordings configures uploads of whole recordings (recordings.go).
+	Recordings RecordingUploads
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +67,16 @@ func (c Config) withDefaults() Config {
 	if c.MaxAge == 0 {
 		c.MaxAge = 7 * 24 * time.Hour
 	}
+	if c.SignInBurst == 0 {
+		c.SignInBurst = 10
+	}
+	if c.SignInEvery == 0 {
+		c.SignInEvery = 30 * time.Second
+	}
+	if c.LivePoll == 0 {
+		c.LivePoll = time.Second
+	}
+	c.Recordings = c.Recordings.withDefaults()
 	return c
 }
 
@@ -86,12 +103,16 @@ type Server struct {
 	// sessionOrg caches session id → organisation for the ingest hot path; sessions are never
 	// deleted or moved, so a cached entry cannot go stale.
 	sessionOrg sync.Map
+
+	signIn limiter  // failed sign-ins (auth.go)
+	live   *liveHub // flag changes for the reviewer page (live.go)
 }
 
 // New builds the Fiber app. registry receives the HTTP metrics and is served at /metrics.
 func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry *prometheus.Registry, log *slog.Logger) *fiber.App {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, store: st, pub: pub, rules: eng, log: log, registry: registry}
+	s := &Server{cfg: cfg, store: st, pub: pub, rules: eng, log: log, registry: registry,
+		signIn: limiter{Burst: cfg.SignInBurst, Every: cfg.SignInEvery}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proctor_http_requests_total", Help: "HTTP requests by route and status.",
 	}, []string{"route", "status"})
@@ -101,7 +122,7 @@ func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry
 	}, []string{"route"})
 	registry.MustRegister(s.requests, s.latency)
 
-	s.bodyLimit = max(cfg.MaxFrameBytes, cfg.MaxAudioBytes, cfg.MaxPhotoBytes) + 64<<10
+	s.bodyLimit = max(cfg.MaxFrameBytes, cfg.MaxAudioBytes, cfg.MaxPhotoBytes, cfg.Recordings.MaxChunkBytes) + 64<<10
 	app := fiber.New(fiber.Config{
 		AppName:               "proctor",
 		BodyLimit:             s.bodyLimit,
@@ -126,6 +147,11 @@ func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry
 	v1.Post("/sessions/:id/frames", ingest, s.postFrame)
 	v1.Post("/sessions/:id/audio", ingest, s.postAudio)
 	v1.Post("/sessions/:id/events", ingest, s.postEvents)
+	v1.Post("/sessions/:id/recordings", ingest, s.createRecording)
+	v1.Get("/sessions/:id/recordings", ingest, s.listRecordings)
+	v1.Put("/sessions/:id/recordings/:rid", ingest, s.putChunk)
+	v1.Get("/sessions/:id/recordings/:rid", ingest, s.getRecording)
+	s.timelineExtras = append(s.timelineExtras, s.recordingsTimeline)
 
 	v1.Get("/sessions", review, s.listSessions)
 	v1.Get("/sessions/:id", review, s.getSession)
@@ -138,6 +164,9 @@ func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry
 
 	v1.Post("/keys", admin, s.createKey)
 	v1.Get("/audit", admin, s.listAudit)
+
+	// Reviewer workspace: sign-in, users, verdicts, live feed, reports, settings, the web page.
+	s.workspaceRoutes(app, v1)
 	return app
 }
 
@@ -184,39 +213,6 @@ func (s *Server) observe(c *fiber.Ctx) error {
 
 // bad answers a 4xx with a message that says what was wrong.
 func bad(code int, msg string) error { return fiber.NewError(code, msg) }
-
-// localKey is where auth puts the caller's API key.
-const localKey = "apikey"
-
-// auth requires an API key with the given scope: "Authorization: Bearer pk_..." or "X-API-Key".
-func (s *Server) auth(scope string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		token := c.Get("X-API-Key")
-		if h := c.Get(fiber.HeaderAuthorization); token == "" && h != "" {
-			var ok bool
-			if token, ok = strings.CutPrefix(h, "Bearer "); !ok {
-				return bad(fiber.StatusUnauthorized, "Authorization header must be 'Bearer <api key>'")
-			}
-		}
-		if token == "" {
-			return bad(fiber.StatusUnauthorized, "missing API key: send 'Authorization: Bearer <api key>'")
-		}
-		key, err := s.store.Authenticate(c.UserContext(), token)
-		if errors.Is(err, store.ErrNotFound) {
-			return bad(fiber.StatusUnauthorized, "invalid or revoked API key")
-		}
-		if err != nil {
-			return err
-		}
-		if !key.HasScope(scope) {
-			return bad(fiber.StatusForbidden, "this API key lacks the '"+scope+"' scope")
-		}
-		c.Locals(localKey, key)
-		return c.Next()
-	}
-}
-
-func caller(c *fiber.Ctx) *store.APIKey { return c.Locals(localKey).(*store.APIKey) }
 
 func (s *Server) healthz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)

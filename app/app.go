@@ -36,7 +36,10 @@ type Config struct {
 	Rules              rules.Config
 	Analyzers          analyzers.Config
 	Audio              pipeline.AudioConfig // VAD, phrase spotting, answer rules
-	Log                *slog.Logger
+	// Recordings: processing of uploaded recordings. Its Dir (and API.Recordings.Dir) default to
+	// DATA_DIR/recordings.
+	Recordings pipeline.RecordingConfig
+	Log        *slog.Logger
 }
 
 // App is a running service.
@@ -67,6 +70,12 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Recordings.Dir == "" {
+		cfg.Recordings.Dir = filepath.Join(dataDirOr(cfg.Store.DataDir), "recordings")
+	}
+	if cfg.API.Recordings.Dir == "" {
+		cfg.API.Recordings.Dir = cfg.Recordings.Dir
 	}
 	log := cfg.Log
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -112,7 +121,8 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	engine := rules.New(cfg.Rules)
+	// Each exam may override the rules (settings page); the engine looks them up, cached.
+	engine := rules.New(cfg.Rules).WithSettings(rules.StoreSettings, 0)
 
 	if cfg.RunWorkers {
 		if err := a.startWorkers(runCtx, kcfg, engine, registry); err != nil {
@@ -191,6 +201,14 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 	go func() {
 		defer a.wg.Done()
 		engine.RunScheduler(ctx, a.Store, time.Second, log)
+	}()
+	// Uploaded recordings: claimed from the database like the scheduler's sessions, so every
+	// worker runs a processor and a crashed one's recording is resumed by another.
+	recordings := pipeline.NewRecordingProcessor(a.cfg.Recordings, a.Store, dlq, kcfg.Topics, log)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		recordings.Run(ctx)
 	}()
 	log.Info("workers started", "topics", []string{kcfg.Topics.Frames, kcfg.Topics.Audio, kcfg.Topics.Events})
 	return nil

@@ -55,6 +55,9 @@ type AudioSpec struct {
 	// PhraseMs is the typical duration of the spotted phrase (head only): a detection's start is
 	// its end minus this.
 	PhraseMs int `json:"phrase_ms,omitempty"`
+	// MinRun is how many consecutive windows must score over the threshold before a detection
+	// opens (head only; default 1). Chosen with the threshold in training.
+	MinRun int `json:"min_run,omitempty"`
 }
 
 func isAudioFamily(f string) bool {

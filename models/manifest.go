@@ -91,6 +91,10 @@ type Decode struct {
 	BoxesOutput  string `json:"boxes_output"`
 	// Anchors is N above.
 	Anchors int `json:"anchors"`
+	// Outputs are the output tensor names of the face-analysis families (face.go), in the order
+	// the family reads them; Dim is the length of each output vector.
+	Outputs []string `json:"outputs,omitempty"`
+	Dim     int      `json:"dim,omitempty"`
 }
 
 // Thresholds are the defaults; analyzers may override them from configuration.
@@ -101,6 +105,9 @@ type Thresholds struct {
 	NMSIoU float32 `json:"nms_iou"`
 	// MinFace is the minimum box height as a fraction of the frame height (0 = no minimum).
 	MinFace float32 `json:"min_face"`
+	// Similarity is the cosine similarity at or above which two face embeddings are taken for
+	// the same person (face-embedding family; calibrated per model, see its notes).
+	Similarity float32 `json:"similarity,omitempty"`
 }
 
 // ID is name@version, stored with every result the model produces.
@@ -109,6 +116,9 @@ func (m *Manifest) ID() string { return m.Name + "@" + m.Version }
 func (m *Manifest) validate() error {
 	if isAudioFamily(m.Decode.Family) {
 		return m.validateAudio()
+	}
+	if isFaceFamily(m.Decode.Family) {
+		return m.validateFace()
 	}
 	var problems []string
 	if m.Name == "" || m.Version == "" || m.File == "" {

@@ -129,8 +129,15 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		return err
 	}
 	start := time.Now()
-	obs, err := set.AnalyzeJPEG(ctx, fm.JPEG, fm.Camera)
-	version := modelVersion(set)
+	meta := analyzers.FrameMeta{Camera: fm.Camera, Session: fm.SessionID}
+	if fm.Camera == analyzers.CameraMain {
+		if meta.Enrolled, err = h.enrollment(ctx, set, sess); err != nil {
+			h.pool <- set
+			return err
+		}
+	}
+	obs, err := set.AnalyzeFrameJPEG(ctx, fm.JPEG, meta)
+	version, idThreshold := modelVersion(set), set.IdentityThreshold()
 	h.pool <- set
 	if err != nil {
 		if invalidImage(err) {
@@ -150,6 +157,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	if len(obs.Faces) >= 2 {
 		fr.SecondFaceScore = secondBest(obs.Faces)
 	}
+	visionColumns(fr, &obs, idThreshold)
 	var flagged []uint
 	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		fr.StoredAtMs = time.Now().UnixMilli()

@@ -44,7 +44,8 @@ type AnswerConfig struct {
 	// Default 1 s.
 	MergeGap time.Duration
 	// ChunkGap: audio chunks further apart than this leave a gap in coverage: silence is only
-	// judged where audio was analysed (an outage is not evidence of silence). Default 1 s.
+	// judged where audio was analysed (an outage is not evidence of silence). Default 250 ms:
+	// consecutive chunks' captured_at jitter by tens of ms, a lost chunk is a second or more.
 	ChunkGap time.Duration
 }
 
@@ -58,7 +59,7 @@ func (c AnswerConfig) withDefaults() AnswerConfig {
 	set(&c.SpeechOutsideMin, 3*time.Second)
 	set(&c.PhraseGrace, 3*time.Second)
 	set(&c.MergeGap, time.Second)
-	set(&c.ChunkGap, time.Second)
+	set(&c.ChunkGap, 250*time.Millisecond)
 	return c
 }
 
@@ -184,8 +185,9 @@ func SegmentAnswers(in AnswerInput, cfg AnswerConfig) AnswerResult {
 					Confidence: 0.8, Details: map[string]any{"when": "before_answering", "speech_ms": overlap(speech, part)}})
 			}
 		}
-		if in.ExamEndMs > 0 && run.End > in.ExamEndMs+grace {
-			part := Span{max(run.Start, in.ExamEndMs+grace), run.End}
+		// One second of slack after the end: the last words of an answer as the exam closes.
+		if after := in.ExamEndMs + 1000; in.ExamEndMs > 0 && run.End > after {
+			part := Span{max(run.Start, after), run.End}
 			if part.End-part.Start >= minOut {
 				res.Flags = append(res.Flags, AnswerFlag{Type: SpeechOutsideAnswer, StartMs: part.Start, EndMs: part.End,
 					Confidence: 0.8, Details: map[string]any{"when": "after_exam_end", "speech_ms": overlap(speech, part)}})

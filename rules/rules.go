@@ -34,6 +34,8 @@ type Config struct {
 	MaxFrameGap time.Duration
 	// Timing holds the exam-flow windows (login, entry, A4 sheet, room scan, uploads).
 	Timing TimingConfig
+	// Vision holds the identity and head-pose thresholds (vision.go).
+	Vision VisionConfig
 	// Weights of each flag type in the risk score (0..1, the probability a flag of this type,
 	// unreviewed, means a breach). Defaults in DefaultWeights.
 	Weights map[string]float64
@@ -42,6 +44,8 @@ type Config struct {
 // DefaultWeights of the flag types in the risk score.
 var DefaultWeights = map[string]float64{
 	MultipleFaces:       0.6,
+	IdentityMismatch:    0.8, // someone else sitting the exam: the most serious breach we see
+	LookingAway:         0.2, // often reading notes, as often thinking: worth a look
 	FaceAbsent:          0.3,
 	LoginOutsideWindow:  0.2,
 	EnteredBeforeOpen:   0.1,
@@ -76,6 +80,7 @@ func (c Config) withDefaults() Config {
 		c.Weights = DefaultWeights
 	}
 	c.Timing = c.Timing.withDefaults()
+	c.Vision = c.Vision.withDefaults()
 	return c
 }
 
@@ -111,10 +116,14 @@ type FrameRule struct {
 	Holds    func(f *store.FrameResult) bool
 	// Confidence of one frame: how sure the model is the condition holds (0..1).
 	Confidence func(f *store.FrameResult) float64
+	// Measure, when set, adds a score summarised over the run to the flag's details (e.g. the
+	// identity similarity the reviewer sees beside the registration photo).
+	Measure *Measure
 }
 
 func (e *Engine) frameRules() []FrameRule {
 	all := e.faceRules()
+	all = append(all, e.visionRules()...)
 	if len(e.disabled) == 0 {
 		return all
 	}
@@ -125,12 +134,12 @@ func (e *Engine) frameRules() []FrameRule {
 // the candidate's face.
 func (e *Engine) faceRules() []FrameRule {
 	return []FrameRule{
-		{FaceAbsent, store.SeverityDetection, "main", e.cfg.FaceAbsentAfter,
-			func(f *store.FrameResult) bool { return f.Faces == 0 },
-			func(f *store.FrameResult) float64 { return 1 - float64(f.TopFaceScore) }},
-		{MultipleFaces, store.SeverityAlert, "main", e.cfg.MultipleFacesAfter,
-			func(f *store.FrameResult) bool { return f.Faces >= 2 },
-			func(f *store.FrameResult) float64 { return float64(f.SecondFaceScore) }},
+		{Type: FaceAbsent, Severity: store.SeverityDetection, Camera: "main", After: e.cfg.FaceAbsentAfter,
+			Holds:      func(f *store.FrameResult) bool { return f.Faces == 0 },
+			Confidence: func(f *store.FrameResult) float64 { return 1 - float64(f.TopFaceScore) }},
+		{Type: MultipleFaces, Severity: store.SeverityAlert, Camera: "main", After: e.cfg.MultipleFacesAfter,
+			Holds:      func(f *store.FrameResult) bool { return f.Faces >= 2 },
+			Confidence: func(f *store.FrameResult) float64 { return float64(f.SecondFaceScore) }},
 	}
 }
 
@@ -183,6 +192,8 @@ func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput) (uint, error)
 	gap := e.cfg.MaxFrameGap.Milliseconds()
 	start, end := fr.CapturedAtMs, fr.CapturedAtMs
 	confSum, n := r.Confidence(fr), 1
+	var ms measureSummary
+	ms.add(r.Measure, fr)
 	prev := fr.CapturedAtMs
 	for i := range before {
 		f := &before[i]
@@ -191,6 +202,7 @@ func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput) (uint, error)
 		}
 		start, prev = f.CapturedAtMs, f.CapturedAtMs
 		confSum += r.Confidence(f)
+		ms.add(r.Measure, f)
 		n++
 	}
 	prev = fr.CapturedAtMs
@@ -201,6 +213,7 @@ func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput) (uint, error)
 		}
 		end, prev = f.CapturedAtMs, f.CapturedAtMs
 		confSum += r.Confidence(f)
+		ms.add(r.Measure, f)
 		n++
 	}
 
@@ -214,8 +227,9 @@ func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput) (uint, error)
 		return 0, nil
 	}
 	confidence := clamp01(confSum / float64(n))
-	details, _ := json.Marshal(map[string]any{"frames": n, "threshold_ms": r.After.Milliseconds(),
-		"max_gap_ms": gap})
+	det := map[string]any{"frames": n, "threshold_ms": r.After.Milliseconds(), "max_gap_ms": gap}
+	ms.into(r.Measure, det)
+	details, _ := json.Marshal(det)
 	if existing.ID != 0 {
 		// The run grew (a later frame, or a late one filling in earlier time): widen the flag.
 		// Its evidence stays the frame that first raised it.

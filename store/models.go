@@ -37,6 +37,13 @@ type Session struct {
 	TotalFlags int       `json:"total_flags"`
 	Frames     int64     `json:"frames_analyzed"`
 	CreatedAt  time.Time `json:"created_at"`
+
+	// FaceEmbedding is the registration photo's face embedding (little-endian float32, unit
+	// length), computed by the first worker that needs it; FaceEmbeddingModel names the model
+	// (name@version) — another model's vector does not compare. A model with an empty embedding
+	// means the photo showed no usable face: identity is then not checked.
+	FaceEmbedding      []byte `json:"-"`
+	FaceEmbeddingModel string `gorm:"size:128" json:"face_embedding_model,omitempty"`
 }
 
 // FrameResult is one analysed frame. The unique key (session, camera, seq) is what makes a
@@ -60,6 +67,13 @@ type FrameResult struct {
 	// second face's (0 with fewer than two). The rules turn them into a flag's confidence.
 	TopFaceScore    float32
 	SecondFaceScore float32
+	// Vision columns of the main (largest) face, NULL when not measured (rules/vision.go):
+	// IdentitySim is its cosine similarity with the registration photo and IdentityThreshold the
+	// same-person threshold in force; HeadYaw and HeadPitch its pose in degrees.
+	IdentitySim       *float32
+	IdentityThreshold float32
+	HeadYaw           *float32
+	HeadPitch         *float32
 	// Observation is the analyzers' JSON for this frame (see analyzers.Observation).
 	Observation string
 }

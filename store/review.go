@@ -316,3 +316,11 @@ func dedupe(ids []uint) []uint {
 	}
 	return out
 }
+
+// SessionVerdicts returns the verdicts on a session's flags, oldest first.
+func (s *Store) SessionVerdicts(ctx context.Context, sessionID string) ([]Verdict, error) {
+	var out []Verdict
+	err := s.DB.WithContext(ctx).Where("flag_id IN (?)",
+		s.DB.Model(&Flag{}).Select("id").Where("session_id = ?", sessionID)).Order("id").Find(&out).Error
+	return out, err
+}

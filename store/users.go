@@ -299,3 +299,14 @@ func randomBytes(n int) []byte {
 	}
 	return b
 }
+
+// NewPassword returns a random 20-character password (about 100 bits) from an alphabet without
+// look-alike characters, for generated accounts (the demo, `proctor users create`).
+func NewPassword() string {
+	const alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789"
+	b := randomBytes(20)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}

@@ -20,6 +20,10 @@ type serviceFlags struct {
 	addr, dataDir, dsn, brokers, group, topicPrefix, logLevel string
 	partitions, concurrency                                   int
 	faceAbsent, multipleFaces                                 time.Duration
+	longSilence                                               time.Duration
+	recordingsDir                                             string
+	recordingFPS                                              float64
+	maxRecordingBytes                                         int64
 }
 
 func env(name, def string) string {
@@ -54,7 +58,18 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.concurrency, "concurrency", envInt("PROCTOR_WORKER_CONCURRENCY", 2), "frame consumers (and analyzer sets) per worker process (PROCTOR_WORKER_CONCURRENCY)")
 	fs.DurationVar(&f.faceAbsent, "face-absent-after", envDuration("PROCTOR_FACE_ABSENT_AFTER", 5*time.Second), "no face this long raises FACE_ABSENT (PROCTOR_FACE_ABSENT_AFTER)")
 	fs.DurationVar(&f.multipleFaces, "multiple-faces-after", envDuration("PROCTOR_MULTIPLE_FACES_AFTER", 2*time.Second), "two or more faces this long raise MULTIPLE_FACES (PROCTOR_MULTIPLE_FACES_AFTER)")
+	fs.DurationVar(&f.longSilence, "long-silence", envDuration("PROCTOR_LONG_SILENCE", 60*time.Second), "no speech this long inside an answer raises LONG_SILENCE (PROCTOR_LONG_SILENCE)")
 	fs.StringVar(&f.logLevel, "log-level", env("PROCTOR_LOG_LEVEL", "info"), "debug, info, warn or error (PROCTOR_LOG_LEVEL)")
+	fs.StringVar(&f.recordingsDir, "recordings-dir", env("PROCTOR_RECORDINGS_DIR", ""), "uploaded recordings; API and workers on different machines must share it; empty = DATA_DIR/recordings (PROCTOR_RECORDINGS_DIR)")
+	fs.Float64Var(&f.recordingFPS, "recording-fps", envFloat("PROCTOR_RECORDING_FPS", 1), "frames per second analysed from uploaded recordings (PROCTOR_RECORDING_FPS)")
+	fs.Int64Var(&f.maxRecordingBytes, "max-recording-bytes", int64(envInt("PROCTOR_MAX_RECORDING_BYTES", 2<<30)), "largest recording upload accepted (PROCTOR_MAX_RECORDING_BYTES)")
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return v
+	}
+	return def
 }
 
 func (f *serviceFlags) config() app.Config {
@@ -73,6 +88,10 @@ func (f *serviceFlags) config() app.Config {
 	cfg.Kafka.Concurrency = f.concurrency
 	cfg.Rules.FaceAbsentAfter = f.faceAbsent
 	cfg.Rules.MultipleFacesAfter = f.multipleFaces
+	cfg.Audio.Answers.LongSilence = f.longSilence
+	cfg.Recordings.Dir, cfg.API.Recordings.Dir = f.recordingsDir, f.recordingsDir
+	cfg.Recordings.FrameRate = f.recordingFPS
+	cfg.API.Recordings.MaxBytes = f.maxRecordingBytes
 	cfg.Log = newLogger(f.logLevel)
 	return cfg
 }
@@ -134,14 +153,14 @@ func runMigrate(ctx context.Context, args []string) error {
 
 func runKeys(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "create" {
-		return usageError{fmt.Errorf("usage: proctor keys create --org ORG --name NAME --scopes ingest,review,admin")}
+		return usageError{fmt.Errorf("usage: proctor keys create --org ORG --name NAME --scopes ingest,review,data,admin")}
 	}
 	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 	var sf serviceFlags
 	sf.register(fs)
 	org := fs.String("org", "default", "organisation the key belongs to (created if missing)")
 	name := fs.String("name", "", "what the key is for, e.g. 'exam platform' or 'reviewer alice'")
-	scopes := fs.String("scopes", "", "comma-separated scopes: ingest, review, admin")
+	scopes := fs.String("scopes", "", "comma-separated scopes: ingest, review, data, admin")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"proctor/analyzers"
@@ -95,6 +97,14 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// People for the reviewer page; a re-run resets their passwords.
+	reviewerPW, adminPW := store.NewPassword(), store.NewPassword()
+	if _, err := a.Store.CreateUser(ctx, org, "demo@example.com", store.RoleReviewer, reviewerPW, true); err != nil {
+		return err
+	}
+	if _, err := a.Store.CreateUser(ctx, org, "admin@example.com", store.RoleAdmin, adminPW, true); err != nil {
+		return err
+	}
 
 	set, err := analyzers.NewSet(cfg.Analyzers)
 	if err != nil {
@@ -153,6 +163,13 @@ func runDemo(ctx context.Context, args []string) error {
 	if *exit {
 		return nil
 	}
+	page := a.URL + "/ui/"
+	if _, port, err := net.SplitHostPort(strings.TrimPrefix(a.URL, "http://")); err == nil {
+		page = "http://localhost:" + port + "/ui/"
+	}
+	fmt.Printf("\nReviewer page: %s\n", page)
+	fmt.Printf("  sign in as demo@example.com  / %s   (reviewer)\n", reviewerPW)
+	fmt.Printf("          or admin@example.com / %s   (admin: settings, audit log, users)\n", adminPW)
 	fmt.Printf("\nThe API keeps serving at %s (Ctrl-C to stop). Try:\n", a.URL)
 	fmt.Printf("  curl -H 'Authorization: Bearer %s' %s/v1/sessions/%s\n", adminKey, a.URL, sess.ID)
 	fmt.Printf("  curl -H 'Authorization: Bearer %s' -o evidence.jpg %s/v1/flags/<id>/evidence\n", adminKey, a.URL)

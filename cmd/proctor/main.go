@@ -5,9 +5,11 @@
 //	proctor worker    Kafka consumers only (analyse, store, flag)
 //	proctor demo      run everything on the embedded defaults and replay a sample session
 //	proctor analyze   run the analyzers on files and print JSON
+//	proctor eval      measure analyzers against labelled data
 //	proctor bench     replay frames through API → Kafka → analyzers → DB and print throughput
 //	proctor migrate   create or upgrade the database schema
 //	proctor keys      create API keys
+//	proctor users     create reviewer-page users
 //	proctor models    list installed models
 package main
 
@@ -30,9 +32,13 @@ commands:
   worker     Kafka consumer workers only (scale out: more processes join the groups)
   demo       start everything on the embedded defaults and replay a sample session
   analyze    analyze image FILE...   print one JSON line per image
+             analyze audio FILE.wav [--questions MS,...]   speech, phrases (and answers) as JSON
+             analyze video FILE [--camera main|evidence] [--fps 1] [--start MS]   flags as JSON lines, progress on stderr
+  eval       eval audio --data DIR   VAD accuracy, phrase recall, false alarms per hour, speed
   bench      replay frames through the whole pipeline and print throughput and latency
   migrate    create or upgrade the database schema
-  keys       keys create --org ORG --name NAME --scopes ingest,review,admin
+  keys       keys create --org ORG --name NAME --scopes ingest,review,data,admin
+  users      users create --org ORG --email EMAIL --role reviewer|data|admin [--password-stdin]
   models     models list
 
 Run 'proctor <command> -h' for the flags of a command. Every flag can also be set with the
@@ -59,12 +65,16 @@ func main() {
 		err = runDemo(ctx, args)
 	case "analyze":
 		err = runAnalyze(ctx, args)
+	case "eval":
+		err = runEval(ctx, args)
 	case "bench":
 		err = runBench(ctx, args)
 	case "migrate":
 		err = runMigrate(ctx, args)
 	case "keys":
 		err = runKeys(ctx, args)
+	case "users":
+		err = runUsers(ctx, args)
 	case "models":
 		err = runModels(args)
 	case "-h", "--help", "help":

@@ -70,15 +70,18 @@ def windows(emb):
     return emb[idx], np.arange(n) + EMB_WINDOW - 1
 
 
-def detect(scores, ends, threshold, hold=6, refractory_s=1.5):
-    """Peak picking identical to analyzers/phrase.go: the first score >= threshold opens a
-    candidate; the best score within `hold` further steps is the detection (its window end is
-    the phrase end); no new candidate opens within refractory_s after that end."""
+def detect(scores, ends, threshold, hold=6, refractory_s=1.5, min_run=1):
+    """Peak picking identical to analyzers/phrase.go: the first window that completes a run of
+    min_run consecutive scores >= threshold opens a candidate; the best score within `hold`
+    further steps is the detection (its window end is the phrase end); no new candidate opens
+    within refractory_s after that end."""
     out = []
     j, n = 0, len(scores)
     blocked_until = -1.0
+    run = 0
     while j < n:
-        if scores[j] >= threshold and ends[j] > blocked_until:
+        run = run + 1 if scores[j] >= threshold else 0
+        if run >= min_run and ends[j] > blocked_until:
             best = j
             for k in range(j + 1, min(n, j + hold + 1)):
                 if scores[k] > scores[best]:
@@ -86,6 +89,7 @@ def detect(scores, ends, threshold, hold=6, refractory_s=1.5):
             out.append((ends[best], float(scores[best])))
             blocked_until = ends[best] + refractory_s
             j = min(n, j + hold + 1)
+            run = 0
             continue
         j += 1
     return out

@@ -1,0 +1,240 @@
+package analyzers
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"proctor/models"
+)
+
+// IdentityConfig configures the "identity" analyzer, which must run after "landmarks".
+type IdentityConfig struct {
+	// Model is the manifest name of the face-embedding model. Default "faceplugin-embedding".
+	Model string `json:"model,omitempty"`
+	// Threshold is the cosine similarity at or above which a face is the enrolled person.
+	// Default: the manifest's thresholds.similarity, calibrated at 1% false accepts on a dev
+	// split of identities (see the model card; docs/vision.md has the held-out numbers).
+	Threshold float32 `json:"threshold,omitempty"`
+	// Every: the embedding (~7 ms) is computed on one frame in Every while the same face track
+	// continues (one face, box overlapping the last one by IoU >= 0.5, same session); frames in
+	// between carry the last similarity (Match.Measured false). A new track — the face left, a
+	// second face, a jump in position — is measured at once. Default 3; 1 measures every frame.
+	Every int `json:"every,omitempty"`
+	// AllFaces matches every face that has an aligned crop, not only the main one (for
+	// `proctor analyze image`; the rules read the main face only). Implies Every = 1.
+	AllFaces bool `json:"all_faces,omitempty"`
+	// Threads is the intra-op thread count of the model session. Default 1.
+	Threads int `json:"threads,omitempty"`
+}
+
+// DefaultIdentityModel is the embedding model used when IdentityConfig.Model is empty.
+const DefaultIdentityModel = "faceplugin-embedding"
+
+// ErrNoFaceInPhoto means a registration photo shows no face the landmarks analyzer could align.
+var ErrNoFaceInPhoto = errors.New("no face found in the registration photo")
+
+// Enroller is implemented by analyzers that turn a registration photo into an Enrollment (see
+// Set.Enroll).
+type Enroller interface {
+	// EnrollModel is the embedding model ID the Enrollment must carry to be usable.
+	EnrollModel() string
+	// Enroll embeds the main face of an analysed frame.
+	Enroll(f *Frame, obs *Observation) (Enrollment, error)
+	// Threshold is the similarity at or above which a face is the enrolled person.
+	Threshold() float32
+}
+
+// Identity compares the main face of each frame with the session's registration photo. Not safe
+// for concurrent use.
+type Identity struct {
+	emb       *models.FaceEmbedder
+	model     string
+	version   string
+	threshold float32
+	every     int
+	allFaces  bool
+	vec       []float32 // reused embedding buffer
+	tracks    map[string]*faceTrack
+	tick      int64
+}
+
+// faceTrack is the last measured face of one session in this analyzer (one worker's Set).
+type faceTrack struct {
+	box      [4]float32
+	sim      float32
+	age      int   // frames carried since the last measurement
+	lastTick int64 // for eviction
+}
+
+// maxTracks bounds the per-session track cache; the oldest entry is dropped beyond it.
+const maxTracks = 512
+
+// NewIdentity loads the model.
+func NewIdentity(cfg IdentityConfig) (*Identity, error) {
+	name := cfg.Model
+	if name == "" {
+		name = DefaultIdentityModel
+	}
+	m, err := models.Load(name)
+	if err != nil {
+		return nil, fmt.Errorf("identity analyzer: %w", err)
+	}
+	emb, err := models.NewFaceEmbedder(m, models.SessionOptions{IntraOpThreads: cfg.Threads})
+	if err != nil {
+		return nil, fmt.Errorf("identity analyzer: %w", err)
+	}
+	a := &Identity{emb: emb, model: m.ID(), threshold: cfg.Threshold, every: cfg.Every, allFaces: cfg.AllFaces,
+		vec: make([]float32, emb.Dim()), tracks: map[string]*faceTrack{}}
+	if a.threshold == 0 {
+		a.threshold = m.Thresholds.Similarity
+	}
+	if a.every <= 0 {
+		a.every = 3
+	}
+	a.version = fmt.Sprintf("%s sim=%g every=%d", a.model, a.threshold, a.every)
+	return a, nil
+}
+
+// Name implements Analyzer.
+func (a *Identity) Name() string { return "identity" }
+
+// Version implements Analyzer: model, threshold and sampling.
+func (a *Identity) Version() string { return a.version }
+
+// Threshold is the same-person similarity in force.
+func (a *Identity) Threshold() float32 { return a.threshold }
+
+// Requires implements Requirer.
+func (a *Identity) Requires() []string { return []string{"faces", "landmarks"} }
+
+// EnrollModel implements Enroller.
+func (a *Identity) EnrollModel() string { return a.model }
+
+// Enroll implements Enroller.
+func (a *Identity) Enroll(f *Frame, obs *Observation) (Enrollment, error) {
+	i := MainFace(obs.Faces, len(f.FaceCrops))
+	if i < 0 {
+		return Enrollment{}, ErrNoFaceInPhoto
+	}
+	v := make([]float32, a.emb.Dim())
+	if err := a.emb.Embed(f.FaceCrops[i], v); err != nil {
+		return Enrollment{}, fmt.Errorf("identity: %w", err)
+	}
+	return Enrollment{Model: a.model, Vector: v}, nil
+}
+
+// Embed writes the embedding of FaceCrops[i] into dst (Dim values); for evaluation tools.
+func (a *Identity) Embed(f *Frame, i int, dst []float32) error {
+	if i < 0 || i >= len(f.FaceCrops) {
+		return fmt.Errorf("identity: no aligned crop for face %d", i)
+	}
+	return a.emb.Embed(f.FaceCrops[i], dst)
+}
+
+// LastEmbedding is the embedding computed by the latest Analyze that measured (unit length);
+// valid until the next call. For evaluation tools.
+func (a *Identity) LastEmbedding() []float32 { return a.vec }
+
+// Dim is the embedding length.
+func (a *Identity) Dim() int { return a.emb.Dim() }
+
+// Analyze implements Analyzer.
+func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error {
+	if f.Enrolled == nil || f.Enrolled.Model != a.model || len(f.Enrolled.Vector) != len(a.vec) {
+		return nil // nothing to compare with (the pipeline re-enrols when the model changes)
+	}
+	if a.allFaces {
+		for i := range f.FaceCrops {
+			if err := a.emb.Embed(f.FaceCrops[i], a.vec); err != nil {
+				return fmt.Errorf("identity: %w", err)
+			}
+			sim := models.Cosine(a.vec, f.Enrolled.Vector)
+			obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true}
+		}
+		return nil
+	}
+	i := MainFace(obs.Faces, len(f.FaceCrops))
+	if i < 0 {
+		return nil
+	}
+	a.tick++
+	box := obs.Faces[i].Box
+	var t *faceTrack
+	if f.Session != "" {
+		t = a.tracks[f.Session]
+	}
+	if t != nil && a.every > 1 && len(obs.Faces) == 1 && t.age+1 < a.every && boxIoU(t.box, box) >= 0.5 {
+		t.age++
+		t.box, t.lastTick = box, a.tick
+		obs.Faces[i].Match = &Match{Similarity: t.sim, SamePerson: t.sim >= a.threshold}
+		return nil
+	}
+	if err := a.emb.Embed(f.FaceCrops[i], a.vec); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	sim := models.Cosine(a.vec, f.Enrolled.Vector)
+	obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true}
+	if f.Session == "" {
+		return nil
+	}
+	if t == nil {
+		if len(a.tracks) >= maxTracks {
+			a.evictOldest()
+		}
+		t = &faceTrack{}
+		a.tracks[f.Session] = t
+	}
+	*t = faceTrack{box: box, sim: sim, lastTick: a.tick}
+	if len(obs.Faces) != 1 {
+		t.age = a.every // several faces: measure the next frame again
+	}
+	return nil
+}
+
+func (a *Identity) evictOldest() {
+	var oldest string
+	var at int64 = math.MaxInt64
+	for k, t := range a.tracks {
+		if t.lastTick < at {
+			oldest, at = k, t.lastTick
+		}
+	}
+	delete(a.tracks, oldest)
+}
+
+// Close implements Analyzer.
+func (a *Identity) Close() error { return a.emb.Close() }
+
+func boxIoU(a, b [4]float32) float32 {
+	ix := min(a[0]+a[2], b[0]+b[2]) - max(a[0], b[0])
+	iy := min(a[1]+a[3], b[1]+b[3]) - max(a[1], b[1])
+	if ix <= 0 || iy <= 0 {
+		return 0
+	}
+	inter := ix * iy
+	return inter / (a[2]*a[3] + b[2]*b[3] - inter)
+}
+
+// EncodeVector stores an embedding as little-endian float32 bytes (store.Session.FaceEmbedding).
+func EncodeVector(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+// DecodeVector reverses EncodeVector; nil for an empty or malformed input.
+func DecodeVector(b []byte) []float32 {
+	if len(b) == 0 || len(b)%4 != 0 {
+		return nil
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}

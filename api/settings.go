@@ -1,0 +1,98 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+	"gorm.io/gorm"
+
+	"proctor/rules"
+	"proctor/store"
+)
+
+// examSettingsBody is what the settings page reads: the exam's overrides and, to show beside
+// them, the values that apply without overrides.
+func (s *Server) examSettingsBody(examID string, row *store.ExamSetting, set rules.ExamSettings) fiber.Map {
+	base := s.rules.Config()
+	t := base.Timing
+	defaults := rules.ExamSettings{
+		FaceAbsentAfterSec: base.FaceAbsentAfter.Seconds(), MultipleFacesAfterSec: base.MultipleFacesAfter.Seconds(),
+		MaxFrameGapSec: base.MaxFrameGap.Seconds(), LoginOpensBeforeMin: t.LoginOpensBefore.Minutes(),
+		EnterOpensBeforeMin: t.EnterOpensBefore.Minutes(), SheetWindowMin: t.SheetWindow.Minutes(),
+		ScanWithinMin: t.ScanWithin.Minutes(), ScanMinDegrees: t.ScanMinDegrees,
+		EvidenceMaxGapSec: t.EvidenceMaxGap.Seconds(), UploadWithinMin: t.UploadWithin.Minutes(), Weights: base.Weights,
+	}
+	out := fiber.Map{"exam_id": examID, "settings": set, "defaults": defaults, "flag_types": rules.FlagTypes()}
+	if row != nil {
+		out["updated_at"], out["updated_by"] = row.UpdatedAt, row.UpdatedBy
+	}
+	return out
+}
+
+// validExamID: exam ids come from the platform (≤ 128 characters, see createSession).
+func validExamID(id string) bool { return id != "" && len(id) <= 128 }
+
+// getExamSettings returns an exam's settings (empty when none were saved: defaults apply).
+func (s *Server) getExamSettings(c *fiber.Ctx) error {
+	exam := c.Params("exam")
+	if !validExamID(exam) {
+		return bad(fiber.StatusBadRequest, "exam id must be 1-128 characters")
+	}
+	row, err := store.GetExamSetting(s.store.DB.WithContext(c.UserContext()), principal(c).OrgID, exam)
+	var set rules.ExamSettings
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		row = nil
+	case err != nil:
+		return err
+	default:
+		if err := json.Unmarshal([]byte(row.Settings), &set); err != nil {
+			return err
+		}
+	}
+	return c.JSON(s.examSettingsBody(exam, row, set))
+}
+
+// putExamSettings replaces an exam's settings, audit-logs the change and recomputes the risk of
+// the exam's sessions with the new weights. Workers pick the new settings up within their cache
+// TTL (15 s); this process at once.
+func (s *Server) putExamSettings(c *fiber.Ctx) error {
+	exam := c.Params("exam")
+	if !validExamID(exam) {
+		return bad(fiber.StatusBadRequest, "exam id must be 1-128 characters")
+	}
+	var set rules.ExamSettings
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&set); err != nil {
+		return bad(fiber.StatusBadRequest, "body must be the JSON settings object (see GET): "+err.Error())
+	}
+	if err := set.Validate(); err != nil {
+		return bad(fiber.StatusBadRequest, err.Error())
+	}
+	js, _ := json.Marshal(set)
+	p := principal(c)
+	row := &store.ExamSetting{OrgID: p.OrgID, ExamID: exam, Settings: string(js), UpdatedBy: p.Actor}
+	audit := store.AuditEntry{OrgID: p.OrgID, Actor: p.Actor, Action: "settings.update", Target: "exam:" + exam,
+		Detail: string(js), RemoteIP: c.IP()}
+	eng := s.rules.ForExam(set)
+	err := s.store.PutExamSetting(c.UserContext(), row, audit, func(tx *gorm.DB) error {
+		ids, err := store.SessionIDsOfExam(tx, p.OrgID, exam)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := rules.RecomputeRisk(tx, id, eng.Config().Weights); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.rules.ForgetSettings(p.OrgID, exam)
+	return c.JSON(s.examSettingsBody(exam, row, set))
+}

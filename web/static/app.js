@@ -1,0 +1,662 @@
+// Reviewer page: plain JavaScript, no framework, no build step. Views are rendered with h()
+// (never innerHTML with data). Routes live in the #fragment: #/queue?…, #/session/ID,
+// #/settings/EXAM, #/audit, #/exports, #/admin. Strings come from i18n.json (zh + en).
+'use strict';
+
+const S = {
+  me: null, lang: 'en', L: {}, view: '', es: null,
+  queue: [], qsel: 0, qquery: '',
+  sess: null, tl: null, flags: [], fsel: 0, picked: new Set(), zoom: false, detail: null,
+};
+
+// ---- strings ---------------------------------------------------------------------------
+function t(key, vars) {
+  let s = (S.L[S.lang] && S.L[S.lang][key]) || (S.L.en && S.L.en[key]) || key;
+  if (vars) for (const k in vars) s = s.split('{' + k + '}').join(String(vars[k]));
+  return s;
+}
+function tk(prefix, key) { const v = t(prefix + key); return v === prefix + key ? key : v; }
+function setLang(l) {
+  S.lang = l; localStorage.setItem('lang', l);
+  document.documentElement.lang = l === 'zh' ? 'zh-CN' : 'en';
+  document.title = t('app.title');
+}
+
+// ---- DOM -------------------------------------------------------------------------------
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const k in attrs || {}) {
+    const v = attrs[k];
+    if (v == null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const kid of kids.flat(Infinity)) {
+    if (kid == null || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+const $ = (sel) => document.querySelector(sel);
+function mount(...nodes) { const m = $('#main'); m.replaceChildren(...nodes); }
+
+let toastTimer;
+function toast(msg, err) {
+  const el = $('#toast');
+  el.textContent = msg; el.className = 'show' + (err ? ' err' : '');
+  clearTimeout(toastTimer); toastTimer = setTimeout(() => { el.className = ''; }, err ? 5000 : 2600);
+}
+
+// ---- API -------------------------------------------------------------------------------
+class ApiError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
+async function api(method, path, body) {
+  const opt = { method, credentials: 'same-origin', headers: {} };
+  if (body !== undefined) { opt.headers['Content-Type'] = 'application/json'; opt.body = JSON.stringify(body); }
+  if (method !== 'GET' && S.me && S.me.csrf_token) opt.headers['X-CSRF-Token'] = S.me.csrf_token;
+  const r = await fetch(path, opt);
+  if (r.status === 204) return null;
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    if (r.status === 401 && path !== '/v1/auth/login') { S.me = null; showLogin(); }
+    throw new ApiError(r.status, data.error || r.statusText);
+  }
+  return data;
+}
+function fail(e) { if (!(e instanceof ApiError && e.status === 401)) toast(t('common.error', { msg: e.message }), true); }
+
+// ---- formatting ------------------------------------------------------------------------
+const pad2 = (n) => String(n).padStart(2, '0');
+function fmtTime(v) {
+  const d = new Date(v);
+  if (isNaN(d)) return '';
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
+function fmtRel(ms) { // relative to the scheduled start: −m:ss / m:ss / h:mm:ss
+  const sign = ms < 0 ? '−' : ''; let s = Math.floor(Math.abs(ms) / 1000);
+  const hh = Math.floor(s / 3600), mm = Math.floor(s / 60) % 60, ss = s % 60;
+  return sign + (hh ? `${hh}:${pad2(mm)}:${pad2(ss)}` : `${mm}:${pad2(ss)}`);
+}
+function fmtDur(ms) { const s = Math.round(ms / 1000); return s < 60 ? s + 's' : fmtRel(ms); }
+function riskColor(r) { return r >= 70 ? 'var(--alert)' : r >= 35 ? '#e69500' : r > 0 ? '#8bb37a' : '#cfd5db'; }
+function riskCell(r) {
+  return h('span', { class: 'risk' }, h('span', { class: 'bar' }, h('span', { style: `width:${Math.min(100, r)}%;background:${riskColor(r)}` })),
+    h('span', { class: 'num' }, r.toFixed(1)));
+}
+function sessStatus(s) {
+  if (s.open_flags > 0) return h('span', { class: 'badge b-open' }, t('review.open'));
+  if (s.total_flags > 0) return h('span', { class: 'badge b-reviewed' }, t('review.reviewed'));
+  return h('span', { class: 'badge b-clean' }, t('review.clean'));
+}
+function details(f) { try { return JSON.parse(f.details || '{}') || {}; } catch { return {}; } }
+const has = (scope) => S.me && (S.me.scopes.includes(scope) || S.me.scopes.includes('admin'));
+
+// ---- chrome ----------------------------------------------------------------------------
+function renderTop() {
+  const top = $('#top');
+  top.hidden = !S.me;
+  if (!S.me) return;
+  $('#brand').textContent = t('app.title');
+  const links = [];
+  if (has('review')) links.push(['queue', '#/queue' + (S.qquery ? '?' + S.qquery : '')]);
+  if (has('data')) links.push(['exports', '#/exports']);
+  if (has('admin')) links.push(['settings', '#/settings'], ['audit', '#/audit'], ['admin', '#/admin']);
+  $('#nav').replaceChildren(...links.map(([k, href]) =>
+    h('a', { href, class: S.view === k || (k === 'queue' && S.view === 'session') ? 'on' : null }, t('nav.' + k))));
+  $('#langBtn').textContent = t('lang.switch');
+  $('#helpBtn').textContent = t('nav.help');
+  $('#signout').textContent = t('nav.signout');
+  $('#who').textContent = (S.me.email || S.me.actor) + (S.me.role ? ' · ' + t('role.' + S.me.role) : '');
+  const live = $('#live');
+  live.textContent = S.es && S.es.readyState === 1 ? t('common.live') : t('common.offline');
+  live.className = 'live ' + (S.es && S.es.readyState === 1 ? 'on' : 'off');
+  live.hidden = !has('review');
+}
+
+function showLogin(msg) {
+  S.view = 'login'; renderTop();
+  if (S.es) { S.es.close(); S.es = null; }
+  const err = h('div', { class: 'err' }, msg || '');
+  const email = h('input', { type: 'email', id: 'email', autocomplete: 'username', required: true, autofocus: true });
+  const pw = h('input', { type: 'password', id: 'password', autocomplete: 'current-password', required: true });
+  const form = h('form', {
+    class: 'login', onsubmit: async (e) => {
+      e.preventDefault(); err.textContent = '';
+      try {
+        S.me = await api('POST', '/v1/auth/login', { email: email.value, password: pw.value });
+        startLive();
+        if (!location.hash || location.hash.startsWith('#/login')) location.hash = home(); else route();
+      } catch (ex) { err.textContent = ex.status === 429 ? t('login.limited') : ex.status === 401 ? t('login.failed') : ex.message; }
+    },
+  },
+  h('div', { class: 'lang' }, h('button', { type: 'button', class: 'linkish', onclick: () => { setLang(S.lang === 'zh' ? 'en' : 'zh'); showLogin(); } }, t('lang.switch'))),
+  h('h1', {}, t('login.title')),
+  h('label', { for: 'email' }, t('login.email')), email,
+  h('label', { for: 'password' }, t('login.password')), pw,
+  h('button', { class: 'btn primary', type: 'submit', id: 'signin' }, t('login.submit')), err);
+  mount(form);
+  email.focus();
+}
+function home() { return has('review') ? '#/queue?review=open' : has('data') ? '#/exports' : '#/audit'; }
+
+// ---- live feed (server-sent events) -----------------------------------------------------
+function startLive() {
+  if (!has('review') || S.es) return;
+  const es = new EventSource('/v1/live');
+  S.es = es;
+  es.addEventListener('open', renderTop);
+  es.addEventListener('error', renderTop);
+  es.addEventListener('flag', (e) => { try { onLiveFlag(JSON.parse(e.data)); } catch (ex) { console.error(ex); } });
+}
+let queueReload;
+function onLiveFlag(fc) {
+  if (S.view === 'queue') {
+    const row = S.queue.find((s) => s.id === fc.session_id);
+    if (row) Object.assign(row, { risk_score: fc.risk_score, open_flags: fc.open_flags, total_flags: fc.total_flags });
+    clearTimeout(queueReload); queueReload = setTimeout(() => loadQueue(true), 800);
+    if (row) renderQueueRows();
+  } else if (S.view === 'session' && S.sess && fc.session_id === S.sess.id) {
+    const i = S.flags.findIndex((f) => f.id === fc.id);
+    const fl = Object.assign({}, fc);
+    delete fl.org_id; delete fl.exam_id; delete fl.risk_score; delete fl.open_flags; delete fl.total_flags;
+    if (i >= 0) S.flags[i] = Object.assign(S.flags[i], fl);
+    else {
+      const cur = S.flags[S.fsel];
+      S.flags.push(fl); S.flags.sort((a, b) => a.start_ms - b.start_ms || a.id - b.id);
+      if (cur) S.fsel = S.flags.indexOf(cur);
+      toast(t('toast.newFlag', { type: tk('flag.', fl.type) }));
+    }
+    Object.assign(S.sess, { risk_score: fc.risk_score, open_flags: fc.open_flags, total_flags: fc.total_flags });
+    renderSession();
+  }
+}
+
+// ---- routing ---------------------------------------------------------------------------
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [path, q] = raw.split('?');
+  return { parts: path.split('/').map(decodeURIComponent), q: new URLSearchParams(q || '') };
+}
+async function route() {
+  if (!S.me) return showLogin();
+  const { parts, q } = parseHash();
+  $('#help').hidden = true;
+  try {
+    switch (parts[0]) {
+      case 'session': return await openSession(parts[1]);
+      case 'settings': return await showSettings(parts[1] || '');
+      case 'audit': return await showAudit(q);
+      case 'exports': return await showExports();
+      case 'admin': return await showAdmin();
+      case 'queue': return await showQueue(q);
+      default: location.replace(home());
+    }
+  } catch (e) { fail(e); }
+}
+
+// ---- queue -----------------------------------------------------------------------------
+let examsCache = null;
+async function exams(refresh) {
+  if (!examsCache || refresh) examsCache = (await api('GET', '/v1/exams')).exams || [];
+  return examsCache;
+}
+function selectEl(id, value, options, onchange) {
+  const el = h('select', { id, onchange }, options.map(([v, label]) => h('option', { value: v }, label)));
+  el.value = value; return el;
+}
+async function showQueue(q) {
+  S.view = 'queue'; S.qquery = q.toString(); sessionStorage.setItem('qquery', S.qquery); renderTop();
+  const ex = await exams();
+  const setQ = (k, v) => { const n = new URLSearchParams(S.qquery); if (v) n.set(k, v); else n.delete(k); location.hash = '#/queue?' + n.toString(); };
+  const sumBox = h('div', { class: 'summary', id: 'summary' });
+  const filters = h('div', { class: 'bar' },
+    h('label', {}, t('queue.filter.exam'), selectEl('f-exam', q.get('exam_id') || '', [['', t('common.all')], ...ex.map((e) => [e.exam_id, e.exam_id])], (e) => setQ('exam_id', e.target.value))),
+    h('label', {}, t('queue.filter.from'), h('input', { type: 'date', id: 'f-from', value: q.get('from') || '', onchange: (e) => setQ('from', e.target.value) })),
+    h('label', {}, t('queue.filter.to'), h('input', { type: 'date', id: 'f-to', value: q.get('to') || '', onchange: (e) => setQ('to', e.target.value) })),
+    h('label', {}, t('queue.filter.type'), selectEl('f-type', q.get('flag_type') || '', [['', t('common.all')]], (e) => setQ('flag_type', e.target.value))),
+    h('label', {}, t('queue.filter.review'), selectEl('f-review', q.get('review') || '', [['', t('common.all')], ['open', t('review.open')], ['reviewed', t('review.reviewed')], ['clean', t('review.clean')]], (e) => setQ('review', e.target.value))),
+    h('button', { class: 'btn', onclick: () => { location.hash = '#/queue'; } }, t('queue.filter.reset')),
+    h('span', { class: 'muted', id: 'qcount' }),
+    has('data') ? h('a', { href: '/v1/exports/verdicts.csv' + (q.get('exam_id') ? '?exam_id=' + encodeURIComponent(q.get('exam_id')) : '') }, t('queue.export')) : null);
+  const table = h('table', { class: 'list', id: 'queue' },
+    h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, t('queue.col.risk')), h('th', {}, t('queue.col.candidate')), h('th', {}, t('queue.col.exam')),
+      h('th', {}, t('queue.col.start')), h('th', {}, t('queue.col.phase')), h('th', { class: 'num' }, t('queue.col.flags')), h('th', { class: 'num' }, t('queue.col.frames')), h('th', {}, t('queue.col.status')))),
+    h('tbody', { id: 'qrows' }));
+  mount(h('div', { class: 'page' }, filters, sumBox, table));
+  await loadQueue(false);
+}
+async function loadQueue(keepSel) {
+  if (S.view !== 'queue') return;
+  const q = new URLSearchParams(S.qquery);
+  const prev = S.queue[S.qsel] && S.queue[S.qsel].id;
+  const [list, sum] = await Promise.all([api('GET', '/v1/sessions?limit=500&' + q.toString()), api('GET', '/v1/review/summary?' + q.toString())]);
+  if (S.view !== 'queue') return;
+  S.queue = list.sessions || [];
+  S.qsel = keepSel && prev ? Math.max(0, S.queue.findIndex((s) => s.id === prev)) : 0;
+  renderSummary(sum.summary, sum.flag_types, q);
+  renderQueueRows();
+}
+function renderSummary(sm, types, q) {
+  const ft = $('#f-type');
+  if (ft && ft.options.length <= 1) {
+    for (const ty of types) ft.append(h('option', { value: ty }, tk('flag.', ty)));
+    ft.value = q.get('flag_type') || '';
+  }
+  const flagged = sm.sessions_open + sm.sessions_reviewed;
+  const pct = flagged ? Math.round(100 * sm.sessions_reviewed / flagged) : 0;
+  const chips = Object.entries(sm.open_by_type).sort((a, b) => b[1] - a[1]).map(([ty, n]) =>
+    h('span', {
+      class: 'chip' + (['MULTIPLE_FACES', 'ENTERED_AFTER_START', 'EVIDENCE_GAP', 'EVIDENCE_STOPPED', 'WINDOW_SWITCH', 'SCREENSHOT_ATTEMPTED', 'MULTIPLE_SCREENS', 'FACE_MISMATCH'].includes(ty) ? ' alert' : '') + (q.get('flag_type') === ty ? ' on' : ''),
+      'data-type': ty, title: ty,
+      onclick: () => { const n = new URLSearchParams(S.qquery); if (n.get('flag_type') === ty) n.delete('flag_type'); else n.set('flag_type', ty); location.hash = '#/queue?' + n; },
+    }, tk('flag.', ty), h('b', {}, n)));
+  $('#summary').replaceChildren(
+    h('div', { class: 'panel' }, h('div', { class: 'head' }, t('queue.today', { v: sm.my_verdicts, s: sm.my_sessions })),
+      h('div', { class: 'body' },
+        h('div', { id: 'progress-text' }, t('queue.reviewedOf', { r: sm.sessions_reviewed, n: flagged })),
+        h('div', { class: 'progress' }, h('span', { style: `width:${pct}%` })),
+        h('div', { class: 'muted' }, t('queue.orgToday', { v: sm.org_verdicts })))),
+    h('div', { class: 'panel' }, h('div', { class: 'head' }, t('queue.openByType'), h('span', { class: 'muted' }, '· ' + sm.open_flags)),
+      h('div', { class: 'body chips', id: 'chips' }, chips.length ? chips : h('span', { class: 'muted' }, t('queue.noOpen')))));
+}
+function renderQueueRows() {
+  const body = $('#qrows');
+  if (!body) return;
+  $('#qcount').textContent = t('queue.count', { n: S.queue.length });
+  if (!S.queue.length) { body.replaceChildren(h('tr', {}, h('td', { colspan: 9, class: 'empty' }, t('queue.empty')))); return; }
+  body.replaceChildren(...S.queue.map((s, i) => h('tr', {
+    class: (i === S.qsel ? 'sel' : '') + (s.open_flags === 0 ? ' done' : ''), 'data-id': s.id,
+    onclick: () => { S.qsel = i; location.hash = '#/session/' + encodeURIComponent(s.id); },
+  },
+  h('td', { class: 'num muted' }, i + 1), h('td', {}, riskCell(s.risk_score)), h('td', {}, s.candidate_id),
+  h('td', {}, s.exam_id), h('td', { class: 'mono' }, fmtTime(s.scheduled_start)), h('td', {}, tk('phase.', s.phase || 'registered')),
+  h('td', { class: 'num flags' }, `${s.open_flags} / ${s.total_flags}`), h('td', { class: 'num' }, s.frames_analyzed), h('td', {}, sessStatus(s)))));
+  const sel = body.querySelector('tr.sel');
+  if (sel) sel.scrollIntoView({ block: 'nearest' });
+}
+
+// ---- session ---------------------------------------------------------------------------
+async function openSession(id) {
+  const [tl, det] = await Promise.all([api('GET', `/v1/sessions/${encodeURIComponent(id)}/timeline`), api('GET', `/v1/sessions/${encodeURIComponent(id)}`)]);
+  const same = S.sess && S.sess.id === id;
+  S.view = 'session'; S.tl = tl; S.sess = det.session; S.flags = det.flags || [];
+  if (!same) {
+    S.picked = new Set(); S.zoom = false;
+    const firstOpen = S.flags.findIndex((f) => f.status === 'open');
+    S.fsel = firstOpen >= 0 ? firstOpen : 0;
+  }
+  S.fsel = Math.min(S.fsel, Math.max(0, S.flags.length - 1));
+  renderTop();
+  renderSession();
+}
+async function refreshSession() {
+  const det = await api('GET', `/v1/sessions/${encodeURIComponent(S.sess.id)}`);
+  const cur = S.flags[S.fsel] && S.flags[S.fsel].id;
+  S.sess = det.session; S.flags = det.flags || [];
+  const i = S.flags.findIndex((f) => f.id === cur);
+  if (i >= 0) S.fsel = i;
+  renderSession();
+}
+function renderSession() {
+  const s = S.sess; const start = Date.parse(s.scheduled_start);
+  const head = h('div', { class: 'shead' },
+    h('a', { href: '#/queue' + (S.qquery ? '?' + S.qquery : ''), class: 'btn' }, '← ', t('session.back'), h('kbd', {}, 'q')),
+    h('h1', {}, s.candidate_id),
+    h('div', { class: 'facts' }, h('span', {}, s.exam_id), h('span', { class: 'mono' }, t('session.start', { t: fmtTime(s.scheduled_start) })),
+      h('span', {}, tk('phase.', s.phase || 'registered')), h('span', { id: 'srisk' }, riskCell(s.risk_score)),
+      h('span', { id: 'sopen' }, `${s.open_flags} / ${s.total_flags}`), sessStatus(s)),
+    h('span', { class: 'spacer' }),
+    h('a', { class: 'btn', id: 'report', href: `/v1/sessions/${encodeURIComponent(s.id)}/report?lang=${S.lang}`, target: '_blank', rel: 'noopener' }, t('session.report'), h('kbd', {}, 'r')),
+    h('button', { class: 'btn', onclick: nextSession }, t('session.next'), ' →', h('kbd', {}, 'n')));
+  const tlPanel = h('div', { class: 'panel', style: 'margin-bottom:10px' },
+    h('div', { class: 'head' }, t('session.timeline'), h('span', { class: 'spacer', style: 'flex:1' }),
+      h('button', { class: 'btn', onclick: () => { S.zoom = !S.zoom; renderSession(); } }, S.zoom ? '⤢' : '⤡', h('kbd', {}, 'z'))),
+    renderTimeline(start));
+  const flagsPanel = h('div', { class: 'panel' }, h('div', { class: 'head' }, t('session.flags'), h('span', { class: 'muted' }, '· ' + S.flags.length)),
+    S.flags.length ? renderFlagTable(start) : h('div', { class: 'empty' }, t('session.noFlags')),
+    S.flags.length ? h('div', { class: 'bulk' },
+      h('button', { class: 'btn', onclick: () => { S.flags.forEach((f) => { if (f.status === 'open') S.picked.add(f.id); }); renderSession(); } }, t('session.selectAll')),
+      h('span', { class: 'muted', id: 'picked' }, t('session.selected', { n: S.picked.size })), h('span', { style: 'flex:1' }),
+      h('button', { class: 'btn confirm', disabled: !S.picked.size, onclick: () => bulk('confirmed') }, t('session.confirmSel', { n: S.picked.size }), h('kbd', {}, '⇧C')),
+      h('button', { class: 'btn dismiss', disabled: !S.picked.size, onclick: () => bulk('dismissed') }, t('session.dismissSel', { n: S.picked.size }), h('kbd', {}, '⇧D')),
+      h('button', { class: 'btn', onclick: undo }, t('session.undo'), h('kbd', {}, 'u'))) : null);
+  const detail = h('div', { class: 'panel', id: 'detail' }, h('div', { class: 'head' }, t('session.evidence')), renderDetail(start));
+  const events = S.tl.events || [];
+  const evRow = (e) => h('tr', {}, h('td', { class: 'mono' }, fmtRel(e.captured_at - start)), h('td', {}, tk('event.', e.type)), h('td', {}, tk('phase.', e.phase)),
+    h('td', { class: 'wrap muted mono' }, e.data ? JSON.stringify(e.data) : ''));
+  const integ = events.filter((e) => e.class === 'integrity'); const tech = events.filter((e) => e.class === 'technical');
+  const evPanels = h('div', { class: 'grid2b' },
+    h('div', { class: 'panel' }, h('div', { class: 'head' }, h('span', { class: 'badge b-integrity' }, t('class.integrity')), t('session.integrityEvents'), h('span', { class: 'muted' }, '· ' + integ.length)),
+      h('div', { class: 'evlist' }, integ.length ? h('table', { class: 'list' }, h('tbody', {}, integ.map(evRow))) : h('div', { class: 'empty' }, '—'))),
+    h('div', { class: 'panel', id: 'technical' }, h('div', { class: 'head' }, h('span', { class: 'badge b-technical' }, t('class.technical')), t('session.technical'), h('span', { class: 'muted' }, '· ' + tech.length)),
+      h('div', { class: 'evlist' }, tech.length ? h('table', { class: 'list' }, h('tbody', {}, tech.map(evRow))) : h('div', { class: 'empty' }, t('session.noTechnical')))));
+  mount(h('div', { class: 'page' }, head, tlPanel, h('div', { class: 'grid2' }, flagsPanel, detail), evPanels));
+  const sel = document.querySelector('#flags tr.sel');
+  if (sel) sel.scrollIntoView({ block: 'nearest' });
+}
+
+function renderTimeline(start) {
+  const tl = S.tl; const phases = tl.phases || []; const events = tl.events || []; const answers = tl.answers || [];
+  const end = start + S.sess.duration_sec * 1000;
+  let lo, hi;
+  if (S.zoom && S.flags.length) {
+    lo = Math.min(...S.flags.map((f) => f.start_ms)); hi = Math.max(...S.flags.map((f) => f.end_ms));
+  } else {
+    const pts = [start, end, ...phases.map((p) => p.start_ms), ...events.map((e) => e.captured_at), ...S.flags.map((f) => f.start_ms), ...S.flags.map((f) => f.end_ms)];
+    lo = Math.min(...pts); hi = Math.max(...pts, ...phases.map((p) => p.end_ms || 0));
+  }
+  const padMs = Math.max(5000, (hi - lo) * 0.03); lo -= padMs; hi += padMs;
+  const x = (ms) => ((Math.min(hi, Math.max(lo, ms)) - lo) / (hi - lo)) * 100;
+  const w = (a, b) => Math.max(0, x(b) - x(a));
+  const lane = (name, ...kids) => h('div', { class: 'lane' }, h('span', { class: 'lane-name', title: name }, name), kids);
+  const phaseLane = lane(t('session.phases'), phases.map((p) => h('div', {
+    class: 'seg ph-' + p.phase, style: `left:${x(p.start_ms)}%;width:${w(p.start_ms, p.end_ms || hi)}%`, title: tk('phase.', p.phase),
+  }, tk('phase.', p.phase))));
+  const flagLane = lane(t('session.flags'), S.flags.map((f, i) => h('div', {
+    class: `mark ${f.severity} st-${f.status}` + (i === S.fsel ? ' sel' : ''), 'data-flag': f.id,
+    style: `left:${x(f.start_ms)}%;width:${w(f.start_ms, f.end_ms)}%`,
+    title: `${tk('flag.', f.type)} · ${fmtRel(f.start_ms - start)} · ${tk('status.', f.status)}`,
+    onclick: () => { S.fsel = i; renderSession(); },
+  })));
+  const evLane = lane(t('session.events'), events.map((e) => h('div', {
+    class: 'tick ' + e.class, style: `left:${x(e.captured_at)}%`, title: `${tk('event.', e.type)} · ${fmtRel(e.captured_at - start)}`,
+  })));
+  const ansLane = answers.length ? lane(t('session.answers'), answers.map((a) => h('div', {
+    class: 'ans ' + (a.status || ''), style: `left:${x(a.start_ms)}%;width:${w(a.start_ms, a.end_ms || hi)}%`,
+    title: `${t('session.question', { n: a.question })} · ${fmtRel(a.start_ms - start)}–${fmtRel((a.end_ms || hi) - start)} · ${tk('answer.', a.status || '')}`,
+  }, t('session.question', { n: a.question })))) : null;
+  // Axis: about eight labels at a round step, relative to the scheduled start.
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200].map((s) => s * 1000);
+  const step = steps.find((s) => (hi - lo) / s <= 9) || 14400000;
+  const ticks = [];
+  for (let v = Math.ceil((lo - start) / step) * step; start + v <= hi; v += step) {
+    ticks.push(h('span', { class: v === 0 ? 'zero' : '', style: `left:${x(start + v)}%` }, fmtRel(v)));
+  }
+  return h('div', { class: 'tl', id: 'timeline' }, phaseLane, ansLane, flagLane, evLane, h('div', { class: 'axis' }, ticks));
+}
+
+function renderFlagTable(start) {
+  return h('table', { class: 'list', id: 'flags' },
+    h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, '#'), h('th', {}, t('session.type')), h('th', {}, t('session.severity')), h('th', {}, t('session.camera')),
+      h('th', {}, t('queue.col.phase')), h('th', { class: 'num' }, t('session.time')), h('th', { class: 'num' }, t('session.duration')), h('th', { class: 'num' }, t('session.confidence')), h('th', {}, t('session.status')))),
+    h('tbody', {}, S.flags.map((f, i) => h('tr', {
+      class: i === S.fsel ? 'sel' : '', 'data-flag': f.id, 'data-status': f.status, onclick: () => { S.fsel = i; renderSession(); },
+    },
+    h('td', {}, h('input', {
+      type: 'checkbox', checked: S.picked.has(f.id), onclick: (e) => { e.stopPropagation(); togglePick(f.id); },
+    })),
+    h('td', { class: 'num muted' }, f.id), h('td', {}, tk('flag.', f.type)), h('td', {}, h('span', { class: 'badge b-' + f.severity }, tk('sev.', f.severity))),
+    h('td', {}, tk('camera.', f.camera)), h('td', {}, tk('phase.', f.phase || '')), h('td', { class: 'num' }, fmtRel(f.start_ms - start)),
+    h('td', { class: 'num' }, fmtDur(f.end_ms - f.start_ms)), h('td', { class: 'num' }, (f.confidence || 0).toFixed(2)),
+    h('td', {}, h('span', { class: 'badge b-' + f.status }, tk('status.', f.status)))))));
+}
+
+function renderDetail(start) {
+  const f = S.flags[S.fsel];
+  if (!f) return h('div', { class: 'empty' }, S.flags.length ? t('session.pickFlag') : t('session.noFlags'));
+  const d = details(f);
+  const sid = encodeURIComponent(S.sess.id);
+  const img = (src, cls) => {
+    const el = h('img', { src, alt: '', loading: 'lazy' });
+    el.addEventListener('error', () => el.replaceWith(h('div', { class: 'none' }, t('session.noEvidence'))));
+    return el;
+  };
+  const frameFlag = f.model_version && f.model_version !== 'exam-flow-rules';
+  const shot = (cam) => h('div', { class: 'shot' + (cam === f.camera ? ' flagged' : '') },
+    h('div', { class: 'cap' }, h('span', {}, tk('camera.', cam)), cam === f.camera ? h('span', {}, fmtRel(f.start_ms - start)) : null),
+    cam === f.camera ? (frameFlag ? img(`/v1/flags/${f.id}/evidence`) : h('div', { class: 'none' }, t('session.noEvidence')))
+      : h('div', { class: 'none' }, t('session.noFrame')));
+  const sim = typeof d.similarity === 'number' ? d.similarity : null;
+  const photo = h('div', { class: 'shot' },
+    h('div', { class: 'cap' }, h('span', {}, t('session.photo')),
+      sim != null ? h('span', { class: 'sim ' + (sim < 0.5 ? 'low' : 'high'), id: 'similarity' }, t('session.similarity') + ' ' + sim.toFixed(2)) : null),
+    img(`/v1/sessions/${sid}/photo`));
+  const kv = h('dl', { class: 'kv' },
+    h('dt', {}, t('session.type')), h('dd', {}, `${tk('flag.', f.type)} (${f.type})`),
+    h('dt', {}, t('session.time')), h('dd', { class: 'mono' }, `${fmtRel(f.start_ms - start)} – ${fmtRel(f.end_ms - start)} (${fmtDur(f.end_ms - f.start_ms)})`),
+    h('dt', {}, t('session.confidence')), h('dd', { class: 'mono' }, (f.confidence || 0).toFixed(2)),
+    Object.entries(d).map(([k, v]) => [h('dt', {}, k), h('dd', { class: 'mono' }, typeof v === 'object' ? JSON.stringify(v) : String(v))]),
+    h('dt', {}, 'model'), h('dd', { class: 'mono muted' }, f.model_version || ''));
+  const note = h('input', { id: 'note', type: 'text', maxlength: 4000, placeholder: t('session.note'), value: S.note || '', oninput: (e) => { S.note = e.target.value; } });
+  const hist = h('ul', { class: 'history', id: 'history' }, h('li', { class: 'muted' }, t('common.loading')));
+  loadHistory(f.id, hist);
+  return h('div', { class: 'body' },
+    h('div', { class: 'shots' }, shot('main'), shot('evidence'), photo),
+    kv,
+    h('div', { class: 'verdict' }, note,
+      h('button', { class: 'btn confirm', id: 'confirm', onclick: () => verdict('confirmed') }, t('session.confirm'), h('kbd', {}, 'c')),
+      h('button', { class: 'btn dismiss', id: 'dismiss', onclick: () => verdict('dismissed') }, t('session.dismiss'), h('kbd', {}, 'd'))),
+    h('div', { class: 'muted', style: 'margin-top:10px' }, t('session.history')), hist);
+}
+async function loadHistory(id, ul) {
+  try {
+    const r = await api('GET', `/v1/flags/${id}`);
+    const vs = r.verdicts || [];
+    ul.replaceChildren(...(vs.length ? vs.slice().reverse().map((v) => h('li', { class: v.undone ? 'undone' : '' },
+      h('span', { class: 'badge b-' + v.verdict }, tk('status.', v.verdict)), ' ', t('session.by', { who: v.reviewer, at: fmtTime(v.created_at) }),
+      v.note ? [' — ', v.note] : null, v.undone ? [' (', t('session.undone'), ')'] : null)) : [h('li', { class: 'muted' }, t('session.noHistory'))]));
+  } catch (e) { ul.replaceChildren(); }
+}
+function togglePick(id) { if (S.picked.has(id)) S.picked.delete(id); else S.picked.add(id); renderSession(); }
+
+async function verdict(v) {
+  const f = S.flags[S.fsel];
+  if (!f) return;
+  try {
+    await api('POST', `/v1/flags/${f.id}/verdict`, { verdict: v, note: S.note || '' });
+    S.note = '';
+    toast(t(v === 'confirmed' ? 'toast.confirmed' : 'toast.dismissed', { type: tk('flag.', f.type) }));
+    f.status = v; S.picked.delete(f.id);
+    const next = S.flags.findIndex((x, i) => i > S.fsel && x.status === 'open');
+    if (next >= 0) S.fsel = next;
+    await refreshSession();
+  } catch (e) { fail(e); }
+}
+async function bulk(v) {
+  if (!S.picked.size) return toast(t('toast.selectFirst'));
+  try {
+    const r = await api('POST', '/v1/verdicts', { flag_ids: [...S.picked], verdict: v, note: S.note || '' });
+    S.note = ''; S.picked.clear();
+    toast(t('toast.bulk', { n: r.verdicts.length, verdict: t('verdict.' + v) }));
+    await refreshSession();
+  } catch (e) { fail(e); }
+}
+async function undo() {
+  try {
+    const r = await api('POST', '/v1/verdicts/undo');
+    toast(t('toast.undone', { n: r.undone.length }));
+    if (S.view === 'session') {
+      const i = S.flags.findIndex((f) => f.id === r.undone[0].flag_id);
+      if (i >= 0) S.fsel = i;
+      await refreshSession();
+    } else if (S.view === 'queue') await loadQueue(true);
+  } catch (e) { if (e.status === 404) toast(t('toast.nothing')); else fail(e); }
+}
+async function nextSession() {
+  try {
+    const q = new URLSearchParams(S.qquery || sessionStorage.getItem('qquery') || '');
+    q.set('review', 'open'); q.set('limit', '50');
+    const list = (await api('GET', '/v1/sessions?' + q)).sessions || [];
+    const next = list.find((s) => !S.sess || s.id !== S.sess.id);
+    if (!next) return toast(t('toast.noNext'));
+    location.hash = '#/session/' + encodeURIComponent(next.id);
+  } catch (e) { fail(e); }
+}
+
+// ---- settings (admin) ------------------------------------------------------------------
+const DURATIONS = ['face_absent_after_sec', 'multiple_faces_after_sec', 'max_frame_gap_sec', 'login_opens_before_min', 'enter_opens_before_min',
+  'sheet_window_min', 'scan_within_min', 'scan_min_degrees', 'evidence_max_gap_sec', 'upload_within_min'];
+async function showSettings(exam) {
+  S.view = 'settings'; renderTop();
+  const ex = await exams(true);
+  const input = h('input', { type: 'text', id: 'exam-input', placeholder: t('settings.newExam'), value: exam });
+  const pick = h('div', { class: 'bar' }, h('label', {}, t('settings.exam'),
+    selectEl('exam-select', exam, [['', '—'], ...ex.map((e) => [e.exam_id, `${e.exam_id} (${e.sessions})`])], (e) => { if (e.target.value) location.hash = '#/settings/' + encodeURIComponent(e.target.value); })),
+  input, h('button', { class: 'btn', onclick: () => { if (input.value.trim()) location.hash = '#/settings/' + encodeURIComponent(input.value.trim()); } }, t('settings.open')));
+  if (!exam) { mount(h('div', { class: 'page' }, h('h2', {}, t('settings.title')), pick)); return; }
+  const r = await api('GET', `/v1/exams/${encodeURIComponent(exam)}/settings`);
+  const set = r.settings || {}; const def = r.defaults || {};
+  const disabled = new Set(set.disabled || []);
+  const rows = r.flag_types.map((ty) => h('tr', {},
+    h('td', {}, h('input', { type: 'checkbox', class: 'chk', 'data-type': ty, checked: !disabled.has(ty) })),
+    h('td', {}, tk('flag.', ty)), h('td', { class: 'mono muted' }, ty),
+    h('td', {}, h('input', { type: 'number', class: 'w', 'data-type': ty, min: 0, max: 1, step: 0.05, placeholder: String((def.weights || {})[ty] ?? ''), value: (set.weights || {})[ty] ?? '' }))));
+  const durs = DURATIONS.map((k) => [h('label', { for: 'd-' + k }, t('settings.' + k)),
+    h('input', { type: 'number', id: 'd-' + k, 'data-key': k, step: 'any', min: 0, placeholder: def[k] != null ? String(+def[k].toFixed(2)) : '', value: set[k] || '' })]);
+  const status = h('p', { class: 'muted', id: 'settings-status' }, r.updated_by ? t('settings.updated', { who: r.updated_by, at: fmtTime(r.updated_at) }) : t('settings.never'));
+  const save = async () => {
+    const body = { disabled: [], weights: {} };
+    document.querySelectorAll('input.chk').forEach((c) => { if (!c.checked) body.disabled.push(c.dataset.type); });
+    document.querySelectorAll('input.w').forEach((c) => { if (c.value !== '') body.weights[c.dataset.type] = parseFloat(c.value); });
+    document.querySelectorAll('input[data-key]').forEach((c) => { if (c.value !== '') body[c.dataset.key] = parseFloat(c.value); });
+    try {
+      const out = await api('PUT', `/v1/exams/${encodeURIComponent(exam)}/settings`, body);
+      status.textContent = t('settings.updated', { who: out.updated_by, at: fmtTime(out.updated_at) });
+      toast(t('common.saved'));
+    } catch (e) { fail(e); }
+  };
+  mount(h('div', { class: 'page' }, h('h2', {}, t('settings.title'), ' · ', exam), pick, status,
+    h('div', { class: 'cols' },
+      h('div', { class: 'panel' }, h('div', { class: 'head' }, t('settings.checks')), h('div', { class: 'body' }, h('p', { class: 'muted' }, t('settings.checksHelp')),
+        h('table', { class: 'list', id: 'checks' }, h('thead', {}, h('tr', {}, h('th', {}, t('settings.enabled')), h('th', {}, t('session.type')), h('th', {}, ''), h('th', {}, t('settings.weight')))), h('tbody', {}, rows)))),
+      h('div', { class: 'panel' }, h('div', { class: 'head' }, t('settings.durations')), h('div', { class: 'body' }, h('p', { class: 'muted' }, t('settings.durationsHelp')),
+        h('div', { class: 'form-grid' }, durs),
+        h('p', {}, h('button', { class: 'btn primary', id: 'save', onclick: save }, t('common.save'))))))));
+}
+
+// ---- audit log (admin) -----------------------------------------------------------------
+async function showAudit(q) {
+  S.view = 'audit'; renderTop();
+  const action = q.get('action') || '';
+  const tbody = h('tbody', {});
+  let last = 0;
+  const more = h('button', { class: 'btn', onclick: () => load() }, t('common.more'));
+  const load = async () => {
+    const p = new URLSearchParams({ limit: '100' });
+    if (action) p.set('action', action);
+    if (last) p.set('before', last);
+    const r = await api('GET', '/v1/audit?' + p);
+    for (const e of r.entries) {
+      tbody.append(h('tr', { 'data-action': e.action }, h('td', { class: 'mono' }, fmtTime(e.at) + ':' + pad2(new Date(e.at).getSeconds())), h('td', {}, e.actor),
+        h('td', {}, h('span', { class: 'badge b-flow' }, e.action)), h('td', { class: 'mono' }, e.target), h('td', { class: 'wrap mono muted' }, e.detail), h('td', { class: 'mono muted' }, e.remote_ip)));
+      last = e.id;
+    }
+    more.hidden = r.entries.length < 100;
+  };
+  const filter = h('input', { type: 'text', id: 'audit-action', value: action, placeholder: t('audit.filter'), style: 'width:320px',
+    onchange: (e) => { location.hash = '#/audit' + (e.target.value ? '?action=' + encodeURIComponent(e.target.value) : ''); } });
+  mount(h('div', { class: 'page' }, h('div', { class: 'bar' }, h('h2', { style: 'margin:0' }, t('audit.title')), filter),
+    h('table', { class: 'list', id: 'audit' }, h('thead', {}, h('tr', {}, ['at', 'actor', 'action', 'target', 'detail', 'ip'].map((k) => h('th', {}, t('audit.' + k))))), tbody),
+    h('p', {}, more)));
+  await load();
+}
+
+// ---- exports (data) --------------------------------------------------------------------
+async function showExports() {
+  S.view = 'exports'; renderTop();
+  const ex = await exams(true);
+  const link = h('a', { class: 'btn primary', id: 'download', href: '/v1/exports/verdicts.csv' }, t('exports.download'));
+  const upd = () => {
+    const p = new URLSearchParams();
+    for (const [k, id] of [['exam_id', 'x-exam'], ['from', 'x-from'], ['to', 'x-to']]) { const v = document.getElementById(id).value; if (v) p.set(k, v); }
+    link.href = '/v1/exports/verdicts.csv' + (p.toString() ? '?' + p : '');
+  };
+  mount(h('div', { class: 'page' }, h('div', { class: 'panel', style: 'max-width:720px' }, h('div', { class: 'head' }, t('exports.title')),
+    h('div', { class: 'body' }, h('p', { class: 'muted' }, t('exports.help')),
+      h('div', { class: 'bar' },
+        h('label', {}, t('queue.filter.exam'), selectEl('x-exam', '', [['', t('common.all')], ...ex.map((e) => [e.exam_id, e.exam_id])], upd)),
+        h('label', {}, t('queue.filter.from'), h('input', { type: 'date', id: 'x-from', onchange: upd })),
+        h('label', {}, t('queue.filter.to'), h('input', { type: 'date', id: 'x-to', onchange: upd })), link)))));
+}
+
+// ---- users and keys (admin) ------------------------------------------------------------
+async function showAdmin() {
+  S.view = 'admin'; renderTop();
+  const [u, k] = await Promise.all([api('GET', '/v1/users'), api('GET', '/v1/keys')]);
+  const email = h('input', { type: 'email', id: 'new-email', placeholder: t('admin.email') });
+  const role = selectEl('new-role', 'reviewer', u.roles.map((r) => [r, t('role.' + r)]));
+  const out = h('p', { class: 'mono', id: 'new-password' });
+  const users = h('table', { class: 'list', id: 'users' }, h('thead', {}, h('tr', {}, h('th', {}, t('admin.email')), h('th', {}, t('admin.role')), h('th', {}, t('admin.created')), h('th', {}, ''))),
+    h('tbody', {}, u.users.map((x) => h('tr', {}, h('td', {}, x.email), h('td', {}, t('role.' + x.role)), h('td', { class: 'mono' }, fmtTime(x.created_at)),
+      h('td', {}, x.disabled_at ? [h('span', { class: 'badge b-dismissed' }, t('admin.disabled')), ' '] : null,
+        h('button', { class: 'btn', onclick: async () => { try { await api('PUT', '/v1/users/' + x.id, { disabled: !x.disabled_at }); showAdmin(); } catch (e) { fail(e); } } },
+          x.disabled_at ? t('admin.enable') : t('admin.disable')))))));
+  const keys = h('table', { class: 'list', id: 'keys' }, h('thead', {}, h('tr', {}, h('th', {}, 'id'), h('th', {}, t('admin.name')), h('th', {}, t('admin.scopes')), h('th', {}, t('admin.created')), h('th', {}, ''))),
+    h('tbody', {}, k.keys.map((x) => h('tr', { class: x.revoked_at ? 'done' : '' }, h('td', { class: 'mono' }, x.id), h('td', {}, x.name), h('td', {}, x.scopes), h('td', { class: 'mono' }, fmtTime(x.created_at)),
+      h('td', {}, x.revoked_at ? t('admin.revoked') : h('button', { class: 'btn', onclick: async () => { try { await api('DELETE', '/v1/keys/' + x.id); showAdmin(); } catch (e) { fail(e); } } }, t('admin.revoke')))))));
+  mount(h('div', { class: 'page cols' },
+    h('div', { class: 'panel' }, h('div', { class: 'head' }, t('admin.users')), h('div', { class: 'body' },
+      h('div', { class: 'bar' }, email, role, h('button', {
+        class: 'btn primary', onclick: async () => {
+          try { const r = await api('POST', '/v1/users', { email: email.value, role: role.value }); out.textContent = t('admin.password', { email: r.user.email, pw: r.password }); email.value = ''; } catch (e) { fail(e); }
+        },
+      }, t('admin.create'))), out, users)),
+    h('div', { class: 'panel' }, h('div', { class: 'head' }, t('admin.keys')), h('div', { class: 'body' }, keys))));
+}
+
+// ---- keyboard --------------------------------------------------------------------------
+function showHelp() {
+  const box = $('#help');
+  if (!box.hidden) { box.hidden = true; return; }
+  const keys = ['j', 'k', 'enter', 'c', 'd', 'x', 'C', 'D', 'u', 'n', 'e', 'r', 'q', 'l', '?'];
+  box.replaceChildren(h('div', { class: 'box' }, h('h2', {}, t('help.title')),
+    h('table', {}, keys.map((k) => h('tr', {}, h('td', {}, h('kbd', {}, k === 'enter' ? 'Enter' : k)), h('td', {}, t('help.' + k))))),
+    h('p', { class: 'muted' }, t('help.close'))));
+  box.hidden = false;
+}
+function moveFlag(d) {
+  if (!S.flags.length) return;
+  S.fsel = Math.max(0, Math.min(S.flags.length - 1, S.fsel + d)); renderSession();
+}
+document.addEventListener('keydown', (e) => {
+  if (!S.me || e.ctrlKey || e.metaKey || e.altKey) return;
+  const tag = (e.target.tagName || '').toLowerCase();
+  if (tag === 'input' || tag === 'textarea' || tag === 'select') {
+    if (e.key === 'Escape' || (e.key === 'Enter' && e.target.id === 'note')) { e.target.blur(); e.preventDefault(); }
+    return;
+  }
+  const k = e.key;
+  if (k === 'Escape') { $('#help').hidden = true; return; }
+  if (k === '?') { showHelp(); e.preventDefault(); return; }
+  if (k === 'l') { setLang(S.lang === 'zh' ? 'en' : 'zh'); route(); renderTop(); return; }
+  if (S.view === 'queue') {
+    if (k === 'j' || k === 'ArrowDown') { S.qsel = Math.min(S.queue.length - 1, S.qsel + 1); renderQueueRows(); }
+    else if (k === 'k' || k === 'ArrowUp') { S.qsel = Math.max(0, S.qsel - 1); renderQueueRows(); }
+    else if (k === 'Enter' || k === 'o') { const s = S.queue[S.qsel]; if (s) location.hash = '#/session/' + encodeURIComponent(s.id); }
+    else if (k === 'n') { const s = S.queue.find((x) => x.open_flags > 0); if (s) location.hash = '#/session/' + encodeURIComponent(s.id); else toast(t('toast.noNext')); }
+    else if (k === 'u') undo();
+    else return;
+    e.preventDefault();
+  } else if (S.view === 'session') {
+    if (k === 'j' || k === 'ArrowDown') moveFlag(1);
+    else if (k === 'k' || k === 'ArrowUp') moveFlag(-1);
+    else if (k === 'c') verdict('confirmed');
+    else if (k === 'd') verdict('dismissed');
+    else if (k === 'C') bulk('confirmed');
+    else if (k === 'D') bulk('dismissed');
+    else if (k === 'x') { const f = S.flags[S.fsel]; if (f) togglePick(f.id); }
+    else if (k === 'u') undo();
+    else if (k === 'n') nextSession();
+    else if (k === 'z') { S.zoom = !S.zoom; renderSession(); }
+    else if (k === 'e') { const n = $('#note'); if (n) n.focus(); }
+    else if (k === 'r') { const a = $('#report'); if (a) window.open(a.href, '_blank', 'noopener'); }
+    else if (k === 'q') location.hash = '#/queue' + (S.qquery ? '?' + S.qquery : '');
+    else return;
+    e.preventDefault();
+  }
+});
+
+// ---- start -----------------------------------------------------------------------------
+async function boot() {
+  S.L = await (await fetch('/ui/i18n.json', { credentials: 'same-origin' })).json();
+  const pref = localStorage.getItem('lang');
+  setLang(pref || ((navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en'));
+  $('#langBtn').addEventListener('click', () => { setLang(S.lang === 'zh' ? 'en' : 'zh'); renderTop(); route(); });
+  $('#helpBtn').addEventListener('click', showHelp);
+  $('#signout').addEventListener('click', async () => { try { await api('POST', '/v1/auth/logout'); } catch { /* signed out anyway */ } S.me = null; location.hash = '#/login'; showLogin(); });
+  window.addEventListener('hashchange', route);
+  try { S.me = await api('GET', '/v1/me'); } catch { S.me = null; }
+  if (S.me) { startLive(); route(); } else showLogin();
+}
+boot();
