@@ -157,6 +157,12 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	if len(obs.Faces) >= 2 {
 		fr.SecondFaceScore = secondBest(obs.Faces)
 	}
+	if sh := obs.Sheet; sh != nil && sh.Present {
+		fr.Sheet, fr.SheetWritingScore = 1, sh.WritingScore
+		if sh.Writing {
+			fr.Sheet = 2
+		}
+	}
 	visionColumns(fr, &obs, idThreshold)
 	var flagged []uint
 	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

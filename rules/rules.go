@@ -124,6 +124,7 @@ type FrameRule struct {
 func (e *Engine) frameRules() []FrameRule {
 	all := e.faceRules()
 	all = append(all, e.visionRules()...)
+	all = append(all, e.evidenceRules()...)
 	if len(e.disabled) == 0 {
 		return all
 	}

@@ -61,6 +61,8 @@ type FrameResult struct {
 	Phase string `gorm:"size:16"`
 	// Sheet is what the evidence camera shows of the A4 sheet: 0 none, 1 blank, 2 with writing.
 	Sheet int8
+	// SheetWritingScore is how sure the sheet check is that the sheet carries writing (0..1).
+	SheetWritingScore float32
 	// YawDelta is the evidence camera's rotation since its previous frame, in degrees (room scan).
 	YawDelta float32
 	// TopFaceScore is the best detector score, even below threshold; SecondFaceScore the

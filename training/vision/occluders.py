@@ -71,7 +71,9 @@ def obj(img, box, rng, others):
         cv2.ellipse(mask, (int(cx), int(cy)), (max(2, int(bw / 2)), max(2, int(bh / 2))), rng.uniform(0, 180), 0, 360, 255, -1)
     src = others[rng.integers(len(others))]
     sh, sw = src.shape[:2]
-    pw, ph = max(8, min(sw, int(bw * 2))), max(8, min(sh, int(bh * 2)))
+    # A small region blown up: a texture (cloth, wall, wood), too small to hold a whole face.
+    z = rng.uniform(2, 4)
+    pw, ph = max(8, min(sw, int(bw / z))), max(8, min(sh, int(bh / z)))
     sx, sy = rng.integers(0, max(1, sw - pw + 1)), rng.integers(0, max(1, sh - ph + 1))
     tex = cv2.resize(src[sy:sy + ph, sx:sx + pw], (int(bw) + 2, int(bh) + 2))
     x0, y0 = int(cx - bw / 2), int(cy - bh / 2)

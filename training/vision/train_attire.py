@@ -129,8 +129,8 @@ def prepare(srcs, det, ali, rng, cache_path):
             rows.append((p, digest, m, o, g, 0))
             continue
         img = as_frame(img)
-        if len(others) < 300 and i % 7 == 0:
-            others.append(img)
+        if g in ("multi_person", "identities", "npm-demo") and len(others) < 80:
+            others.append(img)  # texture source for object occluders: never a masked face
         # Group photos: every face is a negative; labelled mask photos: the faces in them.
         frame, boxes = find_faces(det, img, 4 if g == "multi_person" else 3)
         # Split by file: every crop of a photo is on the same side (10% validation).
@@ -176,23 +176,21 @@ def prepare(srcs, det, ali, rng, cache_path):
 
 
 def augment(batch, rng):
-    """Photometric noise, flips, blur and JPEG-like softening, grey: on uint8 BGR crops."""
-    out = np.empty_like(batch, dtype=np.float32)
-    for i, c in enumerate(batch):
-        c = c.astype(np.float32)
-        if rng.random() < 0.5:
-            c = c[:, ::-1]
-        c = c * rng.uniform(0.6, 1.4) + rng.uniform(-30, 30)
-        c = c * (1 + rng.normal(0, 0.06, 3))[None, None, :]
-        if rng.random() < 0.15:
-            g = c.mean(2, keepdims=True)
-            c = np.repeat(g, 3, 2)
-        if rng.random() < 0.3:
-            s = rng.uniform(0.25, 0.6)
-            small = cv2.resize(np.clip(c, 0, 255).astype(np.uint8), None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-            c = cv2.resize(small, (F.ALIGNED, F.ALIGNED), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        out[i] = np.clip(c + rng.normal(0, 3, c.shape), 0, 255)
-    return out / 255.0
+    """Photometric noise, flips, grey, and low resolution: on uint8 BGR crops -> float 0..1."""
+    n = len(batch)
+    c = batch.astype(np.float32)
+    flip = rng.random(n) < 0.5
+    c[flip] = c[flip, :, ::-1]
+    c = c * rng.uniform(0.6, 1.4, (n, 1, 1, 1)) + rng.uniform(-30, 30, (n, 1, 1, 1))
+    c = c * (1 + rng.normal(0, 0.06, (n, 1, 1, 3)))
+    grey = rng.random(n) < 0.15
+    c[grey] = c[grey].mean(3, keepdims=True)
+    for i in np.nonzero(rng.random(n) < 0.3)[0]:
+        s = rng.uniform(0.25, 0.6)
+        small = cv2.resize(np.clip(c[i], 0, 255).astype(np.uint8), None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        c[i] = cv2.resize(small, (F.ALIGNED, F.ALIGNED), interpolation=cv2.INTER_LINEAR)
+    c += rng.normal(0, 3, c.shape).astype(np.float32)
+    return np.clip(c, 0, 255) / 255.0
 
 
 def build_model():

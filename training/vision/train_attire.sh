@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up the environment (training/vision/setup.sh) and trains the mask/occlusion classifier at
+# low priority (the machine is shared): training/vision/train_attire.sh [train_attire.py options]
+#   training/vision/train_attire.sh --extra exports/reviewed-2026-12   # retrain with reviewer data
+# Writes models/trained/attire-cnn.onnx, training/vision/attire-report.json and
+# training/vision/attire-data.tsv; then update sha256 and thresholds in
+# models/manifests/attire-cnn.json from the report (the Go tests check the checksum).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cache=${PROCTOR_CACHE_DIR:-$root/.cache}
+"$here/setup.sh"
+export OMP_NUM_THREADS=2 TF_CPP_MIN_LOG_LEVEL=2 PYTHONHASHSEED=0
+exec nice -n 10 "$cache/vision-venv/bin/python" "$here/train_attire.py" "$@"
