@@ -70,6 +70,19 @@ type Face struct {
 	// tilts up. Checked on the dev photos (a mirrored photo flips the sign of yaw).
 	Yaw   *float32 `json:"yaw,omitempty"`
 	Pitch *float32 `json:"pitch,omitempty"`
+	// Mask and Occluded are the "attire" analyzer's verdicts on this face's aligned crop
+	// (absent beyond the landmarks analyzer's MaxFaces); Earphones is reserved for a model that
+	// can tell (none exists: attire.go).
+	Mask      *Attribute `json:"mask,omitempty"`
+	Occluded  *Attribute `json:"occluded,omitempty"`
+	Earphones *Attribute `json:"earphones,omitempty"`
+}
+
+// Attribute is one yes/no property of a face: the model's score and whether it reaches the
+// model's threshold (models/manifests/<model>.json vision.scores).
+type Attribute struct {
+	Score   float32 `json:"score"`
+	Present bool    `json:"present"`
 }
 
 // Match is a face compared with the registration photo.
@@ -95,6 +108,18 @@ type Observation struct {
 	// Sheet is the A4-sheet check of the evidence camera ("sheet" analyzer); nil on other
 	// cameras and when that analyzer does not run.
 	Sheet *SheetObservation `json:"sheet,omitempty"`
+	// Persons and Phones count the people and mobile phones the "persons" analyzer found (COCO
+	// detector, persons.go); nil when it did not run. Objects are their boxes, best first.
+	Persons *int     `json:"persons,omitempty"`
+	Phones  *int     `json:"phones,omitempty"`
+	Objects []Object `json:"objects,omitempty"`
+}
+
+// Object is one detected person or phone, box in original pixel coordinates.
+type Object struct {
+	Class string     `json:"class"` // "person" or "cell phone" (COCO names)
+	Box   [4]float32 `json:"box"`   // x, y, w, h
+	Score float32    `json:"score"`
 }
 
 // Analyzer is one check run on every frame.

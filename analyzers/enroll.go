@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/color"
 	"slices"
+
+	"gocv.io/x/gocv"
 )
 
 // Requirer is implemented by analyzers that read what others left on the Frame or Observation
@@ -93,7 +96,13 @@ func (s *Set) Enroll(ctx context.Context, photo []byte) (Enrollment, error) {
 	if err != nil {
 		return Enrollment{}, err
 	}
-	defer f.Image.Close()
+	defer func() { f.Image.Close() }()
+	// Registration photos are often cropped tight around the face; the detector then clips the
+	// box at the photo's edge and the landmarks slide off the face. A border restores the
+	// context a camera frame has (measured on identities-rmfd: see models/cards).
+	if err := PadFrame(&f, EnrollPadding); err != nil {
+		return Enrollment{}, err
+	}
 	f.Camera = CameraMain
 	obs := Observation{Width: f.Width, Height: f.Height}
 	for _, a := range s.analyzers[:at] {
@@ -102,4 +111,34 @@ func (s *Set) Enroll(ctx context.Context, photo []byte) (Enrollment, error) {
 		}
 	}
 	return e.Enroll(&f, &obs)
+}
+
+// EnrollPadding is the border PadFrame adds around a registration photo, as a fraction of its
+// width and height on each side.
+const EnrollPadding = 0.5
+
+// PadFrame surrounds f.Image with a replicated border of frac of its width and height on every
+// side and scales Width and Height to match, so that a face filling a tight crop sits inside a
+// frame the way it does in a camera frame.
+func PadFrame(f *Frame, frac float64) error {
+	if frac <= 0 {
+		return nil
+	}
+	if f.Image.Empty() || f.Image.Cols() < 2 || f.Image.Rows() < 2 {
+		return ErrDecode
+	}
+	cols, rows := f.Image.Cols(), f.Image.Rows()
+	bw, bh := int(float64(cols)*frac+0.5), int(float64(rows)*frac+0.5)
+	dst := gocv.NewMat()
+	gocv.CopyMakeBorder(f.Image, &dst, bh, bh, bw, bw, gocv.BorderReplicate, color.RGBA{})
+	if dst.Empty() || dst.Cols() != cols+2*bw || dst.Rows() != rows+2*bh {
+		dst.Close()
+		return fmt.Errorf("pad frame: border of %dx%d failed", bw, bh)
+	}
+	sx, sy := float64(f.Width)/float64(cols), float64(f.Height)/float64(rows)
+	f.Image.Close()
+	f.Image = dst
+	f.Width += int(2 * float64(bw) * sx)
+	f.Height += int(2 * float64(bh) * sy)
+	return nil
 }

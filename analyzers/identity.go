@@ -23,6 +23,10 @@ type IdentityConfig struct {
 	// between carry the last similarity (Match.Measured false). A new track — the face left, a
 	// second face, a jump in position — is measured at once. Default 3; 1 measures every frame.
 	Every int `json:"every,omitempty"`
+	// MinFace is the smallest face height, in original pixels, whose identity is measured.
+	// Default 40: below that the aligned 112×112 crop is mostly interpolation and similarities
+	// drop for everyone; a smaller face is not measured (no Match), which never raises a flag.
+	MinFace int `json:"min_face,omitempty"`
 	// AllFaces matches every face that has an aligned crop, not only the main one (for
 	// `proctor analyze image`; the rules read the main face only). Implies Every = 1.
 	AllFaces bool `json:"all_faces,omitempty"`
@@ -55,6 +59,7 @@ type Identity struct {
 	version   string
 	threshold float32
 	every     int
+	minFace   float32
 	allFaces  bool
 	vec       []float32 // reused embedding buffer
 	tracks    map[string]*faceTrack
@@ -93,6 +98,10 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 	}
 	if a.every <= 0 {
 		a.every = 3
+	}
+	a.minFace = float32(cfg.MinFace)
+	if a.minFace <= 0 {
+		a.minFace = 40
 	}
 	a.version = fmt.Sprintf("%s sim=%g every=%d", a.model, a.threshold, a.every)
 	return a, nil
@@ -157,7 +166,7 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		return nil
 	}
 	i := MainFace(obs.Faces, len(f.FaceCrops))
-	if i < 0 {
+	if i < 0 || !a.measurable(obs.Faces[i].Box, f.Width, f.Height) {
 		return nil
 	}
 	a.tick++
@@ -192,6 +201,15 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		t.age = a.every // several faces: measure the next frame again
 	}
 	return nil
+}
+
+// measurable reports whether a face is worth comparing: large enough, and not cut by the frame
+// edge (the detector clips such boxes, the landmarks slide and the similarity drops for the
+// right person too).
+func (a *Identity) measurable(b [4]float32, w, h int) bool {
+	const edge = 2 // pixels
+	return b[3] >= a.minFace && b[0] > edge && b[1] > edge &&
+		b[0]+b[2] < float32(w)-edge && b[1]+b[3] < float32(h)-edge
 }
 
 func (a *Identity) evictOldest() {

@@ -20,6 +20,10 @@ type Config struct {
 	Landmarks LandmarksConfig `json:"landmarks"`
 	Identity  IdentityConfig  `json:"identity"`
 	HeadPose  HeadPoseConfig  `json:"headpose"`
+	// Persons and Attire configure the "persons" (COCO people and phones) and "attire" (mask,
+	// occlusion) analyzers (persons.go, attire.go).
+	Persons PersonsConfig `json:"persons"`
+	Attire  AttireConfig  `json:"attire"`
 	// DecodeSide overrides the longest side frames are decoded at. Default: the largest that any
 	// analyzer in the set asks for (see SideNeeder); 0 there too means full size.
 	DecodeSide int `json:"decode_side,omitempty"`
@@ -48,6 +52,8 @@ func NewRegistry() *Registry {
 	r.mustRegister("landmarks", func(cfg *Config) (Analyzer, error) { return NewLandmarks(cfg.Landmarks) })
 	r.mustRegister("identity", func(cfg *Config) (Analyzer, error) { return NewIdentity(cfg.Identity) })
 	r.mustRegister("headpose", func(cfg *Config) (Analyzer, error) { return NewHeadPose(cfg.HeadPose) })
+	r.mustRegister("persons", func(cfg *Config) (Analyzer, error) { return NewPersons(cfg.Persons) })
+	r.mustRegister("attire", func(cfg *Config) (Analyzer, error) { return NewAttire(cfg.Attire) })
 	return r
 }
 

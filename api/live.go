@@ -152,6 +152,9 @@ func (s *Server) liveFeed(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
 	hub := s.live
+	// Closed when the server shuts down, before it waits for open connections: a stream must end
+	// then, or shutdown would wait for it until its timeout.
+	serverDone := c.Context().Done()
 	c.Context().SetBodyStreamWriter(fasthttp.StreamWriter(func(w *bufio.Writer) {
 		sub := hub.subscribe(org)
 		defer hub.unsubscribe(sub)
@@ -189,6 +192,8 @@ func (s *Server) liveFeed(c *fiber.Ctx) error {
 					return
 				}
 			case <-hub.done:
+				return
+			case <-serverDone:
 				return
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -138,6 +139,10 @@ func (s *Server) createRecording(c *fiber.Ctx) error {
 	if !videoTypes[ct] {
 		return bad(fiber.StatusUnsupportedMediaType, fmt.Sprintf("content_type %q is not a video type this service decodes (video/mp4, video/quicktime, video/webm, video/x-matroska, video/x-msvideo, video/3gpp)", in.ContentType))
 	}
+	if free, err := freeBytes(cfg.Dir); err == nil && free < uint64(*in.Size)+minFreeBytes {
+		s.log.Error("recordings disk full", "dir", cfg.Dir, "free", free, "wanted", *in.Size)
+		return bad(fiber.StatusInsufficientStorage, "the server has no room for this recording right now; retry later (the exam's files must be kept until results are published)")
+	}
 	rec := &store.Recording{SessionID: id, Camera: in.Camera, SHA256: in.SHA256, Size: *in.Size,
 		ContentType: ct, StartedAtMs: *in.StartedAt, Status: store.RecordingUploading}
 	ctx := c.UserContext()
@@ -168,6 +173,21 @@ func (s *Server) createRecording(c *fiber.Ctx) error {
 	}
 	s.log.Info("recording upload started", "session", id, "recording", rec.ID, "camera", rec.Camera, "bytes", rec.Size)
 	return c.Status(fiber.StatusCreated).JSON(viewRecording(rec))
+}
+
+// minFreeBytes is left free on the recordings volume: the database and Kafka's log may share it.
+const minFreeBytes = 1 << 30
+
+// freeBytes is the space available to this process on the volume holding dir.
+func freeBytes(dir string) (uint64, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return 0, err
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
 }
 
 // createFile creates (or empties) the upload's file and makes its directory entry durable.
@@ -228,7 +248,12 @@ func (s *Server) putChunk(c *fiber.Ctx) error {
 	if offset != rec.Received {
 		return conflict(c, rec, fmt.Sprintf("offset %d does not match the %d bytes received: resume at offset %d", offset, rec.Received, rec.Received))
 	}
-	body := c.Body()
+	// The raw body: Fiber's Body() would inflate a compressed one before any size check, and a
+	// chunk is a byte range of the file, not a representation of it.
+	if ce := c.Get(fiber.HeaderContentEncoding); ce != "" && ce != "identity" {
+		return bad(fiber.StatusUnsupportedMediaType, "send chunks without Content-Encoding: they are byte ranges of the file (videos do not compress anyway)")
+	}
+	body := c.Request().Body()
 	if len(body) == 0 {
 		return bad(fiber.StatusBadRequest, "empty body: send the file's bytes from offset on as the request body")
 	}

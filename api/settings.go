@@ -23,6 +23,8 @@ func (s *Server) examSettingsBody(examID string, row *store.ExamSetting, set rul
 		EnterOpensBeforeMin: t.EnterOpensBefore.Minutes(), SheetWindowMin: t.SheetWindow.Minutes(),
 		ScanWithinMin: t.ScanWithin.Minutes(), ScanMinDegrees: t.ScanMinDegrees,
 		EvidenceMaxGapSec: t.EvidenceMaxGap.Seconds(), UploadWithinMin: t.UploadWithin.Minutes(), Weights: base.Weights,
+		IdentityMismatchAfterSec: base.Vision.IdentityMismatchAfter.Seconds(), IdentityThreshold: base.Vision.IdentityThreshold,
+		LookingAwayAfterSec: base.Vision.LookingAwayAfter.Seconds(), YawLimitDeg: base.Vision.YawLimit, PitchLimitDeg: base.Vision.PitchLimit,
 	}
 	out := fiber.Map{"exam_id": examID, "settings": set, "defaults": defaults, "flag_types": rules.FlagTypes()}
 	if row != nil {

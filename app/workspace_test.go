@@ -65,7 +65,7 @@ func testJPEG(t testing.TB, w, hgt, heads int, bg color.RGBA) []byte {
 	}
 	for i := 0; i < heads; i++ {
 		cx, cy, r := w*(i+1)/(heads+1), hgt*2/5, hgt/7
-		for y := cy - r; y < hgt; y++ {
+		for y := max(0, cy-2*r); y < hgt; y++ {
 			for x := cx - 2*r; x < cx+2*r; x++ {
 				dx, dy := x-cx, y-cy
 				head := dx*dx+dy*dy*3/4 < r*r

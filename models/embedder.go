@@ -44,6 +44,9 @@ func NewFaceEmbedder(m *Manifest, o SessionOptions) (*FaceEmbedder, error) {
 	if e.output, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(m.Decode.Dim))); err != nil {
 		return fail("output tensor", err)
 	}
+	if o.GraphOptimization == "" {
+		o.GraphOptimization = m.GraphOptimization
+	}
 	opts, err := newSessionOptions(o)
 	if err != nil {
 		return fail("session options", err)

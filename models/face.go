@@ -48,6 +48,11 @@ func (m *Manifest) validateFace() error {
 	if in.Layout != "NCHW" {
 		problems = append(problems, fmt.Sprintf("input layout %q unsupported (want NCHW)", in.Layout))
 	}
+	switch m.GraphOptimization {
+	case "", "all", "extended", "basic", "none":
+	default:
+		problems = append(problems, fmt.Sprintf("graph_optimization %q unknown (all, extended, basic, none)", m.GraphOptimization))
+	}
 	wantOutputs := 1
 	switch m.Decode.Family {
 	case FamilyLandmarks68:

@@ -62,6 +62,9 @@ func NewHeadPose(m *Manifest, o SessionOptions) (*HeadPose, error) {
 		}
 		outs[i] = h.outputs[i]
 	}
+	if o.GraphOptimization == "" {
+		o.GraphOptimization = m.GraphOptimization
+	}
 	opts, err := newSessionOptions(o)
 	if err != nil {
 		return fail("session options", err)

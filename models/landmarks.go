@@ -67,6 +67,9 @@ func NewLandmarker(m *Manifest, o SessionOptions) (*Landmarker, error) {
 	if l.output, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(m.Decode.Dim))); err != nil {
 		return fail("output tensor", err)
 	}
+	if o.GraphOptimization == "" {
+		o.GraphOptimization = m.GraphOptimization
+	}
 	opts, err := newSessionOptions(o)
 	if err != nil {
 		return fail("session options", err)

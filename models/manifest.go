@@ -50,6 +50,13 @@ type Manifest struct {
 	Thresholds  Thresholds `json:"thresholds"`
 	// Audio describes how a streaming audio model is fed (audio families only; see audio.go).
 	Audio *AudioSpec `json:"audio,omitempty"`
+	// Vision describes the detector levels, classes or attribute labels (vision families; see
+	// vision.go).
+	Vision *VisionSpec `json:"vision,omitempty"`
+	// GraphOptimization is the onnxruntime graph optimisation level for this model: "" or "all"
+	// (default), "extended", "basic" or "none". Some graphs run slower fully optimised (see
+	// SessionOptions).
+	GraphOptimization string `json:"graph_optimization,omitempty"`
 	// Notes record where the thresholds and preprocessing choices come from.
 	Notes string `json:"notes,omitempty"`
 
@@ -119,6 +126,9 @@ func (m *Manifest) validate() error {
 	}
 	if isFaceFamily(m.Decode.Family) {
 		return m.validateFace()
+	}
+	if isVisionFamily(m.Decode.Family) {
+		return m.validateVision()
 	}
 	var problems []string
 	if m.Name == "" || m.Version == "" || m.File == "" {

@@ -159,15 +159,16 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		return err
 	}
 	start := time.Now()
-	fresh := stretch == nil
-	if !fresh {
+	if stretch != nil {
 		if err := set.UnmarshalState(stretch.State); err != nil {
-			// Written by another build (a rolling upgrade): continue with fresh state rather
-			// than fail; the loss is this stretch's context.
-			h.log.Warn("audio state not restorable, starting fresh", "session", am.SessionID, "seq", am.Seq, "err", err)
-			set.Reset(am.SampleRate)
+			// Written by another build (a rolling upgrade): start a new stretch here rather
+			// than fail; the loss is the old stretch's context.
+			h.log.Warn("audio state not restorable, new stretch", "session", am.SessionID, "seq", am.Seq, "err", err)
+			stretch = nil
 		}
-	} else {
+	}
+	fresh := stretch == nil
+	if fresh {
 		set.Reset(am.SampleRate)
 		stretch = &store.AudioStretch{SessionID: am.SessionID, StartSeq: am.Seq, StartMs: am.CapturedAtMs,
 			SampleRate: am.SampleRate}

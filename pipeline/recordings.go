@@ -238,6 +238,12 @@ func (p *RecordingProcessor) process(ctx context.Context, rec *store.Recording, 
 		return err
 	}
 	rec.DurationMs = info.DurationMs
+	// A recording cannot end in the future: started_at is then not the first frame's wall clock
+	// (seconds for ms, a wrong client clock), and every flag would land at the wrong time.
+	if end := rec.StartedAtMs + info.DurationMs; end > p.now().Add(maxClockSkew).UnixMilli() {
+		return bad("started_at %d plus the video's %.1f s ends %s in the future: started_at must be the wall-clock time (ms) of the first frame",
+			rec.StartedAtMs, float64(info.DurationMs)/1000, time.Duration(end-p.now().UnixMilli())*time.Millisecond)
+	}
 	if rec.FramesTotal == 0 {
 		rec.FramesTotal = info.SampledFrames(p.cfg.FrameRate)
 		if err := p.progress(ctx, rec, map[string]any{"duration_ms": rec.DurationMs, "frames_total": rec.FramesTotal}); err != nil {
@@ -330,6 +336,9 @@ func nearest(sorted []int64, at int64) int64 {
 	}
 	return d
 }
+
+// maxClockSkew is how far a client clock may run ahead (the API's limit for captured_at).
+const maxClockSkew = 5 * time.Minute
 
 // minAudioPartMs: uncovered audio shorter than this next to live audio is not worth a message.
 const minAudioPartMs = 500

@@ -448,8 +448,8 @@ func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) e
 	for _, p := range audio.Phrases {
 		in.Phrases = append(in.Phrases, Phrase{p.StartMs, p.EndMs, p.Score})
 	}
-	for _, c := range audio.Chunks {
-		in.Coverage = append(in.Coverage, Span{c.CapturedAtMs, c.CapturedAtMs + c.DurationMs})
+	for _, st := range audio.Stretches {
+		in.Coverage = append(in.Coverage, Span{st.StartMs, st.EndMs})
 	}
 	res := SegmentAnswers(in, e.cfg)
 	rows := make([]store.AnswerSegment, len(res.Answers))

@@ -33,6 +33,13 @@ type ExamSettings struct {
 	ScanMinDegrees      float64 `json:"scan_min_degrees,omitempty"`
 	EvidenceMaxGapSec   float64 `json:"evidence_max_gap_sec,omitempty"`
 	UploadWithinMin     float64 `json:"upload_within_min,omitempty"`
+	// Vision (identity and head pose): durations in seconds, the identity threshold (cosine
+	// similarity, 0 = the model's calibrated one) and the head-turn limits in degrees.
+	IdentityMismatchAfterSec float64 `json:"identity_mismatch_after_sec,omitempty"`
+	IdentityThreshold        float64 `json:"identity_threshold,omitempty"`
+	LookingAwayAfterSec      float64 `json:"looking_away_after_sec,omitempty"`
+	YawLimitDeg              float64 `json:"yaw_limit_deg,omitempty"`
+	PitchLimitDeg            float64 `json:"pitch_limit_deg,omitempty"`
 	// Weights overrides the risk weight of flag types (0..1); types not listed keep theirs.
 	Weights map[string]float64 `json:"weights,omitempty"`
 }
@@ -76,6 +83,11 @@ func (s ExamSettings) Validate() error {
 		{"scan_min_degrees", s.ScanMinDegrees, 30, 360},
 		{"evidence_max_gap_sec", s.EvidenceMaxGapSec, 1, 3600},
 		{"upload_within_min", s.UploadWithinMin, 1, 7 * 24 * 60},
+		{"identity_mismatch_after_sec", s.IdentityMismatchAfterSec, 0.5, 600},
+		{"identity_threshold", s.IdentityThreshold, 0.05, 0.99},
+		{"looking_away_after_sec", s.LookingAwayAfterSec, 0.5, 600},
+		{"yaw_limit_deg", s.YawLimitDeg, 5, 90},
+		{"pitch_limit_deg", s.PitchLimitDeg, 5, 90},
 	} {
 		if r.v != 0 && (math.IsNaN(r.v) || r.v < r.lo || r.v > r.h) {
 			return fmt.Errorf("%s must be between %v and %v (or 0 for the default), got %v", r.name, r.lo, r.h, r.v)
@@ -102,8 +114,16 @@ func (e *Engine) ForExam(s ExamSettings) *Engine {
 	sec(&c.Timing.ScanWithin, s.ScanWithinMin, time.Minute)
 	sec(&c.Timing.EvidenceMaxGap, s.EvidenceMaxGapSec, time.Second)
 	sec(&c.Timing.UploadWithin, s.UploadWithinMin, time.Minute)
-	if s.ScanMinDegrees > 0 {
-		c.Timing.ScanMinDegrees = s.ScanMinDegrees
+	sec(&c.Vision.IdentityMismatchAfter, s.IdentityMismatchAfterSec, time.Second)
+	sec(&c.Vision.LookingAwayAfter, s.LookingAwayAfterSec, time.Second)
+	for _, o := range []struct {
+		dst *float64
+		v   float64
+	}{{&c.Timing.ScanMinDegrees, s.ScanMinDegrees},
+		{&c.Vision.IdentityThreshold, s.IdentityThreshold}, {&c.Vision.YawLimit, s.YawLimitDeg}, {&c.Vision.PitchLimit, s.PitchLimitDeg}} {
+		if o.v > 0 {
+			*o.dst = o.v
+		}
 	}
 	if len(s.Weights) > 0 {
 		w := maps.Clone(c.Weights)

@@ -22,7 +22,10 @@ if ! flock -n 9; then
 fi
 
 step "setup"
-scripts/setup.sh
+# --browser: Chromium for the reviewer page's browser test (app/browser_test.go), which must run
+# here rather than skip.
+scripts/setup.sh --browser
+export PROCTOR_REQUIRE_BROWSER=1
 
 services=()
 cleanup() {

@@ -156,10 +156,12 @@ func UpsertPhrases(tx *gorm.DB, ps []PhraseDetection) error {
 type SessionAudio struct {
 	Speech  []SpeechSegment
 	Phrases []PhraseDetection
-	Chunks  []AudioChunk
+	// Stretches give the audio coverage: a handful of rows per session instead of one per chunk
+	// (recomputation runs after every chunk).
+	Stretches []AudioStretch
 }
 
-// LoadSessionAudio reads a session's speech, phrases and chunk times in time order.
+// LoadSessionAudio reads a session's speech, phrases and stretch spans in time order.
 func LoadSessionAudio(tx *gorm.DB, sessionID string) (*SessionAudio, error) {
 	var a SessionAudio
 	if err := tx.Where("session_id = ?", sessionID).Order("start_ms").Find(&a.Speech).Error; err != nil {
@@ -168,8 +170,8 @@ func LoadSessionAudio(tx *gorm.DB, sessionID string) (*SessionAudio, error) {
 	if err := tx.Where("session_id = ?", sessionID).Order("end_ms").Find(&a.Phrases).Error; err != nil {
 		return nil, err
 	}
-	if err := tx.Select("captured_at_ms, duration_ms").Where("session_id = ?", sessionID).
-		Order("captured_at_ms").Find(&a.Chunks).Error; err != nil {
+	if err := tx.Select("start_ms, end_ms").Where("session_id = ?", sessionID).
+		Order("start_ms").Find(&a.Stretches).Error; err != nil {
 		return nil, err
 	}
 	return &a, nil

