@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"image"
 	"math"
+
+	"gocv.io/x/gocv"
 
 	"proctor/models"
 )
@@ -21,7 +24,9 @@ type IdentityConfig struct {
 	// Every: the embedding (~7 ms) is computed on one frame in Every while the same face track
 	// continues (one face, box overlapping the last one by IoU >= 0.5, same session); frames in
 	// between carry the last similarity (Match.Measured false). A new track — the face left, a
-	// second face, a jump in position — is measured at once. Default 3; 1 measures every frame.
+	// second face, a jump in position, or a different-looking face in the same place (mean
+	// difference of a 16×16 grey thumbnail of the aligned crop above 12 levels: someone else
+	// sitting down) — is measured at once. Default 3; 1 measures every frame.
 	Every int `json:"every,omitempty"`
 	// MinFace is the smallest face height, in original pixels, whose identity is measured.
 	// Default 40: below that the aligned 112×112 crop is mostly interpolation and similarities
@@ -62,6 +67,9 @@ type Identity struct {
 	minFace   float32
 	allFaces  bool
 	vec       []float32 // reused embedding buffer
+	small     gocv.Mat  // thumbSide² BGR, reused
+	grey      gocv.Mat  // thumbSide² grey, reused
+	thumb     [thumbSide * thumbSide]uint8
 	tracks    map[string]*faceTrack
 	tick      int64
 }
@@ -69,10 +77,19 @@ type Identity struct {
 // faceTrack is the last measured face of one session in this analyzer (one worker's Set).
 type faceTrack struct {
 	box      [4]float32
+	thumb    [thumbSide * thumbSide]uint8 // the measured face's aligned crop, tiny and grey
 	sim      float32
 	age      int   // frames carried since the last measurement
 	lastTick int64 // for eviction
 }
+
+// Track appearance check: thumbSide² grey pixels of the aligned crop; a mean absolute
+// difference above thumbMaxDiff is another face. Consecutive frames of one person differ by 2–6
+// levels (small moves, JPEG noise), different people by 15 or more (measured on the demo frames).
+const (
+	thumbSide    = 16
+	thumbMaxDiff = 12
+)
 
 // maxTracks bounds the per-session track cache; the oldest entry is dropped beyond it.
 const maxTracks = 512
@@ -92,7 +109,8 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 		return nil, fmt.Errorf("identity analyzer: %w", err)
 	}
 	a := &Identity{emb: emb, model: m.ID(), threshold: cfg.Threshold, every: cfg.Every, allFaces: cfg.AllFaces,
-		vec: make([]float32, emb.Dim()), tracks: map[string]*faceTrack{}}
+		vec: make([]float32, emb.Dim()), tracks: map[string]*faceTrack{},
+		small: gocv.NewMat(), grey: gocv.NewMat()}
 	if a.threshold == 0 {
 		a.threshold = m.Thresholds.Similarity
 	}
@@ -175,7 +193,9 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 	if f.Session != "" {
 		t = a.tracks[f.Session]
 	}
-	if t != nil && a.every > 1 && len(obs.Faces) == 1 && t.age+1 < a.every && boxIoU(t.box, box) >= 0.5 {
+	haveThumb := a.every > 1 && f.Session != "" && a.thumbnail(f.FaceCrops[i]) == nil
+	if t != nil && haveThumb && len(obs.Faces) == 1 && t.age+1 < a.every && boxIoU(t.box, box) >= 0.5 &&
+		thumbDiff(&t.thumb, &a.thumb) <= thumbMaxDiff {
 		t.age++
 		t.box, t.lastTick = box, a.tick
 		obs.Faces[i].Match = &Match{Similarity: t.sim, SamePerson: t.sim >= a.threshold}
@@ -196,11 +216,41 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		t = &faceTrack{}
 		a.tracks[f.Session] = t
 	}
-	*t = faceTrack{box: box, sim: sim, lastTick: a.tick}
-	if len(obs.Faces) != 1 {
+	*t = faceTrack{box: box, sim: sim, lastTick: a.tick, thumb: a.thumb}
+	if len(obs.Faces) != 1 || !haveThumb {
 		t.age = a.every // several faces: measure the next frame again
 	}
 	return nil
+}
+
+// thumbnail writes the tiny grey version of an aligned crop into a.thumb.
+func (a *Identity) thumbnail(crop gocv.Mat) error {
+	gocv.Resize(crop, &a.small, image.Pt(thumbSide, thumbSide), 0, 0, gocv.InterpolationArea)
+	if a.small.Empty() {
+		return errors.New("identity: thumbnail resize failed")
+	}
+	gocv.CvtColor(a.small, &a.grey, gocv.ColorBGRToGray)
+	if a.grey.Empty() || !a.grey.IsContinuous() {
+		return errors.New("identity: thumbnail conversion failed")
+	}
+	pix, err := a.grey.DataPtrUint8()
+	if err != nil || len(pix) != len(a.thumb) {
+		return errors.New("identity: thumbnail has the wrong size")
+	}
+	copy(a.thumb[:], pix)
+	return nil
+}
+
+func thumbDiff(x, y *[thumbSide * thumbSide]uint8) int {
+	var sum int
+	for i := range x {
+		d := int(x[i]) - int(y[i])
+		if d < 0 {
+			d = -d
+		}
+		sum += d
+	}
+	return sum / len(x)
 }
 
 // measurable reports whether a face is worth comparing: large enough, and not cut by the frame
@@ -224,7 +274,7 @@ func (a *Identity) evictOldest() {
 }
 
 // Close implements Analyzer.
-func (a *Identity) Close() error { return a.emb.Close() }
+func (a *Identity) Close() error { return errors.Join(a.emb.Close(), a.small.Close(), a.grey.Close()) }
 
 func boxIoU(a, b [4]float32) float32 {
 	ix := min(a[0]+a[2], b[0]+b[2]) - max(a[0], b[0])

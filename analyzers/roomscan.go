@@ -84,9 +84,9 @@ type RoomScan struct {
 	small, gray, cyl, mapX, mapY gocv.Mat
 	srcW, srcH                   int
 	// Correlation scratch for the last thumbnail size.
-	a32, b32, fa, fb, cross, surface gocv.Mat
-	hann                             []float32
-	winW, winH                       int
+	a32, b32, mask, fa, fb, cross, surface gocv.Mat
+	hann                                   []float32
+	winW, winH                             int
 }
 
 // NewRoomScan builds a RoomScan.
@@ -103,7 +103,7 @@ func (r *RoomScan) Config() RoomScanConfig { return r.cfg }
 
 // Close frees the scratch images.
 func (r *RoomScan) Close() error {
-	for _, m := range []*gocv.Mat{&r.small, &r.gray, &r.cyl, &r.mapX, &r.mapY, &r.a32, &r.b32, &r.fa, &r.fb, &r.cross, &r.surface} {
+	for _, m := range []*gocv.Mat{&r.small, &r.gray, &r.cyl, &r.mapX, &r.mapY, &r.a32, &r.b32, &r.mask, &r.fa, &r.fb, &r.cross, &r.surface} {
 		if m.Ptr() != nil {
 			m.Close()
 			*m = gocv.Mat{}
@@ -235,15 +235,30 @@ func (r *RoomScan) YawBetween(prev, cur *Thumb) (degrees, confidence float32) {
 	// in both, adds no peak at zero shift.
 	ma, mb := float32(sa)/float32(n), float32(sb)/float32(n)
 	changed := 0
+	mask, _ := r.mask.DataPtrFloat32()
+	if len(mask) != n {
+		return 0, 0
+	}
 	for i := range n {
 		pa, pb := float32(prev.Pix[i])-ma, float32(cur.Pix[i])-mb
+		mask[i] = 0
 		if d := pa - pb; d > motionLevel || d < -motionLevel {
 			changed++
+			mask[i] = 1
 		}
 		a[i], b[i] = pa*r.hann[i], pb*r.hann[i]
 	}
 	if changed < n/100 {
 		return 0, 1
+	}
+	if roomMask {
+		// Keep in prev only what changed: a static foreground (the candidate's face) is then
+		// in cur alone and has no partner to make a peak at zero shift.
+		gocv.GaussianBlur(r.mask, &r.mask, image.Pt(0, 0), 2, 2, gocv.BorderReplicate)
+		mask, _ = r.mask.DataPtrFloat32()
+		for i := range n {
+			a[i] *= min(1, 2*mask[i])
+		}
 	}
 	dx, dy, peak, ok := r.correlate(w, h)
 	if !ok {
@@ -278,12 +293,22 @@ func (r *RoomScan) correlate(w, h int) (dx, dy, peak float32, ok bool) {
 		mag := float32(math.Sqrt(float64(re*re+im*im))) + 1e-9
 		cross[i], cross[i+1] = re/mag, im/mag
 	}
+	// Frequencies with no horizontal component say nothing about a horizontal shift, and the
+	// room has plenty (the floor line, the top of a desk, seen at the same height whatever the
+	// yaw): they would add a ridge along zero vertical shift with its maximum anywhere.
+	for y := range h {
+		cross[2*y*w], cross[2*y*w+1] = 0, 0
+	}
 	gocv.DFT(r.cross, &r.surface, gocv.DftInverse|gocv.DftRealOutput|gocv.DftScale)
 	surf, _ := r.surface.DataPtrFloat32()
 	if len(surf) != w*h {
 		return 0, 0, 0, false
 	}
 	x1, y1 := argmax(surf, w, h, -1, -1)
+	if roomDebug != nil {
+		x2, y2 := argmax(surf, w, h, x1, y1)
+		roomDebug("p1 (%d,%d) %.3f  p2 (%d,%d) %.3f", wrapShift(x1, w), wrapShift(y1, h), peakSum(surf, w, h, x1, y1), wrapShift(x2, w), wrapShift(y2, h), peakSum(surf, w, h, x2, y2))
+	}
 	x, y := x1, y1
 	if sx, sy := wrapShift(x1, w), wrapShift(y1, h); abs(sx) <= 1 && abs(sy) <= 1 {
 		// The strongest peak is "nothing moved". Something did (see YawBetween): a static
@@ -358,7 +383,7 @@ func abs(i int) int {
 // thumbnails. The window (as cv::createHanningWindow: sqrt of the product of two 1-D Hann
 // windows) tapers the borders so that the wrap-around of the FFT does not create a false peak.
 func (r *RoomScan) correlationScratch(w, h int) {
-	for _, m := range []*gocv.Mat{&r.a32, &r.b32} {
+	for _, m := range []*gocv.Mat{&r.a32, &r.b32, &r.mask} {
 		if m.Ptr() != nil {
 			m.Close()
 		}
@@ -374,11 +399,22 @@ func (r *RoomScan) correlationScratch(w, h int) {
 		r.surface = gocv.NewMat()
 	}
 	r.hann = make([]float32, w*h)
+	taper := func(i, n int) float64 {
+		if !roomTukey {
+			return 0.5 * (1 - math.Cos(2*math.Pi*float64(i)/float64(n-1)))
+		}
+		// Tukey: flat in the middle, a cosine over the outer 20% at each side.
+		edge := 0.2 * float64(n-1)
+		d := min(float64(i), float64(n-1-i))
+		if d >= edge {
+			return 1
+		}
+		return 0.5 * (1 - math.Cos(math.Pi*d/edge))
+	}
 	for y := range h {
-		wy := 0.5 * (1 - math.Cos(2*math.Pi*float64(y)/float64(h-1)))
+		wy := taper(y, h)
 		for x := range w {
-			wx := 0.5 * (1 - math.Cos(2*math.Pi*float64(x)/float64(w-1)))
-			r.hann[y*w+x] = float32(math.Sqrt(wy * wx))
+			r.hann[y*w+x] = float32(math.Sqrt(wy * taper(x, w)))
 		}
 	}
 	r.winW, r.winH = w, h
@@ -398,3 +434,9 @@ func ScanCoverage(yawDeltas []float32) float32 {
 	}
 	return float32(min(hi-lo, 360))
 }
+
+var roomDebug func(string, ...any) // TEMP
+
+var roomMask = false // TEMP
+
+var roomTukey = false // TEMP

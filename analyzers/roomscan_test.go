@@ -182,16 +182,19 @@ func runScan(t testing.TB, rs *RoomScan, pan *panorama, sc panScene, rng *rand.R
 	at := time.Unix(1_700_000_000, 0)
 	for i, y := range track {
 		pan.view(&frame, y, rng.NormFloat64()*1.5) // hand jitter in pitch
-		if sc.face {
-			// The candidate's face and shoulders stay put while the room turns behind them.
-			roi := frame.Region(image.Rect(panFrameW/2-face.Cols()/2, panFrameH-face.Rows(), panFrameW/2+(face.Cols()+1)/2, panFrameH))
-			face.CopyTo(&roi)
-			roi.Close()
-		}
-		if i > 0 { // motion blur: the shutter is open for ~5% of the turn between frames
+		if i > 0 {                                 // motion blur: the shutter is open for ~5% of the turn between frames
 			if k := int(math.Abs(y-track[i-1]) * math.Pi / 180 * panFocal * 0.05); k >= 2 {
 				gocv.Blur(frame, &frame, image.Pt(k, 1))
 			}
+		}
+		if sc.face {
+			// The candidate's face and shoulders stay put (and sharp) while the room turns,
+			// motion-blurred, behind them.
+			roi := frame.Region(image.Rect(panFrameW/2-face.Cols()/2, panFrameH-face.Rows(), panFrameW/2+(face.Cols()+1)/2, panFrameH))
+			silhouette := headAndShoulders(face.Cols(), face.Rows())
+			face.CopyToWithMask(&roi, silhouette)
+			silhouette.Close()
+			roi.Close()
 		}
 		noise := gocv.NewMatWithSize(panFrameH, panFrameW, gocv.MatTypeCV8UC3)
 		sd := 2 + 2*rng.Float64()
@@ -258,6 +261,17 @@ func p90(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)*9/10]
+}
+
+// headAndShoulders is the mask of a person seen by their own front camera: a head ellipse over
+// the shoulders, the room visible around them.
+func headAndShoulders(w, h int) gocv.Mat {
+	m := gocv.NewMatWithSize(h, w, gocv.MatTypeCV8U)
+	m.SetTo(gocv.NewScalar(0, 0, 0, 0))
+	white := color.RGBA{255, 255, 255, 0}
+	gocv.Ellipse(&m, image.Pt(w/2, h), image.Pt(w/2, h*3/10), 0, 180, 360, white, -1)
+	gocv.Ellipse(&m, image.Pt(w/2, h*2/5), image.Pt(w/4, h*2/5), 0, 0, 360, white, -1)
+	return m
 }
 
 // syntheticFace is a face-and-shoulders blob for the "candidate in view" scenes when no real

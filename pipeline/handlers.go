@@ -164,6 +164,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		}
 	}
 	visionColumns(fr, &obs, idThreshold)
+	objectColumns(fr, &obs)
 	var flagged []uint
 	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		fr.StoredAtMs = time.Now().UnixMilli()

@@ -305,20 +305,27 @@ func TestRecordingBadFiles(t *testing.T) {
 		data   []byte
 		mutate func(rec *store.Recording) // after queueing
 		msg    string
+		start  int64 // started_at; 0: an hour ago
 	}{
-		{"not a video", []byte("RIFF\x00\x10\x00\x00AVI LIST and then only words, no video at all"), nil, "not a decodable video"},
-		{"garbled", garbled, nil, "decod"},
+		{"not a video", []byte("RIFF\x00\x10\x00\x00AVI LIST and then only words, no video at all"), nil, "not a decodable video", 0},
+		{"garbled", garbled, nil, "decod", 0},
 		{"changed on disk", good, func(rec *store.Recording) {
 			os.WriteFile(RecordingPath(dir, rec.ID), good[:len(good)-10], 0o640)
-		}, "storage lost or changed data"},
-		{"missing on disk", good, func(rec *store.Recording) { os.Remove(RecordingPath(dir, rec.ID)) }, "must share the recordings directory"},
+		}, "storage lost or changed data", 0},
+		{"missing on disk", good, func(rec *store.Recording) { os.Remove(RecordingPath(dir, rec.ID)) }, "must share the recordings directory", 0},
 		{"crashes workers", good, func(rec *store.Recording) {
 			st.DB.Model(&store.Recording{}).Where("id = ?", rec.ID).Update("attempts", 3)
-		}, "stopped 3 times"},
+		}, "stopped 3 times", 0},
+		// started_at is accepted up to 5 min ahead (clock skew); the 6 s video then ends past it.
+		{"ends in the future", good, nil, "in the future", time.Now().Add(4*time.Minute + 58*time.Second).UnixMilli()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := queueRecording(t, st, dir, tc.data, "main", t0)
+			start := t0
+			if tc.start != 0 {
+				start = tc.start
+			}
+			rec := queueRecording(t, st, dir, tc.data, "main", start)
 			if tc.mutate != nil {
 				tc.mutate(rec)
 			}

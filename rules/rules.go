@@ -36,6 +36,8 @@ type Config struct {
 	Timing TimingConfig
 	// Vision holds the identity and head-pose thresholds (vision.go).
 	Vision VisionConfig
+	// Objects holds the extra-person, phone, mask and occlusion thresholds (vision_objects.go).
+	Objects ObjectsConfig
 	// Weights of each flag type in the risk score (0..1, the probability a flag of this type,
 	// unreviewed, means a breach). Defaults in DefaultWeights.
 	Weights map[string]float64
@@ -44,8 +46,12 @@ type Config struct {
 // DefaultWeights of the flag types in the risk score.
 var DefaultWeights = map[string]float64{
 	MultipleFaces:       0.6,
-	IdentityMismatch:    0.8, // someone else sitting the exam: the most serious breach we see
-	LookingAway:         0.2, // often reading notes, as often thinking: worth a look
+	IdentityMismatch:    0.8,  // someone else sitting the exam: the most serious breach we see
+	LookingAway:         0.2,  // often reading notes, as often thinking: worth a look
+	ExtraPerson:         0.6,  // as MULTIPLE_FACES: someone who may be helping
+	PhoneVisible:        0.5,  // a phone in reach during an oral exam: notes or a helper
+	Mask:                0.3,  // hides the face: identity and lip movement unverifiable
+	FaceOccluded:        0.15, // mostly a hand on the chin or a sip of water
 	FaceAbsent:          0.3,
 	LoginOutsideWindow:  0.2,
 	EnteredBeforeOpen:   0.1,
@@ -81,6 +87,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Timing = c.Timing.withDefaults()
 	c.Vision = c.Vision.withDefaults()
+	c.Objects = c.Objects.withDefaults()
 	return c
 }
 
@@ -124,6 +131,7 @@ type FrameRule struct {
 func (e *Engine) frameRules() []FrameRule {
 	all := e.faceRules()
 	all = append(all, e.visionRules()...)
+	all = append(all, e.objectRules()...)
 	all = append(all, e.evidenceRules()...)
 	if len(e.disabled) == 0 {
 		return all

@@ -129,6 +129,8 @@ func SaveStretch(tx *gorm.DB, st *AudioStretch, fromSeq int64) error {
 
 // UpsertSpeech stores segments; a segment already stored (same start) keeps the later end.
 func UpsertSpeech(tx *gorm.DB, segs []SpeechSegment) error {
+	// One INSERT … ON CONFLICT may not touch a row twice (PostgreSQL): one row per key.
+	segs = lastPerKey(segs, func(s SpeechSegment) int64 { return s.StartMs })
 	if len(segs) == 0 {
 		return nil
 	}
@@ -143,6 +145,7 @@ func UpsertSpeech(tx *gorm.DB, segs []SpeechSegment) error {
 
 // UpsertPhrases stores detections; one already stored (same onset) takes the newer values.
 func UpsertPhrases(tx *gorm.DB, ps []PhraseDetection) error {
+	ps = lastPerKey(ps, func(p PhraseDetection) int64 { return p.OnsetMs })
 	if len(ps) == 0 {
 		return nil
 	}
@@ -150,6 +153,21 @@ func UpsertPhrases(tx *gorm.DB, ps []PhraseDetection) error {
 		Columns:   []clause.Column{{Name: "session_id"}, {Name: "onset_ms"}},
 		DoUpdates: clause.AssignmentColumns([]string{"start_ms", "end_ms", "score", "final"}),
 	}).Create(&ps).Error
+}
+
+// lastPerKey keeps the last item of each key, in first-seen order.
+func lastPerKey[T any](items []T, key func(T) int64) []T {
+	at := make(map[int64]int, len(items))
+	out := items[:0:0]
+	for _, it := range items {
+		if i, ok := at[key(it)]; ok {
+			out[i] = it
+			continue
+		}
+		at[key(it)] = len(out)
+		out = append(out, it)
+	}
+	return out
 }
 
 // SessionAudio is everything answer segmentation reads about a session's audio.

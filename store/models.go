@@ -76,6 +76,17 @@ type FrameResult struct {
 	IdentityThreshold float32
 	HeadYaw           *float32
 	HeadPitch         *float32
+	// Persons and phones seen by the COCO detector, NULL when it did not run
+	// (rules/vision_objects.go); SecondPersonScore is the second person's score (0 with fewer
+	// than two) and PhoneScore the best phone's: the flags' confidence.
+	Persons           *int
+	Phones            *int
+	SecondPersonScore float32
+	PhoneScore        float32
+	// MaskScore and OccludedScore are the main face's attribute scores ("attire" analyzer),
+	// NULL when not measured (no face, no aligned crop, analyzer off).
+	MaskScore     *float32
+	OccludedScore *float32
 	// Observation is the analyzers' JSON for this frame (see analyzers.Observation).
 	Observation string
 }

@@ -168,9 +168,9 @@ type ReviewSummary struct {
 	OpenByType map[string]int64 `json:"open_by_type"`
 	// AlertTypes are the types among them raised with alert severity (shown first, in red).
 	AlertTypes []string `json:"alert_types"`
-	Sessions   int64            `json:"sessions"`
-	Open       int64            `json:"sessions_open"`     // with flags left to judge
-	Reviewed   int64            `json:"sessions_reviewed"` // every flag judged
+	Sessions   int64    `json:"sessions"`
+	Open       int64    `json:"sessions_open"`     // with flags left to judge
+	Reviewed   int64    `json:"sessions_reviewed"` // every flag judged
 	// The caller's day: verdicts given since Since, and on how many sessions.
 	Since          time.Time `json:"since"`
 	MyVerdicts     int64     `json:"my_verdicts"`

@@ -9,8 +9,9 @@ import (
 	"proctor/analyzers"
 )
 
-// imageAnalyzers is what `proctor analyze image` runs by default: every face check.
-var imageAnalyzers = []string{"faces", "landmarks", "identity", "headpose"}
+// imageAnalyzers is what `proctor analyze image` runs by default: every face check, then the
+// mask/occlusion classifier and the person/phone detector.
+var imageAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons"}
 
 // imageConfig is the analyzer configuration of `proctor analyze image` and `proctor eval vision`:
 // the named analyzers, with pose and landmarks for every face (the service limits them to the

@@ -45,6 +45,8 @@ var Checks = []Check{
 	{"faces", evalFaces},
 	{"identity", evalIdentity},
 	{"headpose", evalHeadPose},
+	{"attributes", evalAttributes},
+	{"persons", evalPersons},
 }
 
 // Row is one line of the result table. Metrics that do not apply are NaN (printed "-").
@@ -165,7 +167,7 @@ func (e *Env) AnalyzePadded(ctx context.Context, jpeg []byte, pad float64, meta 
 }
 
 // DefaultAnalyzers is the set evaluated when Options.Analyzers names none.
-var DefaultAnalyzers = []string{"faces", "landmarks", "identity", "headpose"}
+var DefaultAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons"}
 
 // Run evaluates every check (or Options.Only) and returns the table.
 func Run(ctx context.Context, o Options) (*Report, error) {

@@ -1,0 +1,155 @@
+package analyzers_test
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sync"
+	"testing"
+
+	"proctor/analyzers"
+	"proctor/internal/scenario"
+	"proctor/models"
+)
+
+var vision = []string{"faces", "landmarks", "identity", "headpose"}
+
+var (
+	demoOnce   sync.Once
+	demo       *scenario.Frames
+	demoOthers [][]byte
+	demoErr    error
+)
+
+// demoFrames builds the scenario frames and impostors once (they need the models and the demo
+// photos that scripts/setup.sh fetches; tests skip without them).
+func demoFrames(t *testing.T) (*scenario.Frames, [][]byte) {
+	t.Helper()
+	demoOnce.Do(func() {
+		dir, err := scenario.DemoDir()
+		if err != nil {
+			demoErr = err
+			return
+		}
+		set, err := analyzers.NewSet(analyzers.Config{Analyzers: vision})
+		if err != nil {
+			demoErr = err
+			return
+		}
+		defer set.Close()
+		if demo, demoErr = scenario.Build(context.Background(), set, dir); demoErr != nil {
+			return
+		}
+		demoOthers, demoErr = scenario.Impostors(context.Background(), set, dir, demo, 3)
+	})
+	if demoErr != nil {
+		t.Skipf("demo frames unavailable (%v): run scripts/setup.sh", demoErr)
+	}
+	return demo, demoOthers
+}
+
+func TestIdentityMatchesTheCandidateOnly(t *testing.T) {
+	f, others := demoFrames(t)
+	set, err := analyzers.NewSet(analyzers.Config{Analyzers: vision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	ctx := context.Background()
+	enr, err := set.Enroll(ctx, f.Photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enr.Model != set.EnrollModel() || len(enr.Vector) == 0 {
+		t.Fatalf("enrollment %q with %d values", enr.Model, len(enr.Vector))
+	}
+	if v := analyzers.DecodeVector(analyzers.EncodeVector(enr.Vector)); !slices.Equal(v, enr.Vector) {
+		t.Error("embedding does not survive EncodeVector/DecodeVector")
+	}
+	match := func(jpeg []byte, session string) *analyzers.Match {
+		t.Helper()
+		obs, err := set.AnalyzeFrameJPEG(ctx, jpeg, analyzers.FrameMeta{Camera: analyzers.CameraMain, Session: session, Enrolled: &enr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(obs.Faces) != 1 || len(obs.Faces[0].Landmarks) != 5 || obs.Faces[0].Yaw == nil {
+			t.Fatalf("faces %+v: want one face with 5 landmarks and a pose", obs.Faces)
+		}
+		return obs.Faces[0].Match
+	}
+	for i, jpg := range f.Candidate {
+		if m := match(jpg, ""); m == nil || !m.SamePerson || !m.Measured {
+			t.Errorf("candidate frame %d: match %+v, want the same person", i, m)
+		}
+	}
+	for i, jpg := range others {
+		if m := match(jpg, ""); m == nil || m.SamePerson {
+			t.Errorf("impostor frame %d: match %+v, want another person", i, m)
+		}
+	}
+
+	// Within one session's face track the embedding is computed one frame in three; someone
+	// else appearing in the same place is measured at once.
+	m0 := match(f.Candidate[0], "s1")
+	m1 := match(f.Candidate[0], "s1")
+	if !m0.Measured || m1.Measured || m1.Similarity != m0.Similarity {
+		t.Errorf("same face twice: %+v then %+v, want measured then carried", m0, m1)
+	}
+	if m := match(others[0], "s1"); !m.Measured || m.SamePerson {
+		t.Errorf("another face in the track: %+v, want measured at once and not the same person", m)
+	}
+}
+
+func TestSimilarityToTemplate(t *testing.T) {
+	tmpl := [5][2]float32{{38.2946, 51.6963}, {73.5318, 51.5014}, {56.0252, 71.7366}, {41.5493, 92.3655}, {70.7299, 92.2041}}
+	// The template scaled by 2, rotated by 30° and moved must map back onto the template.
+	var pts [5][2]float32
+	c, s := math.Cos(math.Pi/6), math.Sin(math.Pi/6)
+	for i, p := range tmpl {
+		x, y := 2*float64(p[0]), 2*float64(p[1])
+		pts[i] = [2]float32{float32(c*x - s*y + 100), float32(s*x + c*y + 40)}
+	}
+	m, err := models.SimilarityToTemplate(pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pts {
+		x := m[0]*float64(p[0]) + m[1]*float64(p[1]) + m[2]
+		y := m[3]*float64(p[0]) + m[4]*float64(p[1]) + m[5]
+		if math.Abs(x-float64(tmpl[i][0])) > 1e-3 || math.Abs(y-float64(tmpl[i][1])) > 1e-3 {
+			t.Errorf("point %d maps to (%.3f, %.3f), want %v", i, x, y, tmpl[i])
+		}
+	}
+	if _, err := models.SimilarityToTemplate([5][2]float32{}); err == nil {
+		t.Error("five equal points: want ErrDegeneratePoints")
+	}
+}
+
+func TestBuildChecksAnalyzerOrder(t *testing.T) {
+	for _, names := range [][]string{{"faces", "identity"}, {"landmarks", "faces"}, {"headpose"}} {
+		if s, err := analyzers.NewSet(analyzers.Config{Analyzers: names}); err == nil {
+			s.Close()
+			t.Errorf("%v: built, want an error naming the missing analyzer", names)
+		}
+	}
+}
+
+func TestEnrollWithoutFace(t *testing.T) {
+	f, _ := demoFrames(t)
+	set, err := analyzers.NewSet(analyzers.Config{Analyzers: vision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if _, err := set.Enroll(context.Background(), f.Nobody[0]); err != analyzers.ErrNoFaceInPhoto {
+		t.Errorf("enrolling an empty room: %v, want ErrNoFaceInPhoto", err)
+	}
+	faces, err := analyzers.NewSet(analyzers.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer faces.Close()
+	if _, err := faces.Enroll(context.Background(), f.Photo); err != analyzers.ErrNoEnroller {
+		t.Errorf("enrolling without identity: %v, want ErrNoEnroller", err)
+	}
+}
