@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -49,6 +50,14 @@ var writingKinds = []string{"text", "strokes", "few-words", "pencil"}
 
 // negative variants.
 var negativeKinds = []string{"none", "wall", "window", "screen", "square-pad", "plate"}
+
+// deterministicOpenCV pins the test to one OS thread and seeds OpenCV's RNG (cv::theRNG is per
+// thread, and RandN draws from it) so that the composites are the same on every run.
+func deterministicOpenCV(t testing.TB, seed int) {
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+	gocv.SetRNGSeed(seed)
+}
 
 // sheetSynth makes composites with one RNG so every run sees the same frames.
 type sheetSynth struct {
@@ -697,6 +706,7 @@ func evalSheet(t testing.TB, cfg SheetConfig, cases []sheetCase) *sheetStats {
 
 // TestSheetProcedural is the always-on measurement: procedural room backgrounds, no dev data.
 func TestSheetProcedural(t *testing.T) {
+	deterministicOpenCV(t, 1)
 	s := &sheetSynth{rng: rand.New(rand.NewPCG(1, 2))}
 	s.bgs = proceduralBackgrounds(s.rng, 12)
 	defer s.close()
@@ -712,6 +722,7 @@ func TestSheetProcedural(t *testing.T) {
 
 // TestSheetRealBackgrounds measures on composites over the real photos of ../shared/data.
 func TestSheetRealBackgrounds(t *testing.T) {
+	deterministicOpenCV(t, 2)
 	s := &sheetSynth{rng: rand.New(rand.NewPCG(3, 4)), bgs: realBackgrounds(t)}
 	defer s.close()
 	nPos, nNeg := 20, 12

@@ -105,6 +105,7 @@ func TestLongestSidesQuad(t *testing.T) {
 // sheetFrame composes one evidence frame for the unit tests below.
 func sheetFrame(t *testing.T, kind string, seed uint64) Frame {
 	t.Helper()
+	deterministicOpenCV(t, int(seed))
 	s := &sheetSynth{rng: rand.New(rand.NewPCG(seed, 1))}
 	s.bgs = proceduralBackgrounds(s.rng, 1)
 	defer s.close()

@@ -25,6 +25,9 @@ func NewAttributeClassifier(m *Manifest, o SessionOptions) (*AttributeClassifier
 	if m == nil || m.Vision == nil || m.Decode.Family != FamilyFaceAttributes {
 		return nil, errors.New("new attribute classifier: manifest of family face-attributes from models.Load required")
 	}
+	if err := InitRuntime(); err != nil {
+		return nil, err
+	}
 	c := &AttributeClassifier{m: m}
 	in := m.Input
 	for k := range 3 {

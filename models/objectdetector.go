@@ -62,6 +62,9 @@ func NewObjectDetector(m *Manifest, o ObjectOptions) (*ObjectDetector, error) {
 	if m == nil || m.Vision == nil || m.Decode.Family != FamilyNanoDet {
 		return nil, errors.New("new object detector: manifest of family nanodet from models.Load required")
 	}
+	if err := InitRuntime(); err != nil {
+		return nil, err
+	}
 	in := m.Input
 	if in.Width != in.Height {
 		return nil, fmt.Errorf("new object detector %s: square input required", m.ID())

@@ -9,6 +9,10 @@ import (
 	"proctor/analyzers"
 )
 
+// serviceAnalyzers is the default of --analyzers for serve, worker, demo and bench: the face
+// count, identity and head-pose checks, mask/occlusion, and the person/phone detector.
+var serviceAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons"}
+
 // imageAnalyzers is what `proctor analyze image` runs by default: every face check, then the
 // mask/occlusion classifier and the person/phone detector.
 var imageAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons"}

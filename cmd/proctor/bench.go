@@ -162,6 +162,12 @@ func runBench(ctx context.Context, args []string) error {
 		defer s.Close()
 		sets = append(sets, s)
 	}
+	// As in the pipeline: each frame belongs to a session with an enrolled registration photo,
+	// so identity does the same work here (nil when the set has no identity analyzer).
+	var enrolled *analyzers.Enrollment
+	if e, err := set.Enroll(ctx, frames.Photo); err == nil {
+		enrolled = &e
+	}
 	var next atomic.Int64
 	t1 := time.Now()
 	for w := range workers {
@@ -169,7 +175,8 @@ func runBench(ctx context.Context, args []string) error {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(*n); i = next.Add(1) - 1 {
-				if _, err := sets[w].AnalyzeJPEG(ctx, shots[i%int64(len(shots))].JPEG, analyzers.CameraMain); err != nil {
+				meta := analyzers.FrameMeta{Camera: analyzers.CameraMain, Session: ids[i%int64(len(ids))], Enrolled: enrolled}
+				if _, err := sets[w].AnalyzeFrameJPEG(ctx, shots[i%int64(len(shots))].JPEG, meta); err != nil {
 					fmt.Fprintln(os.Stderr, "analyze:", err)
 					return
 				}

@@ -20,6 +20,7 @@ type serviceFlags struct {
 	addr, dataDir, dsn, brokers, group, topicPrefix, logLevel string
 	partitions, concurrency                                   int
 	faceAbsent, multipleFaces                                 time.Duration
+	analyzers                                                 string
 	longSilence                                               time.Duration
 	recordingsDir                                             string
 	recordingFPS                                              float64
@@ -59,6 +60,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.faceAbsent, "face-absent-after", envDuration("PROCTOR_FACE_ABSENT_AFTER", 5*time.Second), "no face this long raises FACE_ABSENT (PROCTOR_FACE_ABSENT_AFTER)")
 	fs.DurationVar(&f.multipleFaces, "multiple-faces-after", envDuration("PROCTOR_MULTIPLE_FACES_AFTER", 2*time.Second), "two or more faces this long raise MULTIPLE_FACES (PROCTOR_MULTIPLE_FACES_AFTER)")
 	fs.DurationVar(&f.longSilence, "long-silence", envDuration("PROCTOR_LONG_SILENCE", 60*time.Second), "no speech this long inside an answer raises LONG_SILENCE (PROCTOR_LONG_SILENCE)")
+	fs.StringVar(&f.analyzers, "analyzers", env("PROCTOR_ANALYZERS", strings.Join(serviceAnalyzers, ",")), "frame analyzers to run, in order (PROCTOR_ANALYZERS)")
 	fs.StringVar(&f.logLevel, "log-level", env("PROCTOR_LOG_LEVEL", "info"), "debug, info, warn or error (PROCTOR_LOG_LEVEL)")
 	fs.StringVar(&f.recordingsDir, "recordings-dir", env("PROCTOR_RECORDINGS_DIR", ""), "uploaded recordings; API and workers on different machines must share it; empty = DATA_DIR/recordings (PROCTOR_RECORDINGS_DIR)")
 	fs.Float64Var(&f.recordingFPS, "recording-fps", envFloat("PROCTOR_RECORDING_FPS", 1), "frames per second analysed from uploaded recordings (PROCTOR_RECORDING_FPS)")
@@ -88,6 +90,11 @@ func (f *serviceFlags) config() app.Config {
 	cfg.Kafka.Concurrency = f.concurrency
 	cfg.Rules.FaceAbsentAfter = f.faceAbsent
 	cfg.Rules.MultipleFacesAfter = f.multipleFaces
+	for _, n := range strings.Split(f.analyzers, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			cfg.Analyzers.Analyzers = append(cfg.Analyzers.Analyzers, n)
+		}
+	}
 	cfg.Audio.Answers.LongSilence = f.longSilence
 	cfg.Recordings.Dir, cfg.API.Recordings.Dir = f.recordingsDir, f.recordingsDir
 	cfg.Recordings.FrameRate = f.recordingFPS

@@ -42,7 +42,10 @@ def hand(img, box, rng):
         sy = c[1] + np.sin(t) * pw * 0.7 + np.cos(t) * off
         L = w * rng.uniform(0.25, 0.4)
         cv2.line(mask, (int(sx), int(sy)), (int(sx + np.cos(t) * L), int(sy + np.sin(t) * L)), 255, fw, cv2.LINE_AA)
-    _paint(out, mask, col, rng)
+    # Real skin texture: the face's own cheek, stretched over the hand, tinted a little.
+    xi, yi, wi, hi = [int(v) for v in box[:4]]
+    cheek = img[max(0, yi + int(0.55 * hi)):max(1, yi + int(0.75 * hi)), max(0, xi + int(0.25 * wi)):max(1, xi + int(0.75 * wi))]
+    _paint(out, mask, col, rng, texture=cheek if cheek.size and rng.random() < 0.7 else None)
     return out
 
 
@@ -104,8 +107,9 @@ def edge(img, box, rng):
     return img[:max(2, int(y + (1 - f * 0.8) * h)), :].copy(), (x, y, w, h)
 
 
-def _paint(out, mask, col, rng):
-    """Fills mask with col plus a soft shading gradient and noise, with feathered edges."""
+def _paint(out, mask, col, rng, texture=None):
+    """Fills mask with col (or texture, stretched) plus a soft shading gradient and noise, with
+    feathered edges."""
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return
@@ -119,6 +123,11 @@ def _paint(out, mask, col, rng):
     yy, xx = np.mgrid[0:y1 - y0, 0:x1 - x0].astype(np.float32)
     span = max(x1 - x0, y1 - y0, 1)
     shade = 1 + 0.35 * ((xx - xx.mean()) * gx + (yy - yy.mean()) * gy) / span
-    fill = np.clip(col[None, None, :] * shade[..., None] + rng.normal(0, 4, (y1 - y0, x1 - x0, 1)), 0, 255)
+    if texture is not None:
+        base = cv2.resize(texture, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        base = base * rng.uniform(0.85, 1.1, 3)[None, None, :]
+    else:
+        base = np.broadcast_to(col[None, None, :], (y1 - y0, x1 - x0, 3))
+    fill = np.clip(base * shade[..., None] + rng.normal(0, 4, (y1 - y0, x1 - x0, 1)), 0, 255)
     a = cv2.GaussianBlur(m, (0, 0), max(0.6, span * 0.02)).astype(np.float32)[..., None] / 255
     roi[:] = (fill * a + roi * (1 - a)).astype(np.uint8)

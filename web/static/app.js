@@ -352,12 +352,21 @@ function renderTimeline(start) {
   const x = (ms) => ((Math.min(hi, Math.max(lo, ms)) - lo) / (hi - lo)) * 100;
   const w = (a, b) => Math.max(0, x(b) - x(a));
   const lane = (name, ...kids) => h('div', { class: 'lane' }, h('span', { class: 'lane-name', title: name }, name), kids);
+  const tallLane = (name, px, ...kids) => { const el = lane(name, ...kids); el.style.height = px + 'px'; return el; };
   const phaseLane = lane(t('session.phases'), phases.map((p) => h('div', {
     class: 'seg ph-' + p.phase, style: `left:${x(p.start_ms)}%;width:${w(p.start_ms, p.end_ms || hi)}%`, title: tk('phase.', p.phase),
   }, tk('phase.', p.phase))));
-  const flagLane = lane(t('session.flags'), S.flags.map((f, i) => h('div', {
+  // Overlapping flags (several rules firing on the same frames) stack in rows within the lane.
+  const rowEnd = []; const rowOf = S.flags.map((f) => {
+    let r = rowEnd.findIndex((end) => end < f.start_ms);
+    if (r < 0) { r = rowEnd.length; rowEnd.push(0); }
+    rowEnd[r] = Math.max(f.end_ms, f.start_ms + (hi - lo) * 0.004);
+    return r;
+  });
+  const rows = Math.max(1, rowEnd.length); const rowH = rows === 1 ? 16 : 8;
+  const flagLane = tallLane(t('session.flags'), 6 + rows * rowH, S.flags.map((f, i) => h('div', {
     class: `mark ${f.severity} st-${f.status}` + (i === S.fsel ? ' sel' : ''), 'data-flag': f.id,
-    style: `left:${x(f.start_ms)}%;width:${w(f.start_ms, f.end_ms)}%`,
+    style: `left:${x(f.start_ms)}%;width:${w(f.start_ms, f.end_ms)}%;top:${3 + rowOf[i] * rowH}px;height:${rowH - (rows === 1 ? 0 : 2)}px;bottom:auto`,
     title: `${tk('flag.', f.type)} · ${fmtRel(f.start_ms - start)} · ${tk('status.', f.status)}`,
     onclick: () => { S.fsel = i; renderSession(); },
   })));

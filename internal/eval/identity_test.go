@@ -1,0 +1,55 @@
+package eval
+
+import (
+	"math"
+	"testing"
+)
+
+func TestThresholdAtFAR(t *testing.T) {
+	imp := make([]float64, 1000)
+	for i := range imp {
+		imp[i] = float64(i) / 1000 // 0.000 … 0.999
+	}
+	th := thresholdAtFAR(imp, 0.01)
+	if n := countAtLeast(imp, th); n != 10 {
+		t.Errorf("threshold %.4f accepts %d of 1000 impostors, want 10 (FAR 1%%)", th, n)
+	}
+	if n := countAtLeast(imp, thresholdAtFAR(imp, 0.001)); n != 1 {
+		t.Errorf("FAR 0.1%%: %d accepted, want 1", n)
+	}
+	gen := []float64{0.5, 0.985, 0.995, 1}
+	if got := tarAt(gen, th); got != 0.5 {
+		t.Errorf("TAR %.3f, want 0.5", got)
+	}
+}
+
+func TestPRF(t *testing.T) {
+	p, r, f1 := PRF(8, 2, 8)
+	if p != 0.8 || r != 0.5 || math.Abs(f1-0.6153846) > 1e-6 {
+		t.Errorf("PRF = %v %v %v", p, r, f1)
+	}
+	if p, _, _ := PRF(0, 0, 3); !math.IsNaN(p) {
+		t.Errorf("precision with nothing predicted = %v, want NaN", p)
+	}
+}
+
+func TestSplitOfIsStableAndMixed(t *testing.T) {
+	n := map[string]int{}
+	for _, name := range []string{"aidai", "anhu", "baibaihe", "benxi", "caiyilin", "caizhuoyan", "cengyongti", "changshilei", "chenglong", "chenhaomin"} {
+		if SplitOf(name) != SplitOf(name) {
+			t.Fatal("split not stable")
+		}
+		n[SplitOf(name)]++
+	}
+	if n["dev"] == 0 || n["test"] == 0 {
+		t.Errorf("splits %v: want both", n)
+	}
+}
+
+func TestPairs(t *testing.T) {
+	list := []embedded{{"a", []float32{1, 0}}, {"a", []float32{1, 0}}, {"b", []float32{0, 1}}}
+	gen, imp := pairs(list)
+	if len(gen) != 1 || gen[0] != 1 || len(imp) != 2 || imp[0] != 0 {
+		t.Errorf("genuine %v impostor %v", gen, imp)
+	}
+}
