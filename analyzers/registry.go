@@ -11,7 +11,8 @@ import (
 // Config selects and configures the analyzers of a Set. It is plain data (JSON-friendly) so the
 // set per exam is chosen by configuration, not by wiring code.
 type Config struct {
-	// Analyzers names the analyzers to run, in this order. Default ["faces"].
+	// Analyzers names the analyzers to run, in this order. Default ["faces", "sheet"] ("sheet"
+	// only looks at evidence-camera frames).
 	Analyzers []string `json:"analyzers,omitempty"`
 	// Faces configures the "faces" analyzer.
 	Faces FacesConfig `json:"faces"`
@@ -24,6 +25,8 @@ type Config struct {
 	// occlusion) analyzers (persons.go, attire.go).
 	Persons PersonsConfig `json:"persons"`
 	Attire  AttireConfig  `json:"attire"`
+	// Sheet configures the "sheet" analyzer (sheet.go: the A4 sheet shown to the evidence camera).
+	Sheet SheetConfig `json:"sheet"`
 	// DecodeSide overrides the longest side frames are decoded at. Default: the largest that any
 	// analyzer in the set asks for (see SideNeeder); 0 there too means full size.
 	DecodeSide int `json:"decode_side,omitempty"`
@@ -54,6 +57,7 @@ func NewRegistry() *Registry {
 	r.mustRegister("headpose", func(cfg *Config) (Analyzer, error) { return NewHeadPose(cfg.HeadPose) })
 	r.mustRegister("persons", func(cfg *Config) (Analyzer, error) { return NewPersons(cfg.Persons) })
 	r.mustRegister("attire", func(cfg *Config) (Analyzer, error) { return NewAttire(cfg.Attire) })
+	r.mustRegister("sheet", func(cfg *Config) (Analyzer, error) { return NewSheet(cfg.Sheet) })
 	return r
 }
 
@@ -89,7 +93,7 @@ func (r *Registry) Names() []string {
 func (r *Registry) Build(cfg Config) (*Set, error) {
 	names := cfg.Analyzers
 	if len(names) == 0 {
-		names = []string{"faces"}
+		names = []string{"faces", "sheet"}
 	}
 	s := &Set{decodeSide: cfg.DecodeSide}
 	for i, name := range names {

