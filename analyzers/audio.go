@@ -130,6 +130,25 @@ func (s *AudioSet) Version() string {
 	return strings.Join(parts, ",")
 }
 
+// ShortVersion is Version with only each model and its threshold (≤ 128 bytes: it is stored on
+// every flag the audio rules raise).
+func (s *AudioSet) ShortVersion() string {
+	parts := make([]string, 0, len(s.analyzers))
+	for _, a := range s.analyzers {
+		f := strings.Fields(a.Version())
+		keep := f[:min(1, len(f))]
+		for _, x := range f[1:] {
+			if strings.HasPrefix(x, "thr=") {
+				keep = append(keep, x)
+			}
+		}
+		parts = append(parts, a.Name()+"="+strings.Join(keep, " "))
+	}
+	sort.Strings(parts)
+	v := strings.Join(parts, ",")
+	return v[:min(len(v), 128)]
+}
+
 // Reset starts a new stretch whose audio arrives at rate Hz.
 func (s *AudioSet) Reset(rate int) {
 	s.rs.reset(rate, AudioRate)

@@ -222,7 +222,7 @@ func TestFacesConfigOverrides(t *testing.T) {
 	if got, want := strict.Versions()["faces"], "ultraface-rfb-320@1 score=0.995 nms=0.4 min=0"; got != want {
 		t.Errorf("version %q, want %q", got, want)
 	}
-	def := newTestSet(t, Config{Analyzers: []string{"faces"}}) // the default set also has "sheet" (decodes at 640)
+	def := newTestSet(t, Config{Analyzers: []string{"faces"}}) // the default set also has "sheet" (decodes at 480)
 	if got, want := def.Versions()["faces"], "ultraface-rfb-320@1 score=0.7 nms=0.4 min=0.03"; got != want {
 		t.Errorf("default version %q, want %q", got, want)
 	}

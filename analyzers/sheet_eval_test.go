@@ -600,12 +600,17 @@ type sheetStats struct {
 	presTP, presFP, presFN, presTN int
 	// writing, over all frames: truth writing vs predicted writing.
 	wrTP, wrFP, wrFN, wrTN int
-	perKind                map[string][2]int // kind → (right, total)
-	perArea                map[string][2]int // area bucket → writing recall (right, total) on writing frames
-	perCond                map[string][2]int // condition → present recall (right, total) on positives
-	misses                 []string
-	elapsed                time.Duration
-	n                      int
+	// blankWritten counts blank sheets read as written (the false accusation), of blankSeen
+	// blank sheets detected as present.
+	blankWritten, blankSeen int
+	// writtenFound counts written-on sheets read as written, of writtenSeen detected as present.
+	writtenFound, writtenSeen int
+	perKind                   map[string][2]int // kind → (right, total)
+	perArea                   map[string][2]int // area bucket → writing recall (right, total) on writing frames
+	perCond                   map[string][2]int // condition → present recall (right, total) on positives
+	misses                    []string
+	elapsed                   time.Duration
+	n                         int
 }
 
 func (st *sheetStats) add(c sheetCase, so *SheetObservation) {
@@ -635,6 +640,18 @@ func (st *sheetStats) add(c sheetCase, so *SheetObservation) {
 		right = false
 	default:
 		st.wrTN++
+	}
+	if c.truth == truthWriting && present {
+		st.writtenSeen++
+		if writing {
+			st.writtenFound++
+		}
+	}
+	if c.truth == truthBlank && present {
+		st.blankSeen++
+		if writing {
+			st.blankWritten++
+		}
 	}
 	k := st.perKind[c.name]
 	k[1]++
@@ -686,6 +703,8 @@ func (st *sheetStats) report() string {
 		prec(st.presTP, st.presFP), pct(st.presTP, st.presTP+st.presFN), st.presTP, st.presFP, st.presFN, st.presTN)
 	fmt.Fprintf(&b, "writing:       precision %.1f%% recall %.1f%% (TP %d FP %d FN %d TN %d)\n",
 		prec(st.wrTP, st.wrFP), pct(st.wrTP, st.wrTP+st.wrFN), st.wrTP, st.wrFP, st.wrFN, st.wrTN)
+	fmt.Fprintf(&b, "written sheets read as written: %d of %d detected written sheets (%.1f%%)\n", st.writtenFound, st.writtenSeen, pct(st.writtenFound, st.writtenSeen))
+	fmt.Fprintf(&b, "blank sheets read as written: %d of %d detected blank sheets (%.1f%%)\n", st.blankWritten, st.blankSeen, pct(st.blankWritten, st.blankSeen))
 	fmt.Fprintf(&b, "time: %.2f ms/frame (decode + sheet analyzer, %d frames)\n", float64(st.elapsed.Microseconds())/1000/float64(st.n), st.n)
 	fmt.Fprintf(&b, "%-18s %8s\n", "kind", "correct")
 	kinds := make([]string, 0, len(st.perKind))

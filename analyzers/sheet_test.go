@@ -241,7 +241,7 @@ func TestSheetRejectsBadFrames(t *testing.T) {
 
 func TestSheetConfig(t *testing.T) {
 	a := newTestSheet(t)
-	if a.Name() != "sheet" || a.DecodeSide() != 640 || !strings.Contains(a.Version(), "sheet-cv1") {
+	if a.Name() != "sheet" || a.DecodeSide() != 480 || !strings.Contains(a.Version(), "sheet-cv1") {
 		t.Errorf("name %q side %d version %q", a.Name(), a.DecodeSide(), a.Version())
 	}
 	if _, err := NewSheet(SheetConfig{MinArea: 2}); err == nil {
@@ -249,8 +249,8 @@ func TestSheetConfig(t *testing.T) {
 	}
 }
 
-// BenchmarkSheet is the per-frame cost on a 1280×720 evidence frame decoded at 640×360 (the
-// default decode side), excluding the decode.
+// BenchmarkSheet is the per-frame cost on a 1280×720 evidence frame decoded at 640×360 (what
+// the default decode side gives), excluding the decode.
 func BenchmarkSheet(b *testing.B) {
 	for _, kind := range []string{"text", "neg-none"} {
 		b.Run(kind, func(b *testing.B) {

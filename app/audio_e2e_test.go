@@ -8,7 +8,9 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"log/slog"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -55,7 +57,12 @@ func TestAudioAnswersEndToEnd(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			a := startApp(t, b, func(c *Config) { c.Audio.Answers.LongSilence = 4 * time.Second })
+			a := startApp(t, b, func(c *Config) {
+				c.Audio.Answers.LongSilence = 4 * time.Second
+				if os.Getenv("PROCTOR_TEST_AUDIO_LOG") != "" { // the workers' log, for debugging
+					c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				}
+			})
 			ingestKey, reviewKey := keys(t, a, "org-audio")
 			plat, rev := platform.New(a.URL, ingestKey), platform.New(a.URL, reviewKey)
 			t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second)

@@ -74,7 +74,7 @@ func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weigh
 	}
 	h.pool <- first
 	h.version = first.Version()
-	h.answers = rules.NewAnswerEngine(cfg.Answers, weights, h.version)
+	h.answers = rules.NewAnswerEngine(cfg.Answers, weights, first.ShortVersion())
 	h.analyzeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "proctor_audio_analyze_seconds", Help: "Time to analyse one audio chunk.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})

@@ -8,8 +8,9 @@ import (
 
 // Flag types raised by the object and attire rules (COCO detector, face-attribute classifier).
 const (
-	// ExtraPerson: someone besides the candidate is in view. Main camera: a second face or a
-	// second body; evidence camera (which films the candidate from behind): more than one body.
+	// ExtraPerson: someone besides the candidate is in view, seen by the person detector. Main
+	// camera: a second body, or a second face on a frame the detector measured; evidence camera
+	// (which films the candidate from behind): more than one body.
 	ExtraPerson = "EXTRA_PERSON"
 	// PhoneVisible: a mobile phone in either camera (the evidence camera is itself a phone and
 	// does not see itself).
@@ -47,8 +48,8 @@ type ObjectsConfig struct {
 
 // Defaults of ObjectsConfig's thresholds; keep equal to models/manifests/attire-cnn.json.
 const (
-	DefaultMaskScore     = 0.5
-	DefaultOccludedScore = 0.5
+	DefaultMaskScore     = 0.61
+	DefaultOccludedScore = 0.78
 )
 
 func (c ObjectsConfig) withDefaults() ObjectsConfig {
@@ -86,7 +87,9 @@ func (e *Engine) objectRules() []FrameRule {
 	masked := func(f *store.FrameResult) bool { return f.MaskScore != nil && float64(*f.MaskScore) >= c.MaskScore }
 	return []FrameRule{
 		{Type: ExtraPerson, Severity: store.SeverityAlert, Camera: "main", After: c.ExtraPersonAfter,
-			Holds: func(f *store.FrameResult) bool { return persons(f) >= 2 || f.Faces >= 2 },
+			// Faces count too (someone whose body is out of frame), but only on frames the person
+			// detector measured: without it, two faces are MULTIPLE_FACES' business alone.
+			Holds: func(f *store.FrameResult) bool { return f.Persons != nil && (*f.Persons >= 2 || f.Faces >= 2) },
 			Confidence: func(f *store.FrameResult) float64 {
 				return float64(max(f.SecondPersonScore, f.SecondFaceScore))
 			}},

@@ -438,6 +438,24 @@ def main():
             rel = os.path.relpath(p, data) if p.startswith(data) else os.path.relpath(p, ROOT) if p.startswith(ROOT) else p
             f.write(f"{rel}\t{d}\t{m}\t{'' if o is None else o}\t{g}\t{n}\n")
     log("wrote", args.out, model_sha, args.report, args.data_manifest)
+    if os.path.abspath(args.out) == os.path.join(ROOT, "models", "trained", "attire-cnn.onnx"):
+        update_manifest(model_sha, thr)
+
+
+def update_manifest(model_sha, thr):
+    """Points models/manifests/attire-cnn.json at the new file and thresholds (same layout)."""
+    import re
+    p = os.path.join(ROOT, "models", "manifests", "attire-cnn.json")
+    with open(p) as f:
+        s = f.read()
+    s = re.sub(r'"sha256": "[0-9a-f]*"', f'"sha256": "{model_sha}"', s)
+    s = re.sub(r'"package_sha256": "[0-9a-f]*"', f'"package_sha256": "{model_sha}"', s)
+    s = re.sub(r'"scores": \{[^}]*\}', '"scores": {"mask": %g, "occluded": %g}' % (thr["mask"], thr["occluded"]), s)
+    with open(p, "w") as f:
+        f.write(s)
+    log(f"updated {os.path.relpath(p, ROOT)}; if the thresholds changed, set DefaultMaskScore and "
+        f"DefaultOccludedScore in rules/vision_objects.go to {thr['mask']} and {thr['occluded']} "
+        "(go test ./rules checks they agree)")
 
 
 if __name__ == "__main__":
