@@ -4,6 +4,7 @@ package analyzers
 
 import (
 	"context"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -28,6 +29,9 @@ type Frame struct {
 	// Session is the exam session the frame belongs to ("" outside the pipeline). Analyzers that
 	// keep per-candidate state between frames (identity's face track) key it by this.
 	Session string
+	// CapturedAt is the client's capture time (zero outside the pipeline): analyzers comparing a
+	// frame with the previous one (camera motion) need real time between them.
+	CapturedAt time.Time
 	// Enrolled is the candidate's registration-photo embedding for the identity analyzer; nil
 	// when the session has none (then no face gets a Match).
 	Enrolled *Enrollment
@@ -113,6 +117,9 @@ type Observation struct {
 	Persons *int     `json:"persons,omitempty"`
 	Phones  *int     `json:"phones,omitempty"`
 	Objects []Object `json:"objects,omitempty"`
+	// CameraYaw is how far the evidence camera turned since the session's previous evidence
+	// frame, in degrees ("cameramotion" analyzer, for the room scan); nil when not measured.
+	CameraYaw *float32 `json:"camera_yaw,omitempty"`
 }
 
 // Object is one detected person or phone, box in original pixel coordinates.

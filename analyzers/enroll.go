@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"slices"
+	"time"
 
 	"gocv.io/x/gocv"
 )
@@ -35,6 +36,8 @@ type FrameMeta struct {
 	Camera string
 	// Session keys per-candidate state kept between frames (see Frame.Session).
 	Session string
+	// CapturedAt is the client's capture time of the frame.
+	CapturedAt time.Time
 	// Enrolled is the session's registration embedding, nil if none.
 	Enrolled *Enrollment
 }
@@ -50,7 +53,7 @@ func (s *Set) AnalyzeFrameJPEG(ctx context.Context, data []byte, meta FrameMeta)
 		return Observation{}, err
 	}
 	defer f.Image.Close()
-	f.Camera, f.Session, f.Enrolled = meta.Camera, meta.Session, meta.Enrolled
+	f.Camera, f.Session, f.Enrolled, f.CapturedAt = meta.Camera, meta.Session, meta.Enrolled, meta.CapturedAt
 	return s.Analyze(ctx, &f)
 }
 

@@ -27,6 +27,9 @@ type Config struct {
 	Attire  AttireConfig  `json:"attire"`
 	// Sheet configures the "sheet" analyzer (sheet.go: the A4 sheet shown to the evidence camera).
 	Sheet SheetConfig `json:"sheet"`
+	// CameraMotion configures the "cameramotion" analyzer (cameramotion.go: evidence-camera turn
+	// between frames, for the room scan).
+	CameraMotion CameraMotionConfig `json:"camera_motion"`
 	// DecodeSide overrides the longest side frames are decoded at. Default: the largest that any
 	// analyzer in the set asks for (see SideNeeder); 0 there too means full size.
 	DecodeSide int `json:"decode_side,omitempty"`
@@ -58,6 +61,7 @@ func NewRegistry() *Registry {
 	r.mustRegister("persons", func(cfg *Config) (Analyzer, error) { return NewPersons(cfg.Persons) })
 	r.mustRegister("attire", func(cfg *Config) (Analyzer, error) { return NewAttire(cfg.Attire) })
 	r.mustRegister("sheet", func(cfg *Config) (Analyzer, error) { return NewSheet(cfg.Sheet) })
+	r.mustRegister("cameramotion", func(cfg *Config) (Analyzer, error) { return NewCameraMotion(cfg.CameraMotion) })
 	return r
 }
 

@@ -335,7 +335,7 @@ func argmaxExcept(surf []float32, w, h int, skip [][2]int) (int, int) {
 				continue
 			}
 			for _, s := range skip {
-				if abs(wrapShift((x-s[0]+w)%w, w)) <= 2 && abs(wrapShift((y-s[1]+h)%h, h)) <= 2 {
+				if absInt(wrapShift((x-s[0]+w)%w, w)) <= 2 && absInt(wrapShift((y-s[1]+h)%h, h)) <= 2 {
 					continue next
 				}
 			}
@@ -379,7 +379,7 @@ func wrapShift(i, n int) int {
 	return i
 }
 
-func abs(i int) int {
+func absInt(i int) int {
 	if i < 0 {
 		return -i
 	}

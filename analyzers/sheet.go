@@ -141,26 +141,26 @@ type Sheet struct {
 	version string
 
 	// Scratch images, reused between frames.
-	small, gray, hsv, sat, white, bin, morph, edges, hull mat
-	warped, red, black, closed, sheetHSV, skinNear        mat
-	labels, stats, centroids                              mat
+	small, gray, hsv, sat, white, bin, morph, edges, hull lazyMat
+	warped, red, black, closed, sheetHSV, skinNear        lazyMat
+	labels, stats, centroids                              lazyMat
 	skin, ink                                             gocv.Mat // sheetInnerH×sheetInnerW masks
 	k3, k5, kInk                                          gocv.Mat
 	homography                                            gocv.Mat
 	cands                                                 []sheetCandidate
 }
 
-// mat is a scratch Mat created on first use (a zero gocv.Mat must not be touched).
-type mat struct{ m gocv.Mat }
+// lazyMat is a scratch Mat created on first use (a zero gocv.Mat must not be touched).
+type lazyMat struct{ m gocv.Mat }
 
-func (s *mat) get() *gocv.Mat {
+func (s *lazyMat) get() *gocv.Mat {
 	if s.m.Ptr() == nil {
 		s.m = gocv.NewMat()
 	}
 	return &s.m
 }
 
-func (s *mat) close() {
+func (s *lazyMat) close() {
 	if s.m.Ptr() != nil {
 		s.m.Close()
 		s.m = gocv.Mat{}
@@ -208,7 +208,7 @@ func (a *Sheet) DecodeSide() int { return a.cfg.DecodeSide }
 
 // Close implements Analyzer.
 func (a *Sheet) Close() error {
-	for _, m := range []*mat{&a.small, &a.gray, &a.hsv, &a.sat, &a.white, &a.bin, &a.morph, &a.edges,
+	for _, m := range []*lazyMat{&a.small, &a.gray, &a.hsv, &a.sat, &a.white, &a.bin, &a.morph, &a.edges,
 		&a.hull, &a.warped, &a.red, &a.black, &a.closed, &a.sheetHSV, &a.skinNear, &a.labels, &a.stats, &a.centroids} {
 		m.close()
 	}
@@ -229,12 +229,14 @@ func (a *Sheet) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 		return nil
 	}
 	// OpenCV errors abort the process: check everything it will be handed.
-	if f.Image.Ptr() == nil || f.Image.Empty() || f.Image.Type() != gocv.MatTypeCV8UC3 ||
-		f.Image.Cols() < MinSide || f.Image.Rows() < MinSide || f.Width <= 0 || f.Height <= 0 {
+	if f.Image.Ptr() == nil || f.Image.Empty() || f.Image.Type() != gocv.MatTypeCV8UC3 || f.Width <= 0 || f.Height <= 0 {
 		return errSheetInput
 	}
 	res := &SheetObservation{}
 	obs.Sheet = res
+	if f.Image.Cols() < MinSide || f.Image.Rows() < MinSide {
+		return nil // a sliver (a very wide frame decoded small): no sheet to see, not an error
+	}
 	best, scale := a.detect(f.Image)
 	if best == nil {
 		return nil
@@ -426,7 +428,7 @@ func longestSidesQuad(pts [][2]float32) ([4][2]float32, bool) {
 		best := -1
 		var bestLen float32
 		for i := range n {
-			if l := dist2(pts[i], pts[(i+1)%n]); !used[i] && (best < 0 || l > bestLen) {
+			if l := pointDist2(pts[i], pts[(i+1)%n]); !used[i] && (best < 0 || l > bestLen) {
 				best, bestLen = i, l
 			}
 		}
@@ -492,8 +494,8 @@ func orderQuad(q [4][2]float32) [4][2]float32 {
 	return out
 }
 
-// ramp maps x linearly so that lo → 0, hi → 1, clamped.
-func ramp(x, lo, hi float32) float32 {
+// linearRamp maps x linearly so that lo → 0, hi → 1, clamped.
+func linearRamp(x, lo, hi float32) float32 {
 	switch {
 	case x <= lo:
 		return 0
@@ -550,7 +552,7 @@ func (a *Sheet) shapeScore(c sheetCriteria) float32 {
 		return 0
 	}
 	off := float32(math.Abs(math.Log(float64(c.ratio) / math.Sqrt2)))
-	return min(1-ramp(off, a.cfg.AspectTolerance-0.1, a.cfg.AspectTolerance+0.1), ramp(c.fill, 0.7, 0.9))
+	return min(1-linearRamp(off, a.cfg.AspectTolerance-0.1, a.cfg.AspectTolerance+0.1), linearRamp(c.fill, 0.7, 0.9))
 }
 
 func (a *Sheet) score(c sheetCriteria) float32 {
@@ -558,9 +560,9 @@ func (a *Sheet) score(c sheetCriteria) float32 {
 	if score == 0 {
 		return 0
 	}
-	score = min(score, ramp(c.gray, a.cfg.MinBrightness-30, a.cfg.MinBrightness+30))
-	score = min(score, 1-ramp(c.sat, a.cfg.MaxSaturation-30, a.cfg.MaxSaturation+30))
-	return min(score, ramp(c.support, a.cfg.MinEdgeSupport-0.2, a.cfg.MinEdgeSupport+0.2))
+	score = min(score, linearRamp(c.gray, a.cfg.MinBrightness-30, a.cfg.MinBrightness+30))
+	score = min(score, 1-linearRamp(c.sat, a.cfg.MaxSaturation-30, a.cfg.MaxSaturation+30))
+	return min(score, linearRamp(c.support, a.cfg.MinEdgeSupport-0.2, a.cfg.MinEdgeSupport+0.2))
 }
 
 // quadMeans averages grey and saturation over the pixels inside a convex quad (clockwise in
@@ -654,12 +656,12 @@ func a4Ratio(q [4][2]float32, w, h, fovDeg float32) float32 {
 	// Zhang & He label the rectangle's corners m1=(0,0), m2=(W,0), m3=(0,H), m4=(W,H).
 	m := func(p [2]float32) [3]float64 { return [3]float64{float64(p[0]) - cx, float64(p[1]) - cy, 1} }
 	m1, m2, m4, m3 := m(q[0]), m(q[1]), m(q[2]), m(q[3])
-	m14 := cross3(m1, m4)
-	d2, d3 := dot3(cross3(m2, m4), m3), dot3(cross3(m3, m4), m2)
+	m14 := vec3Cross(m1, m4)
+	d2, d3 := vec3Dot(vec3Cross(m2, m4), m3), vec3Dot(vec3Cross(m3, m4), m2)
 	if math.Abs(d2) < 1e-9 || math.Abs(d3) < 1e-9 {
 		return 0
 	}
-	k2, k3 := dot3(m14, m3)/d2, dot3(m14, m2)/d3
+	k2, k3 := vec3Dot(m14, m3)/d2, vec3Dot(m14, m2)/d3
 	if k2 <= 0 || k3 <= 0 {
 		return 0 // not the image of a rectangle in front of the camera
 	}
@@ -680,11 +682,11 @@ func a4Ratio(q [4][2]float32, w, h, fovDeg float32) float32 {
 	return float32(r)
 }
 
-func cross3(a, b [3]float64) [3]float64 {
+func vec3Cross(a, b [3]float64) [3]float64 {
 	return [3]float64{a[1]*b[2] - a[2]*b[1], a[2]*b[0] - a[0]*b[2], a[0]*b[1] - a[1]*b[0]}
 }
 
-func dot3(a, b [3]float64) float64 { return a[0]*b[0] + a[1]*b[1] + a[2]*b[2] }
+func vec3Dot(a, b [3]float64) float64 { return a[0]*b[0] + a[1]*b[1] + a[2]*b[2] }
 
 // inkFraction warps the inner part of the sheet (corners in decoded-image pixels, TL TR BR BL)
 // to a portrait A4 rectangle and returns the fraction of it covered by thin dark strokes.
@@ -699,15 +701,15 @@ func dot3(a, b [3]float64) float64 { return a[0]*b[0] + a[1]*b[1] + a[2]*b[2] }
 func (a *Sheet) inkFraction(img gocv.Mat, q [4][2]float32) float32 {
 	// Portrait output: if the quad's first edge (top) is its long side, start from the
 	// bottom-left corner so the long side maps to the warped height.
-	top := dist2(q[0], q[1]) + dist2(q[3], q[2])
-	left := dist2(q[0], q[3]) + dist2(q[1], q[2])
+	top := pointDist2(q[0], q[1]) + pointDist2(q[3], q[2])
+	left := pointDist2(q[0], q[3]) + pointDist2(q[1], q[2])
 	if top > left {
 		q = [4][2]float32{q[3], q[0], q[1], q[2]}
 	}
 	// Map the whole sheet so that only its inner part lands in the output image.
 	const mx, my = sheetMarginX, sheetMarginY
 	dst := [4][2]float32{{-mx, -my}, {sheetWarpW - 1 - mx, -my}, {sheetWarpW - 1 - mx, sheetWarpH - 1 - my}, {-mx, sheetWarpH - 1 - my}}
-	hm, ok := homography(q, dst)
+	hm, ok := quadHomography(q, dst)
 	if !ok {
 		return 0
 	}
@@ -780,13 +782,13 @@ func (a *Sheet) inkFraction(img gocv.Mat, q [4][2]float32) float32 {
 	return float32(inkPx) / n
 }
 
-func dist2(a, b [2]float32) float32 {
+func pointDist2(a, b [2]float32) float32 {
 	dx, dy := a[0]-b[0], a[1]-b[1]
 	return dx*dx + dy*dy
 }
 
-// homography solves for the 3×3 projective map (row-major, h33 = 1) taking src[i] to dst[i].
-func homography(src, dst [4][2]float32) ([9]float64, bool) {
+// quadHomography solves for the 3×3 projective map (row-major, h33 = 1) taking src[i] to dst[i].
+func quadHomography(src, dst [4][2]float32) ([9]float64, bool) {
 	var m [8][9]float64 // augmented 8×8 system
 	for i := range 4 {
 		x, y := float64(src[i][0]), float64(src[i][1])

@@ -339,7 +339,7 @@ func paste(dst *gocv.Mat, src gocv.Mat, q [4][2]float32) {
 		local[i] = [2]float32{p[0] - float32(box.Min.X), p[1] - float32(box.Min.Y)}
 	}
 	sw, sh := float32(src.Cols()-1), float32(src.Rows()-1)
-	hm, ok := homography([4][2]float32{{0, 0}, {sw, 0}, {sw, sh}, {0, sh}}, local)
+	hm, ok := quadHomography([4][2]float32{{0, 0}, {sw, 0}, {sw, sh}, {0, sh}}, local)
 	if !ok {
 		return
 	}

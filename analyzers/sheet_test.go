@@ -67,7 +67,7 @@ func TestOrderQuad(t *testing.T) {
 func TestHomography(t *testing.T) {
 	src := [4][2]float32{{12, 30}, {210, 18}, {240, 300}, {5, 280}}
 	dst := [4][2]float32{{0, 0}, {299, 0}, {299, 423}, {0, 423}}
-	h, ok := homography(src, dst)
+	h, ok := quadHomography(src, dst)
 	if !ok {
 		t.Fatal("no homography")
 	}
@@ -79,7 +79,7 @@ func TestHomography(t *testing.T) {
 			t.Errorf("corner %d maps to (%.3f, %.3f), want %v", i, u, v, dst[i])
 		}
 	}
-	if _, ok := homography([4][2]float32{{0, 0}, {1, 1}, {2, 2}, {3, 3}}, dst); ok {
+	if _, ok := quadHomography([4][2]float32{{0, 0}, {1, 1}, {2, 2}, {3, 3}}, dst); ok {
 		t.Error("collinear corners gave a homography")
 	}
 }
@@ -230,12 +230,17 @@ func TestSheetRejectsBadFrames(t *testing.T) {
 		"zero Mat": {Camera: CameraEvidence, Width: 100, Height: 100},
 		"empty":    {Camera: CameraEvidence, Image: empty, Width: 100, Height: 100},
 		"grey":     {Camera: CameraEvidence, Image: gray, Width: 100, Height: 100},
-		"tiny":     {Camera: CameraEvidence, Image: tiny, Width: 8, Height: 8},
 	} {
 		var obs Observation
 		if err := a.Analyze(context.Background(), &f, &obs); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	// A sliver is a frame without a sheet, not a failed frame.
+	f := Frame{Camera: CameraEvidence, Image: tiny, Width: 4000, Height: 40}
+	var obs Observation
+	if err := a.Analyze(context.Background(), &f, &obs); err != nil || obs.Sheet == nil || obs.Sheet.Present {
+		t.Errorf("8×8 frame: sheet %+v, err %v", obs.Sheet, err)
 	}
 }
 

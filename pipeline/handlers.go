@@ -40,6 +40,10 @@ type FrameHandlers struct {
 func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, eng *rules.Engine,
 	registry prometheus.Registerer, log *slog.Logger) (*FrameHandlers, error) {
 	maxConcurrent = max(maxConcurrent, 1)
+	if cfg.CameraMotion.Thumbs == nil {
+		// One store for every pooled set: a session's consecutive frames may land on any of them.
+		cfg.CameraMotion.Thumbs = analyzers.NewThumbStore(0)
+	}
 	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log,
 		pool: make(chan *analyzers.Set, maxConcurrent), created: make(chan struct{}, maxConcurrent)}
 	for range maxConcurrent {
@@ -129,7 +133,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		return err
 	}
 	start := time.Now()
-	meta := analyzers.FrameMeta{Camera: fm.Camera, Session: fm.SessionID}
+	meta := analyzers.FrameMeta{Camera: fm.Camera, Session: fm.SessionID, CapturedAt: time.UnixMilli(fm.CapturedAtMs)}
 	if fm.Camera == analyzers.CameraMain {
 		if meta.Enrolled, err = h.enrollment(ctx, set, sess); err != nil {
 			h.pool <- set
@@ -156,6 +160,9 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		TopFaceScore: obs.TopFaceScore, Observation: string(obsJSON)}
 	if len(obs.Faces) >= 2 {
 		fr.SecondFaceScore = secondBest(obs.Faces)
+	}
+	if obs.CameraYaw != nil {
+		fr.YawDelta = *obs.CameraYaw
 	}
 	if sh := obs.Sheet; sh != nil && sh.Present {
 		fr.Sheet, fr.SheetWritingScore = 1, sh.WritingScore

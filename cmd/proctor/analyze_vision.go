@@ -10,12 +10,13 @@ import (
 )
 
 // serviceAnalyzers is the default of --analyzers for serve, worker, demo and bench: the face
-// count, identity and head-pose checks, mask/occlusion, and the person/phone detector.
-var serviceAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons"}
+// count, identity and head-pose checks, mask/occlusion, the person/phone detector, and the
+// evidence camera's A4-sheet and camera-motion (room scan) checks.
+var serviceAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons", "sheet", "cameramotion"}
 
 // imageAnalyzers is what `proctor analyze image` runs by default: every face check, then the
 // mask/occlusion classifier and the person/phone detector.
-var imageAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons"}
+var imageAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons", "sheet"}
 
 // imageConfig is the analyzer configuration of `proctor analyze image` and `proctor eval vision`:
 // the named analyzers, with pose and landmarks for every face (the service limits them to the
