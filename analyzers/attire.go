@@ -106,19 +106,23 @@ func (a *Attire) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 		if err := a.clf.Classify(f.FaceCrops[i], a.scores); err != nil {
 			return fmt.Errorf("attire: face %d: %w", i, err)
 		}
-		set := func(k int) *Attribute {
-			if a.col[k] < 0 {
-				return nil
-			}
-			s := a.scores[a.col[k]]
-			at := &attrs[3*i+k]
-			*at = Attribute{Score: s, Present: s >= a.thr[k]}
-			return at
-		}
 		face := &obs.Faces[i]
-		face.Mask, face.Occluded, face.Earphones = set(0), set(1), set(2)
+		face.Mask = a.attribute(attrs[3*i:3*i+3], 0)
+		face.Occluded = a.attribute(attrs[3*i:3*i+3], 1)
+		face.Earphones = a.attribute(attrs[3*i:3*i+3], 2)
 	}
 	return nil
+}
+
+// attribute fills slot[k] from the last scores for label k (mask, occluded, earphones); nil when
+// the model has no such label.
+func (a *Attire) attribute(slot []Attribute, k int) *Attribute {
+	if a.col[k] < 0 {
+		return nil
+	}
+	s := a.scores[a.col[k]]
+	slot[k] = Attribute{Score: s, Present: s >= a.thr[k]}
+	return &slot[k]
 }
 
 // Close implements Analyzer.

@@ -80,9 +80,6 @@ func objectFlags(t *testing.T, b backend, main, evidence [][]byte) (map[string]i
 	ctx := context.Background()
 	a := startApp(t, b, func(c *Config) {
 		c.Analyzers = analyzers.Config{Analyzers: visionObjectsAnalyzers}
-		if debugLog != nil {
-			c.Log = debugLog
-		}
 	})
 	ingestKey, reviewKey := keys(t, a, "org-vision")
 	plat, rev := platform.New(a.URL, ingestKey), platform.New(a.URL, reviewKey)

@@ -115,7 +115,7 @@ type Flag struct {
 	EndMs        int64   `json:"end_ms"`
 	Severity     string  `gorm:"size:16" json:"severity"`
 	Confidence   float64 `json:"confidence"`
-	ModelVersion string  `gorm:"size:128" json:"model_version"`
+	ModelVersion string  `gorm:"size:1024" json:"model_version"` // every analyzer, model and thresholds: ~300 chars for six (PostgreSQL enforces the size)
 	Status       string  `gorm:"size:16;index" json:"status"`
 	Phase        string  `gorm:"size:16" json:"phase"`
 	EvidenceSeq  int64   `json:"evidence_seq"`

@@ -211,19 +211,6 @@ def coloured_noise(rng, n):
     return out / (np.std(out) + 1e-9)
 
 
-def formant_shift(a, cents):
-    """sox pitch: shifts pitch and formants together at the same duration (labels stay valid),
-    i.e. a shorter or longer vocal tract. espeak's -p moves the pitch only; this widens the range
-    of timbres beyond espeak's variants (training voices only), which is where unseen voices fail."""
-    out = subprocess.run(["sox", "-V1", "-t", "raw", "-r", str(F.SR), "-b", "32", "-e", "floating-point", "-c", "1", "-",
-                          "-t", "raw", "-", "pitch", f"{cents:.0f}"], input=a.astype(np.float32).tobytes(),
-                         capture_output=True, check=True).stdout
-    b = np.frombuffer(out, np.float32)
-    if len(b) >= len(a):
-        return b[:len(a)].copy()
-    return np.concatenate([b, np.zeros(len(a) - len(b), np.float32)])
-
-
 def band_limit(a, lo, hi):
     spec = np.fft.rfft(a)
     f = np.fft.rfftfreq(len(a), 1 / F.SR)
@@ -281,7 +268,7 @@ def write_wav(path, a):
 def build_session(args):
     """One session of one voice: sentences with pauses, the phrase (or a same-meaning variant)
     closing some 'answers', optional real speech mixed in. Returns audio and labels."""
-    seed, voice, seconds, phrase_rate, real_key, shift = args
+    seed, voice, seconds, phrase_rate, real_key = args
     real_clips = REAL.get(real_key) or []
     rng = random.Random(seed)
     vocab = VOCAB
@@ -332,8 +319,6 @@ def build_session(args):
         since_phrase += 1
         add_silence(rng.uniform(0.1, 1.0) if rng.random() < 0.8 else rng.uniform(1.0, 6.0))
     a = np.concatenate(parts)
-    if shift and rng.random() < 0.6:
-        a = formant_shift(a, rng.uniform(-450, 450))
     a = augment(a, rng)
     labels["duration"] = len(a) / F.SR
     return a, labels
@@ -637,7 +622,7 @@ def main():
         out = []
         for i in range(count):
             v = voice_setting(rng, voices[i % len(voices)])
-            out.append((base + i, v, seconds, rate, real, real == "train"))
+            out.append((base + i, v, seconds, rate, real))
         return out
 
     train_jobs = jobs(train_v, args.train_sessions, args.session_seconds, 0.40, "train", 0)
