@@ -87,12 +87,10 @@ func (e *Engine) objectRules() []FrameRule {
 	masked := func(f *store.FrameResult) bool { return f.MaskScore != nil && float64(*f.MaskScore) >= c.MaskScore }
 	return []FrameRule{
 		{Type: ExtraPerson, Severity: store.SeverityAlert, Camera: "main", After: c.ExtraPersonAfter,
-			// Faces count too (someone whose body is out of frame), but only on frames the person
-			// detector measured: without it, two faces are MULTIPLE_FACES' business alone.
-			Holds: func(f *store.FrameResult) bool { return f.Persons != nil && (*f.Persons >= 2 || f.Faces >= 2) },
-			Confidence: func(f *store.FrameResult) float64 {
-				return float64(max(f.SecondPersonScore, f.SecondFaceScore))
-			}},
+			// A second body whose face is not seen (turned away, out of frame). Two visible faces
+			// are MULTIPLE_FACES' business: one situation, one flag for the reviewer.
+			Holds:      func(f *store.FrameResult) bool { return persons(f) >= 2 && f.Faces < 2 },
+			Confidence: func(f *store.FrameResult) float64 { return float64(f.SecondPersonScore) }},
 		{Type: ExtraPerson, Severity: store.SeverityAlert, Camera: "evidence", After: c.ExtraPersonAfter,
 			Holds:      func(f *store.FrameResult) bool { return persons(f) >= 2 },
 			Confidence: func(f *store.FrameResult) float64 { return float64(f.SecondPersonScore) }},
