@@ -242,6 +242,37 @@ func TestEndToEnd(t *testing.T) {
 				return len(evs) == 2 && n == 1
 			}, "2 events and 1 audio chunk stored")
 
+			// The timeline puts them on one axis: phases from the events and the schedule, each
+			// event with its class and phase, and the face flags stamped "answering" once the
+			// timing check ran (it is debounced by ~2 s after new input).
+			waitFor(t, func() bool {
+				var tl struct {
+					Phases []struct {
+						Phase string `json:"phase"`
+					} `json:"phases"`
+					Events []struct {
+						Type, Class, Phase string
+					} `json:"events"`
+					Flags []store.Flag `json:"flags"`
+				}
+				if _, err := rev.Do(ctx, "GET", "/v1/sessions/"+sess.ID+"/timeline", "", nil, &tl); err != nil {
+					return false
+				}
+				stamped := 0
+				for _, f := range faceFlags(tl.Flags) {
+					if f.Phase == "answering" {
+						stamped++
+					}
+				}
+				var phases []string
+				for _, p := range tl.Phases {
+					phases = append(phases, p.Phase)
+				}
+				// The scheduled end is on the axis ahead of time.
+				return len(tl.Events) == 2 && tl.Events[0].Class == "flow" && tl.Events[1].Phase == "answering" &&
+					strings.Join(phases, ",") == "registered,answering,ended" && stamped == 2
+			}, "timeline with phases, classified events and phase-stamped flags")
+
 			// The queue ranks by risk and never shows another organisation's sessions.
 			list, err := rev.Sessions(ctx)
 			if err != nil || len(list) != 1 || list[0].ID != sess.ID {

@@ -585,7 +585,11 @@ def main():
     ap.add_argument("--regen-train", action="store_true",
                     help="with --reuse-features: regenerate the training sessions only, keep the dev/test ones")
     ap.add_argument("--train-sessions", type=int, default=200)
+    ap.add_argument("--short-sessions", type=int, default=500,
+                    help="extra 10 s training sessions, each with a voice setting of its own and the phrase at least once: "
+                         "more voice settings for the positives at little cost")
     ap.add_argument("--dev-sessions", type=int, default=20)
+    ap.add_argument("--dev-extra", type=int, default=40, help="additional dev sessions (see below)")
     ap.add_argument("--test-sessions", type=int, default=40)
     ap.add_argument("--session-seconds", type=float, default=60)
     ap.add_argument("--test-seconds", type=float, default=150)
@@ -594,7 +598,8 @@ def main():
     ap.add_argument("--pos-weight", type=float, default=0.1,
                     help="positive windows weigh this times negatives/positives (below 0.5: fewer confident false alarms)")
     ap.add_argument("--hard-rounds", type=int, default=1, help="rounds of hard-negative re-weighting")
-    ap.add_argument("--target-fa", type=float, default=0.3, help="false alarms per hour allowed on dev")
+    ap.add_argument("--target-fa", type=float, default=0.6,
+                    help="false alarms per hour allowed on dev (the requirement is 1 per hour; 0.6 leaves a margin)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=20261126)
     args = ap.parse_args()
@@ -628,18 +633,32 @@ def main():
     train_jobs = jobs(train_v, args.train_sessions, args.session_seconds, 0.40, "train", 0)
     dev_jobs = jobs(dev_v, args.dev_sessions, args.test_seconds, 0.12, None, 100000)
     test_jobs = jobs(test_v, args.test_sessions, args.test_seconds, 0.12, "test", 200000)
+    short_jobs = jobs(train_v, args.short_sessions, 10, 0.6, "train", 300000)  # after dev/test: their voices stay put
+    # More dev sessions (same dev voices, settings from their own generator so the splits above
+    # stay as they were): 0.6 h of dev speech is too little to pick an operating point at < 1 FA/h.
+    rng = random.Random(args.seed + 7)
+    dev_jobs += jobs(dev_v, args.dev_extra, args.test_seconds, 0.12, None, 400000)
     feat_path = args.features or os.path.join(args.cache, "phrase-work", "features.pkl")
     if args.reuse_features:
         with open(feat_path, "rb") as f:
             z = pickle.load(f)
-        train, dev, test = z["train"], z["dev"], z["test"]
+        train, short, dev, test = z["train"], z.get("short"), z["dev"], z["test"]
         log(f"features loaded from {feat_path}")
-        if args.regen_train:
-            with mp.Pool(args.jobs, initializer=fx_init, initargs=(vocab, args.cache, {"train": real_train})) as pool:
-                train = pool.map(featurise, [(j, None) for j in train_jobs], chunksize=2)
-            log(f"train features regenerated: {sum(len(x[1]) for x in train)} windows, {time.time() - t0:.0f}s")
+        if len(dev) < len(dev_jobs):
+            os.makedirs(os.path.join(eval_dir, "dev"), exist_ok=True)
+            with mp.Pool(args.jobs, initializer=fx_init, initargs=(vocab, args.cache, {})) as pool:
+                dev = dev + pool.map(featurise, [(j, os.path.join(eval_dir, "dev")) for j in dev_jobs[len(dev):]], chunksize=1)
+            log(f"dev sessions: {len(dev)}, {time.time() - t0:.0f}s")
             with open(feat_path, "wb") as f:
-                pickle.dump({"train": train, "dev": dev, "test": test}, f, protocol=5)
+                pickle.dump({"train": train, "short": short, "dev": dev, "test": test}, f, protocol=5)
+        if args.regen_train or short is None or len(short) != len(short_jobs):
+            with mp.Pool(args.jobs, initializer=fx_init, initargs=(vocab, args.cache, {"train": real_train})) as pool:
+                if args.regen_train:
+                    train = pool.map(featurise, [(j, None) for j in train_jobs], chunksize=2)
+                short = pool.map(featurise, [(j, None) for j in short_jobs], chunksize=8)
+            log(f"train features regenerated: {sum(len(x[1]) for x in train + short)} windows, {time.time() - t0:.0f}s")
+            with open(feat_path, "wb") as f:
+                pickle.dump({"train": train, "short": short, "dev": dev, "test": test}, f, protocol=5)
     else:
         for d in ("dev", "test"):
             os.makedirs(os.path.join(eval_dir, d), exist_ok=True)
@@ -647,13 +666,15 @@ def main():
                 os.remove(os.path.join(eval_dir, d, f))
         with mp.Pool(args.jobs, initializer=fx_init, initargs=(vocab, args.cache, {"train": real_train, "test": real_test})) as pool:
             train = pool.map(featurise, [(j, None) for j in train_jobs], chunksize=2)
-            log(f"train features: {sum(len(x[1]) for x in train)} windows, {time.time() - t0:.0f}s")
+            short = pool.map(featurise, [(j, None) for j in short_jobs], chunksize=8)
+            log(f"train features: {sum(len(x[1]) for x in train + short)} windows, {time.time() - t0:.0f}s")
             dev = pool.map(featurise, [(j, os.path.join(eval_dir, "dev")) for j in dev_jobs], chunksize=1)
             test = pool.map(featurise, [(j, os.path.join(eval_dir, "test")) for j in test_jobs], chunksize=1)
             log(f"dev/test features, {time.time() - t0:.0f}s")
         os.makedirs(os.path.dirname(feat_path), exist_ok=True)
         with open(feat_path, "wb") as f:
-            pickle.dump({"train": train, "dev": dev, "test": test}, f, protocol=5)
+            pickle.dump({"train": train, "short": short, "dev": dev, "test": test}, f, protocol=5)
+    train = train + short
     extra = []
     if args.extra_pos or args.extra_neg:
         with mp.Pool(args.jobs, initializer=fx_init, initargs=(vocab, args.cache, {})) as pool:
@@ -707,7 +728,22 @@ def main():
         if cands:
             b = max(cands, key=lambda x: x["recall"])
             log(f"  dev min_run {r}: best recall at <= 1 FA/h: {b['recall']:.3f} (thr {b['threshold']}, {b['fa_per_hour']:.2f} FA/h)")
-    test_res = evaluate(session_scores(test), thr, [t[3] for t in test], min_run)
+    test_scores = session_scores(test)
+    test_labels = [t[3] for t in test]
+    test_res = evaluate(test_scores, thr, test_labels, min_run)
+    # Per test voice (espeak variant): where the misses are.
+    per_voice = {}
+    for sc_w, lab in zip(test_scores, test_labels):
+        r = evaluate([sc_w], thr, [lab], min_run)
+        v = per_voice.setdefault(lab["voice"]["variant"], [0, 0])
+        v[0] += r["hits"]
+        v[1] += r["phrases"]
+    test_res["per_voice"] = {k: f"{h}/{n}" for k, (h, n) in sorted(per_voice.items(), key=lambda kv: kv[1][0] / max(kv[1][1], 1))}
+    # The trade-off on the test split at a few thresholds (for the card; the operating point
+    # above was chosen on dev only).
+    test_res["tradeoff"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in evaluate(test_scores, t, test_labels, min_run).items()
+                             if k in ("threshold", "recall", "false_alarms", "fa_per_hour")}
+                            for t in (0.5, 0.8, 0.9, 0.95, 0.98, thr, 0.998, 0.999)]
     log(f"TEST (unseen voices): recall {test_res['recall']:.3f} ({test_res['hits']}/{test_res['phrases']}), "
         f"{test_res['false_alarms']} false alarms in {test_res['negative_speech_hours']:.2f} h "
         f"= {test_res['fa_per_hour']:.2f}/h; variants triggered {test_res['variant_hits']}/{test_res['variants']}")
