@@ -15,9 +15,8 @@ import (
 	"proctor/analyzers"
 )
 
-// peopleFreeCrops are regions of the dev photos that contain no face, chosen by eye (the same
-// list as analyzers/eval_test.go, which cannot be imported from here): rooms, ceilings, torsos,
-// legs, hands, suits, clothing prints, a flag. x, y, w, h in original pixels.
+// peopleFreeCrops are regions of the dev photos that contain no face, chosen by eye: rooms,
+// ceilings, torsos, legs, hands, suits, clothing prints, a flag. x, y, w, h in original pixels.
 var peopleFreeCrops = []struct {
 	file string
 	r    [4]int
