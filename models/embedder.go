@@ -12,50 +12,22 @@ import (
 // FaceEmbedder turns an aligned face crop into a unit-length embedding. It owns its session and
 // tensors: not safe for concurrent use.
 type FaceEmbedder struct {
-	m       *Manifest
-	session *ort.AdvancedSession
-	input   *ort.Tensor[float32]
-	output  *ort.Tensor[float32]
-	lut     [3][256]float32
-	src     [3]int // byte offset inside a BGR pixel of model channel c
+	m *Manifest
+	*tensorSession
+	lut [3][256]float32
+	src [3]int // byte offset inside a BGR pixel of model channel c
 }
 
 // NewFaceEmbedder creates an embedder for m (from Load).
 func NewFaceEmbedder(m *Manifest, o SessionOptions) (*FaceEmbedder, error) {
-	if m == nil || m.Path == "" {
-		return nil, errors.New("new face embedder: manifest must come from models.Load (no verified file path)")
-	}
-	if m.Decode.Family != FamilyFaceEmbedding {
-		return nil, fmt.Errorf("new face embedder %s: decode family %q is not %s", m.ID(), m.Decode.Family, FamilyFaceEmbedding)
-	}
-	if err := InitRuntime(); err != nil {
+	ts, err := openTensorSession("face embedder", m, FamilyFaceEmbedding, o, func(m *Manifest) (ort.Shape, []ort.Shape) {
+		return ort.NewShape(1, 3, AlignedSize, AlignedSize), []ort.Shape{ort.NewShape(1, int64(m.Decode.Dim))}
+	})
+	if err != nil {
 		return nil, err
 	}
-	e := &FaceEmbedder{m: m}
+	e := &FaceEmbedder{m: m, tensorSession: ts}
 	e.lut, e.src = channelLUT(m.Input)
-	fail := func(step string, err error) (*FaceEmbedder, error) {
-		e.Close()
-		return nil, fmt.Errorf("new face embedder %s: %s: %w", m.ID(), step, err)
-	}
-	var err error
-	if e.input, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 3, AlignedSize, AlignedSize)); err != nil {
-		return fail("input tensor", err)
-	}
-	if e.output, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(m.Decode.Dim))); err != nil {
-		return fail("output tensor", err)
-	}
-	if o.GraphOptimization == "" {
-		o.GraphOptimization = m.GraphOptimization
-	}
-	opts, err := newSessionOptions(o)
-	if err != nil {
-		return fail("session options", err)
-	}
-	defer opts.Destroy()
-	if e.session, err = ort.NewAdvancedSession(m.Path, []string{m.Input.Name}, m.Decode.Outputs,
-		[]ort.Value{e.input}, []ort.Value{e.output}, opts); err != nil {
-		return fail("session", err)
-	}
 	return e, nil
 }
 
@@ -104,7 +76,7 @@ func (e *FaceEmbedder) Embed(aligned gocv.Mat, dst []float32) error {
 	if err := e.session.Run(); err != nil {
 		return fmt.Errorf("run %s: %w", e.m.ID(), err)
 	}
-	copy(dst, e.output.GetData())
+	copy(dst, e.outputs[0].GetData())
 	Normalize(dst)
 	return nil
 }
@@ -151,16 +123,5 @@ func Cosine(a, b []float32) float32 {
 
 // Close frees the session and tensors.
 func (e *FaceEmbedder) Close() error {
-	var errs []error
-	if e.session != nil {
-		errs = append(errs, e.session.Destroy())
-		e.session = nil
-	}
-	for _, t := range []*ort.Tensor[float32]{e.input, e.output} {
-		if t != nil {
-			errs = append(errs, t.Destroy())
-		}
-	}
-	e.input, e.output = nil, nil
-	return errors.Join(errs...)
+	return e.tensorSession.Close()
 }

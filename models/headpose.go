@@ -13,10 +13,8 @@ import (
 // HeadPose estimates yaw, pitch and roll of a face with a hopenet-family model. It owns its
 // session, tensors and scratch image: not safe for concurrent use.
 type HeadPose struct {
-	m       *Manifest
-	session *ort.AdvancedSession
-	input   *ort.Tensor[float32]
-	outputs [3]*ort.Tensor[float32]
+	m *Manifest
+	*tensorSession
 	resized gocv.Mat
 	lut     [3][256]float32
 	src     [3]int
@@ -36,44 +34,15 @@ const (
 
 // NewHeadPose creates a head-pose estimator for m (from Load).
 func NewHeadPose(m *Manifest, o SessionOptions) (*HeadPose, error) {
-	if m == nil || m.Path == "" {
-		return nil, errors.New("new head pose: manifest must come from models.Load (no verified file path)")
-	}
-	if m.Decode.Family != FamilyHopenet {
-		return nil, fmt.Errorf("new head pose %s: decode family %q is not %s", m.ID(), m.Decode.Family, FamilyHopenet)
-	}
-	if err := InitRuntime(); err != nil {
+	ts, err := openTensorSession("head pose", m, FamilyHopenet, o, func(m *Manifest) (ort.Shape, []ort.Shape) {
+		bins := ort.NewShape(1, int64(m.Decode.Dim)) // yaw, pitch, roll
+		return ort.NewShape(1, 3, int64(m.Input.Height), int64(m.Input.Width)), []ort.Shape{bins, bins, bins}
+	})
+	if err != nil {
 		return nil, err
 	}
-	h := &HeadPose{m: m}
+	h := &HeadPose{m: m, tensorSession: ts}
 	h.lut, h.src = channelLUT(m.Input)
-	fail := func(step string, err error) (*HeadPose, error) {
-		h.Close()
-		return nil, fmt.Errorf("new head pose %s: %s: %w", m.ID(), step, err)
-	}
-	var err error
-	if h.input, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 3, int64(m.Input.Height), int64(m.Input.Width))); err != nil {
-		return fail("input tensor", err)
-	}
-	outs := make([]ort.Value, 3)
-	for i := range h.outputs {
-		if h.outputs[i], err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(m.Decode.Dim))); err != nil {
-			return fail("output tensor", err)
-		}
-		outs[i] = h.outputs[i]
-	}
-	if o.GraphOptimization == "" {
-		o.GraphOptimization = m.GraphOptimization
-	}
-	opts, err := newSessionOptions(o)
-	if err != nil {
-		return fail("session options", err)
-	}
-	defer opts.Destroy()
-	if h.session, err = ort.NewAdvancedSession(m.Path, []string{m.Input.Name}, m.Decode.Outputs,
-		[]ort.Value{h.input}, outs, opts); err != nil {
-		return fail("session", err)
-	}
 	h.resized = gocv.NewMatWithSize(m.Input.Height, m.Input.Width, gocv.MatTypeCV8UC3)
 	return h, nil
 }
@@ -134,17 +103,7 @@ func binExpectation(logits []float32) float32 {
 
 // Close frees the session, tensors and scratch image.
 func (h *HeadPose) Close() error {
-	var errs []error
-	if h.session != nil {
-		errs = append(errs, h.session.Destroy())
-		h.session = nil
-	}
-	for _, t := range append([]*ort.Tensor[float32]{h.input}, h.outputs[:]...) {
-		if t != nil {
-			errs = append(errs, t.Destroy())
-		}
-	}
-	h.input, h.outputs = nil, [3]*ort.Tensor[float32]{}
+	errs := []error{h.tensorSession.Close()}
 	errs = append(errs, h.resized.Close())
 	return errors.Join(errs...)
 }

@@ -36,49 +36,21 @@ func (l *Landmarks68) Five() [5][2]float32 {
 // Landmarker runs a landmarks68 model on face boxes. It owns its session, tensors and scratch
 // images: not safe for concurrent use.
 type Landmarker struct {
-	m       *Manifest
-	session *ort.AdvancedSession
-	input   *ort.Tensor[float32]
-	output  *ort.Tensor[float32]
+	m *Manifest
+	*tensorSession
 	resized gocv.Mat
 	grey    gocv.Mat
 }
 
 // NewLandmarker creates a landmarker for m (from Load).
 func NewLandmarker(m *Manifest, o SessionOptions) (*Landmarker, error) {
-	if m == nil || m.Path == "" {
-		return nil, errors.New("new landmarker: manifest must come from models.Load (no verified file path)")
-	}
-	if m.Decode.Family != FamilyLandmarks68 {
-		return nil, fmt.Errorf("new landmarker %s: decode family %q is not %s", m.ID(), m.Decode.Family, FamilyLandmarks68)
-	}
-	if err := InitRuntime(); err != nil {
+	ts, err := openTensorSession("landmarker", m, FamilyLandmarks68, o, func(m *Manifest) (ort.Shape, []ort.Shape) {
+		return ort.NewShape(1, 1, int64(m.Input.Height), int64(m.Input.Width)), []ort.Shape{ort.NewShape(1, int64(m.Decode.Dim))}
+	})
+	if err != nil {
 		return nil, err
 	}
-	l := &Landmarker{m: m}
-	fail := func(step string, err error) (*Landmarker, error) {
-		l.Close()
-		return nil, fmt.Errorf("new landmarker %s: %s: %w", m.ID(), step, err)
-	}
-	var err error
-	if l.input, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 1, int64(m.Input.Height), int64(m.Input.Width))); err != nil {
-		return fail("input tensor", err)
-	}
-	if l.output, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(m.Decode.Dim))); err != nil {
-		return fail("output tensor", err)
-	}
-	if o.GraphOptimization == "" {
-		o.GraphOptimization = m.GraphOptimization
-	}
-	opts, err := newSessionOptions(o)
-	if err != nil {
-		return fail("session options", err)
-	}
-	defer opts.Destroy()
-	if l.session, err = ort.NewAdvancedSession(m.Path, []string{m.Input.Name}, m.Decode.Outputs,
-		[]ort.Value{l.input}, []ort.Value{l.output}, opts); err != nil {
-		return fail("session", err)
-	}
+	l := &Landmarker{m: m, tensorSession: ts}
 	l.resized = gocv.NewMat()
 	l.grey = gocv.NewMat()
 	return l, nil
@@ -124,7 +96,7 @@ func (l *Landmarker) Landmarks(img gocv.Mat, box [4]float32, dst *Landmarks68) e
 	if err := l.session.Run(); err != nil {
 		return fmt.Errorf("run %s: %w", l.m.ID(), err)
 	}
-	out := l.output.GetData()
+	out := l.outputs[0].GetData()
 	x0, y0, w, h := float32(r.Min.X), float32(r.Min.Y), float32(r.Dx()), float32(r.Dy())
 	for i := range dst {
 		dst[i] = [2]float32{x0 + out[2*i]*w, y0 + out[2*i+1]*h}
@@ -143,17 +115,7 @@ func clipBox(b [4]float32, cols, rows int) (image.Rectangle, bool) {
 
 // Close frees the session, tensors and scratch images.
 func (l *Landmarker) Close() error {
-	var errs []error
-	if l.session != nil {
-		errs = append(errs, l.session.Destroy())
-		l.session = nil
-	}
-	for _, t := range []*ort.Tensor[float32]{l.input, l.output} {
-		if t != nil {
-			errs = append(errs, t.Destroy())
-		}
-	}
-	l.input, l.output = nil, nil
+	errs := []error{l.tensorSession.Close()}
 	errs = append(errs, l.resized.Close(), l.grey.Close())
 	return errors.Join(errs...)
 }
