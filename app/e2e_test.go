@@ -129,7 +129,9 @@ func TestEndToEnd(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
 			a := startApp(t, b, nil)
-			ingestKey, reviewKey := keys(t, a, "org-e2e")
+			// A fresh organisation per run: a reused PostgreSQL keeps earlier runs' sessions.
+			org := "org-e2e-" + store.NewID()[:8]
+			ingestKey, reviewKey := keys(t, a, org)
 			plat, rev := platform.New(a.URL, ingestKey), platform.New(a.URL, reviewKey)
 			start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 			sess, err := plat.CreateSession(ctx, platform.NewSession{ExamID: "exam-1", CandidateID: "cand-1",
@@ -222,7 +224,7 @@ func TestEndToEnd(t *testing.T) {
 			if after.Session.RiskScore != 100 {
 				t.Errorf("after confirming: risk %.1f, want 100", after.Session.RiskScore)
 			}
-			audit, err := a.Store.ListAudit(ctx, "org-e2e", 100)
+			audit, err := a.Store.ListAudit(ctx, org, 100)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,7 +280,7 @@ func TestEndToEnd(t *testing.T) {
 			if err != nil || len(list) != 1 || list[0].ID != sess.ID {
 				t.Errorf("queue = %v, %v", list, err)
 			}
-			_, otherReview := keys(t, a, "org-other")
+			_, otherReview := keys(t, a, "org-other-"+store.NewID()[:8])
 			other := platform.New(a.URL, otherReview)
 			if _, err := other.Session(ctx, sess.ID); !isStatus(err, 404) {
 				t.Errorf("other organisation reading the session: %v, want 404", err)
