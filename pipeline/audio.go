@@ -45,8 +45,7 @@ type AudioHandlers struct {
 	store   *store.Store
 	answers *rules.AnswerEngine
 	log     *slog.Logger
-	pool    chan *analyzers.AudioSet
-	created chan struct{}
+	pool    *setPool[*analyzers.AudioSet]
 	version string
 
 	analyzeSeconds prometheus.Histogram
@@ -63,16 +62,19 @@ func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weigh
 	if cfg.StretchTolerance <= 0 {
 		cfg.StretchTolerance = 2 * time.Second
 	}
-	h := &AudioHandlers{cfg: cfg, store: st, log: log,
-		pool: make(chan *analyzers.AudioSet, maxConcurrent), created: make(chan struct{}, maxConcurrent-1)}
-	for range maxConcurrent - 1 {
-		h.created <- struct{}{}
-	}
-	first, err := analyzers.NewAudioSet(cfg.Analyzers)
+	h := &AudioHandlers{cfg: cfg, store: st, log: log}
+	var first *analyzers.AudioSet
+	var err error
+	h.pool, err = newSetPool(maxConcurrent, func() (*analyzers.AudioSet, error) {
+		s, err := analyzers.NewAudioSet(cfg.Analyzers)
+		if first == nil {
+			first = s
+		}
+		return s, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load audio analyzers: %w", err)
 	}
-	h.pool <- first
 	h.version = first.Version()
 	h.answers = rules.NewAnswerEngine(cfg.Answers, weights, first.ShortVersion())
 	h.analyzeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -94,38 +96,8 @@ func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weigh
 // Answers is the answer engine (shared with the events consumer, see AnswerEvents).
 func (h *AudioHandlers) Answers() *rules.AnswerEngine { return h.answers }
 
-func (h *AudioHandlers) acquire(ctx context.Context) (*analyzers.AudioSet, error) {
-	select {
-	case s := <-h.pool:
-		return s, nil
-	default:
-	}
-	select {
-	case s := <-h.pool:
-		return s, nil
-	case <-h.created:
-		s, err := analyzers.NewAudioSet(h.cfg.Analyzers)
-		if err != nil {
-			h.created <- struct{}{}
-			return nil, err
-		}
-		return s, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // Close releases the analyzer sets; call it after every consumer stopped.
-func (h *AudioHandlers) Close() {
-	for {
-		select {
-		case s := <-h.pool:
-			s.Close()
-		default:
-			return
-		}
-	}
-}
+func (h *AudioHandlers) Close() { h.pool.Close() }
 
 // Handle analyses one chunk: find its stretch, restore the stream state, run VAD and phrase
 // spotting, then store chunk, results, new state and the recomputed answers in one transaction.
@@ -154,7 +126,7 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		stretch = nil // the recording paused or changed device: a new stretch
 	}
 
-	set, err := h.acquire(ctx)
+	set, err := h.pool.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -176,7 +148,7 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	var obs analyzers.AudioObservation
 	err = set.ProcessPCM(ctx, am.PCM, &obs)
 	state := set.MarshalState()
-	h.pool <- set
+	h.pool.put(set)
 	if err != nil {
 		return fmt.Errorf("analyse audio %s/%d: %w", am.SessionID, am.Seq, err)
 	}

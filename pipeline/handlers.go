@@ -23,12 +23,11 @@ import (
 // objects must not be shared between goroutines, so it keeps a pool of analyzer sets, one per
 // concurrent handler, created on first use.
 type FrameHandlers struct {
-	cfg     analyzers.Config
-	store   *store.Store
-	rules   *rules.Engine
-	log     *slog.Logger
-	pool    chan *analyzers.Set
-	created chan struct{} // one token per set that may still be created
+	cfg   analyzers.Config
+	store *store.Store
+	rules *rules.Engine
+	log   *slog.Logger
+	pool  *setPool[*analyzers.Set]
 
 	analyzeSeconds  prometheus.Histogram
 	pipelineSeconds prometheus.Histogram
@@ -44,17 +43,11 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 		// One store for every pooled set: a session's consecutive frames may land on any of them.
 		cfg.CameraMotion.Thumbs = analyzers.NewThumbStore(0)
 	}
-	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log,
-		pool: make(chan *analyzers.Set, maxConcurrent), created: make(chan struct{}, maxConcurrent)}
-	for range maxConcurrent {
-		h.created <- struct{}{}
-	}
-	<-h.created
-	first, err := analyzers.NewSet(cfg)
-	if err != nil {
+	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log}
+	var err error
+	if h.pool, err = newSetPool(maxConcurrent, func() (*analyzers.Set, error) { return analyzers.NewSet(cfg) }); err != nil {
 		return nil, fmt.Errorf("load analyzers: %w", err)
 	}
-	h.pool <- first
 	h.analyzeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "proctor_frame_analyze_seconds", Help: "Time to decode and analyse one frame.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 12)})
@@ -69,38 +62,8 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 	return h, nil
 }
 
-func (h *FrameHandlers) acquire(ctx context.Context) (*analyzers.Set, error) {
-	select {
-	case s := <-h.pool:
-		return s, nil
-	default:
-	}
-	select {
-	case s := <-h.pool:
-		return s, nil
-	case <-h.created:
-		s, err := analyzers.NewSet(h.cfg)
-		if err != nil {
-			h.created <- struct{}{}
-			return nil, err
-		}
-		return s, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // Close releases the analyzer sets. Call it only after every consumer has stopped.
-func (h *FrameHandlers) Close() {
-	for {
-		select {
-		case s := <-h.pool:
-			s.Close()
-		default:
-			return
-		}
-	}
-}
+func (h *FrameHandlers) Close() { h.pool.Close() }
 
 // Handle analyses one frame message: decode → analyzers → store + rules in one transaction.
 func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
@@ -128,7 +91,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		return err
 	}
 
-	set, err := h.acquire(ctx)
+	set, err := h.pool.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -136,13 +99,13 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	meta := analyzers.FrameMeta{Camera: fm.Camera, Session: fm.SessionID, CapturedAt: time.UnixMilli(fm.CapturedAtMs)}
 	if fm.Camera == analyzers.CameraMain {
 		if meta.Enrolled, err = h.enrollment(ctx, set, sess); err != nil {
-			h.pool <- set
+			h.pool.put(set)
 			return err
 		}
 	}
 	obs, err := set.AnalyzeFrameJPEG(ctx, fm.JPEG, meta)
 	version, idThreshold := modelVersion(set), set.IdentityThreshold()
-	h.pool <- set
+	h.pool.put(set)
 	if err != nil {
 		if invalidImage(err) {
 			return Permanent(fmt.Errorf("frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err))
