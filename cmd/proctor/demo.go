@@ -158,8 +158,8 @@ func runDemo(ctx context.Context, args []string) error {
 		fmt.Printf("  %-4d %-18s %-9s %-7s %-10s %5.0fs – %4.0fs  %.2f\n", f.ID, f.Type, f.Severity, f.Camera, f.Phase,
 			float64(f.StartMs-start.UnixMilli())/1000, float64(f.EndMs-start.UnixMilli())/1000, f.Confidence)
 	}
-	fmt.Println("demo: expected — FACE_ABSENT while the room is empty; MULTIPLE_FACES (and the person detector's")
-	fmt.Println("      EXTRA_PERSON, and IDENTITY_MISMATCH: the biggest face is not the candidate's) while the group is in view;")
+	fmt.Println("demo: expected — FACE_ABSENT while the room is empty; MULTIPLE_FACES and IDENTITY_MISMATCH (the biggest")
+	fmt.Println("      face is not the candidate's) while the group is in view;")
 	fmt.Println("      WINDOW_SWITCH for the focus lost at 15 s; the network outage at 20 s is technical: no flag, no risk")
 	if *exit {
 		return nil
