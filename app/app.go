@@ -169,6 +169,7 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		return err
 	}
 	a.closers = append(a.closers, audio.Close)
+	audio.Answers().UseExamSettings(engine)
 	dlq, err := pipeline.NewProducer(kcfg, registry)
 	if err != nil {
 		return err

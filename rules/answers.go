@@ -3,6 +3,7 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -387,6 +388,9 @@ func overlap(spans []Span, w Span) int64 {
 type AnswerEngine struct {
 	cfg     AnswerConfig
 	weights map[string]float64
+	// exams, when set, supplies each exam's settings (checks switched off, risk weights), the
+	// same ones the frame and timing rules use.
+	exams *Engine
 	// Version is stored on the flags it raises (the audio analyzers' models and thresholds).
 	Version string
 }
@@ -403,6 +407,10 @@ func NewAnswerEngine(cfg AnswerConfig, weights map[string]float64, version strin
 // Config returns the thresholds in force.
 func (e *AnswerEngine) Config() AnswerConfig { return e.cfg }
 
+// UseExamSettings makes the engine honour each exam's settings through eng.Effective: audio flags
+// of a switched-off type are not raised, and the risk uses the exam's weights.
+func (e *AnswerEngine) UseExamSettings(eng *Engine) { e.exams = eng }
+
 // Recompute rebuilds the session's answers and audio flags from what is stored, inside tx.
 // Flags that no longer hold are withdrawn while still open; a reviewer's verdict is never undone.
 func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) error {
@@ -410,8 +418,16 @@ func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) e
 		return err
 	}
 	var sess store.Session
-	if err := tx.Select("id, questions").Take(&sess, "id = ?", sessionID).Error; err != nil {
+	if err := tx.Select("id, questions, org_id, exam_id").Take(&sess, "id = ?", sessionID).Error; err != nil {
 		return fmt.Errorf("answers of %s: %w", sessionID, err)
+	}
+	weights, enabled := e.weights, func(string) bool { return true }
+	if e.exams != nil {
+		eff, err := e.exams.Effective(tx, sess.OrgID, sess.ExamID)
+		if err != nil {
+			return err
+		}
+		weights, enabled = eff.Config().Weights, eff.Enabled
 	}
 	in := AnswerInput{Questions: sess.Questions}
 	var events []store.Event
@@ -460,12 +476,13 @@ func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) e
 	if err := store.ReplaceAnswers(tx, sessionID, rows); err != nil {
 		return err
 	}
-	return e.syncFlags(tx, sessionID, res.Flags)
+	res.Flags = slices.DeleteFunc(res.Flags, func(f AnswerFlag) bool { return !enabled(f.Type) })
+	return e.syncFlags(tx, sessionID, res.Flags, weights)
 }
 
 // syncFlags makes the session's audio flags equal to want: creates, extends, and withdraws open
 // ones that no longer hold. The flag key (session, type, camera, start) keeps it idempotent.
-func (e *AnswerEngine) syncFlags(tx *gorm.DB, sessionID string, want []AnswerFlag) error {
+func (e *AnswerEngine) syncFlags(tx *gorm.DB, sessionID string, want []AnswerFlag, weights map[string]float64) error {
 	var have []store.Flag
 	if err := tx.Where("session_id = ? AND type IN ?", sessionID, AudioFlagTypes).Find(&have).Error; err != nil {
 		return err
@@ -507,7 +524,7 @@ func (e *AnswerEngine) syncFlags(tx *gorm.DB, sessionID string, want []AnswerFla
 		changed = true
 	}
 	if changed {
-		return RecomputeRisk(tx, sessionID, e.weights)
+		return RecomputeRisk(tx, sessionID, weights)
 	}
 	return nil
 }
