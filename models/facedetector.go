@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"slices"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"gocv.io/x/gocv"
@@ -256,30 +255,10 @@ func (d *FaceDetector) decode(dst []FaceBox, sx, sy, ox, oy float32, origW, orig
 		}
 	}
 	d.cands = cands
-	slices.SortFunc(cands, func(a, b FaceBox) int {
-		switch {
-		case a.Score > b.Score:
-			return -1
-		case a.Score < b.Score:
-			return 1
-		}
-		return 0
-	})
 	// Hard NMS, as in the UltraFace reference: keep the best box, drop every weaker box that
 	// overlaps a kept one by more than nmsIoU.
-	first := len(dst)
-	for _, c := range cands {
-		keep := true
-		for _, k := range dst[first:] {
-			if iou(c, k) > d.nmsIoU {
-				keep = false
-				break
-			}
-		}
-		if keep {
-			dst = append(dst, c)
-		}
-	}
+	dst = hardNMS(dst, cands, func(b FaceBox) float32 { return b.Score },
+		func(a, b FaceBox) bool { return iou(a, b) > d.nmsIoU })
 	return dst, top, nil
 }
 

@@ -229,29 +229,9 @@ func (d *ObjectDetector) decode(dst []ObjectBox, sx, sy, fw, fh float32) []Objec
 		}
 	}
 	d.cands = cands
-	slices.SortFunc(cands, func(a, b ObjectBox) int {
-		switch {
-		case a.Score > b.Score:
-			return -1
-		case a.Score < b.Score:
-			return 1
-		}
-		return 0
-	})
 	// Hard NMS per class.
-	first := len(dst)
-	for _, c := range cands {
-		keep := true
-		for _, k := range dst[first:] {
-			if k.Class == c.Class && boxIoU(c, k) > d.nmsIoU {
-				keep = false
-				break
-			}
-		}
-		if keep {
-			dst = append(dst, c)
-		}
-	}
+	dst = hardNMS(dst, cands, func(b ObjectBox) float32 { return b.Score },
+		func(a, b ObjectBox) bool { return a.Class == b.Class && boxIoU(a, b) > d.nmsIoU })
 	return dst
 }
 
