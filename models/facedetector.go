@@ -264,15 +264,7 @@ func (d *FaceDetector) decode(dst []FaceBox, sx, sy, ox, oy float32, origW, orig
 
 func clamp(v, lo, hi float32) float32 { return max(lo, min(hi, v)) }
 
-func iou(a, b FaceBox) float32 {
-	ix := min(a.X+a.W, b.X+b.W) - max(a.X, b.X)
-	iy := min(a.Y+a.H, b.Y+b.H) - max(a.Y, b.Y)
-	if ix <= 0 || iy <= 0 {
-		return 0
-	}
-	inter := ix * iy
-	return inter / (a.W*a.H + b.W*b.H - inter)
-}
+func iou(a, b FaceBox) float32 { return rectIoU(a.X, a.Y, a.W, a.H, b.X, b.Y, b.W, b.H) }
 
 // Close frees the session, tensors and scratch image. The detector is unusable afterwards.
 func (d *FaceDetector) Close() error {

@@ -30,3 +30,14 @@ func hardNMS[B any](dst, cands []B, score func(B) float32, overlaps func(a, b B)
 	}
 	return dst
 }
+
+// rectIoU is the intersection over union of two x, y, w, h boxes.
+func rectIoU(ax, ay, aw, ah, bx, by, bw, bh float32) float32 {
+	ix := min(ax+aw, bx+bw) - max(ax, bx)
+	iy := min(ay+ah, by+bh) - max(ay, by)
+	if ix <= 0 || iy <= 0 {
+		return 0
+	}
+	inter := ix * iy
+	return inter / (aw*ah + bw*bh - inter)
+}

@@ -250,15 +250,7 @@ func expect(logits []float32) float32 {
 	return acc / sum
 }
 
-func boxIoU(a, b ObjectBox) float32 {
-	ix := min(a.X+a.W, b.X+b.W) - max(a.X, b.X)
-	iy := min(a.Y+a.H, b.Y+b.H) - max(a.Y, b.Y)
-	if ix <= 0 || iy <= 0 {
-		return 0
-	}
-	inter := ix * iy
-	return inter / (a.W*a.H + b.W*b.H - inter)
-}
+func boxIoU(a, b ObjectBox) float32 { return rectIoU(a.X, a.Y, a.W, a.H, b.X, b.Y, b.W, b.H) }
 
 // Close frees the session, tensors and scratch image. The detector is unusable afterwards.
 func (d *ObjectDetector) Close() error {

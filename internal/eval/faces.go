@@ -52,6 +52,30 @@ var peopleFreeCrops = []struct {
 	{"identities/stock_teen/stock-teen-1.jpg", [4]int{0, 0, 851, 250}},
 }
 
+// portraitsAndGroups reads the single portraits of identities/ (one person) and the group photos
+// of multi_person/ (several), the labelled images the face-count and person checks share.
+func portraitsAndGroups(env *Env) ([]faceItem, error) {
+	var items []faceItem
+	names, imgs := listPeople(filepath.Join(env.Data, "identities"))
+	for _, n := range names {
+		for _, p := range imgs[n] {
+			data, err := ReadJPEG(p)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, faceItem{rel(env.Data, p), classOne, data})
+		}
+	}
+	for _, p := range listImages(filepath.Join(env.Data, "multi_person")) {
+		data, err := ReadJPEG(p)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, faceItem{rel(env.Data, p), classSeveral, data})
+	}
+	return items, nil
+}
+
 // faceItem is one image of the face-count check and its true class.
 type faceItem struct {
 	name, truth string
@@ -80,23 +104,9 @@ func countClass(n int) string {
 // face-free images (no_face/, the people-free crops, synthetic frames) and reports per class.
 // The "no face" row is the precision of FACE_ABSENT's evidence: how often "nobody there" is right.
 func evalFaces(ctx context.Context, env *Env) ([]Row, error) {
-	var items []faceItem
-	names, imgs := listPeople(filepath.Join(env.Data, "identities"))
-	for _, n := range names {
-		for _, p := range imgs[n] {
-			data, err := ReadJPEG(p)
-			if err != nil {
-				return nil, err
-			}
-			items = append(items, faceItem{rel(env.Data, p), classOne, data})
-		}
-	}
-	for _, p := range listImages(filepath.Join(env.Data, "multi_person")) {
-		data, err := ReadJPEG(p)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, faceItem{rel(env.Data, p), classSeveral, data})
+	items, err := portraitsAndGroups(env)
+	if err != nil {
+		return nil, err
 	}
 	for _, p := range listImages(filepath.Join(env.Data, "no_face")) {
 		data, err := ReadJPEG(p)

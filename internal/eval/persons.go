@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
 
 	"proctor/analyzers"
@@ -20,28 +19,9 @@ func evalPersons(ctx context.Context, env *Env) ([]Row, error) {
 		env.Note("persons: the analyzer set has no \"persons\" analyzer: skipped")
 		return nil, nil
 	}
-	type item struct {
-		name    string
-		several bool
-		jpeg    []byte
-	}
-	var items []item
-	names, imgs := listPeople(filepath.Join(env.Data, "identities"))
-	for _, n := range names {
-		for _, p := range imgs[n] {
-			data, err := ReadJPEG(p)
-			if err != nil {
-				return nil, err
-			}
-			items = append(items, item{rel(env.Data, p), false, data})
-		}
-	}
-	for _, p := range listImages(filepath.Join(env.Data, "multi_person")) {
-		data, err := ReadJPEG(p)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, item{rel(env.Data, p), true, data})
+	items, err := portraitsAndGroups(env)
+	if err != nil {
+		return nil, err
 	}
 	if len(items) == 0 {
 		env.Note("persons: no identities/ or multi_person/ under %s: skipped", env.Data)
@@ -64,10 +44,10 @@ func evalPersons(ctx context.Context, env *Env) ([]Row, error) {
 		if persons == 0 {
 			noPerson++
 		}
-		tally(&body, persons >= 2, it.several)
-		tally(&either, persons >= 2 || len(obs.Faces) >= 2, it.several)
-		if (persons >= 2) != it.several {
-			env.Logf("  persons miss: %s: truth several=%v, %d persons, %d faces", it.name, it.several, persons, len(obs.Faces))
+		tally(&body, persons >= 2, (it.truth == classSeveral))
+		tally(&either, persons >= 2 || len(obs.Faces) >= 2, (it.truth == classSeveral))
+		if (persons >= 2) != (it.truth == classSeveral) {
+			env.Logf("  persons miss: %s: truth several=%v, %d persons, %d faces", it.name, (it.truth == classSeveral), persons, len(obs.Faces))
 		}
 	}
 	n := len(items)
@@ -76,7 +56,7 @@ func evalPersons(ctx context.Context, env *Env) ([]Row, error) {
 		Note: fmt.Sprintf("persons >= 2; %d single portraits had no person box", noPerson)}}
 	p, r, f1 = PRF(either[0], either[1], either[2])
 	rows = append(rows, Row{Check: "persons: more than one (body or face)", Split: splitInSample, N: n, Precision: p, Recall: r, F1: f1,
-		Note: "EXTRA_PERSON on the main camera: persons >= 2 or faces >= 2"})
+		Note: "persons >= 2 or faces >= 2 (MULTIPLE_FACES or EXTRA_PERSON on the main camera)"})
 	rows = append(rows, Row{Check: "persons: phone", Split: "-", N: 0, Precision: math.NaN(), Recall: math.NaN(), F1: math.NaN(),
 		Note: fmt.Sprintf("no labelled data (no phone photos in the data); %d phone boxes on these people photos", phones)})
 	return rows, nil
