@@ -120,6 +120,25 @@ type Observation struct {
 	// CameraYaw is how far the evidence camera turned since the session's previous evidence
 	// frame, in degrees ("cameramotion" analyzer, for the room scan); nil when not measured.
 	CameraYaw *float32 `json:"camera_yaw,omitempty"`
+	// Shadow holds what shadow model versions said about this frame. It is stored apart from the
+	// observation (pipeline) and never reaches the rules, so a shadow raises no flags.
+	Shadow []ShadowResult `json:"-"`
+}
+
+// ShadowResult is one shadow version's outputs on a frame next to the active version's.
+type ShadowResult struct {
+	Analyzer string         `json:"analyzer"`
+	Model    string         `json:"model"`  // the shadow version, name@version
+	Active   string         `json:"active"` // the active version it ran next to
+	Outputs  []ShadowOutput `json:"outputs"`
+}
+
+// ShadowOutput compares one label of one face.
+type ShadowOutput struct {
+	Face   int       `json:"face"`
+	Label  string    `json:"label"`
+	Active Attribute `json:"active"`
+	Shadow Attribute `json:"shadow"`
 }
 
 // Object is one detected person or phone, box in original pixel coordinates.

@@ -30,6 +30,9 @@ type PhraseConfig struct {
 	Refractory time.Duration `json:"refractory,omitempty"`
 	// Threads is the intra-op thread count of each session. Default 1.
 	Threads int `json:"threads,omitempty"`
+	// Active replaces the built-in head with a registered version (the model registry's active
+	// version).
+	Active *models.Manifest `json:"-"`
 }
 
 // DefaultPhraseModel is the phrase head used when PhraseConfig.Model is empty.
@@ -80,9 +83,12 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	if name == "" {
 		name = DefaultPhraseModel
 	}
-	hm, err := models.Load(name)
-	if err != nil {
-		return nil, fmt.Errorf("phrase: %w", err)
+	hm := cfg.Active
+	if hm == nil {
+		var err error
+		if hm, err = models.Load(name); err != nil {
+			return nil, fmt.Errorf("phrase: %w", err)
+		}
 	}
 	if hm.Decode.Family != models.FamilyPhraseHead {
 		return nil, fmt.Errorf("phrase: model %s is a %s, not a phrase head", hm.ID(), hm.Decode.Family)

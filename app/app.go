@@ -39,7 +39,12 @@ type Config struct {
 	// Recordings: processing of uploaded recordings. Its Dir (and API.Recordings.Dir) default to
 	// DATA_DIR/recordings.
 	Recordings pipeline.RecordingConfig
-	Log        *slog.Logger
+	// ModelPoll is how often workers check the model registry for another active or shadow
+	// version. Default 10 s.
+	ModelPoll time.Duration
+	// AudioRetention is how long analysed audio is kept for training exports. Default 30 days.
+	AudioRetention time.Duration
+	Log            *slog.Logger
 }
 
 // App is a running service.
@@ -170,6 +175,11 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 	}
 	a.closers = append(a.closers, audio.Close)
 	audio.Answers().UseExamSettings(engine)
+	// The registry's active versions before the first message, then whatever gets promoted.
+	watcher := &pipeline.ModelWatcher{Store: a.Store, Frames: frames, Audio: audio, Log: log}
+	if err := watcher.Apply(ctx); err != nil {
+		return err
+	}
 	dlq, err := pipeline.NewProducer(kcfg, registry)
 	if err != nil {
 		return err
@@ -211,8 +221,44 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		defer a.wg.Done()
 		recordings.Run(ctx)
 	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		poll := a.cfg.ModelPoll
+		if poll <= 0 {
+			poll = 10 * time.Second
+		}
+		watcher.Run(ctx, poll)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.purgeAudio(ctx)
+	}()
 	log.Info("workers started", "topics", []string{kcfg.Topics.Frames, kcfg.Topics.Audio, kcfg.Topics.Events})
 	return nil
+}
+
+// purgeAudio deletes stored audio older than the retention period, hourly.
+func (a *App) purgeAudio(ctx context.Context) {
+	keep := a.cfg.AudioRetention
+	if keep <= 0 {
+		keep = 30 * 24 * time.Hour
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := a.Store.PurgeAudioSamples(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			a.cfg.Log.Error("purge stored audio", "err", err)
+		} else if n > 0 {
+			a.cfg.Log.Info("purged stored audio", "chunks", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func dataDirOr(dir string) string {

@@ -122,6 +122,9 @@ func (m *Manifest) verifyEmbedded() error {
 // ModelBytes returns the verified model file of a loaded manifest (from the cache directory, or
 // from the binary for project models).
 func ModelBytes(m *Manifest) ([]byte, error) {
+	if m.data != nil {
+		return m.data, nil
+	}
 	if m.Source.Registry == RegistryProject {
 		if err := m.verifyEmbedded(); err != nil {
 			return nil, err

@@ -62,6 +62,8 @@ type Manifest struct {
 
 	// Path is the absolute path of the verified file; set by Load, empty from Lookup.
 	Path string `json:"-"`
+	// data is the file of a registered version (registered.go), held in memory.
+	data []byte
 }
 
 // Source is the registry package the file is extracted from (see scripts/artifacts.tsv).

@@ -111,7 +111,7 @@ func newVisionSession(m *Manifest, inputs, outputs []string, in, out []ort.Value
 		return nil, fmt.Errorf("session options for %s: %w", m.ID(), err)
 	}
 	defer opts.Destroy()
-	if m.Source.Registry == RegistryProject {
+	if m.Source.Registry == RegistryProject || m.data != nil {
 		data, err := ModelBytes(m)
 		if err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,10 @@ type AudioConfig struct {
 	// paused (microphone off, client restarted) and a new stretch starts. Default 2 s: client
 	// clocks and sample clocks drift apart by far less within one exam.
 	StretchTolerance time.Duration
+	// DiscardAudio stops storing each chunk's PCM (store.AudioSample). Kept by default so
+	// reviewer labels can be exported as training snippets; workers purge it after the
+	// retention period (app.Config.AudioRetention).
+	DiscardAudio bool
 }
 
 // AudioHandlers analyses audio chunks as per-session streams: voice activity and the closing
@@ -45,8 +50,10 @@ type AudioHandlers struct {
 	store   *store.Store
 	answers *rules.AnswerEngine
 	log     *slog.Logger
-	pool    *setPool[*analyzers.AudioSet]
-	version string
+	pool    livePool[*analyzers.AudioSet]
+	// version is the analyzer versions of the current pool (stored with each stretch's state).
+	version       atomic.Pointer[string]
+	maxConcurrent int
 
 	analyzeSeconds prometheus.Histogram
 	realtime       prometheus.Histogram
@@ -62,21 +69,11 @@ func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weigh
 	if cfg.StretchTolerance <= 0 {
 		cfg.StretchTolerance = 2 * time.Second
 	}
-	h := &AudioHandlers{cfg: cfg, store: st, log: log}
-	var first *analyzers.AudioSet
-	var err error
-	h.pool, err = newSetPool(maxConcurrent, func() (*analyzers.AudioSet, error) {
-		s, err := analyzers.NewAudioSet(cfg.Analyzers)
-		if first == nil {
-			first = s
-		}
-		return s, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load audio analyzers: %w", err)
+	h := &AudioHandlers{cfg: cfg, store: st, log: log, maxConcurrent: maxConcurrent}
+	h.answers = rules.NewAnswerEngine(cfg.Answers, weights, "")
+	if err := h.Reload(cfg.Analyzers); err != nil {
+		return nil, err
 	}
-	h.version = first.Version()
-	h.answers = rules.NewAnswerEngine(cfg.Answers, weights, first.ShortVersion())
 	h.analyzeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "proctor_audio_analyze_seconds", Help: "Time to analyse one audio chunk.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
@@ -98,6 +95,31 @@ func (h *AudioHandlers) Answers() *rules.AnswerEngine { return h.answers }
 
 // Close releases the analyzer sets; call it after every consumer stopped.
 func (h *AudioHandlers) Close() { h.pool.Close() }
+
+// Reload builds audio analyzer sets from cfg (another active phrase model version) for the
+// next chunks; chunks being analysed finish on the old sets. On error nothing changes.
+func (h *AudioHandlers) Reload(cfg analyzers.AudioConfig) error {
+	var first *analyzers.AudioSet
+	p, err := newSetPool(h.maxConcurrent, func() (*analyzers.AudioSet, error) {
+		s, err := analyzers.NewAudioSet(cfg)
+		if first == nil {
+			first = s
+		}
+		return s, err
+	})
+	if err != nil {
+		return fmt.Errorf("load audio analyzers: %w", err)
+	}
+	v := first.Version()
+	h.cfg.Analyzers = cfg
+	h.version.Store(&v)
+	h.answers.SetVersion(first.ShortVersion())
+	h.pool.swap(p)
+	return nil
+}
+
+// AnalyzerConfig is the audio analyzer configuration in force.
+func (h *AudioHandlers) AnalyzerConfig() analyzers.AudioConfig { return h.cfg.Analyzers }
 
 // Handle analyses one chunk: find its stretch, restore the stream state, run VAD and phrase
 // spotting, then store chunk, results, new state and the recomputed answers in one transaction.
@@ -126,7 +148,8 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		stretch = nil // the recording paused or changed device: a new stretch
 	}
 
-	set, err := h.pool.get(ctx)
+	pool := h.pool.load()
+	set, err := pool.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -148,7 +171,7 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	var obs analyzers.AudioObservation
 	err = set.ProcessPCM(ctx, am.PCM, &obs)
 	state := set.MarshalState()
-	h.pool.put(set)
+	pool.put(set)
 	if err != nil {
 		return fmt.Errorf("analyse audio %s/%d: %w", am.SessionID, am.Seq, err)
 	}
@@ -160,7 +183,7 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	}
 
 	fromSeq := stretch.NextSeq
-	stretch.NextSeq, stretch.EndMs, stretch.State, stretch.Version = am.Seq+1, stretch.StartMs+obs.ProcessedMs, state, h.version
+	stretch.NextSeq, stretch.EndMs, stretch.State, stretch.Version = am.Seq+1, stretch.StartMs+obs.ProcessedMs, state, *h.version.Load()
 	stretch.Chunks++
 	chunk := &store.AudioChunk{SessionID: am.SessionID, Seq: am.Seq, CapturedAtMs: am.CapturedAtMs,
 		ReceivedAtMs: am.ReceivedAtMs, SampleRate: am.SampleRate, DurationMs: durMs, LevelDBFS: levelDBFS(am.PCM)}
@@ -168,6 +191,13 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		isNew, err := store.InsertAudioChunk(tx, chunk)
 		if err != nil || !isNew {
 			return err // a concurrent worker stored it first: its results stand
+		}
+		if !h.cfg.DiscardAudio {
+			// Kept for reviewer-labelled training snippets (export); purged after retention.
+			if err := store.InsertAudioSample(tx, &store.AudioSample{SessionID: am.SessionID, Seq: am.Seq,
+				CapturedAtMs: am.CapturedAtMs, SampleRate: am.SampleRate, PCM: am.PCM}); err != nil {
+				return err
+			}
 		}
 		if err := store.SaveStretch(tx, stretch, fromSeq); err != nil {
 			return err

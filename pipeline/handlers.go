@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"proctor/analyzers"
 	"proctor/rules"
@@ -27,11 +28,12 @@ type FrameHandlers struct {
 	store *store.Store
 	rules *rules.Engine
 	log   *slog.Logger
-	pool  *setPool[*analyzers.Set]
+	pool  livePool[*analyzers.Set]
 
 	analyzeSeconds  prometheus.Histogram
 	pipelineSeconds prometheus.Histogram
 	duplicates      prometheus.Counter
+	maxConcurrent   int
 }
 
 // NewFrameHandlers builds the frame handler for up to maxConcurrent goroutines. It loads one
@@ -44,9 +46,9 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 		cfg.CameraMotion.Thumbs = analyzers.NewThumbStore(0)
 	}
 	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log}
-	var err error
-	if h.pool, err = newSetPool(maxConcurrent, func() (*analyzers.Set, error) { return analyzers.NewSet(cfg) }); err != nil {
-		return nil, fmt.Errorf("load analyzers: %w", err)
+	h.maxConcurrent = maxConcurrent
+	if err := h.Reload(cfg); err != nil {
+		return nil, err
 	}
 	h.analyzeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "proctor_frame_analyze_seconds", Help: "Time to decode and analyse one frame.",
@@ -64,6 +66,24 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 
 // Close releases the analyzer sets. Call it only after every consumer has stopped.
 func (h *FrameHandlers) Close() { h.pool.Close() }
+
+// Reload builds analyzer sets from cfg (another active or shadow model version) and hands them
+// to the next frames; frames being analysed finish on the old sets. On error nothing changes.
+func (h *FrameHandlers) Reload(cfg analyzers.Config) error {
+	if cfg.CameraMotion.Thumbs == nil {
+		cfg.CameraMotion.Thumbs = h.cfg.CameraMotion.Thumbs
+	}
+	p, err := newSetPool(h.maxConcurrent, func() (*analyzers.Set, error) { return analyzers.NewSet(cfg) })
+	if err != nil {
+		return fmt.Errorf("load analyzers: %w", err)
+	}
+	h.cfg = cfg
+	h.pool.swap(p)
+	return nil
+}
+
+// Config is the analyzer configuration in force (the model watcher derives the next from it).
+func (h *FrameHandlers) Config() analyzers.Config { return h.cfg }
 
 // Handle analyses one frame message: decode → analyzers → store + rules in one transaction.
 func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
@@ -91,7 +111,8 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		return err
 	}
 
-	set, err := h.pool.get(ctx)
+	pool := h.pool.load()
+	set, err := pool.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -99,13 +120,13 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	meta := analyzers.FrameMeta{Camera: fm.Camera, Session: fm.SessionID, CapturedAt: time.UnixMilli(fm.CapturedAtMs)}
 	if fm.Camera == analyzers.CameraMain {
 		if meta.Enrolled, err = h.enrollment(ctx, set, sess); err != nil {
-			h.pool.put(set)
+			pool.put(set)
 			return err
 		}
 	}
 	obs, err := set.AnalyzeFrameJPEG(ctx, fm.JPEG, meta)
 	version, idThreshold := modelVersion(set), set.IdentityThreshold()
-	h.pool.put(set)
+	pool.put(set)
 	if err != nil {
 		if invalidImage(err) {
 			return Permanent(fmt.Errorf("frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err))
@@ -146,6 +167,9 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		if err != nil {
 			return err
 		}
+		if err := storeShadows(tx, fr, obs.Shadow); err != nil {
+			return err
+		}
 		// Evidence frames feed the timing rules (recording gaps, A4 sheet, room scan), and new
 		// flags need their phase stamped: both happen in the session's next timing check.
 		if fr.Camera == analyzers.CameraEvidence || len(flagged) > 0 {
@@ -161,6 +185,26 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	}
 	if len(flagged) > 0 {
 		h.log.Debug("frame raised flags", "session", fm.SessionID, "seq", fm.Seq, "flags", flagged)
+	}
+	return nil
+}
+
+// storeShadows keeps what shadow model versions said about the frame, apart from its result.
+func storeShadows(tx *gorm.DB, fr *store.FrameResult, shadows []analyzers.ShadowResult) error {
+	for _, sh := range shadows {
+		out, err := json.Marshal(sh.Outputs)
+		if err != nil {
+			return err
+		}
+		agree := true
+		for _, o := range sh.Outputs {
+			agree = agree && o.Active.Present == o.Shadow.Present
+		}
+		row := store.ShadowObservation{Model: sh.Model, SessionID: fr.SessionID, Camera: fr.Camera, Seq: fr.Seq,
+			Active: sh.Active, CapturedAtMs: fr.CapturedAtMs, Outputs: string(out), Agree: agree, CreatedAt: time.Now().UTC()}
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+			return err
+		}
 	}
 	return nil
 }

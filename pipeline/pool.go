@@ -1,6 +1,10 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
 
 // setPool hands out analyzer sets, one per concurrent handler. ONNX sessions and OpenCV objects
 // must not be shared between goroutines, and loading a set costs model start-up time, so sets
@@ -9,6 +13,9 @@ type setPool[T interface{ Close() error }] struct {
 	idle    chan T
 	created chan struct{} // one token per set that may still be created
 	newSet  func() (T, error)
+	// retired pools (replaced by livePool.swap) close sets as they come back.
+	mu      sync.Mutex
+	retired bool
 }
 
 // newSetPool creates up to size sets with newSet. It makes the first straight away, so a missing
@@ -50,8 +57,24 @@ func (p *setPool[T]) get(ctx context.Context) (T, error) {
 	}
 }
 
-// put returns a set taken with get.
-func (p *setPool[T]) put(s T) { p.idle <- s }
+// put returns a set taken with get (to the pool it came from).
+func (p *setPool[T]) put(s T) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retired {
+		s.Close()
+		return
+	}
+	p.idle <- s
+}
+
+// retire closes the idle sets and makes put close the ones still in use when they return.
+func (p *setPool[T]) retire() {
+	p.mu.Lock()
+	p.retired = true
+	p.mu.Unlock()
+	p.Close()
+}
 
 // Close closes the idle sets; call it only after every handler has stopped.
 func (p *setPool[T]) Close() {
@@ -62,5 +85,29 @@ func (p *setPool[T]) Close() {
 		default:
 			return
 		}
+	}
+}
+
+// livePool is a setPool that can be replaced while handlers run, when the model registry
+// activates another version: handlers in flight finish on the old sets, new messages get new
+// ones.
+type livePool[T interface{ Close() error }] struct {
+	cur atomic.Pointer[setPool[T]]
+}
+
+// load returns the current pool; take and return a set to the same pool.
+func (l *livePool[T]) load() *setPool[T] { return l.cur.Load() }
+
+// swap installs p and retires the previous pool.
+func (l *livePool[T]) swap(p *setPool[T]) {
+	if old := l.cur.Swap(p); old != nil {
+		old.retire()
+	}
+}
+
+// Close closes the current pool's idle sets; call it only after every handler has stopped.
+func (l *livePool[T]) Close() {
+	if p := l.cur.Load(); p != nil {
+		p.Close()
 	}
 }

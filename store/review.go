@@ -24,7 +24,9 @@ type VerdictInput struct {
 	Batch string
 }
 
-// ErrConflict is returned when an undo would overwrite someone else's later decision.
+// ErrConflict is returned when a request contradicts the current state: an undo that would
+// overwrite someone else's later decision, a model version registered twice, nothing to roll
+// back to.
 var ErrConflict = errors.New("conflict")
 
 // RecordVerdicts stores one verdict per flag, sets each flag's status and writes one audit entry

@@ -2,28 +2,41 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
+	"math"
 	"os"
+	"slices"
 	"strings"
 
 	"proctor/analyzers"
 	"proctor/internal/eval"
+	"proctor/models"
 )
 
 // runEvalVision is `proctor eval vision --data DIR`: every vision check on a labelled folder
 // (layout in internal/eval's package doc; ../shared/data/faces works as is).
 func runEvalVision(ctx context.Context, args []string) error {
+	return evalVision(ctx, args, os.Stdout, os.Stderr)
+}
+
+func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval vision", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	data := fs.String("data", "../shared/data/faces", "labelled folder: identities*/NAME/*, multi_person/*, optional no_face/*")
 	names := fs.String("analyzers", strings.Join(eval.DefaultAnalyzers, ","), "analyzers to evaluate, in order")
 	only := fs.String("checks", "", "comma-separated checks to run (default all: "+checkNames()+")")
+	attireModel := fs.String("attire-model", "", "evaluate this attire-cnn version directory (a retraining run's output: manifest.json + ONNX, docs/data-loop.md) instead of the built-in model")
+	asJSON := fs.Bool("json", false, "print the report as one JSON object (metrics that do not apply are null)")
 	quiet := fs.Bool("q", false, "no progress or per-image misses on stderr")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{errors.New("usage: proctor eval vision [--data DIR] [--checks faces,identity,...]")}
+		return usageError{errors.New("usage: proctor eval vision [--data DIR] [--checks faces,identity,...] [--attire-model VERSION_DIR] [--json]")}
 	}
 	var cfg analyzers.Config
 	for _, n := range strings.Split(*names, ",") {
@@ -31,7 +44,20 @@ func runEvalVision(ctx context.Context, args []string) error {
 			cfg.Analyzers = append(cfg.Analyzers, n)
 		}
 	}
-	o := eval.Options{Data: *data, Analyzers: cfg, Log: os.Stderr}
+	if *attireModel != "" {
+		if len(cfg.Analyzers) > 0 && !slices.Contains(cfg.Analyzers, "attire") {
+			return usageError{fmt.Errorf("--attire-model needs the attire analyzer in --analyzers (got %s)", *names)}
+		}
+		m, _, err := models.ReadVersionDir(*attireModel)
+		if err != nil {
+			return fmt.Errorf("--attire-model: %w (want a version directory written by training/vision/finetune_attire.sh)", err)
+		}
+		if m.Name != analyzers.DefaultAttireModel {
+			return usageError{fmt.Errorf("--attire-model %s holds %s, not a version of %s", *attireModel, m.ID(), analyzers.DefaultAttireModel)}
+		}
+		cfg.Attire.Active = m
+	}
+	o := eval.Options{Data: *data, Analyzers: cfg, Log: stderr}
 	if *quiet {
 		o.Log = nil
 	}
@@ -44,7 +70,59 @@ func runEvalVision(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return rep.Print(os.Stdout)
+	if *asJSON {
+		return writeReportJSON(stdout, rep)
+	}
+	return rep.Print(stdout)
+}
+
+// reportJSON is `proctor eval vision --json`: the table's rows, timings and notes, for scripts
+// (training/vision/finetune_attire.py compares a base and a new model with it).
+type reportJSON struct {
+	Rows   []rowJSON    `json:"rows"`
+	Timing []timingJSON `json:"timing"`
+	Notes  []string     `json:"notes"`
+}
+
+type timingJSON struct {
+	Analyzer      string  `json:"analyzer"` // name (model@version thresholds)
+	Images        int     `json:"images"`
+	MsPerImage    float64 `json:"ms_per_image"`
+	CPUMsPerImage float64 `json:"cpu_ms_per_image"`
+}
+
+type rowJSON struct {
+	Check     string   `json:"check"`
+	Split     string   `json:"split"`
+	N         int      `json:"n"`
+	Precision *float64 `json:"precision"`
+	Recall    *float64 `json:"recall"`
+	F1        *float64 `json:"f1"`
+	Note      string   `json:"note,omitempty"`
+}
+
+func writeReportJSON(w io.Writer, rep *eval.Report) error {
+	// JSON has no NaN: a metric that does not apply is null.
+	num := func(x float64) *float64 {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return &x
+	}
+	out := reportJSON{Rows: []rowJSON{}, Timing: []timingJSON{}, Notes: rep.Notes}
+	for _, t := range rep.Timing {
+		out.Timing = append(out.Timing, timingJSON{t.Analyzer, t.Images, t.MsPerImage, t.CPUMsPerImage})
+	}
+	if out.Notes == nil {
+		out.Notes = []string{}
+	}
+	for _, r := range rep.Rows {
+		out.Rows = append(out.Rows, rowJSON{Check: r.Check, Split: r.Split, N: r.N,
+			Precision: num(r.Precision), Recall: num(r.Recall), F1: num(r.F1), Note: r.Note})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(out)
 }
 
 func checkNames() string {

@@ -130,9 +130,14 @@ def voice_setting(rng, variant):
             "amp": rng.randint(60, 160), "gap": rng.choice([0, 0, 0, 1, 2])}
 
 
+# Extra espeak-ng arguments, e.g. ["--path=DIR"] for a data folder with voice variants of its own
+# (field_sessions.py).
+ESPEAK_ARGS = []
+
+
 def synth(text, v):
     """espeak-ng -> 16 kHz float32, leading/trailing silence trimmed."""
-    cmd = ["espeak-ng", "-v", "cmn-latn-pinyin+" + v["variant"], "-p", str(v["pitch"]), "-s", str(v["speed"]),
+    cmd = ["espeak-ng", *ESPEAK_ARGS, "-v", "cmn-latn-pinyin+" + v["variant"], "-p", str(v["pitch"]), "-s", str(v["speed"]),
            "-a", str(v["amp"]), "-g", str(v["gap"]), "--stdout", text]
     wav = subprocess.run(cmd, capture_output=True, check=True).stdout
     raw = subprocess.run(["sox", "-V1", "-t", "wav", "-", "-r", "16000", "-b", "16", "-e", "signed", "-t", "raw", "-"],
@@ -399,7 +404,11 @@ def fx_init(vocab, cache, real):
 
 
 def extra_windows(args):
-    path, positive = args
+    """Windows of one reviewer snippet: (path, positive[, phrase end in s]). A positive's phrase
+    end is the given one, else "phrase_end_ms" of a same-named .json, else the end of its last
+    speech."""
+    path, positive = args[:2]
+    pe = args[2] if len(args) > 2 else None
     a = read_wav(path)
     emb, ends = FX.embeddings(a)
     last = np.arange(max(0, len(emb) - F.EMB_WINDOW + 1)) + F.EMB_WINDOW - 1
@@ -407,7 +416,9 @@ def extra_windows(args):
     y = np.zeros(len(last), np.int8)
     if positive:
         side = os.path.splitext(path)[0] + ".json"
-        if os.path.exists(side):
+        if pe is not None:
+            pass
+        elif os.path.exists(side):
             pe = json.load(open(side))["phrase_end_ms"] / 1000
         else:
             segs = speech_regions_energy(a, 0)
@@ -416,6 +427,102 @@ def extra_windows(args):
         y[(wend < pe - 2.2)] = 0
         y[(wend >= pe - 0.08) & (wend <= pe + 0.32)] = 1
     return emb.astype(np.float32), y
+
+
+def read_export(folder, include_unreviewed):
+    """Audio items of a proctor export (docs/data-loop.md): reviewed items become positives
+    (phrase true, ending at phrase_end_ms) or negatives (phrase false); unreviewed detections
+    become positives only with include_unreviewed. Returns (export summary, [(wav, positive,
+    phrase end s)])."""
+    with open(os.path.join(folder, "export.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("format") != "proctor-export" or meta.get("format_version") != 1:
+        raise SystemExit(f"{folder}: not a proctor export version 1 (export.json format {meta.get('format')!r} "
+                         f"version {meta.get('format_version')!r})")
+    man = os.path.join(folder, "manifest.jsonl")
+    raw = open(man, "rb").read()
+    sha = hashlib.sha256(raw).hexdigest()
+    if meta.get("manifest_sha256") and meta["manifest_sha256"] != sha:
+        raise SystemExit(f"{man}: sha256 {sha} but export.json says {meta['manifest_sha256']} (incomplete copy?)")
+    items, counts = [], {"positives": 0, "negatives": 0, "skipped_unreviewed": 0, "skipped_other": 0}
+    for line in raw.decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        it = json.loads(line)
+        if it.get("kind") != "audio":
+            continue
+        path = os.path.join(folder, it["audio"])
+        if it.get("sample_rate", F.SR) != F.SR or not os.path.exists(path):
+            counts["skipped_other"] += 1
+            continue
+        reviewed = bool(it.get("reviewed"))
+        if it.get("phrase") is True and (reviewed or include_unreviewed):
+            pe = it.get("phrase_end_ms")
+            items.append((path, True, pe / 1000 if pe is not None else None))
+            counts["positives"] += 1
+        elif it.get("phrase") is False and reviewed:
+            items.append((path, False, None))
+            counts["negatives"] += 1
+        elif not reviewed:
+            counts["skipped_unreviewed"] += 1
+        else:
+            counts["skipped_other"] += 1
+    summary = {"dir": os.path.abspath(folder), "id": meta.get("id"), "manifest_sha256": sha,
+               "created_at": meta.get("created_at"), "purpose": meta.get("purpose"), **counts}
+    return summary, items
+
+
+def write_version_dir(out_dir, root, version, sha, thr, min_run, report, exports):
+    """A retraining run's version directory (docs/data-loop.md §3): manifest.json (a copy of the
+    built-in manifest with this version's file, checksum and operating point; loadable by
+    models.ReadVersionDir) and card.md. eval.json is added by retrain.sh (the Go evaluation)."""
+    with open(os.path.join(root, "models", "manifests", "phrase-gaiti.json"), encoding="utf-8") as f:
+        m = json.load(f)
+    builtin_version = m["version"]
+    m["version"] = version
+    m["file"] = "phrase-gaiti.onnx"
+    m["sha256"] = sha
+    m["source"] = {"registry": "registered", "package": "training/phrase/train.py", "package_sha256": sha,
+                   "member": "phrase-gaiti.onnx"}
+    m["thresholds"]["score"] = thr
+    m["audio"]["min_run"] = min_run
+    names = "; ".join(f"{e['id']} (manifest_sha256 {e['manifest_sha256']}: {e['positives']} positives, "
+                      f"{e['negatives']} negatives)" for e in exports) or "none"
+    m["notes"] = (f"Retrained from phrase-gaiti@{builtin_version}'s synthetic data plus reviewer exports: {names}. "
+                  f"Threshold and min_run chosen on the dev voices for at most {report['args']['target_fa']} false alarms "
+                  f"per hour (train-report.json).")
+    with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as f:
+        json.dump(m, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    t, d = report["test"], report["dev"]
+    lines = [
+        f"# Model card: phrase-gaiti@{version} (retrained \"该题回答完毕\" spotter head)", "",
+        "| | |", "|---|---|",
+        f"| file | `phrase-gaiti.onnx` ({report['bytes']} bytes), sha256 `{sha}` |",
+        f"| base | phrase-gaiti@{builtin_version} (`models/cards/phrase-gaiti.md`): same architecture, synthetic data, seed and dev/test voices |",
+        f"| trained | {time.strftime('%Y-%m-%d')} by `training/phrase/train.py` in {report['seconds']} s "
+        f"(`train-report.json` holds every argument) |",
+        f"| operating point | threshold {thr} with {min_run} consecutive windows (chosen on the dev voices) |",
+        f"| training windows | {report['train_windows']} ({report['train_positive_windows']} positive), "
+        f"of which {report['extra_windows']} from reviewer snippets ({report['extra_positive_windows']} positive) |",
+        "", "## Reviewer exports used", "",
+        "| export | manifest sha256 | positives | negatives | unreviewed skipped |", "|---|---|---|---|---|",
+    ]
+    for e in exports:
+        lines.append(f"| {e['id']} | `{e['manifest_sha256'][:16]}…` | {e['positives']} | {e['negatives']} | {e['skipped_unreviewed']} |")
+    if report["args"].get("include_unreviewed"):
+        lines += ["", "Unreviewed detections (`source: detection`) were used as positives (`--include-unreviewed`)."]
+    lines += [
+        "", "## Measured by the training (Python, same detector as the service)", "",
+        "| split | recall | false alarms per hour | variants |", "|---|---|---|---|",
+        f"| dev (threshold choice) | {d['recall']:.3f} ({d['hits']}/{d['phrases']}) | {d['fa_per_hour']:.2f} | {d['variant_hits']}/{d['variants']} |",
+        f"| test (held back, never trained or tuned on) | {t['recall']:.3f} ({t['hits']}/{t['phrases']}) | {t['fa_per_hour']:.2f} | {t['variant_hits']}/{t['variants']} |",
+        "", "Test recall per voice: " + ", ".join(f"{k} {v}" for k, v in t["per_voice"].items()) + ".",
+        "", "`eval.json` (written by `training/phrase/retrain.sh`) holds `proctor eval audio` on the same test split for",
+        "the built-in and this version. Limits: those of phrase-gaiti@" + builtin_version + " (its card), and reviewer",
+        "snippets carry the reviewers' mistakes: a wrong `phrase_missed` teaches the head a false phrase.", ""]
+    with open(os.path.join(out_dir, "card.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
 
 
 def stack(items):
@@ -575,8 +682,19 @@ def main():
                     help="folder of real Mandarin WAVs without the phrase (negatives; two are held back for test)")
     ap.add_argument("--extra-pos", action="append", default=[], help="folder of WAVs ending with the phrase (repeatable)")
     ap.add_argument("--extra-neg", action="append", default=[], help="folder of WAVs without the phrase (repeatable)")
-    ap.add_argument("--out", default=os.path.join(root, "models", "trained", "phrase-gaiti-mlp.onnx"))
-    ap.add_argument("--report", default=os.path.join(here, "report.json"))
+    ap.add_argument("--export", action="append", default=[],
+                    help="a proctor export folder (docs/data-loop.md; repeatable): reviewed audio items become positives / "
+                         "negatives")
+    ap.add_argument("--include-unreviewed", action="store_true",
+                    help="with --export: unreviewed detections (source detection) count as positives too")
+    ap.add_argument("--extra-weight", type=float, default=1.0,
+                    help="weight of reviewer-snippet windows (--export, --extra-pos/--extra-neg) relative to synthetic ones")
+    ap.add_argument("--version-dir", default=None,
+                    help="write a version directory (phrase-gaiti.onnx, manifest.json, card.md, train-report.json) here "
+                         "instead of replacing models/trained/phrase-gaiti-mlp.onnx and its manifest")
+    ap.add_argument("--version", default=None, help="version name of --version-dir (default: the built-in version + 1)")
+    ap.add_argument("--out", default=None, help="ONNX output (default models/trained/phrase-gaiti-mlp.onnx)")
+    ap.add_argument("--report", default=None, help="report JSON (default training/phrase/report.json)")
     ap.add_argument("--eval-dir", default=None, help="where the dev/test sessions go (default CACHE/phrase-data)")
     ap.add_argument("--features", default=None, help="feature cache (default CACHE/phrase-work/features.pkl)")
     ap.add_argument("--reuse-features", action="store_true",
@@ -604,6 +722,27 @@ def main():
     ap.add_argument("--seed", type=int, default=20261126)
     args = ap.parse_args()
     t0 = time.time()
+    builtin_manifest = os.path.join(root, "models", "manifests", "phrase-gaiti.json")
+    if args.version_dir:
+        if args.out:
+            ap.error("--out and --version-dir exclude each other")
+        if args.version is None:
+            v = json.load(open(builtin_manifest, encoding="utf-8"))["version"]
+            args.version = str(int(v) + 1) if v.isdigit() else v + ".1"
+        if not re.fullmatch(r"[^@ ,/]{1,32}", args.version):
+            ap.error(f"--version {args.version!r}: 1-32 characters without '@', ',', '/' or spaces")
+        os.makedirs(args.version_dir, exist_ok=True)
+        args.out = os.path.join(args.version_dir, "phrase-gaiti.onnx")
+        args.report = args.report or os.path.join(args.version_dir, "train-report.json")
+    args.out = args.out or os.path.join(root, "models", "trained", "phrase-gaiti-mlp.onnx")
+    args.report = args.report or os.path.join(here, "report.json")
+    exports, export_items = [], []
+    for d in args.export:
+        summary, items = read_export(d, args.include_unreviewed)
+        exports.append(summary)
+        export_items += items
+        log(f"export {summary['id']} ({d}): {summary['positives']} positives, {summary['negatives']} negatives, "
+            f"{summary['skipped_unreviewed']} unreviewed skipped")
     eval_dir = args.eval_dir or os.path.join(args.cache, "phrase-data")
 
     names = variants()
@@ -676,18 +815,27 @@ def main():
             pickle.dump({"train": train, "short": short, "dev": dev, "test": test}, f, protocol=5)
     train = train + short
     extra = []
-    if args.extra_pos or args.extra_neg:
+    if args.extra_pos or args.extra_neg or export_items:
+        t1 = time.time()
         with mp.Pool(args.jobs, initializer=fx_init, initargs=(vocab, args.cache, {})) as pool:
             for folder, pos in [(f, True) for f in args.extra_pos] + [(f, False) for f in args.extra_neg]:
                 files = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(".wav"))
                 extra += pool.map(extra_windows, [(p, pos) for p in files])
                 log(f"extra {'positives' if pos else 'negatives'}: {len(files)} files from {folder}")
+            if export_items:
+                extra += pool.map(extra_windows, export_items, chunksize=4)
+        log(f"reviewer snippets: {len(extra)} files featurised in {time.time() - t1:.0f}s")
 
     X, y = stack([(t[0], t[1]) for t in train] + extra)
+    is_extra = np.zeros(len(y), bool)
+    n_extra = sum(max(0, len(e[0]) - F.EMB_WINDOW + 1) for e in extra)
+    if n_extra:
+        is_extra[-n_extra:] = True
     keep = y >= 0
-    X, y = X[keep], y[keep]
+    X, y, is_extra = X[keep], y[keep], is_extra[keep]
     n_pos = int(y.sum())
-    log(f"training windows: {len(y)} ({n_pos} positive)")
+    n_extra, n_extra_pos = int(is_extra.sum()), int(y[is_extra].sum())
+    log(f"training windows: {len(y)} ({n_pos} positive); from reviewer snippets {n_extra} ({n_extra_pos} positive)")
     emb_all = np.concatenate([t[0] for t in train])
     mean = np.tile(emb_all.mean(0), F.EMB_WINDOW).astype(np.float32)
     std = np.tile(emb_all.std(0) + 1e-3, F.EMB_WINDOW).astype(np.float32)
@@ -696,6 +844,7 @@ def main():
     X /= std
     Xn = X
     w = np.where(y == 1, (len(y) - n_pos) / max(n_pos, 1) * args.pos_weight, 1.0).astype(np.float32)
+    w[is_extra] *= args.extra_weight
     model = train_mlp(Xn, y, w, args.hidden, args.epochs, args.seed)
     # Hard negatives: the windows scored highest get more weight each round.
     for rnd in range(args.hard_rounds):
@@ -765,13 +914,17 @@ def main():
               "test_variants": test_v, "dev_variants": dev_v, "train_variants": train_v,
               "train_sessions": len(train), "train_windows": int(len(y)), "train_positive_windows": n_pos,
               "train_speech_hours": round(sum(sum(e - s for s, e in t[3]["speech"]) for t in train) / 3600, 3),
-              "extra_pos": args.extra_pos, "extra_neg": args.extra_neg,
+              "extra_pos": args.extra_pos, "extra_neg": args.extra_neg, "exports": exports,
+              "extra_windows": n_extra, "extra_positive_windows": n_extra_pos,
               "real_train_clips": len(real_train), "real_test_clips": len(real_test),
               "seconds": round(time.time() - t0), "args": {k: v for k, v in vars(args).items() if k != "cache"}}
     with open(args.report, "w") as f:
         json.dump(report, f, indent=1, ensure_ascii=False)
-    manifest = os.path.join(root, "models", "manifests", "phrase-gaiti.json")
-    if os.path.abspath(args.out) == os.path.join(root, "models", "trained", "phrase-gaiti-mlp.onnx") and os.path.exists(manifest):
+    manifest = builtin_manifest
+    if args.version_dir:
+        write_version_dir(args.version_dir, root, args.version, sha, thr, min_run, report, exports)
+        log(f"version directory {args.version_dir}: phrase-gaiti@{args.version} (manifest.json, card.md)")
+    elif os.path.abspath(args.out) == os.path.join(root, "models", "trained", "phrase-gaiti-mlp.onnx") and os.path.exists(manifest):
         update_manifest(manifest, sha, thr, min_run)
         log(f"updated {os.path.relpath(manifest, root)}: sha256, thresholds.score {thr}, audio.min_run {min_run}")
     log(f"wrote {args.out} ({report['bytes']} bytes, sha256 {sha}) and {args.report} in {report['seconds']}s")

@@ -1,0 +1,232 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Model version statuses. At most one version of a model is active and at most one in shadow;
+// with no active row the built-in version (compiled in or from the cache) runs.
+const (
+	ModelRegistered = "registered" // stored and checked, not running
+	ModelShadow     = "shadow"     // runs next to the active version; observations apart, no flags
+	ModelActive     = "active"     // raises the flags
+	ModelRetired    = "retired"    // was active or in shadow; a rollback target
+)
+
+// ModelVersion is a registered version of a retrainable model: its manifest and ONNX bytes live
+// here so every worker, wherever it runs, loads the same checked file.
+type ModelVersion struct {
+	ID       uint   `gorm:"primaryKey" json:"id"`
+	Name     string `gorm:"size:64;uniqueIndex:model_version_key,priority:1" json:"name"`
+	Version  string `gorm:"size:32;uniqueIndex:model_version_key,priority:2" json:"version"`
+	SHA256   string `gorm:"size:64" json:"sha256"`
+	Manifest string `json:"manifest"`
+	Data     []byte `json:"-"`
+	Bytes    int    `json:"bytes"`
+	Card     string `json:"card,omitempty"`
+	Eval     string `json:"eval,omitempty"`
+	Status   string `gorm:"size:16;index" json:"status"`
+	// RegisteredBy is the actor (key or user) that registered it, in its organisation.
+	RegisteredBy string     `gorm:"size:128" json:"registered_by"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	ActivatedAt  *time.Time `json:"activated_at,omitempty"`
+}
+
+// Ref is name@version, as flags and observations name it.
+func (v *ModelVersion) Ref() string { return v.Name + "@" + v.Version }
+
+// RegisterModel stores a checked version (the caller validated manifest and bytes) as
+// "registered" and audit-logs it.
+func (s *Store) RegisterModel(ctx context.Context, v *ModelVersion, orgID, remoteIP string) error {
+	v.Status, v.Bytes = ModelRegistered, len(v.Data)
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&ModelVersion{}).Where("name = ? AND version = ?", v.Name, v.Version).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: %s is already registered", ErrConflict, v.Ref())
+		}
+		if err := tx.Create(v).Error; err != nil {
+			return err
+		}
+		return auditJSON(tx, orgID, v.RegisteredBy, "model.register", "model:"+v.Ref(), remoteIP,
+			map[string]any{"sha256": v.SHA256, "bytes": v.Bytes})
+	})
+}
+
+// ListModelVersions lists registered versions (without their bytes), newest first; name may be
+// empty for all models.
+func (s *Store) ListModelVersions(ctx context.Context, name string) ([]ModelVersion, error) {
+	q := s.DB.WithContext(ctx).Omit("data").Order("id DESC")
+	if name != "" {
+		q = q.Where("name = ?", name)
+	}
+	var out []ModelVersion
+	return out, q.Find(&out).Error
+}
+
+// RunningModels returns the versions workers must load: active and shadow, with their bytes.
+func (s *Store) RunningModels(ctx context.Context) ([]ModelVersion, error) {
+	var out []ModelVersion
+	err := s.DB.WithContext(ctx).Where("status IN ?", []string{ModelActive, ModelShadow}).Order("name, id").Find(&out).Error
+	return out, err
+}
+
+// RunningFingerprint is a cheap summary of RunningModels (ids and statuses) that workers poll:
+// the bytes are read only when it changes.
+func (s *Store) RunningFingerprint(ctx context.Context) (string, error) {
+	var rows []struct {
+		ID     uint
+		Status string
+	}
+	err := s.DB.WithContext(ctx).Model(&ModelVersion{}).Select("id, status").
+		Where("status IN ?", []string{ModelActive, ModelShadow}).Order("id").Find(&rows).Error
+	fp := ""
+	for _, r := range rows {
+		fp += fmt.Sprintf("%d:%s;", r.ID, r.Status)
+	}
+	return fp, err
+}
+
+// ModelAction is what an operator does to a model's rollout.
+type ModelAction string
+
+// The rollout actions. Shadow puts a registered (or retired) version next to the active one;
+// Promote makes a version active (the previous active one retires); Rollback retires the active
+// version and restores the one active before it (or the built-in); Unshadow stops a shadow.
+const (
+	ActionShadow   ModelAction = "shadow"
+	ActionPromote  ModelAction = "promote"
+	ActionRollback ModelAction = "rollback"
+	ActionUnshadow ModelAction = "unshadow"
+)
+
+// ChangeModel applies a rollout action to model name (version is required except for rollback)
+// and audit-logs it with the versions before and after. It returns the versions now running.
+func (s *Store) ChangeModel(ctx context.Context, action ModelAction, name, version, actor, orgID, remoteIP, reason string) (active, shadow string, err error) {
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var vs []ModelVersion
+		if err := tx.Omit("data").Where("name = ?", name).Order("id").Find(&vs).Error; err != nil {
+			return err
+		}
+		find := func(status string) *ModelVersion {
+			for i := range vs {
+				if vs[i].Status == status {
+					return &vs[i]
+				}
+			}
+			return nil
+		}
+		var target *ModelVersion
+		for i := range vs {
+			if vs[i].Version == version {
+				target = &vs[i]
+			}
+		}
+		if action != ActionRollback && target == nil {
+			return fmt.Errorf("%w: %s@%s is not registered", ErrNotFound, name, version)
+		}
+		before := map[string]string{"active": idOr(find(ModelActive), "built-in"), "shadow": idOr(find(ModelShadow), "")}
+		now := time.Now().UTC()
+		set := func(v *ModelVersion, status string) error {
+			upd := map[string]any{"status": status, "updated_at": now}
+			if status == ModelActive {
+				upd["activated_at"] = now
+			}
+			v.Status = status
+			return tx.Model(&ModelVersion{}).Where("id = ?", v.ID).Updates(upd).Error
+		}
+		switch action {
+		case ActionShadow:
+			if target.Status == ModelActive {
+				return fmt.Errorf("%w: %s is the active version", ErrConflict, target.Ref())
+			}
+			if cur := find(ModelShadow); cur != nil && cur.ID != target.ID {
+				if err := set(cur, ModelRetired); err != nil {
+					return err
+				}
+			}
+			if err := set(target, ModelShadow); err != nil {
+				return err
+			}
+		case ActionUnshadow:
+			if target.Status != ModelShadow {
+				return fmt.Errorf("%w: %s is not in shadow", ErrConflict, target.Ref())
+			}
+			if err := set(target, ModelRetired); err != nil {
+				return err
+			}
+		case ActionPromote:
+			if target.Status == ModelActive {
+				return fmt.Errorf("%w: %s is already active", ErrConflict, target.Ref())
+			}
+			if cur := find(ModelActive); cur != nil {
+				if err := set(cur, ModelRetired); err != nil {
+					return err
+				}
+			}
+			if err := set(target, ModelActive); err != nil {
+				return err
+			}
+		case ActionRollback:
+			cur := find(ModelActive)
+			if cur == nil {
+				return fmt.Errorf("%w: %s runs its built-in version: nothing to roll back", ErrConflict, name)
+			}
+			// The version active before this one: the latest other activation.
+			var prev *ModelVersion
+			for i := range vs {
+				v := &vs[i]
+				if v.ID != cur.ID && v.ActivatedAt != nil && v.Status == ModelRetired &&
+					(prev == nil || v.ActivatedAt.After(*prev.ActivatedAt)) && !v.ActivatedAt.After(*cur.ActivatedAt) {
+					prev = v
+				}
+			}
+			if err := set(cur, ModelRetired); err != nil {
+				return err
+			}
+			if prev != nil {
+				if err := set(prev, ModelActive); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("unknown model action %q", action)
+		}
+		active, shadow = idOr(find(ModelActive), "built-in"), idOr(find(ModelShadow), "")
+		return auditJSON(tx, orgID, actor, "model."+string(action), "model:"+name, remoteIP,
+			map[string]any{"version": version, "before": before, "after": map[string]string{"active": active, "shadow": shadow}, "reason": reason})
+	})
+	return active, shadow, err
+}
+
+func idOr(v *ModelVersion, def string) string {
+	if v == nil {
+		return def
+	}
+	return v.Ref()
+}
+
+// ShadowObservation is what a shadow version said about one frame next to the active version.
+// It is stored apart from frame results and never reaches the rules; (model, session, camera,
+// seq) is unique so redeliveries add nothing.
+type ShadowObservation struct {
+	ID           uint   `gorm:"primaryKey" json:"id"`
+	Model        string `gorm:"size:100;uniqueIndex:shadow_key,priority:1;index:shadow_time,priority:1" json:"model"`
+	SessionID    string `gorm:"size:64;uniqueIndex:shadow_key,priority:2" json:"session_id"`
+	Camera       string `gorm:"size:16;uniqueIndex:shadow_key,priority:3" json:"camera"`
+	Seq          int64  `gorm:"uniqueIndex:shadow_key,priority:4" json:"seq"`
+	Active       string `gorm:"size:100" json:"active"`
+	CapturedAtMs int64  `json:"captured_at_ms"`
+	// Outputs is the JSON list of per-face, per-label comparisons (analyzers.ShadowOutput).
+	Outputs string `json:"outputs"`
+	// Agree is true when every output's presence decision matches the active version's.
+	Agree     bool      `json:"agree"`
+	CreatedAt time.Time `gorm:"index:shadow_time,priority:2" json:"created_at"`
+}
