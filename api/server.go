@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"proctor/pipeline"
+	"proctor/export"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -106,6 +107,8 @@ type Server struct {
 
 	signIn limiter  // failed sign-ins (auth.go)
 	live   *liveHub // flag changes for the reviewer page (live.go)
+	// cropper aligns faces for dataset exports, loaded on the first export (dataloop.go).
+	cropper export.Cropper
 }
 
 // New builds the Fiber app. registry receives the HTTP metrics and is served at /metrics.
@@ -220,5 +223,10 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	if err := s.store.Ping(ctx); err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
 	}
-	return c.JSON(fiber.Map{"status": "ok", "database": map[bool]string{true: "postgres", false: "sqlite"}[s.store.Postgres]})
+	inForce, err := export.ModelsInForce(ctx, s.store)
+	if err != nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
+	}
+	return c.JSON(fiber.Map{"status": "ok", "database": map[bool]string{true: "postgres", false: "sqlite"}[s.store.Postgres],
+		"models": inForce})
 }

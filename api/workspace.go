@@ -29,6 +29,7 @@ func (s *Server) workspaceRoutes(app *fiber.App, v1 fiber.Router) {
 	v1.Get("/live", review, s.liveFeed)
 
 	v1.Get("/exports/verdicts.csv", data, s.exportVerdicts)
+	s.dataLoopRoutes(v1)
 
 	v1.Get("/users", admin, s.listUsers)
 	v1.Post("/users", admin, s.createUser)

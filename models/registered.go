@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	ort "github.com/yalue/onnxruntime_go"
 )
 
 // RegistryRegistered marks a model version registered at run time (proctor models register, or
@@ -33,7 +35,7 @@ func FromBytes(manifestJSON, data []byte) (*Manifest, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}
-	if !isRetrainable(m.Name) {
+	if !IsRetrainable(m.Name) {
 		return nil, fmt.Errorf("%w: model %q cannot be registered (retrainable: %s)", ErrBadManifest, m.Name, strings.Join(Retrainable, ", "))
 	}
 	if m.Version == "" || strings.ContainsAny(m.Version, "@ ,/") || len(m.Version) > 32 {
@@ -88,7 +90,8 @@ func ReadVersionDir(dir string) (*Manifest, []byte, error) {
 	return m, mj, nil
 }
 
-func isRetrainable(name string) bool {
+// IsRetrainable reports whether new versions of the model can be registered.
+func IsRetrainable(name string) bool {
 	for _, n := range Retrainable {
 		if n == name {
 			return true
@@ -121,4 +124,40 @@ func sameContract(old, m *Manifest) error {
 		return fmt.Errorf("%w %s@%s: %s", ErrBadManifest, m.Name, m.Version, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// CheckLoads opens the version in onnxruntime and runs it once on zeros, as a worker will, so a
+// file the runtime rejects fails at registration rather than on every worker.
+func CheckLoads(m *Manifest) error {
+	switch m.Decode.Family {
+	case FamilyFaceAttributes:
+		c, err := NewAttributeClassifier(m, SessionOptions{IntraOpThreads: 1})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.session.Run()
+	case FamilyPhraseHead:
+		return checkPhraseHead(m)
+	}
+	return fmt.Errorf("%w: family %s cannot be registered", ErrBadManifest, m.Decode.Family)
+}
+
+func checkPhraseHead(m *Manifest) error {
+	in, err := ort.NewEmptyTensor[float32](ort.NewShape(1, int64(m.Audio.Window), 96))
+	if err != nil {
+		return err
+	}
+	defer in.Destroy()
+	out, err := ort.NewEmptyTensor[float32](ort.NewShape(1, 1))
+	if err != nil {
+		return err
+	}
+	defer out.Destroy()
+	s, err := NewAudioSession(m, []ort.Value{in}, []ort.Value{out}, SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		return err
+	}
+	defer s.Destroy()
+	return s.Run()
 }

@@ -167,7 +167,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		if err != nil {
 			return err
 		}
-		if err := storeShadows(tx, fr, obs.Shadow); err != nil {
+		if err := storeShadows(tx, fr, &obs); err != nil {
 			return err
 		}
 		// Evidence frames feed the timing rules (recording gaps, A4 sheet, room scan), and new
@@ -189,9 +189,21 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-// storeShadows keeps what shadow model versions said about the frame, apart from its result.
-func storeShadows(tx *gorm.DB, fr *store.FrameResult, shadows []analyzers.ShadowResult) error {
-	for _, sh := range shadows {
+// storeShadows keeps what shadow model versions said about the frame's main face (the one the
+// rules judge), apart from its result.
+func storeShadows(tx *gorm.DB, fr *store.FrameResult, obs *analyzers.Observation) error {
+	main := analyzers.MainFace(obs.Faces, 0)
+	for _, sh := range obs.Shadow {
+		outputs := make([]analyzers.ShadowOutput, 0, len(sh.Outputs))
+		for _, o := range sh.Outputs {
+			if o.Face == main {
+				outputs = append(outputs, o)
+			}
+		}
+		if len(outputs) == 0 {
+			continue
+		}
+		sh.Outputs = outputs
 		out, err := json.Marshal(sh.Outputs)
 		if err != nil {
 			return err

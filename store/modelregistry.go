@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -229,4 +230,200 @@ type ShadowObservation struct {
 	// Agree is true when every output's presence decision matches the active version's.
 	Agree     bool      `json:"agree"`
 	CreatedAt time.Time `gorm:"index:shadow_time,priority:2" json:"created_at"`
+}
+
+// ShadowComparison is how a shadow version did next to the active one on recent frames.
+type ShadowComparison struct {
+	Model  string    `json:"model"`
+	Since  time.Time `json:"since"`
+	Frames int       `json:"frames"`
+	// Agreement is the share of frames where every presence decision matched the active version.
+	Agreement *float64 `json:"agreement"`
+	// Labels compares the two versions per label: decisions that differ, and accuracy on the
+	// frames reviewers labelled (attribute labels on flags whose evidence frame both saw).
+	Labels map[string]*LabelComparison `json:"labels"`
+	// Flags: reviewed flags of the types this model decides, on sessions the shadow saw; the
+	// active version raised them all, "shadow_would_raise" counts those where the shadow found
+	// the attribute on at least half of the flag's frames, and the precisions are confirmed /
+	// reviewed over each set.
+	Flags ShadowFlags `json:"flags"`
+}
+
+// LabelComparison is one label's share of the comparison.
+type LabelComparison struct {
+	Frames         int      `json:"frames"`
+	Disagree       int      `json:"disagree"`
+	ActivePositive int      `json:"active_positive"`
+	ShadowPositive int      `json:"shadow_positive"`
+	Labelled       int      `json:"labelled"`
+	ActiveAccuracy *float64 `json:"active_accuracy"`
+	ShadowAccuracy *float64 `json:"shadow_accuracy"`
+	activeCorrect  int
+	shadowCorrect  int
+}
+
+// ShadowFlags compares precision against verdicts.
+type ShadowFlags struct {
+	Reviewed         int      `json:"reviewed"`
+	ActivePrecision  *float64 `json:"active_precision"`
+	ShadowWouldRaise int      `json:"shadow_would_raise"`
+	ShadowPrecision  *float64 `json:"shadow_precision"`
+}
+
+type shadowOutput struct {
+	Label  string `json:"label"`
+	Active struct {
+		Present bool `json:"present"`
+	} `json:"active"`
+	Shadow struct {
+		Present bool `json:"present"`
+	} `json:"shadow"`
+}
+
+// flagLabel is the attribute label each attire flag type is about.
+var flagLabel = map[string]string{"MASK": "mask", "FACE_OCCLUDED": "occluded"}
+
+// CompareShadow compares shadow version model (name@version) with the active version on the
+// organisation's frames since the given time ("" org = every organisation).
+func (s *Store) CompareShadow(ctx context.Context, orgID, model string, since time.Time) (*ShadowComparison, error) {
+	db := s.DB.WithContext(ctx)
+	q := db.Model(&ShadowObservation{}).Where("model = ? AND created_at >= ?", model, since)
+	if orgID != "" {
+		q = q.Where("session_id IN (?)", s.DB.Model(&Session{}).Select("id").Where("org_id = ?", orgID))
+	}
+	var obs []ShadowObservation
+	if err := q.Order("id").Find(&obs).Error; err != nil {
+		return nil, err
+	}
+	cmp := &ShadowComparison{Model: model, Since: since, Frames: len(obs), Labels: map[string]*LabelComparison{}}
+	type frameKey struct {
+		session, camera string
+		seq             int64
+	}
+	byFrame := map[frameKey][]shadowOutput{}
+	sessions := map[string]bool{}
+	agree := 0
+	for _, o := range obs {
+		var outs []shadowOutput
+		if err := json.Unmarshal([]byte(o.Outputs), &outs); err != nil {
+			return nil, fmt.Errorf("shadow observation %d: %w", o.ID, err)
+		}
+		byFrame[frameKey{o.SessionID, o.Camera, o.Seq}] = outs
+		sessions[o.SessionID] = true
+		if o.Agree {
+			agree++
+		}
+		for _, x := range outs {
+			lc := cmp.Labels[x.Label]
+			if lc == nil {
+				lc = &LabelComparison{}
+				cmp.Labels[x.Label] = lc
+			}
+			lc.Frames++
+			if x.Active.Present != x.Shadow.Present {
+				lc.Disagree++
+			}
+			if x.Active.Present {
+				lc.ActivePositive++
+			}
+			if x.Shadow.Present {
+				lc.ShadowPositive++
+			}
+		}
+	}
+	cmp.Agreement = ratio(agree, len(obs))
+	if len(sessions) == 0 {
+		return cmp, nil
+	}
+	ids := make([]string, 0, len(sessions))
+	for id := range sessions {
+		ids = append(ids, id)
+	}
+	var flags []Flag
+	if err := db.Where("session_id IN ? AND type IN ?", ids, []string{"MASK", "FACE_OCCLUDED"}).Find(&flags).Error; err != nil {
+		return nil, err
+	}
+	var labels []Label
+	if err := db.Where("session_id IN ? AND kind = ? AND withdrawn_at IS NULL", ids, LabelAttribute).Order("id").Find(&labels).Error; err != nil {
+		return nil, err
+	}
+	// Accuracy on labelled evidence frames (the latest label per flag wins).
+	latest := map[uint]Label{}
+	for _, l := range labels {
+		latest[*l.FlagID] = l
+	}
+	var labelledFlags []Flag
+	if len(latest) > 0 {
+		lids := make([]uint, 0, len(latest))
+		for id := range latest {
+			lids = append(lids, id)
+		}
+		if err := db.Where("id IN ?", lids).Find(&labelledFlags).Error; err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range labelledFlags {
+		l := latest[f.ID]
+		truth := map[string]*bool{"mask": l.Mask, "occluded": l.Occluded, "earphones": l.Earphones}
+		for _, x := range byFrame[frameKey{f.SessionID, f.Camera, f.EvidenceSeq}] {
+			t := truth[x.Label]
+			lc := cmp.Labels[x.Label]
+			if t == nil || lc == nil {
+				continue
+			}
+			lc.Labelled++
+			if x.Active.Present == *t {
+				lc.activeCorrect++
+			}
+			if x.Shadow.Present == *t {
+				lc.shadowCorrect++
+			}
+		}
+	}
+	for _, lc := range cmp.Labels {
+		lc.ActiveAccuracy, lc.ShadowAccuracy = ratio(lc.activeCorrect, lc.Labelled), ratio(lc.shadowCorrect, lc.Labelled)
+	}
+	// Precision against verdicts.
+	var aConf, sConf, sRev int
+	for _, f := range flags {
+		if f.Status != StatusConfirmed && f.Status != StatusDismissed {
+			continue
+		}
+		cmp.Flags.Reviewed++
+		conf := f.Status == StatusConfirmed
+		if conf {
+			aConf++
+		}
+		var n, pos int
+		for _, o := range obs {
+			if o.SessionID != f.SessionID || o.Camera != f.Camera || o.CapturedAtMs < f.StartMs || o.CapturedAtMs > f.EndMs {
+				continue
+			}
+			for _, x := range byFrame[frameKey{o.SessionID, o.Camera, o.Seq}] {
+				if x.Label == flagLabel[f.Type] {
+					n++
+					if x.Shadow.Present {
+						pos++
+					}
+				}
+			}
+		}
+		if n > 0 && 2*pos >= n {
+			cmp.Flags.ShadowWouldRaise++
+			sRev++
+			if conf {
+				sConf++
+			}
+		}
+	}
+	cmp.Flags.ActivePrecision, cmp.Flags.ShadowPrecision = ratio(aConf, cmp.Flags.Reviewed), ratio(sConf, sRev)
+	return cmp, nil
+}
+
+func ratio(a, b int) *float64 {
+	if b == 0 {
+		return nil
+	}
+	r := float64(a) / float64(b)
+	return &r
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"proctor/analyzers"
+	"proctor/models"
 	"proctor/rules"
 )
 
@@ -47,6 +48,7 @@ func runAnalyzeAudio(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("analyze audio", flag.ContinueOnError)
 	questions := fs.String("questions", "", "comma-separated ms offsets where questions 1, 2, … were shown; adds \"answers\"")
 	chunk := fs.Int("chunk-ms", 1000, "feed the file in chunks of this many ms, as the live pipeline receives it")
+	phraseModel := fs.String("phrase-model", "", "version directory of a retrained phrase head (training/phrase/retrain.sh) instead of the built-in one")
 	// Flags may come after the file name too (proctor analyze audio a.wav --questions 0,60000).
 	var files []string
 	rest := args
@@ -81,7 +83,11 @@ func runAnalyzeAudio(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w (convert it with: sox IN -b 16 -c 1 OUT.wav)", files[0], err)
 	}
-	set, err := analyzers.NewAudioSet(analyzers.AudioConfig{})
+	cfg, err := audioConfig(*phraseModel)
+	if err != nil {
+		return err
+	}
+	set, err := analyzers.NewAudioSet(cfg)
 	if err != nil {
 		return err
 	}
@@ -115,12 +121,57 @@ func runAnalyzeAudio(ctx context.Context, args []string) error {
 	return enc.Encode(out)
 }
 
+// audioConfig is the analyzers' default configuration, with the phrase head of a version
+// directory (manifest.json + ONNX, checked like a registered version) when one is given.
+func audioConfig(phraseModel string) (analyzers.AudioConfig, error) {
+	var cfg analyzers.AudioConfig
+	if phraseModel == "" {
+		return cfg, nil
+	}
+	m, _, err := models.ReadVersionDir(phraseModel)
+	if err != nil {
+		return cfg, fmt.Errorf("--phrase-model: %w", err)
+	}
+	if m.Name != analyzers.DefaultPhraseModel {
+		return cfg, fmt.Errorf("--phrase-model %s: model %s is not a version of %s", phraseModel, m.ID(), analyzers.DefaultPhraseModel)
+	}
+	cfg.Phrase.Active = m
+	return cfg, nil
+}
+
+// evalAudioSummary is what `proctor eval audio --json` prints (and retrain.sh stores in a version
+// directory's eval.json): the table's numbers. Field names are stable.
+type evalAudioSummary struct {
+	Data           string            `json:"data"`
+	Model          string            `json:"model"`
+	Files          int               `json:"files"`
+	AudioHours     float64           `json:"audio_hours"`
+	VADAccuracy    float64           `json:"vad_frame_accuracy"`
+	VADRecall      float64           `json:"vad_speech_recall"`
+	VADPrecision   float64           `json:"vad_speech_precision"`
+	Recall         float64           `json:"phrase_recall"`
+	Hits           int               `json:"phrase_hits"`
+	Phrases        int               `json:"phrases"`
+	FalseAlarms    int               `json:"false_alarms"`
+	NegSpeechHours float64           `json:"negative_speech_hours"`
+	FAPerHour      float64           `json:"false_alarms_per_hour"`
+	VariantHits    int               `json:"variant_hits"`
+	Variants       int               `json:"variants"`
+	RealTimeFactor float64           `json:"analysis_time_per_audio_time"`
+	Threshold      float32           `json:"threshold"`
+	MinRun         int               `json:"min_run"`
+	PerVoice       map[string]string `json:"per_voice,omitempty"`
+}
+
 // evalLabels is the sidecar JSON of an evaluation WAV (training/phrase/train.py writes them):
 // speech, phrase and same-meaning-variant segments in ms.
 type evalLabels struct {
 	Speech   [][2]int64 `json:"speech"`
 	Phrases  [][2]int64 `json:"phrases"`
 	Variants [][2]int64 `json:"variants"`
+	Voice    struct {
+		Variant string `json:"variant"`
+	} `json:"voice"`
 }
 
 type evalFile struct {
@@ -135,6 +186,7 @@ type evalFile struct {
 	negSpeechMs              int64
 	took                     time.Duration
 	boundaryStart, boundaryE int64
+	voice                    string
 }
 
 // runEvalAudio: proctor eval audio --data DIR
@@ -145,8 +197,20 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	vadCheck := fs.String("vad-check", "../shared/data/speech/mandarin/fun_tests_sample.wav:770-5980",
 		"FILE:START-END: a recording with one labelled speech segment; the VAD's boundary errors are printed (skipped if the file is missing)")
 	chunk := fs.Int("chunk-ms", 1000, "chunk size the files are fed in")
+	phraseModel := fs.String("phrase-model", "", "version directory of a retrained phrase head (training/phrase/retrain.sh) instead of the built-in one")
+	asJSON := fs.Bool("json", false, "print one JSON object (with recall per voice) instead of the table")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	cfg, err := audioConfig(*phraseModel)
+	if err != nil {
+		return err
+	}
+	head := cfg.Phrase.Active
+	if head == nil {
+		if head, err = models.Lookup(analyzers.DefaultPhraseModel); err != nil {
+			return err
+		}
 	}
 	if *data == "" {
 		return usageError{errors.New("usage: proctor eval audio --data DIR")}
@@ -164,7 +228,7 @@ func runEvalAudio(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			set, err := analyzers.NewAudioSet(analyzers.AudioConfig{})
+			set, err := analyzers.NewAudioSet(cfg)
 			if err != nil {
 				for i := range next {
 					errs[i] = err
@@ -197,8 +261,34 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	}
 	hours := float64(t.negSpeechMs) / 3.6e6
 	rtf := t.took.Seconds() / (float64(t.durMs) / 1000)
-	fmt.Printf("proctor eval audio --data %s  (%d files, %.2f h of audio, %s)\n\n", *data, len(wavs),
-		float64(t.durMs)/3.6e6, runtime.GOARCH)
+	if *asJSON {
+		perVoice := map[string][2]int{}
+		for _, r := range results {
+			if r.voice != "" {
+				v := perVoice[r.voice]
+				perVoice[r.voice] = [2]int{v[0] + r.hits, v[1] + r.phrases}
+			}
+		}
+		sum := evalAudioSummary{Data: *data, Model: head.ID(), Files: len(wavs), AudioHours: round4(float64(t.durMs) / 3.6e6),
+			VADAccuracy:  round4(float64(t.agree) / float64(max(t.frames, 1))),
+			VADRecall:    round4(float64(t.speechHit) / float64(max(t.speechFrames, 1))),
+			VADPrecision: round4(float64(t.speechHit) / float64(max(t.predFrames, 1))),
+			Recall:       round4(float64(t.hits) / float64(max(t.phrases, 1))), Hits: t.hits, Phrases: t.phrases,
+			FalseAlarms: t.falseAlarms, NegSpeechHours: round4(hours), FAPerHour: round4(float64(t.falseAlarms) / math.Max(hours, 1e-9)),
+			VariantHits: t.variantHits, Variants: t.variants, RealTimeFactor: round4(rtf),
+			Threshold: head.Thresholds.Score, MinRun: head.Audio.MinRun}
+		if len(perVoice) > 0 {
+			sum.PerVoice = map[string]string{}
+			for k, v := range perVoice {
+				sum.PerVoice[k] = fmt.Sprintf("%d/%d", v[0], v[1])
+			}
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(sum)
+	}
+	fmt.Printf("proctor eval audio --data %s  (%d files, %.2f h of audio, %s, %s)\n\n", *data, len(wavs),
+		float64(t.durMs)/3.6e6, runtime.GOARCH, head.ID())
 	fmt.Println("| metric | value |")
 	fmt.Println("|---|---|")
 	fmt.Printf("| VAD frame accuracy (10 ms frames) | %.3f |\n", float64(t.agree)/float64(max(t.frames, 1)))
@@ -231,6 +321,7 @@ func evalOne(ctx context.Context, set *analyzers.AudioSet, path string, chunkMs 
 	if err := json.Unmarshal(side, &lab); err != nil {
 		return r, fmt.Errorf("%s: labels: %w", path, err)
 	}
+	r.voice = lab.Voice.Variant
 	samples, rate, err := analyzers.DecodeWAV(data)
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", path, err)
@@ -343,3 +434,5 @@ func vadBoundaryCheck(ctx context.Context, file, span string) error {
 		filepath.Base(file), got0, got1, want0, want1, got0-want0, got1-want1, len(res.Speech))
 	return nil
 }
+
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
