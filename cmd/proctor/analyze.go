@@ -102,9 +102,13 @@ func readImageJPEG(path string) ([]byte, error) {
 	return data, nil
 }
 
-func runModels(args []string) error {
-	if len(args) == 0 || args[0] != "list" {
-		return usageError{errors.New("usage: proctor models list")}
+// listModels prints the built-in models and, when the database opens, the registry's versions.
+func listModels(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("models list", flag.ContinueOnError)
+	var sf serviceFlags
+	sf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
 	}
 	list, err := models.List()
 	if err != nil {
@@ -121,5 +125,8 @@ func runModels(args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s:%s\t%s…\t%s\n", m.Name, m.Version, m.Task, m.Licence,
 			m.Source.Registry, m.Source.Package, m.SHA256[:12], status)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printRegistry(ctx, sf)
 }

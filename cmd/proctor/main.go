@@ -10,7 +10,9 @@
 //	proctor migrate   create or upgrade the database schema
 //	proctor keys      create API keys
 //	proctor users     create reviewer-page users
-//	proctor models    list installed models
+//	proctor models    list models; register, shadow, promote, roll back versions
+//	proctor export    export reviewer-labelled data for retraining
+//	proctor precision flags raised and confirmed per flag type and model version
 package main
 
 import (
@@ -39,7 +41,9 @@ commands:
   migrate    create or upgrade the database schema
   keys       keys create --org ORG --name NAME --scopes ingest,review,data,admin
   users      users create --org ORG --email EMAIL --role reviewer|data|admin [--password-stdin]
-  models     models list
+  models     models list | register DIR | shadow|unshadow|promote NAME VERSION | rollback NAME | compare NAME VERSION
+  export     export --org ORG --purpose WHY --out DIR [--from --to --exam --flag-types --model --verdicts --kinds]
+  precision  precision [--org ORG] [--bucket day|week|all]   flags raised, confirmed, dismissed per model version
 
 Run 'proctor <command> -h' for the flags of a command. Every flag can also be set with the
 environment variable shown in its help.
@@ -76,7 +80,11 @@ func main() {
 	case "users":
 		err = runUsers(ctx, args)
 	case "models":
-		err = runModels(args)
+		err = runModels(ctx, args)
+	case "export":
+		err = runExport(ctx, args)
+	case "precision":
+		err = runPrecision(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
