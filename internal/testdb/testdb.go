@@ -4,8 +4,12 @@ package testdb
 
 import (
 	"context"
+	"database/sql"
 	"os"
+	"regexp"
 	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for CREATE DATABASE
 
 	"proctor/store"
 )
@@ -42,3 +46,34 @@ func Open(t testing.TB) []Backend {
 
 // PostgresDSN is the test PostgreSQL, or "".
 func PostgresDSN() string { return os.Getenv("PROCTOR_TEST_POSTGRES_DSN") }
+
+// FreshPostgresDSN creates an empty database on the test PostgreSQL and returns its DSN; it is
+// dropped when the test ends. For tests that change service-wide state (the model registry)
+// which other tests sharing the database must not see.
+func FreshPostgresDSN(t testing.TB) string {
+	t.Helper()
+	base := PostgresDSN()
+	if base == "" {
+		t.Fatal("FreshPostgresDSN without PROCTOR_TEST_POSTGRES_DSN")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := "t_" + store.NewID()
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		if db, err := sql.Open("pgx", base); err == nil {
+			db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+			db.Close()
+		}
+	})
+	re := regexp.MustCompile(`dbname=\S+`)
+	if re.MatchString(base) {
+		return re.ReplaceAllString(base, "dbname="+name)
+	}
+	return base + " dbname=" + name
+}

@@ -21,8 +21,9 @@ class ExportError(Exception):
 
 
 Export = collections.namedtuple("Export", "dir id info manifest_sha256 manifest_sha256_ok items skipped")
-# path: the crop or frame file; labels: {label: bool}, only the wanted labels the item has.
-Item = collections.namedtuple("Item", "id path labels export_id flag_type label_source")
+# path: the crop or frame file; labels: {label: bool}, only the wanted labels the item has;
+# face_box: [x1, y1, x2, y2] of the labelled face in the frame, None when no face was found.
+Item = collections.namedtuple("Item", "id path labels export_id flag_type label_source face_box")
 
 
 def sha256_file(path):
@@ -81,6 +82,28 @@ def read_export(d, file_key="crop", labels=ATTIRE_LABELS):
                 skipped["no " + "/".join(labels) + " label"] += 1
                 continue
             flag = it.get("flag") or {}
+            box = it.get("face_box")
+            if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+                box = None
             items.append(Item(str(it.get("id", n)), path, lab, info.get("id", os.path.basename(d)),
-                              flag.get("type", ""), it.get("label_source", "")))
+                              flag.get("type", ""), it.get("label_source", ""), box))
     return Export(d, info.get("id", os.path.basename(d)), info, want, want == got, items, dict(skipped))
+
+
+def attire_sources(d):
+    """The full retraining's view of export d (train_attire.py --export): one
+    (frame path, mask 1/0/None, occluded 1/0/None, group, face box [x1,y1,x2,y2]) per vision item
+    with a frame, a face box and a mask or occluded label; None where the label is unknown (that
+    head does not learn from the item). Returns (sources, Export); skips are counted in
+    Export.skipped."""
+    ex = read_export(d, "frame")
+    out = []
+    for it in ex.items:
+        if it.face_box is None:
+            # No face was found in the frame (the export has no crop): nothing to say which face.
+            ex.skipped["no face box"] = ex.skipped.get("no face box", 0) + 1
+            continue
+        m, o = it.labels.get("mask"), it.labels.get("occluded")
+        out.append((it.path, None if m is None else int(m), None if o is None else int(o), "export:" + ex.id,
+                    [float(v) for v in it.face_box]))
+    return out, ex

@@ -13,10 +13,21 @@ mask/dev is never used for training or for choosing thresholds: thresholds are c
 validation split of the training faces, and mask/dev only reports. Each image goes through the
 service's own steps: UltraFace boxes (faces.py), 68 landmarks, ArcFace alignment to 112x112.
 
-Re-runnable by the data team with exported reviewer data:
-  training/vision/train_attire.sh --extra DIR [--extra DIR2 ...]
-where each DIR holds with_mask/ and without_mask/ (and optionally occluded/ and not_occluded/)
-folders of JPEG/PNG frames or face photos.
+Re-runnable by the data team with reviewer-labelled data:
+  training/vision/train_attire.sh --export DIR [--export DIR2 ...]
+where each DIR is an export (docs/data-loop.md: `proctor export`, or the unzipped archive of
+POST /v1/exports). Every vision item with a frame, a face box and a boolean "mask" and/or
+"occluded" label becomes a source: its frame (frames/<item>.jpg), not its crop, so it goes
+through the same steps and augmentations as every other photo (re-detected by faces.py, the
+detected face that overlaps the export's face_box best, IoU >= 0.3, is the labelled one; other
+faces in the frame are not used; jitter, smaller decodes, synthetic occluders on the mask=0,
+occluded=0 faces; 4 variants each like the diverse negatives). A label the item lacks does not
+train that head (an item labelled only "occluded" leaves the mask head alone). Items without a
+face box (no face found), without a frame or without those labels are skipped and counted
+(exports.py). The fast alternative, seconds instead of minutes, refits only the last layer:
+finetune_attire.sh (finetune_attire.py).
+Folders of loose photos work too: --extra DIR, where DIR holds with_mask/ and without_mask/ (and
+optionally occluded/ and not_occluded/) folders of JPEG/PNG frames or face photos.
 
 Outputs: models/trained/attire-cnn.onnx, training/vision/attire-data.tsv (every file used:
 path, sha256, label, faces), training/vision/attire-report.json (metrics, thresholds)."""
@@ -33,6 +44,7 @@ import cv2
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
+import exports as E  # noqa: E402
 import faces as F  # noqa: E402
 import occluders as O  # noqa: E402
 
@@ -96,31 +108,53 @@ def jitter(box, rng, amount):
     return (cx - w * s / 2, cy - h * s / 2, w * s, h * s)
 
 
-def sources(data, extras):
-    """(path, mask label, occluded label or None, group) for every training image."""
+def sources(data, extras, export_dirs=()):
+    """(path, mask label or None, occluded label or None, group, face box or None) for every
+    training image, and the exports read (exports.Export)."""
     f = os.path.join(data, "faces")
     out = []
     for p in images(os.path.join(f, "mask", "train", "with_mask")):
-        out.append((p, 1, None, "mask-train"))
+        out.append((p, 1, None, "mask-train", None))
     for p in images(os.path.join(f, "mask", "train", "without_mask")):
-        out.append((p, 0, 0, "mask-train"))
+        out.append((p, 0, 0, "mask-train", None))
     for sub in ("identities-rmfd", "identities", "identities-crops", "multi_person"):
         for p in images(os.path.join(f, sub)):
-            out.append((p, 0, 0, sub))
+            out.append((p, 0, 0, sub, None))
     demo = os.path.join(ROOT, ".cache", "demo")
     for p in images(demo):
-        out.append((p, 0, 0, "npm-demo"))
+        out.append((p, 0, 0, "npm-demo", None))
     for d in extras:
         for sub, m, o in (("with_mask", 1, None), ("without_mask", 0, 0), ("occluded", 0, 1), ("not_occluded", 0, 0)):
             for p in images(os.path.join(d, sub)):
-                out.append((p, m, o, "extra:" + os.path.basename(os.path.normpath(d))))
-    return out
+                out.append((p, m, o, "extra:" + os.path.basename(os.path.normpath(d)), None))
+    exps = []
+    for d in export_dirs:
+        srcs, ex = E.attire_sources(d)
+        if not ex.manifest_sha256_ok:
+            log(f"warning: {d}: manifest.jsonl sha256 differs from export.json's manifest_sha256")
+        log(f"export {ex.id}: {len(srcs)} items used, skipped {ex.skipped or 'none'}")
+        out += srcs
+        exps.append(ex)
+    return out, exps
+
+
+def labelled_face(frame, img, boxes, hint, scale):
+    """The detected box that is the export's labelled face: face_box [x1,y1,x2,y2] is in the
+    posted frame's pixels; img is that frame after as_frame (scale), frame may be img on a
+    padded canvas (find_faces). [] when no detected box overlaps it with IoU >= 0.3."""
+    dx, dy = (frame.shape[1] - img.shape[1]) // 2, (frame.shape[0] - img.shape[0]) // 2
+    x1, y1, x2, y2 = (v * scale for v in hint)
+    hb = (x1 + dx, y1 + dy, x2 - x1, y2 - y1)
+    best = max(boxes, key=lambda b: F.iou(b, hb), default=None)
+    return [best] if best is not None and F.iou(best, hb) >= 0.3 else []
 
 
 def prepare(srcs, det, ali, rng, cache_path):
     """Aligned crops and labels for every face of every source image (with augmented variants);
     cached by the list of files and their checksums."""
-    key = hashlib.sha256(json.dumps([PREP_VERSION] + [(p, m, o) for p, m, o, _ in srcs]).encode()).hexdigest()[:16]
+    # Export items add their face box to the key; the other sources keep the key they always had.
+    key = hashlib.sha256(json.dumps([PREP_VERSION] + [(p, m, o) if b is None else (p, m, o, b)
+                                                     for p, m, o, _, b in srcs]).encode()).hexdigest()[:16]
     cache = f"{cache_path}-{key}.npz"
     rows = []
     if os.path.exists(cache):
@@ -129,23 +163,26 @@ def prepare(srcs, det, ali, rng, cache_path):
         return z["x"], z["y"], z["w"], z["split"], list(z["rows"])
     xs, ys, ws, split = [], [], [], []
     others = []
-    for i, (p, m, o, g) in enumerate(srcs):
+    for i, (p, m, o, g, hint) in enumerate(srcs):
         img = cv2.imread(p, cv2.IMREAD_COLOR)
         digest = sha256(p)
         if img is None or min(img.shape[:2]) < 16:
             rows.append((p, digest, m, o, g, 0))
             continue
+        w0 = img.shape[1]
         img = as_frame(img)
         if g in ("multi_person", "identities", "npm-demo") and len(others) < 80:
             others.append(img)  # texture source for object occluders: never a masked face
         # Group photos: every face is a negative; labelled mask photos: the faces in them.
-        frame, boxes = find_faces(det, img, 4 if g == "multi_person" else 3)
+        frame, boxes = find_faces(det, img, 4 if g == "multi_person" else 8 if hint else 3)
+        if hint:
+            boxes = labelled_face(frame, img, boxes, hint, img.shape[1] / w0)
         # Split by file: every crop of a photo is on the same side (10% validation).
         val = int(digest[:8], 16) % 10 == 0
         n = 0
         for b in boxes:
             variants = [(frame, b, o)]
-            extra = 4 if (m == 0 and g in DIVERSE) or g.startswith("extra:") else 1
+            extra = 4 if (m == 0 and g in DIVERSE) or g.startswith(("extra:", "export:")) else 1
             for _ in range(extra):
                 variants.append((frame, jitter(b, rng, 0.12), o))
             if min(frame.shape[:2]) > 120 and rng.random() < 0.5:
@@ -168,8 +205,8 @@ def prepare(srcs, det, ali, rng, cache_path):
                 if c is None:
                     continue
                 xs.append(c)
-                ys.append((m, 0 if oo is None else oo))
-                ws.append((1.0, 0.0 if oo is None else 1.0))
+                ys.append((0 if m is None else m, 0 if oo is None else oo))
+                ws.append((0.0 if m is None else 1.0, 0.0 if oo is None else 1.0))
                 split.append(val)
             n += 1
         rows.append((p, digest, m, o, g, n))
@@ -384,6 +421,7 @@ def evaluate_occlusion_photos(data, det, ali, clf, thr):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"), help="dev data root (../shared/data)")
+    ap.add_argument("--export", action="append", default=[], help="export directory (docs/data-loop.md) with reviewer labels (repeatable)")
     ap.add_argument("--extra", action="append", default=[], help="folder with with_mask/ without_mask/ [occluded/ not_occluded/] (repeatable)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "attire-cnn.onnx"))
@@ -397,19 +435,20 @@ def main():
     det = F.FaceDetector(os.path.join(cache, "ultraface-rfb-320.onnx"))
     ali = F.Aligner(os.path.join(cache, "faceplugin-landmarks68.onnx"))
     rng = np.random.default_rng(SEED)
-    srcs = sources(data, args.extra)
+    srcs, exps = sources(data, args.extra, args.export)
     log(f"{len(srcs)} training images")
     x, y, w, split, rows = prepare(srcs, det, ali, rng, os.path.join(ROOT, ".cache", "vision-data", "attire-crops"))
-    log(f"{len(x)} crops: mask {int(y[:, 0].sum())}, occluded {int((y[:, 1] * w[:, 1]).sum())}, validation {int(split.sum())}")
+    log(f"{len(x)} crops: mask {int((y[:, 0] * w[:, 0]).sum())}, occluded {int((y[:, 1] * w[:, 1]).sum())}, validation {int(split.sum())}")
     model = train(x, y, w, split, args.epochs, rng)
     export(model, args.out)
     clf = Classifier(args.out)
     va = np.nonzero(split)[0]
     s = clf(x[va])
-    thr = {"mask": best_threshold(s[:, 0], y[va, 0] > 0.5)}
+    mm = w[va, 0] > 0  # crops whose mask label is known (every one but export items labelled only "occluded")
+    thr = {"mask": best_threshold(s[mm, 0], y[va][mm, 0] > 0.5)}
     om = w[va, 1] > 0
     thr["occluded"] = best_threshold(s[om, 1], y[va][om, 1] > 0.5)
-    val = {"mask": dict(zip(["precision", "recall", "f1", "tp", "fp", "fn"], prf(s[:, 0] >= thr["mask"], y[va, 0] > 0.5))),
+    val = {"mask": dict(zip(["precision", "recall", "f1", "tp", "fp", "fn"], prf(s[mm, 0] >= thr["mask"], y[va][mm, 0] > 0.5))),
            "occluded": dict(zip(["precision", "recall", "f1", "tp", "fp", "fn"], prf(s[om, 1] >= thr["occluded"], y[va][om, 1] > 0.5)))}
     log("thresholds", thr, "validation", val)
     dev = evaluate_dev(data, det, ali, clf, thr, np.random.default_rng(SEED + 1))
@@ -425,18 +464,20 @@ def main():
     with open(args.out, "rb") as f:
         model_sha = hashlib.sha256(f.read()).hexdigest()
     report = {"model": os.path.relpath(args.out, ROOT), "sha256": model_sha, "thresholds": thr,
-              "crops": {"total": int(len(x)), "validation": int(split.sum()), "mask": int(y[:, 0].sum()),
+              "crops": {"total": int(len(x)), "validation": int(split.sum()), "mask": int((y[:, 0] * w[:, 0]).sum()),
                         "occluded_synthetic": int((y[:, 1] * w[:, 1]).sum())},
               "validation": val, "mask_dev": dev, "occlusion_photos": occ, "ms_per_face_python_ort": round(ms, 3),
-              "epochs": args.epochs, "extra": args.extra}
+              "epochs": args.epochs, "extra": args.extra,
+              "exports": [{"id": ex.id, "dir": ex.dir, "manifest_sha256": ex.manifest_sha256, "manifest_sha256_ok": ex.manifest_sha256_ok,
+                           "items_used": len(ex.items) - ex.skipped.get("no face box", 0), "skipped": ex.skipped} for ex in exps]}
     with open(args.report, "w") as f:
         json.dump(report, f, indent=1, default=float)
     with open(args.data_manifest, "w") as f:
         f.write("# Files used to train models/trained/attire-cnn.onnx (training/vision/train_attire.py).\n")
-        f.write("# path (relative to the data root, or as given for --extra)\tsha256\tmask\toccluded\tgroup\tfaces used\n")
+        f.write("# path (relative to the data root or the project, or as given for --extra)\tsha256\tmask\toccluded\tgroup\tfaces used\n")
         for p, d, m, o, g, n in rows:
             rel = os.path.relpath(p, data) if p.startswith(data) else os.path.relpath(p, ROOT) if p.startswith(ROOT) else p
-            f.write(f"{rel}\t{d}\t{m}\t{'' if o is None else o}\t{g}\t{n}\n")
+            f.write(f"{rel}\t{d}\t{'' if m is None else m}\t{'' if o is None else o}\t{g}\t{n}\n")
     log("wrote", args.out, model_sha, args.report, args.data_manifest)
     if os.path.abspath(args.out) == os.path.join(ROOT, "models", "trained", "attire-cnn.onnx"):
         update_manifest(model_sha, thr)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the environment (training/vision/setup.sh) and trains the mask/occlusion classifier at
 # low priority (the machine is shared): training/vision/train_attire.sh [train_attire.py options]
-#   training/vision/train_attire.sh --extra exports/reviewed-2026-12   # retrain with reviewer data
+#   training/vision/train_attire.sh --export exports/exp_2026_12   # retrain with an export (docs/data-loop.md)
 # Writes models/trained/attire-cnn.onnx, training/vision/attire-report.json and
 # training/vision/attire-data.tsv, and updates sha256 and thresholds in
 # models/manifests/attire-cnn.json (it says which rules defaults to change if the thresholds
