@@ -26,6 +26,8 @@ step "setup"
 # here rather than skip.
 scripts/setup.sh --browser
 export PROCTOR_REQUIRE_BROWSER=1
+# The data-loop test retrains the mask classifier with the venv setup.sh made: it must run, not skip.
+export PROCTOR_REQUIRE_RETRAIN=1
 
 services=()
 cleanup() {

@@ -38,7 +38,6 @@ Method, kept simple on purpose:
 Never reads ../shared/data unless --bench points there; writes only --out."""
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import shutil

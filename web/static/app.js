@@ -1,12 +1,13 @@
 // Reviewer page: plain JavaScript, no framework, no build step. Views are rendered with h()
 // (never innerHTML with data). Routes live in the #fragment: #/queue?…, #/session/ID,
-// #/settings/EXAM, #/audit, #/exports, #/admin. Strings come from i18n.json (zh + en).
+// #/settings/EXAM, #/audit, #/exports, #/models, #/admin. Strings come from i18n.json (zh + en).
 'use strict';
 
 const S = {
   me: null, lang: 'en', L: {}, view: '', es: null,
   queue: [], qsel: 0, qquery: '',
   sess: null, tl: null, flags: [], fsel: 0, picked: new Set(), zoom: false, detail: null,
+  labels: [], answers: null, attrDraft: null,
 };
 
 // ---- strings ---------------------------------------------------------------------------
@@ -101,7 +102,7 @@ function renderTop() {
   $('#brand').textContent = t('app.title');
   const links = [];
   if (has('review')) links.push(['queue', '#/queue' + (S.qquery ? '?' + S.qquery : '')]);
-  if (has('data')) links.push(['exports', '#/exports']);
+  if (has('data')) links.push(['exports', '#/exports'], ['models', '#/models']);
   if (has('admin')) links.push(['settings', '#/settings'], ['audit', '#/audit'], ['admin', '#/admin']);
   $('#nav').replaceChildren(...links.map(([k, href]) =>
     h('a', { href, class: S.view === k || (k === 'queue' && S.view === 'session') ? 'on' : null }, t('nav.' + k))));
@@ -189,6 +190,7 @@ async function route() {
       case 'settings': return await showSettings(parts[1] || '');
       case 'audit': return await showAudit(q);
       case 'exports': return await showExports();
+      case 'models': return await showModels(q);
       case 'admin': return await showAdmin();
       case 'queue': return await showQueue(q);
       default: location.replace(home());
@@ -280,9 +282,13 @@ function renderQueueRows() {
 
 // ---- session ---------------------------------------------------------------------------
 async function openSession(id) {
-  const [tl, det] = await Promise.all([api('GET', `/v1/sessions/${encodeURIComponent(id)}/timeline`), api('GET', `/v1/sessions/${encodeURIComponent(id)}`)]);
+  const sid = encodeURIComponent(id);
+  // Labels and answers are extras: the flags stay reviewable if either fails.
+  const [tl, det, lab, ans] = await Promise.all([api('GET', `/v1/sessions/${sid}/timeline`), api('GET', `/v1/sessions/${sid}`),
+    api('GET', `/v1/sessions/${sid}/labels`).catch(() => null), api('GET', `/v1/sessions/${sid}/answers`).catch(() => null)]);
   const same = S.sess && S.sess.id === id;
   S.view = 'session'; S.tl = tl; S.sess = det.session; S.flags = det.flags || [];
+  S.labels = (lab && lab.labels) || []; S.answers = ans;
   if (!same) {
     S.picked = new Set(); S.zoom = false;
     const firstOpen = S.flags.findIndex((f) => f.status === 'open');
@@ -333,7 +339,11 @@ function renderSession() {
       h('div', { class: 'evlist' }, integ.length ? h('table', { class: 'list' }, h('tbody', {}, integ.map(evRow))) : h('div', { class: 'empty' }, '—'))),
     h('div', { class: 'panel', id: 'technical' }, h('div', { class: 'head' }, h('span', { class: 'badge b-technical' }, t('class.technical')), t('session.technical'), h('span', { class: 'muted' }, '· ' + tech.length)),
       h('div', { class: 'evlist' }, tech.length ? h('table', { class: 'list' }, h('tbody', {}, tech.map(evRow))) : h('div', { class: 'empty' }, t('session.noTechnical')))));
-  mount(h('div', { class: 'page' }, head, tlPanel, h('div', { class: 'grid2' }, flagsPanel, detail), evPanels));
+  const dataPanels = h('div', { class: 'grid2b' },
+    h('div', { class: 'panel', id: 'answers' }, h('div', { class: 'head' }, t('session.answers')), renderAnswers(start)),
+    h('div', { class: 'panel' }, h('div', { class: 'head' }, t('label.title'), h('span', { class: 'muted' }, '· ' + S.labels.filter((l) => !l.withdrawn_at).length)),
+      h('div', { class: 'body' }, h('p', { class: 'muted' }, t('label.help')), labelList('labels', S.labels, start))));
+  mount(h('div', { class: 'page' }, head, tlPanel, h('div', { class: 'grid2' }, flagsPanel, detail), evPanels, dataPanels));
   const sel = document.querySelector('#flags tr.sel');
   if (sel) sel.scrollIntoView({ block: 'nearest' });
 }
@@ -415,9 +425,18 @@ function renderDetail(start) {
     return el;
   };
   const frameFlag = f.model_version && f.model_version !== 'exam-flow-rules';
+  // The correction form shows for the attribute flags, and for any other flag once its evidence
+  // frame has loaded (a frame is what an attribute label describes).
+  const attr = has('review') ? attrForm(f, start) : null;
+  if (attr && !ATTR_FLAGS.includes(f.type)) attr.hidden = true;
+  const evidence = () => {
+    const el = img(`/v1/flags/${f.id}/evidence`);
+    if (attr) el.addEventListener('load', () => { attr.hidden = false; });
+    return el;
+  };
   const shot = (cam) => h('div', { class: 'shot' + (cam === f.camera ? ' flagged' : '') },
     h('div', { class: 'cap' }, h('span', {}, tk('camera.', cam)), cam === f.camera ? h('span', {}, fmtRel(f.start_ms - start)) : null),
-    cam === f.camera ? (frameFlag ? img(`/v1/flags/${f.id}/evidence`) : h('div', { class: 'none' }, t('session.noEvidence')))
+    cam === f.camera ? (frameFlag ? evidence() : h('div', { class: 'none' }, t('session.noEvidence')))
       : h('div', { class: 'none' }, t('session.noFrame')));
   const sim = typeof d.similarity === 'number' ? d.similarity : null;
   const photo = h('div', { class: 'shot' },
@@ -440,7 +459,142 @@ function renderDetail(start) {
     h('div', { class: 'verdict' }, note,
       h('button', { class: 'btn confirm', id: 'confirm', onclick: () => verdict('confirmed') }, t('session.confirm'), h('kbd', {}, 'c')),
       h('button', { class: 'btn dismiss', id: 'dismiss', onclick: () => verdict('dismissed') }, t('session.dismiss'), h('kbd', {}, 'd'))),
-    h('div', { class: 'muted', style: 'margin-top:10px' }, t('session.history')), hist);
+    h('div', { class: 'muted', style: 'margin-top:10px' }, t('session.history')), hist,
+    attr);
+}
+
+// ---- labels: reviewer corrections that become training data (docs/data-loop.md) ----------
+// Flag types whose evidence frame a reviewer can describe (mask, occlusion, earphones, persons).
+const ATTR_FLAGS = ['MASK', 'FACE_OCCLUDED', 'EXTRA_PERSON', 'MULTIPLE_FACES'];
+const ATTRS = ['mask', 'occluded', 'earphones'];
+
+function attrForm(f, start) {
+  // The draft survives re-renders (a live flag, a verdict) until the flag changes or is labelled.
+  if (!S.attrDraft || S.attrDraft.flag !== f.id) S.attrDraft = { flag: f.id, mask: '', occluded: '', earphones: '', persons: '' };
+  const d = S.attrDraft;
+  const keep = (k) => (e) => { d[k] = e.target.value; };
+  const yn = {};
+  for (const k of ATTRS) yn[k] = selectEl('attr-' + k, d[k], [['', '—'], ['true', t('common.yes')], ['false', t('common.no')]], keep(k));
+  const persons = h('input', { type: 'number', id: 'attr-persons', min: 0, max: 20, step: 1, value: d.persons, placeholder: '—', oninput: keep('persons') });
+  const save = (e) => {
+    e.preventDefault();
+    const body = { kind: 'attribute', flag_id: f.id };
+    for (const k of ATTRS) if (yn[k].value) body[k] = yn[k].value === 'true'; // read the fields, not the draft: they are the truth
+    if (persons.value !== '') {
+      const n = Number(persons.value);
+      if (!Number.isInteger(n) || n < 0 || n > 20) return toast(t('label.badPersons'), true);
+      body.persons = n;
+    }
+    if (Object.keys(body).length === 2) return toast(t('label.attrEmpty'), true);
+    addLabel(body, () => { S.attrDraft = null; });
+  };
+  const mine = S.labels.filter((l) => l.kind === 'attribute' && l.flag_id === f.id);
+  return h('form', { class: 'attr', id: 'attr-form', onsubmit: save },
+    h('div', { class: 'muted' }, t('label.correct')),
+    h('div', { class: 'bar' }, ATTRS.map((k) => h('label', {}, t('label.' + k), yn[k])),
+      h('label', {}, t('label.persons'), persons),
+      h('button', { class: 'btn primary', type: 'submit', id: 'attr-save' }, t('label.save'))),
+    mine.length ? labelList('flag-labels', mine, start) : null);
+}
+
+function labelText(l, start) {
+  if (l.kind === 'attribute') {
+    const parts = ATTRS.filter((k) => l[k] != null).map((k) => t('label.' + k) + ' ' + t(l[k] ? 'common.yes' : 'common.no'));
+    if (l.persons != null) parts.push(t('label.persons') + ' ' + l.persons);
+    const f = S.flags.find((x) => x.id === l.flag_id);
+    return `${t('label.kind.attribute')} · #${l.flag_id}${f ? ' ' + tk('flag.', f.type) : ''} · ${parts.join(', ')}`;
+  }
+  return `${tk('label.kind.', l.kind)} · ${fmtRel(l.at_ms - start)}`;
+}
+function labelList(id, labels, start) {
+  if (!labels.length) return h('ul', { class: 'history', id }, h('li', { class: 'muted' }, t('label.none')));
+  return h('ul', { class: 'history', id }, labels.slice().reverse().map((l) => h('li', {
+    class: l.withdrawn_at ? 'undone' : '', 'data-label': l.id, 'data-kind': l.kind, 'data-flag': l.flag_id,
+  },
+  labelText(l, start), ' — ', t('session.by', { who: l.reviewer, at: fmtTime(l.created_at) }),
+  l.withdrawn_at ? [' (', t('label.withdrawn'), ')']
+    : has('review') ? [' ', h('button', { type: 'button', class: 'btn small withdraw', onclick: () => withdrawLabel(l) }, t('label.withdraw'))] : null)));
+}
+async function loadLabels() {
+  const r = await api('GET', `/v1/sessions/${encodeURIComponent(S.sess.id)}/labels`);
+  S.labels = r.labels || [];
+}
+async function addLabel(body, done) {
+  try {
+    await api('POST', `/v1/sessions/${encodeURIComponent(S.sess.id)}/labels`, body);
+    if (done) done();
+    toast(t('toast.labelled', { kind: tk('label.kind.', body.kind) }));
+    await loadLabels();
+    if (S.view === 'session') renderSession();
+  } catch (e) { fail(e); }
+}
+async function withdrawLabel(l) {
+  try {
+    await api('DELETE', `/v1/labels/${l.id}`);
+    toast(t('toast.withdrawn'));
+    await loadLabels();
+    if (S.view === 'session') renderSession();
+  } catch (e) { fail(e); }
+}
+
+// parseSessTime reads a time typed by a reviewer as session ms: m:ss or h:mm:ss (seconds may
+// have a fraction; − for before the start) relative to the scheduled start, as the timeline
+// shows times; or plain milliseconds, taken as session ms when that large (the API's own
+// numbers, which are epoch ms) and as ms after the scheduled start otherwise. null if unreadable.
+function parseSessTime(str, start) {
+  const s = String(str || '').trim().replace(/^[−–]/, '-');
+  const m = /^(-)?(?:(\d+):)?(\d+):(\d{1,2}(?:\.\d{1,3})?)$/.exec(s);
+  if (m) {
+    if (+m[4] >= 60 || (m[2] && +m[3] >= 60)) return null;
+    const ms = ((+(m[2] || 0) * 60 + +m[3]) * 60 + +m[4]) * 1000;
+    return Math.round(start + (m[1] ? -ms : ms));
+  }
+  if (/^\d+$/.test(s)) { const n = Number(s); return n >= 1e11 ? n : start + n; }
+  return null;
+}
+
+// renderAnswers lists the answer segments and the spotted closing phrases with the audio labels
+// a reviewer can give: this detection is not the phrase, the answer really ended here, the phrase
+// was said here and missed.
+function renderAnswers(start) {
+  const A = S.answers || {}; const answers = A.answers || []; const phrases = A.phrases || [];
+  const labelled = (kind, at) => S.labels.some((l) => !l.withdrawn_at && l.kind === kind && l.at_ms === at);
+  const canLabel = has('review');
+  // A time field shows m:ss; left as shown it stands for the exact ms it was filled with.
+  const timeIn = (id, ms) => h('input', { type: 'text', id, class: 'time', value: ms ? fmtRel(ms - start) : '', 'data-ms': ms || null,
+    placeholder: 'm:ss', title: t('answers.timeHelp') });
+  const atOf = (inp) => {
+    if (inp.dataset.ms && inp.value === fmtRel(Number(inp.dataset.ms) - start)) return Number(inp.dataset.ms);
+    const v = parseSessTime(inp.value, start);
+    if (v == null || v < 0) { toast(t('answers.badTime', { v: inp.value }), true); inp.focus(); return null; }
+    return v;
+  };
+  const post = (kind, inp) => { const at = atOf(inp); if (at != null) addLabel({ kind, at_ms: at }); };
+  const ansTable = answers.length ? h('table', { class: 'list', id: 'answer-rows' },
+    h('thead', {}, h('tr', {}, h('th', {}, t('answers.question')), h('th', { class: 'num' }, t('answers.start')), h('th', { class: 'num' }, t('answers.end')),
+      h('th', {}, t('session.status')), h('th', { class: 'num' }, t('answers.phraseScore')), canLabel ? h('th', {}, t('answers.endedHere')) : null)),
+    h('tbody', {}, answers.map((a) => {
+      const inp = timeIn('end-' + a.question, a.end_ms);
+      return h('tr', { 'data-question': a.question },
+        h('td', {}, t('session.question', { n: a.question })),
+        h('td', { class: 'num' }, fmtRel(a.start_ms - start)), h('td', { class: 'num' }, a.end_ms ? fmtRel(a.end_ms - start) : '—'),
+        h('td', {}, h('span', { class: 'badge ' + (a.status === 'closed' ? 'b-reviewed' : a.status === 'not_closed' ? 'b-detection' : 'b-flow') }, tk('answer.', a.status || ''))),
+        h('td', { class: 'num' }, a.closed_by_phrase ? (a.phrase_score || 0).toFixed(2) : '—'),
+        canLabel ? h('td', {}, inp, ' ', h('button', { type: 'button', class: 'btn small', onclick: () => post('answer_end', inp) }, t('answers.endedHereBtn'))) : null);
+    }))) : h('div', { class: 'empty' }, t('answers.none'));
+  const phraseTable = phrases.length ? h('table', { class: 'list', id: 'phrase-rows' },
+    h('thead', {}, h('tr', {}, h('th', {}, t('answers.phrase')), h('th', { class: 'num' }, t('answers.score')), canLabel ? h('th', {}, '') : null)),
+    h('tbody', {}, phrases.map((p) => h('tr', { 'data-end': p.end_ms },
+      h('td', { class: 'mono' }, `${fmtRel(p.start_ms - start)} – ${fmtRel(p.end_ms - start)}`),
+      h('td', { class: 'num' }, (p.score || 0).toFixed(2)),
+      canLabel ? h('td', {}, labelled('not_phrase', p.end_ms) ? h('span', { class: 'badge b-dismissed' }, t('answers.markedNot'))
+        : h('button', { type: 'button', class: 'btn small not-phrase', onclick: () => addLabel({ kind: 'not_phrase', at_ms: p.end_ms }) }, t('answers.notPhrase'))) : null)))) : null;
+  const missed = timeIn('missed-at', 0);
+  return h('div', { class: 'body' }, ansTable,
+    phraseTable ? [h('div', { class: 'muted', style: 'margin-top:10px' }, t('answers.phrases')), phraseTable] : null,
+    canLabel ? h('form', { class: 'bar', style: 'margin-top:10px', onsubmit: (e) => { e.preventDefault(); post('phrase_missed', missed); } },
+      h('label', { for: 'missed-at' }, t('answers.missedAt')), missed,
+      h('button', { class: 'btn', type: 'submit', id: 'missed-save' }, t('answers.missedBtn'))) : null);
 }
 async function loadHistory(id, ul) {
   try {
