@@ -35,6 +35,9 @@ func (w *ModelWatcher) Apply(ctx context.Context) error {
 	}
 	running := map[string]*models.Manifest{} // "name/status" → manifest
 	for _, r := range rows {
+		if !models.IsRetrainable(r.Name) {
+			continue // another service version's model: not ours to load
+		}
 		m, err := models.FromBytes([]byte(r.Manifest), r.Data)
 		if err != nil {
 			return fmt.Errorf("model registry: %s: %w", r.Ref(), err)

@@ -135,9 +135,12 @@ func (s *Store) ChangeModel(ctx context.Context, action ModelAction, name, versi
 		}
 		before := map[string]string{"active": idOr(find(ModelActive), "built-in"), "shadow": idOr(find(ModelShadow), "")}
 		now := time.Now().UTC()
+		// set changes a version's status; a promotion stamps its activation time, a rollback
+		// restores the previous version keeping its original one, so that a second rollback
+		// goes further back rather than forward again.
 		set := func(v *ModelVersion, status string) error {
 			upd := map[string]any{"status": status, "updated_at": now}
-			if status == ModelActive {
+			if status == ModelActive && action == ActionPromote {
 				upd["activated_at"] = now
 			}
 			v.Status = status

@@ -738,6 +738,180 @@ async function showExports() {
         h('label', {}, t('queue.filter.to'), h('input', { type: 'date', id: 'x-to', onchange: upd })), link)))));
 }
 
+// ---- models: precision, rollout, datasets (data; promote and rollback admin) -------------
+const pct = (v) => (v == null ? '—' : (v * 100).toFixed(1) + '%');
+const fmtBytes = (n) => (n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + ' MB' : n >= 1024 ? Math.round(n / 1024) + ' KB' : (n || 0) + ' B');
+const enc = encodeURIComponent;
+
+async function showModels(q) {
+  S.view = 'models'; renderTop();
+  const bucket = q.get('bucket') || 'week'; const ftype = q.get('flag_type') || '';
+  const pq = new URLSearchParams({ bucket }); if (ftype) pq.set('flag_type', ftype);
+  const [prec, mods, exps, ex] = await Promise.all([api('GET', '/v1/precision?' + pq), api('GET', '/v1/models'), api('GET', '/v1/exports'), exams(true)]);
+  if (S.view !== 'models') return;
+  const setQ = (k, v) => { const n = new URLSearchParams(q); if (v) n.set(k, v); else n.delete(k); location.hash = '#/models?' + n; };
+  const types = Object.keys(S.L.en || {}).filter((k) => k.startsWith('flag.')).map((k) => k.slice(5)).sort();
+  mount(h('div', { class: 'page' },
+    precisionPanel(prec.rows || [], bucket, ftype, types, setQ),
+    h('div', { class: 'cols', style: 'margin-top:10px' },
+      h('div', {}, (mods.models || []).map(modelPanel)),
+      datasetPanel(exps.exports || [], ex, types))));
+  for (const m of mods.models || []) if (m.shadow) compareInto(m.name, m.shadow.split('@').slice(1).join('@'));
+}
+
+function precisionPanel(rows, bucket, ftype, types, setQ) {
+  const body = rows.length ? rows.map((r) => h('tr', { 'data-type': r.flag_type, 'data-model': r.model },
+    h('td', { title: r.flag_type }, tk('flag.', r.flag_type)), h('td', { class: 'mono' }, r.model === 'rules' ? t('models.rules') : r.model),
+    h('td', { class: 'mono' }, r.period || t('models.allTime')),
+    h('td', { class: 'num' }, r.raised), h('td', { class: 'num' }, r.confirmed), h('td', { class: 'num' }, r.dismissed), h('td', { class: 'num' }, r.open),
+    h('td', { class: 'num prec' }, pct(r.precision)))) : h('tr', {}, h('td', { colspan: 8, class: 'empty' }, t('models.noPrecision')));
+  return h('div', { class: 'panel' }, h('div', { class: 'head' }, t('models.precision')),
+    h('div', { class: 'body' }, h('p', { class: 'muted' }, t('models.precisionHelp')),
+      h('div', { class: 'bar' },
+        h('label', {}, t('models.bucket'), selectEl('p-bucket', bucket, [['day', t('models.bucket.day')], ['week', t('models.bucket.week')], ['all', t('models.bucket.all')]],
+          (e) => setQ('bucket', e.target.value))),
+        h('label', {}, t('queue.filter.type'), selectEl('p-type', ftype, [['', t('common.all')], ...types.map((ty) => [ty, tk('flag.', ty)])], (e) => setQ('flag_type', e.target.value)))),
+      h('table', { class: 'list', id: 'precision' },
+        h('thead', {}, h('tr', {}, ['type', 'model', 'period', 'raised', 'confirmed', 'dismissed', 'open', 'precision'].map((k) =>
+          h('th', { class: ['type', 'model', 'period'].includes(k) ? null : 'num' }, t('models.col.' + k))))),
+        h('tbody', {}, body))));
+}
+
+function modelPanel(m) {
+  const admin = has('admin');
+  const act = (v, action, cls) => h('button', { type: 'button', class: 'btn small' + (cls ? ' ' + cls : ''), 'data-action': action, onclick: () => modelAction(m, v, action) }, t('models.' + action));
+  const builtInRow = h('tr', { 'data-version': 'built-in' },
+    h('td', { class: 'mono' }, m.built_in), h('td', {}, h('span', { class: 'badge ' + (m.active === m.built_in ? 'b-reviewed' : 'b-flow') },
+      m.active === m.built_in ? t('models.status.active') : t('models.builtIn'))),
+    h('td', { colspan: 5, class: 'muted' }, t('models.builtInHelp')), h('td', {}, ''));
+  const rows = (m.versions || []).map((v) => {
+    const ref = m.name + '@' + v.version;
+    const acts = [];
+    if (v.status === 'registered' || v.status === 'retired') acts.push(act(v, 'shadow'));
+    if (v.status === 'shadow') acts.push(act(v, 'unshadow'));
+    if (v.status !== 'active') acts.push(h('button', { type: 'button', class: 'btn small', 'data-action': 'compare', onclick: () => compareInto(m.name, v.version) }, t('models.compare')));
+    if (admin && v.status !== 'active') acts.push(act(v, 'promote', 'primary'));
+    let evalEl = null;
+    if (v.eval) {
+      let txt = v.eval; try { txt = JSON.stringify(JSON.parse(v.eval), null, 1); } catch { /* shown as stored */ }
+      evalEl = h('details', {}, h('summary', {}, t('models.eval')), h('pre', { class: 'mono' }, txt));
+    }
+    return h('tr', { 'data-version': v.version, 'data-status': v.status },
+      h('td', { class: 'mono', title: ref }, v.version),
+      h('td', {}, h('span', { class: 'badge b-' + ({ active: 'reviewed', shadow: 'detection', registered: 'open', retired: 'dismissed' }[v.status] || 'flow') }, tk('models.status.', v.status))),
+      h('td', { class: 'mono', title: v.sha256 }, (v.sha256 || '').slice(0, 12)), h('td', { class: 'num' }, fmtBytes(v.bytes)),
+      h('td', {}, v.registered_by), h('td', { class: 'mono' }, fmtTime(v.created_at)), h('td', { class: 'mono' }, v.activated_at ? fmtTime(v.activated_at) : '—'),
+      h('td', { class: 'wrap' }, acts, evalEl));
+  });
+  const hasActive = (m.versions || []).some((v) => v.status === 'active');
+  return h('div', { class: 'panel model', 'data-model': m.name, style: 'margin-bottom:10px' },
+    h('div', { class: 'head' }, h('span', { class: 'mono' }, m.name), h('span', { style: 'flex:1' }),
+      admin && hasActive ? act(null, 'rollback', 'confirm') : null),
+    h('div', { class: 'body' },
+      h('dl', { class: 'kv' }, h('dt', {}, t('models.active')), h('dd', { class: 'mono' }, m.active),
+        h('dt', {}, t('models.shadowing')), h('dd', { class: 'mono' }, m.shadow || '—'),
+        h('dt', {}, t('models.builtIn')), h('dd', { class: 'mono' }, m.built_in)),
+      h('table', { class: 'list versions' },
+        h('thead', {}, h('tr', {}, ['version', 'status', 'sha256', 'size', 'by', 'registered', 'activated', 'actions'].map((k) =>
+          h('th', { class: k === 'size' ? 'num' : null }, t('models.col.' + k))))),
+        h('tbody', {}, builtInRow, rows)),
+      h('div', { class: 'compare', id: 'compare-' + m.name })));
+}
+
+async function modelAction(m, v, action) {
+  const ref = v ? m.name + '@' + v.version : m.name;
+  let body;
+  if (action === 'promote' || action === 'rollback') {
+    if (!confirm(t('models.confirm.' + action, { ref, active: m.active }))) return;
+    const reason = prompt(t('models.reason'), '');
+    if (reason == null) return;
+    if (reason.trim()) body = { reason: reason.trim() };
+  }
+  const path = action === 'rollback' ? `/v1/models/${enc(m.name)}/rollback` : `/v1/models/${enc(m.name)}/${enc(v.version)}/${action}`;
+  try {
+    const r = await api('POST', path, body);
+    toast(t('models.done', { action: t('models.' + action), ref, active: r.active, shadow: r.shadow || '—' }));
+    await showModels(parseHash().q);
+  } catch (e) { fail(e); }
+}
+
+// compareInto shows how a version that ran in shadow compares with the active one (last 7 days).
+async function compareInto(name, version) {
+  const box = document.getElementById('compare-' + name);
+  if (!box) return;
+  box.replaceChildren(h('p', { class: 'muted' }, t('common.loading')));
+  try {
+    const c = await api('GET', `/v1/models/${enc(name)}/${enc(version)}/compare`);
+    const labels = Object.entries(c.labels || {});
+    const fl = c.flags || {};
+    box.replaceChildren(h('div', { class: 'muted', style: 'margin-top:10px' }, t('models.compareTitle', { ref: name + '@' + version, since: fmtTime(c.since) })),
+      c.frames ? [
+        h('dl', { class: 'kv', 'data-ref': name + '@' + version },
+          h('dt', {}, t('models.cmp.frames')), h('dd', { class: 'mono' }, c.frames),
+          h('dt', {}, t('models.cmp.agreement')), h('dd', { class: 'mono' }, pct(c.agreement)),
+          h('dt', {}, t('models.cmp.reviewed')), h('dd', { class: 'mono' }, fl.reviewed || 0),
+          h('dt', {}, t('models.cmp.activePrecision')), h('dd', { class: 'mono' }, pct(fl.active_precision)),
+          h('dt', {}, t('models.cmp.shadowWouldRaise')), h('dd', { class: 'mono' }, fl.shadow_would_raise || 0),
+          h('dt', {}, t('models.cmp.shadowPrecision')), h('dd', { class: 'mono' }, pct(fl.shadow_precision))),
+        labels.length ? h('table', { class: 'list' },
+          h('thead', {}, h('tr', {}, ['label', 'frames', 'disagree', 'activePos', 'shadowPos', 'labelled', 'activeAcc', 'shadowAcc'].map((k) =>
+            h('th', { class: k === 'label' ? null : 'num' }, t('models.cmp.' + k))))),
+          h('tbody', {}, labels.map(([k, l]) => h('tr', { 'data-label': k }, h('td', {}, tk('label.', k)),
+            h('td', { class: 'num' }, l.frames), h('td', { class: 'num' }, l.disagree), h('td', { class: 'num' }, l.active_positive),
+            h('td', { class: 'num' }, l.shadow_positive), h('td', { class: 'num' }, l.labelled),
+            h('td', { class: 'num' }, pct(l.active_accuracy)), h('td', { class: 'num' }, pct(l.shadow_accuracy)))))) : null,
+      ] : h('p', { class: 'muted' }, t('models.cmp.none')));
+  } catch (e) { box.replaceChildren(); fail(e); }
+}
+
+// datasetPanel builds training exports (docs/data-loop.md §2): why is required, what is optional.
+function datasetPanel(list, ex, types) {
+  const purpose = h('textarea', { id: 'exp-purpose', rows: 2, maxlength: 1000, required: true, placeholder: t('datasets.purposeHint') });
+  const check = (name, value, on) => h('label', {}, h('input', { type: 'checkbox', name, value, checked: on }), ' ', t(name + '.' + value));
+  const kinds = [check('datasets.kind', 'vision', true), check('datasets.kind', 'audio', true)];
+  const verdicts = ['confirmed', 'dismissed', 'open'].map((v) => h('label', {}, h('input', { type: 'checkbox', name: 'datasets.verdict', value: v }), ' ', tk('status.', v)));
+  const ftypes = h('input', { type: 'text', id: 'exp-types', list: 'exp-type-list', placeholder: 'MASK, FACE_OCCLUDED' });
+  const examSel = selectEl('exp-exam', '', [['', t('common.all')], ...ex.map((e) => [e.exam_id, e.exam_id])]);
+  const go = h('button', { class: 'btn primary', type: 'submit', id: 'exp-create' }, t('datasets.create'));
+  const submit = async (e) => {
+    e.preventDefault();
+    if (!purpose.value.trim()) { toast(t('datasets.purposeRequired'), true); purpose.focus(); return; }
+    const picked = (name) => [...document.querySelectorAll(`input[name="${name}"]:checked`)].map((c) => c.value);
+    const body = { purpose: purpose.value.trim() };
+    const k = picked('datasets.kind'); if (k.length) body.kinds = k;
+    const v = picked('datasets.verdict'); if (v.length) body.verdicts = v;
+    const ft = ftypes.value.split(/[\s,，]+/).map((x) => x.trim().toUpperCase()).filter(Boolean); if (ft.length) body.flag_types = ft;
+    if (examSel.value) body.exam = examSel.value;
+    go.disabled = true; go.textContent = t('datasets.building');
+    try {
+      const r = await api('POST', '/v1/exports', body);
+      toast(t('datasets.created', { id: r.id }));
+      await showModels(parseHash().q);
+    } catch (ex2) { fail(ex2); go.disabled = false; go.textContent = t('datasets.create'); }
+  };
+  const counts = (x) => { try { return JSON.parse(x.counts || '{}') || {}; } catch { return {}; } };
+  const rows = list.length ? list.map((x) => {
+    const c = counts(x);
+    return h('tr', { 'data-export': x.id },
+      h('td', { class: 'mono' }, fmtTime(x.created_at)), h('td', { class: 'wrap' }, x.purpose), h('td', {}, x.created_by),
+      h('td', { class: 'num' }, c.items ?? '—'), h('td', { class: 'num' }, fmtBytes(x.bytes)),
+      h('td', {}, h('a', { href: x.archive, download: x.id + '.zip' }, t('datasets.download'))));
+  }) : h('tr', {}, h('td', { colspan: 6, class: 'empty' }, t('datasets.none')));
+  return h('div', { class: 'panel' }, h('div', { class: 'head' }, t('datasets.title')),
+    h('div', { class: 'body' }, h('p', { class: 'muted' }, t('datasets.help')),
+      h('form', { class: 'form-grid wide', id: 'export-form', onsubmit: submit },
+        h('label', { for: 'exp-purpose' }, t('datasets.purpose')), purpose,
+        h('span', {}, t('datasets.kinds')), h('span', {}, kinds),
+        h('span', {}, t('datasets.verdicts')), h('span', {}, verdicts, h('span', { class: 'muted' }, ' ', t('datasets.noneIsAll'))),
+        h('label', { for: 'exp-types' }, t('datasets.flagTypes')), ftypes,
+        h('label', { for: 'exp-exam' }, t('queue.filter.exam')), examSel,
+        h('span', {}), h('span', {}, go)),
+      h('datalist', { id: 'exp-type-list' }, types.map((ty) => h('option', { value: ty }, tk('flag.', ty)))),
+      h('table', { class: 'list', id: 'exports', style: 'margin-top:12px' },
+        h('thead', {}, h('tr', {}, ['created', 'purpose', 'by', 'items', 'size', ''].map((k) => h('th', {}, k ? t('datasets.col.' + k) : '')))),
+        h('tbody', {}, rows))));
+}
+
 // ---- users and keys (admin) ------------------------------------------------------------
 async function showAdmin() {
   S.view = 'admin'; renderTop();
