@@ -112,6 +112,32 @@ func (m *matrix) recording(t *testing.T, o *wsOrg) string {
 	return r.ID
 }
 
+// export builds an (audio-only, so quick) export of the organisation and returns its id.
+func (m *matrix) export(t *testing.T, o *wsOrg) string {
+	body, _ := json.Marshal(map[string]any{"purpose": fmt.Sprintf("authz %d", m.next()), "kinds": []string{"audio"}})
+	code, out := m.do(t, http.MethodPost, "/v1/exports", "application/json", body, "key", o.Keys[store.ScopeData], "")
+	var e struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(out, &e); err != nil || e.ID == "" {
+		t.Fatalf("create an export: %d %s", code, out)
+	}
+	return e.ID
+}
+
+// label records a label in the organisation's first session and returns its id.
+func (m *matrix) label(t *testing.T, o *wsOrg) uint {
+	body, _ := json.Marshal(map[string]any{"kind": "phrase_missed", "at_ms": 1000 + m.next()})
+	code, out := m.do(t, http.MethodPost, "/v1/sessions/"+o.Sessions[0].ID+"/labels", "application/json", body, "key", o.Keys[store.ScopeReview], "")
+	var l struct {
+		ID uint `json:"id"`
+	}
+	if err := json.Unmarshal(out, &l); err != nil || l.ID == 0 {
+		t.Fatalf("create a label: %d %s", code, out)
+	}
+	return l.ID
+}
+
 func routeRules() []routeRule {
 	photo := func(t *testing.T) []byte { return testJPEG(t, 96, 96, 1, color.RGBA{200, 200, 200, 255}) }
 	now := func() string { return fmt.Sprint(time.Now().Add(-time.Second).UnixMilli()) }
@@ -193,6 +219,43 @@ func routeRules() []routeRule {
 
 		// Data team.
 		{method: "GET", route: "/v1/exports/verdicts.csv", who: []string{store.ScopeData}, req: get("/v1/exports/verdicts.csv")},
+		{method: "POST", route: "/v1/exports", who: []string{store.ScopeData}, ok: []int{201}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
+			return jsonReq("/v1/exports", map[string]any{"purpose": "authz", "kinds": []string{"audio"}})
+		}},
+		{method: "GET", route: "/v1/exports", who: []string{store.ScopeData}, req: get("/v1/exports")},
+		{method: "GET", route: "/v1/exports/:eid", who: []string{store.ScopeData}, orgScoped: true, req: func(t *testing.T, m *matrix, o *wsOrg) matrixReq {
+			return matrixReq{path: "/v1/exports/" + m.export(t, o)}
+		}},
+		{method: "GET", route: "/v1/exports/:eid/archive", who: []string{store.ScopeData}, orgScoped: true, req: func(t *testing.T, m *matrix, o *wsOrg) matrixReq {
+			return matrixReq{path: "/v1/exports/" + m.export(t, o) + "/archive"}
+		}},
+		{method: "POST", route: "/v1/sessions/:id/labels", who: []string{store.ScopeReview}, orgScoped: true, ok: []int{201}, req: func(_ *testing.T, _ *matrix, o *wsOrg) matrixReq {
+			return jsonReq("/v1/sessions/"+o.Sessions[0].ID+"/labels", map[string]any{"kind": "answer_end", "at_ms": 1000})
+		}},
+		{method: "GET", route: "/v1/sessions/:id/labels", who: []string{store.ScopeReview, store.ScopeData}, orgScoped: true, req: sessPath("/labels")},
+		{method: "DELETE", route: "/v1/labels/:lid", who: []string{store.ScopeReview}, orgScoped: true, req: func(t *testing.T, m *matrix, o *wsOrg) matrixReq {
+			return matrixReq{path: fmt.Sprintf("/v1/labels/%d", m.label(t, o))}
+		}},
+		{method: "GET", route: "/v1/precision", who: []string{store.ScopeData}, req: get("/v1/precision?bucket=all")},
+		// The model registry is service-wide: allowed callers reach the handler (a version that
+		// does not exist answers 404, the built-in one cannot roll back: 409).
+		{method: "GET", route: "/v1/models", who: []string{store.ScopeData}, req: get("/v1/models")},
+		{method: "POST", route: "/v1/models", who: []string{store.ScopeData}, ok: []int{400}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
+			return matrixReq{path: "/v1/models", ctype: "application/json", body: []byte("{}")}
+		}},
+		{method: "GET", route: "/v1/models/:name/:version/compare", who: []string{store.ScopeData}, req: get("/v1/models/attire-cnn/none/compare")},
+		{method: "POST", route: "/v1/models/:name/:version/shadow", who: []string{store.ScopeData}, ok: []int{404}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
+			return matrixReq{path: "/v1/models/attire-cnn/none/shadow"}
+		}},
+		{method: "POST", route: "/v1/models/:name/:version/unshadow", who: []string{store.ScopeData}, ok: []int{404}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
+			return matrixReq{path: "/v1/models/attire-cnn/none/unshadow"}
+		}},
+		{method: "POST", route: "/v1/models/:name/:version/promote", who: []string{store.ScopeAdmin}, ok: []int{404}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
+			return matrixReq{path: "/v1/models/attire-cnn/none/promote"}
+		}},
+		{method: "POST", route: "/v1/models/:name/rollback", who: []string{store.ScopeAdmin}, ok: []int{409}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
+			return matrixReq{path: "/v1/models/attire-cnn/rollback"}
+		}},
 
 		// Admins.
 		{method: "POST", route: "/v1/keys", who: []string{store.ScopeAdmin}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {

@@ -45,12 +45,21 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// TestBrowserReview drives the reviewer page in headless Chromium the way a reviewer works:
-// sign in, open the riskiest session from the queue, confirm one flag and dismiss another with
-// the keyboard (undoing once on the way), watch a new flag arrive live, see the queue update,
-// open the report — in English and in Chinese — and then checks the audit log holds every step.
-// Screenshots land in artifacts/browser/.
-func TestBrowserReview(t *testing.T) {
+// step is one browser action with no result.
+type step = chromedp.Action[chromedp.Void]
+
+// browserTab is a headless Chromium tab with the steps the browser tests share; screenshots go
+// to shots.
+type browserTab struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+}
+
+// startBrowser starts headless Chromium for the test, or skips the test when none is installed
+// (fails it instead under PROCTOR_REQUIRE_BROWSER=1). The browser closes when the test ends.
+func startBrowser(t *testing.T, timeout time.Duration) *browserTab {
+	t.Helper()
 	bin := findChromium()
 	if bin == "" {
 		if os.Getenv("PROCTOR_REQUIRE_BROWSER") == "1" {
@@ -58,67 +67,96 @@ func TestBrowserReview(t *testing.T) {
 		}
 		t.Skip("no Chromium installed: browser test skipped (scripts/setup.sh --browser installs it; scripts/test.sh does)")
 	}
-	began := time.Now()
-	a := startAPI(t, "", nil)
-	const exam = "exam-2026-06"
-	org := seedOrg(t, a, "org-a", exam)
-	seedOrg(t, a, "org-b", exam) // another organisation's sessions must never show
-	top := org.Sessions[0]
-	flags := org.Flags[top.ID] // FACE_ABSENT 95 s, WINDOW_SWITCH 150 s, MULTIPLE_FACES 240 s
-	shots := artifactsDir(t)
-
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true), chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1440, 900), chromedp.Flag("lang", "en-US"))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	return &browserTab{t: t, ctx: ctx, shots: artifactsDir(t)}
+}
 
-	type step = chromedp.Action[chromedp.Void]
-	save := func(name string, capture chromedp.Action[[]byte]) step {
-		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
-			png, err := capture(ctx, tab)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(shots, name), png, 0o644)
-		})
-	}
-	shot := func(name string) step { return save(name, chromedp.CaptureScreenshot()) }
-	fullShot := func(name string) step { return save(name, chromedp.FullScreenshot(100)) }
-	eval := func(js string) step {
-		return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
-			_, err := chromedp.Evaluate[any](js)(ctx, tab)
-			return err
-		})
-	}
-	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	visible := func(sel string) step { return chromedp.WaitVisible(css(sel)) }
-	xvisible := func(xpath string) step { return chromedp.WaitVisible(chromedp.Search(xpath)) }
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+func (b *browserTab) save(name string, capture chromedp.Action[[]byte]) step {
+	return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		png, err := capture(ctx, tab)
 		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
+			return err
 		}
-		return v
+		return os.WriteFile(filepath.Join(b.shots, name), png, 0o644)
+	})
+}
+func (b *browserTab) shot(name string) step     { return b.save(name, chromedp.CaptureScreenshot()) }
+func (b *browserTab) fullShot(name string) step { return b.save(name, chromedp.FullScreenshot(100)) }
+func (b *browserTab) eval(js string) step {
+	return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](js)(ctx, tab)
+		return err
+	})
+}
+func (b *browserTab) visible(sel string) step    { return chromedp.WaitVisible(css(sel)) }
+func (b *browserTab) xvisible(xpath string) step { return chromedp.WaitVisible(chromedp.Search(xpath)) }
+func (b *browserTab) key(k string) step          { return chromedp.KeyEvent(k) }
+
+// text returns the visible text of the first element matching sel.
+func (b *browserTab) text(sel string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Text(css(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
 	}
+	return v
+}
+
+// run does the steps, or fails the test with a screenshot and the page's HTML.
+func (b *browserTab) run(name string, steps ...step) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(css("body")))
+		_ = chromedp.Do(b.ctx, b.shot("FAILED-"+strings.ReplaceAll(name, " ", "-")+".png"))
+		b.t.Fatalf("%s: %v\npage: %.3000s", name, err, html)
+	}
+}
+
+// signIn signs out whoever is signed in and signs email in, with the page in English.
+func (b *browserTab) signIn(base, email, password string, then string) {
+	b.t.Helper()
+	b.run("sign in "+email,
+		chromedp.Navigate(base+"/ui/"),
+		b.visible("#email, #signout"),
+		b.eval(`localStorage.setItem('lang','en'); if (document.getElementById('signout') && !document.getElementById('top').hidden) document.getElementById('signout').click()`),
+		b.visible("#email"),
+		chromedp.Reload(),
+		b.visible("#email"),
+		chromedp.SendKeys(css("#email"), email),
+		chromedp.SendKeys(css("#password"), password),
+		chromedp.Click(css("#signin")),
+		b.visible(then))
+}
+
+// TestBrowserReview drives the reviewer page in headless Chromium the way a reviewer works:
+// sign in, open the riskiest session from the queue, confirm one flag and dismiss another with
+// the keyboard (undoing once on the way), watch a new flag arrive live, see the queue update,
+// open the report — in English and in Chinese — and then checks the audit log holds every step.
+// Screenshots land in artifacts/browser/.
+func TestBrowserReview(t *testing.T) {
+	began := time.Now()
+	b := startBrowser(t, 90*time.Second)
+	ctx, shots := b.ctx, b.shots
+	a := startAPI(t, "", nil)
+	const exam = "exam-2026-06"
+	org := seedOrg(t, a, "org-a", exam)
+	seedOrg(t, a, "org-b", exam) // another organisation's sessions must never show
+	top := org.Sessions[0]
+	flags := org.Flags[top.ID] // FACE_ABSENT 95 s, WINDOW_SWITCH 150 s, MULTIPLE_FACES 240 s
+
+	save, shot, fullShot, eval, visible, xvisible, key, text, run := b.save, b.shot, b.fullShot, b.eval, b.visible, b.xvisible, b.key, b.text, b.run
 	flagRow := func(f store.Flag, status string) string {
 		return fmt.Sprintf(`#flags tr[data-flag="%d"][data-status="%s"]`, f.ID, status)
-	}
-	key := func(k string) step { return chromedp.KeyEvent(k) }
-	run := func(name string, steps ...step) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(css("body")))
-			_ = chromedp.Do(ctx, shot("FAILED-"+strings.ReplaceAll(name, " ", "-")+".png"))
-			t.Fatalf("%s: %v\npage: %.3000s", name, err, html)
-		}
 	}
 
 	// Sign in.
