@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 
-	"proctor/pipeline"
 	"proctor/export"
+	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
 )

@@ -292,7 +292,7 @@ func (b *Builder) vision(ctx context.Context, w *writer, q store.DatasetQuery, l
 		}
 		it := Item{Kind: KindVision, Session: w.pseudo.Of("s_", f.SessionID), Candidate: w.pseudo.Of("c_", f.CandidateID),
 			Exam: f.ExamID, Camera: ev.Camera, CapturedAtMs: ev.CapturedAtMs,
-			Flag: &Flag{ID: f.ID, Type: f.Type, Status: f.Status, Model: store.ModelOfFlag(f.Type, f.ModelVersion), Confidence: f.Confidence},
+			Flag:   &Flag{ID: f.ID, Type: f.Type, Status: f.Status, Model: store.ModelOfFlag(f.Type, f.ModelVersion), Confidence: f.Confidence},
 			Labels: &Labels{}}
 		if hasLabel {
 			it.Labels = &Labels{Mask: lab.Mask, Occluded: lab.Occluded, Earphones: lab.Earphones, Persons: lab.Persons}

@@ -53,7 +53,7 @@ func TestAudioExport(t *testing.T) {
 			}
 			at := func(ms int64) *int64 { return &ms }
 			for _, l := range []*store.Label{
-				{Kind: store.LabelNotPhrase, AtMs: at(t0 + 13200)},   // the second detection is wrong
+				{Kind: store.LabelNotPhrase, AtMs: at(t0 + 13200)},    // the second detection is wrong
 				{Kind: store.LabelPhraseMissed, AtMs: at(t0 + 17000)}, // a phrase the spotter missed
 				{Kind: store.LabelAnswerEnd, AtMs: at(t0 + 60000)},    // no audio stored there
 			} {
