@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -335,4 +338,96 @@ func TestBrowserReview(t *testing.T) {
 		t.Errorf("flag statuses after the session: %+v", statuses)
 	}
 	t.Logf("browser test took %s; screenshots in %s", time.Since(began).Round(time.Millisecond), shots)
+}
+
+// TestBrowserDataLoop checks the data loop on the page: a reviewer corrects a flag's evidence
+// frame (mask: no) and records a missed closing phrase, both of which the labels API then lists;
+// an admin opens the Models view and finds that flag type's precision row and the models.
+func TestBrowserDataLoop(t *testing.T) {
+	b := startBrowser(t, 90*time.Second)
+	a := startAPI(t, "", nil)
+	org := seedOrg(t, a, "org-a", "exam-2026-06")
+	top := org.Sessions[0]
+	faces := org.Flags[top.ID][2] // MULTIPLE_FACES at 240 s, with an evidence frame
+	start := top.ScheduledStart.UnixMilli()
+
+	b.signIn(a.URL, org.Users[store.RoleReviewer], org.Password, `#qrows tr[data-id]`)
+	mine := fmt.Sprintf(`#flag-labels li[data-kind="attribute"][data-flag="%d"]`, faces.ID)
+	b.run("correct the frame",
+		chromedp.Navigate(a.URL+"/ui/#/session/"+top.ID),
+		b.visible(fmt.Sprintf(`#flags tr[data-flag="%d"]`, faces.ID)),
+		chromedp.Click(css(fmt.Sprintf(`#flags tr[data-flag="%d"]`, faces.ID))),
+		b.visible(`#flags tr.sel[data-flag="`+fmt.Sprint(faces.ID)+`"]`),
+		b.visible(`#attr-form #attr-mask`),
+		chromedp.SetValue(css(`#attr-mask`), "false"),
+		chromedp.Click(css(`#attr-save`)),
+		b.visible(mine),
+		b.visible(`#labels li[data-kind="attribute"] button.withdraw`))
+	// 4:10 after the scheduled start, as the timeline writes times.
+	b.run("phrase missed",
+		chromedp.SendKeys(css(`#missed-at`), "4:10"),
+		chromedp.Click(css(`#missed-save`)),
+		b.visible(`#labels li[data-kind="phrase_missed"]`),
+		chromedp.ScrollIntoView(css(`#labels`)),
+		b.shot("13-labels-en.png"))
+	if got := b.text(mine); !strings.Contains(got, "Mask no") {
+		t.Errorf("the flag's label reads %q, want it to say Mask no", got)
+	}
+
+	// The API lists what the page recorded.
+	var out struct {
+		Labels []store.Label `json:"labels"`
+	}
+	getJSON(t, a.URL+"/v1/sessions/"+top.ID+"/labels", org.Keys[store.ScopeReview], &out)
+	var attr, missed *store.Label
+	for i, l := range out.Labels {
+		switch l.Kind {
+		case store.LabelAttribute:
+			attr = &out.Labels[i]
+		case store.LabelPhraseMissed:
+			missed = &out.Labels[i]
+		}
+	}
+	if len(out.Labels) != 2 || attr == nil || missed == nil {
+		t.Fatalf("labels after the page: %+v, want one attribute and one phrase_missed", out.Labels)
+	}
+	if attr.FlagID == nil || *attr.FlagID != faces.ID || attr.Mask == nil || *attr.Mask || attr.Occluded != nil ||
+		attr.Earphones != nil || attr.Persons != nil || attr.Reviewer != "user:"+org.Users[store.RoleReviewer] {
+		t.Errorf("attribute label %+v, want flag %d, mask=false only, by the reviewer", attr, faces.ID)
+	}
+	if missed.AtMs == nil || *missed.AtMs != start+250_000 {
+		t.Errorf("phrase_missed at %v, want %d (scheduled start + 4:10)", missed.AtMs, start+250_000)
+	}
+
+	// An admin sees precision per flag type and model version, and the retrainable models.
+	b.signIn(a.URL, org.Users[store.RoleAdmin], org.Password, `#nav a[href="#/models"]`)
+	row := `#precision tr[data-type="MULTIPLE_FACES"]`
+	b.run("models view",
+		chromedp.Click(css(`#nav a[href="#/models"]`)),
+		b.visible(row),
+		b.visible(`.model[data-model="attire-cnn"] button[data-action="compare"], .model[data-model="attire-cnn"] tr[data-version="built-in"]`),
+		b.visible(`#export-form #exp-purpose`),
+		b.fullShot("14-models-en.png"))
+	if got := b.text(row); !strings.Contains(got, "ultraface-rfb-320") {
+		t.Errorf("precision row %q does not name the model version that raised the flag", got)
+	}
+}
+
+// getJSON GETs url with an API key and decodes the 200 answer into v.
+func getJSON(t *testing.T, url, key string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", url, err, data)
+	}
 }
