@@ -57,12 +57,17 @@ type PhraseDetection struct {
 type AudioObservation struct {
 	Speech  []SpeechSegment
 	Phrases []PhraseDetection
+	// ShadowPhrases are a shadow head's detections (stored apart, never flags); ShadowModel and
+	// ActiveModel name the two versions when a shadow runs.
+	ShadowPhrases            []PhraseDetection
+	ShadowModel, ActiveModel string
 	// ProcessedMs is how much of the stretch has been analysed (16 kHz samples / 16).
 	ProcessedMs int64
 }
 
 func (o *AudioObservation) reset() {
-	o.Speech, o.Phrases, o.ProcessedMs = o.Speech[:0], o.Phrases[:0], 0
+	o.Speech, o.Phrases, o.ShadowPhrases, o.ProcessedMs = o.Speech[:0], o.Phrases[:0], o.ShadowPhrases[:0], 0
+	o.ShadowModel, o.ActiveModel = "", ""
 }
 
 // AudioConfig selects and configures the audio analyzers.

@@ -31,8 +31,11 @@ type PhraseConfig struct {
 	// Threads is the intra-op thread count of each session. Default 1.
 	Threads int `json:"threads,omitempty"`
 	// Active replaces the built-in head with a registered version (the model registry's active
-	// version).
+	// version). Shadow runs a second head on the same embeddings with its own threshold and
+	// detection state; its detections go to AudioObservation.ShadowPhrases, never to Phrases,
+	// so it raises no flags.
 	Active *models.Manifest `json:"-"`
+	Shadow *models.Manifest `json:"-"`
 }
 
 // DefaultPhraseModel is the phrase head used when PhraseConfig.Model is empty.
@@ -54,20 +57,30 @@ const (
 // the project's classifier over the last Window embeddings → peak picking. Every model call uses
 // tensors bound once; the per-window work allocates nothing.
 type Phrase struct {
-	mel, emb, head          *ort.AdvancedSession
-	melIn, melOut           *ort.Tensor[float32]
-	embIn, embOut           *ort.Tensor[float32]
-	headIn, headOut         *ort.Tensor[float32]
-	window, hold, minRun    int
-	thr                     float32
-	refractory, phraseSamps int64
-	version                 string
+	mel, emb      *ort.AdvancedSession
+	melIn, melOut *ort.Tensor[float32]
+	embIn, embOut *ort.Tensor[float32]
+	// headIn holds the last `window` embeddings, oldest first: the input of every head.
+	headIn         *ort.Tensor[float32]
+	window         int
+	active, shadow *spotter
+	version        string
 
 	// Stretch state (saved with AppendState).
 	pending  []float32 // samples not yet consumed by a mel block (< blockInput)
 	frames   []float32 // mel frames not yet consumed by an embedding, x/10+2, melBins each
 	embCount int64     // embeddings computed in this stretch
-	// history holds the last `window` embeddings, oldest first; it is the head's input tensor.
+}
+
+// spotter is one head version with its threshold and its peak-picking state.
+type spotter struct {
+	id                      string
+	head                    *ort.AdvancedSession
+	headOut                 *ort.Tensor[float32]
+	hold, minRun            int
+	thr                     float32
+	refractory, phraseSamps int64
+
 	run       int   // consecutive windows over the threshold
 	cand      bool  // a candidate detection is open
 	candStep  int64 // embedding index where it opened
@@ -104,22 +117,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	if err := models.InitRuntime(); err != nil {
 		return nil, fmt.Errorf("phrase: %w", err)
 	}
-	p := &Phrase{window: hm.Audio.Window, hold: cfg.Hold, thr: cfg.Threshold}
-	if p.thr <= 0 {
-		p.thr = hm.Thresholds.Score
-	}
-	if p.hold <= 0 {
-		p.hold = 6
-	}
-	if p.minRun = cfg.MinRun; p.minRun <= 0 {
-		p.minRun = max(1, hm.Audio.MinRun)
-	}
-	ref := cfg.Refractory
-	if ref <= 0 {
-		ref = 1500 * time.Millisecond
-	}
-	p.refractory = ref.Milliseconds() * AudioRate / 1000
-	p.phraseSamps = int64(hm.Audio.PhraseMs) * AudioRate / 1000
+	p := &Phrase{window: hm.Audio.Window}
 	opts := models.SessionOptions{IntraOpThreads: cfg.Threads}
 	build := func() error {
 		var err error
@@ -138,29 +136,86 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		if p.headIn, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(p.window), embDim)); err != nil {
 			return err
 		}
-		if p.headOut, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 1)); err != nil {
-			return err
-		}
 		if p.mel, err = models.NewAudioSession(melM, []ort.Value{p.melIn}, []ort.Value{p.melOut}, opts); err != nil {
 			return err
 		}
 		if p.emb, err = models.NewAudioSession(embM, []ort.Value{p.embIn}, []ort.Value{p.embOut}, opts); err != nil {
 			return err
 		}
-		p.head, err = models.NewAudioSession(hm, []ort.Value{p.headIn}, []ort.Value{p.headOut}, opts)
-		return err
+		if p.active, err = newSpotter(hm, cfg, p.headIn, opts); err != nil {
+			return err
+		}
+		if cfg.Shadow != nil {
+			if cfg.Shadow.Audio == nil || cfg.Shadow.Audio.Window != p.window {
+				return fmt.Errorf("shadow %s: not a phrase head over %d embeddings", cfg.Shadow.ID(), p.window)
+			}
+			// The shadow keeps its own threshold and run length: they were chosen with its weights.
+			if p.shadow, err = newSpotter(cfg.Shadow, PhraseConfig{Hold: cfg.Hold, Refractory: cfg.Refractory}, p.headIn, opts); err != nil {
+				return fmt.Errorf("shadow: %w", err)
+			}
+		}
+		return nil
 	}
 	if err := build(); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("phrase: %w", err)
 	}
-	p.version = fmt.Sprintf("%s+%s+%s thr=%.4g run=%d hold=%d", hm.ID(), melM.ID(), embM.ID(), p.thr, p.minRun, p.hold)
+	a := p.active
+	p.version = fmt.Sprintf("%s+%s+%s thr=%.4g run=%d hold=%d", hm.ID(), melM.ID(), embM.ID(), a.thr, a.minRun, a.hold)
 	p.pending = make([]float32, 0, blockInput+AudioRate)
 	p.frames = make([]float32, 0, (melWindow+melBlock)*melBins)
 	p.Reset()
 	return p, nil
 }
 
+// newSpotter opens head m over the shared embedding history with cfg's overrides.
+func newSpotter(m *models.Manifest, cfg PhraseConfig, headIn *ort.Tensor[float32], opts models.SessionOptions) (*spotter, error) {
+	if m.Decode.Family != models.FamilyPhraseHead {
+		return nil, fmt.Errorf("model %s is a %s, not a phrase head", m.ID(), m.Decode.Family)
+	}
+	sp := &spotter{id: m.ID(), hold: cfg.Hold, thr: cfg.Threshold}
+	if sp.thr <= 0 {
+		sp.thr = m.Thresholds.Score
+	}
+	if sp.hold <= 0 {
+		sp.hold = 6
+	}
+	if sp.minRun = cfg.MinRun; sp.minRun <= 0 {
+		sp.minRun = max(1, m.Audio.MinRun)
+	}
+	ref := cfg.Refractory
+	if ref <= 0 {
+		ref = 1500 * time.Millisecond
+	}
+	sp.refractory = ref.Milliseconds() * AudioRate / 1000
+	sp.phraseSamps = int64(m.Audio.PhraseMs) * AudioRate / 1000
+	var err error
+	if sp.headOut, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 1)); err != nil {
+		return nil, err
+	}
+	if sp.head, err = models.NewAudioSession(m, []ort.Value{headIn}, []ort.Value{sp.headOut}, opts); err != nil {
+		sp.close()
+		return nil, err
+	}
+	sp.reset()
+	return sp, nil
+}
+
+func (sp *spotter) reset() {
+	sp.run, sp.cand, sp.candStep, sp.onsetEnd, sp.bestScore, sp.bestEnd, sp.blocked = 0, false, 0, 0, 0, 0, -1
+}
+
+func (sp *spotter) close() {
+	if sp == nil {
+		return
+	}
+	if sp.head != nil {
+		sp.head.Destroy()
+	}
+	if sp.headOut != nil {
+		sp.headOut.Destroy()
+	}
+}
 // Name implements AudioAnalyzer.
 func (p *Phrase) Name() string { return "phrase" }
 
@@ -168,13 +223,17 @@ func (p *Phrase) Name() string { return "phrase" }
 func (p *Phrase) Version() string { return p.version }
 
 // Threshold is the score threshold in force.
-func (p *Phrase) Threshold() float32 { return p.thr }
+func (p *Phrase) Threshold() float32 { return p.active.thr }
 
 // Reset implements AudioAnalyzer.
 func (p *Phrase) Reset() {
 	p.pending, p.frames = p.pending[:0], p.frames[:0]
 	clear(p.headIn.GetData())
-	p.embCount, p.run, p.cand, p.candStep, p.onsetEnd, p.bestScore, p.bestEnd, p.blocked = 0, 0, false, 0, 0, 0, 0, -1
+	p.embCount = 0
+	p.active.reset()
+	if p.shadow != nil {
+		p.shadow.reset()
+	}
 }
 
 // Process implements AudioAnalyzer.
@@ -204,8 +263,15 @@ func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation
 		n := copy(p.pending, p.pending[consumed:])
 		p.pending = p.pending[:n]
 	}
-	if p.cand { // reported now so a phrase at the very end of a recording is not lost
-		obs.Phrases = append(obs.Phrases, p.detection(false))
+	// Open candidates are reported now so a phrase at the very end of a recording is not lost.
+	if p.active.cand {
+		obs.Phrases = append(obs.Phrases, p.active.detection(false))
+	}
+	if p.shadow != nil {
+		obs.ShadowModel, obs.ActiveModel = p.shadow.id, p.active.id
+		if p.shadow.cand {
+			obs.ShadowPhrases = append(obs.ShadowPhrases, p.shadow.detection(false))
+		}
 	}
 	return nil
 }
@@ -227,29 +293,42 @@ func (p *Phrase) embed(obs *AudioObservation) error {
 	if p.embCount < int64(p.window) {
 		return nil
 	}
-	if err := p.head.Run(); err != nil {
+	if err := p.active.score(step, &obs.Phrases); err != nil {
 		return fmt.Errorf("phrase head: %w", err)
 	}
-	score := p.headOut.GetData()[0]
-	end := embeddingEnd(step)
-	// Same state machine as training/phrase/features.py detect().
-	if p.cand {
-		if score > p.bestScore {
-			p.bestScore, p.bestEnd = score, end
+	if p.shadow != nil {
+		if err := p.shadow.score(step, &obs.ShadowPhrases); err != nil {
+			return fmt.Errorf("shadow phrase head %s: %w", p.shadow.id, err)
 		}
-		if step-p.candStep >= int64(p.hold) {
-			obs.Phrases = append(obs.Phrases, p.detection(true))
-			p.cand, p.blocked, p.run = false, p.bestEnd+p.refractory, 0
+	}
+	return nil
+}
+
+// score runs the head on the current window (embedding step) and advances the peak picking:
+// the same state machine as training/phrase/features.py detect().
+func (sp *spotter) score(step int64, out *[]PhraseDetection) error {
+	if err := sp.head.Run(); err != nil {
+		return err
+	}
+	score := sp.headOut.GetData()[0]
+	end := embeddingEnd(step)
+	if sp.cand {
+		if score > sp.bestScore {
+			sp.bestScore, sp.bestEnd = score, end
+		}
+		if step-sp.candStep >= int64(sp.hold) {
+			*out = append(*out, sp.detection(true))
+			sp.cand, sp.blocked, sp.run = false, sp.bestEnd+sp.refractory, 0
 		}
 		return nil
 	}
-	if score >= p.thr {
-		p.run++
+	if score >= sp.thr {
+		sp.run++
 	} else {
-		p.run = 0
+		sp.run = 0
 	}
-	if p.run >= p.minRun && end > p.blocked {
-		p.cand, p.candStep, p.onsetEnd, p.bestScore, p.bestEnd = true, step, end, score, end
+	if sp.run >= sp.minRun && end > sp.blocked {
+		sp.cand, sp.candStep, sp.onsetEnd, sp.bestScore, sp.bestEnd = true, step, end, score, end
 	}
 	return nil
 }
@@ -260,25 +339,40 @@ func embeddingEnd(i int64) int64 {
 	return (i*melBlock+melWindow-1)*melHop + melWin
 }
 
-func (p *Phrase) detection(final bool) PhraseDetection {
-	return PhraseDetection{OnsetMs: toMs(p.onsetEnd), StartMs: toMs(max(0, p.bestEnd-p.phraseSamps)),
-		EndMs: toMs(p.bestEnd), Score: p.bestScore, Final: final}
+func (sp *spotter) detection(final bool) PhraseDetection {
+	return PhraseDetection{OnsetMs: toMs(sp.onsetEnd), StartMs: toMs(max(0, sp.bestEnd-sp.phraseSamps)),
+		EndMs: toMs(sp.bestEnd), Score: sp.bestScore, Final: final}
 }
 
-// AppendState implements AudioAnalyzer.
+func (sp *spotter) appendState(w *stateWriter) {
+	w.u32(uint32(sp.run))
+	w.boolean(sp.cand)
+	w.i64(sp.candStep)
+	w.i64(sp.onsetEnd)
+	w.f32(sp.bestScore)
+	w.i64(sp.bestEnd)
+	w.i64(sp.blocked)
+}
+
+func (sp *spotter) restoreState(r *stateReader) {
+	sp.run = int(r.u32())
+	sp.cand, sp.candStep, sp.onsetEnd = r.boolean(), r.i64(), r.i64()
+	sp.bestScore, sp.bestEnd, sp.blocked = r.f32(), r.i64(), r.i64()
+}
+
+// AppendState implements AudioAnalyzer. A shadow head's state follows the active one's, so a
+// state saved without a shadow restores into a set with one (the shadow starts fresh) and back.
 func (p *Phrase) AppendState(dst []byte) []byte {
 	w := stateWriter{b: dst}
 	w.floats(p.pending)
 	w.floats(p.frames)
 	w.floats(p.headIn.GetData())
 	w.i64(p.embCount)
-	w.u32(uint32(p.run))
-	w.boolean(p.cand)
-	w.i64(p.candStep)
-	w.i64(p.onsetEnd)
-	w.f32(p.bestScore)
-	w.i64(p.bestEnd)
-	w.i64(p.blocked)
+	p.active.appendState(&w)
+	if p.shadow != nil {
+		w.str(p.shadow.id)
+		p.shadow.appendState(&w)
+	}
 	return w.b
 }
 
@@ -288,28 +382,38 @@ func (p *Phrase) RestoreState(b []byte) error {
 	p.pending = r.floatsInto(p.pending)
 	p.frames = r.floatsInto(p.frames)
 	hist := r.floatsInto(make([]float32, 0, p.window*embDim))
-	p.embCount, p.run = r.i64(), int(r.u32())
-	p.cand, p.candStep, p.onsetEnd = r.boolean(), r.i64(), r.i64()
-	p.bestScore, p.bestEnd, p.blocked = r.f32(), r.i64(), r.i64()
+	p.embCount = r.i64()
+	p.active.restoreState(&r)
 	if r.err != nil || len(hist) != p.window*embDim || len(p.frames)%melBins != 0 {
 		p.Reset()
 		return ErrStateMismatch
 	}
 	copy(p.headIn.GetData(), hist)
+	if p.shadow != nil {
+		p.shadow.reset()
+		if len(r.b) > 0 && r.str() == p.shadow.id {
+			p.shadow.restoreState(&r)
+			if r.err != nil {
+				p.shadow.reset()
+			}
+		}
+	}
 	return nil
 }
 
 // Close implements AudioAnalyzer.
 func (p *Phrase) Close() error {
-	for _, s := range []*ort.AdvancedSession{p.mel, p.emb, p.head} {
+	for _, s := range []*ort.AdvancedSession{p.mel, p.emb} {
 		if s != nil {
 			s.Destroy()
 		}
 	}
-	for _, t := range []*ort.Tensor[float32]{p.melIn, p.melOut, p.embIn, p.embOut, p.headIn, p.headOut} {
+	for _, t := range []*ort.Tensor[float32]{p.melIn, p.melOut, p.embIn, p.embOut, p.headIn} {
 		if t != nil {
 			t.Destroy()
 		}
 	}
+	p.active.close()
+	p.shadow.close()
 	return nil
 }

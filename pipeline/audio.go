@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"proctor/analyzers"
 	"proctor/rules"
@@ -219,6 +221,11 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		if err := store.UpsertPhrases(tx, phrases); err != nil {
 			return err
 		}
+		if obs.ShadowModel != "" {
+			if err := storeShadowPhrases(tx, &am, stretch.StartMs, durMs, &obs); err != nil {
+				return err
+			}
+		}
 		return h.answers.Recompute(tx, h.store.Postgres, am.SessionID)
 	})
 	if err != nil {
@@ -305,4 +312,29 @@ func levelDBFS(pcm []byte) float64 {
 		return -100
 	}
 	return math.Round(20*math.Log10(rms)*10) / 10
+}
+
+// shadowChunk is the Outputs JSON of a shadow phrase head's observation of one chunk: the span it
+// heard (session ms) and what it spotted, so a comparison knows where both heads listened.
+type shadowChunk struct {
+	StartMs int64                `json:"start_ms"`
+	EndMs   int64                `json:"end_ms"`
+	Phrases []store.ShadowPhrase `json:"phrases"`
+}
+
+// storeShadowPhrases keeps a shadow phrase head's detections of one chunk apart from the active
+// head's: one row per chunk, even without detections (it records what the shadow heard).
+func storeShadowPhrases(tx *gorm.DB, am *AudioMessage, stretchStart, durMs int64, obs *analyzers.AudioObservation) error {
+	c := shadowChunk{StartMs: am.CapturedAtMs, EndMs: am.CapturedAtMs + durMs, Phrases: []store.ShadowPhrase{}}
+	for _, p := range obs.ShadowPhrases {
+		c.Phrases = append(c.Phrases, store.ShadowPhrase{OnsetMs: stretchStart + p.OnsetMs, StartMs: stretchStart + p.StartMs,
+			EndMs: stretchStart + p.EndMs, Score: p.Score, Final: p.Final})
+	}
+	out, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	row := store.ShadowObservation{Model: obs.ShadowModel, SessionID: am.SessionID, Camera: store.ShadowAudio, Seq: am.Seq,
+		Active: obs.ActiveModel, CapturedAtMs: am.CapturedAtMs, Outputs: string(out), CreatedAt: time.Now().UTC()}
+	return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
 }

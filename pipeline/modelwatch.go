@@ -55,6 +55,7 @@ func (w *ModelWatcher) Apply(ctx context.Context) error {
 	if w.Audio != nil {
 		cfg := w.Audio.AnalyzerConfig()
 		cfg.Phrase.Active = running["phrase-gaiti/"+store.ModelActive]
+		cfg.Phrase.Shadow = running["phrase-gaiti/"+store.ModelShadow]
 		if err := w.Audio.Reload(cfg); err != nil {
 			return err
 		}

@@ -119,7 +119,7 @@ func TestModelOfFlag(t *testing.T) {
 			t.Errorf("%s: %q, want %q", typ, got, want)
 		}
 	}
-	if got := store.ModelOfFlag("ANSWER_NOT_CLOSED", "phrase=phrase-gaiti@1 thr=0.93,vad=silero-vad-v5@1 thr=0.5"); got != "phrase-gaiti@1" {
+	if got := store.ModelOfFlag("ANSWER_NOT_CLOSED", "phrase=phrase-gaiti@1+oww-melspectrogram@1+oww-embedding@1 thr=0.93,vad=silero-vad-v5@1 thr=0.5"); got != "phrase-gaiti@1" {
 		t.Errorf("audio flag: %q", got)
 	}
 }

@@ -299,6 +299,9 @@ func (s *Store) CompareShadow(ctx context.Context, orgID, model string, since ti
 		return nil, err
 	}
 	cmp := &ShadowComparison{Model: model, Since: since, Frames: len(obs), Labels: map[string]*LabelComparison{}}
+	if len(obs) > 0 && obs[0].Camera == ShadowAudio {
+		return s.comparePhrase(ctx, cmp, obs)
+	}
 	type frameKey struct {
 		session, camera string
 		seq             int64
@@ -429,4 +432,121 @@ func ratio(a, b int) *float64 {
 	}
 	r := float64(a) / float64(b)
 	return &r
+}
+
+// ShadowAudio is the camera value of a shadow phrase head's observations (one per audio chunk).
+const ShadowAudio = "audio"
+
+// ShadowPhrase is one detection of a shadow phrase head, in session ms.
+type ShadowPhrase struct {
+	OnsetMs int64   `json:"onset_ms"`
+	StartMs int64   `json:"start_ms"`
+	EndMs   int64   `json:"end_ms"`
+	Score   float32 `json:"score"`
+	Final   bool    `json:"final"`
+}
+
+// comparePhrase compares a shadow phrase head with the active one where the shadow listened:
+// detections matched within 1.5 s, and both heads against reviewer audio labels (a phrase_missed
+// or answer_end label is a phrase that should be spotted, a not_phrase label one that should
+// not). In the result "frames" counts audio chunks and Labels["phrase"] holds the numbers.
+func (s *Store) comparePhrase(ctx context.Context, cmp *ShadowComparison, obs []ShadowObservation) (*ShadowComparison, error) {
+	const near = 1500
+	type span struct{ from, to int64 }
+	heard := map[string][]span{}
+	shadow := map[string]map[int64]ShadowPhrase{} // session → onset → latest report
+	for _, o := range obs {
+		var c struct {
+			StartMs int64          `json:"start_ms"`
+			EndMs   int64          `json:"end_ms"`
+			Phrases []ShadowPhrase `json:"phrases"`
+		}
+		if err := json.Unmarshal([]byte(o.Outputs), &c); err != nil {
+			return nil, fmt.Errorf("shadow observation %d: %w", o.ID, err)
+		}
+		heard[o.SessionID] = append(heard[o.SessionID], span{c.StartMs, c.EndMs})
+		if shadow[o.SessionID] == nil {
+			shadow[o.SessionID] = map[int64]ShadowPhrase{}
+		}
+		for _, p := range c.Phrases {
+			if old, ok := shadow[o.SessionID][p.OnsetMs]; !ok || !old.Final {
+				shadow[o.SessionID][p.OnsetMs] = p
+			}
+		}
+	}
+	inside := func(session string, t int64) bool {
+		for _, sp := range heard[session] {
+			if t >= sp.from && t <= sp.to+near {
+				return true
+			}
+		}
+		return false
+	}
+	lc := &LabelComparison{Frames: len(obs)}
+	cmp.Labels["phrase"] = lc
+	matched, union := 0, 0
+	hits := func(ends []int64, t int64) bool {
+		for _, e := range ends {
+			if abs64(e-t) <= near {
+				return true
+			}
+		}
+		return false
+	}
+	activeEnds, shadowEnds := map[string][]int64{}, map[string][]int64{}
+	for session := range heard {
+		var active []PhraseDetection
+		if err := s.DB.WithContext(ctx).Where("session_id = ?", session).Find(&active).Error; err != nil {
+			return nil, err
+		}
+		for _, p := range active {
+			if inside(session, p.EndMs) {
+				activeEnds[session] = append(activeEnds[session], p.EndMs)
+			}
+		}
+		for _, p := range shadow[session] {
+			shadowEnds[session] = append(shadowEnds[session], p.EndMs)
+		}
+		lc.ActivePositive += len(activeEnds[session])
+		lc.ShadowPositive += len(shadowEnds[session])
+		for _, e := range activeEnds[session] {
+			if hits(shadowEnds[session], e) {
+				matched++
+			}
+		}
+	}
+	union = lc.ActivePositive + lc.ShadowPositive - matched
+	lc.Disagree = union - matched
+	cmp.Agreement = ratio(matched, union)
+	var labels []Label
+	ids := make([]string, 0, len(heard))
+	for id := range heard {
+		ids = append(ids, id)
+	}
+	if err := s.DB.WithContext(ctx).Where("session_id IN ? AND kind IN ? AND withdrawn_at IS NULL", ids,
+		[]string{LabelAnswerEnd, LabelPhraseMissed, LabelNotPhrase}).Find(&labels).Error; err != nil {
+		return nil, err
+	}
+	for _, l := range labels {
+		if l.AtMs == nil || !inside(l.SessionID, *l.AtMs) {
+			continue
+		}
+		want := l.Kind != LabelNotPhrase
+		lc.Labelled++
+		if hits(activeEnds[l.SessionID], *l.AtMs) == want {
+			lc.activeCorrect++
+		}
+		if hits(shadowEnds[l.SessionID], *l.AtMs) == want {
+			lc.shadowCorrect++
+		}
+	}
+	lc.ActiveAccuracy, lc.ShadowAccuracy = ratio(lc.activeCorrect, lc.Labelled), ratio(lc.shadowCorrect, lc.Labelled)
+	return cmp, nil
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

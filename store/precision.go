@@ -20,7 +20,8 @@ var FlagModel = map[string]string{
 
 // ModelOfFlag extracts the deciding model version (name@version) from a flag's model_version
 // string ("analyzer=name@version thresholds,analyzer=…"); "rules" when no model decides the type
-// or the string does not mention its analyzer.
+// or the string does not mention its analyzer. An analyzer of several models
+// ("phrase=phrase-gaiti@1+oww-melspectrogram@1+…") is named by its first, the one retrained.
 func ModelOfFlag(flagType, modelVersion string) string {
 	analyzer, ok := FlagModel[flagType]
 	if !ok {
@@ -30,6 +31,7 @@ func ModelOfFlag(flagType, modelVersion string) string {
 		name, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if ok && name == analyzer {
 			id, _, _ := strings.Cut(v, " ")
+			id, _, _ = strings.Cut(id, "+") // "phrase-gaiti@1+oww-…": the head decides
 			return id
 		}
 	}

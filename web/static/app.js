@@ -7,7 +7,7 @@ const S = {
   me: null, lang: 'en', L: {}, view: '', es: null,
   queue: [], qsel: 0, qquery: '',
   sess: null, tl: null, flags: [], fsel: 0, picked: new Set(), zoom: false, detail: null,
-  labels: [], answers: null, attrDraft: null,
+  labels: [], answers: null, attrDraft: null, timeDraft: {},
 };
 
 // ---- strings ---------------------------------------------------------------------------
@@ -290,7 +290,7 @@ async function openSession(id) {
   S.view = 'session'; S.tl = tl; S.sess = det.session; S.flags = det.flags || [];
   S.labels = (lab && lab.labels) || []; S.answers = ans;
   if (!same) {
-    S.picked = new Set(); S.zoom = false;
+    S.picked = new Set(); S.zoom = false; S.timeDraft = {};
     const firstOpen = S.flags.findIndex((f) => f.status === 'open');
     S.fsel = firstOpen >= 0 ? firstOpen : 0;
   }
@@ -560,16 +560,17 @@ function renderAnswers(start) {
   const A = S.answers || {}; const answers = A.answers || []; const phrases = A.phrases || [];
   const labelled = (kind, at) => S.labels.some((l) => !l.withdrawn_at && l.kind === kind && l.at_ms === at);
   const canLabel = has('review');
-  // A time field shows m:ss; left as shown it stands for the exact ms it was filled with.
-  const timeIn = (id, ms) => h('input', { type: 'text', id, class: 'time', value: ms ? fmtRel(ms - start) : '', 'data-ms': ms || null,
-    placeholder: 'm:ss', title: t('answers.timeHelp') });
+  // A time field shows m:ss; left as shown it stands for the exact ms it was filled with. What
+  // was typed survives re-renders (a live flag) until it is posted.
+  const timeIn = (id, ms) => h('input', { type: 'text', id, class: 'time', value: S.timeDraft[id] ?? (ms ? fmtRel(ms - start) : ''), 'data-ms': ms || null,
+    placeholder: 'm:ss', title: t('answers.timeHelp'), oninput: (e) => { S.timeDraft[id] = e.target.value; } });
   const atOf = (inp) => {
     if (inp.dataset.ms && inp.value === fmtRel(Number(inp.dataset.ms) - start)) return Number(inp.dataset.ms);
     const v = parseSessTime(inp.value, start);
     if (v == null || v < 0) { toast(t('answers.badTime', { v: inp.value }), true); inp.focus(); return null; }
     return v;
   };
-  const post = (kind, inp) => { const at = atOf(inp); if (at != null) addLabel({ kind, at_ms: at }); };
+  const post = (kind, inp) => { const at = atOf(inp); if (at != null) addLabel({ kind, at_ms: at }, () => { delete S.timeDraft[inp.id]; }); };
   const ansTable = answers.length ? h('table', { class: 'list', id: 'answer-rows' },
     h('thead', {}, h('tr', {}, h('th', {}, t('answers.question')), h('th', { class: 'num' }, t('answers.start')), h('th', { class: 'num' }, t('answers.end')),
       h('th', {}, t('session.status')), h('th', { class: 'num' }, t('answers.phraseScore')), canLabel ? h('th', {}, t('answers.endedHere')) : null)),
@@ -783,7 +784,7 @@ function modelPanel(m) {
   const builtInRow = h('tr', { 'data-version': 'built-in' },
     h('td', { class: 'mono' }, m.built_in), h('td', {}, h('span', { class: 'badge ' + (m.active === m.built_in ? 'b-reviewed' : 'b-flow') },
       m.active === m.built_in ? t('models.status.active') : t('models.builtIn'))),
-    h('td', { colspan: 5, class: 'muted' }, t('models.builtInHelp')), h('td', {}, ''));
+    h('td', { colspan: 5, class: 'wrap muted' }, t('models.builtInHelp')), h('td', {}, ''));
   const rows = (m.versions || []).map((v) => {
     const ref = m.name + '@' + v.version;
     const acts = [];
