@@ -176,7 +176,7 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 	a.closers = append(a.closers, audio.Close)
 	audio.Answers().UseExamSettings(engine)
 	// The registry's active versions before the first message, then whatever gets promoted.
-	watcher := &pipeline.ModelWatcher{Store: a.Store, Frames: frames, Audio: audio, Log: log}
+	watcher := &pipeline.ModelWatcher{Store: a.Store, Frames: frames, Audio: audio, Log: log, Metrics: registry}
 	if err := watcher.Apply(ctx); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"proctor/models"
 	"proctor/store"
 )
@@ -19,15 +21,25 @@ type ModelWatcher struct {
 	Frames *FrameHandlers // may be nil
 	Audio  *AudioHandlers // may be nil
 	Log    *slog.Logger
+	// Metrics, when set, exports proctor_model_loaded{model,version,role}: what this worker
+	// actually runs (the database says what it should).
+	Metrics prometheus.Registerer
 
 	fingerprint string
+	applied     bool
+	loaded      *prometheus.GaugeVec
 }
 
 // Apply loads the running versions once if they changed since the last call.
 func (w *ModelWatcher) Apply(ctx context.Context) error {
 	fp, err := w.Store.RunningFingerprint(ctx)
-	if err != nil || fp == w.fingerprint {
+	if err != nil || (w.applied && fp == w.fingerprint) {
 		return err
+	}
+	if !w.applied && fp == "" { // nothing registered runs: the handlers already have the built-ins
+		w.applied = true
+		w.export(nil)
+		return nil
 	}
 	rows, err := w.Store.RunningModels(ctx)
 	if err != nil {
@@ -60,9 +72,35 @@ func (w *ModelWatcher) Apply(ctx context.Context) error {
 			return err
 		}
 	}
-	w.fingerprint = fp
+	w.fingerprint, w.applied = fp, true
+	w.export(running)
 	w.log().Info("model versions reloaded", "running", fp)
 	return nil
+}
+
+// export publishes the versions this worker loaded: the registry's, else the built-in one.
+func (w *ModelWatcher) export(running map[string]*models.Manifest) {
+	if w.Metrics == nil {
+		return
+	}
+	if w.loaded == nil {
+		w.loaded = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "proctor_model_loaded",
+			Help: "Model versions this worker runs (role active or shadow)."}, []string{"model", "version", "role"})
+		w.Metrics.MustRegister(w.loaded)
+	}
+	w.loaded.Reset()
+	for _, name := range models.Retrainable {
+		active := running[name+"/"+store.ModelActive]
+		if active == nil {
+			active, _ = models.Lookup(name)
+		}
+		if active != nil {
+			w.loaded.WithLabelValues(name, active.Version, store.ModelActive).Set(1)
+		}
+		if sh := running[name+"/"+store.ModelShadow]; sh != nil {
+			w.loaded.WithLabelValues(name, sh.Version, store.ModelShadow).Set(1)
+		}
+	}
 }
 
 // Run polls every interval until ctx ends.
