@@ -123,3 +123,52 @@ func TestModelOfFlag(t *testing.T) {
 		t.Errorf("audio flag: %q", got)
 	}
 }
+
+// TestDatasetFlags: an export takes reviewed or labelled flags only, and its model filter is
+// exact on the deciding model version.
+func TestDatasetFlags(t *testing.T) {
+	for _, b := range testdb.Open(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.Store
+			org := "org-" + store.NewID()[:8]
+			sess := &store.Session{ID: store.NewID(), OrgID: org, ExamID: "e", CandidateID: "c", CreatedAt: time.Now()}
+			if err := st.DB.Create(sess).Error; err != nil {
+				t.Fatal(err)
+			}
+			mk := func(start int64, model, status string) *store.Flag {
+				f := &store.Flag{SessionID: sess.ID, Type: "MASK", Camera: "main", StartMs: start, EndMs: start + 1,
+					ModelVersion: "attire=" + model + " mask=0.6,faces=ultraface-rfb-320@1", Status: status}
+				if err := st.DB.Create(f).Error; err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+			mk(1, "attire-cnn@1", store.StatusConfirmed)
+			mk(2, "attire-cnn@10", store.StatusDismissed)
+			open := mk(3, "attire-cnn@1", store.StatusOpen)
+			mk(4, "attire-cnn@1", store.StatusOpen) // nobody looked at it
+			no := false
+			if err := st.AddLabel(ctx, &store.Label{OrgID: org, SessionID: sess.ID, Kind: store.LabelAttribute, FlagID: &open.ID, Mask: &no, Reviewer: "r"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			count := func(q store.DatasetQuery) int {
+				q.OrgID = org
+				rows, err := st.DatasetFlags(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(rows)
+			}
+			if n := count(store.DatasetQuery{}); n != 3 {
+				t.Errorf("%d flags, want 3 (two with verdicts, one labelled)", n)
+			}
+			if n := count(store.DatasetQuery{Model: "attire-cnn@1"}); n != 2 {
+				t.Errorf("model attire-cnn@1: %d flags, want 2 (not attire-cnn@10's)", n)
+			}
+			if n := count(store.DatasetQuery{Verdicts: []string{store.StatusDismissed}}); n != 1 {
+				t.Errorf("dismissed: %d, want 1", n)
+			}
+		})
+	}
+}

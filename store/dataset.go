@@ -169,10 +169,14 @@ func (s *Store) sessionScope(q DatasetQuery) *gorm.DB {
 	return db
 }
 
-// DatasetFlags returns the flags matching q that carry evidence, oldest first.
+// DatasetFlags returns the flags matching q that a reviewer judged (a verdict, or an attribute
+// label still standing), oldest first. The model filter is exact on the deciding model version
+// (ModelOfFlag), so "attire-cnn@1" does not match "attire-cnn@10".
 func (s *Store) DatasetFlags(ctx context.Context, q DatasetQuery) ([]DatasetFlag, error) {
+	labelled := s.DB.Model(&Label{}).Select("flag_id").Where("kind = ? AND withdrawn_at IS NULL AND flag_id IS NOT NULL", LabelAttribute)
 	db := s.DB.WithContext(ctx).Model(&Flag{}).Joins("JOIN sessions ON sessions.id = flags.session_id").
-		Where("flags.session_id IN (?)", s.sessionScope(q))
+		Where("flags.session_id IN (?)", s.sessionScope(q)).
+		Where("(flags.status <> ? OR flags.id IN (?))", StatusOpen, labelled)
 	if len(q.FlagTypes) > 0 {
 		db = db.Where("flags.type IN ?", q.FlagTypes)
 	}
@@ -180,11 +184,22 @@ func (s *Store) DatasetFlags(ctx context.Context, q DatasetQuery) ([]DatasetFlag
 		db = db.Where("flags.status IN ?", q.Verdicts)
 	}
 	if q.Model != "" {
-		db = db.Where("flags.model_version LIKE ?", "%"+q.Model+"%")
+		db = db.Where("flags.model_version LIKE ?", "%"+q.Model+"%") // narrows; exact below
 	}
-	var out []DatasetFlag
-	err := db.Select("flags.*, sessions.exam_id, sessions.candidate_id").Order("flags.id").Limit(q.Limit).Scan(&out).Error
-	return out, err
+	var rows []DatasetFlag
+	if err := db.Select("flags.*, sessions.exam_id, sessions.candidate_id").Order("flags.id").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := rows[:0]
+	for _, f := range rows {
+		if q.Model == "" || ModelOfFlag(f.Type, f.ModelVersion) == q.Model {
+			out = append(out, f)
+		}
+		if q.Limit > 0 && len(out) == q.Limit {
+			break
+		}
+	}
+	return out, nil
 }
 
 // DatasetLabels returns the labels (withdrawn ones excluded) on the sessions matching q, and
