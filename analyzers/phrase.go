@@ -216,6 +216,7 @@ func (sp *spotter) close() {
 		sp.headOut.Destroy()
 	}
 }
+
 // Name implements AudioAnalyzer.
 func (p *Phrase) Name() string { return "phrase" }
 

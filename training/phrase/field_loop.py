@@ -38,7 +38,7 @@ NEAR_MS = 1500  # export: a detection this close to a reviewer label is that lab
 
 
 def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, flush=True)
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
 class API:
