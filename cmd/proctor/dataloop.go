@@ -162,6 +162,9 @@ func changeModel(ctx context.Context, action store.ModelAction, args []string) e
 	if err != nil {
 		return err
 	}
+	if m, _ := models.Lookup(pos[0]); active == "built-in" && m != nil {
+		active = m.ID() + " (built-in)"
+	}
 	fmt.Printf("%s: active %s, shadow %s (workers switch within --model-poll)\n", pos[0], active, orNone(shadow))
 	return nil
 }
