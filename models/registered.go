@@ -144,6 +144,9 @@ func CheckLoads(m *Manifest) error {
 }
 
 func checkPhraseHead(m *Manifest) error {
+	if err := InitRuntime(); err != nil {
+		return err
+	}
 	in, err := ort.NewEmptyTensor[float32](ort.NewShape(1, int64(m.Audio.Window), 96))
 	if err != nil {
 		return err

@@ -8,16 +8,16 @@ ordinary answer speech in between.
 
 Voices: espeak-ng voice *variants made here* (DIR/espeak-ng-data/voices/!v/fieldNNN), each a
 perturbation of a seed variant: formant frequencies ×0.88–1.12, formant strengths ×0.85–1.15,
-base pitch and range ×0.88–1.12. Two in three seeds are the test voices the shipped head misses
-(Demonic, kaukovalta, steph: "real candidates with unusual voices"); the rest are training
-variants. No field voice equals any installed espeak variant, so the field voices are disjoint from
+base pitch and range ×0.88–1.12. Two in three seeds (--hard-share) are the test voices the shipped
+head misses (Demonic, kaukovalta, steph: "real candidates with unusual voices"); the rest are
+training variants. No field voice equals any installed espeak variant, so the field voices are disjoint from
 the train, dev and test voices of train.py (checked; voices.json records each voice and the check).
 The fixed test split .cache/phrase-data/test is untouched.
 
 Per session DIR/fNNNN.wav (16 kHz mono 16-bit) and DIR/fNNNN.json: the labels `proctor eval audio`
 reads (speech, phrases, variants in ms), plus "questions" ([{"question", "shown_ms"}]),
-"phrase_ends_ms", "variant_ends_ms", "not_closed" (questions answered without a closing) and
-"voice". `proctor eval audio --data DIR` therefore measures the spotter on a field batch, and
+"phrase_ends_ms", "variant_ends_ms", "not_closed" (questions answered without a closing),
+"utterances" ([start_ms, end_ms, text]) and "voice". `proctor eval audio --data DIR` therefore measures the spotter on a field batch, and
 field_loop.sh plays the sessions through the service.
 """
 import argparse
@@ -114,7 +114,7 @@ def perturb(text, rng, name):
     return "\n".join(lines) + "\n"
 
 
-def make_voices(out, count, seed, train_variants, installed):
+def make_voices(out, count, seed, train_variants, installed, hard_share=2 / 3):
     """count field variants; returns [{"variant", "seed_variant", "file"}]."""
     src, dst = make_data_dir(out)
     rng = random.Random(seed)
@@ -125,7 +125,7 @@ def make_voices(out, count, seed, train_variants, installed):
     voices = []
     pool = [v for v in train_variants if "whisper" not in v]
     for i in range(count):
-        base = HARD_SEEDS[i % 3] if rng.random() < 2 / 3 else rng.choice(pool)
+        base = HARD_SEEDS[i % 3] if rng.random() < hard_share else rng.choice(pool)
         with open(os.path.join(src, "voices", "!v", base), encoding="utf-8", errors="replace") as f:
             text = f.read()
         name = "field%d_%03d" % (seed, i)
@@ -171,17 +171,18 @@ def build(job):
     idx, voice, seconds, out = job
     rng = random.Random(voice["session_seed"])
     parts, t = [], 0.0
-    lab = {"speech": [], "phrases": [], "variants": [], "questions": [], "not_closed": []}
+    lab = {"speech": [], "phrases": [], "variants": [], "questions": [], "not_closed": [], "utterances": []}
 
     def silence(d):
         nonlocal t
         parts.append(np.zeros(int(d * F.SR), np.float32))
         t += len(parts[-1]) / F.SR
 
-    def speech(a, kind=None):
+    def speech(a, kind=None, text=""):
         nonlocal t
         if len(a) == 0:
             return
+        lab["utterances"].append([round(t * 1000), round((t + len(a) / F.SR) * 1000), text])
         if kind is None:
             lab["speech"].extend(T.speech_regions(a, t))
         else:
@@ -198,15 +199,17 @@ def build(job):
         silence(rng.uniform(1.5, 5.0))  # reading the question
         end_by = t + per_answer * rng.uniform(0.6, 0.85)
         while t < end_by:
-            speech(T.synth(answer_sentence(rng), T.jitter(voice, rng)))
+            text = answer_sentence(rng)
+            speech(T.synth(text, T.jitter(voice, rng)), text=text)
             silence(rng.uniform(0.15, 1.0) if rng.random() < 0.85 else rng.uniform(1.5, 5.0))
         r = rng.random()
         if r < 0.80:
             silence(rng.uniform(*T.PAUSE_BEFORE_PHRASE))
-            speech(T.synth(T.PHRASE, T.jitter(voice, rng)), "phrases")
+            speech(T.synth(T.PHRASE, T.jitter(voice, rng)), "phrases", T.PHRASE)
         elif r < 0.90:
             silence(rng.uniform(*T.PAUSE_BEFORE_PHRASE))
-            speech(T.synth(T.VARIANTS[rng.randrange(len(T.VARIANTS))], T.jitter(voice, rng)), "variants")
+            text = T.VARIANTS[rng.randrange(len(T.VARIANTS))]
+            speech(T.synth(text, T.jitter(voice, rng)), "variants", text)
         else:
             lab["not_closed"].append(q)
         silence(rng.uniform(1.0, 4.0))
@@ -218,6 +221,7 @@ def build(job):
     truth = {"speech": ms(lab["speech"]), "phrases": ms(lab["phrases"]), "variants": ms(lab["variants"]),
              "questions": lab["questions"], "phrase_ends_ms": [round(e * 1000) for _, e in lab["phrases"]],
              "variant_ends_ms": [round(e * 1000) for _, e in lab["variants"]], "not_closed": lab["not_closed"],
+             "utterances": lab["utterances"],
              "voice": {k: v for k, v in voice.items() if k != "session_seed"}, "duration": len(a) / F.SR,
              "duration_ms": round(len(a) / F.SR * 1000)}
     with open(os.path.join(out, name + ".json"), "w", encoding="utf-8") as f:
@@ -237,6 +241,8 @@ def main():
     ap.add_argument("--voices", type=int, default=0, help="distinct field voices (default: one per session)")
     ap.add_argument("--seed", type=int, default=7001, help="different seeds give different voices and sessions")
     ap.add_argument("--seconds", type=float, nargs=2, default=[120, 180], help="session length range")
+    ap.add_argument("--hard-share", type=float, default=2 / 3,
+                    help="share of voices made from the three missed test voices (0: from training variants only, a control)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--split-seed", type=int, default=20261126, help="train.py's seed: which variants are train/dev/test")
     args = ap.parse_args()
@@ -247,7 +253,7 @@ def main():
     train_v, dev_v, test_v = T.split_variants(installed, args.split_seed)
     src = espeak_data_dir()
     all_installed = sorted(n for n in os.listdir(os.path.join(src, "voices", "!v")))
-    voices = make_voices(out, args.voices or args.sessions, args.seed, train_v, all_installed)
+    voices = make_voices(out, args.voices or args.sessions, args.seed, train_v, all_installed, args.hard_share)
     names = {v["variant"] for v in voices}
     clash = names & set(all_installed)
     assert not clash, clash

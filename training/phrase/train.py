@@ -12,7 +12,10 @@ seen in training, and neither are its real recordings.
 Run via training/phrase/train.sh (it sets up the venv and runs this with nice). Reviewer snippets
 exported later can be added with --extra-pos / --extra-neg (folders of WAV files): a positive
 snippet ends with the phrase (its end is the end of the last speech in the file, or the
-"phrase_end_ms" of a same-named .json beside it).
+"phrase_end_ms" of a same-named .json beside it). --export DIR reads a proctor export
+(docs/data-loop.md) instead, and --version-dir OUT writes a version directory rather than
+replacing the built-in head; training/phrase/retrain.sh wraps both with the before/after
+evaluation.
 """
 import argparse
 import hashlib
@@ -416,11 +419,9 @@ def extra_windows(args):
     y = np.zeros(len(last), np.int8)
     if positive:
         side = os.path.splitext(path)[0] + ".json"
-        if pe is not None:
-            pass
-        elif os.path.exists(side):
+        if pe is None and os.path.exists(side):
             pe = json.load(open(side))["phrase_end_ms"] / 1000
-        else:
+        elif pe is None:
             segs = speech_regions_energy(a, 0)
             pe = segs[-1][1] if segs else len(a) / F.SR
         y[:] = -1
@@ -720,6 +721,9 @@ def main():
                     help="false alarms per hour allowed on dev (the requirement is 1 per hour; 0.6 leaves a margin)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=20261126)
+    ap.add_argument("--train-seed", type=int, default=None,
+                    help="seed of the head's initialisation and batch order only (default --seed); the data and the "
+                         "train/dev/test voices stay those of --seed. Retraining with a few seeds shows the run-to-run spread")
     args = ap.parse_args()
     t0 = time.time()
     builtin_manifest = os.path.join(root, "models", "manifests", "phrase-gaiti.json")
@@ -845,14 +849,15 @@ def main():
     Xn = X
     w = np.where(y == 1, (len(y) - n_pos) / max(n_pos, 1) * args.pos_weight, 1.0).astype(np.float32)
     w[is_extra] *= args.extra_weight
-    model = train_mlp(Xn, y, w, args.hidden, args.epochs, args.seed)
+    ts = args.seed if args.train_seed is None else args.train_seed
+    model = train_mlp(Xn, y, w, args.hidden, args.epochs, ts)
     # Hard negatives: the windows scored highest get more weight each round.
     for rnd in range(args.hard_rounds):
         s_ = model.score(Xn)
         hard = (y == 0) & (s_ > 0.02)
         w[hard] *= 3
         log(f"hard negatives round {rnd + 1}: {int(hard.sum())}")
-        model = train_mlp(Xn, y, w, args.hidden, max(4, args.epochs // 2), args.seed + 1 + rnd, model=model, lr=3e-4)
+        model = train_mlp(Xn, y, w, args.hidden, max(4, args.epochs // 2), ts + 1 + rnd, model=model, lr=3e-4)
 
     def session_scores(items):
         out = []

@@ -2,6 +2,7 @@
 # Sets up the training environment (training/phrase/setup.sh) and trains the phrase spotter head
 # at low priority (the machine is shared): training/phrase/train.sh [train.py options]
 #   training/phrase/train.sh --extra-pos DIR --extra-neg DIR   # retrain with reviewer snippets
+#   training/phrase/retrain.sh --export DIR --out VERSION_DIR   # retrain with a reviewer export (a version directory)
 # Writes models/trained/phrase-gaiti-mlp.onnx, training/phrase/report.json and the held-back
 # dev/test sessions under .cache/phrase-data/{dev,test} (WAV + labels for `proctor eval audio`).
 set -euo pipefail
