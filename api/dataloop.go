@@ -2,8 +2,6 @@ package api
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +15,7 @@ import (
 
 	"proctor/export"
 	"proctor/models"
+	"proctor/pipeline"
 	"proctor/store"
 )
 
@@ -136,7 +135,7 @@ func (s *Server) createExport(c *fiber.Ctx) error {
 	}
 	p := principal(c)
 	ctx := c.UserContext()
-	inForce, err := export.ModelsInForce(ctx, s.store)
+	inForce, err := pipeline.ModelsInForce(ctx, s.store)
 	if err != nil {
 		return err
 	}
@@ -164,11 +163,7 @@ type exportOut struct {
 }
 
 func (s *Server) saveExport(c *fiber.Ctx, res *export.Result) (*exportOut, error) {
-	filters, _ := json.Marshal(res.Record.Filters)
-	counts, _ := json.Marshal(res.Record.Counts)
-	e := &store.Export{ID: res.Record.ID, OrgID: principal(c).OrgID, CreatedBy: res.Record.CreatedBy, Purpose: res.Record.Purpose,
-		Filters: string(filters), Counts: string(counts), ManifestSHA256: res.Record.ManifestSHA256,
-		Bytes: int64(len(res.Zip)), Archive: res.Zip, CreatedAt: res.Record.CreatedAt}
+	e := res.StoreRecord(principal(c).OrgID)
 	if err := s.store.SaveExport(c.UserContext(), e, c.IP()); err != nil {
 		return nil, err
 	}
@@ -303,24 +298,16 @@ func (s *Server) registerModel(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len(eval) > 0 && !json.Valid(eval) {
-		return bad(fiber.StatusBadRequest, "eval must be JSON")
-	}
-	m, err := models.FromBytes(mj, data)
-	if err != nil {
-		return bad(fiber.StatusBadRequest, err.Error())
-	}
-	if builtin, _ := models.Lookup(m.Name); builtin != nil && builtin.Version == m.Version {
-		return bad(fiber.StatusConflict, m.ID()+" is the built-in version: give the new one another version")
-	}
-	// Load it the way a worker will, so a file that onnxruntime rejects fails here, not there.
-	if err := models.CheckLoads(m); err != nil {
-		return bad(fiber.StatusBadRequest, "model does not load: "+err.Error())
-	}
-	sum := sha256.Sum256(data)
 	p := principal(c)
-	v := &store.ModelVersion{Name: m.Name, Version: m.Version, SHA256: hex.EncodeToString(sum[:]), Manifest: string(mj),
-		Data: data, Card: string(card), Eval: string(eval), RegisteredBy: p.Actor}
+	v, err := pipeline.PrepareVersion(mj, data, card, eval, p.Actor)
+	switch {
+	case errors.Is(err, pipeline.ErrBadVersion):
+		return bad(fiber.StatusBadRequest, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		return bad(fiber.StatusConflict, err.Error())
+	case err != nil:
+		return err
+	}
 	if err := s.store.RegisterModel(c.UserContext(), v, p.OrgID, c.IP()); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return bad(fiber.StatusConflict, err.Error())
@@ -392,21 +379,11 @@ func (s *Server) getPrecision(c *fiber.Ctx) error {
 	if q.Bucket != "" && q.Bucket != "day" && q.Bucket != "week" {
 		return bad(fiber.StatusBadRequest, "bucket must be day, week or all")
 	}
-	for _, d := range []struct {
-		name string
-		t    *time.Time
-	}{{"from", &q.From}, {"to", &q.To}} {
-		if v := c.Query(d.name); v != "" {
-			t, err := time.ParseInLocation("2006-01-02", v, time.Local)
-			if err != nil {
-				return bad(fiber.StatusBadRequest, d.name+" must be a date like 2026-06-01")
-			}
-			*d.t = t.UTC()
-		}
+	from, to, err := dateRange(c)
+	if err != nil {
+		return err
 	}
-	if !q.To.IsZero() {
-		q.To = q.To.AddDate(0, 0, 1)
-	}
+	q.From, q.To = from.UTC(), to.UTC()
 	rows, err := s.store.Precision(c.UserContext(), q)
 	if err != nil {
 		return err

@@ -141,8 +141,9 @@ const maxExportRows = 100_000
 
 // exportVerdicts returns the organisation's verdicts as CSV (scope data): exam_id, from, to
 // (dates of the verdict, inclusive). Audit-logged with the filter and the row count.
-func (s *Server) exportVerdicts(c *fiber.Ctx) error {
-	var from, to time.Time
+// dateRange reads the query's from and to dates (YYYY-MM-DD, local time, both inclusive) as
+// [from, to+1 day); absent ones stay zero.
+func dateRange(c *fiber.Ctx) (from, to time.Time, err error) {
 	for _, d := range []struct {
 		name string
 		t    *time.Time
@@ -150,13 +151,21 @@ func (s *Server) exportVerdicts(c *fiber.Ctx) error {
 		if v := c.Query(d.name); v != "" {
 			t, err := time.ParseInLocation("2006-01-02", v, time.Local)
 			if err != nil {
-				return bad(fiber.StatusBadRequest, d.name+" must be a date like 2026-06-01")
+				return from, to, bad(fiber.StatusBadRequest, d.name+" must be a date like 2026-06-01")
 			}
 			*d.t = t
 		}
 	}
 	if !to.IsZero() {
 		to = to.AddDate(0, 0, 1)
+	}
+	return from, to, nil
+}
+
+func (s *Server) exportVerdicts(c *fiber.Ctx) error {
+	from, to, err := dateRange(c)
+	if err != nil {
+		return err
 	}
 	p := principal(c)
 	exam := c.Query("exam_id")

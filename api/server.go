@@ -223,7 +223,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	if err := s.store.Ping(ctx); err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
 	}
-	inForce, err := export.ModelsInForce(ctx, s.store)
+	inForce, err := pipeline.ModelsInForce(ctx, s.store)
 	if err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
 	}

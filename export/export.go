@@ -28,7 +28,6 @@ import (
 	"gocv.io/x/gocv"
 
 	"proctor/analyzers"
-	"proctor/models"
 	"proctor/store"
 )
 
@@ -688,27 +687,11 @@ func (c *FaceCropper) Crop(ctx context.Context, jpeg []byte) ([]byte, *[4]float3
 // Close implements Cropper.
 func (c *FaceCropper) Close() error { return c.set.Close() }
 
-// ModelsInForce maps each retrainable model to the version flags are raised with now
-// ("name@version", the built-in one unless the registry has an active version) and, with
-// " shadow", the version in shadow.
-func ModelsInForce(ctx context.Context, st *store.Store) (map[string]string, error) {
-	out := map[string]string{}
-	for _, name := range models.Retrainable {
-		if m, err := models.Lookup(name); err == nil {
-			out[name] = m.ID() + " (built-in)"
-		}
-	}
-	running, err := st.ListModelVersions(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range running {
-		switch v.Status {
-		case store.ModelActive:
-			out[v.Name] = v.Ref()
-		case store.ModelShadow:
-			out[v.Name+" shadow"] = v.Ref()
-		}
-	}
-	return out, nil
+// StoreRecord is the database row of a built export (the zip included).
+func (r *Result) StoreRecord(orgID string) *store.Export {
+	filters, _ := json.Marshal(r.Record.Filters)
+	counts, _ := json.Marshal(r.Record.Counts)
+	return &store.Export{ID: r.Record.ID, OrgID: orgID, CreatedBy: r.Record.CreatedBy, Purpose: r.Record.Purpose,
+		Filters: string(filters), Counts: string(counts), ManifestSHA256: r.Record.ManifestSHA256,
+		Bytes: int64(len(r.Zip)), Archive: r.Zip, CreatedAt: r.Record.CreatedAt}
 }

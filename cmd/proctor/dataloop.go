@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +14,7 @@ import (
 
 	"proctor/export"
 	"proctor/models"
+	"proctor/pipeline"
 	"proctor/store"
 )
 
@@ -68,7 +67,7 @@ func printRegistry(ctx context.Context, sf serviceFlags) error {
 		return nil
 	}
 	defer st.Close()
-	inForce, err := export.ModelsInForce(ctx, st)
+	inForce, err := pipeline.ModelsInForce(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -111,24 +110,16 @@ func registerModel(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if builtin, _ := models.Lookup(m.Name); builtin != nil && builtin.Version == m.Version {
-		return fmt.Errorf("%s is the built-in version: give the new one another version", m.ID())
-	}
-	if err := models.CheckLoads(m); err != nil {
-		return fmt.Errorf("model does not load: %w", err)
-	}
 	data, err := models.ModelBytes(m)
 	if err != nil {
 		return err
 	}
 	card, _ := os.ReadFile(filepath.Join(pos[0], "card.md"))
 	eval, _ := os.ReadFile(filepath.Join(pos[0], "eval.json"))
-	if len(eval) > 0 && !json.Valid(eval) {
-		return fmt.Errorf("%s/eval.json is not JSON", pos[0])
+	v, err := pipeline.PrepareVersion(mj, data, card, eval, "cli")
+	if err != nil {
+		return err
 	}
-	sum := sha256.Sum256(data)
-	v := &store.ModelVersion{Name: m.Name, Version: m.Version, SHA256: hex.EncodeToString(sum[:]), Manifest: string(mj),
-		Data: data, Card: string(card), Eval: string(eval), RegisteredBy: "cli"}
 	if err := st.RegisterModel(ctx, v, *org, ""); err != nil {
 		return err
 	}
@@ -237,7 +228,7 @@ func runExport(ctx context.Context, args []string) error {
 		}
 		*d.t = t.UTC()
 	}
-	inForce, err := export.ModelsInForce(ctx, st)
+	inForce, err := pipeline.ModelsInForce(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -247,11 +238,7 @@ func runExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	filters, _ := json.Marshal(res.Record.Filters)
-	counts, _ := json.Marshal(res.Record.Counts)
-	if err := st.SaveExport(ctx, &store.Export{ID: res.Record.ID, OrgID: *org, CreatedBy: "cli", Purpose: *purpose,
-		Filters: string(filters), Counts: string(counts), ManifestSHA256: res.Record.ManifestSHA256,
-		Bytes: int64(len(res.Zip)), Archive: res.Zip, CreatedAt: res.Record.CreatedAt}, ""); err != nil {
+	if err := st.SaveExport(ctx, res.StoreRecord(*org), ""); err != nil {
 		return err
 	}
 	dir, err := export.Unzip(res.Zip, *out)
