@@ -192,6 +192,9 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 // storeShadows keeps what shadow model versions said about the frame's main face (the one the
 // rules judge), apart from its result.
 func storeShadows(tx *gorm.DB, fr *store.FrameResult, obs *analyzers.Observation) error {
+	if len(obs.Shadow) == 0 {
+		return nil // the usual case: no version in shadow
+	}
 	main := analyzers.MainFace(obs.Faces, 0)
 	for _, sh := range obs.Shadow {
 		outputs := make([]analyzers.ShadowOutput, 0, len(sh.Outputs))
