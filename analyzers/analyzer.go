@@ -98,6 +98,10 @@ type Match struct {
 	// Measured is false when the value was carried over from an earlier frame of the same face
 	// track instead of computed on this one (IdentityConfig.Every).
 	Measured bool `json:"measured"`
+	// Threshold is the same-person similarity in force when it was compared (not printed:
+	// the identity check keeps it with the frame, so a later threshold change does not rewrite
+	// history).
+	Threshold float32 `json:"-"`
 }
 
 // Observation collects what all analyzers saw in one frame. Field names are part of the JSON that

@@ -179,7 +179,7 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 				return fmt.Errorf("identity: %w", err)
 			}
 			sim := models.Cosine(a.vec, f.Enrolled.Vector)
-			obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true}
+			obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true, Threshold: a.threshold}
 		}
 		return nil
 	}
@@ -198,14 +198,14 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		thumbDiff(&t.thumb, &a.thumb) <= thumbMaxDiff {
 		t.age++
 		t.box, t.lastTick = box, a.tick
-		obs.Faces[i].Match = &Match{Similarity: t.sim, SamePerson: t.sim >= a.threshold}
+		obs.Faces[i].Match = &Match{Similarity: t.sim, SamePerson: t.sim >= a.threshold, Threshold: a.threshold}
 		return nil
 	}
 	if err := a.emb.Embed(f.FaceCrops[i], a.vec); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
 	sim := models.Cosine(a.vec, f.Enrolled.Vector)
-	obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true}
+	obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true, Threshold: a.threshold}
 	if f.Session == "" {
 		return nil
 	}

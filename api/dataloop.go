@@ -16,6 +16,7 @@ import (
 	"proctor/export"
 	"proctor/models"
 	"proctor/pipeline"
+	"proctor/rules"
 	"proctor/store"
 )
 
@@ -371,7 +372,7 @@ func (s *Server) compareModel(c *fiber.Ctx) error {
 }
 
 func (s *Server) getPrecision(c *fiber.Ctx) error {
-	q := store.PrecisionQuery{OrgID: principal(c).OrgID, Bucket: c.Query("bucket", "week"), FlagType: c.Query("flag_type"),
+	q := store.PrecisionQuery{OrgID: principal(c).OrgID, ModelOf: rules.ModelOfFlag, Bucket: c.Query("bucket", "week"), FlagType: c.Query("flag_type"),
 		Model: c.Query("model")}
 	if q.Bucket == "all" {
 		q.Bucket = ""

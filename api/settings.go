@@ -12,21 +12,12 @@ import (
 	"proctor/store"
 )
 
-// examSettingsBody is what the settings page reads: the exam's overrides and, to show beside
-// them, the values that apply without overrides.
+// examSettingsBody is what the settings page reads: the exam's overrides, the values that apply
+// without overrides, and the declarations it builds its form from (settings with unit, range
+// and default, per check; flag types with severity and weight).
 func (s *Server) examSettingsBody(examID string, row *store.ExamSetting, set rules.ExamSettings) fiber.Map {
-	base := s.rules.Config()
-	t := base.Timing
-	defaults := rules.ExamSettings{
-		FaceAbsentAfterSec: base.FaceAbsentAfter.Seconds(), MultipleFacesAfterSec: base.MultipleFacesAfter.Seconds(),
-		MaxFrameGapSec: base.MaxFrameGap.Seconds(), LoginOpensBeforeMin: t.LoginOpensBefore.Minutes(),
-		EnterOpensBeforeMin: t.EnterOpensBefore.Minutes(), SheetWindowMin: t.SheetWindow.Minutes(),
-		ScanWithinMin: t.ScanWithin.Minutes(), ScanMinDegrees: t.ScanMinDegrees,
-		EvidenceMaxGapSec: t.EvidenceMaxGap.Seconds(), UploadWithinMin: t.UploadWithin.Minutes(), Weights: base.Weights,
-		IdentityMismatchAfterSec: base.Vision.IdentityMismatchAfter.Seconds(), IdentityThreshold: base.Vision.IdentityThreshold,
-		LookingAwayAfterSec: base.Vision.LookingAwayAfter.Seconds(), YawLimitDeg: base.Vision.YawLimit, PitchLimitDeg: base.Vision.PitchLimit,
-	}
-	out := fiber.Map{"exam_id": examID, "settings": set, "defaults": defaults, "flag_types": rules.FlagTypes()}
+	out := fiber.Map{"exam_id": examID, "settings": set, "defaults": s.rules.Defaults(), "flag_types": rules.FlagTypes(),
+		"checks": rules.Checks(), "engine_settings": rules.EngineSettings()}
 	if row != nil {
 		out["updated_at"], out["updated_by"] = row.UpdatedAt, row.UpdatedBy
 	}
@@ -86,7 +77,7 @@ func (s *Server) putExamSettings(c *fiber.Ctx) error {
 			return err
 		}
 		for _, id := range ids {
-			if err := rules.RecomputeRisk(tx, id, eng.Config().Weights); err != nil {
+			if err := rules.RecomputeRisk(tx, id, eng.Weights()); err != nil {
 				return err
 			}
 		}

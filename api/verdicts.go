@@ -172,5 +172,5 @@ func (s *Server) recomputeRisk(tx *gorm.DB, sessionID string) error {
 	if err != nil {
 		return err
 	}
-	return rules.RecomputeRisk(tx, sessionID, eng.Config().Weights)
+	return rules.RecomputeRisk(tx, sessionID, eng.Weights())
 }

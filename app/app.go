@@ -169,7 +169,7 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		return err
 	}
 	a.closers = append(a.closers, frames.Close)
-	audio, err := pipeline.NewAudioHandlers(a.cfg.Audio, kcfg.Concurrency, a.Store, engine.Config().Weights, registry, log)
+	audio, err := pipeline.NewAudioHandlers(a.cfg.Audio, kcfg.Concurrency, a.Store, engine.Weights(), registry, log)
 	if err != nil {
 		return err
 	}

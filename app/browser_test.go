@@ -225,7 +225,7 @@ func TestBrowserReview(t *testing.T) {
 		if err := tx.Create(&live).Error; err != nil {
 			return err
 		}
-		return rules.RecomputeRisk(tx, top.ID, rules.DefaultWeights)
+		return rules.RecomputeRisk(tx, top.ID, rules.DefaultWeights())
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -119,7 +119,7 @@ func TestPhraseShadowEndToEnd(t *testing.T) {
 			flagModel := func(id string) string {
 				var f store.Flag
 				a.Store.DB.Where("session_id = ? AND type = ?", id, rules.AnswerNotClosed).Take(&f)
-				return store.ModelOfFlag(f.Type, f.ModelVersion)
+				return rules.ModelOfFlag(f.Type, f.ModelVersion)
 			}
 
 			s1, t0 := session("c1")

@@ -94,7 +94,7 @@ func runDataLoop(t *testing.T, b backend, timeline [][]byte, script string) {
 	mask1 := maskFlag(t, plat, rev, "cand-1", timeline)
 	mask2 := maskFlag(t, plat, rev, "cand-2", timeline)
 	for _, fl := range []store.Flag{mask1, mask2} {
-		if got := store.ModelOfFlag(fl.Type, fl.ModelVersion); got != "attire-cnn@1" {
+		if got := rules.ModelOfFlag(fl.Type, fl.ModelVersion); got != "attire-cnn@1" {
 			t.Fatalf("flag %d raised by %q, want attire-cnn@1 (model_version %q)", fl.ID, got, fl.ModelVersion)
 		}
 	}
@@ -205,7 +205,7 @@ func runDataLoop(t *testing.T, b backend, timeline [][]byte, script string) {
 	waitModels(t, data, "attire-cnn@1 (built-in)", "attire-cnn@2")
 	time.Sleep(500 * time.Millisecond) // workers poll every 100 ms
 	mask3 := maskFlag(t, plat, rev, "cand-3", timeline)
-	if got := store.ModelOfFlag(mask3.Type, mask3.ModelVersion); got != "attire-cnn@1" {
+	if got := rules.ModelOfFlag(mask3.Type, mask3.ModelVersion); got != "attire-cnn@1" {
 		t.Fatalf("flag during shadow raised by %q, want the active attire-cnn@1", got)
 	}
 	var cmp store.ShadowComparison
@@ -230,7 +230,7 @@ func runDataLoop(t *testing.T, b backend, timeline [][]byte, script string) {
 	waitModels(t, data, "attire-cnn@2", "")
 	time.Sleep(500 * time.Millisecond)
 	mask4 := maskFlag(t, plat, rev, "cand-4", timeline)
-	if got := store.ModelOfFlag(mask4.Type, mask4.ModelVersion); got != "attire-cnn@2" {
+	if got := rules.ModelOfFlag(mask4.Type, mask4.ModelVersion); got != "attire-cnn@2" {
 		t.Fatalf("flag after promotion raised by %q, want attire-cnn@2 (model_version %q)", got, mask4.ModelVersion)
 	}
 	if err := rev.Verdict(ctx, mask4.ID, store.StatusDismissed, "test: dismissed"); err != nil {

@@ -186,7 +186,7 @@ func seedOrg(t *testing.T, a *App, id, exam string) *wsOrg {
 			}
 			o.Flags[sess.ID] = append(o.Flags[sess.ID], f)
 		}
-		if err := rules.RecomputeRisk(st.DB, sess.ID, rules.DefaultWeights); err != nil {
+		if err := rules.RecomputeRisk(st.DB, sess.ID, rules.DefaultWeights()); err != nil {
 			t.Fatal(err)
 		}
 		if strings.HasSuffix(sp.cand, "spare") {

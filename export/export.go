@@ -28,6 +28,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"proctor/analyzers"
+	"proctor/rules"
 	"proctor/store"
 )
 
@@ -228,7 +229,7 @@ func (b *Builder) Build(ctx context.Context, req Request) (*Result, error) {
 		Counts:     Counts{ByLabel: map[string]int{}, Skipped: map[string]int{}}}
 	w := &writer{rec: &rec, pseudo: pseudo, files: map[string][]byte{}}
 	q := store.DatasetQuery{OrgID: req.OrgID, ExamID: req.Filters.Exam, From: req.Filters.From, To: req.Filters.To,
-		FlagTypes: req.Filters.FlagTypes, Model: req.Filters.Model, Verdicts: req.Filters.Verdicts, Limit: req.MaxItems}
+		FlagTypes: req.Filters.FlagTypes, Model: req.Filters.Model, ModelOf: rules.ModelOfFlag, Verdicts: req.Filters.Verdicts, Limit: req.MaxItems}
 	labels, err := b.Store.DatasetLabels(ctx, q, now)
 	if err != nil {
 		return nil, err
@@ -291,7 +292,7 @@ func (b *Builder) vision(ctx context.Context, w *writer, q store.DatasetQuery, l
 		}
 		it := Item{Kind: KindVision, Session: w.pseudo.Of("s_", f.SessionID), Candidate: w.pseudo.Of("c_", f.CandidateID),
 			Exam: f.ExamID, Camera: ev.Camera, CapturedAtMs: ev.CapturedAtMs,
-			Flag:   &Flag{ID: f.ID, Type: f.Type, Status: f.Status, Model: store.ModelOfFlag(f.Type, f.ModelVersion), Confidence: f.Confidence},
+			Flag:   &Flag{ID: f.ID, Type: f.Type, Status: f.Status, Model: rules.ModelOfFlag(f.Type, f.ModelVersion), Confidence: f.Confidence},
 			Labels: &Labels{}}
 		if hasLabel {
 			it.Labels = &Labels{Mask: lab.Mask, Occluded: lab.Occluded, Earphones: lab.Earphones, Persons: lab.Persons}

@@ -125,7 +125,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		}
 	}
 	obs, err := set.AnalyzeFrameJPEG(ctx, fm.JPEG, meta)
-	version, idThreshold := modelVersion(set), set.IdentityThreshold()
+	version := modelVersion(set)
 	pool.put(set)
 	if err != nil {
 		if invalidImage(err) {
@@ -139,23 +139,12 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return Permanent(err)
 	}
+	signals, err := rules.Observe(&obs, fm.Camera)
+	if err != nil {
+		return Permanent(err)
+	}
 	fr := &store.FrameResult{SessionID: fm.SessionID, Camera: fm.Camera, Seq: fm.Seq,
-		CapturedAtMs: fm.CapturedAtMs, ReceivedAtMs: fm.ReceivedAtMs, Faces: len(obs.Faces),
-		TopFaceScore: obs.TopFaceScore, Observation: string(obsJSON)}
-	if len(obs.Faces) >= 2 {
-		fr.SecondFaceScore = secondBest(obs.Faces)
-	}
-	if obs.CameraYaw != nil {
-		fr.YawDelta = *obs.CameraYaw
-	}
-	if sh := obs.Sheet; sh != nil && sh.Present {
-		fr.Sheet, fr.SheetWritingScore = 1, sh.WritingScore
-		if sh.Writing {
-			fr.Sheet = 2
-		}
-	}
-	visionColumns(fr, &obs, idThreshold)
-	objectColumns(fr, &obs)
+		CapturedAtMs: fm.CapturedAtMs, ReceivedAtMs: fm.ReceivedAtMs, Signals: signals, Observation: string(obsJSON)}
 	var flagged []uint
 	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		fr.StoredAtMs = time.Now().UnixMilli()
@@ -253,17 +242,6 @@ func modelVersion(set *analyzers.Set) string {
 	return b.String()
 }
 
-func secondBest(faces []analyzers.Face) float32 {
-	var a, b float32
-	for _, f := range faces {
-		if f.Score > a {
-			a, b = f.Score, a
-		} else if f.Score > b {
-			b = f.Score
-		}
-	}
-	return b
-}
 
 // EventHandler stores exam-flow events. The exam-flow state machine builds on these rows.
 func EventHandler(st *store.Store) Handler {

@@ -49,18 +49,3 @@ func (h *FrameHandlers) enrollment(ctx context.Context, set *analyzers.Set, sess
 	}
 	return &enr, nil
 }
-
-// visionColumns copies the main face's identity and pose into the frame's columns, which the
-// vision rules read (rules/vision.go).
-func visionColumns(fr *store.FrameResult, obs *analyzers.Observation, identityThreshold float32) {
-	for i := range obs.Faces {
-		if m := obs.Faces[i].Match; m != nil { // identity matches the main face only
-			sim := m.Similarity
-			fr.IdentitySim, fr.IdentityThreshold = &sim, identityThreshold
-			break
-		}
-	}
-	if i := analyzers.MainFace(obs.Faces, 0); i >= 0 {
-		fr.HeadYaw, fr.HeadPitch = obs.Faces[i].Yaw, obs.Faces[i].Pitch
-	}
-}

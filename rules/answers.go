@@ -24,6 +24,50 @@ const (
 	LongSilence = "LONG_SILENCE"
 )
 
+// Settings of the answers check.
+const (
+	SettingLongSilence      = "long_silence_sec"
+	SettingSpeechOutsideMin = "speech_outside_min_sec"
+)
+
+// Two audio checks share one segmentation of the answers by the closing phrase
+// (SegmentAnswers), from which AnswerEngine.Recompute raises their flags. They differ in the
+// model that decides them: the phrase spotter closes answers, voice activity hears speech.
+func init() {
+	Register(Check{
+		Name:      "answer-closed",
+		Doc:       "Each answer is closed with \"该题回答完毕\" before the next question or the end.",
+		Input:     InputAudio,
+		Analyzers: []string{"vad", "phrase"},
+		DecidedBy: "phrase",
+		// Mostly a procedural slip.
+		Flags: []FlagType{{Type: AnswerNotClosed, Severity: store.SeverityDetection, Weight: 0.1,
+			Doc: "An answer was never closed with the phrase."}},
+	})
+	Register(Check{
+		Name:      "speech",
+		Doc:       "The candidate speaks in answer time, and does not fall silent inside an answer.",
+		Input:     InputAudio,
+		Analyzers: []string{"vad", "phrase"},
+		DecidedBy: "vad",
+		Flags: []FlagType{
+			// Talking outside answer time may be someone helping.
+			{Type: SpeechOutsideAnswer, Severity: store.SeverityDetection, Weight: 0.4,
+				Doc: "Sustained speech before answering started or after the exam ended."},
+			{Type: LongSilence, Severity: store.SeverityDetection, Weight: 0.15,
+				Doc: "No speech for a long time inside an answer."},
+		},
+		Settings: []Setting{
+			// 60 s: a candidate thinking before answering takes seconds, not a minute.
+			{Key: SettingLongSilence, Unit: Seconds, Default: 60, Min: 5, Max: 3600,
+				Doc: "No speech this long inside an answer raises LONG_SILENCE."},
+			// 3 s, so a cough or "好的" to the screen is not a flag.
+			{Key: SettingSpeechOutsideMin, Unit: Seconds, Default: 3, Min: 0.5, Max: 600,
+				Doc: "Speech outside answer time this long (one run) raises SPEECH_OUTSIDE_ANSWER."},
+		},
+	})
+}
+
 // AudioFlagTypes are the flag types the answer rules own: recomputation may withdraw an open one
 // that no longer holds (a late chunk brought the phrase that closes the answer).
 var AudioFlagTypes = []string{AnswerNotClosed, SpeechOutsideAnswer, LongSilence}
@@ -401,7 +445,7 @@ type AnswerEngine struct {
 // DefaultWeights).
 func NewAnswerEngine(cfg AnswerConfig, weights map[string]float64, version string) *AnswerEngine {
 	if weights == nil {
-		weights = DefaultWeights
+		weights = DefaultWeights()
 	}
 	e := &AnswerEngine{cfg: cfg.withDefaults(), weights: weights}
 	e.SetVersion(version)
@@ -431,13 +475,15 @@ func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) e
 	if err := tx.Select("id, questions, org_id, exam_id").Take(&sess, "id = ?", sessionID).Error; err != nil {
 		return fmt.Errorf("answers of %s: %w", sessionID, err)
 	}
-	weights, enabled := e.weights, func(string) bool { return true }
+	weights, enabled, cfg := e.weights, func(string) bool { return true }, e.cfg
 	if e.exams != nil {
 		eff, err := e.exams.Effective(tx, sess.OrgID, sess.ExamID)
 		if err != nil {
 			return err
 		}
-		weights, enabled = eff.Config().Weights, eff.Enabled
+		weights, enabled = eff.Weights(), eff.Enabled
+		cfg.LongSilence = eff.Params().Duration(SettingLongSilence)
+		cfg.SpeechOutsideMin = eff.Params().Duration(SettingSpeechOutsideMin)
 	}
 	in := AnswerInput{Questions: sess.Questions}
 	var events []store.Event
@@ -477,7 +523,7 @@ func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) e
 	for _, st := range audio.Stretches {
 		in.Coverage = append(in.Coverage, Span{st.StartMs, st.EndMs})
 	}
-	res := SegmentAnswers(in, e.cfg)
+	res := SegmentAnswers(in, cfg)
 	rows := make([]store.AnswerSegment, len(res.Answers))
 	for i, a := range res.Answers {
 		rows[i] = store.AnswerSegment{Question: a.Question, StartMs: a.StartMs, EndMs: a.EndMs,
@@ -517,7 +563,7 @@ func (e *AnswerEngine) syncFlags(tx *gorm.DB, sessionID string, want []AnswerFla
 			continue
 		}
 		f := store.Flag{SessionID: sessionID, Type: w.Type, Camera: audioCamera, StartMs: w.StartMs, EndMs: w.EndMs,
-			Severity: store.SeverityDetection, Confidence: clamp01(w.Confidence), ModelVersion: e.Version(),
+			Severity: Severity(w.Type), Confidence: clamp01(w.Confidence), ModelVersion: e.Version(),
 			Status: store.StatusOpen, Details: string(details)}
 		if err := tx.Create(&f).Error; err != nil {
 			return err

@@ -6,105 +6,58 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
-	"slices"
 	"time"
 
 	"gorm.io/gorm"
 
+	"proctor/analyzers"
 	"proctor/store"
 )
 
-// Flag types raised by the face rules.
-const (
-	FaceAbsent    = "FACE_ABSENT"
-	MultipleFaces = "MULTIPLE_FACES"
-)
-
-// Config holds the thresholds of the face rules. Zero values take the defaults.
+// Config is the service's own configuration of the rules; exams override it (ExamSettings).
+// Zero values take the checks' declared defaults.
 type Config struct {
-	// FaceAbsentAfter: no face in the main camera for this long raises FACE_ABSENT. Default 5s:
-	// shorter catches a candidate bending to pick up a pen.
-	FaceAbsentAfter time.Duration
-	// MultipleFacesAfter: two or more faces in the main camera for this long raise MULTIPLE_FACES.
-	// Default 2s, so one frame with a face-like poster or a detector glitch raises nothing.
-	MultipleFacesAfter time.Duration
-	// MaxFrameGap: frames further apart than this do not continue a run, because a network
-	// outage is not evidence of absence. Default 10s.
-	MaxFrameGap time.Duration
-	// Timing holds the exam-flow windows (login, entry, A4 sheet, room scan, uploads).
-	Timing TimingConfig
-	// Vision holds the identity and head-pose thresholds (vision.go).
-	Vision VisionConfig
-	// Objects holds the extra-person, phone, mask and occlusion thresholds (vision_objects.go).
-	Objects ObjectsConfig
-	// Weights of each flag type in the risk score (0..1, the probability a flag of this type,
-	// unreviewed, means a breach). Defaults in DefaultWeights.
+	// Settings overrides the declared default of settings, by key in the setting's unit
+	// (Settings() lists them; e.g. "face_absent_after_sec": 8 for --face-absent-after 8s).
+	Settings Params
+	// Weights overrides the default risk weight of flag types (0..1).
 	Weights map[string]float64
 }
 
-// DefaultWeights of the flag types in the risk score.
-var DefaultWeights = map[string]float64{
-	MultipleFaces:       0.6,
-	IdentityMismatch:    0.8,  // someone else sitting the exam: the most serious breach we see
-	LookingAway:         0.2,  // often reading notes, as often thinking: worth a look
-	ExtraPerson:         0.6,  // as MULTIPLE_FACES: someone who may be helping
-	PhoneVisible:        0.5,  // a phone in reach during an oral exam: notes or a helper
-	Mask:                0.3,  // hides the face: identity and lip movement unverifiable
-	FaceOccluded:        0.15, // mostly a hand on the chin or a sip of water
-	FaceAbsent:          0.3,
-	LoginOutsideWindow:  0.2,
-	EnteredBeforeOpen:   0.1,
-	EnteredAfterStart:   0.4,
-	AttachmentsNotRead:  0.1,
-	SheetNotShown:       0.3,
-	NoRoomScan:          0.3,
-	EvidenceGap:         0.4,
-	EvidenceStopped:     0.5,
-	UploadLate:          0.3,
-	WindowSwitch:        0.5,
-	ScreenshotAttempted: 0.6,
-	MultipleScreens:     0.5,
-	// Audio (rules/answers.go): talking outside answer time may be someone helping; an unclosed
-	// answer or a long silence is mostly a procedural slip.
-	SpeechOutsideAnswer: 0.4,
-	LongSilence:         0.15,
-	AnswerNotClosed:     0.1,
-}
-
-func (c Config) withDefaults() Config {
-	if c.FaceAbsentAfter == 0 {
-		c.FaceAbsentAfter = 5 * time.Second
-	}
-	if c.MultipleFacesAfter == 0 {
-		c.MultipleFacesAfter = 2 * time.Second
-	}
-	if c.MaxFrameGap == 0 {
-		c.MaxFrameGap = 10 * time.Second
-	}
-	if c.Weights == nil {
-		c.Weights = DefaultWeights
-	}
-	c.Timing = c.Timing.withDefaults()
-	c.Vision = c.Vision.withDefaults()
-	c.Objects = c.Objects.withDefaults()
-	return c
-}
-
-// Engine applies the rules. It holds no per-session state and is safe for concurrent use.
+// Engine applies the checks' rules. It holds no per-session state and is safe for concurrent use.
 type Engine struct {
-	cfg Config
+	params  Params
+	weights map[string]float64
 	// disabled flag types raise nothing (an exam's settings, see settings.go).
 	disabled map[string]bool
 	// settings, when set, gives each exam its own effective engine (Effective).
 	settings *settingsCache
 }
 
-// New returns an engine with cfg's thresholds.
-func New(cfg Config) *Engine { return &Engine{cfg: cfg.withDefaults()} }
+// New returns an engine with cfg over the declared defaults. A key that no check declares is
+// a programming error and panics.
+func New(cfg Config) *Engine {
+	p := DefaultParams()
+	for k, v := range cfg.Settings {
+		if _, ok := settingByKey[k]; !ok {
+			panic(fmt.Sprintf("rules.New: no check declares setting %q", k))
+		}
+		if v != 0 {
+			p[k] = v
+		}
+	}
+	w := DefaultWeights()
+	maps.Copy(w, cfg.Weights)
+	return &Engine{params: p, weights: w}
+}
 
-// Config returns the thresholds in force.
-func (e *Engine) Config() Config { return e.cfg }
+// Params returns the settings in force (read-only).
+func (e *Engine) Params() Params { return e.params }
+
+// Weights returns the risk weights in force (read-only).
+func (e *Engine) Weights() map[string]float64 { return e.weights }
 
 // FrameInput is what the rules need from one analysed frame.
 type FrameInput struct {
@@ -113,55 +66,88 @@ type FrameInput struct {
 	ModelVersion string
 }
 
+// Frame is what the rules see of one stored frame: its place in time and each check's signal.
+type Frame struct {
+	Seq, CapturedAtMs int64
+	signals           map[string]Signal
+}
+
+// Signal returns what the named check kept of this frame (nil: nothing measured).
+func (f *Frame) Signal(check string) Signal { return f.signals[check] }
+
+func parseFrame(fs store.FrameSignals) (Frame, error) {
+	f := Frame{Seq: fs.Seq, CapturedAtMs: fs.CapturedAtMs}
+	if fs.Signals == "" {
+		return f, nil
+	}
+	if err := json.Unmarshal([]byte(fs.Signals), &f.signals); err != nil {
+		return f, fmt.Errorf("signals of frame %d: %w", fs.Seq, err)
+	}
+	return f, nil
+}
+
+// Observe runs every frame check's Observe on a frame's observation and returns the signals to
+// store with it (store.FrameResult.Signals). Every check observes, whether or not an exam has
+// it on, so switching a check on later judges the frames that follow with full context.
+func Observe(obs *analyzers.Observation, camera string) (string, error) {
+	sig := make(map[string]Signal, len(checks))
+	for _, c := range checks {
+		if c.Input != InputFrames {
+			continue
+		}
+		if s := c.Observe(obs, camera); len(s) > 0 {
+			sig[c.Name] = s
+		}
+	}
+	b, err := json.Marshal(sig)
+	return string(b), err
+}
+
 // FrameRule raises a flag when a condition holds on consecutive frames of one camera for at
-// least After. Each check's rules live in its own method (faceRules, …) listed in frameRules.
+// least After. Checks declare them (Check.Rules).
 type FrameRule struct {
-	Type     string
-	Severity string
-	Camera   string // "main", "evidence", or "" for either (runs are per camera)
-	After    time.Duration
-	Holds    func(f *store.FrameResult) bool
+	Type   string
+	Camera string // "main", "evidence", or "" for either (runs are per camera)
+	After  time.Duration
+	Holds  func(f *Frame) bool
 	// Confidence of one frame: how sure the model is the condition holds (0..1).
-	Confidence func(f *store.FrameResult) float64
+	Confidence func(f *Frame) float64
 	// Measure, when set, adds a score summarised over the run to the flag's details (e.g. the
 	// identity similarity the reviewer sees beside the registration photo).
 	Measure *Measure
 }
 
+// frameRules are the rules of every frame check that is on.
 func (e *Engine) frameRules() []FrameRule {
-	all := e.faceRules()
-	all = append(all, e.visionRules()...)
-	all = append(all, e.objectRules()...)
-	all = append(all, e.evidenceRules()...)
-	if len(e.disabled) == 0 {
-		return all
+	var all []FrameRule
+	for _, c := range checks {
+		if c.Input != InputFrames {
+			continue
+		}
+		for _, r := range c.Rules(e.params) {
+			if !e.disabled[r.Type] {
+				all = append(all, r)
+			}
+		}
 	}
-	return slices.DeleteFunc(all, func(r FrameRule) bool { return e.disabled[r.Type] })
-}
-
-// faceRules judge the main camera only: the evidence camera films from behind and rarely sees
-// the candidate's face.
-func (e *Engine) faceRules() []FrameRule {
-	return []FrameRule{
-		{Type: FaceAbsent, Severity: store.SeverityDetection, Camera: "main", After: e.cfg.FaceAbsentAfter,
-			Holds:      func(f *store.FrameResult) bool { return f.Faces == 0 },
-			Confidence: func(f *store.FrameResult) float64 { return 1 - float64(f.TopFaceScore) }},
-		{Type: MultipleFaces, Severity: store.SeverityAlert, Camera: "main", After: e.cfg.MultipleFacesAfter,
-			Holds:      func(f *store.FrameResult) bool { return f.Faces >= 2 },
-			Confidence: func(f *store.FrameResult) float64 { return float64(f.SecondFaceScore) }},
-	}
+	return all
 }
 
 // ApplyFrame runs the frame rules for a newly stored frame inside tx. It returns the ids of flags
 // created or extended.
 func (e *Engine) ApplyFrame(tx *gorm.DB, in FrameInput) ([]uint, error) {
 	fr := in.Result
+	cur, err := parseFrame(store.FrameSignals{Seq: fr.Seq, CapturedAtMs: fr.CapturedAtMs, Signals: fr.Signals})
+	if err != nil {
+		return nil, err
+	}
+	nb := neighbours{tx: tx, fr: fr}
 	var touched []uint
 	for _, r := range e.frameRules() {
-		if (r.Camera != "" && r.Camera != fr.Camera) || !r.Holds(fr) {
+		if (r.Camera != "" && r.Camera != fr.Camera) || !r.Holds(&cur) {
 			continue
 		}
-		id, err := e.applyRun(tx, r, in)
+		id, err := e.applyRun(tx, r, in, &cur, &nb)
 		if err != nil {
 			return nil, fmt.Errorf("rule %s: %w", r.Type, err)
 		}
@@ -170,7 +156,7 @@ func (e *Engine) ApplyFrame(tx *gorm.DB, in FrameInput) ([]uint, error) {
 		}
 	}
 	if len(touched) > 0 {
-		if err := RecomputeRisk(tx, fr.SessionID, e.cfg.Weights); err != nil {
+		if err := RecomputeRisk(tx, fr.SessionID, e.weights); err != nil {
 			return nil, err
 		}
 	}
@@ -181,49 +167,73 @@ func (e *Engine) ApplyFrame(tx *gorm.DB, in FrameInput) ([]uint, error) {
 // already flagged, and the flag is found by overlap below.
 const runScan = 400
 
+// neighbourPage: most runs end within a few frames, so neighbours are read a page at a time.
+const neighbourPage = 32
+
+// neighbours reads a frame's neighbours on demand, once for all the rules that hold on it.
+type neighbours struct {
+	tx            *gorm.DB
+	fr            *store.FrameResult
+	side          [2][]Frame // 0: before, nearest first; 1: after
+	done          [2]bool
+}
+
+// at returns the i-th neighbour on one side (0 before, 1 after), reading more as needed.
+func (n *neighbours) at(side, i int) (*Frame, error) {
+	for i >= len(n.side[side]) && !n.done[side] && len(n.side[side]) < runScan {
+		have := n.side[side]
+		pos := store.FrameSignals{Seq: n.fr.Seq, CapturedAtMs: n.fr.CapturedAtMs}
+		if len(have) > 0 {
+			pos = store.FrameSignals{Seq: have[len(have)-1].Seq, CapturedAtMs: have[len(have)-1].CapturedAtMs}
+		}
+		rows, err := store.NeighbourFrames(n.tx, n.fr.SessionID, n.fr.Camera, pos.CapturedAtMs, pos.Seq, side == 1, neighbourPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			f, err := parseFrame(r)
+			if err != nil {
+				return nil, err
+			}
+			n.side[side] = append(n.side[side], f)
+		}
+		n.done[side] = len(rows) < neighbourPage
+	}
+	if i >= len(n.side[side]) || i >= runScan {
+		return nil, nil
+	}
+	return &n.side[side][i], nil
+}
+
 // applyRun finds the maximal run of frames around this one where the rule holds and, if it is
 // long enough, creates or extends the flag covering it.
-func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput) (uint, error) {
+func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput, cur *Frame, nb *neighbours) (uint, error) {
 	fr := in.Result
-	base := tx.Model(&store.FrameResult{}).Omit("observation").
-		Where("session_id = ? AND camera = ?", fr.SessionID, fr.Camera)
-	var before, after []store.FrameResult
-	if err := base.Session(&gorm.Session{}).Where("captured_at_ms < ? OR (captured_at_ms = ? AND seq < ?)",
-		fr.CapturedAtMs, fr.CapturedAtMs, fr.Seq).
-		Order("captured_at_ms DESC").Order("seq DESC").Limit(runScan).Find(&before).Error; err != nil {
-		return 0, err
-	}
-	if err := base.Session(&gorm.Session{}).Where("captured_at_ms > ? OR (captured_at_ms = ? AND seq > ?)",
-		fr.CapturedAtMs, fr.CapturedAtMs, fr.Seq).
-		Order("captured_at_ms").Order("seq").Limit(runScan).Find(&after).Error; err != nil {
-		return 0, err
-	}
-	gap := e.cfg.MaxFrameGap.Milliseconds()
+	gap := e.params.Duration(SettingMaxFrameGap).Milliseconds()
 	start, end := fr.CapturedAtMs, fr.CapturedAtMs
-	confSum, n := r.Confidence(fr), 1
+	confSum, n := r.Confidence(cur), 1
 	var ms measureSummary
-	ms.add(r.Measure, fr)
-	prev := fr.CapturedAtMs
-	for i := range before {
-		f := &before[i]
-		if !r.Holds(f) || prev-f.CapturedAtMs > gap {
-			break
+	ms.add(r.Measure, cur)
+	for side := range 2 {
+		prev := fr.CapturedAtMs
+		for i := 0; ; i++ {
+			f, err := nb.at(side, i)
+			if err != nil {
+				return 0, err
+			}
+			if f == nil || !r.Holds(f) || abs64(f.CapturedAtMs-prev) > gap {
+				break
+			}
+			prev = f.CapturedAtMs
+			if side == 0 {
+				start = f.CapturedAtMs
+			} else {
+				end = f.CapturedAtMs
+			}
+			confSum += r.Confidence(f)
+			ms.add(r.Measure, f)
+			n++
 		}
-		start, prev = f.CapturedAtMs, f.CapturedAtMs
-		confSum += r.Confidence(f)
-		ms.add(r.Measure, f)
-		n++
-	}
-	prev = fr.CapturedAtMs
-	for i := range after {
-		f := &after[i]
-		if !r.Holds(f) || f.CapturedAtMs-prev > gap {
-			break
-		}
-		end, prev = f.CapturedAtMs, f.CapturedAtMs
-		confSum += r.Confidence(f)
-		ms.add(r.Measure, f)
-		n++
 	}
 
 	var existing store.Flag
@@ -250,7 +260,7 @@ func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput) (uint, error)
 		return existing.ID, nil
 	}
 	flag := store.Flag{SessionID: fr.SessionID, Type: r.Type, Camera: fr.Camera,
-		StartMs: start, EndMs: end, Severity: r.Severity, Confidence: confidence,
+		StartMs: start, EndMs: end, Severity: Severity(r.Type), Confidence: confidence,
 		ModelVersion: in.ModelVersion, Status: store.StatusOpen, EvidenceSeq: fr.Seq,
 		Details: string(details)}
 	if err := tx.Create(&flag).Error; err != nil {
@@ -262,6 +272,13 @@ func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput) (uint, error)
 		return 0, err
 	}
 	return flag.ID, nil
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // RecomputeRisk sets a session's risk score (0..100) and flag counts from its flags. Flags are
@@ -296,3 +313,51 @@ func RecomputeRisk(tx *gorm.DB, sessionID string, weights map[string]float64) er
 }
 
 func clamp01(x float64) float64 { return math.Max(0, math.Min(1, x)) }
+
+// Measure is a per-frame score a FrameRule summarises over its run into the flag's details:
+// Name (mean), Name_min, Name_max and, with Threshold, Name_threshold (at the latest frame).
+type Measure struct {
+	Name      string
+	Value     func(f *Frame) (float64, bool)
+	Threshold func(f *Frame) float64
+}
+
+// measureSummary accumulates up to one Measure over a run.
+type measureSummary struct {
+	sum, lo, hi float64
+	n           int
+	threshold   float64
+}
+
+func (s *measureSummary) add(m *Measure, f *Frame) {
+	if m == nil {
+		return
+	}
+	v, ok := m.Value(f)
+	if !ok {
+		return
+	}
+	if s.n == 0 {
+		s.lo, s.hi = v, v
+		if m.Threshold != nil {
+			s.threshold = m.Threshold(f)
+		}
+	}
+	s.sum += v
+	s.lo, s.hi = math.Min(s.lo, v), math.Max(s.hi, v)
+	s.n++
+}
+
+func (s *measureSummary) into(m *Measure, details map[string]any) {
+	if m == nil || s.n == 0 {
+		return
+	}
+	r := func(x float64) float64 { return math.Round(x*1000) / 1000 }
+	details[m.Name] = r(s.sum / float64(s.n))
+	details[m.Name+"_min"] = r(s.lo)
+	details[m.Name+"_max"] = r(s.hi)
+	if m.Threshold != nil {
+		details[m.Name+"_threshold"] = r(s.threshold)
+	}
+}
+

@@ -54,11 +54,12 @@ func TestFaceRules(t *testing.T) {
 				}
 				post := func(f frame) {
 					err := b.Store.DB.Transaction(func(tx *gorm.DB) error {
-						fr := &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: f.seq,
-							CapturedAtMs: int64(f.sec * 1000), Faces: f.faces, TopFaceScore: 0.1, SecondFaceScore: 0.9}
-						if f.faces == 1 {
-							fr.SecondFaceScore = 0
+						face := Signal{"n": float32(f.faces), "top": 0.1}
+						if f.faces >= 2 {
+							face["second"] = 0.9
 						}
+						fr := &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: f.seq,
+							CapturedAtMs: int64(f.sec * 1000), Signals: signals(t, map[string]Signal{"faces": face})}
 						isNew, err := store.InsertFrameResult(tx, fr)
 						if err != nil || !isNew {
 							return err
@@ -139,7 +140,7 @@ func TestRiskScore(t *testing.T) {
 		}
 	}
 	risk := func() float64 {
-		if err := RecomputeRisk(b.Store.DB, sess.ID, DefaultWeights); err != nil {
+		if err := RecomputeRisk(b.Store.DB, sess.ID, DefaultWeights()); err != nil {
 			t.Fatal(err)
 		}
 		s, _ := b.Store.GetSession(ctx, "", sess.ID)

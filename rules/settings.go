@@ -18,79 +18,92 @@ import (
 // ExamSettings is an organisation's override of the rules for one exam, edited by admins on the
 // settings page and stored as JSON (store.ExamSetting). Zero values keep the service's
 // configuration, so an empty ExamSettings changes nothing.
+//
+// Its JSON is flat: {"disabled": [...], "weights": {...}, "<setting key>": value, ...}, one key
+// per declared setting (Settings()), in the setting's unit.
 type ExamSettings struct {
 	// Disabled lists flag types whose check is off for this exam: they raise no flag.
-	Disabled []string `json:"disabled,omitempty"`
-	// Durations of the frame rules, in seconds.
-	FaceAbsentAfterSec    float64 `json:"face_absent_after_sec,omitempty"`
-	MultipleFacesAfterSec float64 `json:"multiple_faces_after_sec,omitempty"`
-	MaxFrameGapSec        float64 `json:"max_frame_gap_sec,omitempty"`
-	// Exam-flow windows (TimingConfig), in minutes or seconds as named.
-	LoginOpensBeforeMin float64 `json:"login_opens_before_min,omitempty"`
-	EnterOpensBeforeMin float64 `json:"enter_opens_before_min,omitempty"`
-	SheetWindowMin      float64 `json:"sheet_window_min,omitempty"`
-	ScanWithinMin       float64 `json:"scan_within_min,omitempty"`
-	ScanMinDegrees      float64 `json:"scan_min_degrees,omitempty"`
-	EvidenceMaxGapSec   float64 `json:"evidence_max_gap_sec,omitempty"`
-	UploadWithinMin     float64 `json:"upload_within_min,omitempty"`
-	// Vision (identity and head pose): durations in seconds, the identity threshold (cosine
-	// similarity, 0 = the model's calibrated one) and the head-turn limits in degrees.
-	IdentityMismatchAfterSec float64 `json:"identity_mismatch_after_sec,omitempty"`
-	IdentityThreshold        float64 `json:"identity_threshold,omitempty"`
-	LookingAwayAfterSec      float64 `json:"looking_away_after_sec,omitempty"`
-	YawLimitDeg              float64 `json:"yaw_limit_deg,omitempty"`
-	PitchLimitDeg            float64 `json:"pitch_limit_deg,omitempty"`
+	Disabled []string
 	// Weights overrides the risk weight of flag types (0..1); types not listed keep theirs.
-	Weights map[string]float64 `json:"weights,omitempty"`
+	Weights map[string]float64
+	// Values overrides declared settings by key; 0 or absent keeps the service's value.
+	Values Params
 }
 
-// FlagTypes lists every flag type the rules know, sorted: the settings page offers a switch and
-// a weight for each.
-func FlagTypes() []string {
-	return slices.Sorted(maps.Keys(DefaultWeights))
+// MarshalJSON writes the flat form, leaving out what is not set.
+func (s ExamSettings) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(s.Values)+2)
+	for k, v := range s.Values {
+		if v != 0 {
+			m[k] = v
+		}
+	}
+	if len(s.Disabled) > 0 {
+		m["disabled"] = s.Disabled
+	}
+	if len(s.Weights) > 0 {
+		m["weights"] = s.Weights
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads the flat form. A key that is neither "disabled", "weights" nor a declared
+// setting is an error, so a typo on the settings API is not silently ignored.
+func (s *ExamSettings) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*s = ExamSettings{}
+	for k, v := range raw {
+		var err error
+		switch k {
+		case "disabled":
+			err = json.Unmarshal(v, &s.Disabled)
+		case "weights":
+			err = json.Unmarshal(v, &s.Weights)
+		default:
+			if _, ok := settingByKey[k]; !ok {
+				return fmt.Errorf("json: unknown field %q", k)
+			}
+			var f float64
+			if err = json.Unmarshal(v, &f); err == nil {
+				if s.Values == nil {
+					s.Values = Params{}
+				}
+				s.Values[k] = f
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // Validate says what is wrong with settings an admin submitted.
 func (s ExamSettings) Validate() error {
-	known := map[string]bool{}
-	for _, t := range FlagTypes() {
-		known[t] = true
-	}
 	for _, t := range s.Disabled {
-		if !known[t] {
+		if _, ok := checkOfFlag[t]; !ok {
 			return fmt.Errorf("disabled: unknown flag type %q", t)
 		}
 	}
-	for t, w := range s.Weights {
-		if !known[t] {
+	for _, t := range slices.Sorted(maps.Keys(s.Weights)) {
+		w := s.Weights[t]
+		if _, ok := checkOfFlag[t]; !ok {
 			return fmt.Errorf("weights: unknown flag type %q", t)
 		}
 		if math.IsNaN(w) || w < 0 || w > 1 {
 			return fmt.Errorf("weights: %s must be between 0 and 1, got %v", t, w)
 		}
 	}
-	for _, r := range []struct {
-		name     string
-		v, lo, h float64
-	}{
-		{"face_absent_after_sec", s.FaceAbsentAfterSec, 0.5, 600},
-		{"multiple_faces_after_sec", s.MultipleFacesAfterSec, 0.5, 600},
-		{"max_frame_gap_sec", s.MaxFrameGapSec, 1, 600},
-		{"login_opens_before_min", s.LoginOpensBeforeMin, 1, 24 * 60},
-		{"enter_opens_before_min", s.EnterOpensBeforeMin, 1, 24 * 60},
-		{"sheet_window_min", s.SheetWindowMin, 1, 24 * 60},
-		{"scan_within_min", s.ScanWithinMin, 0.5, 24 * 60},
-		{"scan_min_degrees", s.ScanMinDegrees, 30, 360},
-		{"evidence_max_gap_sec", s.EvidenceMaxGapSec, 1, 3600},
-		{"upload_within_min", s.UploadWithinMin, 1, 7 * 24 * 60},
-		{"identity_mismatch_after_sec", s.IdentityMismatchAfterSec, 0.5, 600},
-		{"identity_threshold", s.IdentityThreshold, 0.05, 0.99},
-		{"looking_away_after_sec", s.LookingAwayAfterSec, 0.5, 600},
-		{"yaw_limit_deg", s.YawLimitDeg, 5, 90},
-		{"pitch_limit_deg", s.PitchLimitDeg, 5, 90},
-	} {
-		if r.v != 0 && (math.IsNaN(r.v) || r.v < r.lo || r.v > r.h) {
-			return fmt.Errorf("%s must be between %v and %v (or 0 for the default), got %v", r.name, r.lo, r.h, r.v)
+	for _, k := range slices.Sorted(maps.Keys(s.Values)) {
+		set, ok := settingByKey[k]
+		if !ok {
+			return fmt.Errorf("unknown setting %q", k)
+		}
+		if err := set.valid(s.Values[k]); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -99,38 +112,18 @@ func (s ExamSettings) Validate() error {
 // ForExam returns an engine with the settings applied over this engine's configuration. The
 // result never looks settings up again.
 func (e *Engine) ForExam(s ExamSettings) *Engine {
-	c := e.cfg
-	sec := func(d *time.Duration, v float64, unit time.Duration) {
-		if v > 0 {
-			*d = time.Duration(v * float64(unit))
+	p := maps.Clone(e.params)
+	for k, v := range s.Values {
+		if _, ok := settingByKey[k]; ok && v > 0 {
+			p[k] = v
 		}
 	}
-	sec(&c.FaceAbsentAfter, s.FaceAbsentAfterSec, time.Second)
-	sec(&c.MultipleFacesAfter, s.MultipleFacesAfterSec, time.Second)
-	sec(&c.MaxFrameGap, s.MaxFrameGapSec, time.Second)
-	sec(&c.Timing.LoginOpensBefore, s.LoginOpensBeforeMin, time.Minute)
-	sec(&c.Timing.EnterOpensBefore, s.EnterOpensBeforeMin, time.Minute)
-	sec(&c.Timing.SheetWindow, s.SheetWindowMin, time.Minute)
-	sec(&c.Timing.ScanWithin, s.ScanWithinMin, time.Minute)
-	sec(&c.Timing.EvidenceMaxGap, s.EvidenceMaxGapSec, time.Second)
-	sec(&c.Timing.UploadWithin, s.UploadWithinMin, time.Minute)
-	sec(&c.Vision.IdentityMismatchAfter, s.IdentityMismatchAfterSec, time.Second)
-	sec(&c.Vision.LookingAwayAfter, s.LookingAwayAfterSec, time.Second)
-	for _, o := range []struct {
-		dst *float64
-		v   float64
-	}{{&c.Timing.ScanMinDegrees, s.ScanMinDegrees},
-		{&c.Vision.IdentityThreshold, s.IdentityThreshold}, {&c.Vision.YawLimit, s.YawLimitDeg}, {&c.Vision.PitchLimit, s.PitchLimitDeg}} {
-		if o.v > 0 {
-			*o.dst = o.v
-		}
-	}
+	w := e.weights
 	if len(s.Weights) > 0 {
-		w := maps.Clone(c.Weights)
+		w = maps.Clone(e.weights)
 		maps.Copy(w, s.Weights)
-		c.Weights = w
 	}
-	out := &Engine{cfg: c}
+	out := &Engine{params: p, weights: w}
 	if len(s.Disabled) > 0 {
 		out.disabled = make(map[string]bool, len(s.Disabled))
 		for _, t := range s.Disabled {
@@ -138,6 +131,13 @@ func (e *Engine) ForExam(s ExamSettings) *Engine {
 		}
 	}
 	return out
+}
+
+// Defaults is the settings an exam gets without overrides, in ExamSettings' form: every
+// declared setting's value in force and every flag type's weight (the settings page shows them
+// beside the exam's own values).
+func (e *Engine) Defaults() ExamSettings {
+	return ExamSettings{Values: maps.Clone(e.params), Weights: maps.Clone(e.weights)}
 }
 
 // Enabled reports whether the check raising flagType is on.

@@ -14,17 +14,18 @@ import (
 
 func TestForExam(t *testing.T) {
 	base := New(Config{})
-	eng := base.ForExam(ExamSettings{FaceAbsentAfterSec: 8, UploadWithinMin: 45, ScanMinDegrees: 270,
+	eng := base.ForExam(ExamSettings{Values: Params{SettingFaceAbsentAfter: 8, SettingUploadWithin: 45, SettingScanMinDegrees: 270},
 		Disabled: []string{MultipleFaces}, Weights: map[string]float64{FaceAbsent: 0.9}})
-	c := eng.Config()
-	if c.FaceAbsentAfter != 8*time.Second || c.Timing.UploadWithin != 45*time.Minute || c.Timing.ScanMinDegrees != 270 {
+	c := eng.Params()
+	if c.Duration(SettingFaceAbsentAfter) != 8*time.Second || c.Duration(SettingUploadWithin) != 45*time.Minute || c.Value(SettingScanMinDegrees) != 270 {
 		t.Errorf("overrides not applied: %+v", c)
 	}
-	if c.MultipleFacesAfter != 2*time.Second || c.Timing.EvidenceMaxGap != 30*time.Second {
+	if c.Duration(SettingMultipleFacesAfter) != 2*time.Second || c.Duration(SettingEvidenceMaxGap) != 30*time.Second {
 		t.Errorf("unset values must keep the defaults: %+v", c)
 	}
-	if c.Weights[FaceAbsent] != 0.9 || c.Weights[MultipleFaces] != DefaultWeights[MultipleFaces] || DefaultWeights[FaceAbsent] == 0.9 {
-		t.Errorf("weights: %v (defaults must not change: %v)", c.Weights, DefaultWeights[FaceAbsent])
+	if w := eng.Weights(); w[FaceAbsent] != 0.9 || w[MultipleFaces] != DefaultWeights()[MultipleFaces] || DefaultWeights()[FaceAbsent] == 0.9 ||
+		base.Weights()[FaceAbsent] == 0.9 {
+		t.Errorf("weights: %v (defaults must not change: %v)", w, DefaultWeights()[FaceAbsent])
 	}
 	if eng.Enabled(MultipleFaces) || !eng.Enabled(FaceAbsent) || !base.Enabled(MultipleFaces) {
 		t.Error("disabled checks")
@@ -39,13 +40,14 @@ func TestForExam(t *testing.T) {
 func TestExamSettingsValidate(t *testing.T) {
 	for _, bad := range []ExamSettings{
 		{Disabled: []string{"NOPE"}}, {Weights: map[string]float64{FaceAbsent: 1.5}}, {Weights: map[string]float64{"NOPE": 0.1}},
-		{FaceAbsentAfterSec: 0.1}, {UploadWithinMin: -1}, {ScanMinDegrees: 400},
+		{Values: Params{SettingFaceAbsentAfter: 0.1}}, {Values: Params{SettingUploadWithin: -1}}, {Values: Params{SettingScanMinDegrees: 400}},
+		{Values: Params{"nope_sec": 3}},
 	} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
-	if err := (ExamSettings{FaceAbsentAfterSec: 3, Weights: map[string]float64{FaceAbsent: 0}}).Validate(); err != nil {
+	if err := (ExamSettings{Values: Params{SettingFaceAbsentAfter: 3}, Weights: map[string]float64{FaceAbsent: 0}}).Validate(); err != nil {
 		t.Error(err)
 	}
 }
@@ -75,7 +77,8 @@ func TestStoredSettingsDisableChecks(t *testing.T) {
 				}
 				for i := range 8 { // 7 s without a face
 					if err := b.Store.DB.Transaction(func(tx *gorm.DB) error {
-						fr := &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: int64(i), CapturedAtMs: start.UnixMilli() + int64(i)*1000}
+						fr := &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: int64(i), CapturedAtMs: start.UnixMilli() + int64(i)*1000,
+							Signals: signals(t, map[string]Signal{"faces": {"n": 0, "top": 0}})}
 						if _, err := store.InsertFrameResult(tx, fr); err != nil {
 							return err
 						}
@@ -106,5 +109,18 @@ func TestStoredSettingsDisableChecks(t *testing.T) {
 				t.Fatalf("exam with both checks off: %v, want neither (and the checks still on, like A4_NOT_SHOWN)", got)
 			}
 		})
+	}
+}
+
+func TestModelOfFlag(t *testing.T) {
+	mv := "attire=attire-cnn@2 mask=0.61 occluded=0.78,faces=ultraface-rfb-320@1 score=0.7,landmarks=x@1"
+	for typ, want := range map[string]string{"MASK": "attire-cnn@2", "FACE_ABSENT": "ultraface-rfb-320@1",
+		"PHONE_VISIBLE": "rules", "WINDOW_SWITCH": "rules"} {
+		if got := ModelOfFlag(typ, mv); got != want {
+			t.Errorf("%s: %q, want %q", typ, got, want)
+		}
+	}
+	if got := ModelOfFlag("ANSWER_NOT_CLOSED", "phrase=phrase-gaiti@1+oww-melspectrogram@1+oww-embedding@1 thr=0.93,vad=silero-vad-v5@1 thr=0.5"); got != "phrase-gaiti@1" {
+		t.Errorf("audio flag: %q", got)
 	}
 }

@@ -164,8 +164,15 @@ func TestTimingRules(t *testing.T) {
 				frames := append([]evid{}, tc.evidence...)
 				rand.Shuffle(len(frames), func(i, j int) { frames[i], frames[j] = frames[j], frames[i] })
 				for i, f := range frames {
+					sig := map[string]Signal{"room-scan": {"yaw": f.yaw}}
+					switch f.sheet {
+					case 1:
+						sig["sheet-shown"] = Signal{"blank": 1}
+					case 2:
+						sig["sheet"] = Signal{"writing": 0.9}
+					}
 					if _, err := store.InsertFrameResult(b.Store.DB, &store.FrameResult{SessionID: sess.ID, Camera: "evidence",
-						Seq: int64(i), CapturedAtMs: start.Add(f.at).UnixMilli(), Sheet: f.sheet, YawDelta: f.yaw}); err != nil {
+						Seq: int64(i), CapturedAtMs: start.Add(f.at).UnixMilli(), Signals: signals(t, sig)}); err != nil {
 						t.Fatal(err)
 					}
 				}

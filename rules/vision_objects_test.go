@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"proctor/analyzers"
 	"proctor/internal/testdb"
 	"proctor/models"
 	"proctor/store"
@@ -50,6 +51,33 @@ func timeline(parts ...[]objFrame) []objFrame {
 		}
 	}
 	return out
+}
+
+// observation is what the analyzers would report for the frame: the second face scores 0.8,
+// the second person 0.7, a phone 0.6; mask and occlusion are the main face's.
+func (f objFrame) observation() *analyzers.Observation {
+	obs := &analyzers.Observation{TopFaceScore: 0.9, Persons: f.persons, Phones: f.phones}
+	for i := range f.faces {
+		face := analyzers.Face{Score: 0.9 - 0.1*float32(i), Box: [4]float32{0, 0, 100 - 10*float32(i), 100}}
+		if i == 0 && f.mask != nil {
+			face.Mask = &analyzers.Attribute{Score: *f.mask}
+		}
+		if i == 0 && f.occluded != nil {
+			face.Occluded = &analyzers.Attribute{Score: *f.occluded}
+		}
+		obs.Faces = append(obs.Faces, face)
+	}
+	if f.persons != nil {
+		for i := range *f.persons {
+			obs.Objects = append(obs.Objects, analyzers.Object{Class: analyzers.ClassPerson, Score: 0.9 - 0.2*float32(i)})
+		}
+	}
+	if f.phones != nil {
+		for range *f.phones {
+			obs.Objects = append(obs.Objects, analyzers.Object{Class: analyzers.ClassPhone, Score: 0.6})
+		}
+	}
+	return obs
 }
 
 func TestObjectRules(t *testing.T) {
@@ -106,17 +134,7 @@ func TestObjectRules(t *testing.T) {
 				post := func(i int, f objFrame) {
 					err := b.Store.DB.Transaction(func(tx *gorm.DB) error {
 						fr := &store.FrameResult{SessionID: sess.ID, Camera: f.camera, Seq: int64(i),
-							CapturedAtMs: int64(f.sec) * 1000, Faces: f.faces, TopFaceScore: 0.9,
-							Persons: f.persons, Phones: f.phones, MaskScore: f.mask, OccludedScore: f.occluded}
-						if f.faces >= 2 {
-							fr.SecondFaceScore = 0.8
-						}
-						if f.persons != nil && *f.persons >= 2 {
-							fr.SecondPersonScore = 0.7
-						}
-						if f.phones != nil && *f.phones >= 1 {
-							fr.PhoneScore = 0.6
-						}
+							CapturedAtMs: int64(f.sec) * 1000, Signals: observe(t, f.observation(), f.camera)}
 						isNew, err := store.InsertFrameResult(tx, fr)
 						if err != nil || !isNew {
 							return err
@@ -167,8 +185,8 @@ func TestObjectThresholdsMatchModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := Config{}.withDefaults().Objects
-	for label, got := range map[string]float64{"mask": c.MaskScore, "occluded": c.OccludedScore} {
+	c := New(Config{}).Params()
+	for label, got := range map[string]float64{"mask": c.Value(SettingMaskScore), "occluded": c.Value(SettingOccludedScore)} {
 		if want := float64(m.Vision.Scores[label]); math.Abs(got-want) > 1e-6 {
 			t.Errorf("rules default %s threshold %g, model attire-cnn says %g: update rules/vision_objects.go", label, got, want)
 		}

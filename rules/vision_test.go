@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"proctor/analyzers"
 	"proctor/internal/testdb"
 	"proctor/store"
 )
@@ -60,14 +61,14 @@ func TestVisionRules(t *testing.T) {
 				}
 				for _, f := range tc.frames {
 					err := b.Store.DB.Transaction(func(tx *gorm.DB) error {
-						fr := &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: int64(f.sec),
-							CapturedAtMs: int64(f.sec) * 1000, Faces: 1, TopFaceScore: 0.99}
-						if f.sim != notMeasured {
-							sim := f.sim
-							fr.IdentitySim, fr.IdentityThreshold = &sim, 0.5
-						}
 						yaw, pitch := f.yaw, float32(0)
-						fr.HeadYaw, fr.HeadPitch = &yaw, &pitch
+						face := analyzers.Face{Score: 0.99, Yaw: &yaw, Pitch: &pitch}
+						if f.sim != notMeasured {
+							face.Match = &analyzers.Match{Similarity: f.sim, Threshold: 0.5}
+						}
+						obs := &analyzers.Observation{Faces: []analyzers.Face{face}, TopFaceScore: 0.99}
+						fr := &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: int64(f.sec),
+							CapturedAtMs: int64(f.sec) * 1000, Signals: observe(t, obs, "main")}
 						if _, err := store.InsertFrameResult(tx, fr); err != nil {
 							return err
 						}
@@ -118,17 +119,18 @@ func TestVisionRules(t *testing.T) {
 }
 
 func TestVisionConfigOverride(t *testing.T) {
-	eng := New(Config{Vision: VisionConfig{IdentityThreshold: 0.9, YawLimit: 10}})
-	sim, yaw, pitch := float32(0.8), float32(20), float32(0)
-	f := &store.FrameResult{Camera: "main", Faces: 1, IdentitySim: &sim, IdentityThreshold: 0.5, HeadYaw: &yaw, HeadPitch: &pitch}
+	eng := New(Config{Settings: Params{SettingIdentityThreshold: 0.9, SettingYawLimit: 10}})
+	f := &Frame{signals: map[string]Signal{"identity": {"sim": 0.8, "thr": 0.5}, "headpose": {"yaw": 20, "pitch": 0}}}
 	holds := map[string]bool{}
-	for _, r := range eng.visionRules() {
-		holds[r.Type] = r.Holds(f)
+	for _, r := range eng.frameRules() {
+		if r.Type == IdentityMismatch || r.Type == LookingAway {
+			holds[r.Type] = r.Holds(f)
+		}
 	}
 	if !holds[IdentityMismatch] || !holds[LookingAway] {
 		t.Errorf("holds %v: the configured threshold 0.9 and yaw limit 10 must override", holds)
 	}
-	if d := eng.Config().Vision; d.IdentityMismatchAfter != 3*time.Second || d.LookingAwayAfter != 5*time.Second || d.PitchLimit != 25 {
+	if d := eng.Params(); d.Duration(SettingIdentityMismatchAfter) != 3*time.Second || d.Duration(SettingLookingAwayAfter) != 5*time.Second || d.Value(SettingPitchLimit) != 25 {
 		t.Errorf("defaults %+v", d)
 	}
 }

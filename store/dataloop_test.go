@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"proctor/internal/testdb"
+	"proctor/rules"
 	"proctor/store"
 )
 
@@ -111,19 +112,6 @@ func TestLabelValidate(t *testing.T) {
 	}
 }
 
-func TestModelOfFlag(t *testing.T) {
-	mv := "attire=attire-cnn@2 mask=0.61 occluded=0.78,faces=ultraface-rfb-320@1 score=0.7,landmarks=x@1"
-	for typ, want := range map[string]string{"MASK": "attire-cnn@2", "FACE_ABSENT": "ultraface-rfb-320@1",
-		"PHONE_VISIBLE": "rules", "WINDOW_SWITCH": "rules"} {
-		if got := store.ModelOfFlag(typ, mv); got != want {
-			t.Errorf("%s: %q, want %q", typ, got, want)
-		}
-	}
-	if got := store.ModelOfFlag("ANSWER_NOT_CLOSED", "phrase=phrase-gaiti@1+oww-melspectrogram@1+oww-embedding@1 thr=0.93,vad=silero-vad-v5@1 thr=0.5"); got != "phrase-gaiti@1" {
-		t.Errorf("audio flag: %q", got)
-	}
-}
-
 // TestDatasetFlags: an export takes reviewed or labelled flags only, and its model filter is
 // exact on the deciding model version.
 func TestDatasetFlags(t *testing.T) {
@@ -153,7 +141,7 @@ func TestDatasetFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			count := func(q store.DatasetQuery) int {
-				q.OrgID = org
+				q.OrgID, q.ModelOf = org, rules.ModelOfFlag
 				rows, err := st.DatasetFlags(ctx, q)
 				if err != nil {
 					t.Fatal(err)

@@ -142,8 +142,10 @@ type DatasetQuery struct {
 	ExamID    string
 	From, To  time.Time // session creation time
 	FlagTypes []string
-	// Model keeps flags whose model_version mentions it (e.g. "attire-cnn@1").
+	// Model keeps flags decided by exactly this model version (e.g. "attire-cnn@1"), as ModelOf
+	// attributes them (required with Model).
 	Model    string
+	ModelOf  ModelOf
 	Verdicts []string // flag statuses: confirmed, dismissed, open
 	Limit    int
 }
@@ -171,7 +173,7 @@ func (s *Store) sessionScope(q DatasetQuery) *gorm.DB {
 
 // DatasetFlags returns the flags matching q that a reviewer judged (a verdict, or an attribute
 // label still standing), oldest first. The model filter is exact on the deciding model version
-// (ModelOfFlag), so "attire-cnn@1" does not match "attire-cnn@10".
+// (q.ModelOf), so "attire-cnn@1" does not match "attire-cnn@10".
 func (s *Store) DatasetFlags(ctx context.Context, q DatasetQuery) ([]DatasetFlag, error) {
 	labelled := s.DB.Model(&Label{}).Select("flag_id").Where("kind = ? AND withdrawn_at IS NULL AND flag_id IS NOT NULL", LabelAttribute)
 	db := s.DB.WithContext(ctx).Model(&Flag{}).Joins("JOIN sessions ON sessions.id = flags.session_id").
@@ -192,7 +194,7 @@ func (s *Store) DatasetFlags(ctx context.Context, q DatasetQuery) ([]DatasetFlag
 	}
 	out := rows[:0]
 	for _, f := range rows {
-		if q.Model == "" || ModelOfFlag(f.Type, f.ModelVersion) == q.Model {
+		if q.Model == "" || q.ModelOf(f.Type, f.ModelVersion) == q.Model {
 			out = append(out, f)
 		}
 		if q.Limit > 0 && len(out) == q.Limit {

@@ -56,37 +56,11 @@ type FrameResult struct {
 	CapturedAtMs int64  `gorm:"index:frame_time,priority:3"`
 	ReceivedAtMs int64  // when the API accepted it
 	StoredAtMs   int64  // when this row was written: StoredAtMs-ReceivedAtMs is the pipeline latency
-	Faces        int
 	// Phase of the exam when the frame was captured (restamped when late events move phases).
 	Phase string `gorm:"size:16"`
-	// Sheet is what the evidence camera shows of the A4 sheet: 0 none, 1 blank, 2 with writing.
-	Sheet int8
-	// SheetWritingScore is how sure the sheet check is that the sheet carries writing (0..1).
-	SheetWritingScore float32
-	// YawDelta is the evidence camera's rotation since its previous frame, in degrees (room scan).
-	YawDelta float32
-	// TopFaceScore is the best detector score, even below threshold; SecondFaceScore the
-	// second face's (0 with fewer than two). The rules turn them into a flag's confidence.
-	TopFaceScore    float32
-	SecondFaceScore float32
-	// Vision columns of the main (largest) face, NULL when not measured (rules/vision.go):
-	// IdentitySim is its cosine similarity with the registration photo and IdentityThreshold the
-	// same-person threshold in force; HeadYaw and HeadPitch its pose in degrees.
-	IdentitySim       *float32
-	IdentityThreshold float32
-	HeadYaw           *float32
-	HeadPitch         *float32
-	// Persons and phones seen by the COCO detector, NULL when it did not run
-	// (rules/vision_objects.go); SecondPersonScore is the second person's score (0 with fewer
-	// than two) and PhoneScore the best phone's: the flags' confidence.
-	Persons           *int
-	Phones            *int
-	SecondPersonScore float32
-	PhoneScore        float32
-	// MaskScore and OccludedScore are the main face's attribute scores ("attire" analyzer),
-	// NULL when not measured (no face, no aligned crop, analyzer off).
-	MaskScore     *float32
-	OccludedScore *float32
+	// Signals is what each check keeps of the frame for its rules over time: JSON
+	// {"check": {"name": value}} (rules.Signal). A check that measured nothing is absent.
+	Signals string
 	// Observation is the analyzers' JSON for this frame (see analyzers.Observation).
 	Observation string
 }

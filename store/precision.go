@@ -3,40 +3,13 @@ package store
 import (
 	"context"
 	"sort"
-	"strings"
 	"time"
 )
 
-// FlagModel names the analyzer whose model decides each flag type: a flag's precision is that
-// model version's precision. Types not listed are decided by event and timing rules (no model).
-var FlagModel = map[string]string{
-	"FACE_ABSENT": "faces", "MULTIPLE_FACES": "faces",
-	"IDENTITY_MISMATCH": "identity", "LOOKING_AWAY": "headpose",
-	"MASK": "attire", "FACE_OCCLUDED": "attire",
-	"EXTRA_PERSON": "persons", "PHONE_VISIBLE": "persons",
-	"A4_HAS_WRITING":    "sheet",
-	"ANSWER_NOT_CLOSED": "phrase", "SPEECH_OUTSIDE_ANSWER": "vad", "LONG_SILENCE": "vad",
-}
-
-// ModelOfFlag extracts the deciding model version (name@version) from a flag's model_version
-// string ("analyzer=name@version thresholds,analyzer=…"); "rules" when no model decides the type
-// or the string does not mention its analyzer. An analyzer of several models
-// ("phrase=phrase-gaiti@1+oww-melspectrogram@1+…") is named by its first, the one retrained.
-func ModelOfFlag(flagType, modelVersion string) string {
-	analyzer, ok := FlagModel[flagType]
-	if !ok {
-		return "rules"
-	}
-	for _, part := range strings.Split(modelVersion, ",") {
-		name, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok && name == analyzer {
-			id, _, _ := strings.Cut(v, " ")
-			id, _, _ = strings.Cut(id, "+") // "phrase-gaiti@1+oww-…": the head decides
-			return id
-		}
-	}
-	return "rules"
-}
+// ModelOf names the model version (name@version) that decided a flag, from its type and
+// model_version; "rules" when no model decides it. The checks declare it (rules.ModelOfFlag):
+// the store only groups by what it is told.
+type ModelOf func(flagType, modelVersion string) string
 
 // PrecisionRow is one flag type, model version and period: how many flags were raised and what
 // reviewers said. Precision is confirmed / (confirmed + dismissed), nil before any verdict.
@@ -58,6 +31,8 @@ type PrecisionQuery struct {
 	Bucket   string
 	FlagType string
 	Model    string
+	// ModelOf attributes each flag to a model version (required).
+	ModelOf ModelOf
 }
 
 // Precision aggregates flags by type, deciding model version and period. Rows are grouped in
@@ -85,7 +60,7 @@ func (s *Store) Precision(ctx context.Context, q PrecisionQuery) ([]PrecisionRow
 	}
 	byKey := map[[3]string]*PrecisionRow{}
 	for _, f := range flags {
-		model := ModelOfFlag(f.Type, f.ModelVersion)
+		model := q.ModelOf(f.Type, f.ModelVersion)
 		if q.Model != "" && model != q.Model {
 			continue
 		}

@@ -221,3 +221,38 @@ func (s *Store) RecordVerdict(ctx context.Context, f *Flag, v *Verdict, audit Au
 		return after(tx, f.SessionID)
 	})
 }
+
+// FrameSignals is what the rules read of a stored frame: its place in time and the checks'
+// signals (FrameResult.Signals).
+type FrameSignals struct {
+	Seq          int64
+	CapturedAtMs int64
+	Signals      string
+}
+
+// NeighbourFrames returns up to limit frames of a session's camera next to the position
+// (capturedAtMs, seq), nearest first: those before it, or with after those after it. The rules
+// page through them to find the run a frame belongs to.
+func NeighbourFrames(tx *gorm.DB, sessionID, camera string, capturedAtMs, seq int64, after bool, limit int) ([]FrameSignals, error) {
+	q := tx.Model(&FrameResult{}).Select("seq, captured_at_ms, signals").
+		Where("session_id = ? AND camera = ?", sessionID, camera)
+	if after {
+		q = q.Where("captured_at_ms > ? OR (captured_at_ms = ? AND seq > ?)", capturedAtMs, capturedAtMs, seq).
+			Order("captured_at_ms").Order("seq")
+	} else {
+		q = q.Where("captured_at_ms < ? OR (captured_at_ms = ? AND seq < ?)", capturedAtMs, capturedAtMs, seq).
+			Order("captured_at_ms DESC").Order("seq DESC")
+	}
+	var out []FrameSignals
+	return out, q.Limit(limit).Find(&out).Error
+}
+
+// CameraFrames returns every frame of a session's camera in time order (the timing rules read
+// the evidence camera's whole recording).
+func CameraFrames(tx *gorm.DB, sessionID, camera string) ([]FrameSignals, error) {
+	var out []FrameSignals
+	err := tx.Model(&FrameResult{}).Select("seq, captured_at_ms, signals").
+		Where("session_id = ? AND camera = ?", sessionID, camera).Order("captured_at_ms").Order("seq").
+		Find(&out).Error
+	return out, err
+}

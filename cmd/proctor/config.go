@@ -11,6 +11,7 @@ import (
 
 	"proctor/app"
 	"proctor/pipeline"
+	"proctor/rules"
 	"proctor/store"
 )
 
@@ -93,8 +94,9 @@ func (f *serviceFlags) config() app.Config {
 	cfg.Kafka.Topics = pipeline.Topics{Frames: f.topicPrefix + ".frames", Audio: f.topicPrefix + ".audio",
 		Events: f.topicPrefix + ".events", DeadLetter: f.topicPrefix + ".deadletter"}
 	cfg.Kafka.Concurrency = f.concurrency
-	cfg.Rules.FaceAbsentAfter = f.faceAbsent
-	cfg.Rules.MultipleFacesAfter = f.multipleFaces
+	// The service's own values of declared settings; each exam may override them.
+	cfg.Rules.Settings = rules.Params{rules.SettingFaceAbsentAfter: f.faceAbsent.Seconds(),
+		rules.SettingMultipleFacesAfter: f.multipleFaces.Seconds(), rules.SettingLongSilence: f.longSilence.Seconds()}
 	for _, n := range strings.Split(f.analyzers, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			cfg.Analyzers.Analyzers = append(cfg.Analyzers.Analyzers, n)

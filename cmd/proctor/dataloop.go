@@ -15,6 +15,7 @@ import (
 	"proctor/export"
 	"proctor/models"
 	"proctor/pipeline"
+	"proctor/rules"
 	"proctor/store"
 )
 
@@ -269,7 +270,7 @@ func runPrecision(ctx context.Context, args []string) error {
 	if b == "all" {
 		b = ""
 	}
-	rows, err := st.Precision(ctx, store.PrecisionQuery{OrgID: *org, Bucket: b, FlagType: *flagType, Model: *model})
+	rows, err := st.Precision(ctx, store.PrecisionQuery{OrgID: *org, ModelOf: rules.ModelOfFlag, Bucket: b, FlagType: *flagType, Model: *model})
 	if err != nil {
 		return err
 	}

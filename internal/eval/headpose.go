@@ -25,7 +25,8 @@ func evalHeadPose(ctx context.Context, env *Env) ([]Row, error) {
 		env.Note("headpose: the set has no headpose analyzer: skipped")
 		return nil, nil
 	}
-	limits := rules.New(rules.Config{}).Config().Vision
+	p := rules.New(rules.Config{}).Params()
+	yawLimit, pitchLimit := p.Value(rules.SettingYawLimit), p.Value(rules.SettingPitchLimit)
 	var n, away, mirrored int
 	var mirrorErr, absYaw, absPitch float64
 	for _, dir := range []string{"identities", "identities-crops"} {
@@ -46,7 +47,7 @@ func evalHeadPose(ctx context.Context, env *Env) ([]Row, error) {
 				n++
 				absYaw += math.Abs(yaw)
 				absPitch += math.Abs(pitch)
-				if math.Abs(yaw) > limits.YawLimit || math.Abs(pitch) > limits.PitchLimit {
+				if math.Abs(yaw) > yawLimit || math.Abs(pitch) > pitchLimit {
 					away++
 					env.Logf("  headpose: %s: yaw %.0f pitch %.0f beyond the limits", rel(env.Data, p), yaw, pitch)
 				}
@@ -72,7 +73,7 @@ func evalHeadPose(ctx context.Context, env *Env) ([]Row, error) {
 	return []Row{{Check: "headpose: looking away on frontal portraits", Split: "test", N: n,
 		Precision: math.NaN(), Recall: math.NaN(), F1: math.NaN(),
 		Note: fmt.Sprintf("false alarms %d/%d (limits yaw %.0f°, pitch %.0f°); mean |yaw| %.1f°, |pitch| %.1f°; mirror |yaw+yaw'| %.1f° over %d; no pose labels, so no recall",
-			away, n, limits.YawLimit, limits.PitchLimit, absYaw/float64(n), absPitch/float64(n), mirrorErr/float64(max(mirrored, 1)), mirrored)}}, nil
+			away, n, yawLimit, pitchLimit, absYaw/float64(n), absPitch/float64(n), mirrorErr/float64(max(mirrored, 1)), mirrored)}}, nil
 }
 
 // mainPose is the yaw and pitch of the main face, ok false when there is none.
