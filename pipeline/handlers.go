@@ -242,7 +242,6 @@ func modelVersion(set *analyzers.Set) string {
 	return b.String()
 }
 
-
 // EventHandler stores exam-flow events. The exam-flow state machine builds on these rows.
 func EventHandler(st *store.Store) Handler {
 	return func(ctx context.Context, m kafka.Message) error {

@@ -172,10 +172,10 @@ const neighbourPage = 32
 
 // neighbours reads a frame's neighbours on demand, once for all the rules that hold on it.
 type neighbours struct {
-	tx            *gorm.DB
-	fr            *store.FrameResult
-	side          [2][]Frame // 0: before, nearest first; 1: after
-	done          [2]bool
+	tx   *gorm.DB
+	fr   *store.FrameResult
+	side [2][]Frame // 0: before, nearest first; 1: after
+	done [2]bool
 }
 
 // at returns the i-th neighbour on one side (0 before, 1 after), reading more as needed.
@@ -360,4 +360,3 @@ func (s *measureSummary) into(m *Measure, details map[string]any) {
 		details[m.Name+"_threshold"] = r(s.threshold)
 	}
 }
-

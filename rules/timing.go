@@ -223,4 +223,3 @@ func keys(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
-
