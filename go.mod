@@ -14,6 +14,8 @@ require (
 	gorm.io/gorm v1.31.2
 )
 
+require go.yaml.in/yaml/v3 v3.0.5
+
 require (
 	github.com/andybalholm/brotli v1.1.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -24,6 +24,12 @@ func (s *Server) examSettingsBody(examID string, row *store.ExamSetting, set rul
 	return out
 }
 
+// listChecks serves the checks' declarations (flag types, severities, weights, settings,
+// labels): the reviewer page builds its forms from them.
+func (s *Server) listChecks(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"checks": rules.Checks(), "engine_settings": rules.EngineSettings()})
+}
+
 // validExamID: exam ids come from the platform (≤ 128 characters, see createSession).
 func validExamID(id string) bool { return id != "" && len(id) <= 128 }
 

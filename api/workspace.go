@@ -21,6 +21,7 @@ func (s *Server) workspaceRoutes(app *fiber.App, v1 fiber.Router) {
 	v1.Get("/me", anyone, s.me)
 
 	v1.Get("/exams", reviewOrData, s.listExams)
+	v1.Get("/checks", reviewOrData, s.listChecks)
 	v1.Get("/review/summary", review, s.reviewSummary)
 	v1.Get("/sessions/:id/photo", review, s.getPhoto)
 	v1.Get("/sessions/:id/report", review, s.getReport)

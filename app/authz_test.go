@@ -215,6 +215,7 @@ func routeRules() []routeRule {
 		}},
 		{method: "GET", route: "/v1/review/summary", who: []string{store.ScopeReview}, req: get("/v1/review/summary")},
 		{method: "GET", route: "/v1/exams", who: []string{store.ScopeReview, store.ScopeData}, req: get("/v1/exams")},
+		{method: "GET", route: "/v1/checks", who: []string{store.ScopeReview, store.ScopeData}, req: get("/v1/checks")},
 		{method: "GET", route: "/v1/live", who: []string{store.ScopeReview}, req: get("/v1/live")},
 
 		// Data team.

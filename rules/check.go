@@ -109,16 +109,22 @@ func (s Setting) valid(v float64) error {
 // Params are the values in force of every declared setting, by key, in the setting's unit.
 type Params map[string]float64
 
-// Value is the setting's value (0 if undeclared: a test catches rules reading undeclared keys).
-func (p Params) Value(key string) float64 { return p[key] }
+// Value is the setting's value. Reading a key no check declares is a programming error and
+// panics (TestChecksReadOnlyDeclaredSettings runs every rule to catch it).
+func (p Params) Value(key string) float64 {
+	if _, ok := settingByKey[key]; !ok {
+		panic("rules: setting " + key + " is not declared by any check")
+	}
+	return p[key]
+}
 
 // Duration is a Seconds or Minutes setting as a time.Duration.
 func (p Params) Duration(key string) time.Duration {
 	unit := time.Second
-	if s, ok := settingByKey[key]; ok && s.Unit == Minutes {
+	if settingByKey[key].Unit == Minutes {
 		unit = time.Minute
 	}
-	return time.Duration(p[key] * float64(unit))
+	return time.Duration(p.Value(key) * float64(unit))
 }
 
 // Signal is what one check keeps of one frame: named numbers, stored with the frame

@@ -29,6 +29,11 @@ func TestStringsComplete(t *testing.T) {
 			t.Errorf("flag type %s has no name in web/static/i18n.json (add flag.%s in en and zh)", typ, typ)
 		}
 	}
+	for _, set := range rules.Settings() {
+		if en["settings."+set.Key] == "" || zh["settings."+set.Key] == "" {
+			t.Errorf("setting %s has no label in web/static/i18n.json (add settings.%s in en and zh)", set.Key, set.Key)
+		}
+	}
 	for _, ph := range []string{rules.PhaseRegistered, rules.PhaseLogin, rules.PhasePreparation, rules.PhaseWaiting,
 		rules.PhaseAnswering, rules.PhaseEnded, rules.PhaseClosed} {
 		if en["phase."+ph] == "" {

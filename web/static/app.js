@@ -285,7 +285,8 @@ async function openSession(id) {
   const sid = encodeURIComponent(id);
   // Labels and answers are extras: the flags stay reviewable if either fails.
   const [tl, det, lab, ans] = await Promise.all([api('GET', `/v1/sessions/${sid}/timeline`), api('GET', `/v1/sessions/${sid}`),
-    api('GET', `/v1/sessions/${sid}/labels`).catch(() => null), api('GET', `/v1/sessions/${sid}/answers`).catch(() => null)]);
+    api('GET', `/v1/sessions/${sid}/labels`).catch(() => null), api('GET', `/v1/sessions/${sid}/answers`).catch(() => null),
+    ATTR_FLAGS.length ? null : loadChecks()]);
   const same = S.sess && S.sess.id === id;
   S.view = 'session'; S.tl = tl; S.sess = det.session; S.flags = det.flags || [];
   S.labels = (lab && lab.labels) || []; S.answers = ans;
@@ -464,8 +465,15 @@ function renderDetail(start) {
 }
 
 // ---- labels: reviewer corrections that become training data (docs/data-loop.md) ----------
-// Flag types whose evidence frame a reviewer can describe (mask, occlusion, earphones, persons).
-const ATTR_FLAGS = ['MASK', 'FACE_OCCLUDED', 'EXTRA_PERSON', 'MULTIPLE_FACES'];
+// Flag types whose evidence frame a reviewer can describe (mask, occlusion, earphones, persons):
+// those of the checks that declare labels (GET /v1/checks), loaded once.
+let ATTR_FLAGS = [];
+async function loadChecks() {
+  try {
+    const r = await api('GET', '/v1/checks');
+    ATTR_FLAGS = r.checks.filter((c) => (c.labels || []).length).flatMap((c) => c.flags.map((f) => f.type));
+  } catch (e) { /* the form then shows once the evidence frame loads */ }
+}
 const ATTRS = ['mask', 'occluded', 'earphones'];
 
 function attrForm(f, start) {
@@ -653,9 +661,7 @@ async function nextSession() {
 }
 
 // ---- settings (admin) ------------------------------------------------------------------
-const DURATIONS = ['face_absent_after_sec', 'multiple_faces_after_sec', 'max_frame_gap_sec', 'login_opens_before_min', 'enter_opens_before_min',
-  'sheet_window_min', 'scan_within_min', 'scan_min_degrees', 'evidence_max_gap_sec', 'upload_within_min',
-  'identity_mismatch_after_sec', 'identity_threshold', 'looking_away_after_sec', 'yaw_limit_deg', 'pitch_limit_deg'];
+// The form is built from the checks' declared settings (GET …/settings: checks, engine_settings).
 async function showSettings(exam) {
   S.view = 'settings'; renderTop();
   const ex = await exams(true);
@@ -671,8 +677,10 @@ async function showSettings(exam) {
     h('td', {}, h('input', { type: 'checkbox', class: 'chk', 'data-type': ty, checked: !disabled.has(ty) })),
     h('td', {}, tk('flag.', ty)), h('td', { class: 'mono muted' }, ty),
     h('td', {}, h('input', { type: 'number', class: 'w', 'data-type': ty, min: 0, max: 1, step: 0.05, placeholder: String((def.weights || {})[ty] ?? ''), value: (set.weights || {})[ty] ?? '' }))));
-  const durs = DURATIONS.map((k) => [h('label', { for: 'd-' + k }, t('settings.' + k)),
-    h('input', { type: 'number', id: 'd-' + k, 'data-key': k, step: 'any', min: 0, placeholder: def[k] ? String(+def[k].toFixed(2)) : (k === 'identity_threshold' ? 'model' : ''), value: set[k] || '' })]);
+  const decl = [...(r.engine_settings || []), ...(r.checks || []).flatMap((c) => c.settings || [])];
+  const durs = decl.map((d) => { const k = d.key; return [h('label', { for: 'd-' + k, title: d.doc }, tk('settings.', k)),
+    h('input', { type: 'number', id: 'd-' + k, 'data-key': k, step: 'any', min: 0, max: d.max, title: `${d.min}–${d.max} ${d.unit}`,
+      placeholder: def[k] ? String(+def[k].toFixed(2)) : (d.zero_means ? 'model' : ''), value: set[k] || '' })]; });
   const status = h('p', { class: 'muted', id: 'settings-status' }, r.updated_by ? t('settings.updated', { who: r.updated_by, at: fmtTime(r.updated_at) }) : t('settings.never'));
   const save = async () => {
     const body = { disabled: [], weights: {} };
