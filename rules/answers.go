@@ -482,8 +482,13 @@ func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) e
 			return err
 		}
 		weights, enabled = eff.Weights(), eff.Enabled
-		cfg.LongSilence = eff.Params().Duration(SettingLongSilence)
-		cfg.SpeechOutsideMin = eff.Params().Duration(SettingSpeechOutsideMin)
+		// The exam's own values win over the service's (AnswerConfig, --long-silence).
+		if v, ok := eff.Override(SettingLongSilence); ok {
+			cfg.LongSilence = time.Duration(v * float64(time.Second))
+		}
+		if v, ok := eff.Override(SettingSpeechOutsideMin); ok {
+			cfg.SpeechOutsideMin = time.Duration(v * float64(time.Second))
+		}
 	}
 	in := AnswerInput{Questions: sess.Questions}
 	var events []store.Event

@@ -32,6 +32,8 @@ type Engine struct {
 	weights map[string]float64
 	// disabled flag types raise nothing (an exam's settings, see settings.go).
 	disabled map[string]bool
+	// overrides are the exam's own setting values (ForExam), already applied to params.
+	overrides Params
 	// settings, when set, gives each exam its own effective engine (Effective).
 	settings *settingsCache
 }

@@ -123,7 +123,7 @@ func (e *Engine) ForExam(s ExamSettings) *Engine {
 		w = maps.Clone(e.weights)
 		maps.Copy(w, s.Weights)
 	}
-	out := &Engine{params: p, weights: w}
+	out := &Engine{params: p, weights: w, overrides: s.Values}
 	if len(s.Disabled) > 0 {
 		out.disabled = make(map[string]bool, len(s.Disabled))
 		for _, t := range s.Disabled {
@@ -131,6 +131,12 @@ func (e *Engine) ForExam(s ExamSettings) *Engine {
 		}
 	}
 	return out
+}
+
+// Override is the exam's own value of a setting, if its settings set one (engines from ForExam).
+func (e *Engine) Override(key string) (float64, bool) {
+	v, ok := e.overrides[key]
+	return v, ok && v > 0
 }
 
 // Defaults is the settings an exam gets without overrides, in ExamSettings' form: every
