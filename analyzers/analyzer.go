@@ -1,5 +1,5 @@
 // Package analyzers turns one decoded camera frame into observations. Every check is one file
-// behind the Analyzer interface; the set that runs is chosen by name (see Registry).
+// behind the Analyzer interface; the set that runs is chosen by name (see Catalog).
 package analyzers
 
 import (

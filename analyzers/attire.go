@@ -7,6 +7,10 @@ import (
 	"proctor/models"
 )
 
+func init() {
+	Register("attire", func(cfg *Config) (Analyzer, error) { return NewAttire(cfg.Attire) })
+}
+
 // AttireConfig configures the "attire" analyzer, which must run after "faces" and "landmarks".
 // Zero values take the defaults noted; thresholds live in the model's manifest
 // (models/manifests/attire-cnn.json, vision.scores).

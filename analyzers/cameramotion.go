@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+func init() {
+	Register("cameramotion", func(cfg *Config) (Analyzer, error) { return NewCameraMotion(cfg.CameraMotion) })
+}
+
 // CameraMotionConfig configures the "cameramotion" analyzer.
 type CameraMotionConfig struct {
 	RoomScan RoomScanConfig `json:"room_scan"`

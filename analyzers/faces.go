@@ -7,6 +7,10 @@ import (
 	"proctor/models"
 )
 
+func init() {
+	Register("faces", func(cfg *Config) (Analyzer, error) { return NewFaces(cfg.Faces) })
+}
+
 // FacesConfig configures the "faces" analyzer. Zero values take the defaults noted; the threshold
 // defaults live in the model's manifest (models/manifests/<model>.json) so that a retuned or newer
 // model is a data change.

@@ -250,9 +250,9 @@ func (m *meanLevel) Analyze(_ context.Context, f *Frame, _ *Observation) error {
 	return nil
 }
 
-func TestRegistry(t *testing.T) {
+func TestCatalog(t *testing.T) {
 	requireModels(t)
-	r := NewRegistry()
+	r := NewCatalog()
 	// Every analyzer file registers itself; these must be among the built-ins (sorted).
 	names := r.Names()
 	for _, want := range []string{"faces", "landmarks", "attire", "persons"} {
@@ -263,14 +263,14 @@ func TestRegistry(t *testing.T) {
 	if !slices.IsSorted(names) {
 		t.Errorf("Names() not sorted: %v", names)
 	}
-	if err := r.Register("faces", func(*Config) (Analyzer, error) { return nil, nil }); err == nil {
+	if err := r.Add("faces", func(*Config) (Analyzer, error) { return nil, nil }); err == nil {
 		t.Error("duplicate registration accepted")
 	}
 	mean := &meanLevel{}
-	if err := r.Register("mean", func(*Config) (Analyzer, error) { return mean, nil }); err != nil {
+	if err := r.Add("mean", func(*Config) (Analyzer, error) { return mean, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Register("liar", func(*Config) (Analyzer, error) { return &meanLevel{}, nil }); err != nil {
+	if err := r.Add("liar", func(*Config) (Analyzer, error) { return &meanLevel{}, nil }); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range [][]string{{"nope"}, {"faces", "faces"}, {"liar"}, {"faces", "nope"}} {

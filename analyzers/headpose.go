@@ -8,6 +8,10 @@ import (
 	"proctor/models"
 )
 
+func init() {
+	Register("headpose", func(cfg *Config) (Analyzer, error) { return NewHeadPose(cfg.HeadPose) })
+}
+
 // HeadPoseConfig configures the "headpose" analyzer, which must run after "faces".
 type HeadPoseConfig struct {
 	// Model is the manifest name of the head-pose model. Default "faceplugin-headpose".

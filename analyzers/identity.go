@@ -13,6 +13,10 @@ import (
 	"proctor/models"
 )
 
+func init() {
+	Register("identity", func(cfg *Config) (Analyzer, error) { return NewIdentity(cfg.Identity) })
+}
+
 // IdentityConfig configures the "identity" analyzer, which must run after "landmarks".
 type IdentityConfig struct {
 	// Model is the manifest name of the face-embedding model. Default "faceplugin-embedding".

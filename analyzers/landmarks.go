@@ -10,6 +10,10 @@ import (
 	"proctor/models"
 )
 
+func init() {
+	Register("landmarks", func(cfg *Config) (Analyzer, error) { return NewLandmarks(cfg.Landmarks) })
+}
+
 // LandmarksConfig configures the "landmarks" analyzer, which must run after "faces".
 type LandmarksConfig struct {
 	// Model is the manifest name of the landmark model. Default "faceplugin-landmarks68".

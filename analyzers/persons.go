@@ -9,6 +9,10 @@ import (
 	"proctor/models"
 )
 
+func init() {
+	Register("persons", func(cfg *Config) (Analyzer, error) { return NewPersons(cfg.Persons) })
+}
+
 // PersonsConfig configures the "persons" analyzer. Zero values take the defaults noted; score
 // defaults live in the model's manifest (models/manifests/nanodet-coco.json, vision.scores).
 type PersonsConfig struct {

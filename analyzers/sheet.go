@@ -11,6 +11,10 @@ import (
 	"gocv.io/x/gocv"
 )
 
+func init() {
+	Register("sheet", func(cfg *Config) (Analyzer, error) { return NewSheet(cfg.Sheet) })
+}
+
 // SheetConfig configures the "sheet" analyzer. Zero values take the defaults noted. The defaults
 // were tuned on the composites of sheet_eval_test.go (real photos as backgrounds, see
 // docs/evidence-camera.md); change them together with that test.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -45,34 +46,28 @@ type SideNeeder interface {
 	DecodeSide() int
 }
 
-// Registry maps analyzer names to constructors, Benthos-style: adding an analyzer is one file
-// plus one Register call, and configurations refer to it by name.
-type Registry struct {
+// Catalog maps analyzer names to constructors, Benthos-style: each analyzer's file registers
+// itself from init() (Register), and configurations refer to it by name.
+type Catalog struct {
 	ctors map[string]Constructor
 }
 
-// NewRegistry returns a registry holding the built-in analyzers.
-func NewRegistry() *Registry {
-	r := &Registry{ctors: map[string]Constructor{}}
-	r.mustRegister("faces", func(cfg *Config) (Analyzer, error) { return NewFaces(cfg.Faces) })
-	r.mustRegister("landmarks", func(cfg *Config) (Analyzer, error) { return NewLandmarks(cfg.Landmarks) })
-	r.mustRegister("identity", func(cfg *Config) (Analyzer, error) { return NewIdentity(cfg.Identity) })
-	r.mustRegister("headpose", func(cfg *Config) (Analyzer, error) { return NewHeadPose(cfg.HeadPose) })
-	r.mustRegister("persons", func(cfg *Config) (Analyzer, error) { return NewPersons(cfg.Persons) })
-	r.mustRegister("attire", func(cfg *Config) (Analyzer, error) { return NewAttire(cfg.Attire) })
-	r.mustRegister("sheet", func(cfg *Config) (Analyzer, error) { return NewSheet(cfg.Sheet) })
-	r.mustRegister("cameramotion", func(cfg *Config) (Analyzer, error) { return NewCameraMotion(cfg.CameraMotion) })
-	return r
-}
+// builtin holds the analyzers of this package, filled by their init functions.
+var builtin = &Catalog{ctors: map[string]Constructor{}}
 
-func (r *Registry) mustRegister(name string, c Constructor) {
-	if err := r.Register(name, c); err != nil {
+// Register adds a built-in analyzer; called from init() of the analyzer's file. A duplicate
+// name is a programming error and panics.
+func Register(name string, c Constructor) {
+	if err := builtin.Add(name, c); err != nil {
 		panic(err)
 	}
 }
 
-// Register adds a constructor under name. Names are unique.
-func (r *Registry) Register(name string, c Constructor) error {
+// NewCatalog returns a catalog holding the built-in analyzers, to which more can be added.
+func NewCatalog() *Catalog { return &Catalog{ctors: maps.Clone(builtin.ctors)} }
+
+// Add adds a constructor under name. Names are unique.
+func (r *Catalog) Add(name string, c Constructor) error {
 	if name == "" || c == nil {
 		return errors.New("register analyzer: name and constructor are required")
 	}
@@ -83,18 +78,11 @@ func (r *Registry) Register(name string, c Constructor) error {
 	return nil
 }
 
-// Names lists the registered analyzers, sorted.
-func (r *Registry) Names() []string {
-	names := make([]string, 0, len(r.ctors))
-	for n := range r.ctors {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+// Names lists the analyzers in the catalog, sorted.
+func (r *Catalog) Names() []string { return slices.Sorted(maps.Keys(r.ctors)) }
 
 // Build constructs the analyzers cfg names. On error, whatever was built is closed.
-func (r *Registry) Build(cfg Config) (*Set, error) {
+func (r *Catalog) Build(cfg Config) (*Set, error) {
 	names := cfg.Analyzers
 	if len(names) == 0 {
 		names = []string{"faces", "sheet"}
@@ -140,8 +128,8 @@ func (r *Registry) Build(cfg Config) (*Set, error) {
 	return s, nil
 }
 
-// NewSet builds a Set from the built-in registry.
-func NewSet(cfg Config) (*Set, error) { return NewRegistry().Build(cfg) }
+// NewSet builds a Set from the built-in analyzers.
+func NewSet(cfg Config) (*Set, error) { return builtin.Build(cfg) }
 
 // Set is the analyzers one worker runs on every frame. It owns model sessions and scratch
 // buffers, so it is NOT safe for concurrent use: build one Set per worker goroutine.
