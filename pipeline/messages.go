@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/segmentio/kafka-go"
+
+	"proctor/store"
 )
 
 // Wire format, schema version 1. The message key is the session id: the
@@ -107,10 +109,15 @@ func (e EventMessage) Validate() error {
 	if e.Type == "" {
 		return errors.New("event type is empty")
 	}
+	if err := store.CheckText("event type", e.Type, 64); err != nil {
+		return err
+	}
 	if len(e.Payload) > 0 && !json.Valid(e.Payload) {
 		return fmt.Errorf("event payload (%d bytes) is not valid JSON", len(e.Payload))
 	}
-	return nil
+	// json.Valid lets invalid UTF-8 through inside strings; PostgreSQL refuses it. The API
+	// checks this too: this catches what reached the topic without passing the API.
+	return store.CheckJSONText("event data", e.Payload, 0)
 }
 
 func validateCommon(session string, seq, captured, received int64) error {
@@ -119,6 +126,8 @@ func validateCommon(session string, seq, captured, received int64) error {
 		return errors.New("session id is empty")
 	case len(session) > maxSessionIDLen:
 		return fmt.Errorf("session id is %d bytes, at most %d allowed", len(session), maxSessionIDLen)
+	case store.CheckText("session id", session, 0) != nil:
+		return store.CheckText("session id", session, 0)
 	case seq < 0:
 		return fmt.Errorf("seq %d is negative", seq)
 	case captured <= 0:
