@@ -127,6 +127,9 @@ func (s *Server) createExport(c *fiber.Ctx) error {
 	if err := in.Filters.Validate(); err != nil {
 		return bad(fiber.StatusBadRequest, err.Error())
 	}
+	if err := checkFields(field{"purpose", in.Purpose, 1000}); err != nil {
+		return err
+	}
 	if strings.TrimSpace(in.Purpose) == "" || len(in.Purpose) > 1000 {
 		return bad(fiber.StatusBadRequest, "purpose is required (why the data is exported, at most 1000 characters)")
 	}

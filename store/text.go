@@ -24,6 +24,24 @@ type TextError struct {
 
 func (e *TextError) Error() string { return e.Field + ": " + e.Problem }
 
+// Is makes a TextError match ErrInvalid.
+func (e *TextError) Is(target error) bool { return target == ErrInvalid }
+
+// ErrInvalid matches errors about what the caller asked for (a bad name, scope, email, text):
+// their text is meant for the caller. Other errors from the store may come from the database
+// and are logged, never shown to a client.
+var ErrInvalid = errors.New("invalid input")
+
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+// invalidf is an error for the caller that matches ErrInvalid.
+func invalidf(format string, args ...any) error {
+	return &invalidError{fmt.Sprintf(format, args...)}
+}
+
 // IsTextError reports whether err (or an error it wraps) is a TextError.
 func IsTextError(err error) bool {
 	var te *TextError

@@ -13,6 +13,7 @@
 //	proctor models    list models; register, shadow, promote, roll back versions
 //	proctor export    export reviewer-labelled data for retraining
 //	proctor precision flags raised and confirmed per flag type and model version
+//	proctor deadletter list or replay the messages the workers gave up on
 package main
 
 import (
@@ -44,6 +45,7 @@ commands:
   models     models list | register DIR | shadow|unshadow|promote NAME VERSION | rollback NAME | compare NAME VERSION
   export     export --org ORG --purpose WHY --out DIR [--from --to --exam --flag-types --model --verdicts --kinds]
   precision  precision [--org ORG] [--bucket day|week|all]   flags raised, confirmed, dismissed per model version
+  deadletter deadletter list [--topic T] [--session S] [--pending] [--payload] | replay (--id N,N... | --all) --kafka-brokers B
 
 Run 'proctor <command> -h' for the flags of a command. Every flag can also be set with the
 environment variable shown in its help.
@@ -85,6 +87,8 @@ func main() {
 		err = runExport(ctx, args)
 	case "precision":
 		err = runPrecision(ctx, args)
+	case "deadletter":
+		err = runDeadLetter(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
