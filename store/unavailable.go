@@ -81,3 +81,12 @@ func pgUnavailable(code string) bool {
 	}
 	return false
 }
+
+// IsDatabaseError reports whether err came from the database or its driver (a refused
+// statement, a lost connection): such text may name tables, values or hosts, so handlers log it
+// and answer without it.
+func IsDatabaseError(err error) bool {
+	var pgErr *pgconn.PgError
+	var liteErr sqlite3.Error
+	return errors.As(err, &pgErr) || errors.As(err, &liteErr) || Unavailable(err)
+}
