@@ -90,8 +90,8 @@ type Consumer struct {
 // NewConsumer creates a consumer of topic in group cfg.GroupFor(topic).
 // deadLetter writes permanently failing messages to cfg.Topics.DeadLetter;
 // it may be nil only when topic is the dead-letter topic itself (whose
-// consumer ignores it). Metrics are
-// registered on reg (nil: not registered). Call Run, once, to start
+// consumer ignores it: it never dead-letters). Metrics are registered on reg
+// (nil: not registered). Call Run, once, to start
 // consuming. The topic must exist first (EnsureTopics): the Readers do not
 // watch for partitions that appear later, so a topic created afterwards is
 // only picked up at the next rebalance.
