@@ -126,8 +126,6 @@ func validateCommon(session string, seq, captured, received int64) error {
 		return errors.New("session id is empty")
 	case len(session) > maxSessionIDLen:
 		return fmt.Errorf("session id is %d bytes, at most %d allowed", len(session), maxSessionIDLen)
-	case store.CheckText("session id", session, 0) != nil:
-		return store.CheckText("session id", session, 0)
 	case seq < 0:
 		return fmt.Errorf("seq %d is negative", seq)
 	case captured <= 0:
@@ -135,7 +133,8 @@ func validateCommon(session string, seq, captured, received int64) error {
 	case received <= 0:
 		return fmt.Errorf("received-at %d is not a Unix time in ms", received)
 	}
-	return nil
+	// The key becomes a column: PostgreSQL refuses invalid UTF-8 and NUL.
+	return store.CheckText("session id", session, 0)
 }
 
 // EncodeFrame turns f into a Kafka message (no topic set). Value aliases
