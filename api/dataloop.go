@@ -128,6 +128,9 @@ func (s *Server) createExport(c *fiber.Ctx) error {
 	if err := in.Filters.Validate(); err != nil {
 		return bad(fiber.StatusBadRequest, err.Error())
 	}
+	if err := checkFields(field{"purpose", in.Purpose, 1000}); err != nil {
+		return err
+	}
 	if strings.TrimSpace(in.Purpose) == "" || len(in.Purpose) > 1000 {
 		return bad(fiber.StatusBadRequest, "purpose is required (why the data is exported, at most 1000 characters)")
 	}
@@ -145,8 +148,11 @@ func (s *Server) createExport(c *fiber.Ctx) error {
 	b := &export.Builder{Store: s.store, Cropper: s.cropper}
 	res, err := b.Build(ctx, export.Request{OrgID: p.OrgID, Actor: p.Actor, Purpose: in.Purpose, Filters: in.Filters,
 		MaxItems: in.MaxItems, ActiveModels: inForce})
-	if err != nil {
+	if err != nil && !store.IsDatabaseError(err) {
 		return bad(fiber.StatusBadRequest, err.Error())
+	}
+	if err != nil {
+		return err // logged, never echoed
 	}
 	s.cropper = b.Cropper // loaded once, reused by later exports (under exportMu)
 	rec, err := s.saveExport(c, res)

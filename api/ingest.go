@@ -25,8 +25,12 @@ func (s *Server) createSession(c *fiber.Ctx) error {
 	key := caller(c)
 	form := func(name string) string { return strings.TrimSpace(c.FormValue(name)) }
 	sess := &store.Session{OrgID: key.OrgID, ID: form("id"), ExamID: form("exam_id"), CandidateID: form("candidate_id")}
+	if err := checkFields(field{"id", sess.ID, 64}, field{"exam_id", sess.ExamID, 128},
+		field{"candidate_id", sess.CandidateID, 128}); err != nil {
+		return err
+	}
 	if sess.ID != "" && !validID(sess.ID) {
-		return bad(fiber.StatusBadRequest, "id must be 1-64 characters of letters, digits, '-', '_' or '.'")
+		return bad(fiber.StatusBadRequest, "id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	if sess.ExamID == "" || len(sess.ExamID) > 128 {
 		return bad(fiber.StatusBadRequest, "exam_id is required (at most 128 characters)")
@@ -69,7 +73,7 @@ func (s *Server) createSession(c *fiber.Ctx) error {
 		return bad(fiber.StatusBadRequest, "photo: "+err.Error())
 	}
 	if _, _, err := analyzers.ValidateJPEG(photo); err != nil {
-		return bad(fiber.StatusUnprocessableEntity, "photo: "+err.Error())
+		return bad(jpegStatus(err), "photo: "+err.Error())
 	}
 	sess.RegistrationPhoto = photo
 
@@ -136,7 +140,7 @@ func (s *Server) postFrame(c *fiber.Ctx) error {
 		return bad(fiber.StatusRequestEntityTooLarge, fmt.Sprintf("frame is %d bytes; the limit is %d", len(body), s.cfg.MaxFrameBytes))
 	}
 	if _, _, err := analyzers.ValidateJPEG(body); err != nil {
-		return bad(fiber.StatusUnprocessableEntity, "frame: "+err.Error())
+		return bad(jpegStatus(err), "frame: "+err.Error())
 	}
 	if done, err := s.store.FrameStored(c.UserContext(), id, camera, seq); err != nil {
 		return err
@@ -237,6 +241,9 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 		if len(e.Data) > 0 && !json.Valid(e.Data) {
 			return bad(fiber.StatusBadRequest, where+": data must be a JSON value")
 		}
+		if err := store.CheckJSONText("data", e.Data, 0); err != nil {
+			return bad(fiber.StatusBadRequest, where+": "+err.Error())
+		}
 		if err := validatePayload(e.Type, e.Data); err != nil {
 			return bad(fiber.StatusBadRequest, where+": "+err.Error())
 		}
@@ -312,15 +319,15 @@ func intField(v string, lo, hi int) (int, error) {
 	return n, nil
 }
 
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
+// jpegStatus is the status for a JPEG that ValidateJPEG refused: 400 for sides outside the
+// documented 32..8192 px (the request breaks a stated limit), 422 for a damaged or unsupported
+// file.
+func jpegStatus(err error) int {
+	if errors.Is(err, analyzers.ErrTooLarge) || errors.Is(err, analyzers.ErrTooSmall) {
+		return fiber.StatusBadRequest
 	}
-	for _, r := range id {
-		ok := r == '-' || r == '_' || r == '.' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')
-		if !ok {
-			return false
-		}
-	}
-	return true
+	return fiber.StatusUnprocessableEntity
 }
+
+// validID reports whether id matches sessionIDPattern.
+func validID(id string) bool { return sessionIDPattern.MatchString(id) }

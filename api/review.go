@@ -136,12 +136,18 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"name\": \"...\", \"scopes\": [\"ingest\"|\"review\"|\"admin\"]}")
 	}
-	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 200 {
+	if err := checkFields(field{"name", in.Name, 200}); err != nil {
+		return err
+	}
+	if strings.TrimSpace(in.Name) == "" {
 		return bad(fiber.StatusBadRequest, "name is required (at most 200 characters)")
 	}
 	token, k, err := s.store.CreateAPIKey(c.UserContext(), principal(c).OrgID, in.Name, in.Scopes)
-	if err != nil {
+	if errors.Is(err, store.ErrInvalid) {
 		return bad(fiber.StatusBadRequest, err.Error())
+	}
+	if err != nil {
+		return err // a database error: logged, never echoed
 	}
 	if err := s.audit(c, "key.create", "key:"+k.ID, k.Name+" ["+k.Scopes+"]"); err != nil {
 		return err

@@ -144,7 +144,7 @@ func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry
 		return c.Send(openAPI)
 	})
 
-	v1 := app.Group("/v1")
+	v1 := app.Group("/v1", s.checkText) // text.go: no invalid UTF-8, NUL or oversized strings
 	ingest, review, admin := s.auth(store.ScopeIngest), s.auth(store.ScopeReview), s.auth(store.ScopeAdmin)
 	v1.Post("/sessions", ingest, s.createSession)
 	v1.Post("/sessions/:id/frames", ingest, s.postFrame)

@@ -35,10 +35,16 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if generated {
 		in.Password = store.NewPassword()
 	}
+	if err := checkFields(field{"email", in.Email, 254}, field{"role", in.Role, 32}, field{"password", in.Password, 1024}); err != nil {
+		return err
+	}
 	p := principal(c)
 	u, err := s.store.CreateUser(c.UserContext(), p.OrgID, in.Email, in.Role, in.Password, false)
-	if err != nil {
+	if errors.Is(err, store.ErrInvalid) {
 		return bad(fiber.StatusBadRequest, err.Error())
+	}
+	if err != nil {
+		return err // a database error: logged, never echoed
 	}
 	if err := s.audit(c, "user.create", "user:"+u.ID, fiber.Map{"email": u.Email, "role": u.Role}); err != nil {
 		return err

@@ -134,8 +134,8 @@ func (s *Server) recordVerdicts(c *fiber.Ctx, ids []uint, verdict, note, batch s
 		return nil, bad(fiber.StatusBadRequest, "verdict must be 'confirmed' or 'dismissed'")
 	}
 	note = strings.TrimSpace(note)
-	if len(note) > 4000 {
-		return nil, bad(fiber.StatusBadRequest, "note is longer than 4000 bytes")
+	if err := checkFields(field{"note", note, 4000}); err != nil {
+		return nil, err
 	}
 	p := principal(c)
 	out, err := s.store.RecordVerdicts(c.UserContext(), store.VerdictInput{OrgID: p.OrgID, FlagIDs: ids,

@@ -37,6 +37,7 @@ func (s *Server) workspaceRoutes(app *fiber.App, v1 fiber.Router) {
 	v1.Put("/users/:id", admin, s.updateUser)
 	v1.Get("/keys", admin, s.listKeys)
 	v1.Delete("/keys/:id", admin, s.revokeKey)
+	v1.Get("/admin/deadletter", admin, s.listDeadLetters)
 	v1.Get("/exams/:exam/settings", admin, s.getExamSettings)
 	v1.Put("/exams/:exam/settings", admin, s.putExamSettings)
 

@@ -190,6 +190,9 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		kcfg.Topics.Frames: frames.Handle,
 		kcfg.Topics.Audio:  audio.Handle,
 		kcfg.Topics.Events: pipeline.AnswerEvents(pipeline.EventHandler(a.Store), a.Store, audio.Answers()),
+		// Dead letters are recorded in the database for admins (GET /v1/admin/deadletter,
+		// proctor deadletter list|replay).
+		kcfg.Topics.DeadLetter: pipeline.DeadLetterRecorder(a.Store),
 	} {
 		c, err := pipeline.NewConsumer(kcfg, topic, h, dlq, registry)
 		if err != nil {
@@ -235,7 +238,7 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		defer a.wg.Done()
 		a.purgeAudio(ctx)
 	}()
-	log.Info("workers started", "topics", []string{kcfg.Topics.Frames, kcfg.Topics.Audio, kcfg.Topics.Events})
+	log.Info("workers started", "topics", []string{kcfg.Topics.Frames, kcfg.Topics.Audio, kcfg.Topics.Events, kcfg.Topics.DeadLetter})
 	return nil
 }
 

@@ -278,6 +278,7 @@ func routeRules() []routeRule {
 			return jsonReq("/v1/users/"+o.Other, map[string]bool{"disabled": false})
 		}},
 		{method: "GET", route: "/v1/audit", who: []string{store.ScopeAdmin}, req: get("/v1/audit?limit=1000")},
+		{method: "GET", route: "/v1/admin/deadletter", who: []string{store.ScopeAdmin}, req: get("/v1/admin/deadletter?limit=1000")},
 		{method: "GET", route: "/v1/exams/:exam/settings", who: []string{store.ScopeAdmin}, req: get("/v1/exams/exam-shared/settings")},
 		{method: "PUT", route: "/v1/exams/:exam/settings", who: []string{store.ScopeAdmin}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
 			return jsonReq("/v1/exams/exam-shared/settings", map[string]any{"face_absent_after_sec": 6})
@@ -328,6 +329,10 @@ func TestAuthorisationMatrix(t *testing.T) {
 	ctx := context.Background()
 	// Something of org-b's in every list an org-a caller can read: it must never show.
 	if _, err := a.Store.CreateUser(ctx, "org-b", "marker@org-b.example.com", store.RoleReviewer, m.oth.Password, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store.RecordDeadLetter(ctx, &store.DeadLetter{Topic: "authz.events", Key: []byte(m.oth.Sessions[0].ID),
+		Class: "invalid", Reason: "marker", DeadAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	otherMarks := []string{"org-b", m.oth.Sessions[0].CandidateID}

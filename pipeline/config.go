@@ -192,14 +192,25 @@ type Config struct {
 	Concurrency int
 
 	// RetryBackoffMin and RetryBackoffMax bound the exponential backoff
-	// between attempts when a handler returns a transient error. The
-	// message is retried until it succeeds or the consumer stops; it is
-	// never skipped, so a long outage shows up as growing lag, not as lost
-	// data.
+	// between attempts when a handler returns an error that is not
+	// Permanent. While the database as a whole is unavailable
+	// (store.Unavailable: connection refused, timeout, shutting down) the
+	// message is retried until it succeeds or the consumer stops: a long
+	// outage shows up as growing lag, not as lost data.
 	//
 	// Default: 100ms and 5s
 	RetryBackoffMin time.Duration
 	RetryBackoffMax time.Duration
+
+	// MaxAttempts is how often a message is tried when it fails for a
+	// reason of its own (the database refuses the row, a bug in a
+	// handler), before it goes to the dead-letter topic so that the rest
+	// of its partition is not held back. Failures while the database is
+	// unavailable do not count. With the default backoff, 5 attempts take
+	// about 1.5 s.
+	//
+	// Default: 5
+	MaxAttempts int
 
 	// ShutdownGrace is how long a handler that is running when the consumer
 	// is asked to stop may still take before its context is cancelled. The
@@ -254,6 +265,7 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.Concurrency, 2)
 	setDur(&c.RetryBackoffMin, 100*time.Millisecond)
 	setDur(&c.RetryBackoffMax, 5*time.Second)
+	setInt(&c.MaxAttempts, 5)
 	setDur(&c.ShutdownGrace, 10*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -13,13 +13,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"proctor/store"
 )
 
 // Handler processes one message and stores its result. It returns nil once
 // the result is stored (the offset is committed after that), a Permanent
 // error when the message can never be processed (it goes to the dead-letter
-// topic), or any other error when it should be tried again later (database
-// down). A message may be delivered more than once (after a crash, a
+// topic at once), or any other error when it should be tried again. An error
+// for which store.Unavailable is true (database down) is retried without
+// limit; any other is retried Config.MaxAttempts times, then the message is
+// dead-lettered. A message may be delivered more than once (after a crash, a
 // rebalance, a failed commit), so storing must be idempotent.
 //
 // Messages of one partition, and so of one session, reach the handler one at
@@ -36,6 +40,23 @@ const (
 	HeaderDLQOffset    = "dlq-offset"    // and offset there
 	HeaderDLQGroup     = "dlq-group"     // the consumer group that gave up on it
 	HeaderDLQTimeMs    = "dlq-time-ms"   // when, Unix ms
+	HeaderDLQClass     = "dlq-class"     // why, as a DeadLetterReason
+	HeaderDLQAttempts  = "dlq-attempts"  // how often the handler was tried
+)
+
+// DeadLetterReason classifies why a message was dead-lettered (the dlq-class
+// header and the reason label of the dead-letter metric).
+type DeadLetterReason string
+
+const (
+	// ReasonInvalid: the handler said Permanent (the message does not decode
+	// or holds what can never be stored, such as invalid UTF-8 text).
+	ReasonInvalid DeadLetterReason = "invalid"
+	// ReasonPanic: the handler panicked on it.
+	ReasonPanic DeadLetterReason = "panic"
+	// ReasonStoreFailed: storing failed Config.MaxAttempts times while the
+	// database was otherwise available (it refuses this row).
+	ReasonStoreFailed DeadLetterReason = "store_failed"
 )
 
 // maxReasonLen bounds dlq-reason: error texts can embed payload excerpts.
@@ -68,8 +89,9 @@ type Consumer struct {
 
 // NewConsumer creates a consumer of topic in group cfg.GroupFor(topic).
 // deadLetter writes permanently failing messages to cfg.Topics.DeadLetter;
-// it may be nil only when topic is the dead-letter topic itself. Metrics are
-// registered on reg (nil: not registered). Call Run, once, to start
+// it may be nil only when topic is the dead-letter topic itself (whose
+// consumer ignores it: it never dead-letters). Metrics are registered on reg
+// (nil: not registered). Call Run, once, to start
 // consuming. The topic must exist first (EnsureTopics): the Readers do not
 // watch for partitions that appear later, so a topic created afterwards is
 // only picked up at the next rebalance.
@@ -83,6 +105,9 @@ func NewConsumer(cfg Config, topic string, handler Handler, deadLetter *Producer
 	}
 	if deadLetter == nil && topic != cfg.Topics.DeadLetter {
 		return nil, fmt.Errorf("pipeline: consumer of %s needs a dead-letter producer", topic)
+	}
+	if topic == cfg.Topics.DeadLetter {
+		deadLetter = nil // dead-lettering a dead letter would loop: it is logged and skipped
 	}
 	c := &Consumer{
 		cfg:     cfg,
@@ -228,6 +253,7 @@ func (c *Consumer) process(ctx context.Context, r *kafka.Reader, msg kafka.Messa
 	defer stop()
 
 	backoff := c.cfg.RetryBackoffMin
+	failures := 0 // failures of this message's own, not counting database outages
 	for attempt := 1; ; attempt++ {
 		err := c.call(hctx, msg)
 		if err == nil {
@@ -235,7 +261,11 @@ func (c *Consumer) process(ctx context.Context, r *kafka.Reader, msg kafka.Messa
 			break
 		}
 		if IsPermanent(err) {
-			if !c.deadLetter(ctx, msg, err) {
+			reason := ReasonInvalid
+			if errors.Is(err, errHandlerPanic) {
+				reason = ReasonPanic
+			}
+			if !c.deadLetter(ctx, msg, err, reason, attempt) {
 				return false
 			}
 			break
@@ -243,12 +273,31 @@ func (c *Consumer) process(ctx context.Context, r *kafka.Reader, msg kafka.Messa
 		if ctx.Err() != nil {
 			return false
 		}
-		// Transient: never skip the message, or its result would be lost
-		// once a later offset of the partition is committed.
+		if store.Unavailable(err) {
+			// The whole database is down or overloaded: every message would
+			// fail alike. Wait on this one (the partition pauses) without
+			// limit; skipping it would lose its result once a later offset
+			// is committed.
+			c.m.dbWaits.Inc()
+			c.log.Warn("database unavailable; retrying the same message",
+				"session", string(msg.Key), "partition", msg.Partition, "offset", msg.Offset,
+				"attempt", attempt, "backoff", backoff, "err", err)
+		} else {
+			// This message's own failure (the database refuses the row, a
+			// bug): a few tries, then dead-letter it so that the partition
+			// moves on. It can be replayed after a fix.
+			failures++
+			if failures >= c.cfg.MaxAttempts {
+				if !c.deadLetter(ctx, msg, err, ReasonStoreFailed, attempt) {
+					return false
+				}
+				break
+			}
+			c.log.Warn("handler failed; retrying the same message",
+				"session", string(msg.Key), "partition", msg.Partition, "offset", msg.Offset,
+				"attempt", attempt, "of", c.cfg.MaxAttempts, "backoff", backoff, "err", err)
+		}
 		c.m.retries.Inc()
-		c.log.Warn("handler failed; retrying the same message",
-			"session", string(msg.Key), "partition", msg.Partition, "offset", msg.Offset,
-			"attempt", attempt, "backoff", backoff, "err", err)
 		if !sleepCtx(ctx, backoff) {
 			return false
 		}
@@ -270,11 +319,13 @@ func (c *Consumer) call(ctx context.Context, msg kafka.Message) (err error) {
 		if p := recover(); p != nil {
 			c.log.Error("handler panicked", "session", string(msg.Key), "partition", msg.Partition,
 				"offset", msg.Offset, "panic", p, "stack", string(debug.Stack()))
-			err = Permanent(fmt.Errorf("handler panic: %v", p))
+			err = Permanent(fmt.Errorf("%w: %v", errHandlerPanic, p))
 		}
 	}()
 	return c.handler(ctx, msg)
 }
+
+var errHandlerPanic = errors.New("handler panic")
 
 // commit stores msg's offset + 1 for the group. Kafka keeps one offset per
 // partition, so this also commits every earlier message of the partition,
@@ -293,19 +344,17 @@ func (c *Consumer) commit(ctx context.Context, r *kafka.Reader, msg kafka.Messag
 
 // deadLetter writes msg to the dead-letter topic, retrying until the write is
 // acknowledged (the message must not be committed before that) or ctx ends.
-func (c *Consumer) deadLetter(ctx context.Context, msg kafka.Message, cause error) bool {
-	reason := cause.Error()
-	if len(reason) > maxReasonLen {
-		reason = reason[:maxReasonLen]
-	}
+func (c *Consumer) deadLetter(ctx context.Context, msg kafka.Message, cause error, class DeadLetterReason, attempts int) bool {
+	// Error texts can quote the payload: keep the header storable text.
+	reason := store.CleanText(cause.Error(), maxReasonLen)
 	if c.dlq == nil {
 		// Consuming the dead-letter topic itself: dead-lettering again
 		// would loop forever. Log loudly and move on.
-		c.log.Error("permanent failure on the dead-letter topic; skipping the message",
+		c.log.Error("giving up on a message of the dead-letter topic; skipping it",
 			"session", string(msg.Key), "partition", msg.Partition, "offset", msg.Offset, "err", reason)
 		return true
 	}
-	headers := make([]kafka.Header, 0, len(msg.Headers)+6)
+	headers := make([]kafka.Header, 0, len(msg.Headers)+8)
 	headers = append(headers, msg.Headers...)
 	headers = append(headers,
 		kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
@@ -314,6 +363,8 @@ func (c *Consumer) deadLetter(ctx context.Context, msg kafka.Message, cause erro
 		kafka.Header{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, msg.Offset, 10)},
 		kafka.Header{Key: HeaderDLQGroup, Value: []byte(c.group)},
 		kafka.Header{Key: HeaderDLQTimeMs, Value: strconv.AppendInt(nil, time.Now().UnixMilli(), 10)},
+		kafka.Header{Key: HeaderDLQClass, Value: []byte(class)},
+		kafka.Header{Key: HeaderDLQAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
 	)
 	// Same key: a session's dead letters stay in order on one partition.
 	dl := kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers}
@@ -334,9 +385,10 @@ func (c *Consumer) deadLetter(ctx context.Context, msg kafka.Message, cause erro
 		}
 		backoff = min(2*backoff, c.cfg.RetryBackoffMax)
 	}
-	c.m.deadLettered.Inc()
+	c.m.deadLettered.WithLabelValues(string(class)).Inc()
 	c.log.Warn("message dead-lettered", "session", string(msg.Key), "partition", msg.Partition,
-		"offset", msg.Offset, "dead_letter_topic", c.cfg.Topics.DeadLetter, "reason", reason)
+		"offset", msg.Offset, "dead_letter_topic", c.cfg.Topics.DeadLetter, "class", class,
+		"attempts", attempts, "reason", reason)
 	return true
 }
 

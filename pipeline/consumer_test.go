@@ -286,7 +286,7 @@ func TestBadMessageGoesToDeadLetter(t *testing.T) {
 		}
 		t.Logf("dead-letter reason: %s", header(dl, HeaderDLQReason))
 		waitCommitted(t, cfg, c.GroupID(), cfg.Topics.Frames)
-		if v := metricValue(c.m.deadLettered); v != 1 {
+		if v := metricValue(c.m.deadLettered.WithLabelValues(string(ReasonInvalid))); v != 1 {
 			t.Errorf("dead-lettered counter = %v, want 1", v)
 		}
 	})

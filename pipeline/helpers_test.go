@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"regexp"
@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,7 +299,9 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[i]
 }
 
-var errTransient = errors.New("database unavailable (test)")
+// errTransient is what a handler returns while the database is down: store.Unavailable says so,
+// and the consumer retries without limit.
+var errTransient = fmt.Errorf("database unavailable (test): %w", syscall.ECONNREFUSED)
 
 // metricValue reads a counter or gauge (prometheus/testutil would need a
 // module that go.sum does not carry).

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/segmentio/kafka-go"
+
+	"proctor/store"
 )
 
 // Wire format, schema version 1. The message key is the session id: the
@@ -107,10 +109,15 @@ func (e EventMessage) Validate() error {
 	if e.Type == "" {
 		return errors.New("event type is empty")
 	}
+	if err := store.CheckText("event type", e.Type, 64); err != nil {
+		return err
+	}
 	if len(e.Payload) > 0 && !json.Valid(e.Payload) {
 		return fmt.Errorf("event payload (%d bytes) is not valid JSON", len(e.Payload))
 	}
-	return nil
+	// json.Valid lets invalid UTF-8 through inside strings; PostgreSQL refuses it. The API
+	// checks this too: this catches what reached the topic without passing the API.
+	return store.CheckJSONText("event data", e.Payload, 0)
 }
 
 func validateCommon(session string, seq, captured, received int64) error {
@@ -126,7 +133,8 @@ func validateCommon(session string, seq, captured, received int64) error {
 	case received <= 0:
 		return fmt.Errorf("received-at %d is not a Unix time in ms", received)
 	}
-	return nil
+	// The key becomes a column: PostgreSQL refuses invalid UTF-8 and NUL.
+	return store.CheckText("session id", session, 0)
 }
 
 // EncodeFrame turns f into a Kafka message (no topic set). Value aliases

@@ -43,7 +43,8 @@ func newProducerMetrics(reg prometheus.Registerer) *producerMetrics {
 type consumerMetrics struct {
 	consumed     prometheus.Counter
 	handled      prometheus.Counter
-	deadLettered prometheus.Counter
+	deadLettered *prometheus.CounterVec // curried with the topic; label reason (a DeadLetterReason)
+	dbWaits      prometheus.Counter
 	retries      prometheus.Counter
 	commitErrors prometheus.Counter
 	fetchErrors  prometheus.Counter
@@ -59,10 +60,14 @@ func newConsumerMetrics(reg prometheus.Registerer, topic string) *consumerMetric
 	}
 	t := prometheus.Labels{"topic": topic}
 	return &consumerMetrics{
-		consumed:     counter("proctor_pipeline_consumed_messages_total", "Messages fetched from Kafka, by topic (redeliveries count again)."),
-		handled:      counter("proctor_pipeline_handled_messages_total", "Messages the handler processed successfully, by topic."),
-		deadLettered: counter("proctor_pipeline_dead_lettered_messages_total", "Messages written to the dead-letter topic, by source topic."),
-		retries:      counter("proctor_pipeline_handler_retries_total", "Transient handler failures that were retried, by topic."),
+		consumed: counter("proctor_pipeline_consumed_messages_total", "Messages fetched from Kafka, by topic (redeliveries count again)."),
+		handled:  counter("proctor_pipeline_handled_messages_total", "Messages the handler processed successfully, by topic."),
+		deadLettered: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proctor_pipeline_dead_lettered_messages_total",
+			Help: "Messages written to the dead-letter topic, by source topic and reason (invalid, panic, store_failed).",
+		}, []string{"topic", "reason"})).MustCurryWith(t),
+		dbWaits:      counter("proctor_pipeline_database_unavailable_retries_total", "Handler failures because the database was unavailable; the message was retried without limit, by topic."),
+		retries:      counter("proctor_pipeline_handler_retries_total", "Handler failures that were retried (the database unavailable or the message's own, up to MaxAttempts), by topic."),
 		commitErrors: counter("proctor_pipeline_commit_errors_total", "Failed offset commits (the messages will be redelivered), by topic."),
 		fetchErrors:  counter("proctor_pipeline_fetch_errors_total", "Errors from FetchMessage (group join, broker unreachable), by topic."),
 		latency: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{

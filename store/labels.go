@@ -66,10 +66,7 @@ func (l *Label) Validate() error {
 	default:
 		return fmt.Errorf("unknown label kind %q (want answer_end, phrase_missed, not_phrase or attribute)", l.Kind)
 	}
-	if len(l.Note) > 2000 {
-		return errors.New("note is longer than 2000 characters")
-	}
-	return nil
+	return CheckText("note", l.Note, 2000)
 }
 
 // AddLabel stores a validated label and its audit entry in one transaction. An attribute label's

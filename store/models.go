@@ -177,5 +177,6 @@ func allModels() []any {
 		&APIKey{}, &AuditEntry{}, &Event{}, &AudioChunk{},
 		&AudioStretch{}, &SpeechSegment{}, &PhraseDetection{}, &AnswerSegment{},
 		&User{}, &WebSession{}, &ExamSetting{}, &Recording{},
-		&Label{}, &ModelVersion{}, &ShadowObservation{}, &AudioSample{}, &PseudonymKey{}, &Export{}}
+		&Label{}, &ModelVersion{}, &ShadowObservation{}, &AudioSample{}, &PseudonymKey{}, &Export{},
+		&DeadLetter{}}
 }

@@ -145,13 +145,16 @@ func ValidScope(s string) bool {
 
 // CreateAPIKey stores a new key and returns the token to hand out once: "pk_<id>_<secret>".
 func (s *Store) CreateAPIKey(ctx context.Context, orgID, name string, scopes []string) (string, *APIKey, error) {
+	if err := CheckText("name", name, 200); err != nil {
+		return "", nil, err
+	}
 	for _, sc := range scopes {
 		if !ValidScope(sc) {
-			return "", nil, fmt.Errorf("unknown scope %q (want ingest, review, data or admin)", sc)
+			return "", nil, invalidf("unknown scope %q (want ingest, review, data or admin)", CleanText(sc, 64))
 		}
 	}
 	if len(scopes) == 0 {
-		return "", nil, errors.New("a key needs at least one scope")
+		return "", nil, invalidf("a key needs at least one scope")
 	}
 	id, secret := randomHex(8), randomHex(32)
 	k := &APIKey{ID: id, SecretHash: hashSecret(secret), Name: name, OrgID: orgID,

@@ -121,7 +121,7 @@ func NormalizeEmail(email string) (string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Address != email || len(email) > 254 {
-		return "", fmt.Errorf("%q is not an email address", email)
+		return "", invalidf("%q is not an email address", CleanText(email, 254))
 	}
 	return email, nil
 }
@@ -134,10 +134,10 @@ func (s *Store) CreateUser(ctx context.Context, orgID, email, role, password str
 		return nil, err
 	}
 	if !ValidRole(role) {
-		return nil, fmt.Errorf("unknown role %q (want reviewer, data or admin)", role)
+		return nil, invalidf("unknown role %q (want reviewer, data or admin)", CleanText(role, 32))
 	}
 	if len(password) < MinPasswordLen {
-		return nil, fmt.Errorf("password must be at least %d characters", MinPasswordLen)
+		return nil, invalidf("password must be at least %d characters", MinPasswordLen)
 	}
 	u := &User{ID: randomHex(8), OrgID: orgID, Email: email, Role: role, PasswordHash: HashPassword(password)}
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -145,7 +145,7 @@ func (s *Store) CreateUser(ctx context.Context, orgID, email, role, password str
 		err := tx.Where("email = ?", email).Take(&existing).Error
 		if err == nil {
 			if !replace || existing.OrgID != orgID {
-				return fmt.Errorf("a user with email %s already exists", email)
+				return invalidf("a user with email %s already exists", email)
 			}
 			u.ID, u.CreatedAt = existing.ID, existing.CreatedAt
 			if err := tx.Model(&User{}).Where("id = ?", u.ID).Updates(map[string]any{

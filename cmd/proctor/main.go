@@ -14,6 +14,7 @@
 //	proctor export    export reviewer-labelled data for retraining
 //	proctor precision flags raised and confirmed per flag type and model version
 //	proctor checks    list every check with its flag types, settings and models
+//	proctor deadletter list or replay the messages the workers gave up on
 package main
 
 import (
@@ -46,6 +47,7 @@ commands:
   export     export --org ORG --purpose WHY --out DIR [--from --to --exam --flag-types --model --verdicts --kinds]
   precision  precision [--org ORG] [--bucket day|week|all]   flags raised, confirmed, dismissed per model version
   checks     checks list [--json | --markdown]   every check: flag types, severity, weight, settings, analyzers, models
+  deadletter deadletter list [--topic T] [--session S] [--pending] [--payload] | replay (--id N,N... | --all) --kafka-brokers B
 
 Run 'proctor <command> -h' for the flags of a command. Every flag can also be set with the
 environment variable shown in its help.
@@ -89,6 +91,8 @@ func main() {
 		err = runPrecision(ctx, args)
 	case "checks":
 		err = runChecks(ctx, args)
+	case "deadletter":
+		err = runDeadLetter(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
