@@ -14,8 +14,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"proctor/export"
+	"proctor/internal/modelversions"
 	"proctor/models"
-	"proctor/pipeline"
 	"proctor/store"
 )
 
@@ -135,7 +135,7 @@ func (s *Server) createExport(c *fiber.Ctx) error {
 	}
 	p := principal(c)
 	ctx := c.UserContext()
-	inForce, err := pipeline.ModelsInForce(ctx, s.store)
+	inForce, err := modelversions.InForce(ctx, s.store)
 	if err != nil {
 		return err
 	}
@@ -299,9 +299,9 @@ func (s *Server) registerModel(c *fiber.Ctx) error {
 		return err
 	}
 	p := principal(c)
-	v, err := pipeline.PrepareVersion(mj, data, card, eval, p.Actor)
+	v, err := modelversions.Prepare(mj, data, card, eval, p.Actor)
 	switch {
-	case errors.Is(err, pipeline.ErrBadVersion):
+	case errors.Is(err, modelversions.ErrRefused):
 		return bad(fiber.StatusBadRequest, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		return bad(fiber.StatusConflict, err.Error())

@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"proctor/export"
+	"proctor/internal/modelversions"
 	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
@@ -223,7 +224,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	if err := s.store.Ping(ctx); err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
 	}
-	inForce, err := pipeline.ModelsInForce(ctx, s.store)
+	inForce, err := modelversions.InForce(ctx, s.store)
 	if err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
 	}

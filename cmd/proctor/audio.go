@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"proctor/analyzers"
+	"proctor/internal/wav"
 	"proctor/models"
 	"proctor/rules"
 )
@@ -79,7 +80,7 @@ func runAnalyzeAudio(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	samples, rate, err := analyzers.DecodeWAV(data)
+	samples, rate, err := wav.Decode(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w (convert it with: sox IN -b 16 -c 1 OUT.wav)", files[0], err)
 	}
@@ -322,7 +323,7 @@ func evalOne(ctx context.Context, set *analyzers.AudioSet, path string, chunkMs 
 		return r, fmt.Errorf("%s: labels: %w", path, err)
 	}
 	r.voice = lab.Voice.Variant
-	samples, rate, err := analyzers.DecodeWAV(data)
+	samples, rate, err := wav.Decode(data)
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", path, err)
 	}
@@ -413,7 +414,7 @@ func vadBoundaryCheck(ctx context.Context, file, span string) error {
 	if err != nil {
 		return fmt.Errorf("skipped (%v)", err)
 	}
-	samples, rate, err := analyzers.DecodeWAV(data)
+	samples, rate, err := wav.Decode(data)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"proctor/export"
+	"proctor/internal/modelversions"
 	"proctor/models"
-	"proctor/pipeline"
 	"proctor/store"
 )
 
@@ -67,7 +67,7 @@ func printRegistry(ctx context.Context, sf serviceFlags) error {
 		return nil
 	}
 	defer st.Close()
-	inForce, err := pipeline.ModelsInForce(ctx, st)
+	inForce, err := modelversions.InForce(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func registerModel(ctx context.Context, args []string) error {
 	}
 	card, _ := os.ReadFile(filepath.Join(pos[0], "card.md"))
 	eval, _ := os.ReadFile(filepath.Join(pos[0], "eval.json"))
-	v, err := pipeline.PrepareVersion(mj, data, card, eval, "cli")
+	v, err := modelversions.Prepare(mj, data, card, eval, "cli")
 	if err != nil {
 		return err
 	}
@@ -228,7 +228,7 @@ func runExport(ctx context.Context, args []string) error {
 		}
 		*d.t = t.UTC()
 	}
-	inForce, err := pipeline.ModelsInForce(ctx, st)
+	inForce, err := modelversions.InForce(ctx, st)
 	if err != nil {
 		return err
 	}

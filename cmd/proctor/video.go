@@ -17,6 +17,7 @@ import (
 	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
+	"proctor/worker"
 )
 
 // videoFlag is one line of `proctor analyze video`. Offsets are ms from the video's first frame;
@@ -93,7 +94,7 @@ func runAnalyzeVideo(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	frames, err := pipeline.NewFrameHandlers(analyzers.Config{}, 1, st, rules.New(rules.Config{}), nil, quiet)
+	frames, err := worker.NewFrameHandlers(analyzers.Config{}, 1, st, rules.New(rules.Config{}), nil, quiet)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"proctor/analyzers"
+	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -87,9 +88,9 @@ func (h *FrameHandlers) Config() analyzers.Config { return h.cfg }
 
 // Handle analyses one frame message: decode → analyzers → store + rules in one transaction.
 func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
-	fm, err := DecodeFrame(m)
+	fm, err := pipeline.DecodeFrame(m)
 	if err != nil {
-		return Permanent(fmt.Errorf("decode frame message: %w", err))
+		return pipeline.Permanent(fmt.Errorf("decode frame message: %w", err))
 	}
 	// A redelivered frame was stored before the crash; skipping it here saves the model time.
 	// The unique key below still guards against a race.
@@ -101,7 +102,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	}
 	sess, err := h.store.GetSession(ctx, "", fm.SessionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return Permanent(fmt.Errorf("frame for unknown session %s", fm.SessionID))
+		return pipeline.Permanent(fmt.Errorf("frame for unknown session %s", fm.SessionID))
 	} else if err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	pool.put(set)
 	if err != nil {
 		if invalidImage(err) {
-			return Permanent(fmt.Errorf("frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err))
+			return pipeline.Permanent(fmt.Errorf("frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err))
 		}
 		return err
 	}
@@ -137,7 +138,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 
 	obsJSON, err := json.Marshal(obs)
 	if err != nil {
-		return Permanent(err)
+		return pipeline.Permanent(err)
 	}
 	fr := &store.FrameResult{SessionID: fm.SessionID, Camera: fm.Camera, Seq: fm.Seq,
 		CapturedAtMs: fm.CapturedAtMs, ReceivedAtMs: fm.ReceivedAtMs, Faces: len(obs.Faces),
@@ -266,11 +267,11 @@ func secondBest(faces []analyzers.Face) float32 {
 }
 
 // EventHandler stores exam-flow events. The exam-flow state machine builds on these rows.
-func EventHandler(st *store.Store) Handler {
+func EventHandler(st *store.Store) pipeline.Handler {
 	return func(ctx context.Context, m kafka.Message) error {
-		em, err := DecodeEvent(m)
+		em, err := pipeline.DecodeEvent(m)
 		if err != nil {
-			return Permanent(fmt.Errorf("decode event message: %w", err))
+			return pipeline.Permanent(fmt.Errorf("decode event message: %w", err))
 		}
 		return st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			isNew, err := store.InsertEvent(tx, &store.Event{SessionID: em.SessionID, Seq: em.Seq,
