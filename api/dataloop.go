@@ -19,7 +19,7 @@ import (
 	"proctor/store"
 )
 
-// The data-team loop (docs/data-loop.md): reviewer labels, dataset exports, the model registry
+// The data-team loop (docs/data-loop.md): reviewer labels, dataset exports, model versions
 // with shadow and promotion, and per-model precision.
 func (s *Server) dataLoopRoutes(v1 fiber.Router) {
 	review, admin := s.auth(store.ScopeReview), s.auth(store.ScopeAdmin)

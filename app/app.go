@@ -40,7 +40,7 @@ type Config struct {
 	// Recordings: processing of uploaded recordings. Its Dir (and API.Recordings.Dir) default to
 	// DATA_DIR/recordings.
 	Recordings worker.RecordingConfig
-	// ModelPoll is how often workers check the model registry for another active or shadow
+	// ModelPoll is how often workers check the model versions for another active or shadow
 	// version. Default 10 s.
 	ModelPoll time.Duration
 	// AudioRetention is how long analysed audio is kept for training exports. Default 30 days.
@@ -176,7 +176,7 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 	}
 	a.closers = append(a.closers, audio.Close)
 	audio.Answers().UseExamSettings(engine)
-	// The registry's active versions before the first message, then whatever gets promoted.
+	// The active model versions before the first message, then whatever gets promoted.
 	watcher := &worker.ModelWatcher{Store: a.Store, Frames: frames, Audio: audio, Log: log, Metrics: registry}
 	if err := watcher.Apply(ctx); err != nil {
 		return err

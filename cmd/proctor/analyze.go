@@ -102,7 +102,7 @@ func readImageJPEG(path string) ([]byte, error) {
 	return data, nil
 }
 
-// listModels prints the built-in models and, when the database opens, the registry's versions.
+// listModels prints the built-in models and, when the database opens, the registered model versions.
 func listModels(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("models list", flag.ContinueOnError)
 	var sf serviceFlags
@@ -128,5 +128,5 @@ func listModels(ctx context.Context, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return printRegistry(ctx, sf)
+	return printModelVersions(ctx, sf)
 }

@@ -66,7 +66,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", env("PROCTOR_LOG_LEVEL", "info"), "debug, info, warn or error (PROCTOR_LOG_LEVEL)")
 	fs.StringVar(&f.recordingsDir, "recordings-dir", env("PROCTOR_RECORDINGS_DIR", ""), "uploaded recordings; API and workers on different machines must share it; empty = DATA_DIR/recordings (PROCTOR_RECORDINGS_DIR)")
 	fs.Float64Var(&f.recordingFPS, "recording-fps", envFloat("PROCTOR_RECORDING_FPS", 1), "frames per second analysed from uploaded recordings (PROCTOR_RECORDING_FPS)")
-	fs.DurationVar(&f.modelPoll, "model-poll", envDuration("PROCTOR_MODEL_POLL", 10*time.Second), "how often workers check the model registry for a promoted or shadow version (PROCTOR_MODEL_POLL)")
+	fs.DurationVar(&f.modelPoll, "model-poll", envDuration("PROCTOR_MODEL_POLL", 10*time.Second), "how often workers check the model versions for a promoted or shadow version (PROCTOR_MODEL_POLL)")
 	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "analysed audio is kept this long for training exports (PROCTOR_AUDIO_RETENTION)")
 	fs.BoolVar(&f.discardAudio, "discard-audio", env("PROCTOR_DISCARD_AUDIO", "") == "true", "do not keep analysed audio (no audio snippets in exports) (PROCTOR_DISCARD_AUDIO)")
 	fs.Int64Var(&f.maxRecordingBytes, "max-recording-bytes", int64(envInt("PROCTOR_MAX_RECORDING_BYTES", 2<<30)), "largest recording upload accepted (PROCTOR_MAX_RECORDING_BYTES)")

@@ -60,10 +60,10 @@ func openStoreFlags(ctx context.Context, name string, args []string, extra func(
 	return st, pos, err
 }
 
-func printRegistry(ctx context.Context, sf serviceFlags) error {
+func printModelVersions(ctx context.Context, sf serviceFlags) error {
 	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
 	if err != nil {
-		fmt.Printf("\nmodel registry: not read (%v)\n", err)
+		fmt.Printf("\nmodel versions: not read (%v)\n", err)
 		return nil
 	}
 	defer st.Close()
