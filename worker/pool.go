@@ -89,8 +89,7 @@ func (p *setPool[T]) Close() {
 }
 
 // livePool is a setPool that can be replaced while handlers run, when another model version is
-// activated: handlers in flight finish on the old sets, new messages get new
-// ones.
+// activated: handlers in flight finish on the old sets, new messages get new ones.
 type livePool[T interface{ Close() error }] struct {
 	cur atomic.Pointer[setPool[T]]
 }
