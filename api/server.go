@@ -18,7 +18,6 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/segmentio/kafka-go"
 
 	"proctor/export"
 	"proctor/internal/modelversions"
@@ -82,16 +81,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Publisher sends messages to Kafka and returns only once the broker acknowledged them.
-type Publisher interface {
-	Send(ctx context.Context, topic string, msgs ...kafka.Message) error
-}
-
 // Server holds what the handlers need.
 type Server struct {
 	cfg       Config
 	store     *store.Store
-	pub       Publisher
+	pub       pipeline.Sender
 	rules     *rules.Engine
 	log       *slog.Logger
 	registry  *prometheus.Registry
@@ -113,7 +107,7 @@ type Server struct {
 }
 
 // New builds the Fiber app. registry receives the HTTP metrics and is served at /metrics.
-func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry *prometheus.Registry, log *slog.Logger) *fiber.App {
+func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, registry *prometheus.Registry, log *slog.Logger) *fiber.App {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, store: st, pub: pub, rules: eng, log: log, registry: registry,
 		signIn: limiter{Burst: cfg.SignInBurst, Every: cfg.SignInEvery}}

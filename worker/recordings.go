@@ -89,16 +89,11 @@ func (c RecordingConfig) WithDefaults() RecordingConfig {
 	return c
 }
 
-// Sender produces messages and returns once Kafka acknowledged them (pipeline.Producer does).
-type Sender interface {
-	Send(ctx context.Context, topic string, msgs ...kafka.Message) error
-}
-
 // RecordingProcessor turns uploaded recordings into frame and audio messages.
 type RecordingProcessor struct {
 	cfg    RecordingConfig
 	store  *store.Store
-	out    Sender
+	out    pipeline.Sender
 	topics pipeline.Topics
 	log    *slog.Logger
 	worker string // identifies this processor's claims
@@ -106,7 +101,7 @@ type RecordingProcessor struct {
 }
 
 // NewRecordingProcessor returns a processor producing to topics through out.
-func NewRecordingProcessor(cfg RecordingConfig, st *store.Store, out Sender, topics pipeline.Topics, log *slog.Logger) *RecordingProcessor {
+func NewRecordingProcessor(cfg RecordingConfig, st *store.Store, out pipeline.Sender, topics pipeline.Topics, log *slog.Logger) *RecordingProcessor {
 	host, _ := os.Hostname()
 	if log == nil {
 		log = slog.Default()

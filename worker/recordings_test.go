@@ -28,7 +28,7 @@ import (
 	"proctor/store"
 )
 
-// sendRecorder is a Sender that keeps what it was given and can fail on demand.
+// sendRecorder is a pipeline.Sender that keeps what it was given and can fail on demand.
 type sendRecorder struct {
 	mu     sync.Mutex
 	msgs   map[string][]kafka.Message
@@ -119,7 +119,7 @@ func queueRecording(t *testing.T, st *store.Store, dir string, data []byte, came
 	return rec
 }
 
-func newTestProcessor(st *store.Store, dir string, out Sender) *RecordingProcessor {
+func newTestProcessor(st *store.Store, dir string, out pipeline.Sender) *RecordingProcessor {
 	cfg := RecordingConfig{Dir: dir, AudioChunk: 2 * time.Second, Batch: 2}
 	return NewRecordingProcessor(cfg, st, out, pipeline.Topics{Frames: "t.frames", Audio: "t.audio"}, slog.New(slog.DiscardHandler))
 }
