@@ -29,6 +29,11 @@ type serviceFlags struct {
 	discardAudio                                              bool
 }
 
+// serviceAnalyzers is the default of --analyzers for serve, worker, demo and bench: the face
+// count, identity and head-pose checks, mask/occlusion, the person/phone detector, and the
+// evidence camera's A4-sheet and camera-motion (room scan) checks.
+var serviceAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons", "sheet", "cameramotion"}
+
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v
