@@ -15,21 +15,13 @@ import (
 	"proctor/models"
 )
 
-func runAnalyze(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == "audio" {
-		return runAnalyzeAudio(ctx, args[1:])
-	}
-	if len(args) > 0 && args[0] == "video" {
-		return runAnalyzeVideo(ctx, args[1:], os.Stdout, os.Stderr)
-	}
-	if len(args) == 0 || args[0] != "image" {
-		return usageError{errors.New("usage: proctor analyze image FILE... | proctor analyze audio FILE.wav [--questions MS,...] | proctor analyze video FILE [--camera main|evidence] [--fps 1] [--start MS]")}
-	}
+// runAnalyzeImage: proctor analyze image [--enroll REF.jpg] FILE...
+func runAnalyzeImage(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("analyze image", flag.ContinueOnError)
 	camera := fs.String("camera", analyzers.CameraMain, "camera the images come from: main or evidence")
 	enroll := fs.String("enroll", "", "registration photo: each image's main face gets \"match\" against it")
 	names := fs.String("analyzers", strings.Join(analyze.ImageAnalyzers, ","), "analyzers to run, in order")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -114,15 +116,31 @@ func (f *serviceFlags) config() app.Config {
 	return cfg
 }
 
+// parse parses a command's flags. -h or --help prints the usage to stdout and returns
+// flag.ErrHelp (exit 0); a mistake prints the error and the usage to stderr and returns a
+// usageError (exit 2).
 func parse(fs *flag.FlagSet, args []string) error {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: proctor %s [flags]\n\n", fs.Name())
+		fmt.Fprintf(&out, "usage: proctor %s [flags]\n\n", fs.Name())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Stdout.Write(out.Bytes())
+		return err
+	case err != nil:
+		os.Stderr.Write(out.Bytes())
 		return usageError{err}
 	}
 	return nil
+}
+
+// service is the command that runs the API and/or the workers (serve, api, worker).
+func service(runAPI, runWorkers bool) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error { return runService(ctx, args, runAPI, runWorkers) }
 }
 
 // runService runs the API and/or the workers until SIGINT/SIGTERM.
@@ -169,17 +187,15 @@ func runMigrate(ctx context.Context, args []string) error {
 	return nil
 }
 
-func runKeys(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usageError{fmt.Errorf("usage: proctor keys create --org ORG --name NAME --scopes ingest,review,data,admin")}
-	}
+// runKeysCreate: proctor keys create --org ORG --name NAME --scopes ingest,review,data,admin
+func runKeysCreate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 	var sf serviceFlags
 	sf.register(fs)
 	org := fs.String("org", "default", "organisation the key belongs to (created if missing)")
 	name := fs.String("name", "", "what the key is for, e.g. 'exam platform' or 'reviewer alice'")
 	scopes := fs.String("scopes", "", "comma-separated scopes: ingest, review, data, admin")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *name == "" || *scopes == "" {

@@ -23,7 +23,6 @@ func runEvalVision(ctx context.Context, args []string) error {
 
 func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval vision", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	data := fs.String("data", "../shared/data/faces", "labelled folder: identities*/NAME/*, multi_person/*, optional no_face/*")
 	names := fs.String("analyzers", strings.Join(eval.DefaultAnalyzers, ","), "analyzers to evaluate, in order")
 	only := fs.String("checks", "", "comma-separated checks to run (default all: "+eval.CheckNames()+")")

@@ -14,7 +14,6 @@ import (
 // runAnalyzeVideo: proctor analyze video [flags] FILE (internal/analyze.Video does the work).
 func runAnalyzeVideo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("analyze video", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	camera := fs.String("camera", analyzers.CameraMain, "camera that recorded the video: main or evidence")
 	fps := fs.Float64("fps", 1, "frames per second of video to analyse (the rate live frames are posted at)")
 	start := fs.Int64("start", 0, "wall-clock time of the first frame, ms since epoch: flags then also carry start_ms/end_ms")

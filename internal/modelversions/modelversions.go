@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"proctor/internal/digest"
 	"proctor/models"
@@ -62,4 +64,20 @@ func Prepare(manifestJSON, data, card, eval []byte, actor string) (*store.ModelV
 	}
 	return &store.ModelVersion{Name: m.Name, Version: m.Version, SHA256: digest.Bytes(data), Manifest: string(manifestJSON),
 		Data: data, Card: string(card), Eval: string(eval), RegisteredBy: actor}, nil
+}
+
+// PrepareDir is Prepare for a retraining run's version directory: manifest.json and the ONNX file
+// it names, with card.md and eval.json when present.
+func PrepareDir(dir, actor string) (*store.ModelVersion, error) {
+	m, mj, err := models.ReadVersionDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	data, err := models.ModelBytes(m)
+	if err != nil {
+		return nil, err
+	}
+	card, _ := os.ReadFile(filepath.Join(dir, "card.md"))
+	eval, _ := os.ReadFile(filepath.Join(dir, "eval.json"))
+	return Prepare(mj, data, card, eval, actor)
 }
