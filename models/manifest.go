@@ -63,7 +63,7 @@ type Manifest struct {
 
 	// Path is the absolute path of the verified file; set by Load, empty from Lookup.
 	Path string `json:"-"`
-	// data is the file of a registered version (registered.go), held in memory.
+	// data is the file of a registered version (versions.go), held in memory.
 	data []byte
 }
 
