@@ -68,7 +68,7 @@ type AudioHandlers struct {
 // NewAudioHandlers loads one analyzer set straight away (a missing model fails at start-up) and
 // allows up to maxConcurrent (one per consumer goroutine).
 func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weights map[string]float64,
-	registry prometheus.Registerer, log *slog.Logger) (*AudioHandlers, error) {
+	metrics prometheus.Registerer, log *slog.Logger) (*AudioHandlers, error) {
 	maxConcurrent = max(maxConcurrent, 1)
 	if cfg.StretchTolerance <= 0 {
 		cfg.StretchTolerance = 2 * time.Second
@@ -88,8 +88,8 @@ func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weigh
 		Name: "proctor_audio_duplicates_total", Help: "Audio chunks skipped because they were already analysed."})
 	h.stretches = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "proctor_audio_stretches_total", Help: "Audio stretches started (session starts, gaps, late chunks)."})
-	if registry != nil {
-		registry.MustRegister(h.analyzeSeconds, h.realtime, h.duplicates, h.stretches)
+	if metrics != nil {
+		metrics.MustRegister(h.analyzeSeconds, h.realtime, h.duplicates, h.stretches)
 	}
 	return h, nil
 }

@@ -40,7 +40,7 @@ type FrameHandlers struct {
 // NewFrameHandlers builds the frame handler for up to maxConcurrent goroutines. It loads one
 // analyzer set straight away so a missing model fails at start-up, not on the first frame.
 func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, eng *rules.Engine,
-	registry prometheus.Registerer, log *slog.Logger) (*FrameHandlers, error) {
+	metrics prometheus.Registerer, log *slog.Logger) (*FrameHandlers, error) {
 	maxConcurrent = max(maxConcurrent, 1)
 	if cfg.CameraMotion.Thumbs == nil {
 		// One store for every pooled set: a session's consecutive frames may land on any of them.
@@ -59,8 +59,8 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 		Buckets: prometheus.ExponentialBuckets(0.002, 2, 14)})
 	h.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "proctor_frame_duplicates_total", Help: "Frames skipped because they were already stored (redelivery or resend)."})
-	if registry != nil {
-		registry.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates)
+	if metrics != nil {
+		metrics.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates)
 	}
 	return h, nil
 }
