@@ -1,3 +1,7 @@
+// Package worker is what consumes the Kafka topics (package pipeline carries them): the frame,
+// audio and event handlers that analyse, store and raise flags, the processor that turns
+// uploaded recordings into frame and audio messages, and the watcher that keeps the analyzers on
+// the active and shadow model versions. The API never imports it.
 package worker
 
 import (
