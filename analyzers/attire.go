@@ -22,7 +22,7 @@ type AttireConfig struct {
 	OccludedScore float32 `json:"occluded_score,omitempty"`
 	// Threads is the intra-op thread count of the model session. Default 1.
 	Threads int `json:"threads,omitempty"`
-	// Active replaces the built-in version with a registered one (the model registry's active
+	// Active replaces the built-in version with a registered one (the active model
 	// version); Shadow runs a second version on the same crops, reported in
 	// Observation.Shadow and never in the faces' attributes, so it raises no flags.
 	Active *models.Manifest `json:"-"`

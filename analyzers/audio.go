@@ -17,7 +17,7 @@ const AudioRate = 16000
 // AudioAnalyzer is one streaming check over a stretch of 16 kHz mono audio: a run of chunks
 // without a gap. It keeps state between calls (recurrent model state, half-filled frames), and
 // that state can be saved and restored so that any worker can continue a stretch another worker
-// began (see pipeline/audio.go). Like Analyzer it is not safe for concurrent use.
+// began (see worker/audio.go). Like Analyzer it is not safe for concurrent use.
 type AudioAnalyzer interface {
 	Name() string
 	// Version identifies the model and thresholds, stored with what the analyzer finds.
@@ -366,86 +366,6 @@ func (r *stateReader) floatsInto(dst []float32) []float32 {
 		dst[i] = r.f32()
 	}
 	return dst
-}
-
-// DecodeWAV reads a RIFF/WAVE file of PCM samples (8, 16, 24 or 32-bit integer or 32-bit float,
-// any channel count: channels are averaged) and returns the samples (-1..1) and the rate. It is
-// how a recording's audio track enters the analyzers (the CLI, evaluation, uploaded recordings).
-func DecodeWAV(b []byte) ([]float32, int, error) {
-	if len(b) < 12 || string(b[:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return nil, 0, errors.New("not a RIFF/WAVE file")
-	}
-	var format, channels, rate, bits int
-	haveFmt := false
-	for p := 12; p+8 <= len(b); {
-		id := string(b[p : p+4])
-		size := int(binary.LittleEndian.Uint32(b[p+4 : p+8]))
-		body := b[p+8:]
-		if size > len(body) {
-			if id != "data" {
-				return nil, 0, fmt.Errorf("WAV chunk %q is truncated", id)
-			}
-			size = len(body) // streaming writers leave the data size unset
-		}
-		switch id {
-		case "fmt ":
-			if size < 16 {
-				return nil, 0, errors.New("WAV fmt chunk is too short")
-			}
-			format = int(binary.LittleEndian.Uint16(body[0:2]))
-			channels = int(binary.LittleEndian.Uint16(body[2:4]))
-			rate = int(binary.LittleEndian.Uint32(body[4:8]))
-			bits = int(binary.LittleEndian.Uint16(body[14:16]))
-			if format == 0xFFFE && size >= 26 { // WAVE_FORMAT_EXTENSIBLE: the sub-format's first 2 bytes
-				format = int(binary.LittleEndian.Uint16(body[24:26]))
-			}
-			haveFmt = true
-		case "data":
-			if !haveFmt {
-				return nil, 0, errors.New("WAV data chunk before fmt chunk")
-			}
-			return decodeSamples(body[:size], format, channels, bits, rate)
-		}
-		p += 8 + size + size&1
-	}
-	return nil, 0, errors.New("WAV has no data chunk")
-}
-
-func decodeSamples(data []byte, format, channels, bits, rate int) ([]float32, int, error) {
-	if channels < 1 || rate < 1000 || rate > 192000 {
-		return nil, 0, fmt.Errorf("WAV has %d channels at %d Hz", channels, rate)
-	}
-	if !(format == 1 && (bits == 8 || bits == 16 || bits == 24 || bits == 32)) && !(format == 3 && bits == 32) {
-		return nil, 0, fmt.Errorf("WAV format %d at %d bits unsupported (want integer PCM or 32-bit float)", format, bits)
-	}
-	bps := bits / 8
-	frames := len(data) / (bps * channels)
-	out := make([]float32, frames)
-	for i := range frames {
-		var sum float32
-		for c := range channels {
-			o := (i*channels + c) * bps
-			var v float32
-			switch {
-			case format == 3:
-				v = math.Float32frombits(binary.LittleEndian.Uint32(data[o:]))
-			case bits == 8:
-				v = (float32(data[o]) - 128) / 128
-			case bits == 16:
-				v = float32(int16(binary.LittleEndian.Uint16(data[o:]))) / 32768
-			case bits == 24:
-				v = float32(int32(uint32(data[o])<<8|uint32(data[o+1])<<16|uint32(data[o+2])<<24)>>8) / 8388608
-			default:
-				v = float32(int32(binary.LittleEndian.Uint32(data[o:]))) / 2147483648
-			}
-			sum += v
-		}
-		out[i] = sum / float32(channels)
-	}
-	if frames == 0 {
-		return nil, 0, errors.New("WAV has no samples")
-	}
-	return out, rate, nil
 }
 
 // EncodePCM16 converts samples (-1..1) to s16le bytes, the wire format of audio chunks.

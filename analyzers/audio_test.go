@@ -2,7 +2,6 @@ package analyzers_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"math"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"proctor/analyzers"
 	"proctor/internal/testaudio"
+	"proctor/internal/wav"
 	"proctor/models"
 )
 
@@ -170,7 +170,7 @@ func TestVADOnRealMandarin(t *testing.T) {
 		t.Skipf("%s not available (dev data lives in ../shared/data): %v", path, err)
 	}
 	set := newAudioSet(t, analyzers.AudioConfig{Analyzers: []string{"vad"}})
-	samples, rate, err := analyzers.DecodeWAV(data)
+	samples, rate, err := wav.Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,50 +215,6 @@ func TestResampleKeepsTone(t *testing.T) {
 	}
 	if peak > 0.005 {
 		t.Errorf("12 kHz tone leaks through 48→16 kHz at %.4f", peak)
-	}
-}
-
-func TestDecodeWAVFormats(t *testing.T) {
-	wav := func(format, channels, bits, rate int, frames [][]float64) []byte {
-		bps := bits / 8
-		data := make([]byte, 0, len(frames)*channels*bps)
-		for _, f := range frames {
-			for _, v := range f {
-				switch {
-				case format == 3:
-					data = binary.LittleEndian.AppendUint32(data, math.Float32bits(float32(v)))
-				case bits == 16:
-					data = binary.LittleEndian.AppendUint16(data, uint16(int16(v*32767)))
-				case bits == 24:
-					x := int32(v * 8388607)
-					data = append(data, byte(x), byte(x>>8), byte(x>>16))
-				}
-			}
-		}
-		h := []byte("RIFF\x00\x00\x00\x00WAVEfmt ")
-		h = binary.LittleEndian.AppendUint32(h, 16)
-		h = binary.LittleEndian.AppendUint16(h, uint16(format))
-		h = binary.LittleEndian.AppendUint16(h, uint16(channels))
-		h = binary.LittleEndian.AppendUint32(h, uint32(rate))
-		h = binary.LittleEndian.AppendUint32(h, uint32(rate*channels*bps))
-		h = binary.LittleEndian.AppendUint16(h, uint16(channels*bps))
-		h = binary.LittleEndian.AppendUint16(h, uint16(bits))
-		h = append(h, "data"...)
-		h = binary.LittleEndian.AppendUint32(h, uint32(len(data)))
-		return append(h, data...)
-	}
-	frames := [][]float64{{0.5, -0.5}, {0.25, 0.25}}
-	for _, tc := range []struct {
-		name                   string
-		format, channels, bits int
-	}{{"s16 stereo", 1, 2, 16}, {"s24 stereo", 1, 2, 24}, {"f32 stereo", 3, 2, 32}} {
-		s, rate, err := analyzers.DecodeWAV(wav(tc.format, tc.channels, tc.bits, 22050, frames))
-		if err != nil || rate != 22050 || len(s) != 2 || math.Abs(float64(s[0])) > 1e-3 || math.Abs(float64(s[1])-0.25) > 1e-3 {
-			t.Errorf("%s: %v %d %v (want channels averaged: 0, 0.25)", tc.name, s, rate, err)
-		}
-	}
-	if _, _, err := analyzers.DecodeWAV([]byte("RIFF....WAVEjunk")); err == nil {
-		t.Error("WAV without chunks decoded")
 	}
 }
 

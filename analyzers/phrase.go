@@ -30,7 +30,7 @@ type PhraseConfig struct {
 	Refractory time.Duration `json:"refractory,omitempty"`
 	// Threads is the intra-op thread count of each session. Default 1.
 	Threads int `json:"threads,omitempty"`
-	// Active replaces the built-in head with a registered version (the model registry's active
+	// Active replaces the built-in head with a registered version (the active model
 	// version). Shadow runs a second head on the same embeddings with its own threshold and
 	// detection state; its detections go to AudioObservation.ShadowPhrases, never to Phrases,
 	// so it raises no flags.

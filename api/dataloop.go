@@ -14,13 +14,13 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"proctor/export"
+	"proctor/internal/modelversions"
 	"proctor/models"
-	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
 )
 
-// The data-team loop (docs/data-loop.md): reviewer labels, dataset exports, the model registry
+// The data-team loop (docs/data-loop.md): reviewer labels, dataset exports, model versions
 // with shadow and promotion, and per-model precision.
 func (s *Server) dataLoopRoutes(v1 fiber.Router) {
 	review, admin := s.auth(store.ScopeReview), s.auth(store.ScopeAdmin)
@@ -139,7 +139,7 @@ func (s *Server) createExport(c *fiber.Ctx) error {
 	}
 	p := principal(c)
 	ctx := c.UserContext()
-	inForce, err := pipeline.ModelsInForce(ctx, s.store)
+	inForce, err := modelversions.InForce(ctx, s.store)
 	if err != nil {
 		return err
 	}
@@ -306,9 +306,9 @@ func (s *Server) registerModel(c *fiber.Ctx) error {
 		return err
 	}
 	p := principal(c)
-	v, err := pipeline.PrepareVersion(mj, data, card, eval, p.Actor)
+	v, err := modelversions.Prepare(mj, data, card, eval, p.Actor)
 	switch {
-	case errors.Is(err, pipeline.ErrBadVersion):
+	case errors.Is(err, modelversions.ErrRefused):
 		return bad(fiber.StatusBadRequest, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		return bad(fiber.StatusConflict, err.Error())

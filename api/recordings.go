@@ -19,7 +19,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"proctor/analyzers"
-	"proctor/pipeline"
 	"proctor/store"
 )
 
@@ -35,7 +34,7 @@ import (
 // breaks is never half-written, the upload stays at the last acknowledged offset, and the client
 // resends only that chunk (a PUT at another offset answers 409 with the offset to resume from).
 // When the last byte arrives the SHA-256, kept incrementally in the row, is compared with the
-// declared one; a match queues the file for a worker (pipeline.RecordingProcessor).
+// declared one; a match queues the file for a worker (worker.RecordingProcessor).
 
 // RecordingUploads configures recording uploads. Zero values take the defaults.
 type RecordingUploads struct {
@@ -196,7 +195,7 @@ func (s *Server) createFile(id string) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("create recordings dir: %w", err)
 	}
-	f, err := os.OpenFile(pipeline.RecordingPath(dir, id), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	f, err := os.OpenFile(store.RecordingPath(dir, id), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
 		return err
 	}
@@ -271,7 +270,7 @@ func (s *Server) putChunk(c *fiber.Ctx) error {
 			if err := s.store.FailUpload(ctx, rec.ID, msg, now); err != nil {
 				return err
 			}
-			_ = os.Remove(pipeline.RecordingPath(s.cfg.Recordings.Dir, rec.ID))
+			_ = os.Remove(store.RecordingPath(s.cfg.Recordings.Dir, rec.ID))
 			return bad(fiber.StatusUnprocessableEntity, msg)
 		}
 	}
@@ -287,7 +286,7 @@ func (s *Server) putChunk(c *fiber.Ctx) error {
 	}
 	h, err := restoreHash(rec.HashState)
 	if err == nil {
-		err = writeChunk(pipeline.RecordingPath(s.cfg.Recordings.Dir, rec.ID), offset, body)
+		err = writeChunk(store.RecordingPath(s.cfg.Recordings.Dir, rec.ID), offset, body)
 	}
 	if err != nil {
 		_ = s.store.AbortChunk(ctx, rec.ID, offset)
@@ -319,7 +318,7 @@ func (s *Server) putChunk(c *fiber.Ctx) error {
 	if status == store.RecordingFailed {
 		// The bytes are not the file the client meant to send; keeping up to MaxBytes of them
 		// per failed try would fill the disk.
-		_ = os.Remove(pipeline.RecordingPath(s.cfg.Recordings.Dir, rec.ID))
+		_ = os.Remove(store.RecordingPath(s.cfg.Recordings.Dir, rec.ID))
 		s.log.Warn("recording checksum mismatch", "session", rec.SessionID, "recording", rec.ID)
 		return c.Status(fiber.StatusUnprocessableEntity).JSON(fiber.Map{"error": msg, "offset": rec.Received, "status": rec.Status})
 	}

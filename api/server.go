@@ -18,9 +18,9 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/segmentio/kafka-go"
 
 	"proctor/export"
+	"proctor/internal/modelversions"
 	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
@@ -81,16 +81,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Publisher sends messages to Kafka and returns only once the broker acknowledged them.
-type Publisher interface {
-	Send(ctx context.Context, topic string, msgs ...kafka.Message) error
-}
-
 // Server holds what the handlers need.
 type Server struct {
 	cfg       Config
 	store     *store.Store
-	pub       Publisher
+	pub       pipeline.Sender
 	rules     *rules.Engine
 	log       *slog.Logger
 	registry  *prometheus.Registry
@@ -112,7 +107,7 @@ type Server struct {
 }
 
 // New builds the Fiber app. registry receives the HTTP metrics and is served at /metrics.
-func New(cfg Config, st *store.Store, pub Publisher, eng *rules.Engine, registry *prometheus.Registry, log *slog.Logger) *fiber.App {
+func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, registry *prometheus.Registry, log *slog.Logger) *fiber.App {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, store: st, pub: pub, rules: eng, log: log, registry: registry,
 		signIn: limiter{Burst: cfg.SignInBurst, Every: cfg.SignInEvery}}
@@ -223,7 +218,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	if err := s.store.Ping(ctx); err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
 	}
-	inForce, err := pipeline.ModelsInForce(ctx, s.store)
+	inForce, err := modelversions.InForce(ctx, s.store)
 	if err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
 	}

@@ -1,5 +1,5 @@
-// Package app wires api, pipeline, analyzers, rules and store into the service's roles: the API
-// (ingest + reviewer HTTP), the workers (Kafka consumers), or both in one process.
+// Package app wires api, pipeline, worker, analyzers, rules and store into the service's roles:
+// the API (ingest + reviewer HTTP), the workers (Kafka consumers), or both in one process.
 package app
 
 import (
@@ -22,6 +22,7 @@ import (
 	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
+	"proctor/worker"
 )
 
 // Config of a running service. Zero values take the defaults.
@@ -35,11 +36,11 @@ type Config struct {
 	API                api.Config
 	Rules              rules.Config
 	Analyzers          analyzers.Config
-	Audio              pipeline.AudioConfig // VAD, phrase spotting, answer rules
+	Audio              worker.AudioConfig // VAD, phrase spotting, answer rules
 	// Recordings: processing of uploaded recordings. Its Dir (and API.Recordings.Dir) default to
 	// DATA_DIR/recordings.
-	Recordings pipeline.RecordingConfig
-	// ModelPoll is how often workers check the model registry for another active or shadow
+	Recordings worker.RecordingConfig
+	// ModelPoll is how often workers check the model versions for another active or shadow
 	// version. Default 10 s.
 	ModelPoll time.Duration
 	// AudioRetention is how long analysed audio is kept for training exports. Default 30 days.
@@ -164,19 +165,19 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 // analyzer set: ONNX sessions and OpenCV objects are not shared between goroutines.
 func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *rules.Engine, registry *prometheus.Registry) error {
 	log := a.cfg.Log
-	frames, err := pipeline.NewFrameHandlers(a.cfg.Analyzers, kcfg.Concurrency, a.Store, engine, registry, log)
+	frames, err := worker.NewFrameHandlers(a.cfg.Analyzers, kcfg.Concurrency, a.Store, engine, registry, log)
 	if err != nil {
 		return err
 	}
 	a.closers = append(a.closers, frames.Close)
-	audio, err := pipeline.NewAudioHandlers(a.cfg.Audio, kcfg.Concurrency, a.Store, engine.Weights(), registry, log)
+	audio, err := worker.NewAudioHandlers(a.cfg.Audio, kcfg.Concurrency, a.Store, engine.Weights(), registry, log)
 	if err != nil {
 		return err
 	}
 	a.closers = append(a.closers, audio.Close)
 	audio.Answers().UseExamSettings(engine)
-	// The registry's active versions before the first message, then whatever gets promoted.
-	watcher := &pipeline.ModelWatcher{Store: a.Store, Frames: frames, Audio: audio, Log: log, Metrics: registry}
+	// The active model versions before the first message, then whatever gets promoted.
+	watcher := &worker.ModelWatcher{Store: a.Store, Frames: frames, Audio: audio, Log: log, Metrics: registry}
 	if err := watcher.Apply(ctx); err != nil {
 		return err
 	}
@@ -189,10 +190,10 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 	for topic, h := range map[string]pipeline.Handler{
 		kcfg.Topics.Frames: frames.Handle,
 		kcfg.Topics.Audio:  audio.Handle,
-		kcfg.Topics.Events: pipeline.AnswerEvents(pipeline.EventHandler(a.Store), a.Store, audio.Answers()),
 		// Dead letters are recorded in the database for admins (GET /v1/admin/deadletter,
 		// proctor deadletter list|replay).
-		kcfg.Topics.DeadLetter: pipeline.DeadLetterRecorder(a.Store),
+		kcfg.Topics.DeadLetter: worker.DeadLetterRecorder(a.Store),
+		kcfg.Topics.Events:     worker.AnswerEvents(worker.EventHandler(a.Store), a.Store, audio.Answers()),
 	} {
 		c, err := pipeline.NewConsumer(kcfg, topic, h, dlq, registry)
 		if err != nil {
@@ -218,7 +219,7 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 	}()
 	// Uploaded recordings: claimed from the database like the scheduler's sessions, so every
 	// worker runs a processor and a crashed one's recording is resumed by another.
-	recordings := pipeline.NewRecordingProcessor(a.cfg.Recordings, a.Store, dlq, kcfg.Topics, log)
+	recordings := worker.NewRecordingProcessor(a.cfg.Recordings, a.Store, dlq, kcfg.Topics, log)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

@@ -238,7 +238,7 @@ func routeRules() []routeRule {
 			return matrixReq{path: fmt.Sprintf("/v1/labels/%d", m.label(t, o))}
 		}},
 		{method: "GET", route: "/v1/precision", who: []string{store.ScopeData}, req: get("/v1/precision?bucket=all")},
-		// The model registry is service-wide: allowed callers reach the handler (a version that
+		// Model versions are service-wide: allowed callers reach the handler (a version that
 		// does not exist answers 404, the built-in one cannot roll back: 409).
 		{method: "GET", route: "/v1/models", who: []string{store.ScopeData}, req: get("/v1/models")},
 		{method: "POST", route: "/v1/models", who: []string{store.ScopeData}, ok: []int{400}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {

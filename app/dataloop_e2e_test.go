@@ -65,7 +65,7 @@ func TestDataLoopEndToEnd(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			if b.dsn != "" {
-				b.dsn = testdb.FreshPostgresDSN(t) // the model registry is service-wide
+				b.dsn = testdb.FreshPostgresDSN(t) // model versions are service-wide
 			}
 			runDataLoop(t, b, timeline, script)
 		})

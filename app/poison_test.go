@@ -16,6 +16,7 @@ import (
 	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
+	"proctor/worker"
 )
 
 // deadLetterRow is one entry of GET /v1/admin/deadletter.
@@ -198,7 +199,7 @@ func TestPoisonMessage(t *testing.T) {
 			if findDeadLetter(adminDeadLetters(t, adm), a.Kafka.Topics.Frames, lateID) == nil {
 				t.Error("once the session exists, its organisation's admin does not see its dead letter")
 			}
-			res, err := pipeline.ReplayDeadLetters(ctx, a.Store, producer, store.DeadLetterFilter{IDs: []uint{late[0].ID}}, "test-operator")
+			res, err := worker.ReplayDeadLetters(ctx, a.Store, producer, store.DeadLetterFilter{IDs: []uint{late[0].ID}}, "test-operator")
 			if err != nil || len(res.Replayed) != 1 {
 				t.Fatalf("replay: %+v %v", res, err)
 			}
@@ -207,11 +208,11 @@ func TestPoisonMessage(t *testing.T) {
 				return n == 1
 			}, "the replayed frame stored")
 			// Idempotent: a second replay sends nothing.
-			res, err = pipeline.ReplayDeadLetters(ctx, a.Store, producer, store.DeadLetterFilter{SessionID: lateID, Pending: true}, "test-operator")
+			res, err = worker.ReplayDeadLetters(ctx, a.Store, producer, store.DeadLetterFilter{SessionID: lateID, Pending: true}, "test-operator")
 			if err != nil || len(res.Replayed) != 0 {
 				t.Errorf("second replay (pending only): %+v %v", res, err)
 			}
-			res, err = pipeline.ReplayDeadLetters(ctx, a.Store, producer, store.DeadLetterFilter{IDs: []uint{late[0].ID}}, "test-operator")
+			res, err = worker.ReplayDeadLetters(ctx, a.Store, producer, store.DeadLetterFilter{IDs: []uint{late[0].ID}}, "test-operator")
 			if err != nil || len(res.Replayed) != 0 || len(res.Skipped) != 1 {
 				t.Errorf("second replay by id: %+v %v", res, err)
 			}

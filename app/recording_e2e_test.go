@@ -20,7 +20,6 @@ import (
 	"proctor/analyzers"
 	"proctor/internal/platform"
 	"proctor/internal/scenario"
-	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -360,7 +359,7 @@ func TestRecordingBadInput(t *testing.T) {
 		if got.Status != store.RecordingFailed || !strings.Contains(got.Error, "checksum mismatch") {
 			t.Fatalf("%+v", got)
 		}
-		if _, err := os.Stat(pipeline.RecordingPath(a.cfg.Recordings.Dir, got.ID)); !os.IsNotExist(err) {
+		if _, err := os.Stat(store.RecordingPath(a.cfg.Recordings.Dir, got.ID)); !os.IsNotExist(err) {
 			t.Errorf("the mismatching file was kept: %v", err)
 		}
 		// Re-creating it restarts the upload from byte 0.

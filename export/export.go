@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"proctor/analyzers"
+	"proctor/internal/wav"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -450,7 +450,7 @@ func (b *Builder) audio(ctx context.Context, w *writer, q store.DatasetQuery, la
 		}
 		id := w.nextID("a")
 		it.ID, it.Audio = id, "audio/"+id+".wav"
-		w.files[it.Audio] = wav16k(pcm)
+		w.files[it.Audio] = wav.Encode(analyzers.EncodePCM16(pcm), analyzers.AudioRate)
 		w.add(it)
 	}
 	return nil
@@ -487,25 +487,6 @@ func (b *Builder) snippet(ctx context.Context, sessionID string, fromMs, toMs in
 		}
 	}
 	return out, float64(filled) / float64(max(len(out), 1)), nil
-}
-
-// wav16k encodes mono float samples as a 16-bit 16 kHz WAV file.
-func wav16k(samples []float32) []byte {
-	var buf bytes.Buffer
-	n := len(samples) * 2
-	buf.WriteString("RIFF")
-	binary.Write(&buf, binary.LittleEndian, uint32(36+n))
-	buf.WriteString("WAVEfmt ")
-	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(analyzers.AudioRate),
-		uint32(analyzers.AudioRate * 2), uint16(2), uint16(16)} {
-		binary.Write(&buf, binary.LittleEndian, v)
-	}
-	buf.WriteString("data")
-	binary.Write(&buf, binary.LittleEndian, uint32(n))
-	for _, v := range samples {
-		binary.Write(&buf, binary.LittleEndian, int16(math.Max(-32768, math.Min(32767, float64(v)*32768))))
-	}
-	return buf.Bytes()
 }
 
 // writer accumulates items and files.

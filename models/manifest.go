@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -16,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"proctor/internal/digest"
 )
 
 // Manifests are data, not code: a newer model is a new JSON file here (and a line in
@@ -62,7 +63,7 @@ type Manifest struct {
 
 	// Path is the absolute path of the verified file; set by Load, empty from Lookup.
 	Path string `json:"-"`
-	// data is the file of a registered version (registered.go), held in memory.
+	// data is the file of a registered version (versions.go), held in memory.
 	data []byte
 }
 
@@ -269,7 +270,7 @@ func VerifyFile(p, wantSHA256 string) error {
 	if done {
 		return nil
 	}
-	got, err := fileSHA256(p)
+	got, err := digest.File(p)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrModelMissing, p, err)
 	}
@@ -284,19 +285,6 @@ func VerifyFile(p, wantSHA256 string) error {
 	verified.ok[key] = true
 	verified.Unlock()
 	return nil
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Status is one line of `proctor models list`.

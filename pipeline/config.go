@@ -1,7 +1,8 @@
 // Package pipeline moves exam streams through Kafka: the API produces video
 // frames, audio chunks and exam events keyed by session id, and consumer-group
 // workers hand each message to an analysis handler, committing its offset only
-// after the handler has stored the result (at-least-once).
+// after the handler has stored the result (at-least-once). This package is the
+// transport and the message format only; the handlers are package worker's.
 //
 // The same kafka-go code path runs against a real Apache Kafka cluster and
 // against the in-process kfake broker that StartEmbeddedBroker starts when no

@@ -11,6 +11,13 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
+// Sender produces messages and returns only once Kafka acknowledged them. Producer is the one
+// implementation; the API and the recordings processor take a Sender so tests can record or fail
+// sends without a broker.
+type Sender interface {
+	Send(ctx context.Context, topic string, msgs ...kafka.Message) error
+}
+
 // Producer writes messages to Kafka and returns only once the broker has
 // acknowledged them. Use one per process: it is safe for concurrent use, and
 // concurrent Sends to the same partition share one produce request.

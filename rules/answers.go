@@ -437,7 +437,7 @@ type AnswerEngine struct {
 	// same ones the frame and timing rules use.
 	exams *Engine
 	// version is stored on the flags it raises (the audio analyzers' models and thresholds);
-	// it changes when the model registry activates another phrase model version.
+	// it changes when another phrase model version is activated.
 	version atomic.Pointer[string]
 }
 

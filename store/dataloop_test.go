@@ -10,9 +10,9 @@ import (
 	"proctor/store"
 )
 
-// registryStores are a fresh SQLite store and, with PostgreSQL configured, a fresh database:
-// the registry is service-wide, so these tests must not share it with other packages' tests.
-func registryStores(t *testing.T) map[string]*store.Store {
+// modelVersionStores are a fresh SQLite store and, with PostgreSQL configured, a fresh database:
+// model versions are service-wide, so these tests must not share them with other packages' tests.
+func modelVersionStores(t *testing.T) map[string]*store.Store {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]*store.Store{}
@@ -36,7 +36,7 @@ func registryStores(t *testing.T) map[string]*store.Store {
 // TestModelRollout walks a model through register → shadow → promote → promote a newer one →
 // rollback → rollback, checking what runs after each step and that the audit log has them all.
 func TestModelRollout(t *testing.T) {
-	for name, st := range registryStores(t) {
+	for name, st := range modelVersionStores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			for _, v := range []string{"2", "3"} {

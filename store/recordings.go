@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"gorm.io/gorm"
@@ -92,6 +93,10 @@ type Recording struct {
 	UploadedAt  int64     `json:"uploaded_at,omitempty"`  // ms since epoch, when the last byte arrived
 	ProcessedAt int64     `json:"processed_at,omitempty"` // ms since epoch, when done or failed
 }
+
+// RecordingPath is where the upload of recording id is stored under dir: the API writes it and
+// the workers read it.
+func RecordingPath(dir, id string) string { return filepath.Join(dir, id+".video") }
 
 // CreateRecording inserts r unless (session, camera, sha256) exists. It returns the row now stored
 // and whether it is the new one.

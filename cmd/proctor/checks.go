@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -12,21 +11,12 @@ import (
 	"proctor/rules"
 )
 
-// runChecks: proctor checks list [--json] [--markdown].
-func runChecks(_ context.Context, args []string) error {
-	const use = "usage: proctor checks list [--json | --markdown]"
-	if len(args) == 0 || args[0] != "list" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Println(use)
-			return flag.ErrHelp
-		}
-		return usageError{errors.New(use)}
-	}
+// runChecksList: proctor checks list [--json] [--markdown].
+func runChecksList(_ context.Context, args []string) error {
 	fs := flag.NewFlagSet("checks list", flag.ContinueOnError)
-	fs.SetOutput(os.Stdout)
 	asJSON := fs.Bool("json", false, "print the declarations as JSON")
 	markdown := fs.Bool("markdown", false, "print the README's table of checks")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *markdown {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -29,6 +31,11 @@ type serviceFlags struct {
 	modelPoll, audioRetention                                 time.Duration
 	discardAudio                                              bool
 }
+
+// serviceAnalyzers is the default of --analyzers for serve, worker, demo and bench: the face
+// count, identity and head-pose checks, mask/occlusion, the person/phone detector, and the
+// evidence camera's A4-sheet and camera-motion (room scan) checks.
+var serviceAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons", "sheet", "cameramotion"}
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
@@ -67,7 +74,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", env("PROCTOR_LOG_LEVEL", "info"), "debug, info, warn or error (PROCTOR_LOG_LEVEL)")
 	fs.StringVar(&f.recordingsDir, "recordings-dir", env("PROCTOR_RECORDINGS_DIR", ""), "uploaded recordings; API and workers on different machines must share it; empty = DATA_DIR/recordings (PROCTOR_RECORDINGS_DIR)")
 	fs.Float64Var(&f.recordingFPS, "recording-fps", envFloat("PROCTOR_RECORDING_FPS", 1), "frames per second analysed from uploaded recordings (PROCTOR_RECORDING_FPS)")
-	fs.DurationVar(&f.modelPoll, "model-poll", envDuration("PROCTOR_MODEL_POLL", 10*time.Second), "how often workers check the model registry for a promoted or shadow version (PROCTOR_MODEL_POLL)")
+	fs.DurationVar(&f.modelPoll, "model-poll", envDuration("PROCTOR_MODEL_POLL", 10*time.Second), "how often workers check the model versions for a promoted or shadow version (PROCTOR_MODEL_POLL)")
 	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "analysed audio is kept this long for training exports (PROCTOR_AUDIO_RETENTION)")
 	fs.BoolVar(&f.discardAudio, "discard-audio", env("PROCTOR_DISCARD_AUDIO", "") == "true", "do not keep analysed audio (no audio snippets in exports) (PROCTOR_DISCARD_AUDIO)")
 	fs.Int64Var(&f.maxRecordingBytes, "max-recording-bytes", int64(envInt("PROCTOR_MAX_RECORDING_BYTES", 2<<30)), "largest recording upload accepted (PROCTOR_MAX_RECORDING_BYTES)")
@@ -111,15 +118,31 @@ func (f *serviceFlags) config() app.Config {
 	return cfg
 }
 
+// parse parses a command's flags. -h or --help prints the usage to stdout and returns
+// flag.ErrHelp (exit 0); a mistake prints the error and the usage to stderr and returns a
+// usageError (exit 2).
 func parse(fs *flag.FlagSet, args []string) error {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: proctor %s [flags]\n\n", fs.Name())
+		fmt.Fprintf(&out, "usage: proctor %s [flags]\n\n", fs.Name())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Stdout.Write(out.Bytes())
+		return err
+	case err != nil:
+		os.Stderr.Write(out.Bytes())
 		return usageError{err}
 	}
 	return nil
+}
+
+// service is the command that runs the API and/or the workers (serve, api, worker).
+func service(runAPI, runWorkers bool) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error { return runService(ctx, args, runAPI, runWorkers) }
 }
 
 // runService runs the API and/or the workers until SIGINT/SIGTERM.
@@ -166,17 +189,15 @@ func runMigrate(ctx context.Context, args []string) error {
 	return nil
 }
 
-func runKeys(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usageError{fmt.Errorf("usage: proctor keys create --org ORG --name NAME --scopes ingest,review,data,admin")}
-	}
+// runKeysCreate: proctor keys create --org ORG --name NAME --scopes ingest,review,data,admin
+func runKeysCreate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 	var sf serviceFlags
 	sf.register(fs)
 	org := fs.String("org", "default", "organisation the key belongs to (created if missing)")
 	name := fs.String("name", "", "what the key is for, e.g. 'exam platform' or 'reviewer alice'")
 	scopes := fs.String("scopes", "", "comma-separated scopes: ingest, review, data, admin")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *name == "" || *scopes == "" {

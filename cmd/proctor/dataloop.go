@@ -7,38 +7,19 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"proctor/export"
+	"proctor/internal/modelversions"
 	"proctor/models"
-	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
 )
 
 // The data-team loop on the command line (docs/data-loop.md). These commands work on the
 // database directly, like `proctor keys`; every change is audit-logged with actor "cli".
-
-func runModels(ctx context.Context, args []string) error {
-	const use = "usage: proctor models list | register DIR | shadow|unshadow|promote NAME VERSION | rollback NAME | compare NAME VERSION [--since RFC3339]"
-	if len(args) == 0 {
-		return usageError{errors.New(use)}
-	}
-	switch args[0] {
-	case "list":
-		return listModels(ctx, args[1:])
-	case "register":
-		return registerModel(ctx, args[1:])
-	case "shadow", "unshadow", "promote", "rollback":
-		return changeModel(ctx, store.ModelAction(args[0]), args[1:])
-	case "compare":
-		return compareModel(ctx, args[1:])
-	}
-	return usageError{errors.New(use)}
-}
 
 // openStoreFlags parses the database flags plus extra and opens the store; positional arguments
 // (before or after the flags) are returned.
@@ -61,14 +42,14 @@ func openStoreFlags(ctx context.Context, name string, args []string, extra func(
 	return st, pos, err
 }
 
-func printRegistry(ctx context.Context, sf serviceFlags) error {
+func printModelVersions(ctx context.Context, sf serviceFlags) error {
 	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
 	if err != nil {
-		fmt.Printf("\nmodel registry: not read (%v)\n", err)
+		fmt.Printf("\nmodel versions: not read (%v)\n", err)
 		return nil
 	}
 	defer st.Close()
-	inForce, err := pipeline.ModelsInForce(ctx, st)
+	inForce, err := modelversions.InForce(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -107,17 +88,7 @@ func registerModel(ctx context.Context, args []string) error {
 	if len(pos) != 1 {
 		return usageError{errors.New("usage: proctor models register VERSION_DIR")}
 	}
-	m, mj, err := models.ReadVersionDir(pos[0])
-	if err != nil {
-		return err
-	}
-	data, err := models.ModelBytes(m)
-	if err != nil {
-		return err
-	}
-	card, _ := os.ReadFile(filepath.Join(pos[0], "card.md"))
-	eval, _ := os.ReadFile(filepath.Join(pos[0], "eval.json"))
-	v, err := pipeline.PrepareVersion(mj, data, card, eval, "cli")
+	v, err := modelversions.PrepareDir(pos[0], "cli")
 	if err != nil {
 		return err
 	}
@@ -128,7 +99,14 @@ func registerModel(ctx context.Context, args []string) error {
 	return nil
 }
 
-func changeModel(ctx context.Context, action store.ModelAction, args []string) error {
+// changeModel is proctor models shadow|unshadow|promote NAME VERSION and rollback NAME.
+func changeModel(action store.ModelAction) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error {
+		return changeModelVersion(ctx, action, args)
+	}
+}
+
+func changeModelVersion(ctx context.Context, action store.ModelAction, args []string) error {
 	var org, reason *string
 	st, pos, err := openStoreFlags(ctx, "models "+string(action), args, func(fs *flag.FlagSet) {
 		org = fs.String("org", "default", "organisation recorded in the audit log")
@@ -229,7 +207,7 @@ func runExport(ctx context.Context, args []string) error {
 		}
 		*d.t = t.UTC()
 	}
-	inForce, err := pipeline.ModelsInForce(ctx, st)
+	inForce, err := modelversions.InForce(ctx, st)
 	if err != nil {
 		return err
 	}

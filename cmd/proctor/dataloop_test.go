@@ -78,6 +78,9 @@ func TestCLIDataLoop(t *testing.T) {
 	mj, _ := json.Marshal(v2)
 	os.WriteFile(filepath.Join(vdir, "manifest.json"), mj, 0o644)
 	os.WriteFile(filepath.Join(vdir, "phrase-gaiti.onnx"), weights, 0o644)
+	runModels := func(ctx context.Context, args []string) error {
+		return dispatch(ctx, commands(), "", append([]string{"models"}, args...))
+	}
 	if err := runModels(ctx, []string{"register", vdir, db}); err != nil {
 		if strings.Contains(err.Error(), "runtime") {
 			t.Skipf("onnxruntime unavailable: %v", err)

@@ -12,6 +12,7 @@ import (
 
 	"proctor/pipeline"
 	"proctor/store"
+	"proctor/worker"
 )
 
 const deadLetterUsage = `usage: proctor deadletter list [--topic T] [--session S] [--pending] [--limit N] [--payload]
@@ -91,7 +92,7 @@ func runDeadLetter(ctx context.Context, args []string) error {
 		return err
 	}
 	defer p.Close()
-	res, err := pipeline.ReplayDeadLetters(ctx, st, p, f, cliActor())
+	res, err := worker.ReplayDeadLetters(ctx, st, p, f, cliActor())
 	fmt.Printf("replayed %d %v, skipped %d already replayed %v\n", len(res.Replayed), res.Replayed, len(res.Skipped), res.Skipped)
 	return err
 }

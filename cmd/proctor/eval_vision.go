@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -25,10 +23,9 @@ func runEvalVision(ctx context.Context, args []string) error {
 
 func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval vision", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	data := fs.String("data", "../shared/data/faces", "labelled folder: identities*/NAME/*, multi_person/*, optional no_face/*")
 	names := fs.String("analyzers", strings.Join(eval.DefaultAnalyzers, ","), "analyzers to evaluate, in order")
-	only := fs.String("checks", "", "comma-separated checks to run (default all: "+checkNames()+")")
+	only := fs.String("checks", "", "comma-separated checks to run (default all: "+eval.CheckNames()+")")
 	attireModel := fs.String("attire-model", "", "evaluate this attire-cnn version directory (a retraining run's output: manifest.json + ONNX, docs/data-loop.md) instead of the built-in model")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object (metrics that do not apply are null)")
 	quiet := fs.Bool("q", false, "no progress or per-image misses on stderr")
@@ -71,64 +68,7 @@ func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if *asJSON {
-		return writeReportJSON(stdout, rep)
+		return rep.WriteJSON(stdout)
 	}
 	return rep.Print(stdout)
-}
-
-// reportJSON is `proctor eval vision --json`: the table's rows, timings and notes, for scripts
-// (training/vision/finetune_attire.py compares a base and a new model with it).
-type reportJSON struct {
-	Rows   []rowJSON    `json:"rows"`
-	Timing []timingJSON `json:"timing"`
-	Notes  []string     `json:"notes"`
-}
-
-type timingJSON struct {
-	Analyzer      string  `json:"analyzer"` // name (model@version thresholds)
-	Images        int     `json:"images"`
-	MsPerImage    float64 `json:"ms_per_image"`
-	CPUMsPerImage float64 `json:"cpu_ms_per_image"`
-}
-
-type rowJSON struct {
-	Check     string   `json:"check"`
-	Split     string   `json:"split"`
-	N         int      `json:"n"`
-	Precision *float64 `json:"precision"`
-	Recall    *float64 `json:"recall"`
-	F1        *float64 `json:"f1"`
-	Note      string   `json:"note,omitempty"`
-}
-
-func writeReportJSON(w io.Writer, rep *eval.Report) error {
-	// JSON has no NaN: a metric that does not apply is null.
-	num := func(x float64) *float64 {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil
-		}
-		return &x
-	}
-	out := reportJSON{Rows: []rowJSON{}, Timing: []timingJSON{}, Notes: rep.Notes}
-	for _, t := range rep.Timing {
-		out.Timing = append(out.Timing, timingJSON{t.Analyzer, t.Images, t.MsPerImage, t.CPUMsPerImage})
-	}
-	if out.Notes == nil {
-		out.Notes = []string{}
-	}
-	for _, r := range rep.Rows {
-		out.Rows = append(out.Rows, rowJSON{Check: r.Check, Split: r.Split, N: r.N,
-			Precision: num(r.Precision), Recall: num(r.Recall), F1: num(r.F1), Note: r.Note})
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", " ")
-	return enc.Encode(out)
-}
-
-func checkNames() string {
-	var n []string
-	for _, c := range eval.Checks {
-		n = append(n, c.Name)
-	}
-	return strings.Join(n, ",")
 }

@@ -26,6 +26,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"proctor/store"
 )
 
 const usage = `usage: proctor <command> [flags]
@@ -39,6 +41,7 @@ commands:
              analyze audio FILE.wav [--questions MS,...]   speech, phrases (and answers) as JSON
              analyze video FILE [--camera main|evidence] [--fps 1] [--start MS]   flags as JSON lines, progress on stderr
   eval       eval audio --data DIR   VAD accuracy, phrase recall, false alarms per hour, speed
+             eval vision [--data DIR] [--checks faces,identity,...]   precision, recall, F1 per vision check
   bench      replay frames through the whole pipeline and print throughput and latency
   migrate    create or upgrade the database schema
   keys       keys create --org ORG --name NAME --scopes ingest,review,data,admin
@@ -49,69 +52,140 @@ commands:
   checks     checks list [--json | --markdown]   every check: flag types, severity, weight, settings, analyzers, models
   deadletter deadletter list [--topic T] [--session S] [--pending] [--payload] | replay (--id N,N... | --all) --kafka-brokers B
 
-Run 'proctor <command> -h' for the flags of a command. Every flag can also be set with the
-environment variable shown in its help.
+Run 'proctor <command> -h' (or 'proctor <command> <subcommand> -h') for the flags of a command.
+Every flag can also be set with the environment variable shown in its help.
 `
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd, args := os.Args[1], os.Args[2:]
-	var err error
-	switch cmd {
-	case "serve":
-		err = runService(ctx, args, true, true)
-	case "api":
-		err = runService(ctx, args, true, false)
-	case "worker":
-		err = runService(ctx, args, false, true)
-	case "demo":
-		err = runDemo(ctx, args)
-	case "analyze":
-		err = runAnalyze(ctx, args)
-	case "eval":
-		err = runEval(ctx, args)
-	case "bench":
-		err = runBench(ctx, args)
-	case "migrate":
-		err = runMigrate(ctx, args)
-	case "keys":
-		err = runKeys(ctx, args)
-	case "users":
-		err = runUsers(ctx, args)
-	case "models":
-		err = runModels(ctx, args)
-	case "export":
-		err = runExport(ctx, args)
-	case "precision":
-		err = runPrecision(ctx, args)
-	case "checks":
-		err = runChecks(ctx, args)
-	case "deadletter":
-		err = runDeadLetter(ctx, args)
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand of proctor. run gets the arguments after the command's name. A group
+// (analyze, eval, keys, users, models) has subs instead, picked by the next argument, and usage,
+// printed for --help and on a mistake.
+type command struct {
+	name  string
+	run   func(ctx context.Context, args []string) error
+	subs  []command
+	usage string
+}
+
+// commands is the dispatch table: every subcommand is reached through it, and the --help test
+// walks it, so a new one cannot miss either.
+func commands() []command {
+	return []command{
+		{name: "serve", run: service(true, true)},
+		{name: "api", run: service(true, false)},
+		{name: "worker", run: service(false, true)},
+		{name: "demo", run: runDemo},
+		{name: "analyze", usage: "usage: proctor analyze image FILE... | proctor analyze audio FILE.wav [--questions MS,...] | " +
+			"proctor analyze video FILE [--camera main|evidence] [--fps 1] [--start MS]",
+			subs: []command{
+				{name: "image", run: runAnalyzeImage},
+				{name: "audio", run: runAnalyzeAudio},
+				{name: "video", run: func(ctx context.Context, args []string) error {
+					return runAnalyzeVideo(ctx, args, os.Stdout, os.Stderr)
+				}},
+			}},
+		{name: "eval", usage: "usage: proctor eval audio|vision --data DIR",
+			subs: []command{{name: "audio", run: runEvalAudio}, {name: "vision", run: runEvalVision}}},
+		{name: "bench", run: runBench},
+		{name: "migrate", run: runMigrate},
+		{name: "keys", usage: "usage: proctor keys create --org ORG --name NAME --scopes ingest,review,data,admin",
+			subs: []command{{name: "create", run: runKeysCreate}}},
+		{name: "users", usage: "usage: proctor users create --org ORG --email EMAIL --role reviewer|data|admin " +
+			"[--password-stdin]",
+			subs: []command{{name: "create", run: runUsersCreate}}},
+		{name: "models", usage: "usage: proctor models list | register DIR | shadow|unshadow|promote NAME VERSION | rollback NAME | " +
+			"compare NAME VERSION [--since RFC3339]",
+			subs: []command{
+				{name: "list", run: listModels},
+				{name: "register", run: registerModel},
+				{name: "shadow", run: changeModel(store.ActionShadow)},
+				{name: "unshadow", run: changeModel(store.ActionUnshadow)},
+				{name: "promote", run: changeModel(store.ActionPromote)},
+				{name: "rollback", run: changeModel(store.ActionRollback)},
+				{name: "compare", run: compareModel},
+			}},
+		{name: "export", run: runExport},
+		{name: "precision", run: runPrecision},
+		{name: "checks", usage: "usage: proctor checks list [--json | --markdown]",
+			subs: []command{{name: "list", run: runChecksList}}},
+		{name: "deadletter", usage: deadLetterUsage,
+			subs: []command{
+				{name: "list", run: func(ctx context.Context, args []string) error {
+					return runDeadLetter(ctx, append([]string{"list"}, args...))
+				}},
+				{name: "replay", run: func(ctx context.Context, args []string) error {
+					return runDeadLetter(ctx, append([]string{"replay"}, args...))
+				}},
+			}},
+	}
+}
+
+// run runs the command line args (without the program name) and returns the exit code: 0, 1 for
+// a failure, 2 for a mistake in the command line. -h, --help and help print usage to stdout and
+// exit 0, for proctor itself and for every command and group.
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	switch args[0] {
 	case "-h", "--help", "help":
 		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprintf(os.Stderr, "proctor: unknown command %q\n\n%s", cmd, usage)
-		os.Exit(2)
+		return 0
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return
+	err := dispatch(ctx, commands(), "", args)
+	var unknown unknownCommand
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &unknown) && unknown.group == "":
+		fmt.Fprintf(os.Stderr, "proctor: unknown command %q\n\n%s", unknown.name, usage)
+		return 2
 	}
-	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintf(os.Stderr, "proctor %s: %v\n", cmd, err)
-			os.Exit(2)
+	fmt.Fprintf(os.Stderr, "proctor %s: %v\n", args[0], err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// unknownCommand is a command name that is not in the table of its group ("" for proctor's).
+type unknownCommand struct{ group, name string }
+
+func (u unknownCommand) Error() string { return fmt.Sprintf("unknown command %q", u.name) }
+
+// dispatch finds args[0] in cmds (the commands of group, "" at the top) and runs it with the rest.
+func dispatch(ctx context.Context, cmds []command, group string, args []string) error {
+	for _, c := range cmds {
+		if c.name != args[0] {
+			continue
 		}
-		fmt.Fprintf(os.Stderr, "proctor %s: %v\n", cmd, err)
-		os.Exit(1)
+		if c.subs == nil {
+			return c.run(ctx, args[1:])
+		}
+		rest := args[1:]
+		if len(rest) == 0 {
+			return usageError{errors.New(c.usage)}
+		}
+		switch rest[0] {
+		case "-h", "--help", "help":
+			fmt.Printf("%s\n\nRun 'proctor %s <command> -h' for the flags of each.\n", c.usage, c.name)
+			return flag.ErrHelp
+		}
+		err := dispatch(ctx, c.subs, c.name, rest)
+		if errors.As(err, new(unknownCommand)) {
+			return usageError{fmt.Errorf("unknown %s command %q; %s", c.name, rest[0], c.usage)}
+		}
+		return err
 	}
+	return unknownCommand{group, args[0]}
 }
 
 // usageError is a mistake in the command line (exit code 2).

@@ -11,12 +11,9 @@ import (
 	"proctor/store"
 )
 
-// runUsers: proctor users create --org ORG --email EMAIL --role reviewer|data|admin [--password-stdin]
-// Without --password-stdin a password is generated and printed once.
-func runUsers(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usageError{fmt.Errorf("usage: proctor users create --org ORG --email EMAIL --role reviewer|data|admin [--password-stdin]")}
-	}
+// runUsersCreate: proctor users create --org ORG --email EMAIL --role reviewer|data|admin
+// [--password-stdin]. Without --password-stdin a password is generated and printed once.
+func runUsersCreate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("users create", flag.ContinueOnError)
 	var sf serviceFlags
 	sf.register(fs)
@@ -25,7 +22,7 @@ func runUsers(ctx context.Context, args []string) error {
 	role := fs.String("role", store.RoleReviewer, "reviewer (triage), data (exports) or admin (keys, users, settings, audit)")
 	stdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input instead of generating one")
 	reset := fs.Bool("reset", false, "if the user exists in this organisation, set the new role and password")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *email == "" {

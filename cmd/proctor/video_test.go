@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"proctor/analyzers"
+	"proctor/internal/analyze"
 	"proctor/internal/scenario"
 )
 
@@ -46,9 +47,9 @@ func TestAnalyzeVideo(t *testing.T) {
 	}
 	want := map[string][2]int64{"FACE_ABSENT": {10000, 17000}, "MULTIPLE_FACES": {18000, 22000}}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	got := map[string]videoFlag{}
+	got := map[string]analyze.VideoFlag{}
 	for _, l := range lines {
-		var f videoFlag
+		var f analyze.VideoFlag
 		if err := json.Unmarshal([]byte(l), &f); err != nil {
 			t.Fatalf("stdout line %q is not JSON: %v", l, err)
 		}

@@ -1,6 +1,8 @@
-// Package eval measures the analyzers against labelled data: `proctor eval vision` runs every
-// check in Checks over a folder of photos and prints precision, recall and F1 per check, TAR at
-// fixed false-accept rates for identity, and milliseconds per image per analyzer.
+// Package eval measures the analyzers against labelled data. `proctor eval vision` (Run) runs
+// every check in Checks over a folder of photos and prints precision, recall and F1 per check,
+// TAR at fixed false-accept rates for identity, and milliseconds per image per analyzer.
+// `proctor eval audio` (RunAudio, audio.go) scores the VAD and the phrase spotter on labelled WAV
+// files.
 //
 // Folder layout (../shared/data/faces works as is; a check whose folders are missing is skipped):
 //

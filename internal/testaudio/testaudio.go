@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"proctor/analyzers"
+	"proctor/internal/wav"
 )
 
 //go:embed *.wav
@@ -26,7 +27,7 @@ func Clip(name string) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("test clip %s: %w", name, err)
 	}
-	s, rate, err := analyzers.DecodeWAV(b)
+	s, rate, err := wav.Decode(b)
 	if err != nil || rate != analyzers.AudioRate {
 		return nil, fmt.Errorf("test clip %s: rate %d: %v", name, rate, err)
 	}
@@ -74,21 +75,5 @@ func Build(totalMs int64, parts ...Part) ([]float32, []Placed, error) {
 
 // WAV encodes 16-bit mono samples as a WAV file.
 func WAV(samples []float32, rate int) []byte {
-	pcm := analyzers.EncodePCM16(samples)
-	h := make([]byte, 0, 44+len(pcm))
-	le32 := func(v int) { h = append(h, byte(v), byte(v>>8), byte(v>>16), byte(v>>24)) }
-	le16 := func(v int) { h = append(h, byte(v), byte(v>>8)) }
-	h = append(h, "RIFF"...)
-	le32(36 + len(pcm))
-	h = append(h, "WAVEfmt "...)
-	le32(16)
-	le16(1)
-	le16(1)
-	le32(rate)
-	le32(rate * 2)
-	le16(2)
-	le16(16)
-	h = append(h, "data"...)
-	le32(len(pcm))
-	return append(h, pcm...)
+	return wav.Encode(analyzers.EncodePCM16(samples), rate)
 }

@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"proctor/pipeline"
 	"proctor/store"
 )
 
@@ -17,29 +18,29 @@ import (
 // letter in the database (store.DeadLetter) so that admins can list and replay them. The topic
 // stays the source of truth: a record that cannot be written (the database refuses it after
 // MaxAttempts) leaves the message in the topic, where the consumer logs that it skipped it.
-func DeadLetterRecorder(st *store.Store) Handler {
+func DeadLetterRecorder(st *store.Store) pipeline.Handler {
 	return func(ctx context.Context, m kafka.Message) error {
 		d := store.DeadLetter{Key: append([]byte(nil), m.Key...), Payload: append([]byte(nil), m.Value...),
-			Class: string(ReasonInvalid), DeadAt: m.Time.UTC()}
+			Class: string(pipeline.ReasonInvalid), DeadAt: m.Time.UTC()}
 		var orig []kafka.Header
 		for _, h := range m.Headers {
 			v := string(h.Value)
 			switch h.Key {
-			case HeaderDLQReason:
+			case pipeline.HeaderDLQReason:
 				d.Reason = v
-			case HeaderDLQTopic:
+			case pipeline.HeaderDLQTopic:
 				d.Topic = v
-			case HeaderDLQPartition:
+			case pipeline.HeaderDLQPartition:
 				d.Partition, _ = strconv.Atoi(v)
-			case HeaderDLQOffset:
+			case pipeline.HeaderDLQOffset:
 				d.Offset, _ = strconv.ParseInt(v, 10, 64)
-			case HeaderDLQGroup:
+			case pipeline.HeaderDLQGroup:
 				d.Group = v
-			case HeaderDLQClass:
+			case pipeline.HeaderDLQClass:
 				d.Class = v
-			case HeaderDLQAttempts:
+			case pipeline.HeaderDLQAttempts:
 				d.Attempts, _ = strconv.Atoi(v)
-			case HeaderDLQTimeMs:
+			case pipeline.HeaderDLQTimeMs:
 				if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
 					d.DeadAt = time.UnixMilli(ms).UTC()
 				}
@@ -55,7 +56,7 @@ func DeadLetterRecorder(st *store.Store) Handler {
 		}
 		hdr, err := json.Marshal(orig)
 		if err != nil {
-			return Permanent(err)
+			return pipeline.Permanent(err)
 		}
 		d.Headers = string(hdr)
 		return st.RecordDeadLetter(ctx, &d)
@@ -73,7 +74,7 @@ type ReplayResult struct {
 // marked replayed (with actor, and audit-logged) before it is sent, so running the same replay
 // twice, or two at once, sends each message once; the handlers' idempotent storage absorbs
 // a message that was stored after all. A send that fails clears the mark and stops the replay.
-func ReplayDeadLetters(ctx context.Context, st *store.Store, p *Producer, f store.DeadLetterFilter, actor string) (ReplayResult, error) {
+func ReplayDeadLetters(ctx context.Context, st *store.Store, p *pipeline.Producer, f store.DeadLetterFilter, actor string) (ReplayResult, error) {
 	var res ReplayResult
 	list, err := st.DeadLettersForReplay(ctx, f)
 	if err != nil {

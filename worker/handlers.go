@@ -1,4 +1,8 @@
-package pipeline
+// Package worker is what consumes the Kafka topics (package pipeline carries them): the frame,
+// audio and event handlers that analyse, store and raise flags, the processor that turns
+// uploaded recordings into frame and audio messages, and the watcher that keeps the analyzers on
+// the active and shadow model versions. The API never imports it.
+package worker
 
 import (
 	"context"
@@ -16,6 +20,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"proctor/analyzers"
+	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -39,7 +44,7 @@ type FrameHandlers struct {
 // NewFrameHandlers builds the frame handler for up to maxConcurrent goroutines. It loads one
 // analyzer set straight away so a missing model fails at start-up, not on the first frame.
 func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, eng *rules.Engine,
-	registry prometheus.Registerer, log *slog.Logger) (*FrameHandlers, error) {
+	metrics prometheus.Registerer, log *slog.Logger) (*FrameHandlers, error) {
 	maxConcurrent = max(maxConcurrent, 1)
 	if cfg.CameraMotion.Thumbs == nil {
 		// One store for every pooled set: a session's consecutive frames may land on any of them.
@@ -58,8 +63,8 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 		Buckets: prometheus.ExponentialBuckets(0.002, 2, 14)})
 	h.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "proctor_frame_duplicates_total", Help: "Frames skipped because they were already stored (redelivery or resend)."})
-	if registry != nil {
-		registry.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates)
+	if metrics != nil {
+		metrics.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates)
 	}
 	return h, nil
 }
@@ -87,9 +92,9 @@ func (h *FrameHandlers) Config() analyzers.Config { return h.cfg }
 
 // Handle analyses one frame message: decode → analyzers → store + rules in one transaction.
 func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
-	fm, err := DecodeFrame(m)
+	fm, err := pipeline.DecodeFrame(m)
 	if err != nil {
-		return Permanent(fmt.Errorf("decode frame message: %w", err))
+		return pipeline.Permanent(fmt.Errorf("decode frame message: %w", err))
 	}
 	// A redelivered frame was stored before the crash; skipping it here saves the model time.
 	// The unique key below still guards against a race.
@@ -101,7 +106,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	}
 	sess, err := h.store.GetSession(ctx, "", fm.SessionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return Permanent(fmt.Errorf("frame for unknown session %s", fm.SessionID))
+		return pipeline.Permanent(fmt.Errorf("frame for unknown session %s", fm.SessionID))
 	} else if err != nil {
 		return err
 	}
@@ -129,7 +134,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	pool.put(set)
 	if err != nil {
 		if invalidImage(err) {
-			return Permanent(fmt.Errorf("frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err))
+			return pipeline.Permanent(fmt.Errorf("frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err))
 		}
 		return err
 	}
@@ -137,11 +142,11 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 
 	obsJSON, err := json.Marshal(obs)
 	if err != nil {
-		return Permanent(err)
+		return pipeline.Permanent(err)
 	}
 	signals, err := rules.Observe(&obs, fm.Camera)
 	if err != nil {
-		return Permanent(err)
+		return pipeline.Permanent(err)
 	}
 	fr := &store.FrameResult{SessionID: fm.SessionID, Camera: fm.Camera, Seq: fm.Seq,
 		CapturedAtMs: fm.CapturedAtMs, ReceivedAtMs: fm.ReceivedAtMs, Signals: signals, Observation: string(obsJSON)}
@@ -243,11 +248,11 @@ func modelVersion(set *analyzers.Set) string {
 }
 
 // EventHandler stores exam-flow events. The exam-flow state machine builds on these rows.
-func EventHandler(st *store.Store) Handler {
+func EventHandler(st *store.Store) pipeline.Handler {
 	return func(ctx context.Context, m kafka.Message) error {
-		em, err := DecodeEvent(m)
+		em, err := pipeline.DecodeEvent(m)
 		if err != nil {
-			return Permanent(fmt.Errorf("decode event message: %w", err))
+			return pipeline.Permanent(fmt.Errorf("decode event message: %w", err))
 		}
 		return st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			isNew, err := store.InsertEvent(tx, &store.Event{SessionID: em.SessionID, Seq: em.Seq,

@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -23,10 +24,11 @@ import (
 	"gocv.io/x/gocv"
 
 	"proctor/internal/testdb"
+	"proctor/pipeline"
 	"proctor/store"
 )
 
-// sendRecorder is a Sender that keeps what it was given and can fail on demand.
+// sendRecorder is a pipeline.Sender that keeps what it was given and can fail on demand.
 type sendRecorder struct {
 	mu     sync.Mutex
 	msgs   map[string][]kafka.Message
@@ -111,15 +113,15 @@ func queueRecording(t *testing.T, st *store.Store, dir string, data []byte, came
 	if _, _, err := st.CreateRecording(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(RecordingPath(dir, rec.ID), data, 0o640); err != nil {
+	if err := os.WriteFile(store.RecordingPath(dir, rec.ID), data, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	return rec
 }
 
-func newTestProcessor(st *store.Store, dir string, out Sender) *RecordingProcessor {
+func newTestProcessor(st *store.Store, dir string, out pipeline.Sender) *RecordingProcessor {
 	cfg := RecordingConfig{Dir: dir, AudioChunk: 2 * time.Second, Batch: 2}
-	return NewRecordingProcessor(cfg, st, out, Topics{Frames: "t.frames", Audio: "t.audio"}, discardLogger())
+	return NewRecordingProcessor(cfg, st, out, pipeline.Topics{Frames: "t.frames", Audio: "t.audio"}, slog.New(slog.DiscardHandler))
 }
 
 // runUntilIdle runs p until it finds nothing to do and returns the last error.
@@ -143,7 +145,7 @@ func frameTimes(t *testing.T, msgs []kafka.Message) []int64 {
 	t.Helper()
 	var out []int64
 	for _, m := range msgs {
-		f, err := DecodeFrame(m)
+		f, err := pipeline.DecodeFrame(m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +204,7 @@ func TestRecordingProcessor(t *testing.T) {
 			type part struct{ seq, at, ms int64 }
 			var parts []part
 			for _, m := range out.msgs["t.audio"] {
-				a, err := DecodeAudio(m)
+				a, err := pipeline.DecodeAudio(m)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -310,9 +312,9 @@ func TestRecordingBadFiles(t *testing.T) {
 		{"not a video", []byte("RIFF\x00\x10\x00\x00AVI LIST and then only words, no video at all"), nil, "not a decodable video", 0},
 		{"garbled", garbled, nil, "decod", 0},
 		{"changed on disk", good, func(rec *store.Recording) {
-			os.WriteFile(RecordingPath(dir, rec.ID), good[:len(good)-10], 0o640)
+			os.WriteFile(store.RecordingPath(dir, rec.ID), good[:len(good)-10], 0o640)
 		}, "storage lost or changed data", 0},
-		{"missing on disk", good, func(rec *store.Recording) { os.Remove(RecordingPath(dir, rec.ID)) }, "must share the recordings directory", 0},
+		{"missing on disk", good, func(rec *store.Recording) { os.Remove(store.RecordingPath(dir, rec.ID)) }, "must share the recordings directory", 0},
 		{"crashes workers", good, func(rec *store.Recording) {
 			st.DB.Model(&store.Recording{}).Where("id = ?", rec.ID).Update("attempts", 3)
 		}, "stopped 3 times", 0},

@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"testing"
@@ -6,6 +6,7 @@ import (
 
 	"proctor/analyzers"
 	"proctor/internal/testaudio"
+	"proctor/pipeline"
 )
 
 // An uploaded recording's audio track becomes chunks exactly like the live client's: valid
@@ -36,7 +37,7 @@ func TestRecordingMessages(t *testing.T) {
 				t.Errorf("%d Hz: message at %d Hz, the API range is 8–48 kHz", rate, m.SampleRate)
 			}
 			total += len(m.PCM) / 2 * 1000 / m.SampleRate
-			back, err := DecodeAudio(EncodeAudio(m))
+			back, err := pipeline.DecodeAudio(pipeline.EncodeAudio(m))
 			if err != nil || back.Seq != m.Seq {
 				t.Errorf("%d Hz message %d does not survive the wire: %v", rate, i, err)
 			}

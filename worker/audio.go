@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"gorm.io/gorm/clause"
 
 	"proctor/analyzers"
+	"proctor/internal/wav"
+	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -66,7 +68,7 @@ type AudioHandlers struct {
 // NewAudioHandlers loads one analyzer set straight away (a missing model fails at start-up) and
 // allows up to maxConcurrent (one per consumer goroutine).
 func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weights map[string]float64,
-	registry prometheus.Registerer, log *slog.Logger) (*AudioHandlers, error) {
+	metrics prometheus.Registerer, log *slog.Logger) (*AudioHandlers, error) {
 	maxConcurrent = max(maxConcurrent, 1)
 	if cfg.StretchTolerance <= 0 {
 		cfg.StretchTolerance = 2 * time.Second
@@ -86,8 +88,8 @@ func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weigh
 		Name: "proctor_audio_duplicates_total", Help: "Audio chunks skipped because they were already analysed."})
 	h.stretches = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "proctor_audio_stretches_total", Help: "Audio stretches started (session starts, gaps, late chunks)."})
-	if registry != nil {
-		registry.MustRegister(h.analyzeSeconds, h.realtime, h.duplicates, h.stretches)
+	if metrics != nil {
+		metrics.MustRegister(h.analyzeSeconds, h.realtime, h.duplicates, h.stretches)
 	}
 	return h, nil
 }
@@ -126,9 +128,9 @@ func (h *AudioHandlers) AnalyzerConfig() analyzers.AudioConfig { return h.cfg.An
 // Handle analyses one chunk: find its stretch, restore the stream state, run VAD and phrase
 // spotting, then store chunk, results, new state and the recomputed answers in one transaction.
 func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
-	am, err := DecodeAudio(m)
+	am, err := pipeline.DecodeAudio(m)
 	if err != nil {
-		return Permanent(fmt.Errorf("decode audio message: %w", err))
+		return pipeline.Permanent(fmt.Errorf("decode audio message: %w", err))
 	}
 	if done, err := h.store.AudioChunkStored(ctx, am.SessionID, am.Seq); err != nil {
 		return err
@@ -137,7 +139,7 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		return nil
 	}
 	if _, err := h.store.GetSession(ctx, "", am.SessionID); errors.Is(err, store.ErrNotFound) {
-		return Permanent(fmt.Errorf("audio for unknown session %s", am.SessionID))
+		return pipeline.Permanent(fmt.Errorf("audio for unknown session %s", am.SessionID))
 	} else if err != nil {
 		return err
 	}
@@ -252,12 +254,12 @@ var answerEvents = map[string]bool{"answering_started": true, "question_shown": 
 // (answering_started, question_shown, exam_ended), the session's answers are recomputed. Events
 // and audio travel on different topics, so either may arrive first; recomputing from what is
 // stored on both sides makes the result independent of that order.
-func AnswerEvents(next Handler, st *store.Store, answers *rules.AnswerEngine) Handler {
+func AnswerEvents(next pipeline.Handler, st *store.Store, answers *rules.AnswerEngine) pipeline.Handler {
 	return func(ctx context.Context, m kafka.Message) error {
 		if err := next(ctx, m); err != nil {
 			return err
 		}
-		em, err := DecodeEvent(m)
+		em, err := pipeline.DecodeEvent(m)
 		if err != nil || !answerEvents[em.Type] {
 			return nil // next already judged the message
 		}
@@ -268,17 +270,17 @@ func AnswerEvents(next Handler, st *store.Store, answers *rules.AnswerEngine) Ha
 }
 
 // RecordingMessages splits the audio track of an uploaded recording (a WAV file: any PCM
-// layout DecodeWAV reads) into audio messages as the live client would have sent them: mono
+// layout wav.Decode reads) into audio messages as the live client would have sent them: mono
 // s16le chunks of chunkDur at the file's rate (resampled to 16 kHz if outside 8–48 kHz),
 // captured_at from startMs, seq from seqBase. Use a seqBase above the live chunks' range
 // (e.g. 1<<40) so the recording forms a stretch of its own; answer segmentation merges speech
 // and phrases the live stream and the recording both heard.
-func RecordingMessages(sessionID string, wav []byte, startMs, seqBase int64, chunkDur time.Duration) ([]AudioMessage, error) {
-	samples, rate, err := analyzers.DecodeWAV(wav)
+func RecordingMessages(sessionID string, wavFile []byte, startMs, seqBase int64, chunkDur time.Duration) ([]pipeline.AudioMessage, error) {
+	samples, rate, err := wav.Decode(wavFile)
 	if err != nil {
 		return nil, fmt.Errorf("recording of %s: %w", sessionID, err)
 	}
-	if rate < minSampleRate || rate > 48000 {
+	if rate < wav.MinRate || rate > wav.MaxRate {
 		samples, rate = analyzers.Resample(samples, rate, analyzers.AudioRate), analyzers.AudioRate
 	}
 	if chunkDur <= 0 {
@@ -286,10 +288,10 @@ func RecordingMessages(sessionID string, wav []byte, startMs, seqBase int64, chu
 	}
 	step := max(1, int(int64(rate)*chunkDur.Milliseconds()/1000))
 	now := time.Now().UnixMilli()
-	var out []AudioMessage
+	var out []pipeline.AudioMessage
 	for i := 0; i < len(samples); i += step {
 		part := samples[i:min(len(samples), i+step)]
-		out = append(out, AudioMessage{SessionID: sessionID, Seq: seqBase + int64(len(out)),
+		out = append(out, pipeline.AudioMessage{SessionID: sessionID, Seq: seqBase + int64(len(out)),
 			CapturedAtMs: startMs + int64(i)*1000/int64(rate), ReceivedAtMs: now, SampleRate: rate,
 			PCM: analyzers.EncodePCM16(part)})
 	}
@@ -324,7 +326,7 @@ type shadowChunk struct {
 
 // storeShadowPhrases keeps a shadow phrase head's detections of one chunk apart from the active
 // head's: one row per chunk, even without detections (it records what the shadow heard).
-func storeShadowPhrases(tx *gorm.DB, am *AudioMessage, stretchStart, durMs int64, obs *analyzers.AudioObservation) error {
+func storeShadowPhrases(tx *gorm.DB, am *pipeline.AudioMessage, stretchStart, durMs int64, obs *analyzers.AudioObservation) error {
 	c := shadowChunk{StartMs: am.CapturedAtMs, EndMs: am.CapturedAtMs + durMs, Phrases: []store.ShadowPhrase{}}
 	for _, p := range obs.ShadowPhrases {
 		c.Phrases = append(c.Phrases, store.ShadowPhrase{OnsetMs: stretchStart + p.OnsetMs, StartMs: stretchStart + p.StartMs,

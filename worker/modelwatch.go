@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"proctor/store"
 )
 
-// ModelWatcher keeps a worker's analyzers on the model registry's active and shadow versions:
+// ModelWatcher keeps a worker's analyzers on the active and shadow model versions:
 // it polls a cheap fingerprint of the running versions and, when it changes, loads the new
 // versions' bytes (sha256-checked again) and reloads the frame and audio analyzer pools. A
 // version that fails to load is logged and the worker keeps what it runs.
@@ -52,7 +52,7 @@ func (w *ModelWatcher) Apply(ctx context.Context) error {
 		}
 		m, err := models.FromBytes([]byte(r.Manifest), r.Data)
 		if err != nil {
-			return fmt.Errorf("model registry: %s: %w", r.Ref(), err)
+			return fmt.Errorf("model version %s: %w", r.Ref(), err)
 		}
 		running[r.Name+"/"+r.Status] = m
 	}
@@ -78,7 +78,7 @@ func (w *ModelWatcher) Apply(ctx context.Context) error {
 	return nil
 }
 
-// export publishes the versions this worker loaded: the registry's, else the built-in one.
+// export publishes the versions this worker loaded: the registered ones, else the built-in one.
 func (w *ModelWatcher) export(running map[string]*models.Manifest) {
 	if w.Metrics == nil {
 		return
@@ -113,7 +113,7 @@ func (w *ModelWatcher) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			if err := w.Apply(ctx); err != nil && ctx.Err() == nil {
-				w.log().Error("model registry poll", "err", err)
+				w.log().Error("model versions poll", "err", err)
 			}
 		}
 	}

@@ -2,13 +2,13 @@ package models
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"proctor/internal/digest"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -44,8 +44,7 @@ func FromBytes(manifestJSON, data []byte) (*Manifest, error) {
 	if len(data) == 0 || len(data) > MaxRegisteredBytes {
 		return nil, fmt.Errorf("%w: model file is %d bytes (1 to %d allowed)", ErrBadManifest, len(data), MaxRegisteredBytes)
 	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != strings.ToLower(m.SHA256) {
+	if got := digest.Bytes(data); got != strings.ToLower(m.SHA256) {
 		return nil, fmt.Errorf("%w: the file's sha256 is %s, the manifest says %s", ErrChecksum, got, m.SHA256)
 	}
 	builtin, err := Lookup(m.Name)

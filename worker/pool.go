@@ -1,4 +1,4 @@
-package pipeline
+package worker
 
 import (
 	"context"
@@ -88,9 +88,8 @@ func (p *setPool[T]) Close() {
 	}
 }
 
-// livePool is a setPool that can be replaced while handlers run, when the model registry
-// activates another version: handlers in flight finish on the old sets, new messages get new
-// ones.
+// livePool is a setPool that can be replaced while handlers run, when another model version is
+// activated: handlers in flight finish on the old sets, new messages get new ones.
 type livePool[T interface{ Close() error }] struct {
 	cur atomic.Pointer[setPool[T]]
 }

@@ -1,12 +1,9 @@
-package pipeline
+package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -17,6 +14,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"proctor/analyzers"
+	"proctor/internal/digest"
+	"proctor/pipeline"
 	"proctor/store"
 )
 
@@ -90,27 +89,19 @@ func (c RecordingConfig) WithDefaults() RecordingConfig {
 	return c
 }
 
-// RecordingPath is where the upload of recording id is stored.
-func RecordingPath(dir, id string) string { return filepath.Join(dir, id+".video") }
-
-// Sender produces messages and returns once Kafka acknowledged them (Producer does).
-type Sender interface {
-	Send(ctx context.Context, topic string, msgs ...kafka.Message) error
-}
-
 // RecordingProcessor turns uploaded recordings into frame and audio messages.
 type RecordingProcessor struct {
 	cfg    RecordingConfig
 	store  *store.Store
-	out    Sender
-	topics Topics
+	out    pipeline.Sender
+	topics pipeline.Topics
 	log    *slog.Logger
 	worker string // identifies this processor's claims
 	now    func() time.Time
 }
 
 // NewRecordingProcessor returns a processor producing to topics through out.
-func NewRecordingProcessor(cfg RecordingConfig, st *store.Store, out Sender, topics Topics, log *slog.Logger) *RecordingProcessor {
+func NewRecordingProcessor(cfg RecordingConfig, st *store.Store, out pipeline.Sender, topics pipeline.Topics, log *slog.Logger) *RecordingProcessor {
 	host, _ := os.Hostname()
 	if log == nil {
 		log = slog.Default()
@@ -209,11 +200,11 @@ func (p *RecordingProcessor) progress(ctx context.Context, rec *store.Recording,
 }
 
 func (p *RecordingProcessor) process(ctx context.Context, rec *store.Recording, log *slog.Logger) error {
-	path := RecordingPath(p.cfg.Dir, rec.ID)
+	path := store.RecordingPath(p.cfg.Dir, rec.ID)
 	if rec.Status == store.RecordingVerifying {
 		// The API hashed the bytes as they arrived; hashing the file as the worker sees it
 		// catches a directory that is not shared, or storage that lost or changed data.
-		sum, err := fileSHA256(path)
+		sum, err := digest.File(path)
 		if errors.Is(err, os.ErrNotExist) {
 			log.Error("recording file missing", "path", path)
 			return bad("the uploaded file is missing on worker %s: API and workers must share the recordings directory (--recordings-dir)", p.worker)
@@ -286,7 +277,7 @@ func (p *RecordingProcessor) sendFrames(ctx context.Context, rec *store.Recordin
 				dups++
 				continue
 			}
-			msgs = append(msgs, EncodeFrame(FrameMessage{SessionID: rec.SessionID, Camera: rec.Camera,
+			msgs = append(msgs, pipeline.EncodeFrame(pipeline.FrameMessage{SessionID: rec.SessionID, Camera: rec.Camera,
 				Seq: store.RecordedFrameSeq(at), CapturedAtMs: at, ReceivedAtMs: now, JPEG: f.JPEG}))
 		}
 		if err := p.out.Send(ctx, p.topics.Frames, msgs...); err != nil {
@@ -376,7 +367,7 @@ func (p *RecordingProcessor) sendAudio(ctx context.Context, rec *store.Recording
 		} else {
 			from := (part.StartMs - start) * analyzers.AudioRate / 1000 * 2
 			to := min((part.EndMs-start)*analyzers.AudioRate/1000*2, int64(len(pcm)))
-			msg := EncodeAudio(AudioMessage{SessionID: rec.SessionID, Seq: store.RecordedAudioSeq(start, chunkMs),
+			msg := pipeline.EncodeAudio(pipeline.AudioMessage{SessionID: rec.SessionID, Seq: store.RecordedAudioSeq(start, chunkMs),
 				CapturedAtMs: part.StartMs, ReceivedAtMs: p.now().UnixMilli(), SampleRate: analyzers.AudioRate, PCM: pcm[from:to]})
 			if err := p.out.Send(ctx, p.topics.Audio, msg); err != nil {
 				return err
@@ -413,17 +404,4 @@ func largestGap(spans []store.Span, from, to int64) store.Span {
 		best = store.Span{StartMs: cur, EndMs: to}
 	}
 	return best
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
