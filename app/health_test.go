@@ -355,7 +355,7 @@ func TestPostgresStopStart(t *testing.T) {
 	checkPublicHealth(t, call(t, "GET", a.URL+"/healthz", "", "", nil), 503, "degraded", map[string]string{"database": "down", "kafka": "ok"}, port)
 	for _, path := range []string{"/v1/sessions", "/v1/sessions/" + o.Sessions[0].ID, "/v1/review/summary", "/v1/exams"} {
 		r := call(t, "GET", a.URL+path, review, "", nil)
-		if r.code != 503 || r.header.Get("Retry-After") == "" || bytes.Contains(r.body, []byte(port)) {
+		if r.code != 503 || r.header.Get("Retry-After") == "" || bytes.Contains(r.body, []byte(port)) || !bytes.Contains(r.body, []byte("temporarily unavailable")) {
 			t.Errorf("GET %s with PostgreSQL stopped: %d Retry-After=%q %s, want 503 with Retry-After and no address", path, r.code, r.header.Get("Retry-After"), r.body)
 		}
 	}
