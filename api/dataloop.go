@@ -144,6 +144,9 @@ func (s *Server) createExport(c *fiber.Ctx) error {
 	b := &export.Builder{Store: s.store, Cropper: s.cropper}
 	res, err := b.Build(ctx, export.Request{OrgID: p.OrgID, Actor: p.Actor, Purpose: in.Purpose, Filters: in.Filters,
 		MaxItems: in.MaxItems, ActiveModels: inForce})
+	if store.Unavailable(err) {
+		return err // 503, without the driver's text
+	}
 	if err != nil {
 		return bad(fiber.StatusBadRequest, err.Error())
 	}

@@ -140,6 +140,9 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 		return bad(fiber.StatusBadRequest, "name is required (at most 200 characters)")
 	}
 	token, k, err := s.store.CreateAPIKey(c.UserContext(), principal(c).OrgID, in.Name, in.Scopes)
+	if store.Unavailable(err) {
+		return err // 503, without the driver's text
+	}
 	if err != nil {
 		return bad(fiber.StatusBadRequest, err.Error())
 	}
