@@ -342,10 +342,19 @@ func TestPostgresStopStart(t *testing.T) {
 	if dsn == nil {
 		t.Fatalf("no DSN from scripts/postgres.sh start:\n%s", out)
 	}
-	a := startAPI(t, dsn[1], nil)
+	a := startAPI(t, dsn[1], func(c *Config) {
+		if brokers := os.Getenv("PROCTOR_TEST_KAFKA_BROKERS"); brokers != "" { // the real one, when there
+			c.Kafka = kafkaConfig(backend{brokers: strings.Split(brokers, ",")})
+		}
+	})
 	o := seedOrg(t, a, "org-pg", "exam-pg")
 	review := o.Keys[store.ScopeReview]
 	checkPublicHealth(t, call(t, "GET", a.URL+"/healthz", "", "", nil), 200, "ok", map[string]string{"database": "ok", "kafka": "ok"})
+	// A fresh cluster may still be creating its offsets topic: the lag comes once it did.
+	waitWithin(t, "the consumer lag in the admin status", 30*time.Second, func() (bool, string) {
+		r := call(t, "GET", a.URL+"/v1/admin/status", o.Keys[store.ScopeAdmin], "", nil)
+		return r.code == 200 && bytes.Contains(r.body, []byte(`"lag":{`)), fmt.Sprintf("%d %s", r.code, r.body)
+	})
 
 	pg("halt")
 	waitWithin(t, "/healthz 503 with PostgreSQL stopped", 10*time.Second, func() (bool, string) {

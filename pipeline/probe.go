@@ -94,10 +94,7 @@ func groupLag(ctx context.Context, client *kafka.Client, cfg Config, md *kafka.M
 		return nil, fmt.Errorf("kafka list offsets: %w", err)
 	}
 	for topic, ps := range parts {
-		committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.GroupFor(topic), Topics: map[string][]int{topic: ps}})
-		if err == nil {
-			err = committed.Error
-		}
+		committed, err := offsetFetch(ctx, client, cfg.GroupFor(topic), topic, ps)
 		if errors.Is(err, kafka.GroupIdNotFound) { // no worker has joined yet: nothing committed
 			committed, err = &kafka.OffsetFetchResponse{}, nil
 		}
@@ -125,4 +122,24 @@ func groupLag(ctx context.Context, client *kafka.Client, cfg Config, md *kafka.M
 		lag[topic] = total
 	}
 	return lag, nil
+}
+
+// offsetFetch reads a group's committed offsets, retrying while the group's coordinator moves or
+// loads (right after the cluster created __consumer_offsets, say) until ctx ends.
+func offsetFetch(ctx context.Context, client *kafka.Client, group, topic string, parts []int) (*kafka.OffsetFetchResponse, error) {
+	for {
+		res, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+		if err == nil {
+			err = res.Error
+		}
+		if !errors.Is(err, kafka.NotCoordinatorForGroup) && !errors.Is(err, kafka.GroupCoordinatorNotAvailable) &&
+			!errors.Is(err, kafka.GroupLoadInProgress) {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
