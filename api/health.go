@@ -36,8 +36,8 @@ type healthState struct {
 	last *healthCheck
 }
 
-// check runs (or reuses) a check. withLag asks Kafka for the consumer groups' lag too (admin
-// status only; never cached).
+// check reuses the last check while it is recent, or runs one. The admin status asks for a
+// fresh one (skipping the cache) with the consumer groups' lag (withLag).
 func (s *Server) check(ctx context.Context, fresh, withLag bool) *healthCheck {
 	s.health.mu.Lock()
 	defer s.health.mu.Unlock()
