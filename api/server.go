@@ -3,7 +3,6 @@
 package api
 
 import (
-	"context"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"proctor/export"
-	"proctor/internal/modelversions"
 	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
@@ -42,14 +40,25 @@ type Config struct {
 	MaxAge time.Duration
 	// Topics the API produces to.
 	Topics pipeline.Topics
-	// SignInBurst failed sign-ins per address or email are allowed in a row, then one more per
-	// SignInEvery. Defaults 10 and 30 s.
+	// SignInBurst failed sign-ins per account (email) are allowed in a row, then one more per
+	// SignInEvery; the account then answers 429 with Retry-After. Defaults 10 and 30 s.
 	SignInBurst int
 	SignInEvery time.Duration
+	// SignInIPBurst failed sign-ins per client address, over all accounts, leaking at the same
+	// rate. Higher than SignInBurst: one person's typos must not lock out everyone behind the
+	// same NAT, while a guesser trying many accounts from one address is still stopped.
+	// Default 10 × SignInBurst.
+	SignInIPBurst int
 	// LivePoll is how often the live feed (server-sent events) looks for changed flags. Default 1 s.
 	LivePoll time.Duration
 	// Recordings configures uploads of whole recordings (recordings.go).
 	Recordings RecordingUploads
+	// Kafka is checked by /healthz, /readyz and GET /v1/admin/status. Nil: not checked, and
+	// left out of their answers.
+	Kafka *pipeline.KafkaProbe
+	// HealthCacheTTL: /healthz and /readyz reuse a check this recent, so load balancers polling
+	// every instance do not hammer the database and the brokers. Default 2 s.
+	HealthCacheTTL time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -70,6 +79,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SignInBurst == 0 {
 		c.SignInBurst = 10
+	}
+	if c.SignInIPBurst == 0 {
+		c.SignInIPBurst = 10 * c.SignInBurst
+	}
+	if c.HealthCacheTTL == 0 {
+		c.HealthCacheTTL = 2 * time.Second
 	}
 	if c.SignInEvery == 0 {
 		c.SignInEvery = 30 * time.Second
@@ -100,8 +115,10 @@ type Server struct {
 	// deleted or moved, so a cached entry cannot go stale.
 	sessionOrg sync.Map
 
-	signIn limiter  // failed sign-ins (auth.go)
-	live   *liveHub // flag changes for the reviewer page (live.go)
+	signIn   limiter     // failed sign-ins per account (auth.go)
+	signInIP limiter     // failed sign-ins per client address (auth.go)
+	health   healthState // last check of the database and Kafka (health.go)
+	live     *liveHub    // flag changes for the reviewer page (live.go)
 	// cropper aligns faces for dataset exports, loaded on the first export (dataloop.go).
 	cropper export.Cropper
 }
@@ -110,7 +127,8 @@ type Server struct {
 func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, registry *prometheus.Registry, log *slog.Logger) *fiber.App {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, store: st, pub: pub, rules: eng, log: log, registry: registry,
-		signIn: limiter{Burst: cfg.SignInBurst, Every: cfg.SignInEvery}}
+		signIn:   limiter{Burst: cfg.SignInBurst, Every: cfg.SignInEvery},
+		signInIP: limiter{Burst: cfg.SignInIPBurst, Every: cfg.SignInEvery}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proctor_http_requests_total", Help: "HTTP requests by route and status.",
 	}, []string{"route", "status"})
@@ -133,6 +151,7 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	app.Use(recover.New(), s.observe)
 
 	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(registry, promhttp.HandlerOpts{})))
 	app.Get("/openapi.yaml", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "application/yaml")
@@ -141,6 +160,7 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 
 	v1 := app.Group("/v1", s.checkText) // text.go: no invalid UTF-8, NUL or oversized strings
 	ingest, review, admin := s.auth(store.ScopeIngest), s.auth(store.ScopeReview), s.auth(store.ScopeAdmin)
+	v1.Get("/admin/status", admin, s.adminStatus)
 	v1.Post("/sessions", ingest, s.createSession)
 	v1.Post("/sessions/:id/frames", ingest, s.postFrame)
 	v1.Post("/sessions/:id/audio", ingest, s.postAudio)
@@ -165,6 +185,9 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 
 	// Reviewer workspace: sign-in, users, verdicts, live feed, reports, settings, the web page.
 	s.workspaceRoutes(app, v1)
+
+	// Last: a known path asked with another method answers 405 with Allow (methods.go).
+	app.Use(methodNotAllowed(app))
 	return app
 }
 
@@ -180,13 +203,22 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	code := fiber.StatusInternalServerError
 	msg := "internal error"
 	var fe *fiber.Error
-	if errors.As(err, &fe) {
+	switch {
+	case errors.As(err, &fe):
 		code, msg = fe.Code, fe.Message
 		if code == fiber.StatusRequestEntityTooLarge && msg == utils.StatusMessage(code) {
 			msg = fmt.Sprintf("request body too large: the limit is %d bytes", s.bodyLimit)
 		}
-	} else {
+	case store.Unavailable(err):
+		// The database is down, restarting or too slow: the same request will work again, so
+		// say so (503 + Retry-After), and keep the driver's text (hosts, ports) in the log.
+		code, msg = fiber.StatusServiceUnavailable, "service temporarily unavailable (database unreachable): retry in a few seconds"
+		s.log.Warn("request failed: database unavailable", "method", c.Method(), "path", c.Path(), "err", err)
+	default:
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	if code == fiber.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+		c.Set(fiber.HeaderRetryAfter, retryAfterSeconds)
 	}
 	return c.Status(code).JSON(apiError{Error: msg})
 }
@@ -197,9 +229,12 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	if err != nil {
 		var fe *fiber.Error
-		if errors.As(err, &fe) {
+		switch {
+		case errors.As(err, &fe):
 			status = fe.Code
-		} else {
+		case store.Unavailable(err):
+			status = fiber.StatusServiceUnavailable
+		default:
 			status = fiber.StatusInternalServerError
 		}
 	}
@@ -211,17 +246,3 @@ func (s *Server) observe(c *fiber.Ctx) error {
 
 // bad answers a 4xx with a message that says what was wrong.
 func bad(code int, msg string) error { return fiber.NewError(code, msg) }
-
-func (s *Server) healthz(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
-	}
-	inForce, err := modelversions.InForce(ctx, s.store)
-	if err != nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
-	}
-	return c.JSON(fiber.Map{"status": "ok", "database": map[bool]string{true: "postgres", false: "sqlite"}[s.store.Postgres],
-		"models": inForce})
-}

@@ -143,6 +143,7 @@ func routeRules() []routeRule {
 	now := func() string { return fmt.Sprint(time.Now().Add(-time.Second).UnixMilli()) }
 	return []routeRule{
 		{method: "GET", route: "/healthz", who: []string{public}, req: get("/healthz")},
+		{method: "GET", route: "/readyz", who: []string{public}, req: get("/readyz")},
 		{method: "GET", route: "/metrics", who: []string{public}, req: get("/metrics")},
 		{method: "GET", route: "/openapi.yaml", who: []string{public}, req: get("/openapi.yaml")},
 		{method: "GET", route: "/", who: []string{public}, req: get("/"), ok: []int{302}},
@@ -279,6 +280,7 @@ func routeRules() []routeRule {
 		}},
 		{method: "GET", route: "/v1/audit", who: []string{store.ScopeAdmin}, req: get("/v1/audit?limit=1000")},
 		{method: "GET", route: "/v1/admin/deadletter", who: []string{store.ScopeAdmin}, req: get("/v1/admin/deadletter?limit=1000")},
+		{method: "GET", route: "/v1/admin/status", who: []string{store.ScopeAdmin}, req: get("/v1/admin/status")},
 		{method: "GET", route: "/v1/exams/:exam/settings", who: []string{store.ScopeAdmin}, req: get("/v1/exams/exam-shared/settings")},
 		{method: "PUT", route: "/v1/exams/:exam/settings", who: []string{store.ScopeAdmin}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
 			return jsonReq("/v1/exams/exam-shared/settings", map[string]any{"face_absent_after_sec": 6})
