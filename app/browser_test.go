@@ -118,6 +118,8 @@ func (b *browserTab) text(sel string) string {
 // run does the steps, or fails the test with a screenshot and the page's HTML.
 func (b *browserTab) run(name string, steps ...step) {
 	b.t.Helper()
+	t0 := time.Now()
+	defer func() { b.t.Logf("step %q took %s", name, time.Since(t0)) }()
 	if err := chromedp.Do(b.ctx, steps...); err != nil {
 		html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(css("body")))
 		_ = chromedp.Do(b.ctx, b.shot("FAILED-"+strings.ReplaceAll(name, " ", "-")+".png"))
