@@ -95,12 +95,12 @@ func (s *Server) listLabels(c *fiber.Ctx) error {
 }
 
 func (s *Server) withdrawLabel(c *fiber.Ctx) error {
-	id, err := strconv.ParseUint(c.Params("lid"), 10, 32)
+	id, err := parseID(c.Params("lid"), "label id")
 	if err != nil {
-		return bad(fiber.StatusBadRequest, "label id must be a number")
+		return err
 	}
 	p := principal(c)
-	l, err := s.store.WithdrawLabel(c.UserContext(), p.OrgID, uint(id), p.Actor, c.IP())
+	l, err := s.store.WithdrawLabel(c.UserContext(), p.OrgID, id, p.Actor, c.IP())
 	if errors.Is(err, store.ErrNotFound) {
 		return bad(fiber.StatusNotFound, "no label "+c.Params("lid"))
 	}
@@ -131,7 +131,7 @@ func (s *Server) createExport(c *fiber.Ctx) error {
 	if err := checkFields(field{"purpose", in.Purpose, 1000}); err != nil {
 		return err
 	}
-	if strings.TrimSpace(in.Purpose) == "" || len(in.Purpose) > 1000 {
+	if blank(in.Purpose) {
 		return bad(fiber.StatusBadRequest, "purpose is required (why the data is exported, at most 1000 characters)")
 	}
 	if in.MaxItems < 0 || in.MaxItems > export.DefaultMaxItems {
@@ -361,13 +361,9 @@ func (s *Server) modelAction(action store.ModelAction) fiber.Handler {
 }
 
 func (s *Server) compareModel(c *fiber.Ctx) error {
-	since := time.Now().Add(-7 * 24 * time.Hour)
-	if v := c.Query("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			return bad(fiber.StatusBadRequest, "since must be an RFC 3339 time")
-		}
-		since = t
+	since, err := queryTime(c, "since", time.Now().Add(-7*24*time.Hour))
+	if err != nil {
+		return err
 	}
 	ref := c.Params("name") + "@" + c.Params("version")
 	cmp, err := s.store.CompareShadow(c.UserContext(), principal(c).OrgID, ref, since)
@@ -378,12 +374,17 @@ func (s *Server) compareModel(c *fiber.Ctx) error {
 }
 
 func (s *Server) getPrecision(c *fiber.Ctx) error {
-	q := store.PrecisionQuery{OrgID: principal(c).OrgID, ModelOf: rules.ModelOfFlag, Bucket: c.Query("bucket", "week"), FlagType: c.Query("flag_type"),
-		Model: c.Query("model")}
-	if q.Bucket == "all" {
-		q.Bucket = ""
+	bucket, ok := queryValue(c, "bucket")
+	if !ok {
+		bucket = "week"
 	}
-	if q.Bucket != "" && q.Bucket != "day" && q.Bucket != "week" {
+	q := store.PrecisionQuery{OrgID: principal(c).OrgID, ModelOf: rules.ModelOfFlag, Bucket: bucket, FlagType: c.Query("flag_type"),
+		Model: c.Query("model")}
+	switch bucket {
+	case "all":
+		q.Bucket = ""
+	case "day", "week":
+	default:
 		return bad(fiber.StatusBadRequest, "bucket must be day, week or all")
 	}
 	from, to, err := dateRange(c)
@@ -395,7 +396,7 @@ func (s *Server) getPrecision(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"bucket": c.Query("bucket", "week"), "rows": rows})
+	return c.JSON(fiber.Map{"bucket": bucket, "rows": rows})
 }
 
 // strictJSON decodes one JSON object and refuses unknown fields, so a typo is an error rather

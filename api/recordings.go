@@ -140,7 +140,9 @@ func (s *Server) createRecording(c *fiber.Ctx) error {
 	}
 	if free, err := freeBytes(cfg.Dir); err == nil && free < uint64(*in.Size)+minFreeBytes {
 		s.log.Error("recordings disk full", "dir", cfg.Dir, "free", free, "wanted", *in.Size)
-		return bad(fiber.StatusInsufficientStorage, "the server has no room for this recording right now; retry later (the exam's files must be kept until results are published)")
+		// 503 + Retry-After, not 507: the client should keep the file and retry, as after any
+		// temporary outage.
+		return bad(fiber.StatusServiceUnavailable, "the server has no room for this recording right now; retry later (the exam's files must be kept until results are published)")
 	}
 	rec := &store.Recording{SessionID: id, Camera: in.Camera, SHA256: in.SHA256, Size: *in.Size,
 		ContentType: ct, StartedAtMs: *in.StartedAt, Status: store.RecordingUploading}

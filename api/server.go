@@ -187,7 +187,9 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	s.workspaceRoutes(app, v1)
 
 	// Last: a known path asked with another method answers 405 with Allow (methods.go).
-	app.Use(methodNotAllowed(app))
+	rt := &routeTable{app: app}
+	app.Use(methodNotAllowed(rt))
+	unknownMethods(app, rt)
 	return app
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -42,6 +43,9 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	u, err := s.store.CreateUser(c.UserContext(), p.OrgID, in.Email, in.Role, in.Password, false)
 	if errors.Is(err, store.ErrInvalid) {
 		return bad(fiber.StatusBadRequest, err.Error())
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return bad(fiber.StatusConflict, strings.TrimPrefix(err.Error(), store.ErrConflict.Error()+": "))
 	}
 	if err != nil {
 		return err // a database error: logged, never echoed
