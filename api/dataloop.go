@@ -67,6 +67,9 @@ func (s *Server) postLabel(c *fiber.Ctx) error {
 	if err := strictJSON(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "label: "+err.Error())
 	}
+	if in.FlagID != nil && (*in.FlagID == 0 || *in.FlagID > maxID) {
+		return bad(fiber.StatusBadRequest, "flag_id must be a whole number from 1 to "+strconv.FormatUint(maxID, 10))
+	}
 	p := principal(c)
 	l := &store.Label{OrgID: p.OrgID, SessionID: sess.ID, Kind: in.Kind, AtMs: in.AtMs, FlagID: in.FlagID,
 		Mask: in.Mask, Occluded: in.Occluded, Earphones: in.Earphones, Persons: in.Persons, Note: in.Note, Reviewer: p.Actor}
@@ -309,7 +312,8 @@ func (s *Server) registerModel(c *fiber.Ctx) error {
 	v, err := modelversions.Prepare(mj, data, card, eval, p.Actor)
 	switch {
 	case errors.Is(err, modelversions.ErrRefused):
-		return bad(fiber.StatusBadRequest, err.Error())
+		// A well-formed upload whose files are unusable (manifest, checksum, contract, ONNX).
+		return bad(fiber.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		return bad(fiber.StatusConflict, err.Error())
 	case err != nil:
@@ -406,6 +410,9 @@ func strictJSON(body []byte, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return err
+	}
+	if where := jsonNull(body, nil); where != "" {
+		return errors.New(where + ": null is not allowed; leave the field out or send a value")
 	}
 	return nil
 }

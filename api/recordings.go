@@ -114,6 +114,9 @@ func (s *Server) createRecording(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {camera, size, sha256, started_at, content_type}: "+err.Error())
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
 	cfg := s.cfg.Recordings
 	if in.Camera != analyzers.CameraMain && in.Camera != analyzers.CameraEvidence {
 		return bad(fiber.StatusBadRequest, "camera must be 'main' or 'evidence'")

@@ -119,6 +119,9 @@ func (s *Server) postVerdict(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"verdict\": \"confirmed\"|\"dismissed\", \"note\": \"...\"}")
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
 	verdicts, err := s.recordVerdicts(c, []uint{f.ID}, in.Verdict, in.Note, "")
 	if err != nil {
 		return err
@@ -137,6 +140,9 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 	var in keyIn
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"name\": \"...\", \"scopes\": [\"ingest\"|\"review\"|\"admin\"]}")
+	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
 	}
 	if err := checkFields(field{"name", in.Name, 200}); err != nil {
 		return err

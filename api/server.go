@@ -140,8 +140,11 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 
 	s.bodyLimit = max(cfg.MaxFrameBytes, cfg.MaxAudioBytes, cfg.MaxPhotoBytes, cfg.Recordings.MaxChunkBytes) + 64<<10
 	app := fiber.New(fiber.Config{
-		AppName:               "proctor",
-		BodyLimit:             s.bodyLimit,
+		AppName:   "proctor",
+		BodyLimit: s.bodyLimit,
+		// The request line and headers: room for every query parameter at its 1024-character
+		// limit, percent-encoded; beyond it fasthttp answers 431 itself.
+		ReadBufferSize:        maxHeaderBytes,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           90 * time.Second,
@@ -195,6 +198,9 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 
 //go:embed openapi.yaml
 var openAPI []byte
+
+// maxHeaderBytes bounds the request line and headers (documented in api/openapi.yaml).
+const maxHeaderBytes = 64 << 10
 
 // apiError is the JSON body of every 4xx/5xx answer.
 type apiError struct {

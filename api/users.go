@@ -32,6 +32,9 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"email\": \"...\", \"role\": \"reviewer\"|\"data\"|\"admin\", \"password\": optional}")
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
 	generated := in.Password == ""
 	if generated {
 		in.Password = store.NewPassword()
@@ -67,6 +70,9 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	}
 	if err := json.Unmarshal(c.Body(), &in); err != nil || in.Disabled == nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"disabled\": true|false}")
+	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
 	}
 	p := principal(c)
 	if p.User != nil && p.User.ID == c.Params("id") && *in.Disabled {

@@ -107,8 +107,16 @@ func (s *Server) postVerdicts(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"flag_ids\": [1, 2], \"verdict\": \"confirmed\"|\"dismissed\", \"note\": \"...\"}")
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
 	if len(in.FlagIDs) == 0 || len(in.FlagIDs) > maxBulk {
 		return bad(fiber.StatusBadRequest, "flag_ids must list 1 to "+strconv.Itoa(maxBulk)+" flags")
+	}
+	for _, id := range in.FlagIDs {
+		if id == 0 || id > maxID {
+			return bad(fiber.StatusBadRequest, "flag_ids: every id is a whole number from 1 to "+strconv.FormatUint(maxID, 10))
+		}
 	}
 	verdicts, err := s.recordVerdicts(c, in.FlagIDs, in.Verdict, in.Note, store.NewID()[:16])
 	if err != nil {
