@@ -430,11 +430,15 @@ func TestBrowserDataLoop(t *testing.T) {
 		b.visible(`#labels li[data-kind="attribute"] button.withdraw`),
 		chromedp.Click(css(`#confirm`)), // and confirm the flag: the precision below counts it
 		b.visible(fmt.Sprintf(`#flags tr[data-flag="%d"][data-status="confirmed"]`, faces.ID)))
-	// 4:10 after the scheduled start, as the timeline writes times.
+	// 4:10 after the scheduled start, as the timeline writes times, sent with Enter as a
+	// reviewer would. The confirmation just above makes the page re-render (the reload after the
+	// verdict, then the live feed's change) while the keys go in: the field keeps its focus and
+	// text across that, and Enter submits whichever form is on the page then (a click could land
+	// on a button that a re-render just replaced).
 	b.run("phrase missed",
 		chromedp.SendKeys(css(`#missed-at`), "4:10"),
 		b.typed(`#missed-at`, "4:10"),
-		chromedp.Click(css(`#missed-save`)),
+		b.key(kb.Enter),
 		b.visible(`#labels li[data-kind="phrase_missed"]`),
 		chromedp.ScrollIntoView(css(`#labels`)),
 		b.shot("13-labels-en.png"))
