@@ -392,7 +392,7 @@ func TestBadInput(t *testing.T) {
 		{"events not JSON", ingestKey, "POST", "/v1/sessions/" + sess.ID + "/events", "application/json", []byte(`{"seq":`), 400, "invalid JSON"},
 		{"session without photo", ingestKey, "POST", "/v1/sessions", "application/x-www-form-urlencoded", []byte("exam_id=e&candidate_id=c&scheduled_start=" + ms + "&duration_sec=600&questions=1"), 400, "photo"},
 		{"verdict not JSON", reviewKey, "POST", "/v1/flags/1/verdict", "application/json", []byte("yes"), 404, "no flag"},
-		{"flag id not a number", reviewKey, "GET", "/v1/flags/abc", "", nil, 400, "positive integer"},
+		{"flag id not a number", reviewKey, "GET", "/v1/flags/abc", "", nil, 400, "whole number from 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
