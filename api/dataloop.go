@@ -32,18 +32,19 @@ func (s *Server) dataLoopRoutes(v1 fiber.Router) {
 
 	v1.Post("/exports", data, s.createExport)
 	v1.Get("/exports", data, s.listExports)
-	v1.Get("/exports/:eid", data, s.getExport)
-	v1.Get("/exports/:eid/archive", data, s.getExportArchive)
+	v1.Get("/exports/:eid", data, maxParams(exportID), s.getExport)
+	v1.Get("/exports/:eid/archive", data, maxParams(exportID), s.getExportArchive)
 
 	v1.Get("/models", data, s.listModels)
 	v1.Post("/models", data, s.registerModel)
-	v1.Get("/models/:name/:version/compare", data, s.compareModel)
-	v1.Post("/models/:name/:version/shadow", data, s.modelAction(store.ActionShadow))
-	v1.Post("/models/:name/:version/unshadow", data, s.modelAction(store.ActionUnshadow))
-	v1.Post("/models/:name/:version/promote", admin, s.modelAction(store.ActionPromote))
-	v1.Post("/models/:name/rollback", admin, s.modelAction(store.ActionRollback))
+	model := maxParams(modelParams)
+	v1.Get("/models/:name/:version/compare", data, model, s.compareModel)
+	v1.Post("/models/:name/:version/shadow", data, model, s.modelAction(store.ActionShadow))
+	v1.Post("/models/:name/:version/unshadow", data, model, s.modelAction(store.ActionUnshadow))
+	v1.Post("/models/:name/:version/promote", admin, model, s.modelAction(store.ActionPromote))
+	v1.Post("/models/:name/rollback", admin, model, s.modelAction(store.ActionRollback))
 
-	v1.Get("/precision", data, s.getPrecision)
+	v1.Get("/precision", data, maxParams(map[string]int{"flag_type": 48}), s.getPrecision)
 }
 
 // labelIn is the body of POST /v1/sessions/{id}/labels.

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -95,6 +97,34 @@ func queryTime(c *fiber.Ctx, name string, def time.Time) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// maxParams refuses path and query parameters longer (in characters) than the database column
+// they are looked up in: PostgreSQL answers a longer value for a varchar(n) column with an error
+// (SQLSTATE 22001), not with "no match". api/openapi.yaml documents each limit.
+func maxParams(limits map[string]int) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		for name, n := range limits {
+			v := c.Params(name)
+			if v == "" {
+				v, _ = queryValue(c, name)
+			}
+			if l := utf8.RuneCountInString(v); l > n {
+				return bad(fiber.StatusBadRequest, fmt.Sprintf("%s: is %d characters long; at most %d allowed", name, l, n))
+			}
+		}
+		return c.Next()
+	}
+}
+
+// Limits of the filters that are compared with database columns (store/).
+var (
+	queueParams = map[string]int{"exam_id": 128, "flag_type": 48}
+	userID      = map[string]int{"id": 32}
+	keyID       = map[string]int{"id": 32}
+	exportID    = map[string]int{"eid": 40}
+	recordingID = map[string]int{"rid": 32}
+	modelParams = map[string]int{"name": 64, "version": 32}
+)
 
 // blank reports whether a required text field is empty or only spaces, tabs and line breaks
 // (api/openapi.yaml: pattern '[^ \t\r\n]').

@@ -170,11 +170,11 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	v1.Post("/sessions/:id/events", ingest, s.postEvents)
 	v1.Post("/sessions/:id/recordings", ingest, s.createRecording)
 	v1.Get("/sessions/:id/recordings", ingest, s.listRecordings)
-	v1.Put("/sessions/:id/recordings/:rid", ingest, s.putChunk)
-	v1.Get("/sessions/:id/recordings/:rid", ingest, s.getRecording)
+	v1.Put("/sessions/:id/recordings/:rid", ingest, maxParams(recordingID), s.putChunk)
+	v1.Get("/sessions/:id/recordings/:rid", ingest, maxParams(recordingID), s.getRecording)
 	s.timelineExtras = append(s.timelineExtras, s.recordingsTimeline)
 
-	v1.Get("/sessions", review, s.listSessions)
+	v1.Get("/sessions", review, maxParams(queueParams), s.listSessions)
 	v1.Get("/sessions/:id", review, s.getSession)
 	v1.Get("/sessions/:id/answers", review, s.getAnswers)
 	s.timelineExtras = append(s.timelineExtras, s.answersTimeline)
@@ -184,7 +184,7 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	v1.Post("/flags/:id/verdict", review, s.postVerdict)
 
 	v1.Post("/keys", admin, s.createKey)
-	v1.Get("/audit", admin, s.listAudit)
+	v1.Get("/audit", admin, maxParams(map[string]int{"action": 64, "actor": 320, "target": 320}), s.listAudit)
 
 	// Reviewer workspace: sign-in, users, verdicts, live feed, reports, settings, the web page.
 	s.workspaceRoutes(app, v1)

@@ -31,6 +31,11 @@ func (s *Server) checkText(c *fiber.Ctx) error {
 	if err := store.CheckText("path", c.Path(), 2048); err != nil {
 		return textError(err)
 	}
+	if rest, ok := strings.CutPrefix(c.Path(), "/v1/sessions/"); ok {
+		if id, _, _ := strings.Cut(rest, "/"); id != "" && !validID(id) {
+			return bad(fiber.StatusBadRequest, "session id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		}
+	}
 	var err error
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
 		if err == nil {

@@ -8,6 +8,8 @@
 # It starts `proctor serve` on the embedded defaults (in-process Kafka-protocol broker, SQLite)
 # with a fresh data directory on a free port, creates an API key for each scope and runs
 # Schemathesis with the admin key (admin implies every scope), bounded in examples and time.
+# With ST_DATABASE_DSN (a PostgreSQL DSN whose user may create databases) it uses a fresh
+# database on that server instead of SQLite, dropped afterwards: scripts/test.sh does both.
 #
 # Usage: scripts/schemathesis.sh [schemathesis run args...]
 # Env:   ST_MAX_EXAMPLES (default 100 per operation: about 2 minutes on two cores)  ST_SEED (default 1:
@@ -36,10 +38,20 @@ base=http://127.0.0.1:$port
 export PROCTOR_DATA_DIR=$work/data PROCTOR_ADDR=127.0.0.1:$port PROCTOR_LOG_LEVEL=warn
 export PROCTOR_KAFKA_TOPIC_PREFIX=st
 
+# PostgreSQL: a database of its own, named after the work directory.
+pgdb=
+if [ -n "${ST_DATABASE_DSN:-}" ]; then
+  psql=${PG_BIN:-/usr/lib/postgresql/15/bin}/psql
+  pgdb=proctor_st_$(basename "$work" | tr -dc 'a-zA-Z0-9' | tr 'A-Z' 'a-z')
+  "$psql" -X -q -v ON_ERROR_STOP=1 -d "$ST_DATABASE_DSN" -c "create database $pgdb" >/dev/null
+  export PROCTOR_DATABASE_DSN="$(sed -E 's/(^| )dbname=[^ ]*//' <<<"$ST_DATABASE_DSN") dbname=$pgdb"
+fi
+
 server=
 cleanup() {
   local rc=$?
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  if [ -n "$pgdb" ]; then "$psql" -X -q -d "$ST_DATABASE_DSN" -c "drop database if exists $pgdb" >/dev/null 2>&1 || true; fi
   if [ "$rc" != 0 ]; then
     echo "schemathesis.sh: FAILED (exit $rc) after $(( $(date +%s) - t0 ))s; server log: $work/serve.log" >&2
     tail -n 30 "$work/serve.log" >&2 2>/dev/null || true
@@ -69,7 +81,7 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 curl -fsS -o /dev/null "$base/readyz" || { echo "schemathesis.sh: $base/readyz never answered 200" >&2; exit 1; }
-echo "schemathesis.sh: proctor serve ready on $base ($(( $(date +%s) - t0 ))s)"
+echo "schemathesis.sh: proctor serve ready on $base, database ${pgdb:-SQLite in $work/data} ($(( $(date +%s) - t0 ))s)"
 
 deadline=$(( $(date +%s) + ${ST_TIMEOUT:-420} ))
 st_run() { # schemathesis run with the shared options, within what is left of ST_TIMEOUT

@@ -94,9 +94,15 @@ flags=(${GO_TEST_FLAGS:--race -count=1 -timeout 20m})
 
 # Schemathesis against `proctor serve` (API document vs API, no 5xx but 503): only for a full
 # run (no package patterns given), or with PROCTOR_TEST_SCHEMATHESIS=1.
+# On SQLite, then (with the services) on PostgreSQL, as in production, with fewer cases.
 if [ "$have_pkg" = 0 ] || [ "${PROCTOR_TEST_SCHEMATHESIS:-0}" = 1 ]; then
-  step "scripts/schemathesis.sh"
+  step "scripts/schemathesis.sh (SQLite)"
   PROCTOR_BIN=$root/bin/proctor scripts/schemathesis.sh 2>&1 | tee artifacts/schemathesis.log
+  if [ -n "${PROCTOR_TEST_POSTGRES_DSN:-}" ]; then
+    step "scripts/schemathesis.sh (PostgreSQL)"
+    ST_DATABASE_DSN=$PROCTOR_TEST_POSTGRES_DSN ST_MAX_EXAMPLES=${ST_MAX_EXAMPLES_POSTGRES:-50} PROCTOR_BIN=$root/bin/proctor \
+      scripts/schemathesis.sh 2>&1 | tee artifacts/schemathesis-postgres.log
+  fi
 fi
 
 step "go test ${flags[*]} ${args[*]}"
