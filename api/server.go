@@ -144,7 +144,10 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 		BodyLimit: s.bodyLimit,
 		// The request line and headers: room for every query parameter at its 1024-character
 		// limit, percent-encoded; beyond it fasthttp answers 431 itself.
-		ReadBufferSize:        maxHeaderBytes,
+		ReadBufferSize: maxHeaderBytes,
+		// Handlers see path parameters decoded ("%41" is "A"): the id a client percent-encodes
+		// is the id it means, and limits count its characters, not its escapes.
+		UnescapePath:          true,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           90 * time.Second,
