@@ -35,8 +35,10 @@ func TestOpenAPIMatchesChecks(t *testing.T) {
 			Content map[string]struct {
 				Schema struct {
 					Properties map[string]struct {
-						Maximum *float64 `yaml:"maximum"`
-						Unit    string   `yaml:"x-unit"`
+						Maximum    *float64                `yaml:"maximum"`
+						Unit       string                  `yaml:"x-unit"`
+						Items      struct{ Enum []string } `yaml:"items"`
+						Properties map[string]any          `yaml:"properties"`
 					} `yaml:"properties"`
 				} `yaml:"schema"`
 			} `yaml:"content"`
@@ -50,6 +52,12 @@ func TestOpenAPIMatchesChecks(t *testing.T) {
 	declared := map[string]rules.Setting{}
 	for _, s := range rules.Settings() {
 		declared[s.Key] = s
+	}
+	if got := slices.Sorted(slices.Values(props["disabled"].Items.Enum)); !slices.Equal(got, rules.FlagTypes()) {
+		t.Errorf("settings disabled enum %v, want the registered flag types", got)
+	}
+	if got := slices.Sorted(maps.Keys(props["weights"].Properties)); !slices.Equal(got, rules.FlagTypes()) {
+		t.Errorf("settings weights properties %v, want the registered flag types", got)
 	}
 	for k, p := range props {
 		if k == "disabled" || k == "weights" {
