@@ -44,6 +44,11 @@ type Session struct {
 	// means the photo showed no usable face: identity is then not checked.
 	FaceEmbedding      []byte `json:"-"`
 	FaceEmbeddingModel string `gorm:"size:128" json:"face_embedding_model,omitempty"`
+	// LoginFaceFrames counts main-camera frames before answering whose face passed the identity
+	// quality gate, LoginFaceMatches those that matched the registration photo (or came after
+	// the platform's own face login): rules/check_identity.go judges the login from them.
+	LoginFaceFrames  int `gorm:"not null;default:0" json:"login_face_frames"`
+	LoginFaceMatches int `gorm:"not null;default:0" json:"login_face_matches"`
 }
 
 // FrameResult is one analysed frame. The unique key (session, camera, seq) is what makes a
@@ -178,5 +183,5 @@ func allModels() []any {
 		&AudioStretch{}, &SpeechSegment{}, &PhraseDetection{}, &AnswerSegment{},
 		&User{}, &WebSession{}, &ExamSetting{}, &Recording{},
 		&Label{}, &ModelVersion{}, &ShadowObservation{}, &AudioSample{}, &PseudonymKey{}, &Export{},
-		&DeadLetter{}}
+		&DeadLetter{}, &GalleryFace{}}
 }
