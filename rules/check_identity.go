@@ -2,6 +2,9 @@ package rules
 
 import (
 	"math"
+	"strings"
+
+	"gorm.io/gorm"
 
 	"proctor/analyzers"
 	"proctor/store"
@@ -167,4 +170,28 @@ func IdentityQuality(obs *analyzers.Observation, p Params) (int, bool) {
 		return i, false
 	}
 	return i, true
+}
+
+// IdentityCoverage counts a session's main-camera frames whose face voted on identity and those
+// that abstained (the quality gate): the reviewer sees the share of time identity was verified.
+func IdentityCoverage(db *gorm.DB, sessionID string) (voted, abstained int, err error) {
+	rows, err := store.CameraFrames(db, sessionID, analyzers.CameraMain)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, r := range rows {
+		if !strings.Contains(r.Signals, `"identity"`) {
+			continue // no face measured: neither
+		}
+		f, err := parseFrame(r)
+		if err != nil {
+			return 0, 0, err
+		}
+		if _, ok := f.Signal("identity").Get("abstain"); ok {
+			abstained++
+		} else {
+			voted++
+		}
+	}
+	return voted, abstained, nil
 }
