@@ -124,6 +124,9 @@ func (s *Server) postFrame(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := s.throttle(c, s.cfg.Topics.Frames); err != nil {
+		return err
+	}
 	camera := c.Query("camera")
 	if camera != analyzers.CameraMain && camera != analyzers.CameraEvidence {
 		return bad(fiber.StatusBadRequest, "camera must be 'main' or 'evidence'")
@@ -161,6 +164,9 @@ func (s *Server) postFrame(c *fiber.Ctx) error {
 func (s *Server) postAudio(c *fiber.Ctx) error {
 	id, err := s.ingestSession(c)
 	if err != nil {
+		return err
+	}
+	if err := s.throttle(c, s.cfg.Topics.Audio); err != nil {
 		return err
 	}
 	seq, capturedAt, err := s.seqAndTime(c)

@@ -1,0 +1,168 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"proctor/pipeline"
+)
+
+// Backpressure: when the workers fall behind, ingest of frames and audio answers 429 with
+// Retry-After, so the delay between a frame's capture and its analysis stays bounded instead of
+// growing without limit. The platform's client keeps a refused frame and resends it with the same
+// seq, as after a network loss. The lag is read from Kafka (the consumer groups' committed offsets
+// against the topics' ends, and the timestamp of the oldest unprocessed message), so it works
+// with `proctor api` and `proctor worker` in separate processes, and is cached for
+// Config.BacklogEvery: a request never waits for Kafka.
+//
+// Events are never refused for lag: they are tiny, cheap to analyse, and a late exam-flow event
+// (entered, window switched) changes flags; holding them back would gain nothing.
+
+// backlogState is the last reading of the consumer groups' backlog.
+type backlogState struct {
+	mu         sync.Mutex
+	reading    map[string]pipeline.TopicBacklog
+	at         time.Time // when reading was taken; zero: never
+	refreshing bool
+
+	lag       *prometheus.GaugeVec
+	age       *prometheus.GaugeVec
+	throttled *prometheus.CounterVec
+}
+
+// backlogStale: a reading older than this (Kafka unreachable, refresh failing) is not used to
+// refuse anything. Past it, produce errors answer 503 anyway.
+const backlogStale = 30 * time.Second
+
+// throttling reports whether backpressure is configured at all.
+func (s *Server) throttling() bool {
+	return s.cfg.Kafka != nil && (s.cfg.MaxLag > 0 || s.cfg.MaxLagMessages > 0)
+}
+
+// backlog returns the last reading, starting a refresh in the background when it is older than
+// BacklogEvery. wait makes the caller wait for that refresh (the /metrics scrape, the tests).
+func (s *Server) backlog(ctx context.Context, wait bool) (map[string]pipeline.TopicBacklog, time.Time) {
+	b := &s.backlogs
+	b.mu.Lock()
+	if time.Since(b.at) < s.cfg.BacklogEvery || b.refreshing {
+		r, at := b.reading, b.at
+		b.mu.Unlock()
+		return r, at
+	}
+	b.refreshing = true
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Not the request's context: the refresh outlives the request that started it.
+		st, err := s.cfg.Kafka.Check(context.Background(), true)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.refreshing = false
+		if err != nil || st.LagError != "" {
+			s.log.Debug("backlog reading failed", "err", err, "lag_error", st.LagError)
+			return // keep the previous reading until it is stale
+		}
+		b.reading, b.at = st.Backlog, time.Now()
+		for topic, tb := range st.Backlog {
+			b.lag.WithLabelValues(topic).Set(float64(tb.Messages))
+			b.age.WithLabelValues(topic).Set(tb.OldestSeconds)
+		}
+	}()
+	if wait {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reading, b.at
+}
+
+// throttle answers 429 with Retry-After when topic's backlog is past the configured bound. It
+// costs a map lookup per request: the reading is refreshed in the background.
+func (s *Server) throttle(c *fiber.Ctx, topic string) error {
+	if !s.throttling() {
+		return nil
+	}
+	reading, at := s.backlog(c.UserContext(), false)
+	if at.IsZero() || time.Since(at) > backlogStale {
+		return nil
+	}
+	tb := reading[topic]
+	over := s.cfg.MaxLag > 0 && tb.OldestAge > s.cfg.MaxLag
+	if s.cfg.MaxLagMessages > 0 && tb.Messages > s.cfg.MaxLagMessages {
+		over = true
+	}
+	if !over {
+		return nil
+	}
+	s.backlogs.throttled.WithLabelValues(topic).Inc()
+	// Retry once the backlog could have drained below the bound: how far past it the oldest
+	// message is, at least 1 s, at most 30 s.
+	retry := 1.0
+	if s.cfg.MaxLag > 0 {
+		retry = math.Ceil((tb.OldestAge - s.cfg.MaxLag).Seconds()) + 1
+	}
+	retry = min(max(retry, 1), 30)
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retry)))
+	return bad(fiber.StatusTooManyRequests, fmt.Sprintf(
+		"analysis is behind (%d messages waiting, the oldest for %.0f s; bound %s): not accepted, resend it with the same seq after Retry-After seconds",
+		tb.Messages, tb.OldestAge.Seconds(), s.lagBound()))
+}
+
+func (s *Server) lagBound() string {
+	switch {
+	case s.cfg.MaxLag > 0 && s.cfg.MaxLagMessages > 0:
+		return fmt.Sprintf("%s or %d messages", s.cfg.MaxLag, s.cfg.MaxLagMessages)
+	case s.cfg.MaxLag > 0:
+		return s.cfg.MaxLag.String()
+	}
+	return fmt.Sprintf("%d messages", s.cfg.MaxLagMessages)
+}
+
+// backlogCollector reads the backlog (at most every BacklogEvery) when /metrics is scraped, so
+// the gauges are fresh even when no frame is being posted.
+type backlogCollector struct{ s *Server }
+
+func (c backlogCollector) Describe(ch chan<- *prometheus.Desc) {
+	c.s.backlogs.lag.Describe(ch)
+	c.s.backlogs.age.Describe(ch)
+}
+
+func (c backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	c.s.backlog(ctx, true)
+	cancel()
+	c.s.backlogs.lag.Collect(ch)
+	c.s.backlogs.age.Collect(ch)
+}
+
+// registerBacklog creates the backlog metrics on registry.
+func (s *Server) registerBacklog(registry *prometheus.Registry) {
+	b := &s.backlogs
+	b.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "proctor_pipeline_group_lag_messages",
+		Help: "Messages past the consumer group's committed offsets, by topic, read from Kafka by the API (every worker process together).",
+	}, []string{"topic"})
+	b.age = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "proctor_pipeline_group_oldest_unprocessed_seconds",
+		Help: "Age of the oldest message its consumer group has not committed (since the API accepted it), by topic; 0 when none waits.",
+	}, []string{"topic"})
+	b.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "proctor_ingest_throttled_requests_total",
+		Help: "Ingest requests answered 429 because the analysis backlog passed --max-lag / --max-lag-messages, by topic.",
+	}, []string{"topic"})
+	registry.MustRegister(b.throttled)
+	if s.cfg.Kafka != nil {
+		registry.MustRegister(backlogCollector{s})
+	}
+}
