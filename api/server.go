@@ -122,9 +122,9 @@ type Server struct {
 	// timelineExtras add sections to the timeline (answers, recordings) from other features.
 	timelineExtras []func(c *fiber.Ctx, sess *store.Session, body fiber.Map) error
 
-	// sessionOrg caches session id → organisation for the ingest hot path; sessions are never
-	// deleted or moved, so a cached entry cannot go stale.
-	sessionOrg sync.Map
+	// sessionKeys caches organisation + the platform's session id → the session's key for the
+	// ingest hot path; sessions are never deleted or moved, so a cached entry cannot go stale.
+	sessionKeys sync.Map
 
 	signIn   limiter      // failed sign-ins per account (auth.go)
 	signInIP limiter      // failed sign-ins per client address (auth.go)
