@@ -22,6 +22,13 @@ import (
 // with `proctor api` and `proctor worker` in separate processes, and is cached for
 // Config.BacklogEvery: a request never waits for Kafka.
 //
+// The bound is on the wait of a frame accepted now: the backlog ahead of it divided by the rate
+// at which the workers drain it (measured from the groups' positions over the last
+// drainWindow), and, when there is no drain rate to go by (no worker has processed anything in
+// that window), the age of the oldest unprocessed message. The age alone would let a burst
+// queue accept-rate × bound messages before it reacts, which takes far longer than the bound to
+// drain.
+//
 // Events are never refused for lag: they are tiny, cheap to analyse, and a late exam-flow event
 // (entered, window switched) changes flags; holding them back would gain nothing.
 
@@ -31,11 +38,24 @@ type backlogState struct {
 	reading    map[string]pipeline.TopicBacklog
 	at         time.Time // when reading was taken; zero: never
 	refreshing bool
+	history    []positions // readings of the last drainWindow, oldest first
 
 	lag       *prometheus.GaugeVec
 	age       *prometheus.GaugeVec
+	wait      *prometheus.GaugeVec
 	throttled *prometheus.CounterVec
 }
+
+// positions is one reading of the groups' positions, per topic.
+type positions struct {
+	at   time.Time
+	pos  map[string]int64
+	busy map[string]bool // messages were waiting
+}
+
+// drainWindow is how far back the drain rate is measured: long enough to smooth the workers'
+// commits, short enough to follow a worker that dies or joins.
+const drainWindow = 10 * time.Second
 
 // backlogStale: a reading older than this (Kafka unreachable, refresh failing) is not used to
 // refuse anything. Past it, produce errors answer 503 anyway.
@@ -70,10 +90,21 @@ func (s *Server) backlog(ctx context.Context, wait bool) (map[string]pipeline.To
 			s.log.Debug("backlog reading failed", "err", err, "lag_error", st.LagError)
 			return // keep the previous reading until it is stale
 		}
-		b.reading, b.at = st.Backlog, time.Now()
+		now := time.Now()
+		b.reading, b.at = st.Backlog, now
+		p := positions{at: now, pos: map[string]int64{}, busy: map[string]bool{}}
+		for topic, tb := range st.Backlog {
+			p.pos[topic], p.busy[topic] = tb.Position, tb.Messages > 0
+		}
+		b.history = append(b.history, p)
+		for len(b.history) > 2 && now.Sub(b.history[1].at) >= drainWindow {
+			b.history = b.history[1:]
+		}
 		for topic, tb := range st.Backlog {
 			b.lag.WithLabelValues(topic).Set(float64(tb.Messages))
 			b.age.WithLabelValues(topic).Set(tb.OldestSeconds)
+			wait, _ := b.estimate(topic, tb)
+			b.wait.WithLabelValues(topic).Set(wait.Seconds())
 		}
 	}()
 	if wait {
@@ -87,6 +118,29 @@ func (s *Server) backlog(ctx context.Context, wait bool) (map[string]pipeline.To
 	return b.reading, b.at
 }
 
+// estimate is the wait of a message of topic accepted now, and whether it comes from a measured
+// drain rate (else it is the oldest unprocessed message's age). Called with b.mu held.
+func (b *backlogState) estimate(topic string, tb pipeline.TopicBacklog) (time.Duration, bool) {
+	if tb.Messages == 0 {
+		return 0, true
+	}
+	// The rate over the intervals that began with messages waiting: idle time says nothing
+	// about how fast the workers go.
+	var done int64
+	var busy time.Duration
+	for i := 1; i < len(b.history); i++ {
+		if prev, cur := b.history[i-1], b.history[i]; prev.busy[topic] {
+			done += cur.pos[topic] - prev.pos[topic]
+			busy += cur.at.Sub(prev.at)
+		}
+	}
+	if busy < time.Second || done <= 0 {
+		return tb.OldestAge, false
+	}
+	rate := float64(done) / busy.Seconds()
+	return max(time.Duration(float64(tb.Messages)/rate*float64(time.Second)), tb.OldestAge), true
+}
+
 // throttle answers 429 with Retry-After when topic's backlog is past the configured bound. It
 // costs a map lookup per request: the reading is refreshed in the background.
 func (s *Server) throttle(c *fiber.Ctx, topic string) error {
@@ -98,7 +152,10 @@ func (s *Server) throttle(c *fiber.Ctx, topic string) error {
 		return nil
 	}
 	tb := reading[topic]
-	over := s.cfg.MaxLag > 0 && tb.OldestAge > s.cfg.MaxLag
+	s.backlogs.mu.Lock()
+	wait, _ := s.backlogs.estimate(topic, tb)
+	s.backlogs.mu.Unlock()
+	over := s.cfg.MaxLag > 0 && wait > s.cfg.MaxLag
 	if s.cfg.MaxLagMessages > 0 && tb.Messages > s.cfg.MaxLagMessages {
 		over = true
 	}
@@ -106,17 +163,17 @@ func (s *Server) throttle(c *fiber.Ctx, topic string) error {
 		return nil
 	}
 	s.backlogs.throttled.WithLabelValues(topic).Inc()
-	// Retry once the backlog could have drained below the bound: how far past it the oldest
-	// message is, at least 1 s, at most 30 s.
+	// Retry once the backlog could have drained below the bound: how far past it the expected
+	// wait is, at least 1 s, at most 30 s.
 	retry := 1.0
 	if s.cfg.MaxLag > 0 {
-		retry = math.Ceil((tb.OldestAge - s.cfg.MaxLag).Seconds()) + 1
+		retry = math.Ceil((wait - s.cfg.MaxLag).Seconds()) + 1
 	}
 	retry = min(max(retry, 1), 30)
 	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retry)))
 	return bad(fiber.StatusTooManyRequests, fmt.Sprintf(
-		"analysis is behind (%d messages waiting, the oldest for %.0f s; bound %s): not accepted, resend it with the same seq after Retry-After seconds",
-		tb.Messages, tb.OldestAge.Seconds(), s.lagBound()))
+		"analysis is behind (%d messages waiting, about %.0f s of work, the oldest for %.0f s; bound %s): not accepted, resend it with the same seq after Retry-After seconds",
+		tb.Messages, wait.Seconds(), tb.OldestAge.Seconds(), s.lagBound()))
 }
 
 func (s *Server) lagBound() string {
@@ -136,6 +193,7 @@ type backlogCollector struct{ s *Server }
 func (c backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	c.s.backlogs.lag.Describe(ch)
 	c.s.backlogs.age.Describe(ch)
+	c.s.backlogs.wait.Describe(ch)
 }
 
 func (c backlogCollector) Collect(ch chan<- prometheus.Metric) {
@@ -144,6 +202,7 @@ func (c backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	cancel()
 	c.s.backlogs.lag.Collect(ch)
 	c.s.backlogs.age.Collect(ch)
+	c.s.backlogs.wait.Collect(ch)
 }
 
 // registerBacklog creates the backlog metrics on registry.
@@ -156,6 +215,10 @@ func (s *Server) registerBacklog(registry *prometheus.Registry) {
 	b.age = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "proctor_pipeline_group_oldest_unprocessed_seconds",
 		Help: "Age of the oldest message its consumer group has not committed (since the API accepted it), by topic; 0 when none waits.",
+	}, []string{"topic"})
+	b.wait = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "proctor_pipeline_group_expected_wait_seconds",
+		Help: "Expected wait of a message accepted now, by topic: the backlog over the workers' drain rate of the last 10 s (the oldest message's age when nothing drained); what --max-lag bounds.",
 	}, []string{"topic"})
 	b.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proctor_ingest_throttled_requests_total",

@@ -49,6 +49,10 @@ type TopicBacklog struct {
 	OldestAge time.Duration `json:"-"`
 	// OldestSeconds is OldestAge in seconds, for JSON.
 	OldestSeconds float64 `json:"oldest_unprocessed_seconds"`
+	// Position is the sum over partitions of the group's position (committed offset, or the
+	// first offset when nothing is committed): its growth between two readings is how many
+	// messages the workers processed.
+	Position int64 `json:"-"`
 }
 
 // Check asks the cluster for its metadata and, with lag, for the consumer groups' committed
@@ -136,6 +140,7 @@ func groupBacklog(ctx context.Context, client *kafka.Client, cfg Config, md *kaf
 			if !ok || from < o.FirstOffset { // nothing committed yet (or deleted by retention)
 				from = o.FirstOffset
 			}
+			b.Position += from
 			if o.LastOffset <= from {
 				continue
 			}
