@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -38,7 +39,11 @@ type backlogState struct {
 	reading    map[string]pipeline.TopicBacklog
 	at         time.Time // when reading was taken; zero: never
 	refreshing bool
-	history    []positions // readings of the last drainWindow, oldest first
+	history    []positions        // readings of the last drainWindow, oldest first
+	rates      map[string]float64 // the last drain rate measured per topic (messages/s)
+	// since counts what this process accepted per topic since the reading: a burst between two
+	// readings counts at once, not a second later.
+	since map[string]*atomic.Int64
 
 	lag       *prometheus.GaugeVec
 	age       *prometheus.GaugeVec
@@ -92,6 +97,9 @@ func (s *Server) backlog(ctx context.Context, wait bool) (map[string]pipeline.To
 		}
 		now := time.Now()
 		b.reading, b.at = st.Backlog, now
+		for _, n := range b.since {
+			n.Store(0)
+		}
 		p := positions{at: now, pos: map[string]int64{}, busy: map[string]bool{}}
 		for topic, tb := range st.Backlog {
 			p.pos[topic], p.busy[topic] = tb.Position, tb.Messages > 0
@@ -119,7 +127,8 @@ func (s *Server) backlog(ctx context.Context, wait bool) (map[string]pipeline.To
 }
 
 // estimate is the wait of a message of topic accepted now, and whether it comes from a measured
-// drain rate (else it is the oldest unprocessed message's age). Called with b.mu held.
+// drain rate (of the last drainWindow, or the last one measured before it; else it is the oldest
+// unprocessed message's age). Called with b.mu held.
 func (b *backlogState) estimate(topic string, tb pipeline.TopicBacklog) (time.Duration, bool) {
 	if tb.Messages == 0 {
 		return 0, true
@@ -134,10 +143,17 @@ func (b *backlogState) estimate(topic string, tb pipeline.TopicBacklog) (time.Du
 			busy += cur.at.Sub(prev.at)
 		}
 	}
-	if busy < time.Second || done <= 0 {
+	rate := b.rates[topic] // a backlog that just began: the rate the workers had last time
+	if busy >= time.Second && done > 0 {
+		rate = float64(done) / busy.Seconds()
+		if b.rates == nil {
+			b.rates = map[string]float64{}
+		}
+		b.rates[topic] = rate
+	}
+	if rate <= 0 {
 		return tb.OldestAge, false
 	}
-	rate := float64(done) / busy.Seconds()
 	return max(time.Duration(float64(tb.Messages)/rate*float64(time.Second)), tb.OldestAge), true
 }
 
@@ -152,6 +168,9 @@ func (s *Server) throttle(c *fiber.Ctx, topic string) error {
 		return nil
 	}
 	tb := reading[topic]
+	if n := s.backlogs.since[topic]; n != nil {
+		tb.Messages += n.Load()
+	}
 	s.backlogs.mu.Lock()
 	wait, _ := s.backlogs.estimate(topic, tb)
 	s.backlogs.mu.Unlock()
@@ -184,6 +203,13 @@ func (s *Server) lagBound() string {
 		return s.cfg.MaxLag.String()
 	}
 	return fmt.Sprintf("%d messages", s.cfg.MaxLagMessages)
+}
+
+// accepted counts a message of topic that this process produced, for the next throttle decisions.
+func (s *Server) accepted(topic string) {
+	if n := s.backlogs.since[topic]; n != nil {
+		n.Add(1)
+	}
 }
 
 // backlogCollector reads the backlog (at most every BacklogEvery) when /metrics is scraped, so
@@ -224,6 +250,7 @@ func (s *Server) registerBacklog(registry *prometheus.Registry) {
 		Name: "proctor_ingest_throttled_requests_total",
 		Help: "Ingest requests answered 429 because the analysis backlog passed --max-lag / --max-lag-messages, by topic.",
 	}, []string{"topic"})
+	b.since = map[string]*atomic.Int64{s.cfg.Topics.Frames: {}, s.cfg.Topics.Audio: {}}
 	registry.MustRegister(b.throttled)
 	if s.cfg.Kafka != nil {
 		registry.MustRegister(backlogCollector{s})

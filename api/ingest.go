@@ -151,6 +151,7 @@ func (s *Server) postFrame(c *fiber.Ctx) error {
 		s.log.Error("produce frame", "session", id, "seq", seq, "err", err)
 		return bad(fiber.StatusServiceUnavailable, "could not queue the frame; retry with the same seq")
 	}
+	s.accepted(s.cfg.Topics.Frames)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted", "seq": seq})
 }
 
@@ -185,6 +186,7 @@ func (s *Server) postAudio(c *fiber.Ctx) error {
 		s.log.Error("produce audio", "session", id, "seq", seq, "err", err)
 		return bad(fiber.StatusServiceUnavailable, "could not queue the audio; retry with the same seq")
 	}
+	s.accepted(s.cfg.Topics.Audio)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted", "seq": seq,
 		"duration_ms": int64(len(pcm)/2) * 1000 / int64(rate)})
 }

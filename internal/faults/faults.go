@@ -59,8 +59,9 @@ type Target struct {
 type Options struct {
 	// Sessions per fault (the burst takes BurstSessions). Default 4.
 	Sessions int
-	// BurstSessions post concurrently, as fast as the API answers. Default 24.
-	BurstSessions int
+	// BurstSessions post concurrently, as fast as the API answers, BurstRepeat times the
+	// timeline each (a longer burst on fast workers). Defaults 24 and 1.
+	BurstSessions, BurstRepeat int
 	// Pace between two frames of one session in the paced faults. Default 400 ms.
 	Pace time.Duration
 	// Drain bounds the wait for everything accepted to be stored after a fault. Default 3 min.
@@ -77,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.BurstSessions <= 0 {
 		o.BurstSessions = 24
+	}
+	if o.BurstRepeat <= 0 {
+		o.BurstRepeat = 1
 	}
 	if o.Pace <= 0 {
 		o.Pace = 400 * time.Millisecond
@@ -117,6 +121,8 @@ type Result struct {
 	Notes      []string
 	Failed     []string // what makes the run fail
 	sessionIDs []string
+	repeat     int       // times each session posts the timeline
+	burstStart time.Time // burst: when posting began
 }
 
 // OK says whether the fault passed.
@@ -205,6 +211,8 @@ type tally struct {
 	n5xx      atomic.Int64
 	n4xx      atomic.Int64
 	attempts  atomic.Int64
+	first429  time.Time // when the first 429 came back
+	before429 int64     // frames accepted until then
 }
 
 // sessions creates n sessions for a fault; their scheduled start is an hour ago, so frames'
@@ -230,8 +238,9 @@ func (r *runner) sessions(ctx context.Context, res *Result, n int) (time.Time, e
 
 // postSession posts the timeline as one platform client does: in order, each frame until it is
 // accepted, waiting Retry-After (at most 2 s) after a 429 or 503 and 0.5 s after a network error.
-func (r *runner) postSession(ctx context.Context, tl *tally, id string, start time.Time, pace time.Duration) {
-	for i, shot := range r.timeline {
+func (r *runner) postSession(ctx context.Context, tl *tally, id string, start time.Time, pace time.Duration, repeat int) {
+	for i := range repeat * len(r.timeline) {
+		shot := r.timeline[i%len(r.timeline)]
 		for ctx.Err() == nil {
 			t0 := time.Now()
 			code, retryAfter, err := r.postFrame(ctx, id, int64(i), start.Add(time.Duration(i)*time.Second), shot.JPEG)
@@ -246,7 +255,11 @@ func (r *runner) postSession(ctx context.Context, tl *tally, id string, start ti
 				tl.mu.Unlock()
 				wait = -1
 			case code == http.StatusTooManyRequests:
-				tl.n429.Add(1)
+				if tl.n429.Add(1) == 1 {
+					tl.mu.Lock()
+					tl.first429, tl.before429 = time.Now(), tl.posted.Load()
+					tl.mu.Unlock()
+				}
 				wait = min(retryAfter, 2*time.Second)
 			case code == http.StatusServiceUnavailable:
 				tl.n503.Add(1)
@@ -294,7 +307,7 @@ func (r *runner) postAll(ctx context.Context, res *Result, tl *tally, start time
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.postSession(ctx, tl, id, start, pace)
+			r.postSession(ctx, tl, id, start, pace, max(res.repeat, 1))
 		}()
 	}
 	wg.Wait()
@@ -399,10 +412,18 @@ func (r *runner) burst(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
+	res.repeat = r.opt.BurstRepeat
 	tl := &tally{}
 	t0 := time.Now()
+	res.burstStart = t0
 	r.postAll(ctx, res, tl, start, 0)
-	res.Offered = float64(tl.attempts.Load()) / time.Since(t0).Seconds()
+	// Offered: the rate the API accepted at before it pushed back (after that the clients wait
+	// Retry-After, as they should).
+	if tl.first429.IsZero() {
+		res.Offered = float64(tl.posted.Load()) / time.Since(t0).Seconds()
+	} else {
+		res.Offered = float64(tl.before429) / tl.first429.Sub(t0).Seconds()
+	}
 	r.collect(res, tl)
 	if res.Refused429 == 0 {
 		res.fail("no 429 during the burst: backpressure did not engage")
@@ -421,7 +442,7 @@ func (r *runner) collect(res *Result, tl *tally) {
 	if res.ClientErrors > 0 {
 		res.fail("%d frames refused with a 4xx", res.ClientErrors)
 	}
-	if want := int64(len(res.sessionIDs) * len(r.timeline)); res.Posted != want {
+	if want := int64(len(res.sessionIDs) * len(r.timeline) * max(res.repeat, 1)); res.Posted != want {
 		res.fail("%d of %d frames accepted (posting gave up)", res.Posted, want)
 	}
 }
@@ -431,14 +452,10 @@ func (r *runner) settle(ctx context.Context, res *Result) error {
 	ids := res.sessionIDs
 	db := r.t.Store.DB.WithContext(ctx)
 	deadline := time.Now().Add(r.opt.Drain)
-	drainStart, storedAtStart := time.Now(), int64(-1)
 	for {
 		var n int64
 		err := db.Model(&store.FrameResult{}).Where("session_id IN ?", ids).Count(&n).Error
 		if err == nil {
-			if storedAtStart < 0 {
-				storedAtStart = n
-			}
 			res.Stored = n
 			if n >= res.Posted && r.flagsSettled(ctx, res) {
 				break
@@ -450,8 +467,8 @@ func (r *runner) settle(ctx context.Context, res *Result) error {
 		}
 		sleep(ctx, 250*time.Millisecond)
 	}
-	if res.Fault == "burst" && res.Stored > storedAtStart {
-		res.Capacity = float64(res.Stored-storedAtStart) / time.Since(drainStart).Seconds()
+	if !res.burstStart.IsZero() { // the workers were busy from the first frame to the last
+		res.Capacity = float64(res.Stored) / time.Since(res.burstStart).Seconds()
 	}
 	res.Lost = max(0, res.Posted-res.Stored)
 	if res.Lost > 0 {
@@ -469,9 +486,9 @@ func (r *runner) settle(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.MaxWait = time.Duration(maxWait) * time.Millisecond
-	// Flags: one FACE_ABSENT and one MULTIPLE_FACES per session (the demo timeline), and one
+	// Flags: one FACE_ABSENT and one MULTIPLE_FACES per session and replay of the demo timeline, and one
 	// WINDOW_SWITCH per session in the poison fault.
-	want := map[string]int{rules.FaceAbsent: 1, rules.MultipleFaces: 1}
+	want := map[string]int{rules.FaceAbsent: max(res.repeat, 1), rules.MultipleFaces: max(res.repeat, 1)}
 	if res.Fault == "poison" {
 		want[rules.WindowSwitch] = 1
 	}

@@ -35,7 +35,7 @@ func Report(w io.Writer, results []*Result) bool {
 		}
 		notes = append(notes, r.Notes...)
 		if r.Offered > 0 {
-			notes = append(notes, fmt.Sprintf("offered %.0f posts/s, workers analysed %.1f frames/s (%.0f× their capacity)", r.Offered, r.Capacity, r.Offered/max(r.Capacity, 0.1)))
+			notes = append(notes, fmt.Sprintf("accepted %.0f frames/s until the first 429, workers analysed %.1f frames/s: offered %.1f× their capacity", r.Offered, r.Capacity, r.Offered/max(r.Capacity, 0.1)))
 		}
 		if r.DeadLettered > 0 {
 			notes = append(notes, fmt.Sprintf("%d poison messages dead-lettered", r.DeadLettered))
