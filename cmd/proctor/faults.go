@@ -27,6 +27,8 @@ func runFaults(ctx context.Context, args []string) error {
 	burst := fs.Int("burst-sessions", 24, "sessions posted at once, as fast as the API answers, in the burst")
 	maxLag := fs.Duration("max-lag", 10*time.Second, "the API's --max-lag")
 	analyzers := fs.String("analyzers", "", "the workers' --analyzers (default: theirs)")
+	kills := fs.Int("kills", 4, "SIGKILLs in the worker-kill fault")
+	budget := fs.Duration("timeout", 15*time.Minute, "give up (and fail) after this long")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,13 +55,15 @@ func runFaults(ctx context.Context, args []string) error {
 			onlyList = append(onlyList, f)
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, *budget)
+	defer cancel()
 	c, err := faults.StartCluster(ctx, faults.ClusterConfig{Bin: *bin, Brokers: strings.Split(*brokers, ","), DSN: *dsn,
 		Scripts: *scripts, Dir: *dir, MaxLag: *maxLag, WorkerArgs: workerArgs, Log: os.Stderr})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	results, err := faults.Run(ctx, c.Target(), faults.Options{Sessions: *sessions, BurstSessions: *burst, Only: onlyList, Log: os.Stderr})
+	results, err := faults.Run(ctx, c.Target(), faults.Options{Sessions: *sessions, BurstSessions: *burst, Kills: *kills, Only: onlyList, Log: os.Stderr})
 	ok := faults.Report(os.Stdout, results)
 	if err != nil {
 		return err

@@ -62,6 +62,8 @@ type Options struct {
 	// BurstSessions post concurrently, as fast as the API answers, BurstRepeat times the
 	// timeline each (a longer burst on fast workers). Defaults 24 and 1.
 	BurstSessions, BurstRepeat int
+	// Kills is how many times the worker-kill fault SIGKILLs a worker. Default 4.
+	Kills int
 	// Pace between two frames of one session in the paced faults. Default 400 ms.
 	Pace time.Duration
 	// Drain bounds the wait for everything accepted to be stored after a fault. Default 3 min.
@@ -78,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.BurstSessions <= 0 {
 		o.BurstSessions = 24
+	}
+	if o.Kills <= 0 {
+		o.Kills = 4
 	}
 	if o.BurstRepeat <= 0 {
 		o.BurstRepeat = 1
@@ -326,18 +331,31 @@ func (r *runner) workerKill(ctx context.Context, res *Result) error {
 	tl := &tally{}
 	done := make(chan struct{})
 	go func() { r.postAll(ctx, res, tl, start, r.opt.Pace); close(done) }()
-	kills := 0
-	for i := 0; ; i++ {
+	// Kill only a worker that has been making progress: at least 10 more frames stored since the
+	// last kill, and 3 s apart, so every kill interrupts real work. At most Kills kills.
+	kills, last, lastAt := 0, int64(0), time.Now()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
 		select {
 		case <-done:
-		case <-time.After(3 * time.Second):
-			if err := r.t.KillWorker(i%2, time.Second); err != nil {
-				return err
-			}
-			kills++
+			break wait
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if kills >= r.opt.Kills || time.Since(lastAt) < 3*time.Second {
 			continue
 		}
-		break
+		var n int64
+		if err := r.t.Store.DB.WithContext(ctx).Model(&store.FrameResult{}).Where("session_id IN ?", res.sessionIDs).Count(&n).Error; err != nil || n < last+10 {
+			continue
+		}
+		if err := r.t.KillWorker(kills%2, time.Second); err != nil {
+			return err
+		}
+		kills, last, lastAt = kills+1, n, time.Now()
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("%d SIGKILLs", kills))
 	r.collect(res, tl)
@@ -358,6 +376,9 @@ func (r *runner) outage(ctx context.Context, res *Result, halt, resume func() er
 	done := make(chan struct{})
 	go func() { r.postAll(ctx, res, tl, start, r.opt.Pace); close(done) }()
 	sleep(ctx, 3*time.Second)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	t0 := time.Now()
 	if err := halt(); err != nil {
 		return fmt.Errorf("halt: %w", err)
@@ -460,6 +481,9 @@ func (r *runner) settle(ctx context.Context, res *Result) error {
 			if n >= res.Posted && r.flagsSettled(ctx, res) {
 				break
 			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		if time.Now().After(deadline) {
 			res.Notes = append(res.Notes, "drain deadline passed")
