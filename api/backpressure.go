@@ -108,11 +108,13 @@ func (s *Server) backlog(ctx context.Context, wait bool) (map[string]pipeline.To
 		for len(b.history) > 2 && now.Sub(b.history[1].at) >= drainWindow {
 			b.history = b.history[1:]
 		}
+		for topic := range st.Backlog {
+			b.measureRate(topic)
+		}
 		for topic, tb := range st.Backlog {
 			b.lag.WithLabelValues(topic).Set(float64(tb.Messages))
 			b.age.WithLabelValues(topic).Set(tb.OldestSeconds)
-			wait, _ := b.estimate(topic, tb)
-			b.wait.WithLabelValues(topic).Set(wait.Seconds())
+			b.wait.WithLabelValues(topic).Set(b.estimate(topic, tb).Seconds())
 		}
 	}()
 	if wait {
@@ -126,15 +128,11 @@ func (s *Server) backlog(ctx context.Context, wait bool) (map[string]pipeline.To
 	return b.reading, b.at
 }
 
-// estimate is the wait of a message of topic accepted now, and whether it comes from a measured
-// drain rate (of the last drainWindow, or the last one measured before it; else it is the oldest
-// unprocessed message's age). Called with b.mu held.
-func (b *backlogState) estimate(topic string, tb pipeline.TopicBacklog) (time.Duration, bool) {
-	if tb.Messages == 0 {
-		return 0, true
-	}
-	// The rate over the intervals that began with messages waiting: idle time says nothing
-	// about how fast the workers go.
+// measureRate updates the drain rate of topic from the readings of the last drainWindow: the
+// messages processed over the intervals that began with messages waiting (idle time says nothing
+// about how fast the workers go). Without at least 1 s of such intervals, the rate measured
+// before stays. Called with b.mu held.
+func (b *backlogState) measureRate(topic string) {
 	var done int64
 	var busy time.Duration
 	for i := 1; i < len(b.history); i++ {
@@ -143,18 +141,26 @@ func (b *backlogState) estimate(topic string, tb pipeline.TopicBacklog) (time.Du
 			busy += cur.at.Sub(prev.at)
 		}
 	}
-	rate := b.rates[topic] // a backlog that just began: the rate the workers had last time
 	if busy >= time.Second && done > 0 {
-		rate = float64(done) / busy.Seconds()
 		if b.rates == nil {
 			b.rates = map[string]float64{}
 		}
-		b.rates[topic] = rate
+		b.rates[topic] = float64(done) / busy.Seconds()
 	}
+}
+
+// estimate is the wait of a message of topic accepted now: the messages ahead of it over the
+// drain rate, never less than the oldest one's age; the age alone while no rate was measured.
+// Called with b.mu held.
+func (b *backlogState) estimate(topic string, tb pipeline.TopicBacklog) time.Duration {
+	if tb.Messages == 0 {
+		return 0
+	}
+	rate := b.rates[topic]
 	if rate <= 0 {
-		return tb.OldestAge, false
+		return tb.OldestAge
 	}
-	return max(time.Duration(float64(tb.Messages)/rate*float64(time.Second)), tb.OldestAge), true
+	return max(time.Duration(float64(tb.Messages)/rate*float64(time.Second)), tb.OldestAge)
 }
 
 // throttle answers 429 with Retry-After when topic's backlog is past the configured bound. It
@@ -172,7 +178,7 @@ func (s *Server) throttle(c *fiber.Ctx, topic string) error {
 		tb.Messages += n.Load()
 	}
 	s.backlogs.mu.Lock()
-	wait, _ := s.backlogs.estimate(topic, tb)
+	wait := s.backlogs.estimate(topic, tb)
 	s.backlogs.mu.Unlock()
 	over := s.cfg.MaxLag > 0 && wait > s.cfg.MaxLag
 	if s.cfg.MaxLagMessages > 0 && tb.Messages > s.cfg.MaxLagMessages {
