@@ -3,7 +3,7 @@
 # `proctor worker` processes on loopback; SIGKILLed workers, a broker restart, a database
 # restart, a poison message, a burst far above the workers' capacity. Prints, per fault, frames
 # posted / stored / lost / duplicated, flags expected / raised, the longest wait (failover) and
-# the p99 ingest latency; exits non-zero on any loss. About 5-10 minutes on two cores.
+# the p99 ingest latency; exits non-zero on any loss. About 4 minutes on two cores.
 #
 # Usage: scripts/faults.sh [proctor faults flags...]   e.g. --only poison,burst  --sessions 2
 # Env:   KAFKA_PORT (default 39092)  PGPORT_TEST (default 56950): instances of its own, started

@@ -27,7 +27,7 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 running_pid() {
   local pid
   pid=$(cat "$pidfile" 2>/dev/null) || return 1
-  [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+  [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
   echo "$pid"
 }
 version() { sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$log" 2>/dev/null | tail -1; }
