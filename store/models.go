@@ -3,7 +3,10 @@
 // Kafka redelivery can repeat idempotent.
 package store
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Organisation owns sessions, keys and reviewers; nobody sees another organisation's data.
 type Organisation struct {
@@ -13,8 +16,14 @@ type Organisation struct {
 }
 
 // Session is one candidate's exam.
+//
+// Session ids are the platform's, scoped per organisation: ID is the global key (the Kafka key,
+// the foreign key of every row about the session) and is the platform's id whenever that id was
+// free; when another organisation already holds it, ID is ScopedSessionID(org, id) and
+// PlatformID keeps the platform's id, which the API shows and resolves (see CreatePlatformSession).
 type Session struct {
 	ID             string    `gorm:"primaryKey;size:64" json:"id"`
+	PlatformID     string    `gorm:"size:64" json:"-"`
 	OrgID          string    `gorm:"size:64;index" json:"org_id"`
 	ExamID         string    `gorm:"size:128;index" json:"exam_id"`
 	CandidateID    string    `gorm:"size:128" json:"candidate_id"`
@@ -184,4 +193,15 @@ func allModels() []any {
 		&User{}, &WebSession{}, &ExamSetting{}, &Recording{},
 		&Label{}, &ModelVersion{}, &ShadowObservation{}, &AudioSample{}, &PseudonymKey{}, &Export{},
 		&DeadLetter{}, &GalleryFace{}}
+}
+
+// MarshalJSON shows the platform's id as the session's id: a session whose id another
+// organisation held is shown as the platform created it.
+func (s Session) MarshalJSON() ([]byte, error) {
+	type plain Session // no methods: no recursion
+	p := plain(s)
+	if p.PlatformID != "" {
+		p.ID = p.PlatformID
+	}
+	return json.Marshal(p)
 }
