@@ -22,7 +22,7 @@ func (s *Server) workspaceRoutes(app *fiber.App, v1 fiber.Router) {
 
 	v1.Get("/exams", reviewOrData, s.listExams)
 	v1.Get("/checks", reviewOrData, s.listChecks)
-	v1.Get("/review/summary", review, s.reviewSummary)
+	v1.Get("/review/summary", review, maxParams(queueParams), s.reviewSummary)
 	v1.Get("/sessions/:id/photo", review, s.getPhoto)
 	v1.Get("/sessions/:id/gallery", review, s.getGallery)
 	v1.Get("/sessions/:id/gallery/:gid/photo", review, s.getGalleryPhoto)
@@ -31,15 +31,15 @@ func (s *Server) workspaceRoutes(app *fiber.App, v1 fiber.Router) {
 	v1.Post("/verdicts/undo", review, s.undoVerdict)
 	v1.Get("/live", review, s.liveFeed)
 
-	v1.Get("/exports/verdicts.csv", data, s.exportVerdicts)
+	v1.Get("/exports/verdicts.csv", data, maxParams(map[string]int{"exam_id": 128}), s.exportVerdicts)
 	s.dataLoopRoutes(v1)
 
 	v1.Get("/users", admin, s.listUsers)
 	v1.Post("/users", admin, s.createUser)
-	v1.Put("/users/:id", admin, s.updateUser)
+	v1.Put("/users/:id", admin, maxParams(userID), s.updateUser)
 	v1.Get("/keys", admin, s.listKeys)
-	v1.Delete("/keys/:id", admin, s.revokeKey)
-	v1.Get("/admin/deadletter", admin, s.listDeadLetters)
+	v1.Delete("/keys/:id", admin, maxParams(keyID), s.revokeKey)
+	v1.Get("/admin/deadletter", admin, maxParams(map[string]int{"topic": 255, "session_id": 64}), s.listDeadLetters)
 	v1.Get("/exams/:exam/settings", admin, s.getExamSettings)
 	v1.Put("/exams/:exam/settings", admin, s.putExamSettings)
 

@@ -128,7 +128,7 @@ type Verdict struct {
 	FlagID    uint      `gorm:"index" json:"flag_id"`
 	Verdict   string    `gorm:"size:16" json:"verdict"`
 	Note      string    `json:"note"`
-	Reviewer  string    `gorm:"size:128" json:"reviewer"`
+	Reviewer  string    `gorm:"size:320" json:"reviewer"`
 	CreatedAt time.Time `json:"created_at"`
 	// Previous is the flag's status before this verdict (what an undo restores); Batch groups
 	// the verdicts of one bulk action; Undone marks a verdict taken back (see store/review.go).
@@ -154,9 +154,9 @@ type AuditEntry struct {
 	ID       uint      `gorm:"primaryKey" json:"id"`
 	At       time.Time `gorm:"index" json:"at"`
 	OrgID    string    `gorm:"size:64;index" json:"org_id"`
-	Actor    string    `gorm:"size:128" json:"actor"`
+	Actor    string    `gorm:"size:320" json:"actor"`
 	Action   string    `gorm:"size:64" json:"action"`
-	Target   string    `gorm:"size:128" json:"target"`
+	Target   string    `gorm:"size:320" json:"target"`
 	Detail   string    `json:"detail"`
 	RemoteIP string    `gorm:"size:64" json:"remote_ip"`
 }

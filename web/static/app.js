@@ -42,7 +42,21 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 const $ = (sel) => document.querySelector(sel);
-function mount(...nodes) { const m = $('#main'); m.replaceChildren(...nodes); }
+// mount replaces the page's content. A field being typed in keeps focus and caret across the
+// re-render (a live flag, a reload after a verdict): its draft value survives in S, and without
+// this the next keystrokes would go to the page (its shortcuts) instead of the field.
+function mount(...nodes) {
+  const m = $('#main'); const a = document.activeElement;
+  const typing = a && a.id && m.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName) ? a : null;
+  let caret = null;
+  try { if (typing) caret = [typing.selectionStart, typing.selectionEnd]; } catch { /* no caret (select, number) */ }
+  m.replaceChildren(...nodes);
+  if (!typing) return;
+  const again = document.getElementById(typing.id);
+  if (!again || again === typing) return;
+  again.focus({ preventScroll: true });
+  try { if (caret && caret[0] != null) again.setSelectionRange(caret[0], caret[1]); } catch { /* no caret */ }
+}
 
 let toastTimer;
 function toast(msg, err) {
