@@ -142,7 +142,8 @@ func (s *Server) adminStatus(c *fiber.Ctx) error {
 	comps := fiber.Map{"database": db}
 	if p := s.cfg.Kafka; p != nil {
 		comps["kafka"] = fiber.Map{"status": okOrDown(h.kafkaErr), "error": errText(h.kafkaErr),
-			"bootstrap": p.Config.Brokers, "brokers": h.kafka.Brokers, "lag": h.kafka.Lag, "lag_error": h.kafka.LagError}
+			"bootstrap": p.Config.Brokers, "brokers": h.kafka.Brokers, "lag": h.kafka.Lag, "lag_error": h.kafka.LagError,
+			"backlog": h.kafka.Backlog, "max_lag_seconds": s.cfg.MaxLag.Seconds(), "max_lag_messages": s.cfg.MaxLagMessages}
 	}
 	_, body := s.publicBody(h)
 	body["components"] = comps

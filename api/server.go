@@ -59,6 +59,14 @@ type Config struct {
 	// HealthCacheTTL: /healthz and /readyz reuse a check this recent, so load balancers polling
 	// every instance do not hammer the database and the brokers. Default 2 s.
 	HealthCacheTTL time.Duration
+	// MaxLag bounds the analysis delay: while the oldest frame (or audio chunk) that the workers
+	// have not processed was accepted longer ago than this, posts of frames (audio) answer 429
+	// with Retry-After (backpressure.go). Zero: no bound. The binary's default is 30 s.
+	MaxLag time.Duration
+	// MaxLagMessages bounds the same backlog in messages per topic. Zero: no bound.
+	MaxLagMessages int64
+	// BacklogEvery is how often the backlog is read from Kafka (Kafka is needed). Default 1 s.
+	BacklogEvery time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -82,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SignInIPBurst == 0 {
 		c.SignInIPBurst = 10 * c.SignInBurst
+	}
+	if c.BacklogEvery == 0 {
+		c.BacklogEvery = time.Second
 	}
 	if c.HealthCacheTTL == 0 {
 		c.HealthCacheTTL = 2 * time.Second
@@ -111,14 +122,15 @@ type Server struct {
 	// timelineExtras add sections to the timeline (answers, recordings) from other features.
 	timelineExtras []func(c *fiber.Ctx, sess *store.Session, body fiber.Map) error
 
-	// sessionOrg caches session id → organisation for the ingest hot path; sessions are never
-	// deleted or moved, so a cached entry cannot go stale.
-	sessionOrg sync.Map
+	// sessionKeys caches organisation + the platform's session id → the session's key for the
+	// ingest hot path; sessions are never deleted or moved, so a cached entry cannot go stale.
+	sessionKeys sync.Map
 
-	signIn   limiter     // failed sign-ins per account (auth.go)
-	signInIP limiter     // failed sign-ins per client address (auth.go)
-	health   healthState // last check of the database and Kafka (health.go)
-	live     *liveHub    // flag changes for the reviewer page (live.go)
+	signIn   limiter      // failed sign-ins per account (auth.go)
+	signInIP limiter      // failed sign-ins per client address (auth.go)
+	health   healthState  // last check of the database and Kafka (health.go)
+	backlogs backlogState // the consumer groups' backlog, for backpressure (backpressure.go)
+	live     *liveHub     // flag changes for the reviewer page (live.go)
 	// cropper aligns faces for dataset exports, loaded on the first export (dataloop.go).
 	cropper export.Cropper
 }
@@ -137,6 +149,7 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 	}, []string{"route"})
 	registry.MustRegister(s.requests, s.latency)
+	s.registerBacklog(registry)
 
 	s.bodyLimit = max(cfg.MaxFrameBytes, cfg.MaxAudioBytes, cfg.MaxPhotoBytes, cfg.Recordings.MaxChunkBytes) + 64<<10
 	app := fiber.New(fiber.Config{

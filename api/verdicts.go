@@ -91,6 +91,49 @@ func (s *Server) getPhoto(c *fiber.Ctx) error {
 	return c.Send(photo)
 }
 
+// getGallery lists the session's reference faces (the candidate's own verified login frames) and
+// how much of the main camera's time identity could be verified.
+func (s *Server) getGallery(c *fiber.Ctx) error {
+	faces, err := s.store.ListGallery(c.UserContext(), principal(c).OrgID, c.Params("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return bad(fiber.StatusNotFound, "no session "+c.Params("id"))
+	}
+	if err != nil {
+		return err
+	}
+	voted, abstained, err := rules.IdentityCoverage(s.store.DB.WithContext(c.UserContext()), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	var share *float64
+	if n := voted + abstained; n > 0 {
+		v := float64(voted) / float64(n)
+		share = &v
+	}
+	return c.JSON(fiber.Map{"faces": faces, "identity": fiber.Map{"voted": voted, "abstained": abstained, "verified_share": share}})
+}
+
+// getGalleryPhoto serves one gallery frame (audit-logged, like the registration photo).
+func (s *Server) getGalleryPhoto(c *fiber.Ctx) error {
+	id, err := strconv.ParseUint(c.Params("gid"), 10, 32)
+	if err != nil {
+		return bad(fiber.StatusBadRequest, "gallery id must be a positive number")
+	}
+	photo, err := s.store.GalleryPhoto(c.UserContext(), principal(c).OrgID, c.Params("id"), uint(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return bad(fiber.StatusNotFound, "no such gallery face")
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.audit(c, "gallery.view", "session:"+c.Params("id"), map[string]any{"gallery_id": id}); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "image/jpeg")
+	c.Set(fiber.HeaderCacheControl, "private, max-age=3600")
+	return c.Send(photo)
+}
+
 type verdictsIn struct {
 	FlagIDs []uint `json:"flag_ids"`
 	Verdict string `json:"verdict"`

@@ -24,6 +24,8 @@ func (s *Server) workspaceRoutes(app *fiber.App, v1 fiber.Router) {
 	v1.Get("/checks", reviewOrData, s.listChecks)
 	v1.Get("/review/summary", review, maxParams(queueParams), s.reviewSummary)
 	v1.Get("/sessions/:id/photo", review, s.getPhoto)
+	v1.Get("/sessions/:id/gallery", review, s.getGallery)
+	v1.Get("/sessions/:id/gallery/:gid/photo", review, s.getGalleryPhoto)
 	v1.Get("/sessions/:id/report", review, s.getReport)
 	v1.Post("/verdicts", review, s.postVerdicts)
 	v1.Post("/verdicts/undo", review, s.undoVerdict)

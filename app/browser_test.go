@@ -262,6 +262,7 @@ func TestBrowserReview(t *testing.T) {
 		visible(`#timeline .mark`),
 		visible(`#detail .shot.flagged img`),
 		visible(`#technical`),
+		visible(`#gallery [data-gallery="`+fmt.Sprint(org.Gallery)+`"] img`),
 		shot("03-session-en.png"))
 
 	// c confirms FACE_ABSENT (the selection moves on to WINDOW_SWITCH); j to MULTIPLE_FACES,
