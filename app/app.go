@@ -202,6 +202,10 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		if err != nil {
 			return err
 		}
+		if topic == kcfg.Topics.Frames {
+			// One transaction and one offset commit per fetched batch of frames.
+			c.HandleBatches(frames.HandleBatch)
+		}
 		consumers = append(consumers, c)
 	}
 	for _, c := range consumers {
