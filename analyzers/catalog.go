@@ -31,6 +31,11 @@ type Config struct {
 	// CameraMotion configures the "cameramotion" analyzer (cameramotion.go: evidence-camera turn
 	// between frames, for the room scan).
 	CameraMotion CameraMotionConfig `json:"camera_motion"`
+	// Catalog builds the set instead of the built-in analyzers (tests put fakes in one).
+	Catalog *Catalog `json:"-"`
+	// Schedule decides per session and camera which expensive analyzers run on a frame in the
+	// pipeline (schedule.go); `proctor analyze` and eval run every analyzer on every frame.
+	Schedule ScheduleConfig `json:"schedule"`
 	// DecodeSide overrides the longest side frames are decoded at. Default: the largest that any
 	// analyzer in the set asks for (see SideNeeder); 0 there too means full size.
 	DecodeSide int `json:"decode_side,omitempty"`
@@ -77,6 +82,9 @@ func (r *Catalog) Add(name string, c Constructor) error {
 	r.ctors[name] = c
 	return nil
 }
+
+// Replace registers c under name whether or not the name is taken (tests swap in fakes).
+func (r *Catalog) Replace(name string, c Constructor) { r.ctors[name] = c }
 
 // Names lists the analyzers in the catalog, sorted.
 func (r *Catalog) Names() []string { return slices.Sorted(maps.Keys(r.ctors)) }
@@ -129,7 +137,12 @@ func (r *Catalog) Build(cfg Config) (*Set, error) {
 }
 
 // NewSet builds a Set from the built-in analyzers.
-func NewSet(cfg Config) (*Set, error) { return builtin.Build(cfg) }
+func NewSet(cfg Config) (*Set, error) {
+	if cfg.Catalog != nil {
+		return cfg.Catalog.Build(cfg)
+	}
+	return builtin.Build(cfg)
+}
 
 // Set is the analyzers one worker runs on every frame. It owns model sessions and scratch
 // buffers, so it is NOT safe for concurrent use: build one Set per worker goroutine.
@@ -166,8 +179,14 @@ func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 		if err := ctx.Err(); err != nil {
 			return obs, err
 		}
+		if f.Plan != nil && f.Plan.Skip(a.Name(), f, &obs) {
+			continue
+		}
 		if err := a.Analyze(ctx, f, &obs); err != nil {
 			return obs, fmt.Errorf("analyzer %s: %w", a.Name(), err)
+		}
+		if f.Plan != nil {
+			f.Plan.Ran(a.Name(), f, &obs)
 		}
 	}
 	return obs, nil

@@ -98,12 +98,23 @@ func Observe(obs *analyzers.Observation, camera string) (string, error) {
 			continue
 		}
 		if s := c.Observe(obs, camera); len(s) > 0 {
+			for _, a := range c.Analyzers {
+				if _, ok := obs.Carried[a]; ok {
+					// Not measured on this frame: the analysis schedule carried an earlier
+					// frame's output over an unchanged scene (analyzers.Schedule).
+					s[SignalCarried] = 1
+				}
+			}
 			sig[c.Name] = s
 		}
 	}
 	b, err := json.Marshal(sig)
 	return string(b), err
 }
+
+// SignalCarried is set (to 1) in a check's Signal when an analyzer it reads did not run on the
+// frame and its last output was carried over by the analysis schedule.
+const SignalCarried = "carried"
 
 // FrameRule raises a flag when a condition holds on consecutive frames of one camera for at
 // least After. Checks declare them (Check.Rules).

@@ -34,6 +34,8 @@ type FrameHandlers struct {
 	rules *rules.Engine
 	log   *slog.Logger
 	pool  livePool[*analyzers.Set]
+	// sched is the analysis schedule of the sessions whose partitions this worker owns.
+	sched *analyzers.Schedule
 
 	analyzeSeconds  prometheus.Histogram
 	pipelineSeconds prometheus.Histogram
@@ -50,7 +52,7 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 		// One store for every pooled set: a session's consecutive frames may land on any of them.
 		cfg.CameraMotion.Thumbs = analyzers.NewThumbStore(0)
 	}
-	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log}
+	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log, sched: analyzers.NewSchedule(cfg.Schedule)}
 	h.maxConcurrent = maxConcurrent
 	if err := h.Reload(cfg); err != nil {
 		return nil, err
@@ -246,7 +248,8 @@ func (h *FrameHandlers) skipStored(ctx context.Context, jobs []frameJob) ([]fram
 func (h *FrameHandlers) analyze(ctx context.Context, set *analyzers.Set, sess *store.Session, j *frameJob) error {
 	fm := &j.fm
 	start := time.Now()
-	meta := analyzers.FrameMeta{Camera: fm.Camera, Session: fm.SessionID, CapturedAt: time.UnixMilli(fm.CapturedAtMs)}
+	meta := analyzers.FrameMeta{Camera: fm.Camera, Session: fm.SessionID, CapturedAt: time.UnixMilli(fm.CapturedAtMs),
+		Plan: h.sched.Plan(fm.SessionID, fm.Camera)}
 	var err error
 	if fm.Camera == analyzers.CameraMain {
 		if meta.Enrolled, err = h.enrollment(ctx, set, sess); err != nil {
