@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Config selects and configures the analyzers of a Set. It is plain data (JSON-friendly) so the
@@ -149,7 +150,12 @@ func NewSet(cfg Config) (*Set, error) {
 type Set struct {
 	analyzers  []Analyzer
 	decodeSide int
+	observe    func(analyzer string, ran bool, d time.Duration)
 }
+
+// ObserveAnalyzers makes the set call fn after each analyzer of each frame: whether it ran (or
+// the schedule skipped it) and how long it took (metrics, `proctor bench`). Call before use.
+func (s *Set) ObserveAnalyzers(fn func(analyzer string, ran bool, d time.Duration)) { s.observe = fn }
 
 // Analyzers returns the analyzers in run order.
 func (s *Set) Analyzers() []Analyzer { return s.analyzers }
@@ -180,13 +186,23 @@ func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 			return obs, err
 		}
 		if f.Plan != nil && f.Plan.Skip(a.Name(), f, &obs) {
+			if s.observe != nil {
+				s.observe(a.Name(), false, 0)
+			}
 			continue
+		}
+		var start time.Time
+		if s.observe != nil {
+			start = time.Now()
 		}
 		if err := a.Analyze(ctx, f, &obs); err != nil {
 			return obs, fmt.Errorf("analyzer %s: %w", a.Name(), err)
 		}
 		if f.Plan != nil {
 			f.Plan.Ran(a.Name(), f, &obs)
+		}
+		if s.observe != nil {
+			s.observe(a.Name(), true, time.Since(start))
 		}
 	}
 	return obs, nil

@@ -24,7 +24,7 @@ type Planner interface {
 type ScheduleConfig struct {
 	// PersonsEvery is the longest a camera goes without a person/phone detection, in capture
 	// time. Between runs the detector's last counts are carried over (and marked), but only
-	// while nothing the cheap analyzers see has changed: see Schedule. Default 5s; negative
+	// while nothing the cheap analyzers see has changed: see Schedule. Default 10s; negative
 	// runs the detector on every frame.
 	PersonsEvery time.Duration `json:"persons_every,omitempty"`
 	// SceneDelta is the change in a 32×24 grey thumbnail cell (0–255), outside the candidate's
@@ -44,7 +44,7 @@ type ScheduleConfig struct {
 
 func (c ScheduleConfig) withDefaults() ScheduleConfig {
 	if c.PersonsEvery == 0 {
-		c.PersonsEvery = 5 * time.Second
+		c.PersonsEvery = 10 * time.Second
 	}
 	if c.SceneDelta <= 0 {
 		c.SceneDelta = 18

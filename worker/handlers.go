@@ -40,6 +40,9 @@ type FrameHandlers struct {
 	analyzeSeconds  prometheus.Histogram
 	pipelineSeconds prometheus.Histogram
 	duplicates      prometheus.Counter
+	// Per analyzer: CPU seconds spent, and frames it ran on or the schedule skipped.
+	analyzerSeconds *prometheus.CounterVec
+	analyzerFrames  *prometheus.CounterVec
 	maxConcurrent   int
 }
 
@@ -54,6 +57,11 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 	}
 	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log, sched: analyzers.NewSchedule(cfg.Schedule)}
 	h.maxConcurrent = maxConcurrent
+	h.analyzerSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "proctor_analyzer_seconds_total", Help: "Time spent in each frame analyzer."}, []string{"analyzer"})
+	h.analyzerFrames = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "proctor_analyzer_frames_total", Help: "Frames each analyzer ran on (ran=true) or the analysis schedule skipped (ran=false)."},
+		[]string{"analyzer", "ran"})
 	if err := h.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -66,9 +74,18 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 	h.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "proctor_frame_duplicates_total", Help: "Frames skipped because they were already stored (redelivery or resend)."})
 	if metrics != nil {
-		metrics.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates)
+		metrics.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates, h.analyzerSeconds, h.analyzerFrames)
 	}
 	return h, nil
+}
+
+func (h *FrameHandlers) observeAnalyzer(name string, ran bool, d time.Duration) {
+	if ran {
+		h.analyzerSeconds.WithLabelValues(name).Add(d.Seconds())
+		h.analyzerFrames.WithLabelValues(name, "true").Inc()
+	} else {
+		h.analyzerFrames.WithLabelValues(name, "false").Inc()
+	}
 }
 
 // Close releases the analyzer sets. Call it only after every consumer has stopped.
@@ -80,7 +97,13 @@ func (h *FrameHandlers) Reload(cfg analyzers.Config) error {
 	if cfg.CameraMotion.Thumbs == nil {
 		cfg.CameraMotion.Thumbs = h.cfg.CameraMotion.Thumbs
 	}
-	p, err := newSetPool(h.maxConcurrent, func() (*analyzers.Set, error) { return analyzers.NewSet(cfg) })
+	p, err := newSetPool(h.maxConcurrent, func() (*analyzers.Set, error) {
+		s, err := analyzers.NewSet(cfg)
+		if err == nil {
+			s.ObserveAnalyzers(h.observeAnalyzer)
+		}
+		return s, err
+	})
 	if err != nil {
 		return fmt.Errorf("load analyzers: %w", err)
 	}

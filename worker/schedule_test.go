@@ -160,7 +160,7 @@ func drawFrame(t *testing.T, tr truth, k int) []byte {
 
 // TestScheduleNeverDelaysAFlag: under the analysis schedule, every frame flag type is raised no
 // later than its configured duration + 1 s after the event starts, when the event starts
-// between two scheduled runs of the person detector (runs at 0 s and 5 s, event at 7 s), on
+// between two scheduled runs of the person detector (runs at 0 s and 10 s, event at 7 s), on
 // SQLite and PostgreSQL; and on a quiet scene the detector is skipped on most frames.
 func TestScheduleNeverDelaysAFlag(t *testing.T) {
 	p := rules.DefaultParams()
@@ -183,7 +183,7 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 		{rules.PhoneVisible, "evidence", sec(rules.SettingPhoneVisibleAfter), func(tr *truth) { tr.phones = 1 }},
 		{rules.SheetWriting, "evidence", sec(rules.SettingSheetWritingAfter), func(tr *truth) { tr.writing = true }},
 	}
-	const frames, eventAt = 20, 7 // seconds; the detector ran at 0 and 5 and is next due at 10
+	const frames, eventAt = 20, 7 // seconds; the detector ran at 0 and is next due at 10
 	for _, b := range testdb.Open(t) {
 		for _, tc := range cases {
 			t.Run(b.Name+"/"+tc.flag+"/"+tc.camera, func(t *testing.T) {
@@ -279,8 +279,8 @@ func TestScheduleQuietScene(t *testing.T) {
 	if err := h.HandleBatch(ctx, msgs); err != nil {
 		t.Fatal(err)
 	}
-	if got := fakes.calls["persons"]; got != 6 {
-		t.Errorf("person detector ran %d times on 30 quiet seconds, want 6 (every 5 s)", got)
+	if got := fakes.calls["persons"]; got != 3 {
+		t.Errorf("person detector ran %d times on 30 quiet seconds, want 3 (every 10 s)", got)
 	}
 	var rows []store.FrameResult
 	if err := st.DB.Where("session_id = ?", sess.ID).Order("seq").Find(&rows).Error; err != nil {
@@ -294,13 +294,13 @@ func TestScheduleQuietScene(t *testing.T) {
 		}
 		if from, ok := obs.Carried["persons"]; ok {
 			carried++
-			if from > r.CapturedAtMs || r.CapturedAtMs-from >= 5000 {
+			if from > r.CapturedAtMs || r.CapturedAtMs-from >= 10000 {
 				t.Errorf("frame %d carries a detection from %d ms earlier", r.Seq, r.CapturedAtMs-from)
 			}
 		}
 	}
-	if carried != 24 {
-		t.Errorf("%d frames say their counts were carried, want 24", carried)
+	if carried != 27 {
+		t.Errorf("%d frames say their counts were carried, want 27", carried)
 	}
 }
 
