@@ -36,6 +36,19 @@ type ScheduleConfig struct {
 	// SceneCells is how many thumbnail cells must change by SceneDelta. Default 2: a phone held
 	// up covers 4–10 cells of 640×480.
 	SceneCells int `json:"scene_cells,omitempty"`
+	// HeadPoseEvery is the longest the main camera goes without the head-pose network on the
+	// main face. In between, a fit of a 3D face to the landmarks (headpose_pnp.go, microseconds)
+	// watches the pose: the network runs again as soon as that fit moves by PoseDelta degrees,
+	// and on every frame while the last measured pose is near the limits. Default 5s; negative
+	// runs the network on every frame.
+	HeadPoseEvery time.Duration `json:"headpose_every,omitempty"`
+	// PoseDelta is the change of the landmark fit's yaw or pitch, in degrees, that makes the
+	// head-pose network run. Default 6.
+	PoseDelta float32 `json:"pose_delta,omitempty"`
+	// PoseNear is the yaw (and PoseNear·5/7 the pitch), in degrees, from which the pose is
+	// measured on every frame: a candidate turning towards the limits (35°/25° by default) is
+	// judged on measured values only. Default 20.
+	PoseNear float32 `json:"pose_near,omitempty"`
 	// MaxStep is the longest time between two frames of a camera that still continues its
 	// schedule; after a longer pause (a network outage, the partition having been on another
 	// worker) every analyzer runs again. Default 3s.
@@ -51,6 +64,15 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 	}
 	if c.SceneCells <= 0 {
 		c.SceneCells = 2
+	}
+	if c.HeadPoseEvery == 0 {
+		c.HeadPoseEvery = 5 * time.Second
+	}
+	if c.PoseDelta <= 0 {
+		c.PoseDelta = 6
+	}
+	if c.PoseNear <= 0 {
+		c.PoseNear = 20
 	}
 	if c.MaxStep <= 0 {
 		c.MaxStep = 3 * time.Second
@@ -71,6 +93,10 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 //   - while its last run saw something the rules act on (two people, a phone), so a run that
 //     may become a flag is measured on every frame;
 //   - and at least every PersonsEvery of capture time.
+//
+// The head-pose network (~5 ms) runs on the main face at least every HeadPoseEvery, at once when
+// the face changes or a landmark fit of the pose (microseconds) moves by PoseDelta, and on every
+// frame while the measured pose is near the limits.
 //
 // On the other frames its last counts are carried over and the frame's observation says so
 // (Observation.Carried): the rules see an unchanged scene as unchanged, never a gap, and an
@@ -102,6 +128,15 @@ type cameraSchedule struct {
 	thumb      []uint8    // scene thumbnail at that run
 	curThumb   []uint8    // this frame's thumbnail (scratch)
 	thumbValid bool
+	// The head-pose network's last run on the main face, and the landmark fit then and now.
+	pose                 bool
+	poseAt               time.Time
+	yaw, pitch           float32 // the network's
+	fitYaw, fitPitch     float32 // the landmark fit's at that run
+	curFitYaw, curFitPit float32
+	curFit               bool
+	poseBox              [4]float32
+	poseFaces            int
 }
 
 // maxScheduled bounds the states kept; the oldest half is dropped beyond it (those sessions
@@ -152,25 +187,24 @@ func (s *Schedule) state(k scheduleKey) *cameraSchedule {
 
 // framePlan is the schedule's Planner for one frame.
 type framePlan struct {
-	s   *Schedule
-	key scheduleKey
-	st  *cameraSchedule
+	s       *Schedule
+	key     scheduleKey
+	st      *cameraSchedule
+	restart bool // the camera's schedule starts again on this frame
 }
 
 const thumbW, thumbH = 32, 24
 
 func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
-	if analyzer != "persons" || p.s.cfg.PersonsEvery < 0 {
+	switch {
+	case analyzer == "headpose" && p.s.cfg.HeadPoseEvery >= 0:
+		return p.skipPose(f, obs)
+	case analyzer != "persons" || p.s.cfg.PersonsEvery < 0:
 		return false
 	}
-	if p.st == nil {
-		p.st = p.s.state(p.key)
-	}
-	st := p.st
+	st := p.state(f)
 	now := f.CapturedAt
-	fresh := !st.persons || now.IsZero() || now.Before(st.lastFrame) ||
-		now.Sub(st.lastFrame) > p.s.cfg.MaxStep || now.Sub(st.personsAt) >= p.s.cfg.PersonsEvery
-	st.lastFrame = now
+	fresh := !st.persons || p.restart || now.Sub(st.personsAt) >= p.s.cfg.PersonsEvery
 	box := mainBox(obs)
 	st.thumbValid = sceneThumb(f, &st.curThumb) == nil
 	switch {
@@ -191,7 +225,74 @@ func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
 	return false
 }
 
+// state loads the camera's state on the first question about a frame, and notes whether its
+// schedule continues from the previous frame or starts again (restart).
+func (p *framePlan) state(f *Frame) *cameraSchedule {
+	if p.st != nil {
+		return p.st
+	}
+	p.st = p.s.state(p.key)
+	st, now := p.st, f.CapturedAt
+	p.restart = now.IsZero() || st.lastFrame.IsZero() || now.Before(st.lastFrame) || now.Sub(st.lastFrame) > p.s.cfg.MaxStep
+	st.lastFrame = now
+	return st
+}
+
+// skipPose decides the head-pose network for the main face (see ScheduleConfig.HeadPoseEvery).
+func (p *framePlan) skipPose(f *Frame, obs *Observation) bool {
+	st := p.state(f)
+	main := MainFace(obs.Faces, 0)
+	st.curFit = false
+	if main >= 0 && main < len(f.FaceLandmarks) {
+		st.curFitYaw, st.curFitPit, st.curFit = poseFromLandmarks(&f.FaceLandmarks[main], f.Image.Cols(), f.Image.Rows())
+	}
+	cfg, box := p.s.cfg, mainBox(obs)
+	near := cfg.PoseNear
+	switch {
+	case main < 0 || !st.curFit || !st.pose || p.restart:
+	case f.CapturedAt.Sub(st.poseAt) >= cfg.HeadPoseEvery:
+	case abs32(st.yaw) >= near || abs32(st.pitch) >= near*5/7:
+	case len(obs.Faces) != st.poseFaces || boxIoU(box, st.poseBox) < 0.5:
+	case abs32(st.curFitYaw-st.fitYaw) >= cfg.PoseDelta || abs32(st.curFitPit-st.fitPitch) >= cfg.PoseDelta:
+	default:
+		yaw, pitch := st.yaw, st.pitch
+		obs.Faces[main].Yaw, obs.Faces[main].Pitch = &yaw, &pitch
+		if obs.Carried == nil {
+			obs.Carried = map[string]int64{}
+		}
+		obs.Carried["headpose"] = st.poseAt.UnixMilli()
+		return true
+	}
+	return false
+}
+
+func (p *framePlan) ranPose(f *Frame, obs *Observation) {
+	st := p.st
+	main := MainFace(obs.Faces, 0)
+	if st == nil || main < 0 || obs.Faces[main].Yaw == nil || obs.Faces[main].Pitch == nil || !st.curFit {
+		if st != nil {
+			st.pose = false
+		}
+		return
+	}
+	st.pose, st.poseAt = true, f.CapturedAt
+	st.yaw, st.pitch = *obs.Faces[main].Yaw, *obs.Faces[main].Pitch
+	st.fitYaw, st.fitPitch = st.curFitYaw, st.curFitPit
+	st.poseBox, st.poseFaces = mainBox(obs), len(obs.Faces)
+}
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
 func (p *framePlan) Ran(analyzer string, f *Frame, obs *Observation) {
+	if analyzer == "headpose" {
+		p.ranPose(f, obs)
+		return
+	}
 	if analyzer != "persons" || p.st == nil || obs.Persons == nil || obs.Phones == nil {
 		return
 	}

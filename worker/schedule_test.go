@@ -6,6 +6,8 @@ import (
 	"image"
 	"image/color"
 	"log/slog"
+	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"proctor/analyzers"
 	"proctor/internal/testdb"
+	"proctor/models"
 	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
@@ -62,6 +65,10 @@ func (a fakeAnalyzer) Analyze(_ context.Context, f *analyzers.Frame, obs *analyz
 		if tr.faces > 0 {
 			obs.TopFaceScore = 0.95
 		}
+	case "landmarks":
+		for i := range obs.Faces {
+			f.FaceLandmarks = append(f.FaceLandmarks, fakeLandmarks(obs.Faces[i].Box, float64(tr.yaw)))
+		}
 	case "identity":
 		if len(obs.Faces) > 0 {
 			face(0).Match = &analyzers.Match{Similarity: tr.sim, SamePerson: tr.sim >= 0.5, Measured: true, Threshold: 0.5}
@@ -91,6 +98,22 @@ func (a fakeAnalyzer) Analyze(_ context.Context, f *analyzers.Frame, obs *analyz
 		}
 	}
 	return nil
+}
+
+// fakeLandmarks projects a generic face (the six points the pose fit reads) turned by yaw
+// degrees into the middle of box, as the landmarks model would find them.
+func fakeLandmarks(box [4]float32, yaw float64) models.Landmarks68 {
+	model := [6][3]float64{{0, 0, 0}, {0, 330, 65}, {-225, -170, 135}, {225, -170, 135}, {-150, 150, 125}, {150, 150, 125}}
+	idx := [6]int{30, 8, 36, 45, 48, 54}
+	r := yaw * math.Pi / 180
+	var lm models.Landmarks68
+	cx, cy := float64(box[0]+box[2]/2), float64(box[1]+box[3]/2)
+	for i, m := range model {
+		x := math.Cos(r)*m[0] + math.Sin(r)*m[2]
+		z := -math.Sin(r)*m[0] + math.Cos(r)*m[2] + 4000
+		lm[idx[i]] = [2]float32{float32(cx + 640*x/z - 0), float32(cy + 640*m[1]/z)}
+	}
+	return lm
 }
 
 var fakeNames = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons", "sheet"}
@@ -240,10 +263,10 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 						tc.flag, raisedAt, eventAt, tc.after, deadline)
 				}
 				fakes.mu.Lock()
-				runs := fakes.calls["persons"]
+				runs, poses := fakes.calls["persons"], fakes.calls["headpose"]
 				fakes.mu.Unlock()
-				t.Logf("%s on %s raised at %d s (due by %v); person detector ran on %d of %d frames",
-					tc.flag, tc.camera, raisedAt, deadline, runs, frames)
+				t.Logf("%s on %s raised at %d s (due by %v); person detector ran on %d of %d frames, head-pose network on %d",
+					tc.flag, tc.camera, raisedAt, deadline, runs, frames, poses)
 				if runs >= frames {
 					t.Errorf("the person detector ran on every frame: the schedule saved nothing")
 				}
@@ -253,7 +276,8 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 }
 
 // TestScheduleQuietScene: on an unchanging scene the person detector runs once per
-// PersonsEvery, and the frames in between say their counts were carried.
+// PersonsEvery and the head-pose network once per HeadPoseEvery, and the frames in between say
+// (in the observation and the checks' signals) that their values were carried.
 func TestScheduleQuietScene(t *testing.T) {
 	fakes := newFakeCatalog()
 	st := testdb.Open(t)[0].Store
@@ -282,15 +306,27 @@ func TestScheduleQuietScene(t *testing.T) {
 	if got := fakes.calls["persons"]; got != 3 {
 		t.Errorf("person detector ran %d times on 30 quiet seconds, want 3 (every 10 s)", got)
 	}
+	if got := fakes.calls["headpose"]; got != 6 {
+		t.Errorf("head-pose network ran %d times on 30 quiet seconds, want 6 (every 5 s)", got)
+	}
 	var rows []store.FrameResult
 	if err := st.DB.Where("session_id = ?", sess.ID).Order("seq").Find(&rows).Error; err != nil {
 		t.Fatal(err)
 	}
-	carried := 0
+	carried, poses := 0, 0
 	for _, r := range rows {
 		var obs analyzers.Observation
 		if err := jsonUnmarshal(r.Observation, &obs); err != nil {
 			t.Fatal(err)
+		}
+		if _, ok := obs.Carried["headpose"]; ok {
+			poses++
+			if obs.Faces[0].Yaw == nil {
+				t.Errorf("frame %d: head pose carried but no yaw", r.Seq)
+			}
+			if !strings.Contains(r.Signals, `"carried":1`) {
+				t.Errorf("frame %d: carried pose not marked in the signals %s", r.Seq, r.Signals)
+			}
 		}
 		if from, ok := obs.Carried["persons"]; ok {
 			carried++
@@ -298,6 +334,9 @@ func TestScheduleQuietScene(t *testing.T) {
 				t.Errorf("frame %d carries a detection from %d ms earlier", r.Seq, r.CapturedAtMs-from)
 			}
 		}
+	}
+	if poses != 24 {
+		t.Errorf("%d frames say their head pose was carried, want 24", poses)
 	}
 	if carried != 27 {
 		t.Errorf("%d frames say their counts were carried, want 27", carried)
