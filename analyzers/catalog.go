@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -150,12 +151,13 @@ func NewSet(cfg Config) (*Set, error) {
 type Set struct {
 	analyzers  []Analyzer
 	decodeSide int
-	observe    func(analyzer string, ran bool, d time.Duration)
+	observe    func(analyzer string, ran bool, cpu time.Duration)
 }
 
 // ObserveAnalyzers makes the set call fn after each analyzer of each frame: whether it ran (or
-// the schedule skipped it) and how long it took (metrics, `proctor bench`). Call before use.
-func (s *Set) ObserveAnalyzers(fn func(analyzer string, ran bool, d time.Duration)) { s.observe = fn }
+// the schedule skipped it) and the CPU time it took on its thread (Linux; metrics, `proctor
+// bench`). Call before use.
+func (s *Set) ObserveAnalyzers(fn func(analyzer string, ran bool, cpu time.Duration)) { s.observe = fn }
 
 // Analyzers returns the analyzers in run order.
 func (s *Set) Analyzers() []Analyzer { return s.analyzers }
@@ -181,6 +183,10 @@ func (s *Set) AnalyzeJPEG(ctx context.Context, data []byte, camera string) (Obse
 // Analyze runs every analyzer on an already decoded frame; the frame stays the caller's.
 func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 	obs := Observation{Width: f.Width, Height: f.Height}
+	if s.observe != nil {
+		runtime.LockOSThread() // thread CPU time is this goroutine's
+		defer runtime.UnlockOSThread()
+	}
 	for _, a := range s.analyzers {
 		if err := ctx.Err(); err != nil {
 			return obs, err
@@ -191,9 +197,9 @@ func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 			}
 			continue
 		}
-		var start time.Time
+		var start time.Duration
 		if s.observe != nil {
-			start = time.Now()
+			start = threadCPU()
 		}
 		if err := a.Analyze(ctx, f, &obs); err != nil {
 			return obs, fmt.Errorf("analyzer %s: %w", a.Name(), err)
@@ -202,7 +208,7 @@ func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 			f.Plan.Ran(a.Name(), f, &obs)
 		}
 		if s.observe != nil {
-			s.observe(a.Name(), true, time.Since(start))
+			s.observe(a.Name(), true, threadCPU()-start)
 		}
 	}
 	return obs, nil

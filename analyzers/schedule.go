@@ -46,8 +46,10 @@ type ScheduleConfig struct {
 	// head-pose network run. Default 6.
 	PoseDelta float32 `json:"pose_delta,omitempty"`
 	// PoseNear is the yaw (and PoseNear·5/7 the pitch), in degrees, from which the pose is
-	// measured on every frame: a candidate turning towards the limits (35°/25° by default) is
-	// judged on measured values only. Default 20.
+	// measured on every frame: a candidate turned close to the limits (35°/25° by default) is
+	// judged on measured values only. Default 28 (7° short of the default yaw limit, more than a
+	// PoseDelta of the fit; candidates often sit 20–25° off their laptop camera's axis). Lower it
+	// with the limits when exams set tighter ones.
 	PoseNear float32 `json:"pose_near,omitempty"`
 	// MaxStep is the longest time between two frames of a camera that still continues its
 	// schedule; after a longer pause (a network outage, the partition having been on another
@@ -72,7 +74,7 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 		c.PoseDelta = 6
 	}
 	if c.PoseNear <= 0 {
-		c.PoseNear = 20
+		c.PoseNear = 28
 	}
 	if c.MaxStep <= 0 {
 		c.MaxStep = 3 * time.Second

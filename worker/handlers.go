@@ -58,7 +58,7 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log, sched: analyzers.NewSchedule(cfg.Schedule)}
 	h.maxConcurrent = maxConcurrent
 	h.analyzerSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "proctor_analyzer_seconds_total", Help: "Time spent in each frame analyzer."}, []string{"analyzer"})
+		Name: "proctor_analyzer_seconds_total", Help: "CPU time spent in each frame analyzer (its thread's, Linux)."}, []string{"analyzer"})
 	h.analyzerFrames = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proctor_analyzer_frames_total", Help: "Frames each analyzer ran on (ran=true) or the analysis schedule skipped (ran=false)."},
 		[]string{"analyzer", "ran"})

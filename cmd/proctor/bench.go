@@ -25,6 +25,7 @@ func runBench(ctx context.Context, args []string) error {
 	sessions := fs.Int("sessions", 6, "concurrent candidate sessions (spread over Kafka partitions), each at 1 frame/s of capture time")
 	rate := fs.Float64("rate", 0, "frames/s to post in total (0 = as fast as the API takes them: measures throughput; a rate below capacity measures latency without queueing)")
 	workers := fs.Int("workers", 0, "run the API here and N `proctor worker` processes on the same broker and database; prints 1 process vs N")
+	baseline := fs.Bool("baseline", false, "as before issue #14, for comparison: every analyzer on every frame, one transaction and offset commit per frame")
 	fs.Lookup("addr").DefValue = "127.0.0.1:0"
 	if err := parse(fs, args); err != nil {
 		return err
@@ -48,13 +49,18 @@ func runBench(ctx context.Context, args []string) error {
 	if sf.logLevel == "info" {
 		sf.logLevel = "warn"
 	}
+	cfg := sf.config()
+	if *baseline {
+		cfg.Analyzers.Schedule.PersonsEvery, cfg.Analyzers.Schedule.HeadPoseEvery = -1, -1
+		cfg.Kafka.MaxBatch = 1
+	}
 	o := bench.Options{N: *n, Sessions: *sessions, Rate: *rate, Workers: *workers}
 	if *workers > 0 {
 		o.StartWorkers = func(ctx context.Context, count int, brokers []string) (func() error, error) {
 			return startWorkers(ctx, sf, count, brokers)
 		}
 	}
-	return bench.Run(ctx, sf.config(), o, os.Stdout, os.Stderr)
+	return bench.Run(ctx, cfg, o, os.Stdout, os.Stderr)
 }
 
 // startWorkers starts count `proctor worker` processes (this binary) with the bench's database,
