@@ -51,6 +51,11 @@ type ScheduleConfig struct {
 	// PoseDelta of the fit; candidates often sit 20–25° off their laptop camera's axis). Lower it
 	// with the limits when exams set tighter ones.
 	PoseNear float32 `json:"pose_near,omitempty"`
+	// IdentityEvery is the identity analyzer's IdentityConfig.Every in the pipeline when that is
+	// not set: the embedding (~11 ms) on every IdentityEvery-th frame of a continuing face track
+	// (same box, same-looking crop), about every 5 s at 1 frame/s, and at once on a new track
+	// (identity.go), so a different person is measured on the frame they appear. Default 5.
+	IdentityEvery int `json:"identity_every,omitempty"`
 	// MaxStep is the longest time between two frames of a camera that still continues its
 	// schedule; after a longer pause (a network outage, the partition having been on another
 	// worker) every analyzer runs again. Default 3s.
@@ -75,6 +80,9 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 	}
 	if c.PoseNear <= 0 {
 		c.PoseNear = 28
+	}
+	if c.IdentityEvery <= 0 {
+		c.IdentityEvery = 5
 	}
 	if c.MaxStep <= 0 {
 		c.MaxStep = 3 * time.Second
@@ -144,6 +152,15 @@ type cameraSchedule struct {
 // maxScheduled bounds the states kept; the oldest half is dropped beyond it (those sessions
 // simply start again with a full analysis).
 const maxScheduled = 8192
+
+// Scheduled returns cfg as the pipeline runs it under its schedule: the analyzers' own cadences
+// that the schedule sets (identity's Every) filled in where cfg leaves them zero.
+func (cfg Config) Scheduled() Config {
+	if cfg.Identity.Every == 0 {
+		cfg.Identity.Every = cfg.Schedule.withDefaults().IdentityEvery
+	}
+	return cfg
+}
 
 // NewSchedule returns an empty schedule.
 func NewSchedule(cfg ScheduleConfig) *Schedule {

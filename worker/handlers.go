@@ -55,13 +55,7 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 		// One store for every pooled set: a session's consecutive frames may land on any of them.
 		cfg.CameraMotion.Thumbs = analyzers.NewThumbStore(0)
 	}
-	if cfg.Identity.Every == 0 {
-		// Part of the analysis schedule: while a candidate's face track continues (same box,
-		// same-looking crop) the embedding (~11 ms) is computed every 5th frame, about every 5 s
-		// at the platform's 1 frame/s, and at once when the track changes (identity.go), so a
-		// different person is measured on the frame they appear.
-		cfg.Identity.Every = 5
-	}
+	cfg = cfg.Scheduled() // identity's cadence is part of the analysis schedule
 	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log, sched: analyzers.NewSchedule(cfg.Schedule)}
 	h.maxConcurrent = maxConcurrent
 	h.analyzerSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -130,9 +130,14 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 	// The same sessions through the analyzers alone, with as many sets as the workers use, each
 	// session's frames in order on one goroutine and under the same schedule.
 	workers := max(a.Kafka.Concurrency, 1)
+	set.Close()
+	if set, err = analyzers.NewSet(cfg.Analyzers.Scheduled()); err != nil { // as the workers run them
+		return err
+	}
+	defer set.Close()
 	sets := []*analyzers.Set{set}
 	for len(sets) < workers {
-		s, err := analyzers.NewSet(cfg.Analyzers)
+		s, err := analyzers.NewSet(cfg.Analyzers.Scheduled())
 		if err != nil {
 			return err
 		}
