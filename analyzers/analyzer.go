@@ -35,6 +35,9 @@ type Frame struct {
 	// Enrolled is the candidate's registration-photo embedding for the identity analyzer; nil
 	// when the session has none (then no face gets a Match).
 	Enrolled *Enrollment
+	// Plan, when set, decides which analyzers run on this frame (the pipeline's Schedule); nil
+	// runs every analyzer.
+	Plan Planner
 
 	// Per-face results shared between analyzers within this frame, filled by the "landmarks"
 	// analyzer for Observation.Faces[i], i < len(FaceCrops) (at most LandmarksConfig.MaxFaces,
@@ -152,6 +155,10 @@ type Observation struct {
 	// CameraYaw is how far the evidence camera turned since the session's previous evidence
 	// frame, in degrees ("cameramotion" analyzer, for the room scan); nil when not measured.
 	CameraYaw *float32 `json:"camera_yaw,omitempty"`
+	// Carried names the analyzers that did not run on this frame under the analysis schedule
+	// (schedule.go), with the capture time (Unix ms) of the frame whose output was carried over
+	// instead; absent when every analyzer ran.
+	Carried map[string]int64 `json:"carried,omitempty"`
 	// Shadow holds what shadow model versions said about this frame. It is stored apart from the
 	// observation (pipeline) and never reaches the rules, so a shadow raises no flags.
 	Shadow []ShadowResult `json:"-"`

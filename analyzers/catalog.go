@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Config selects and configures the analyzers of a Set. It is plain data (JSON-friendly) so the
@@ -31,6 +33,11 @@ type Config struct {
 	// CameraMotion configures the "cameramotion" analyzer (cameramotion.go: evidence-camera turn
 	// between frames, for the room scan).
 	CameraMotion CameraMotionConfig `json:"camera_motion"`
+	// Catalog builds the set instead of the built-in analyzers (tests put fakes in one).
+	Catalog *Catalog `json:"-"`
+	// Schedule decides per session and camera which expensive analyzers run on a frame in the
+	// pipeline (schedule.go); `proctor analyze` and eval run every analyzer on every frame.
+	Schedule ScheduleConfig `json:"schedule"`
 	// DecodeSide overrides the longest side frames are decoded at. Default: the largest that any
 	// analyzer in the set asks for (see SideNeeder); 0 there too means full size.
 	DecodeSide int `json:"decode_side,omitempty"`
@@ -77,6 +84,9 @@ func (r *Catalog) Add(name string, c Constructor) error {
 	r.ctors[name] = c
 	return nil
 }
+
+// Replace registers c under name whether or not the name is taken (tests swap in fakes).
+func (r *Catalog) Replace(name string, c Constructor) { r.ctors[name] = c }
 
 // Names lists the analyzers in the catalog, sorted.
 func (r *Catalog) Names() []string { return slices.Sorted(maps.Keys(r.ctors)) }
@@ -129,14 +139,25 @@ func (r *Catalog) Build(cfg Config) (*Set, error) {
 }
 
 // NewSet builds a Set from the built-in analyzers.
-func NewSet(cfg Config) (*Set, error) { return builtin.Build(cfg) }
+func NewSet(cfg Config) (*Set, error) {
+	if cfg.Catalog != nil {
+		return cfg.Catalog.Build(cfg)
+	}
+	return builtin.Build(cfg)
+}
 
 // Set is the analyzers one worker runs on every frame. It owns model sessions and scratch
 // buffers, so it is NOT safe for concurrent use: build one Set per worker goroutine.
 type Set struct {
 	analyzers  []Analyzer
 	decodeSide int
+	observe    func(analyzer string, ran bool, cpu time.Duration)
 }
+
+// ObserveAnalyzers makes the set call fn after each analyzer of each frame: whether it ran (or
+// the schedule skipped it) and the CPU time it took on its thread (Linux; metrics, `proctor
+// bench`). Call before use.
+func (s *Set) ObserveAnalyzers(fn func(analyzer string, ran bool, cpu time.Duration)) { s.observe = fn }
 
 // Analyzers returns the analyzers in run order.
 func (s *Set) Analyzers() []Analyzer { return s.analyzers }
@@ -162,12 +183,32 @@ func (s *Set) AnalyzeJPEG(ctx context.Context, data []byte, camera string) (Obse
 // Analyze runs every analyzer on an already decoded frame; the frame stays the caller's.
 func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 	obs := Observation{Width: f.Width, Height: f.Height}
+	if s.observe != nil {
+		runtime.LockOSThread() // thread CPU time is this goroutine's
+		defer runtime.UnlockOSThread()
+	}
 	for _, a := range s.analyzers {
 		if err := ctx.Err(); err != nil {
 			return obs, err
 		}
+		if f.Plan != nil && f.Plan.Skip(a.Name(), f, &obs) {
+			if s.observe != nil {
+				s.observe(a.Name(), false, 0)
+			}
+			continue
+		}
+		var start time.Duration
+		if s.observe != nil {
+			start = threadCPU()
+		}
 		if err := a.Analyze(ctx, f, &obs); err != nil {
 			return obs, fmt.Errorf("analyzer %s: %w", a.Name(), err)
+		}
+		if f.Plan != nil {
+			f.Plan.Ran(a.Name(), f, &obs)
+		}
+		if s.observe != nil {
+			s.observe(a.Name(), true, threadCPU()-start)
 		}
 	}
 	return obs, nil

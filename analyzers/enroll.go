@@ -40,6 +40,8 @@ type FrameMeta struct {
 	CapturedAt time.Time
 	// Enrolled is the session's registration embedding, nil if none.
 	Enrolled *Enrollment
+	// Plan decides which analyzers run (Schedule.Plan); nil runs them all.
+	Plan Planner
 }
 
 // AnalyzeFrameJPEG decodes one posted JPEG once and runs every analyzer on it. Errors from a bad
@@ -53,7 +55,7 @@ func (s *Set) AnalyzeFrameJPEG(ctx context.Context, data []byte, meta FrameMeta)
 		return Observation{}, err
 	}
 	defer f.Image.Close()
-	f.Camera, f.Session, f.Enrolled, f.CapturedAt = meta.Camera, meta.Session, meta.Enrolled, meta.CapturedAt
+	f.Camera, f.Session, f.Enrolled, f.CapturedAt, f.Plan = meta.Camera, meta.Session, meta.Enrolled, meta.CapturedAt, meta.Plan
 	return s.Analyze(ctx, &f)
 }
 

@@ -21,7 +21,14 @@ type HeadPoseConfig struct {
 	MaxFaces int `json:"max_faces,omitempty"`
 	// Threads is the intra-op thread count of the model session. Default 1.
 	Threads int `json:"threads,omitempty"`
+	// Method is "network" (the pose model) or "landmarks" (a perspective-n-point fit of a generic
+	// 3D face to the landmarks analyzer's 68 points: headpose_pnp.go; no model, microseconds).
+	// Default "network".
+	Method string `json:"method,omitempty"`
 }
+
+// PoseFromLandmarks is HeadPoseConfig.Method for the landmark fit.
+const PoseFromLandmarks = "landmarks"
 
 // DefaultHeadPoseModel is the head-pose model used when HeadPoseConfig.Model is empty.
 const DefaultHeadPoseModel = "faceplugin-headpose"
@@ -36,6 +43,17 @@ type HeadPose struct {
 
 // NewHeadPose loads the model.
 func NewHeadPose(cfg HeadPoseConfig) (*HeadPose, error) {
+	maxFaces := cfg.MaxFaces
+	if maxFaces <= 0 {
+		maxFaces = 1
+	}
+	switch cfg.Method {
+	case PoseFromLandmarks:
+		return &HeadPose{version: "pnp-landmarks68@1", maxFaces: maxFaces}, nil
+	case "", "network":
+	default:
+		return nil, fmt.Errorf("headpose analyzer: method %q is not network or %s", cfg.Method, PoseFromLandmarks)
+	}
 	name := cfg.Model
 	if name == "" {
 		name = DefaultHeadPoseModel
@@ -62,7 +80,12 @@ func (a *HeadPose) Name() string { return "headpose" }
 func (a *HeadPose) Version() string { return a.version }
 
 // Requires implements Requirer.
-func (a *HeadPose) Requires() []string { return []string{"faces"} }
+func (a *HeadPose) Requires() []string {
+	if a.hp == nil {
+		return []string{"faces", "landmarks"}
+	}
+	return []string{"faces"}
+}
 
 // Analyze implements Analyzer.
 func (a *HeadPose) Analyze(_ context.Context, f *Frame, obs *Observation) error {
@@ -82,6 +105,18 @@ func (a *HeadPose) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		case k <= main:
 			i = k - 1 // main went first; the others keep their order
 		}
+		if a.hp == nil {
+			if i >= len(f.FaceLandmarks) {
+				continue
+			}
+			yaw, pitch, ok := poseFromLandmarks(&f.FaceLandmarks[i], f.Image.Cols(), f.Image.Rows())
+			if !ok {
+				continue
+			}
+			angles[2*k], angles[2*k+1] = yaw, pitch
+			obs.Faces[i].Yaw, obs.Faces[i].Pitch = &angles[2*k], &angles[2*k+1]
+			continue
+		}
 		b := obs.Faces[i].Box
 		p, err := a.hp.Estimate(f.Image, [4]float32{b[0] * s, b[1] * s, b[2] * s, b[3] * s})
 		if errors.Is(err, models.ErrFaceTooSmall) {
@@ -97,4 +132,9 @@ func (a *HeadPose) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 }
 
 // Close implements Analyzer.
-func (a *HeadPose) Close() error { return a.hp.Close() }
+func (a *HeadPose) Close() error {
+	if a.hp == nil {
+		return nil
+	}
+	return a.hp.Close()
+}

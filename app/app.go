@@ -55,6 +55,8 @@ type App struct {
 	Store  *store.Store
 	Kafka  pipeline.Config
 	Broker *pipeline.EmbeddedBroker // nil when external brokers are configured
+	// Metrics gathers what /metrics serves (`proctor bench` reads the analyzers' counters).
+	Metrics prometheus.Gatherer
 
 	cfg      Config
 	http     *fiber.App
@@ -127,6 +129,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Metrics = registry
 	// Each exam may override the rules (settings page); the engine looks them up, cached.
 	engine := rules.New(cfg.Rules).WithSettings(rules.StoreSettings, 0)
 
@@ -201,6 +204,10 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		c, err := pipeline.NewConsumer(kcfg, topic, h, dlq, registry)
 		if err != nil {
 			return err
+		}
+		if topic == kcfg.Topics.Frames {
+			// One transaction and one offset commit per fetched batch of frames.
+			c.HandleBatches(frames.HandleBatch)
 		}
 		consumers = append(consumers, c)
 	}

@@ -192,6 +192,21 @@ type Config struct {
 	// Default: 2
 	Concurrency int
 
+	// MaxBatch is the most messages a Reader hands to a BatchHandler at once
+	// (Consumer.HandleBatches): what it fetched already, or receives within
+	// BatchWait. One transaction and one offset commit per batch instead of
+	// per message; a batch that fails is retried message by message. 1
+	// turns batching off.
+	//
+	// Default: 16
+	MaxBatch int
+
+	// BatchWait is how long a Reader waits for more messages to fill a
+	// batch once it has one: added to the latency of a lone message.
+	//
+	// Default: 2ms
+	BatchWait time.Duration
+
 	// RetryBackoffMin and RetryBackoffMax bound the exponential backoff
 	// between attempts when a handler returns an error that is not
 	// Permanent. While the database as a whole is unavailable
@@ -264,6 +279,8 @@ func (c Config) WithDefaults() Config {
 	setDur(&c.RebalanceTimeout, 5*time.Second)
 	setDur(&c.JoinGroupBackoff, 500*time.Millisecond)
 	setInt(&c.Concurrency, 2)
+	setInt(&c.MaxBatch, 16)
+	setDur(&c.BatchWait, 2*time.Millisecond)
 	setDur(&c.RetryBackoffMin, 100*time.Millisecond)
 	setDur(&c.RetryBackoffMax, 5*time.Second)
 	setInt(&c.MaxAttempts, 5)

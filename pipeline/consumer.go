@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -31,6 +32,14 @@ import (
 // (Config.Concurrency). msg.Value and header values are owned by the
 // handler only for the duration of the call.
 type Handler func(ctx context.Context, msg kafka.Message) error
+
+// BatchHandler processes messages fetched together (of one or several
+// partitions, each partition's in order) and stores all their results, or
+// none, as one unit; the offsets are committed after it returned nil. On
+// any error (a Permanent one included) the consumer hands the messages to
+// the Handler one at a time, with its retries and dead-lettering, so one
+// poison message costs its batch a retry but never blocks the others.
+type BatchHandler func(ctx context.Context, msgs []kafka.Message) error
 
 // Dead-letter headers, added to the original message's headers.
 const (
@@ -69,6 +78,7 @@ type Consumer struct {
 	topic   string
 	group   string
 	handler Handler
+	batch   BatchHandler
 	dlq     *Producer
 	log     *slog.Logger
 	m       *consumerMetrics
@@ -124,6 +134,10 @@ func NewConsumer(cfg Config, topic string, handler Handler, deadLetter *Producer
 	}
 	return c, nil
 }
+
+// HandleBatches makes the consumer hand up to Config.MaxBatch messages at a
+// time to h, falling back to the Handler when h fails. Call it before Run.
+func (c *Consumer) HandleBatches(h BatchHandler) { c.batch = h }
 
 // Topic returns the topic consumed.
 func (c *Consumer) Topic() string { return c.topic }
@@ -216,10 +230,116 @@ func (c *Consumer) runReader(ctx context.Context, r *kafka.Reader, id int) {
 		}
 		backoff = c.cfg.RetryBackoffMin
 		c.m.consumed.Inc()
+		if c.batch != nil && c.cfg.MaxBatch > 1 {
+			if !c.processBatch(ctx, r, c.fill(ctx, r, msg)) {
+				return
+			}
+			continue
+		}
 		if !c.process(ctx, r, msg) {
 			return
 		}
 	}
+}
+
+// fill adds to first what r has fetched already or receives within
+// Config.BatchWait, up to Config.MaxBatch messages. A fetch cut short by
+// its timeout takes no message (kafka-go keeps it for the next fetch).
+func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, first kafka.Message) []kafka.Message {
+	msgs := []kafka.Message{first}
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
+	defer cancel()
+	for len(msgs) < c.cfg.MaxBatch {
+		m, err := r.FetchMessage(wctx)
+		if err != nil {
+			break
+		}
+		c.m.consumed.Inc()
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// processBatch hands msgs to the batch handler and commits them all once it
+// stored them; if it fails, each message goes through process instead. It
+// returns false when the consumer is stopping with messages unfinished.
+func (c *Consumer) processBatch(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) bool {
+	if len(msgs) == 1 {
+		return c.process(ctx, r, msgs[0])
+	}
+	parts := make([]int, 0, 2)
+	for _, m := range msgs {
+		if !slices.Contains(parts, m.Partition) {
+			parts = append(parts, m.Partition)
+		}
+	}
+	slices.Sort(parts) // always in the same order: two Readers never wait on each other
+	unlocks := make([]func(), 0, len(parts))
+	unlockAll := func() {
+		for _, u := range unlocks {
+			u()
+		}
+		unlocks = unlocks[:0]
+	}
+	for _, p := range parts {
+		unlock, ok := c.partitions.lock(ctx, p)
+		if !ok {
+			unlockAll()
+			return false
+		}
+		unlocks = append(unlocks, unlock)
+	}
+	if ctx.Err() != nil {
+		unlockAll()
+		return false
+	}
+	err := c.callBatch(ctx, msgs)
+	if err == nil {
+		c.m.handled.Add(float64(len(msgs)))
+		c.commit(ctx, r, msgs...)
+		unlockAll()
+		for _, m := range msgs {
+			c.m.lag.WithLabelValues(strconv.Itoa(m.Partition)).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
+		}
+		return true
+	}
+	unlockAll()
+	if ctx.Err() != nil {
+		return false
+	}
+	c.log.Debug("batch failed; handling its messages one at a time", "messages", len(msgs), "err", err)
+	for _, m := range msgs {
+		if !c.process(ctx, r, m) {
+			return false
+		}
+	}
+	return true
+}
+
+// callBatch runs the batch handler with the same grace on shutdown as
+// process gives the Handler; a panic is returned as an error (the messages
+// are then handled one at a time, where the culprit is dead-lettered).
+func (c *Consumer) callBatch(ctx context.Context, msgs []kafka.Message) (err error) {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(c.cfg.ShutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-hctx.Done():
+		}
+	})
+	defer stop()
+	start := time.Now()
+	defer func() {
+		c.m.latency.Observe(time.Since(start).Seconds())
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errHandlerPanic, p)
+		}
+	}()
+	return c.batch(hctx, msgs)
 }
 
 // process handles msg until it is stored or dead-lettered, then commits its
@@ -331,14 +451,16 @@ var errHandlerPanic = errors.New("handler panic")
 // partition, so this also commits every earlier message of the partition,
 // all of which this reader handled before msg. A failed commit is not fatal:
 // the messages are delivered again and the idempotent store absorbs them.
-func (c *Consumer) commit(ctx context.Context, r *kafka.Reader, msg kafka.Message) {
-	// Commit even while stopping: the message is done.
+func (c *Consumer) commit(ctx context.Context, r *kafka.Reader, msgs ...kafka.Message) {
+	// Commit even while stopping: the messages are done. kafka-go commits
+	// the highest offset of each partition among msgs.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := r.CommitMessages(cctx, msg); err != nil {
+	if err := r.CommitMessages(cctx, msgs...); err != nil {
 		c.m.commitErrors.Inc()
-		c.log.Warn("offset commit failed; the message will be redelivered",
-			"session", string(msg.Key), "partition", msg.Partition, "offset", msg.Offset, "err", err)
+		last := msgs[len(msgs)-1]
+		c.log.Warn("offset commit failed; the messages will be redelivered", "messages", len(msgs),
+			"session", string(last.Key), "partition", last.Partition, "offset", last.Offset, "err", err)
 	}
 }
 

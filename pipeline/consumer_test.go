@@ -641,3 +641,79 @@ func TestConsumeThroughput(t *testing.T) {
 			n, size>>10, cfg.Concurrency, el.Round(time.Millisecond), float64(n)/el.Seconds(), float64(n*size)/el.Seconds()/(1<<20))
 	})
 }
+
+// TestBatchWithPoisonMessage: a batch handler that fails on one message of its batch stores
+// nothing of it; the consumer then hands the batch's messages to the Handler one at a time, so
+// the good ones are stored exactly once and the bad one is dead-lettered after its bounded
+// retries. Messages fetched together reach the batch handler together.
+func TestBatchWithPoisonMessage(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, cfg Config) {
+		cfg.MaxBatch = 8
+		cfg.BatchWait = 200 * time.Millisecond
+		cfg.MaxAttempts = 2
+		p := newTestProducer(t, cfg)
+		now := time.Now().UnixMilli()
+		frame := func(seq int64) kafka.Message {
+			return EncodeFrame(FrameMessage{SessionID: "sess-batch", Camera: "main", Seq: seq, CapturedAtMs: now, ReceivedAtMs: now, JPEG: fakeFrame(100)})
+		}
+		msgs := make([]kafka.Message, 6)
+		for i := range msgs {
+			msgs[i] = frame(int64(i))
+		}
+		if err := p.Send(t.Context(), cfg.Topics.Frames, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		const poison = "3"
+		stored := newCollector()
+		var mu sync.Mutex
+		var batches []int
+		c := newTestConsumer(t, cfg, cfg.Topics.Frames, func(_ context.Context, m kafka.Message) error {
+			if header(m, HeaderSeq) == poison {
+				return errors.New("the database refuses this row")
+			}
+			stored.add(m)
+			return nil
+		}, p)
+		c.HandleBatches(func(_ context.Context, ms []kafka.Message) error {
+			mu.Lock()
+			batches = append(batches, len(ms))
+			mu.Unlock()
+			for _, m := range ms {
+				if header(m, HeaderSeq) == poison {
+					return errors.New("the database refuses this row") // all or nothing: none stored
+				}
+			}
+			for _, m := range ms {
+				stored.add(m)
+			}
+			return nil
+		})
+		runConsumer(t, c)
+		dead := newCollector()
+		runConsumer(t, newTestConsumer(t, cfg, cfg.Topics.DeadLetter, func(_ context.Context, m kafka.Message) error {
+			dead.add(m)
+			return nil
+		}, nil))
+
+		got := stored.waitFor(t, 5, 30*time.Second)
+		seqs := map[string]int{}
+		for _, m := range got {
+			seqs[header(m, HeaderSeq)]++
+		}
+		for _, s := range []string{"0", "1", "2", "4", "5"} {
+			if seqs[s] != 1 {
+				t.Errorf("seq %s stored %d times, want once (stored %v)", s, seqs[s], seqs)
+			}
+		}
+		dl := dead.waitFor(t, 1, 30*time.Second)[0]
+		if header(dl, HeaderSeq) != poison || header(dl, HeaderDLQClass) != string(ReasonStoreFailed) {
+			t.Errorf("dead letter seq %s class %s", header(dl, HeaderSeq), header(dl, HeaderDLQClass))
+		}
+		waitCommitted(t, cfg, c.GroupID(), cfg.Topics.Frames)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(batches) == 0 || batches[0] < 2 {
+			t.Errorf("batch sizes %v: messages fetched together were not batched", batches)
+		}
+	})
+}

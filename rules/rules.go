@@ -101,12 +101,23 @@ func (e *Engine) Observe(obs *analyzers.Observation, camera string) (string, err
 			continue
 		}
 		if s := c.Observe(obs, camera, e.params); len(s) > 0 {
+			for _, a := range c.Analyzers {
+				if _, ok := obs.Carried[a]; ok {
+					// Not measured on this frame: the analysis schedule carried an earlier
+					// frame's output over an unchanged scene (analyzers.Schedule).
+					s[SignalCarried] = 1
+				}
+			}
 			sig[c.Name] = s
 		}
 	}
 	b, err := json.Marshal(sig)
 	return string(b), err
 }
+
+// SignalCarried is set (to 1) in a check's Signal when an analyzer it reads did not run on the
+// frame and its last output was carried over by the analysis schedule.
+const SignalCarried = "carried"
 
 // FrameRule raises a flag when a condition holds on consecutive frames of one camera for at
 // least After. Checks declare them (Check.Rules).
@@ -146,37 +157,6 @@ func (e *Engine) frameRules() []FrameRule {
 	return all
 }
 
-// ApplyFrame runs the frame rules for a newly stored frame inside tx. It returns the ids of flags
-// created or extended.
-func (e *Engine) ApplyFrame(tx *gorm.DB, in FrameInput) ([]uint, error) {
-	fr := in.Result
-	cur, err := parseFrame(store.FrameSignals{Seq: fr.Seq, CapturedAtMs: fr.CapturedAtMs, Signals: fr.Signals})
-	if err != nil {
-		return nil, err
-	}
-	nb := neighbours{tx: tx, fr: fr}
-	var touched []uint
-	for _, r := range e.frameRules() {
-		if (r.Camera != "" && r.Camera != fr.Camera) || !r.Holds(&cur) ||
-			(r.When != nil && in.Session != nil && !r.When(in.Session)) {
-			continue
-		}
-		id, err := e.applyRun(tx, r, in, &cur, &nb)
-		if err != nil {
-			return nil, fmt.Errorf("rule %s: %w", r.Type, err)
-		}
-		if id != 0 {
-			touched = append(touched, id)
-		}
-	}
-	if len(touched) > 0 {
-		if err := RecomputeRisk(tx, fr.SessionID, e.weights); err != nil {
-			return nil, err
-		}
-	}
-	return touched, nil
-}
-
 // runScan bounds how many neighbouring frames are read each way. A run longer than this is
 // already flagged, and the flag is found by overlap below.
 const runScan = 400
@@ -184,39 +164,42 @@ const runScan = 400
 // neighbourPage: most runs end within a few frames, so neighbours are read a page at a time.
 const neighbourPage = 32
 
-// neighbours reads a frame's neighbours on demand, once for all the rules that hold on it.
+// neighbours reads a frame's neighbours on demand from its camera's window, once for all the
+// rules that hold on it.
 type neighbours struct {
-	tx   *gorm.DB
-	fr   *store.FrameResult
-	side [2][]Frame // 0: before, nearest first; 1: after
-	done [2]bool
+	cf  *cameraFrames
+	pos Frame
+	idx int // the frame's index in cf.frames, -1 until found
 }
 
-// at returns the i-th neighbour on one side (0 before, 1 after), reading more as needed.
+// at returns the i-th neighbour on one side (0 before, nearest first; 1 after), reading more as
+// needed.
 func (n *neighbours) at(side, i int) (*Frame, error) {
-	for i >= len(n.side[side]) && !n.done[side] && len(n.side[side]) < runScan {
-		have := n.side[side]
-		pos := store.FrameSignals{Seq: n.fr.Seq, CapturedAtMs: n.fr.CapturedAtMs}
-		if len(have) > 0 {
-			pos = store.FrameSignals{Seq: have[len(have)-1].Seq, CapturedAtMs: have[len(have)-1].CapturedAtMs}
-		}
-		rows, err := store.NeighbourFrames(n.tx, n.fr.SessionID, n.fr.Camera, pos.CapturedAtMs, pos.Seq, side == 1, neighbourPage)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			f, err := parseFrame(r)
-			if err != nil {
-				return nil, err
-			}
-			n.side[side] = append(n.side[side], f)
-		}
-		n.done[side] = len(rows) < neighbourPage
-	}
-	if i >= len(n.side[side]) || i >= runScan {
+	if i >= runScan {
 		return nil, nil
 	}
-	return &n.side[side][i], nil
+	c := n.cf
+	for {
+		if n.idx < 0 {
+			if n.idx = c.index(&n.pos); n.idx < 0 {
+				return nil, fmt.Errorf("frame %d not in its window", n.pos.Seq)
+			}
+		}
+		j := n.idx - 1 - i
+		if side == 1 {
+			j = n.idx + 1 + i
+		}
+		if j >= 0 && j < len(c.frames) {
+			return &c.frames[j], nil
+		}
+		if (side == 0 && c.loDone) || (side == 1 && c.hiDone) {
+			return nil, nil
+		}
+		if err := c.grow(side); err != nil {
+			return nil, err
+		}
+		n.idx = -1 // grown before it: the frame moved
+	}
 }
 
 // applyRun finds the maximal run of frames around this one where the rule holds and, if it is

@@ -304,3 +304,60 @@ func CameraFrames(tx *gorm.DB, sessionID, camera string) ([]FrameSignals, error)
 		Find(&out).Error
 	return out, err
 }
+
+// NeighbourFramesExcept is NeighbourFrames without the frames of seqs in except (frames a batch
+// stored but has not judged yet).
+func NeighbourFramesExcept(tx *gorm.DB, sessionID, camera string, capturedAtMs, seq int64, after bool, limit int, except []int64) ([]FrameSignals, error) {
+	if len(except) == 0 {
+		return NeighbourFrames(tx, sessionID, camera, capturedAtMs, seq, after, limit)
+	}
+	return NeighbourFrames(tx.Where("seq NOT IN ?", except), sessionID, camera, capturedAtMs, seq, after, limit)
+}
+
+// errFrameRace: a frame of a batch was stored by someone else between the batch's check and
+// its insert (two workers during a rebalance). The batch is rolled back and retried message by
+// message, which then skips it.
+var errFrameRace = errors.New("a frame of the batch was stored concurrently")
+
+// InsertFrameResults stores a batch of new frame results in one statement (a multi-row insert;
+// SQLite and PostgreSQL alike) and counts them on their sessions. The caller checked that none
+// is stored yet (StoredFrames); if one is after all, nothing is counted and an error says so
+// (roll back and retry).
+func InsertFrameResults(tx *gorm.DB, rows []*FrameResult) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	// 100 rows × 10 columns stays below every driver's bound on parameters per statement.
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(rows, 100)
+	if res.Error != nil {
+		return fmt.Errorf("store %d frames: %w", len(rows), res.Error)
+	}
+	if res.RowsAffected != int64(len(rows)) {
+		return errFrameRace
+	}
+	perSession := map[string]int{}
+	for _, r := range rows {
+		perSession[r.SessionID]++
+	}
+	for id, n := range perSession {
+		if err := tx.Model(&Session{}).Where("id = ?", id).
+			UpdateColumn("frames", gorm.Expr("frames + ?", n)).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FrameKey names a stored frame of a session.
+type FrameKey struct {
+	Camera string
+	Seq    int64
+}
+
+// StoredFrames returns which of seqs (any camera) are already stored for a session.
+func (s *Store) StoredFrames(ctx context.Context, sessionID string, seqs []int64) ([]FrameKey, error) {
+	var out []FrameKey
+	err := s.DB.WithContext(ctx).Model(&FrameResult{}).Select("camera, seq").
+		Where("session_id = ? AND seq IN ?", sessionID, seqs).Find(&out).Error
+	return out, err
+}

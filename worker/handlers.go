@@ -36,10 +36,15 @@ type FrameHandlers struct {
 	pool  livePool[*analyzers.Set]
 	// galleries caches each session's reference faces (vision.go).
 	galleries galleryCache
+	// sched is the analysis schedule of the sessions whose partitions this worker owns.
+	sched *analyzers.Schedule
 
 	analyzeSeconds  prometheus.Histogram
 	pipelineSeconds prometheus.Histogram
 	duplicates      prometheus.Counter
+	// Per analyzer: CPU seconds spent, and frames it ran on or the schedule skipped.
+	analyzerSeconds *prometheus.CounterVec
+	analyzerFrames  *prometheus.CounterVec
 	maxConcurrent   int
 }
 
@@ -52,8 +57,14 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 		// One store for every pooled set: a session's consecutive frames may land on any of them.
 		cfg.CameraMotion.Thumbs = analyzers.NewThumbStore(0)
 	}
-	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log}
+	cfg = cfg.Scheduled() // identity's cadence is part of the analysis schedule
+	h := &FrameHandlers{cfg: cfg, store: st, rules: eng, log: log, sched: analyzers.NewSchedule(cfg.Schedule)}
 	h.maxConcurrent = maxConcurrent
+	h.analyzerSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "proctor_analyzer_seconds_total", Help: "CPU time spent in each frame analyzer (its thread's, Linux)."}, []string{"analyzer"})
+	h.analyzerFrames = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "proctor_analyzer_frames_total", Help: "Frames each analyzer ran on (ran=true) or the analysis schedule skipped (ran=false)."},
+		[]string{"analyzer", "ran"})
 	if err := h.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -66,9 +77,18 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 	h.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "proctor_frame_duplicates_total", Help: "Frames skipped because they were already stored (redelivery or resend)."})
 	if metrics != nil {
-		metrics.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates)
+		metrics.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates, h.analyzerSeconds, h.analyzerFrames)
 	}
 	return h, nil
+}
+
+func (h *FrameHandlers) observeAnalyzer(name string, ran bool, d time.Duration) {
+	if ran {
+		h.analyzerSeconds.WithLabelValues(name).Add(d.Seconds())
+		h.analyzerFrames.WithLabelValues(name, "true").Inc()
+	} else {
+		h.analyzerFrames.WithLabelValues(name, "false").Inc()
+	}
 }
 
 // Close releases the analyzer sets. Call it only after every consumer has stopped.
@@ -80,7 +100,13 @@ func (h *FrameHandlers) Reload(cfg analyzers.Config) error {
 	if cfg.CameraMotion.Thumbs == nil {
 		cfg.CameraMotion.Thumbs = h.cfg.CameraMotion.Thumbs
 	}
-	p, err := newSetPool(h.maxConcurrent, func() (*analyzers.Set, error) { return analyzers.NewSet(cfg) })
+	p, err := newSetPool(h.maxConcurrent, func() (*analyzers.Set, error) {
+		s, err := analyzers.NewSet(cfg)
+		if err == nil {
+			s.ObserveAnalyzers(h.observeAnalyzer)
+		}
+		return s, err
+	})
 	if err != nil {
 		return fmt.Errorf("load analyzers: %w", err)
 	}
@@ -94,28 +120,56 @@ func (h *FrameHandlers) Config() analyzers.Config { return h.cfg }
 
 // Handle analyses one frame message: decode → analyzers → store + rules in one transaction.
 func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
-	fm, err := pipeline.DecodeFrame(m)
-	if err != nil {
-		return pipeline.Permanent(fmt.Errorf("decode frame message: %w", err))
+	return h.HandleBatch(ctx, []kafka.Message{m})
+}
+
+// frameJob is one frame of a batch on its way to the store.
+type frameJob struct {
+	fm      pipeline.FrameMessage
+	eng     *rules.Engine
+	obs     analyzers.Observation
+	fr      *store.FrameResult
+	version string
+}
+
+// HandleBatch analyses a fetched batch of frame messages and stores their results, the rules'
+// flags and shadow outputs in one transaction: one multi-row insert, the rules' state read once
+// per session and camera, each session's risk recomputed once. Either every frame of the batch is
+// stored or none is. Any error (a Permanent one included) makes the consumer retry the batch
+// message by message, which isolates a poison message (pipeline.BatchHandler).
+func (h *FrameHandlers) HandleBatch(ctx context.Context, msgs []kafka.Message) error {
+	jobs := make([]frameJob, 0, len(msgs))
+	for _, m := range msgs {
+		fm, err := pipeline.DecodeFrame(m)
+		if err != nil {
+			return pipeline.Permanent(fmt.Errorf("decode frame message: %w", err))
+		}
+		jobs = append(jobs, frameJob{fm: fm})
 	}
 	// A redelivered frame was stored before the crash; skipping it here saves the model time.
-	// The unique key below still guards against a race.
-	if done, err := h.store.FrameStored(ctx, fm.SessionID, fm.Camera, fm.Seq); err != nil {
-		return err
-	} else if done {
-		h.duplicates.Inc()
-		return nil
-	}
-	sess, err := h.store.GetSession(ctx, "", fm.SessionID)
-	if errors.Is(err, store.ErrNotFound) {
-		return pipeline.Permanent(fmt.Errorf("frame for unknown session %s", fm.SessionID))
-	} else if err != nil {
+	// The unique key still guards against a race (the insert below then fails and is retried).
+	jobs, err := h.skipStored(ctx, jobs)
+	if err != nil || len(jobs) == 0 {
 		return err
 	}
-	// The exam's own settings (checks on/off, durations, weights); cached, not a query per frame.
-	eng, err := h.rules.Effective(h.store.DB.WithContext(ctx), sess.OrgID, sess.ExamID)
-	if err != nil {
-		return err
+	sessions := map[string]*store.Session{}
+	engines := map[string]*rules.Engine{}
+	for i := range jobs {
+		id := jobs[i].fm.SessionID
+		if sessions[id] == nil {
+			sess, err := h.store.GetSession(ctx, "", id)
+			if errors.Is(err, store.ErrNotFound) {
+				return pipeline.Permanent(fmt.Errorf("frame for unknown session %s", id))
+			} else if err != nil {
+				return err
+			}
+			// The exam's own settings (checks on/off, durations, weights); cached, not a query.
+			if engines[id], err = h.rules.Effective(h.store.DB.WithContext(ctx), sess.OrgID, sess.ExamID); err != nil {
+				return err
+			}
+			sessions[id] = sess
+		}
+		jobs[i].eng = engines[id]
 	}
 
 	pool := h.pool.load()
@@ -123,17 +177,117 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	meta := analyzers.FrameMeta{Camera: fm.Camera, Session: fm.SessionID, CapturedAt: time.UnixMilli(fm.CapturedAtMs)}
-	if fm.Camera == analyzers.CameraMain {
-		if meta.Enrolled, err = h.enrollment(ctx, set, sess); err != nil {
+	for i := range jobs {
+		if err := h.analyze(ctx, set, sessions[jobs[i].fm.SessionID], &jobs[i]); err != nil {
 			pool.put(set)
 			return err
 		}
 	}
-	obs, err := set.AnalyzeFrameJPEG(ctx, fm.JPEG, meta)
-	version := modelVersion(set)
 	pool.put(set)
+
+	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := time.Now().UnixMilli()
+		rows := make([]*store.FrameResult, len(jobs))
+		b := rules.NewBatch(tx)
+		for i := range jobs {
+			jobs[i].fr.StoredAtMs = now
+			rows[i] = jobs[i].fr
+			b.Pending(jobs[i].fr.SessionID, jobs[i].fr.Camera, jobs[i].fr.Seq)
+		}
+		if err := store.InsertFrameResults(tx, rows); err != nil {
+			return err
+		}
+		dirty := map[string]bool{}
+		for i := range jobs {
+			j := &jobs[i]
+			sess := sessions[j.fm.SessionID]
+			flagged, err := j.eng.ApplyBatch(b, rules.FrameInput{Result: j.fr, JPEG: j.fm.JPEG, ModelVersion: j.version, Session: sess})
+			if err != nil {
+				return fmt.Errorf("frame %s/%s/%d: %w", j.fm.SessionID, j.fm.Camera, j.fm.Seq, err)
+			}
+			if err := h.updateGallery(tx, sess, j.fr, j.fm.JPEG, &j.obs, j.eng); err != nil {
+				return err
+			}
+			if err := storeShadows(tx, j.fr, &j.obs); err != nil {
+				return err
+			}
+			// Evidence frames feed the timing rules (recording gaps, A4 sheet, room scan), and new
+			// flags need their phase stamped: both happen in the session's next timing check.
+			if j.fr.Camera == analyzers.CameraEvidence || len(flagged) > 0 {
+				dirty[j.fr.SessionID] = true
+			}
+			if len(flagged) > 0 {
+				h.log.Debug("frame raised flags", "session", j.fm.SessionID, "seq", j.fm.Seq, "flags", flagged)
+			}
+		}
+		if err := b.Finish(); err != nil {
+			return err
+		}
+		for id := range dirty {
+			if err := rules.MarkDirty(tx, id, time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store %d frames (first %s/%s/%d): %w", len(jobs), jobs[0].fm.SessionID, jobs[0].fm.Camera, jobs[0].fm.Seq, err)
+	}
+	for i := range jobs {
+		if fm := &jobs[i].fm; fm.ReceivedAtMs > 0 {
+			h.pipelineSeconds.Observe(float64(jobs[i].fr.StoredAtMs-fm.ReceivedAtMs) / 1000)
+		}
+	}
+	return nil
+}
+
+// skipStored drops the frames already stored (redeliveries, resends) and repeats within the batch.
+func (h *FrameHandlers) skipStored(ctx context.Context, jobs []frameJob) ([]frameJob, error) {
+	type key struct {
+		session, camera string
+		seq             int64
+	}
+	bySession := map[string][]int64{}
+	for _, j := range jobs {
+		bySession[j.fm.SessionID] = append(bySession[j.fm.SessionID], j.fm.Seq)
+	}
+	seen := map[key]bool{}
+	for id, seqs := range bySession {
+		stored, err := h.store.StoredFrames(ctx, id, seqs)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range stored {
+			seen[key{id, k.Camera, k.Seq}] = true
+		}
+	}
+	out := jobs[:0]
+	for _, j := range jobs {
+		k := key{j.fm.SessionID, j.fm.Camera, j.fm.Seq}
+		if seen[k] {
+			h.duplicates.Inc()
+			continue
+		}
+		seen[k] = true
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// analyze runs the analyzers on one frame of a batch and prepares its result row.
+func (h *FrameHandlers) analyze(ctx context.Context, set *analyzers.Set, sess *store.Session, j *frameJob) error {
+	fm := &j.fm
+	start := time.Now()
+	meta := analyzers.FrameMeta{Camera: fm.Camera, Session: fm.SessionID, CapturedAt: time.UnixMilli(fm.CapturedAtMs),
+		Plan: h.sched.Plan(fm.SessionID, fm.Camera)}
+	var err error
+	if fm.Camera == analyzers.CameraMain {
+		if meta.Enrolled, err = h.enrollment(ctx, set, sess); err != nil {
+			return err
+		}
+	}
+	j.obs, err = set.AnalyzeFrameJPEG(ctx, fm.JPEG, meta)
+	j.version = modelVersion(set)
 	if err != nil {
 		if invalidImage(err) {
 			return pipeline.Permanent(fmt.Errorf("frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err))
@@ -141,50 +295,16 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		return err
 	}
 	h.analyzeSeconds.Observe(time.Since(start).Seconds())
-
-	obsJSON, err := json.Marshal(obs)
+	obsJSON, err := json.Marshal(j.obs)
 	if err != nil {
 		return pipeline.Permanent(err)
 	}
-	signals, err := eng.Observe(&obs, fm.Camera)
+	signals, err := j.eng.Observe(&j.obs, fm.Camera)
 	if err != nil {
 		return pipeline.Permanent(err)
 	}
-	fr := &store.FrameResult{SessionID: fm.SessionID, Camera: fm.Camera, Seq: fm.Seq,
+	j.fr = &store.FrameResult{SessionID: fm.SessionID, Camera: fm.Camera, Seq: fm.Seq,
 		CapturedAtMs: fm.CapturedAtMs, ReceivedAtMs: fm.ReceivedAtMs, Signals: signals, Observation: string(obsJSON)}
-	var flagged []uint
-	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		fr.StoredAtMs = time.Now().UnixMilli()
-		isNew, err := store.InsertFrameResult(tx, fr)
-		if err != nil || !isNew {
-			return err
-		}
-		flagged, err = eng.ApplyFrame(tx, rules.FrameInput{Result: fr, JPEG: fm.JPEG, ModelVersion: version, Session: sess})
-		if err != nil {
-			return err
-		}
-		if err := h.updateGallery(tx, sess, fr, fm.JPEG, &obs, eng); err != nil {
-			return err
-		}
-		if err := storeShadows(tx, fr, &obs); err != nil {
-			return err
-		}
-		// Evidence frames feed the timing rules (recording gaps, A4 sheet, room scan), and new
-		// flags need their phase stamped: both happen in the session's next timing check.
-		if fr.Camera == analyzers.CameraEvidence || len(flagged) > 0 {
-			return rules.MarkDirty(tx, fr.SessionID, time.Now())
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store frame %s/%s/%d: %w", fm.SessionID, fm.Camera, fm.Seq, err)
-	}
-	if fm.ReceivedAtMs > 0 {
-		h.pipelineSeconds.Observe(float64(fr.StoredAtMs-fm.ReceivedAtMs) / 1000)
-	}
-	if len(flagged) > 0 {
-		h.log.Debug("frame raised flags", "session", fm.SessionID, "seq", fm.Seq, "flags", flagged)
-	}
 	return nil
 }
 

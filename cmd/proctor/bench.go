@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"proctor/internal/bench"
 )
@@ -15,8 +22,10 @@ func runBench(ctx context.Context, args []string) error {
 	var sf serviceFlags
 	sf.register(fs)
 	n := fs.Int("n", 300, "frames to replay")
-	sessions := fs.Int("sessions", 6, "concurrent candidate sessions (spread over Kafka partitions)")
+	sessions := fs.Int("sessions", 6, "concurrent candidate sessions (spread over Kafka partitions), each at 1 frame/s of capture time")
 	rate := fs.Float64("rate", 0, "frames/s to post in total (0 = as fast as the API takes them: measures throughput; a rate below capacity measures latency without queueing)")
+	workers := fs.Int("workers", 0, "run the API here and N `proctor worker` processes on the same broker and database; prints 1 process vs N")
+	baseline := fs.Bool("baseline", false, "as before issue #14, for comparison: every analyzer on every frame, one transaction and offset commit per frame")
 	fs.Lookup("addr").DefValue = "127.0.0.1:0"
 	if err := parse(fs, args); err != nil {
 		return err
@@ -39,8 +48,64 @@ func runBench(ctx context.Context, args []string) error {
 	if !explicit && os.Getenv("PROCTOR_MAX_LAG") == "" {
 		sf.maxLag = 0
 	}
+	if sf.brokers != "" && sf.topicPrefix == "proctor" {
+		// Fresh topics and groups on a shared broker: no earlier run's backlog in the figures.
+		sf.topicPrefix = fmt.Sprint("proctor-bench-", time.Now().Unix())
+		sf.group = sf.topicPrefix
+	}
 	if sf.logLevel == "info" {
 		sf.logLevel = "warn"
 	}
-	return bench.Run(ctx, sf.config(), bench.Options{N: *n, Sessions: *sessions, Rate: *rate}, os.Stdout, os.Stderr)
+	cfg := sf.config()
+	if *baseline {
+		cfg.Analyzers.Schedule.PersonsEvery, cfg.Analyzers.Schedule.HeadPoseEvery = -1, -1
+		cfg.Analyzers.Identity.Every = 3 // identity's own default before the schedule
+		cfg.Kafka.MaxBatch = 1
+	}
+	o := bench.Options{N: *n, Sessions: *sessions, Rate: *rate, Workers: *workers}
+	if *workers > 0 {
+		o.StartWorkers = func(ctx context.Context, count int, brokers []string) (func() error, error) {
+			return startWorkers(ctx, sf, count, brokers)
+		}
+	}
+	return bench.Run(ctx, cfg, o, os.Stdout, os.Stderr)
+}
+
+// startWorkers starts count `proctor worker` processes (this binary) with the bench's database,
+// topics and analyzers on brokers, and returns a function that stops them (SIGTERM, then wait).
+func startWorkers(ctx context.Context, sf serviceFlags, count int, brokers []string) (func() error, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var cmds []*exec.Cmd
+	stop := func() error {
+		var errs []error
+		for _, c := range cmds {
+			_ = c.Process.Signal(syscall.SIGTERM)
+		}
+		for _, c := range cmds {
+			if err := c.Wait(); err != nil && !strings.Contains(err.Error(), "signal: terminated") {
+				errs = append(errs, fmt.Errorf("worker %d: %w", c.Process.Pid, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for i := range count {
+		c := exec.CommandContext(ctx, self, "worker",
+			"--kafka-brokers", strings.Join(brokers, ","),
+			"--kafka-topic-prefix", sf.topicPrefix, "--kafka-group", sf.group,
+			"--kafka-partitions", strconv.Itoa(sf.partitions),
+			"--concurrency", strconv.Itoa(sf.concurrency),
+			"--data-dir", sf.dataDir, "--database-dsn", sf.dsn,
+			"--analyzers", sf.analyzers, "--log-level", sf.logLevel,
+			"--addr", "127.0.0.1:0")
+		c.Stdout, c.Stderr = os.Stderr, os.Stderr
+		if err := c.Start(); err != nil {
+			_ = stop()
+			return nil, fmt.Errorf("start worker %d: %w", i, err)
+		}
+		cmds = append(cmds, c)
+	}
+	return stop, nil
 }

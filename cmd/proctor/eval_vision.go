@@ -28,6 +28,8 @@ func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	only := fs.String("checks", "", "comma-separated checks to run (default all: "+eval.CheckNames()+")")
 	attireModel := fs.String("attire-model", "", "evaluate this attire-cnn version directory (a retraining run's output: manifest.json + ONNX, docs/data-loop.md) instead of the built-in model")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object (metrics that do not apply are null)")
+	headpose := fs.String("headpose", "", "head pose method: network (the pose model) or landmarks (a 3D fit to the 68 landmarks); default: the service's")
+	personsModel := fs.String("persons-model", "", "person/phone detector manifest (nanodet-coco = 416 input, nanodet-coco-320); default: the service's")
 	quiet := fs.Bool("q", false, "no progress or per-image misses on stderr")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -36,6 +38,8 @@ func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{errors.New("usage: proctor eval vision [--data DIR] [--checks faces,identity,...] [--attire-model VERSION_DIR] [--json]")}
 	}
 	var cfg analyzers.Config
+	cfg.HeadPose.Method = *headpose
+	cfg.Persons.Model = *personsModel
 	for _, n := range strings.Split(*names, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			cfg.Analyzers = append(cfg.Analyzers, n)

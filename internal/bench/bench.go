@@ -1,4 +1,4 @@
-// Package bench replays the demo scenario's frames through API → Kafka → analyzers → database
+// Package bench replays realistic candidate sessions through API → Kafka → analyzers → database
 // and then through the analyzers alone, so the pipeline's overhead is a ratio from one run
 // (`proctor bench`).
 package bench
@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"proctor/analyzers"
 	"proctor/app"
@@ -24,22 +28,34 @@ import (
 type Options struct {
 	// N is how many frames are replayed. Default 300.
 	N int
-	// Sessions is how many candidate sessions post concurrently (spread over Kafka partitions).
-	// Default 6.
+	// Sessions is how many candidate sessions post concurrently (spread over Kafka partitions),
+	// each at 1 frame/s of capture time. Default 6.
 	Sessions int
 	// Rate is the total frames/s posted; 0 posts as fast as the API takes them (throughput), a
 	// rate below capacity measures latency without queueing.
 	Rate float64
+	// Workers, when positive, runs the API alone in this process and the workers as separate
+	// processes (StartWorkers): first 1, then Workers, against the same broker and database.
+	Workers int
+	// StartWorkers starts n `proctor worker` processes on brokers and returns how to stop them.
+	StartWorkers func(ctx context.Context, n int, brokers []string) (stop func() error, err error)
+	// ModelOnlyAll also times the analyzers without the schedule on up to this many frames
+	// (every analyzer on every frame: the cost the schedule saves). Default N/4; negative: not.
+	ModelOnlyAll int
 }
 
 // Run starts the service with cfg, replays o.N frames over o.Sessions sessions through its HTTP
-// API and writes throughput and latency, then the analyzers' model-only throughput, to stdout.
+// API and writes throughput, latency and the analyzers' cost, then the analyzers' model-only
+// throughput, to stdout.
 func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Writer) error {
 	if o.N <= 0 {
 		o.N = 300
 	}
 	if o.Sessions <= 0 {
 		o.Sessions = 6
+	}
+	if o.ModelOnlyAll == 0 {
+		o.ModelOnlyAll = o.N / 4
 	}
 	set, err := analyzers.NewSet(cfg.Analyzers)
 	if err != nil {
@@ -54,8 +70,15 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	shots := scenario.DemoTimeline(frames)
+	perSession := (o.N + o.Sessions - 1) / o.Sessions
+	timelines, err := sessionTimelines(frames, o.Sessions, perSession, 1)
+	if err != nil {
+		return err
+	}
 
+	if o.Workers > 0 {
+		cfg.RunAPI, cfg.RunWorkers = true, false
+	}
 	a, err := app.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -64,27 +87,146 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 	if err := a.Store.EnsureOrganisation(ctx, "bench", "bench"); err != nil {
 		return err
 	}
-	token, _, err := a.Store.CreateAPIKey(ctx, "bench", "bench", []string{store.ScopeIngest, store.ScopeReview})
+	token, _, err := a.Store.CreateAPIKey(ctx, "bench", fmt.Sprint("bench-", time.Now().UnixNano()), []string{store.ScopeIngest, store.ScopeReview})
 	if err != nil {
 		return err
 	}
-	client := platform.New(a.URL, token)
-	start := time.Now().Add(-time.Hour)
-	ids := make([]string, o.Sessions)
-	for i := range ids {
-		s, err := client.CreateSession(ctx, platform.NewSession{ExamID: "bench", CandidateID: fmt.Sprint("c", i),
-			ScheduledStart: start, DurationSec: 3600, Questions: 3, Photo: frames.Photo})
+	r := &round{a: a, client: platform.New(a.URL, token), o: o, timelines: timelines, photo: frames.Photo}
+
+	transport, db := "embedded Kafka (kfake)", "SQLite"
+	if a.Broker == nil {
+		transport = "Apache Kafka " + strings.Join(a.Kafka.Brokers, ",")
+	}
+	if cfg.Store.DSN != "" {
+		db = "PostgreSQL"
+	}
+	labels := map[string]int{}
+	for _, tl := range timelines {
+		for _, s := range tl {
+			labels[s.label]++
+		}
+	}
+	fmt.Fprintf(stdout, "bench: %d frames over %d sessions at 1 frame/s each (candidate %d, empty room %d, second person %d; %d×%d JPEG ~%d KiB), %s, %s, %d CPU, worker concurrency %d\n",
+		o.N, o.Sessions, labels["candidate"], labels["nobody"], labels["group"], scenario.FrameSize, scenario.FrameSize*3/4,
+		len(timelines[0][0].jpeg)>>10, transport, db, runtime.NumCPU(), a.Kafka.Concurrency)
+
+	if o.Workers > 0 {
+		return r.scaleOut(ctx, stdout)
+	}
+	cpu0 := processCPU()
+	res, err := r.run(ctx, "")
+	if err != nil {
+		return err
+	}
+	pipeCPU := (processCPU() - cpu0).Seconds() * 1000 / float64(o.N)
+	res.print(stdout, "pipeline:  ")
+	if a.Metrics != nil {
+		if st, err := gatherAnalyzerStats(a.Metrics); err == nil {
+			fmt.Fprintln(stdout, "analyzers in the pipeline (thread CPU ms per run, share of frames it ran on, CPU ms per frame):")
+			st.print(stdout)
+		}
+	}
+
+	// The same sessions through the analyzers alone, with as many sets as the workers use, each
+	// session's frames in order on one goroutine and under the same schedule.
+	workers := max(a.Kafka.Concurrency, 1)
+	set.Close()
+	if set, err = analyzers.NewSet(cfg.Analyzers.Scheduled()); err != nil { // as the workers run them
+		return err
+	}
+	defer set.Close()
+	sets := []*analyzers.Set{set}
+	for len(sets) < workers {
+		s, err := analyzers.NewSet(cfg.Analyzers.Scheduled())
 		if err != nil {
 			return err
 		}
+		defer s.Close()
+		sets = append(sets, s)
+	}
+	var enrolled *analyzers.Enrollment
+	if e, err := set.Enroll(ctx, frames.Photo); err == nil {
+		enrolled = &e
+	}
+	stats := newStats()
+	for _, s := range sets {
+		s.ObserveAnalyzers(stats.observe)
+	}
+	cpu1 := processCPU()
+	modelFPS, err := modelOnly(ctx, sets, timelines, o.N, enrolled, analyzers.NewSchedule(cfg.Analyzers.Schedule))
+	if err != nil {
+		return err
+	}
+	modelCPU := (processCPU() - cpu1).Seconds() * 1000 / float64(o.N)
+	under := "under the same schedule"
+	if cfg.Analyzers.Schedule.PersonsEvery < 0 && cfg.Analyzers.Schedule.HeadPoseEvery < 0 {
+		under = "every analyzer on every frame, as the workers"
+	}
+	fmt.Fprintf(stdout, "model-only: %6.1f frames/s (decode + analyzers %s, %d goroutines)\n", modelFPS, under, workers)
+	if o.Rate == 0 {
+		fmt.Fprintf(stdout, "ratio:      pipeline runs at %.0f%% of model-only throughput\n", 100*res.fps/modelFPS)
+	}
+	// CPU time per frame is what other jobs on a shared machine do not change: it gives the
+	// throughput the same work reaches on idle cores.
+	if pipeCPU > 0 && modelCPU > 0 {
+		fmt.Fprintf(stdout, "CPU:        %.1f ms per frame end to end (API, Kafka, analyzers, rules, database: this process), %.1f ms model-only: "+
+			"model-only is %.0f%% of the pipeline's CPU; on %d idle cores that is %.0f frames/s end to end, %.0f model-only\n",
+			pipeCPU, modelCPU, 100*modelCPU/pipeCPU, runtime.NumCPU(), 1000*float64(runtime.NumCPU())/pipeCPU, 1000*float64(runtime.NumCPU())/modelCPU)
+	}
+	fmt.Fprintln(stdout, "analyzers model-only (thread CPU ms per run, share of frames it ran on, CPU ms per frame):")
+	stats.print(stdout)
+	if o.ModelOnlyAll > 0 {
+		n := min(o.ModelOnlyAll, o.N)
+		all, err := modelOnly(ctx, sets, timelines, n, enrolled, nil)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "model-only without the schedule: %6.1f frames/s (person detector and pose network on every frame, %d frames)\n", all, n)
+	}
+	return nil
+}
+
+// round posts the sessions' frames through the API and waits until all are stored.
+type round struct {
+	a         *app.App
+	client    *platform.Client
+	o         Options
+	timelines [][]shot
+	photo     []byte
+}
+
+type result struct {
+	fps, postSecs, totalSecs float64
+	n                        int
+	lat                      []float64
+	rate                     float64
+}
+
+func (res result) print(w io.Writer, label string) {
+	fmt.Fprintf(w, "%s %6.1f frames/s analysed end to end (%d frames in %.2fs; posting took %.2fs)\n",
+		label, res.fps, res.n, res.totalSecs, res.postSecs)
+	at := "all posted at once: queueing included"
+	if res.rate > 0 {
+		at = fmt.Sprintf("posted at %.0f frames/s", res.rate)
+	}
+	fmt.Fprintf(w, "latency:     p50 %.0f ms   p95 %.0f ms   p99 %.0f ms   (POST sent → result stored; %s)\n",
+		pct(res.lat, 50), pct(res.lat, 95), pct(res.lat, 99), at)
+}
+
+func (r *round) run(ctx context.Context, tag string) (result, error) {
+	o := r.o
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	ids := make([]string, o.Sessions)
+	for i := range ids {
+		s, err := r.client.CreateSession(ctx, platform.NewSession{ExamID: "bench", CandidateID: fmt.Sprint("c", tag, i),
+			ScheduledStart: start, DurationSec: 3600, Questions: 3, Photo: r.photo})
+		if err != nil {
+			return result{}, err
+		}
 		ids[i] = s.ID
 	}
-
-	fmt.Fprintf(stdout, "bench: %d frames (%d×%d JPEG, ~%d KiB) over %d sessions, %d CPU, worker concurrency %d\n",
-		o.N, scenario.FrameSize, scenario.FrameSize*3/4, len(shots[0].JPEG)>>10, o.Sessions, runtime.NumCPU(), a.Kafka.Concurrency)
-	// Each session posts its frames in order, as a platform would; sessions run in parallel.
+	// Frame i is session i%S's frame i/S, captured i/S seconds into the session; its seq is i.
 	postedAt := make([]time.Time, o.N)
-	var posted atomic.Int64
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, o.Sessions)
@@ -101,27 +243,27 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 				if tick != nil {
 					<-tick.C
 				}
+				k := i / o.Sessions
 				postedAt[i] = time.Now()
-				if _, err := client.PostFrame(ctx, ids[s], analyzers.CameraMain, int64(i), start.Add(time.Duration(i)*time.Second), shots[i%len(shots)].JPEG); err != nil {
+				if _, err := r.client.PostFrame(ctx, ids[s], analyzers.CameraMain, int64(i), start.Add(time.Duration(k)*time.Second), r.timelines[s][k].jpeg); err != nil {
 					errs <- err
 					return
 				}
-				posted.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return fmt.Errorf("post: %w", err)
+		return result{}, fmt.Errorf("post: %w", err)
 	}
 	postDur := time.Since(t0)
 	var rows []store.FrameResult
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		rows = rows[:0]
-		if err := a.Store.DB.WithContext(ctx).Select("seq, stored_at_ms").Where("session_id IN ?", ids).Find(&rows).Error; err != nil {
-			return err
+		if err := r.a.Store.DB.WithContext(ctx).Select("seq, stored_at_ms").Where("session_id IN ?", ids).Find(&rows).Error; err != nil {
+			return result{}, err
 		}
 		if len(rows) >= o.N || time.Now().After(deadline) || ctx.Err() != nil {
 			break
@@ -129,61 +271,178 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 		time.Sleep(20 * time.Millisecond)
 	}
 	if len(rows) < o.N {
-		return fmt.Errorf("only %d of %d frames were stored", len(rows), o.N)
+		return result{}, fmt.Errorf("only %d of %d frames were stored", len(rows), o.N)
 	}
 	var last int64
 	lat := make([]float64, 0, len(rows))
-	for _, r := range rows {
-		lat = append(lat, float64(r.StoredAtMs-postedAt[r.Seq].UnixMilli()))
-		last = max(last, r.StoredAtMs)
+	for _, row := range rows {
+		lat = append(lat, float64(row.StoredAtMs-postedAt[row.Seq].UnixMilli()))
+		last = max(last, row.StoredAtMs)
 	}
 	total := time.UnixMilli(last).Sub(t0)
 	sort.Float64s(lat)
-	pipelineFPS := float64(o.N) / total.Seconds()
-	fmt.Fprintf(stdout, "pipeline:   %6.1f frames/s analysed end to end (%d frames in %.2fs; posting took %.2fs)\n",
-		pipelineFPS, o.N, total.Seconds(), postDur.Seconds())
-	fmt.Fprintf(stdout, "latency:    p50 %.0f ms   p95 %.0f ms   p99 %.0f ms   (POST sent → result stored)\n",
-		pct(lat, 50), pct(lat, 95), pct(lat, 99))
+	return result{fps: float64(o.N) / total.Seconds(), postSecs: postDur.Seconds(), totalSecs: total.Seconds(),
+		n: o.N, lat: lat, rate: o.Rate}, nil
+}
 
-	// The same frames through the analyzers alone, with as many sets as the workers use.
-	workers := max(a.Kafka.Concurrency, 1)
-	sets := []*analyzers.Set{set}
-	for len(sets) < workers {
-		s, err := analyzers.NewSet(cfg.Analyzers)
+// scaleOut runs the sessions against 1 worker process, then against o.Workers.
+func (r *round) scaleOut(ctx context.Context, w io.Writer) error {
+	if r.o.StartWorkers == nil {
+		return fmt.Errorf("--workers needs a way to start worker processes")
+	}
+	var fps []float64
+	for _, n := range []int{1, r.o.Workers} {
+		stop, err := r.o.StartWorkers(ctx, n, r.a.Kafka.Brokers)
 		if err != nil {
 			return err
 		}
-		defer s.Close()
-		sets = append(sets, s)
+		res, err := r.run(ctx, fmt.Sprint("w", n, "-"))
+		if serr := stop(); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return err
+		}
+		res.print(w, fmt.Sprintf("%d worker process(es):", n))
+		fps = append(fps, res.fps)
 	}
-	// As in the pipeline: each frame belongs to a session with an enrolled registration photo,
-	// so identity does the same work here (nil when the set has no identity analyzer).
-	var enrolled *analyzers.Enrollment
-	if e, err := set.Enroll(ctx, frames.Photo); err == nil {
-		enrolled = &e
-	}
-	var next atomic.Int64
-	t1 := time.Now()
-	for w := range workers {
+	fmt.Fprintf(w, "scale-out: %d processes analyse %.2f× the frames/s of 1 (same broker, same database)\n", r.o.Workers, fps[1]/fps[0])
+	return nil
+}
+
+// modelOnly analyses the first n frames of the timelines (frame i: session i%S, its frame i/S),
+// each session's frames in order on one goroutine, and returns frames/s.
+func modelOnly(ctx context.Context, sets []*analyzers.Set, timelines [][]shot, n int, enrolled *analyzers.Enrollment, sched *analyzers.Schedule) (float64, error) {
+	S := len(timelines)
+	tag := fmt.Sprint("model-only-", time.Now().UnixNano(), "-")
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	start := time.Now().Add(-time.Hour)
+	for w := range sets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(o.N); i = next.Add(1) - 1 {
-				meta := analyzers.FrameMeta{Camera: analyzers.CameraMain, Session: ids[i%int64(len(ids))], Enrolled: enrolled}
-				if _, err := sets[w].AnalyzeFrameJPEG(ctx, shots[i%int64(len(shots))].JPEG, meta); err != nil {
-					fmt.Fprintln(stderr, "analyze:", err)
+			// Goroutine w takes sessions w, w+G, …, frame by frame of capture time.
+			var mine []int
+			for s := w; s < S; s += len(sets) {
+				mine = append(mine, s)
+			}
+			for k := 0; ; k++ {
+				any := false
+				for _, s := range mine {
+					i := k*S + s
+					if i >= n {
+						continue
+					}
+					any = true
+					session := tag + fmt.Sprint(s)
+					meta := analyzers.FrameMeta{Camera: analyzers.CameraMain, Session: session, Enrolled: enrolled,
+						CapturedAt: start.Add(time.Duration(k) * time.Second), Plan: sched.Plan(session, analyzers.CameraMain)}
+					if _, err := sets[w].AnalyzeFrameJPEG(ctx, timelines[s][k].jpeg, meta); err != nil {
+						failed.Store(err)
+						return
+					}
+				}
+				if !any {
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	modelFPS := float64(o.N) / time.Since(t1).Seconds()
-	fmt.Fprintf(stdout, "model-only: %6.1f frames/s (decode + analyzers, %d goroutines)\n", modelFPS, workers)
-	if o.Rate == 0 {
-		fmt.Fprintf(stdout, "ratio:      pipeline runs at %.0f%% of model-only throughput\n", 100*pipelineFPS/modelFPS)
+	if err, _ := failed.Load().(error); err != nil {
+		return 0, fmt.Errorf("analyze: %w", err)
 	}
-	return nil
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// stats sums analyzer runs, skips and time.
+type stats struct {
+	mu      sync.Mutex
+	order   []string
+	ran     map[string]float64
+	skipped map[string]float64
+	secs    map[string]float64
+}
+
+func newStats() *stats {
+	return &stats{ran: map[string]float64{}, skipped: map[string]float64{}, secs: map[string]float64{}}
+}
+
+func (s *stats) observe(name string, ran bool, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ran[name]; !ok && !slices.Contains(s.order, name) {
+		s.order = append(s.order, name)
+	}
+	if ran {
+		s.ran[name]++
+		s.secs[name] += d.Seconds()
+	} else {
+		s.skipped[name]++
+	}
+}
+
+func (s *stats) print(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var total float64
+	for _, name := range s.order {
+		ran, frames := s.ran[name], s.ran[name]+s.skipped[name]
+		if frames == 0 {
+			continue
+		}
+		perRun := 0.0
+		if ran > 0 {
+			perRun = 1000 * s.secs[name] / ran
+		}
+		perFrame := 1000 * s.secs[name] / frames
+		total += perFrame
+		fmt.Fprintf(w, "  %-13s %6.2f ms per run  ran on %5.1f%% of %4.0f frames  %6.2f ms per frame\n",
+			name, perRun, 100*ran/frames, frames, perFrame)
+	}
+	fmt.Fprintf(w, "  %-13s %54s %6.2f ms per frame (decode not included)\n", "all", "", total)
+}
+
+// gatherAnalyzerStats reads the workers' analyzer counters (proctor_analyzer_*).
+func gatherAnalyzerStats(g interface {
+	Gather() ([]*dto.MetricFamily, error)
+}) (*stats, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return nil, err
+	}
+	s := newStats()
+	label := func(m *dto.Metric, name string) string {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name {
+				return l.GetValue()
+			}
+		}
+		return ""
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := label(m, "analyzer")
+			switch mf.GetName() {
+			case "proctor_analyzer_seconds_total":
+				s.secs[name] += m.GetCounter().GetValue()
+			case "proctor_analyzer_frames_total":
+				if label(m, "ran") == "true" {
+					s.ran[name] += m.GetCounter().GetValue()
+				} else {
+					s.skipped[name] += m.GetCounter().GetValue()
+				}
+			default:
+				continue
+			}
+			if !slices.Contains(s.order, name) {
+				s.order = append(s.order, name)
+			}
+		}
+	}
+	return s, nil
 }
 
 func pct(sorted []float64, p float64) float64 {

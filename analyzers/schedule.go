@@ -1,0 +1,394 @@
+package analyzers
+
+import (
+	"errors"
+	"image"
+	"sync"
+	"time"
+
+	"gocv.io/x/gocv"
+)
+
+// A Planner decides, frame by frame, whether an analyzer runs (Schedule is the pipeline's). Set
+// asks it before each analyzer of a frame that carries one (FrameMeta.Plan).
+type Planner interface {
+	// Skip reports whether the named analyzer need not run on f, given what the analyzers before
+	// it observed. When it says skip it has filled obs with the analyzer's last measured output
+	// and named the analyzer in obs.Carried.
+	Skip(analyzer string, f *Frame, obs *Observation) bool
+	// Ran tells the planner the analyzer ran on f and left its output in obs.
+	Ran(analyzer string, f *Frame, obs *Observation)
+}
+
+// ScheduleConfig tunes Schedule. Zero values take the defaults.
+type ScheduleConfig struct {
+	// PersonsEvery is the longest a camera goes without a person/phone detection, in capture
+	// time. Between runs the detector's last counts are carried over (and marked), but only
+	// while nothing the cheap analyzers see has changed: see Schedule. Default 10s; negative
+	// runs the detector on every frame.
+	PersonsEvery time.Duration `json:"persons_every,omitempty"`
+	// SceneDelta is the change in a 32×24 grey thumbnail cell (0–255), outside the candidate's
+	// face, that counts as the scene changing (someone or something came into view): the
+	// detector then runs at once. Default 18: above sensor and JPEG noise (averaged over
+	// 20×20-pixel cells of a 640×480 frame it stays under 6), below a hand or a phone
+	// entering (tens of levels).
+	SceneDelta int `json:"scene_delta,omitempty"`
+	// SceneCells is how many thumbnail cells must change by SceneDelta. Default 2: a phone held
+	// up covers 4–10 cells of 640×480.
+	SceneCells int `json:"scene_cells,omitempty"`
+	// HeadPoseEvery is the longest the main camera goes without the head-pose network on the
+	// main face. In between, a fit of a 3D face to the landmarks (headpose_pnp.go, microseconds)
+	// watches the pose: the network runs again as soon as that fit moves by PoseDelta degrees,
+	// and on every frame while the last measured pose is near the limits. Default 5s; negative
+	// runs the network on every frame.
+	HeadPoseEvery time.Duration `json:"headpose_every,omitempty"`
+	// PoseDelta is the change of the landmark fit's yaw or pitch, in degrees, that makes the
+	// head-pose network run. Default 6.
+	PoseDelta float32 `json:"pose_delta,omitempty"`
+	// PoseNear is the yaw (and PoseNear·5/7 the pitch), in degrees, from which the pose is
+	// measured on every frame: a candidate turned close to the limits (35°/25° by default) is
+	// judged on measured values only. Default 28 (7° short of the default yaw limit, more than a
+	// PoseDelta of the fit; candidates often sit 20–25° off their laptop camera's axis). Lower it
+	// with the limits when exams set tighter ones.
+	PoseNear float32 `json:"pose_near,omitempty"`
+	// IdentityEvery is the identity analyzer's IdentityConfig.Every in the pipeline when that is
+	// not set: the embedding (~11 ms) on every IdentityEvery-th frame of a continuing face track
+	// (same box, same-looking crop), about every 5 s at 1 frame/s, and at once on a new track
+	// (identity.go), so a different person is measured on the frame they appear. Default 5.
+	IdentityEvery int `json:"identity_every,omitempty"`
+	// MaxStep is the longest time between two frames of a camera that still continues its
+	// schedule; after a longer pause (a network outage, the partition having been on another
+	// worker) every analyzer runs again. Default 3s.
+	MaxStep time.Duration `json:"max_step,omitempty"`
+}
+
+func (c ScheduleConfig) withDefaults() ScheduleConfig {
+	if c.PersonsEvery == 0 {
+		c.PersonsEvery = 10 * time.Second
+	}
+	if c.SceneDelta <= 0 {
+		c.SceneDelta = 18
+	}
+	if c.SceneCells <= 0 {
+		c.SceneCells = 2
+	}
+	if c.HeadPoseEvery == 0 {
+		c.HeadPoseEvery = 5 * time.Second
+	}
+	if c.PoseDelta <= 0 {
+		c.PoseDelta = 6
+	}
+	if c.PoseNear <= 0 {
+		c.PoseNear = 28
+	}
+	if c.IdentityEvery <= 0 {
+		c.IdentityEvery = 5
+	}
+	if c.MaxStep <= 0 {
+		c.MaxStep = 3 * time.Second
+	}
+	return c
+}
+
+// Schedule is the analysis schedule of every session and camera a worker handles: cheap
+// analyzers run on every frame; the person/phone detector (~40 ms, 10× the rest of a frame)
+// runs only when its answer may have changed:
+//
+//   - on the first frame of a camera, and after a pause longer than MaxStep (a restart, a
+//     rebalance, an outage: the state is rebuilt from that frame);
+//   - when the number of faces changed since its last run, or the main face moved (box overlap
+//     below one half), or appeared or went;
+//   - when the scene changed outside the face (SceneDelta in SceneCells thumbnail cells): a
+//     person or a phone coming into view changes the picture;
+//   - while its last run saw something the rules act on (two people, a phone), so a run that
+//     may become a flag is measured on every frame;
+//   - and at least every PersonsEvery of capture time.
+//
+// The head-pose network (~5 ms) runs on the main face at least every HeadPoseEvery, at once when
+// the face changes or a landmark fit of the pose (microseconds) moves by PoseDelta, and on every
+// frame while the measured pose is near the limits.
+//
+// On the other frames its last counts are carried over and the frame's observation says so
+// (Observation.Carried): the rules see an unchanged scene as unchanged, never a gap, and an
+// event appears on the frame it starts, so no flag comes later than it would with the detector
+// on every frame. Kafka keys frames by session, so one worker sees a session's frames in order;
+// state that is missing or stale is rebuilt by running everything on the next frame.
+//
+// Safe for concurrent use by the worker's analyzer sets (each session by one at a time).
+type Schedule struct {
+	cfg    ScheduleConfig
+	mu     sync.Mutex
+	states map[scheduleKey]*cameraSchedule
+	order  []scheduleKey
+}
+
+type scheduleKey struct{ session, camera string }
+
+// cameraSchedule is one session and camera's schedule state.
+type cameraSchedule struct {
+	lastFrame time.Time // capture time of the last frame planned
+	// The person detector's last run: when, its output, and what the cheap analyzers saw then.
+	persons    bool
+	personsAt  time.Time
+	nPersons   int
+	nPhones    int
+	objects    []Object
+	faces      int
+	faceBox    [4]float32 // main face, zero when none
+	thumb      []uint8    // scene thumbnail at that run
+	curThumb   []uint8    // this frame's thumbnail (scratch)
+	thumbValid bool
+	// The head-pose network's last run on the main face, and the landmark fit then and now.
+	pose                 bool
+	poseAt               time.Time
+	yaw, pitch           float32 // the network's
+	fitYaw, fitPitch     float32 // the landmark fit's at that run
+	curFitYaw, curFitPit float32
+	curFit               bool
+	poseBox              [4]float32
+	poseFaces            int
+}
+
+// maxScheduled bounds the states kept; the oldest half is dropped beyond it (those sessions
+// simply start again with a full analysis).
+const maxScheduled = 8192
+
+// Scheduled returns cfg as the pipeline runs it under its schedule: the analyzers' own cadences
+// that the schedule sets (identity's Every) filled in where cfg leaves them zero.
+func (cfg Config) Scheduled() Config {
+	if cfg.Identity.Every == 0 {
+		cfg.Identity.Every = cfg.Schedule.withDefaults().IdentityEvery
+	}
+	return cfg
+}
+
+// NewSchedule returns an empty schedule.
+func NewSchedule(cfg ScheduleConfig) *Schedule {
+	return &Schedule{cfg: cfg.withDefaults(), states: map[scheduleKey]*cameraSchedule{}}
+}
+
+// Plan returns the planner of one frame (nil when s is nil: everything runs).
+func (s *Schedule) Plan(session, camera string) Planner {
+	if s == nil || session == "" {
+		return nil
+	}
+	return &framePlan{s: s, key: scheduleKey{session, camera}}
+}
+
+// Forget drops a session's state (its exam ended, or a test restarts a worker).
+func (s *Schedule) Forget(session string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.states {
+		if k.session == session {
+			delete(s.states, k)
+		}
+	}
+}
+
+func (s *Schedule) state(k scheduleKey) *cameraSchedule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.states[k]
+	if st == nil {
+		if len(s.order) >= maxScheduled {
+			for _, old := range s.order[:maxScheduled/2] {
+				delete(s.states, old)
+			}
+			s.order = append(s.order[:0], s.order[maxScheduled/2:]...)
+		}
+		st = &cameraSchedule{}
+		s.states[k] = st
+		s.order = append(s.order, k)
+	}
+	return st
+}
+
+// framePlan is the schedule's Planner for one frame.
+type framePlan struct {
+	s       *Schedule
+	key     scheduleKey
+	st      *cameraSchedule
+	restart bool // the camera's schedule starts again on this frame
+}
+
+const thumbW, thumbH = 32, 24
+
+func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
+	switch {
+	case analyzer == "headpose" && p.s.cfg.HeadPoseEvery >= 0:
+		return p.skipPose(f, obs)
+	case analyzer != "persons" || p.s.cfg.PersonsEvery < 0:
+		return false
+	}
+	st := p.state(f)
+	now := f.CapturedAt
+	fresh := !st.persons || p.restart || now.Sub(st.personsAt) >= p.s.cfg.PersonsEvery
+	box := mainBox(obs)
+	st.thumbValid = sceneThumb(f, &st.curThumb) == nil
+	switch {
+	case fresh, !st.thumbValid, st.thumb == nil:
+	case st.nPersons >= 2 || st.nPhones > 0: // something the rules act on: measure every frame
+	case len(obs.Faces) != st.faces:
+	case (box[2] == 0) != (st.faceBox[2] == 0) || (box[2] != 0 && boxIoU(box, st.faceBox) < 0.5):
+	case sceneChanged(st.thumb, st.curThumb, f, box, st.faceBox, p.s.cfg):
+	default:
+		persons, phones := st.nPersons, st.nPhones
+		obs.Persons, obs.Phones, obs.Objects = &persons, &phones, st.objects
+		if obs.Carried == nil {
+			obs.Carried = map[string]int64{}
+		}
+		obs.Carried[analyzer] = st.personsAt.UnixMilli()
+		return true
+	}
+	return false
+}
+
+// state loads the camera's state on the first question about a frame, and notes whether its
+// schedule continues from the previous frame or starts again (restart).
+func (p *framePlan) state(f *Frame) *cameraSchedule {
+	if p.st != nil {
+		return p.st
+	}
+	p.st = p.s.state(p.key)
+	st, now := p.st, f.CapturedAt
+	p.restart = now.IsZero() || st.lastFrame.IsZero() || now.Before(st.lastFrame) || now.Sub(st.lastFrame) > p.s.cfg.MaxStep
+	st.lastFrame = now
+	return st
+}
+
+// skipPose decides the head-pose network for the main face (see ScheduleConfig.HeadPoseEvery).
+func (p *framePlan) skipPose(f *Frame, obs *Observation) bool {
+	st := p.state(f)
+	main := MainFace(obs.Faces, 0)
+	st.curFit = false
+	if main >= 0 && main < len(f.FaceLandmarks) {
+		st.curFitYaw, st.curFitPit, st.curFit = poseFromLandmarks(&f.FaceLandmarks[main], f.Image.Cols(), f.Image.Rows())
+	}
+	cfg, box := p.s.cfg, mainBox(obs)
+	near := cfg.PoseNear
+	switch {
+	case main < 0 || !st.curFit || !st.pose || p.restart:
+	case f.CapturedAt.Sub(st.poseAt) >= cfg.HeadPoseEvery:
+	case abs32(st.yaw) >= near || abs32(st.pitch) >= near*5/7:
+	case len(obs.Faces) != st.poseFaces || boxIoU(box, st.poseBox) < 0.5:
+	case abs32(st.curFitYaw-st.fitYaw) >= cfg.PoseDelta || abs32(st.curFitPit-st.fitPitch) >= cfg.PoseDelta:
+	default:
+		yaw, pitch := st.yaw, st.pitch
+		obs.Faces[main].Yaw, obs.Faces[main].Pitch = &yaw, &pitch
+		if obs.Carried == nil {
+			obs.Carried = map[string]int64{}
+		}
+		obs.Carried["headpose"] = st.poseAt.UnixMilli()
+		return true
+	}
+	return false
+}
+
+func (p *framePlan) ranPose(f *Frame, obs *Observation) {
+	st := p.st
+	main := MainFace(obs.Faces, 0)
+	if st == nil || main < 0 || obs.Faces[main].Yaw == nil || obs.Faces[main].Pitch == nil || !st.curFit {
+		if st != nil {
+			st.pose = false
+		}
+		return
+	}
+	st.pose, st.poseAt = true, f.CapturedAt
+	st.yaw, st.pitch = *obs.Faces[main].Yaw, *obs.Faces[main].Pitch
+	st.fitYaw, st.fitPitch = st.curFitYaw, st.curFitPit
+	st.poseBox, st.poseFaces = mainBox(obs), len(obs.Faces)
+}
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func (p *framePlan) Ran(analyzer string, f *Frame, obs *Observation) {
+	if analyzer == "headpose" {
+		p.ranPose(f, obs)
+		return
+	}
+	if analyzer != "persons" || p.st == nil || obs.Persons == nil || obs.Phones == nil {
+		return
+	}
+	st := p.st
+	st.persons, st.personsAt = true, f.CapturedAt
+	st.nPersons, st.nPhones, st.objects = *obs.Persons, *obs.Phones, obs.Objects
+	st.faces, st.faceBox = len(obs.Faces), mainBox(obs)
+	if st.thumbValid {
+		st.thumb = append(st.thumb[:0], st.curThumb...)
+	} else {
+		st.thumb = st.thumb[:0]
+	}
+}
+
+func mainBox(obs *Observation) [4]float32 {
+	if i := MainFace(obs.Faces, 0); i >= 0 {
+		return obs.Faces[i].Box
+	}
+	return [4]float32{}
+}
+
+// sceneThumb fills dst with a thumbW×thumbH grey thumbnail of the frame (area-averaged: sensor
+// noise averages out).
+func sceneThumb(f *Frame, dst *[]uint8) error {
+	if f.Image.Empty() {
+		return errNoThumb
+	}
+	small := gocv.NewMat()
+	defer small.Close()
+	gocv.Resize(f.Image, &small, image.Pt(thumbW, thumbH), 0, 0, gocv.InterpolationArea)
+	grey := gocv.NewMat()
+	defer grey.Close()
+	gocv.CvtColor(small, &grey, gocv.ColorBGRToGray)
+	b, err := grey.DataPtrUint8()
+	if err != nil {
+		return err
+	}
+	if len(b) != thumbW*thumbH {
+		return errNoThumb
+	}
+	*dst = append((*dst)[:0], b...)
+	return nil
+}
+
+var errNoThumb = errors.New("no scene thumbnail")
+
+// sceneChanged reports whether enough thumbnail cells outside both face boxes (grown by a
+// quarter, for hair and shoulders) changed by SceneDelta.
+func sceneChanged(a, b []uint8, f *Frame, box, prevBox [4]float32, cfg ScheduleConfig) bool {
+	if len(a) != len(b) || len(a) != thumbW*thumbH || f.Width <= 0 || f.Height <= 0 {
+		return true
+	}
+	sx, sy := float32(thumbW)/float32(f.Width), float32(thumbH)/float32(f.Height)
+	inFace := func(x, y int) bool {
+		for _, bx := range [2][4]float32{box, prevBox} {
+			if bx[2] == 0 {
+				continue
+			}
+			gx, gy := bx[2]*0.25, bx[3]*0.25
+			x0, y0 := (bx[0]-gx)*sx, (bx[1]-gy)*sy
+			x1, y1 := (bx[0]+bx[2]+gx)*sx, (bx[1]+bx[3]+gy)*sy
+			if float32(x+1) > x0 && float32(x) < x1 && float32(y+1) > y0 && float32(y) < y1 {
+				return true
+			}
+		}
+		return false
+	}
+	n := 0
+	for y := range thumbH {
+		for x := range thumbW {
+			d := int(a[y*thumbW+x]) - int(b[y*thumbW+x])
+			if (d >= cfg.SceneDelta || -d >= cfg.SceneDelta) && !inFace(x, y) {
+				if n++; n >= cfg.SceneCells {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

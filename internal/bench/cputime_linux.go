@@ -1,0 +1,15 @@
+package bench
+
+import (
+	"syscall"
+	"time"
+)
+
+// processCPU is the CPU time this process has used (all threads, user + system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
