@@ -88,8 +88,11 @@ type faceTrack struct {
 	photo float32 // similarity with the photo alone
 	// sharpness of the measured crop, carried with the similarity
 	sharpness float32
-	age       int   // frames carried since the last measurement
-	lastTick  int64 // for eviction
+	// refs is how many reference faces (photo + gallery) the similarity was measured against:
+	// a grown gallery is measured again at once rather than carried.
+	refs     int
+	age      int   // frames carried since the last measurement
+	lastTick int64 // for eviction
 }
 
 // Track appearance check: thumbSide² grey pixels of the aligned crop; a mean absolute
@@ -202,7 +205,8 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		t = a.tracks[f.Session]
 	}
 	haveThumb := a.every > 1 && f.Session != "" && a.thumbnail(f.FaceCrops[i]) == nil
-	if t != nil && haveThumb && len(obs.Faces) == 1 && t.age+1 < a.every && boxIoU(t.box, box) >= 0.5 &&
+	if t != nil && haveThumb && len(obs.Faces) == 1 && t.age+1 < a.every && t.refs == 1+len(f.Enrolled.Gallery) &&
+		boxIoU(t.box, box) >= 0.5 &&
 		thumbDiff(&t.thumb, &a.thumb) <= thumbMaxDiff {
 		t.age++
 		t.box, t.lastTick = box, a.tick
@@ -226,7 +230,8 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		t = &faceTrack{}
 		a.tracks[f.Session] = t
 	}
-	*t = faceTrack{box: box, sim: sim, photo: m.Photo, sharpness: m.Sharpness, lastTick: a.tick, thumb: a.thumb}
+	*t = faceTrack{box: box, sim: sim, photo: m.Photo, sharpness: m.Sharpness, refs: 1 + len(f.Enrolled.Gallery),
+		lastTick: a.tick, thumb: a.thumb}
 	if len(obs.Faces) != 1 || !haveThumb {
 		t.age = a.every // several faces: measure the next frame again
 	}

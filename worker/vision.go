@@ -95,6 +95,11 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 	if err := store.CountLoginFace(tx, sess.ID, source != ""); err != nil {
 		return err
 	}
+	// The batch's later frames see this one counted, as they would frame by frame.
+	sess.LoginFaceFrames++
+	if source != "" {
+		sess.LoginFaceMatches++
+	}
 	if source == "" {
 		return nil
 	}
