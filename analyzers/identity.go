@@ -70,9 +70,11 @@ type Identity struct {
 	every     int
 	minFace   float32
 	allFaces  bool
-	vec       []float32 // reused embedding buffer
-	small     gocv.Mat  // thumbSide² BGR, reused
-	grey      gocv.Mat  // thumbSide² grey, reused
+	vec       []float32       // reused embedding buffer
+	align     *models.Aligner // the model's own crop; nil when it takes Frame.FaceCrops
+	crop      gocv.Mat        // the model's own crop, reused
+	small     gocv.Mat        // thumbSide² BGR, reused
+	grey      gocv.Mat        // thumbSide² grey, reused
 	thumb     [thumbSide * thumbSide]uint8
 	tracks    map[string]*faceTrack
 	tick      int64
@@ -114,7 +116,10 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 	}
 	a := &Identity{emb: emb, model: m.ID(), threshold: cfg.Threshold, every: cfg.Every, allFaces: cfg.AllFaces,
 		vec: make([]float32, emb.Dim()), tracks: map[string]*faceTrack{},
-		small: gocv.NewMat(), grey: gocv.NewMat()}
+		small: gocv.NewMat(), grey: gocv.NewMat(), crop: gocv.NewMat()}
+	if !emb.TakesFaceCrops() {
+		a.align = models.NewAlignerTo(emb.Template())
+	}
 	if a.threshold == 0 {
 		a.threshold = m.Thresholds.Similarity
 	}
@@ -151,10 +156,30 @@ func (a *Identity) Enroll(f *Frame, obs *Observation) (Enrollment, error) {
 		return Enrollment{}, ErrNoFaceInPhoto
 	}
 	v := make([]float32, a.emb.Dim())
-	if err := a.emb.Embed(f.FaceCrops[i], v); err != nil {
-		return Enrollment{}, fmt.Errorf("identity: %w", err)
+	if err := a.embed(f, i, v); err != nil {
+		return Enrollment{}, err
 	}
 	return Enrollment{Model: a.model, Vector: v}, nil
+}
+
+// embed writes the embedding of face i (which has landmarks and an aligned crop) into dst: from
+// Frame.FaceCrops when the model takes the ArcFace 112×112 crop, else from its own crop of the
+// frame, aligned on the same five points.
+func (a *Identity) embed(f *Frame, i int, dst []float32) error {
+	in := f.FaceCrops[i]
+	if a.align != nil {
+		if i >= len(f.FaceLandmarks) {
+			return fmt.Errorf("identity: no landmarks for face %d", i)
+		}
+		if err := a.align.Align(f.Image, f.FaceLandmarks[i].Five(), &a.crop); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+		in = a.crop
+	}
+	if err := a.emb.Embed(in, dst); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	return nil
 }
 
 // Embed writes the embedding of FaceCrops[i] into dst (Dim values); for evaluation tools.
@@ -162,7 +187,7 @@ func (a *Identity) Embed(f *Frame, i int, dst []float32) error {
 	if i < 0 || i >= len(f.FaceCrops) {
 		return fmt.Errorf("identity: no aligned crop for face %d", i)
 	}
-	return a.emb.Embed(f.FaceCrops[i], dst)
+	return a.embed(f, i, dst)
 }
 
 // LastEmbedding is the embedding computed by the latest Analyze that measured (unit length);
@@ -179,8 +204,8 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 	}
 	if a.allFaces {
 		for i := range f.FaceCrops {
-			if err := a.emb.Embed(f.FaceCrops[i], a.vec); err != nil {
-				return fmt.Errorf("identity: %w", err)
+			if err := a.embed(f, i, a.vec); err != nil {
+				return err
 			}
 			sim := models.Cosine(a.vec, f.Enrolled.Vector)
 			obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true, Threshold: a.threshold}
@@ -205,8 +230,8 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		obs.Faces[i].Match = &Match{Similarity: t.sim, SamePerson: t.sim >= a.threshold, Threshold: a.threshold}
 		return nil
 	}
-	if err := a.emb.Embed(f.FaceCrops[i], a.vec); err != nil {
-		return fmt.Errorf("identity: %w", err)
+	if err := a.embed(f, i, a.vec); err != nil {
+		return err
 	}
 	sim := models.Cosine(a.vec, f.Enrolled.Vector)
 	obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true, Threshold: a.threshold}
@@ -278,7 +303,13 @@ func (a *Identity) evictOldest() {
 }
 
 // Close implements Analyzer.
-func (a *Identity) Close() error { return errors.Join(a.emb.Close(), a.small.Close(), a.grey.Close()) }
+func (a *Identity) Close() error {
+	errs := []error{a.emb.Close(), a.small.Close(), a.grey.Close(), a.crop.Close()}
+	if a.align != nil {
+		errs = append(errs, a.align.Close())
+	}
+	return errors.Join(errs...)
+}
 
 func boxIoU(a, b [4]float32) float32 {
 	ix := min(a[0]+a[2], b[0]+b[2]) - max(a[0], b[0])
