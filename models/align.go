@@ -38,10 +38,11 @@ type Template struct {
 }
 
 // ArcFaceTemplate is the 112×112 ArcFace template scaled to a side×side crop with the face
-// zoomed by zoom about the crop's centre: zoom 1 is the ArcFace crop itself, above 1 a tighter
-// crop (less forehead and chin), below 1 more margin. Embedding models name their crop this way
-// in their manifest (input.width and input.zoom).
-func ArcFaceTemplate(side int, zoom float64) Template {
+// zoomed by zoom about the crop's centre (1 is the ArcFace crop itself, above 1 a tighter crop,
+// below 1 more margin) and moved down by shift × side (negative: up, showing more chin and less
+// forehead). Embedding models name their crop this way in their manifest (input.width, zoom,
+// shift).
+func ArcFaceTemplate(side int, zoom, shift float64) Template {
 	if zoom <= 0 {
 		zoom = 1
 	}
@@ -49,7 +50,7 @@ func ArcFaceTemplate(side int, zoom float64) Template {
 	k := zoom * float64(side) / AlignedSize
 	c := float64(side) / 2
 	for i, p := range arcFaceTemplate {
-		t.Points[i] = [2]float64{(p[0]-AlignedSize/2)*k + c, (p[1]-AlignedSize/2)*k + c}
+		t.Points[i] = [2]float64{(p[0]-AlignedSize/2)*k + c, (p[1]-AlignedSize/2)*k + c + shift*float64(side)}
 	}
 	return t
 }
@@ -100,7 +101,7 @@ type Aligner struct {
 
 // NewAligner aligns to the ArcFace 112×112 template (Frame.FaceCrops). Close frees it.
 func NewAligner() *Aligner {
-	return NewAlignerTo(ArcFaceTemplate(AlignedSize, 1))
+	return NewAlignerTo(ArcFaceTemplate(AlignedSize, 1, 0))
 }
 
 // NewAlignerTo aligns to t (an embedding model's own crop). Close frees it.

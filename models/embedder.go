@@ -53,19 +53,23 @@ func (e *FaceEmbedder) Manifest() *Manifest { return e.m }
 func (e *FaceEmbedder) Dim() int { return e.m.Decode.Dim }
 
 // Template is where the model wants the five facial points in its input crop (its training crop).
-func (e *FaceEmbedder) Template() Template { return ArcFaceTemplate(e.m.Input.Width, e.m.Input.Zoom) }
+func (e *FaceEmbedder) Template() Template {
+	return ArcFaceTemplate(e.m.Input.Width, e.m.Input.Zoom, e.m.Input.Shift)
+}
 
 // TakesFaceCrops reports whether the model's crop is the ArcFace 112×112 crop the landmarks
 // analyzer already makes (Frame.FaceCrops); otherwise the caller aligns to Template itself.
 func (e *FaceEmbedder) TakesFaceCrops() bool {
-	return e.m.Input.Width == AlignedSize && (e.m.Input.Zoom == 0 || e.m.Input.Zoom == 1)
+	in := e.m.Input
+	return in.Width == AlignedSize && (in.Zoom == 0 || in.Zoom == 1) && in.Shift == 0
 }
 
 // Threshold is the manifest's same-person cosine similarity.
 func (e *FaceEmbedder) Threshold() float32 { return e.m.Thresholds.Similarity }
 
 // Embed writes the unit-length embedding of aligned (8-bit BGR, the model's input side square,
-// aligned to Template) into dst, which must have Dim() elements.
+// aligned to Template) into dst, which must have Dim() elements. With the manifest's
+// input.mirror the crop and its mirror image are embedded and added (two runs).
 func (e *FaceEmbedder) Embed(aligned gocv.Mat, dst []float32) error {
 	if e.session == nil {
 		return errors.New("face embedder is closed")
@@ -87,8 +91,27 @@ func (e *FaceEmbedder) Embed(aligned gocv.Mat, dst []float32) error {
 		return fmt.Errorf("run %s: %w", e.m.ID(), err)
 	}
 	copy(dst, e.outputs[0].GetData())
+	if e.m.Input.Mirror {
+		mirrorRows(e.input.GetData(), side)
+		if err := e.session.Run(); err != nil {
+			return fmt.Errorf("run %s: %w", e.m.ID(), err)
+		}
+		for i, v := range e.outputs[0].GetData() {
+			dst[i] += v
+		}
+	}
 	Normalize(dst)
 	return nil
+}
+
+// mirrorRows flips a planar side×side tensor left to right in place.
+func mirrorRows(t []float32, side int) {
+	for r := 0; r+side <= len(t); r += side {
+		row := t[r : r+side]
+		for i, j := 0, side-1; i < j; i, j = i+1, j-1 {
+			row[i], row[j] = row[j], row[i]
+		}
+	}
 }
 
 // writePlanar writes n BGR pixels into a channel-planar tensor through the lookup tables.

@@ -64,8 +64,8 @@ func (m *Manifest) validateFace() error {
 		}
 	case FamilyFaceEmbedding:
 		if (in.Colour != "RGB" && in.Colour != "BGR") || in.Resize != "align" || in.Width != in.Height ||
-			in.Width < 32 || in.Width > 512 || in.Zoom < 0 || in.Zoom > 4 {
-			problems = append(problems, "face-embedding wants colour RGB or BGR, resize align, a square input of 32 to 512 pixels and zoom 0 to 4")
+			in.Width < 32 || in.Width > 512 || in.Zoom < 0 || in.Zoom > 4 || in.Shift < -0.5 || in.Shift > 0.5 {
+			problems = append(problems, "face-embedding wants colour RGB or BGR, resize align, a square input of 32 to 512 pixels, zoom 0 to 4 and shift -0.5 to 0.5")
 		}
 		if m.Decode.Dim <= 0 {
 			problems = append(problems, "face-embedding needs dim")

@@ -94,6 +94,11 @@ type Input struct {
 	// Zoom scales the ArcFace template of an "align" input about the crop's centre: 1 (or 0) is
 	// the ArcFace 112×112 crop scaled to Width, above 1 a tighter crop (models.ArcFaceTemplate).
 	Zoom float64 `json:"zoom,omitempty"`
+	// Shift moves the face down in an "align" crop by this fraction of the side (negative: up).
+	Shift float64 `json:"shift,omitempty"`
+	// Mirror (face embeddings): embed the crop and its left-right mirror image and add the two
+	// vectors (test-time flip); twice the cost, steadier on turned faces.
+	Mirror bool `json:"mirror,omitempty"`
 }
 
 // Decode names how to turn the raw outputs into results.
