@@ -159,7 +159,7 @@ type loginIn struct {
 }
 
 // login signs a user in: JSON {email, password} → session cookie + CSRF token. Failed attempts
-// are rate limited per address and per email.
+// are rate limited per account (email) and, with a higher limit, per address.
 func (s *Server) login(c *fiber.Ctx) error {
 	// A cross-site form cannot send JSON without a CORS preflight (which we never grant), and a
 	// browser sends Origin on every cross-origin POST: together they stop login CSRF.
@@ -175,18 +175,29 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil || in.Email == "" || in.Password == "" {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"email\": \"...\", \"password\": \"...\"}")
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
+	if err := checkFields(field{"email", in.Email, 1024}, field{"password", in.Password, 1024}); err != nil {
+		return err
+	}
 	email := strings.ToLower(strings.TrimSpace(in.Email))
 	now := time.Now()
-	for _, k := range []string{"ip:" + c.IP(), "email:" + email} {
-		if wait := s.signIn.blocked(k, now); wait > 0 {
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait.Seconds())+1))
-			return bad(fiber.StatusTooManyRequests, "too many failed sign-ins: try again in "+wait.Round(time.Second).String())
-		}
+	// Two limits: per account (a locked account answers 429 for everyone) and, higher, per
+	// address (other people behind the same NAT still sign in; a guesser trying many accounts
+	// from one address does not).
+	if wait := s.signIn.blocked(email, now); wait > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait.Seconds())+1))
+		return bad(fiber.StatusTooManyRequests, "too many failed sign-ins for this account: try again in "+wait.Round(time.Second).String())
+	}
+	if wait := s.signInIP.blocked(c.IP(), now); wait > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait.Seconds())+1))
+		return bad(fiber.StatusTooManyRequests, "too many failed sign-ins from your address: try again in "+wait.Round(time.Second).String())
 	}
 	u, err := s.store.CheckUser(c.UserContext(), email, in.Password)
 	if errors.Is(err, store.ErrBadCredentials) {
-		s.signIn.fail("ip:"+c.IP(), now)
-		s.signIn.fail("email:"+email, now)
+		s.signIn.fail(email, now)
+		s.signInIP.fail(c.IP(), now)
 		s.log.Warn("sign-in failed", "email", email, "ip", c.IP())
 		return bad(fiber.StatusUnauthorized, "wrong email or password")
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,9 @@ import (
 // existing session, so a retried request is harmless).
 func (s *Server) createSession(c *fiber.Ctx) error {
 	key := caller(c)
-	form := func(name string) string { return strings.TrimSpace(c.FormValue(name)) }
+	// Spaces, tabs and line breaks around a value are dropped (api/openapi.yaml: a value that is
+	// only those is missing).
+	form := func(name string) string { return strings.Trim(c.FormValue(name), " \t\r\n") }
 	sess := &store.Session{OrgID: key.OrgID, ID: form("id"), ExamID: form("exam_id"), CandidateID: form("candidate_id")}
 	if err := checkFields(field{"id", sess.ID, 64}, field{"exam_id", sess.ExamID, 128},
 		field{"candidate_id", sess.CandidateID, 128}); err != nil {
@@ -77,34 +80,28 @@ func (s *Server) createSession(c *fiber.Ctx) error {
 	}
 	sess.RegistrationPhoto = photo
 
-	if sess.ID != "" {
-		if existing, err := s.store.GetSession(c.UserContext(), "", sess.ID); err == nil {
-			if existing.OrgID != key.OrgID {
-				return bad(fiber.StatusConflict, "session id "+sess.ID+" is taken")
-			}
-			return c.Status(fiber.StatusOK).JSON(existing)
-		}
-	}
-	if err := s.store.CreateSession(c.UserContext(), sess); err != nil {
-		if errors.Is(err, store.ErrDuplicatedKey) {
-			return bad(fiber.StatusConflict, "session id "+sess.ID+" is taken")
-		}
+	// Ids are scoped per organisation (store.CreatePlatformSession): an id that another
+	// organisation holds is created all the same, so a 409 cannot tell that it exists.
+	platformID := sess.ID
+	got, created, err := s.store.CreatePlatformSession(c.UserContext(), sess)
+	if err != nil {
 		return err
 	}
-	s.sessionOrg.Store(sess.ID, sess.OrgID)
+	if !created {
+		return c.Status(fiber.StatusOK).JSON(got)
+	}
+	s.sessionKeys.Store(key.OrgID+"\x00"+cmp.Or(platformID, sess.ID), sess.ID)
 	s.log.Info("session created", "session", sess.ID, "exam", sess.ExamID, "org", sess.OrgID)
 	return c.Status(fiber.StatusCreated).JSON(sess)
 }
 
-// ingestSession resolves the :id of an ingest route to a session of the caller's organisation.
+// ingestSession resolves the :id of an ingest route to the key of the caller's organisation's
+// session (the platform's id, or its scoped key when another organisation holds that id).
 func (s *Server) ingestSession(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
 	org := caller(c).OrgID
-	if v, ok := s.sessionOrg.Load(id); ok {
-		if v.(string) == org {
-			return id, nil
-		}
-		return "", bad(fiber.StatusNotFound, "unknown session "+id+": create it with POST /v1/sessions first")
+	if v, ok := s.sessionKeys.Load(org + "\x00" + id); ok {
+		return v.(string), nil
 	}
 	sess, err := s.store.GetSession(c.UserContext(), org, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -113,8 +110,8 @@ func (s *Server) ingestSession(c *fiber.Ctx) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.sessionOrg.Store(id, sess.OrgID)
-	return id, nil
+	s.sessionKeys.Store(org+"\x00"+id, sess.ID)
+	return sess.ID, nil
 }
 
 // postFrame accepts one JPEG (raw body, Content-Type image/jpeg) with query parameters camera,
@@ -122,6 +119,9 @@ func (s *Server) ingestSession(c *fiber.Ctx) (string, error) {
 func (s *Server) postFrame(c *fiber.Ctx) error {
 	id, err := s.ingestSession(c)
 	if err != nil {
+		return err
+	}
+	if err := s.throttle(c, s.cfg.Topics.Frames); err != nil {
 		return err
 	}
 	camera := c.Query("camera")
@@ -153,6 +153,7 @@ func (s *Server) postFrame(c *fiber.Ctx) error {
 		s.log.Error("produce frame", "session", id, "seq", seq, "err", err)
 		return bad(fiber.StatusServiceUnavailable, "could not queue the frame; retry with the same seq")
 	}
+	s.accepted(s.cfg.Topics.Frames)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted", "seq": seq})
 }
 
@@ -161,6 +162,9 @@ func (s *Server) postFrame(c *fiber.Ctx) error {
 func (s *Server) postAudio(c *fiber.Ctx) error {
 	id, err := s.ingestSession(c)
 	if err != nil {
+		return err
+	}
+	if err := s.throttle(c, s.cfg.Topics.Audio); err != nil {
 		return err
 	}
 	seq, capturedAt, err := s.seqAndTime(c)
@@ -184,6 +188,7 @@ func (s *Server) postAudio(c *fiber.Ctx) error {
 		s.log.Error("produce audio", "session", id, "seq", seq, "err", err)
 		return bad(fiber.StatusServiceUnavailable, "could not queue the audio; retry with the same seq")
 	}
+	s.accepted(s.cfg.Topics.Audio)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted", "seq": seq,
 		"duration_ms": int64(len(pcm)/2) * 1000 / int64(rate)})
 }
@@ -301,7 +306,7 @@ func parseTime(v string) (time.Time, error) {
 		}
 		return time.UnixMilli(ms).UTC(), nil
 	}
-	t, err := time.Parse(time.RFC3339, v)
+	t, err := time.Parse(time.RFC3339, strings.ToUpper(v)) // RFC 3339 allows "t" and "z"
 	if err != nil {
 		return time.Time{}, errors.New("not RFC 3339 (2026-11-26T09:00:00+08:00) nor ms since epoch")
 	}

@@ -3,7 +3,6 @@
 package api
 
 import (
-	"context"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"proctor/export"
-	"proctor/internal/modelversions"
 	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
@@ -42,14 +40,33 @@ type Config struct {
 	MaxAge time.Duration
 	// Topics the API produces to.
 	Topics pipeline.Topics
-	// SignInBurst failed sign-ins per address or email are allowed in a row, then one more per
-	// SignInEvery. Defaults 10 and 30 s.
+	// SignInBurst failed sign-ins per account (email) are allowed in a row, then one more per
+	// SignInEvery; the account then answers 429 with Retry-After. Defaults 10 and 30 s.
 	SignInBurst int
 	SignInEvery time.Duration
+	// SignInIPBurst failed sign-ins per client address, over all accounts, leaking at the same
+	// rate. Higher than SignInBurst: one person's typos must not lock out everyone behind the
+	// same NAT, while a guesser trying many accounts from one address is still stopped.
+	// Default 10 × SignInBurst.
+	SignInIPBurst int
 	// LivePoll is how often the live feed (server-sent events) looks for changed flags. Default 1 s.
 	LivePoll time.Duration
 	// Recordings configures uploads of whole recordings (recordings.go).
 	Recordings RecordingUploads
+	// Kafka is checked by /healthz, /readyz and GET /v1/admin/status. Nil: not checked, and
+	// left out of their answers.
+	Kafka *pipeline.KafkaProbe
+	// HealthCacheTTL: /healthz and /readyz reuse a check this recent, so load balancers polling
+	// every instance do not hammer the database and the brokers. Default 2 s.
+	HealthCacheTTL time.Duration
+	// MaxLag bounds the analysis delay: while the oldest frame (or audio chunk) that the workers
+	// have not processed was accepted longer ago than this, posts of frames (audio) answer 429
+	// with Retry-After (backpressure.go). Zero: no bound. The binary's default is 30 s.
+	MaxLag time.Duration
+	// MaxLagMessages bounds the same backlog in messages per topic. Zero: no bound.
+	MaxLagMessages int64
+	// BacklogEvery is how often the backlog is read from Kafka (Kafka is needed). Default 1 s.
+	BacklogEvery time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -70,6 +87,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SignInBurst == 0 {
 		c.SignInBurst = 10
+	}
+	if c.SignInIPBurst == 0 {
+		c.SignInIPBurst = 10 * c.SignInBurst
+	}
+	if c.BacklogEvery == 0 {
+		c.BacklogEvery = time.Second
+	}
+	if c.HealthCacheTTL == 0 {
+		c.HealthCacheTTL = 2 * time.Second
 	}
 	if c.SignInEvery == 0 {
 		c.SignInEvery = 30 * time.Second
@@ -96,12 +122,15 @@ type Server struct {
 	// timelineExtras add sections to the timeline (answers, recordings) from other features.
 	timelineExtras []func(c *fiber.Ctx, sess *store.Session, body fiber.Map) error
 
-	// sessionOrg caches session id → organisation for the ingest hot path; sessions are never
-	// deleted or moved, so a cached entry cannot go stale.
-	sessionOrg sync.Map
+	// sessionKeys caches organisation + the platform's session id → the session's key for the
+	// ingest hot path; sessions are never deleted or moved, so a cached entry cannot go stale.
+	sessionKeys sync.Map
 
-	signIn limiter  // failed sign-ins (auth.go)
-	live   *liveHub // flag changes for the reviewer page (live.go)
+	signIn   limiter      // failed sign-ins per account (auth.go)
+	signInIP limiter      // failed sign-ins per client address (auth.go)
+	health   healthState  // last check of the database and Kafka (health.go)
+	backlogs backlogState // the consumer groups' backlog, for backpressure (backpressure.go)
+	live     *liveHub     // flag changes for the reviewer page (live.go)
 	// cropper aligns faces for dataset exports, loaded on the first export (dataloop.go).
 	cropper export.Cropper
 }
@@ -110,7 +139,8 @@ type Server struct {
 func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, registry *prometheus.Registry, log *slog.Logger) *fiber.App {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, store: st, pub: pub, rules: eng, log: log, registry: registry,
-		signIn: limiter{Burst: cfg.SignInBurst, Every: cfg.SignInEvery}}
+		signIn:   limiter{Burst: cfg.SignInBurst, Every: cfg.SignInEvery},
+		signInIP: limiter{Burst: cfg.SignInIPBurst, Every: cfg.SignInEvery}}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proctor_http_requests_total", Help: "HTTP requests by route and status.",
 	}, []string{"route", "status"})
@@ -119,11 +149,18 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 	}, []string{"route"})
 	registry.MustRegister(s.requests, s.latency)
+	s.registerBacklog(registry)
 
 	s.bodyLimit = max(cfg.MaxFrameBytes, cfg.MaxAudioBytes, cfg.MaxPhotoBytes, cfg.Recordings.MaxChunkBytes) + 64<<10
 	app := fiber.New(fiber.Config{
-		AppName:               "proctor",
-		BodyLimit:             s.bodyLimit,
+		AppName:   "proctor",
+		BodyLimit: s.bodyLimit,
+		// The request line and headers: room for every query parameter at its 1024-character
+		// limit, percent-encoded; beyond it fasthttp answers 431 itself.
+		ReadBufferSize: maxHeaderBytes,
+		// Handlers see path parameters decoded ("%41" is "A"): the id a client percent-encodes
+		// is the id it means, and limits count its characters, not its escapes.
+		UnescapePath:          true,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           90 * time.Second,
@@ -133,6 +170,7 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	app.Use(recover.New(), s.observe)
 
 	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(registry, promhttp.HandlerOpts{})))
 	app.Get("/openapi.yaml", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "application/yaml")
@@ -141,17 +179,18 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 
 	v1 := app.Group("/v1", s.checkText) // text.go: no invalid UTF-8, NUL or oversized strings
 	ingest, review, admin := s.auth(store.ScopeIngest), s.auth(store.ScopeReview), s.auth(store.ScopeAdmin)
+	v1.Get("/admin/status", admin, s.adminStatus)
 	v1.Post("/sessions", ingest, s.createSession)
 	v1.Post("/sessions/:id/frames", ingest, s.postFrame)
 	v1.Post("/sessions/:id/audio", ingest, s.postAudio)
 	v1.Post("/sessions/:id/events", ingest, s.postEvents)
 	v1.Post("/sessions/:id/recordings", ingest, s.createRecording)
 	v1.Get("/sessions/:id/recordings", ingest, s.listRecordings)
-	v1.Put("/sessions/:id/recordings/:rid", ingest, s.putChunk)
-	v1.Get("/sessions/:id/recordings/:rid", ingest, s.getRecording)
+	v1.Put("/sessions/:id/recordings/:rid", ingest, maxParams(recordingID), s.putChunk)
+	v1.Get("/sessions/:id/recordings/:rid", ingest, maxParams(recordingID), s.getRecording)
 	s.timelineExtras = append(s.timelineExtras, s.recordingsTimeline)
 
-	v1.Get("/sessions", review, s.listSessions)
+	v1.Get("/sessions", review, maxParams(queueParams), s.listSessions)
 	v1.Get("/sessions/:id", review, s.getSession)
 	v1.Get("/sessions/:id/answers", review, s.getAnswers)
 	s.timelineExtras = append(s.timelineExtras, s.answersTimeline)
@@ -161,15 +200,23 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	v1.Post("/flags/:id/verdict", review, s.postVerdict)
 
 	v1.Post("/keys", admin, s.createKey)
-	v1.Get("/audit", admin, s.listAudit)
+	v1.Get("/audit", admin, maxParams(map[string]int{"action": 64, "actor": 320, "target": 320}), s.listAudit)
 
 	// Reviewer workspace: sign-in, users, verdicts, live feed, reports, settings, the web page.
 	s.workspaceRoutes(app, v1)
+
+	// Last: a known path asked with another method answers 405 with Allow (methods.go).
+	rt := &routeTable{app: app}
+	app.Use(methodNotAllowed(rt))
+	unknownMethods(app, rt)
 	return app
 }
 
 //go:embed openapi.yaml
 var openAPI []byte
+
+// maxHeaderBytes bounds the request line and headers (documented in api/openapi.yaml).
+const maxHeaderBytes = 64 << 10
 
 // apiError is the JSON body of every 4xx/5xx answer.
 type apiError struct {
@@ -180,13 +227,22 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	code := fiber.StatusInternalServerError
 	msg := "internal error"
 	var fe *fiber.Error
-	if errors.As(err, &fe) {
+	switch {
+	case errors.As(err, &fe):
 		code, msg = fe.Code, fe.Message
 		if code == fiber.StatusRequestEntityTooLarge && msg == utils.StatusMessage(code) {
 			msg = fmt.Sprintf("request body too large: the limit is %d bytes", s.bodyLimit)
 		}
-	} else {
+	case store.Unavailable(err):
+		// The database is down, restarting or too slow: the same request will work again, so
+		// say so (503 + Retry-After), and keep the driver's text (hosts, ports) in the log.
+		code, msg = fiber.StatusServiceUnavailable, "service temporarily unavailable (database unreachable): retry in a few seconds"
+		s.log.Warn("request failed: database unavailable", "method", c.Method(), "path", c.Path(), "err", err)
+	default:
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	if code == fiber.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+		c.Set(fiber.HeaderRetryAfter, retryAfterSeconds)
 	}
 	return c.Status(code).JSON(apiError{Error: msg})
 }
@@ -197,9 +253,12 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	if err != nil {
 		var fe *fiber.Error
-		if errors.As(err, &fe) {
+		switch {
+		case errors.As(err, &fe):
 			status = fe.Code
-		} else {
+		case store.Unavailable(err):
+			status = fiber.StatusServiceUnavailable
+		default:
 			status = fiber.StatusInternalServerError
 		}
 	}
@@ -211,17 +270,3 @@ func (s *Server) observe(c *fiber.Ctx) error {
 
 // bad answers a 4xx with a message that says what was wrong.
 func bad(code int, msg string) error { return fiber.NewError(code, msg) }
-
-func (s *Server) healthz(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
-	}
-	inForce, err := modelversions.InForce(ctx, s.store)
-	if err != nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unhealthy", "database": err.Error()})
-	}
-	return c.JSON(fiber.Map{"status": "ok", "database": map[bool]string{true: "postgres", false: "sqlite"}[s.store.Postgres],
-		"models": inForce})
-}

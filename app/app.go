@@ -142,6 +142,9 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 		a.closers = append(a.closers, func() { producer.Close() })
 		cfg.API.Topics = kcfg.Topics
+		if cfg.API.Kafka == nil {
+			cfg.API.Kafka = &pipeline.KafkaProbe{Config: kcfg}
+		}
 		fapp := api.New(cfg.API, st, producer, engine, registry, log)
 		ln, err := net.Listen("tcp", cfg.Addr)
 		if err != nil {

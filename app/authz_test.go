@@ -143,6 +143,7 @@ func routeRules() []routeRule {
 	now := func() string { return fmt.Sprint(time.Now().Add(-time.Second).UnixMilli()) }
 	return []routeRule{
 		{method: "GET", route: "/healthz", who: []string{public}, req: get("/healthz")},
+		{method: "GET", route: "/readyz", who: []string{public}, req: get("/readyz")},
 		{method: "GET", route: "/metrics", who: []string{public}, req: get("/metrics")},
 		{method: "GET", route: "/openapi.yaml", who: []string{public}, req: get("/openapi.yaml")},
 		{method: "GET", route: "/", who: []string{public}, req: get("/"), ok: []int{302}},
@@ -200,6 +201,11 @@ func routeRules() []routeRule {
 		{method: "GET", route: "/v1/sessions/:id/timeline", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/timeline")},
 		{method: "GET", route: "/v1/sessions/:id/answers", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/answers")},
 		{method: "GET", route: "/v1/sessions/:id/photo", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/photo")},
+		{method: "GET", route: "/v1/sessions/:id/gallery", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/gallery")},
+		{method: "GET", route: "/v1/sessions/:id/gallery/:gid/photo", who: []string{store.ScopeReview}, orgScoped: true,
+			req: func(_ *testing.T, _ *matrix, o *wsOrg) matrixReq {
+				return matrixReq{path: fmt.Sprintf("/v1/sessions/%s/gallery/%d/photo", o.Sessions[0].ID, o.Gallery)}
+			}},
 		{method: "GET", route: "/v1/sessions/:id/report", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/report")},
 		{method: "GET", route: "/v1/flags/:id", who: []string{store.ScopeReview}, orgScoped: true, req: flagPath("")},
 		{method: "GET", route: "/v1/flags/:id/evidence", who: []string{store.ScopeReview}, orgScoped: true, req: flagPath("/evidence")},
@@ -279,6 +285,7 @@ func routeRules() []routeRule {
 		}},
 		{method: "GET", route: "/v1/audit", who: []string{store.ScopeAdmin}, req: get("/v1/audit?limit=1000")},
 		{method: "GET", route: "/v1/admin/deadletter", who: []string{store.ScopeAdmin}, req: get("/v1/admin/deadletter?limit=1000")},
+		{method: "GET", route: "/v1/admin/status", who: []string{store.ScopeAdmin}, req: get("/v1/admin/status")},
 		{method: "GET", route: "/v1/exams/:exam/settings", who: []string{store.ScopeAdmin}, req: get("/v1/exams/exam-shared/settings")},
 		{method: "PUT", route: "/v1/exams/:exam/settings", who: []string{store.ScopeAdmin}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
 			return jsonReq("/v1/exams/exam-shared/settings", map[string]any{"face_absent_after_sec": 6})

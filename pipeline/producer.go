@@ -85,9 +85,15 @@ func (p *Producer) Send(ctx context.Context, topic string, msgs ...kafka.Message
 	// empty; copy so the caller's slice is left as it was.
 	batch := make([]kafka.Message, len(msgs))
 	var size int
+	now := time.Now()
 	for i := range msgs {
 		batch[i] = msgs[i]
 		batch[i].Topic = topic
+		if batch[i].Time.IsZero() {
+			// The timestamp is when the API accepted the message: the backlog's age
+			// (KafkaProbe.Check) is measured from it.
+			batch[i].Time = now
+		}
 		size += messageSize(&msgs[i])
 	}
 	start := time.Now()

@@ -2,6 +2,8 @@ package rules
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -51,6 +53,8 @@ func (e *Engine) RunDueChecks(ctx context.Context, st *store.Store, now time.Tim
 	if err != nil {
 		return err
 	}
+	// One session whose checks fail must not hold back the others: go on, report all.
+	var errs []error
 	for _, s := range due {
 		err := st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			// Claim: push the check out so another worker skips it; ApplyTiming sets the real next one.
@@ -62,8 +66,11 @@ func (e *Engine) RunDueChecks(ctx context.Context, st *store.Store, now time.Tim
 			return e.ApplyTiming(tx, s.ID, now)
 		})
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, fmt.Errorf("session %s: %w", s.ID, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -135,9 +135,16 @@ func (e *Engine) ApplyTiming(tx *gorm.DB, sessionID string, now time.Time) error
 		have[key{f.Type, f.Camera, f.StartMs}] = f
 	}
 	spans := v.Spans
+	made := make(map[key]bool, len(specs))
 	for _, s := range specs {
 		details, _ := json.Marshal(s.Details)
 		k := key{s.Type, s.Camera, s.StartMs}
+		if made[k] {
+			// Two causes of one flag at one instant (focus_lost and window_switched from the
+			// same switch): the flag's unique key allows it once.
+			continue
+		}
+		made[k] = true
 		if f, ok := have[k]; ok {
 			delete(have, k)
 			if f.EndMs != s.EndMs || f.Details != string(details) {

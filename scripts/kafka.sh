@@ -2,7 +2,8 @@
 # A throwaway single-node Apache Kafka (KRaft, broker + controller in one process) on loopback,
 # from the jars scripts/kafka-jars.sh put in .cache/kafka/libs. For tests and local runs.
 #
-# Usage: scripts/kafka.sh start|stop|status
+# Usage: scripts/kafka.sh start|stop|status|halt|resume
+#   halt / resume: stop the broker keeping its data, start it again (outage tests)
 # Env:   KAFKA_PORT (default 19092)  KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1)
 #        KAFKA_HEAP (default "-Xms128m -Xmx512m")  KAFKA_READY_TIMEOUT (seconds, default 90)
 # Data and logs live in /tmp/proctor-kafka-$KAFKA_PORT; `stop` removes it.
@@ -26,7 +27,7 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 running_pid() {
   local pid
   pid=$(cat "$pidfile" 2>/dev/null) || return 1
-  [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+  [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
   echo "$pid"
 }
 version() { sed -n 's/.*Kafka version: \([^ ]*\).*/\1/p' "$log" 2>/dev/null | tail -1; }
@@ -37,6 +38,35 @@ tool() { # tool CLASS ARGS...: a Kafka command-line tool against this broker
   local cls=$1; shift
   # shellcheck disable=SC2046
   timeout 60 java -Xmx256m $(logopts tools) -cp "$libs/*" "$cls" "$@"
+}
+
+# launch starts the broker on the formatted $dir and waits until it is ready.
+launch() {
+  # setsid: the broker must not share the caller's process group (Ctrl-C of a test run, CI).
+  # shellcheck disable=SC2086,SC2046
+  setsid java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
+    -Djava.awt.headless=true $(logopts server) -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
+    </dev/null >"$dir/logs/stdout.log" 2>&1 &
+  pid=$!
+  echo "$pid" > "$pidfile"
+
+  # Ready = the server logged "Kafka Server started" and a real client can list topics.
+  local deadline=$(( $(date +%s) + ready_timeout ))
+  until grep -q 'Kafka Server started' "$log" 2>/dev/null && listening "$port"; do
+    # kill -0, not running_pid: right after the fork the child may not have exec'd java yet.
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 40 "$log" "$dir/logs/stdout.log" >&2 2>/dev/null || true
+      die "broker exited during startup (logs above, in $dir/logs)"
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -n 40 "$log" >&2 2>/dev/null || true
+      kill -KILL "$pid" 2>/dev/null || true
+      die "not ready after ${ready_timeout}s, killed it (logs in $dir/logs)"
+    fi
+    sleep 0.3
+  done
+  tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$addr" --list >/dev/null ||
+    { kill -KILL "$pid" 2>/dev/null || true; die "broker started but TopicCommand --list failed, killed it (logs in $dir/logs)"; }
 }
 
 start() {
@@ -94,31 +124,7 @@ EOF
     --cluster-id "$cid" --config "$dir/server.properties" --ignore-formatted >"$dir/logs/format.out" 2>&1 ||
     { cat "$dir/logs/format.out" >&2; die "StorageTool format failed"; }
 
-  # setsid: the broker must not share the caller's process group (Ctrl-C of a test run, CI).
-  # shellcheck disable=SC2086,SC2046
-  setsid java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
-    -Djava.awt.headless=true $(logopts server) -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
-    </dev/null >"$dir/logs/stdout.log" 2>&1 &
-  local pid=$!
-  echo "$pid" > "$pidfile"
-
-  # Ready = the server logged "Kafka Server started" and a real client can list topics.
-  local deadline=$(( $(date +%s) + ready_timeout ))
-  until grep -q 'Kafka Server started' "$log" 2>/dev/null && listening "$port"; do
-    # kill -0, not running_pid: right after the fork the child may not have exec'd java yet.
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 40 "$log" "$dir/logs/stdout.log" >&2 2>/dev/null || true
-      die "broker exited during startup (logs above, in $dir/logs)"
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      tail -n 40 "$log" >&2 2>/dev/null || true
-      kill -KILL "$pid" 2>/dev/null || true
-      die "not ready after ${ready_timeout}s, killed it (logs in $dir/logs)"
-    fi
-    sleep 0.3
-  done
-  tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$addr" --list >/dev/null ||
-    { kill -KILL "$pid" 2>/dev/null || true; die "broker started but TopicCommand --list failed, killed it (logs in $dir/logs)"; }
+  launch
   ready_line
   say "started in $(( $(date +%s) - t0 ))s, pid $pid, log $log"
 }
@@ -136,6 +142,27 @@ stop() {
   rm -rf "$dir"
 }
 
+# halt stops the broker but keeps its data, so resume brings the same topics, offsets and
+# messages back.
+halt() {
+  pid=$(running_pid) || die "not running on $addr"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  say "halted (pid $pid, data kept in $dir)"
+}
+
+resume() {
+  [ -f "$dir/server.properties" ] || die "no broker data in $dir: use start"
+  if running_pid >/dev/null && listening "$port"; then ready_line; return 0; fi
+  local t0; t0=$(date +%s)
+  # Readiness is read from the log: the old one says "started" already.
+  mv "$log" "$log.before-halt" 2>/dev/null || true
+  launch
+  ready_line
+  say "resumed in $(( $(date +%s) - t0 ))s"
+}
+
 status() {
   if pid=$(running_pid) && listening "$port"; then
     say "running, pid $pid"; ready_line
@@ -148,5 +175,7 @@ case ${1:-} in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  halt) halt ;;
+  resume) resume ;;
+  *) echo "usage: $0 start|stop|status|halt|resume" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL 15 cluster on 127.0.0.1 for tests, with database proctor_test.
 #
-# Usage: scripts/postgres.sh start|stop|status
+# Usage: scripts/postgres.sh start|stop|status|halt|resume
+#   halt / resume: stop the server keeping its data, start it again (outage tests)
 # Env:   PGPORT_TEST (default 55432)  PG_BIN (default /usr/lib/postgresql/15/bin)
 # Data lives in /tmp/proctor-pg-$PGPORT_TEST; `stop` removes it. Loopback only, trust auth:
 # never use this for anything but tests.
@@ -77,6 +78,21 @@ stop() {
   rm -rf "$base"
 }
 
+# halt stops the server but keeps the cluster, so resume brings the same data back.
+halt() {
+  running || die "not running on port $port"
+  as_owner "$bin/pg_ctl" stop -D "$data" -m fast -w -t 60 >/dev/null
+  say "halted (port $port, data kept in $data)"
+}
+
+resume() {
+  [ -f "$data/PG_VERSION" ] || die "no cluster in $data: use start"
+  if running; then ready_line; return 0; fi
+  as_owner "$bin/pg_ctl" start -D "$data" -l "$base/server.log" -w -t 60 >/dev/null ||
+    { tail -n 30 "$base/server.log" >&2 || true; die "server did not start"; }
+  ready_line
+}
+
 status() {
   if running; then ready_line; else say "not running on port $port"; return 1; fi
 }
@@ -85,5 +101,7 @@ case ${1:-} in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  halt) halt ;;
+  resume) resume ;;
+  *) echo "usage: $0 start|stop|status|halt|resume" >&2; exit 2 ;;
 esac

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -24,12 +26,58 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	return nil
 }
 
-// GetSession returns a session of the organisation (orgID "" means any: used by workers).
+// ScopedSessionID is the key of organisation orgID's session whose platform id another
+// organisation already holds: the id (cut to 53 characters) + "~" + 10 hex digits of a hash of
+// both. "~" is outside the session-id pattern, so it never equals an id a platform can choose,
+// and it is deterministic, so the platform's id resolves to it with no lookup table.
+func ScopedSessionID(orgID, id string) string {
+	sum := sha256.Sum256([]byte(orgID + "\x00" + id))
+	return id[:min(len(id), 53)] + "~" + hex.EncodeToString(sum[:5])
+}
+
+// CreatePlatformSession creates sess under the id the platform chose (sess.ID; empty: a new
+// random id), scoped to sess.OrgID: if the organisation already has a session with that id it
+// returns that one (created false: a retried request is harmless); if another organisation holds
+// the id, sess is created under ScopedSessionID with PlatformID set, so the caller cannot tell
+// that the id was taken.
+func (s *Store) CreatePlatformSession(ctx context.Context, sess *Session) (_ *Session, created bool, err error) {
+	if sess.ID == "" {
+		return sess, true, s.CreateSession(ctx, sess)
+	}
+	id := sess.ID
+	if existing, err := s.GetSession(ctx, sess.OrgID, id); err == nil {
+		return existing, false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	err = s.CreateSession(ctx, sess)
+	if errors.Is(err, ErrDuplicatedKey) {
+		owner, gerr := s.GetSession(ctx, "", id)
+		if gerr != nil {
+			return nil, false, gerr
+		}
+		if owner.OrgID == sess.OrgID { // the same organisation's concurrent create won
+			return owner, false, nil
+		}
+		sess.ID, sess.PlatformID = ScopedSessionID(sess.OrgID, id), id
+		err = s.CreateSession(ctx, sess)
+	}
+	if errors.Is(err, ErrDuplicatedKey) { // a concurrent create of the scoped id won
+		existing, gerr := s.GetSession(ctx, sess.OrgID, id)
+		return existing, false, gerr
+	}
+	return sess, err == nil, err
+}
+
+// GetSession returns a session of the organisation by the platform's id or by its key (orgID ""
+// means any, by key: used by workers).
 func (s *Store) GetSession(ctx context.Context, orgID, id string) (*Session, error) {
 	var sess Session
-	q := s.DB.WithContext(ctx).Omit("registration_photo").Where("id = ?", id)
+	q := s.DB.WithContext(ctx).Omit("registration_photo")
 	if orgID != "" {
-		q = q.Where("org_id = ?", orgID)
+		q = q.Where("org_id = ? AND id IN ?", orgID, []string{id, ScopedSessionID(orgID, id)})
+	} else {
+		q = q.Where("id = ?", id)
 	}
 	if err := q.Take(&sess).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {

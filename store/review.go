@@ -299,7 +299,7 @@ func (s *Store) FlagsChangedSince(ctx context.Context, since time.Time, limit in
 // GetRegistrationPhoto returns the registration photo of an organisation's session.
 func (s *Store) GetRegistrationPhoto(ctx context.Context, orgID, id string) ([]byte, error) {
 	var sess Session
-	err := s.DB.WithContext(ctx).Select("id, registration_photo").Where("id = ? AND org_id = ?", id, orgID).Take(&sess).Error
+	err := s.DB.WithContext(ctx).Select("id, registration_photo").Where("org_id = ? AND id IN ?", orgID, []string{id, ScopedSessionID(orgID, id)}).Take(&sess).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}

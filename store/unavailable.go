@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -21,13 +22,14 @@ import (
 //
 // The Kafka workers pause on the first kind and retry without limit; they give up on a message
 // after a few tries of the second kind and dead-letter it, so one bad row never holds back the
-// rest of its partition.
+// rest of its partition. The API answers the first kind 503 with Retry-After instead of 500: the
+// same request will work once the database is back.
 func Unavailable(err error) bool {
 	if err == nil {
 		return false
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) ||
-		errors.Is(err, sql.ErrConnDone) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		return true
 	}
@@ -53,8 +55,10 @@ func Unavailable(err error) bool {
 		}
 		return false
 	}
-	// database/sql's own "sql: database is closed" is not exported.
-	return strings.Contains(err.Error(), "sql: database is closed")
+	// database/sql's own "sql: database is closed" is not exported; pgx says "conn closed" when
+	// its connection died.
+	msg := err.Error()
+	return strings.Contains(msg, "sql: database is closed") || strings.Contains(msg, "conn closed")
 }
 
 // pgUnavailable classifies a PostgreSQL SQLSTATE (appendix A of the PostgreSQL manual).

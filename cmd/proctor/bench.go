@@ -32,6 +32,13 @@ func runBench(ctx context.Context, args []string) error {
 		defer os.RemoveAll(dir)
 		sf.dataDir = dir
 	}
+	// bench measures capacity: a backpressure bound would cap the queue it measures, so it is
+	// off unless asked for.
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "max-lag" })
+	if !explicit && os.Getenv("PROCTOR_MAX_LAG") == "" {
+		sf.maxLag = 0
+	}
 	if sf.logLevel == "info" {
 		sf.logLevel = "warn"
 	}

@@ -30,6 +30,8 @@ type serviceFlags struct {
 	maxRecordingBytes                                         int64
 	modelPoll, audioRetention                                 time.Duration
 	discardAudio                                              bool
+	maxLag                                                    time.Duration
+	maxLagMessages                                            int64
 }
 
 // serviceAnalyzers is the default of --analyzers for serve, worker, demo and bench: the face
@@ -77,6 +79,8 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.modelPoll, "model-poll", envDuration("PROCTOR_MODEL_POLL", 10*time.Second), "how often workers check the model versions for a promoted or shadow version (PROCTOR_MODEL_POLL)")
 	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "analysed audio is kept this long for training exports (PROCTOR_AUDIO_RETENTION)")
 	fs.BoolVar(&f.discardAudio, "discard-audio", env("PROCTOR_DISCARD_AUDIO", "") == "true", "do not keep analysed audio (no audio snippets in exports) (PROCTOR_DISCARD_AUDIO)")
+	fs.DurationVar(&f.maxLag, "max-lag", envDuration("PROCTOR_MAX_LAG", 30*time.Second), "backpressure: while the oldest frame (audio chunk) not yet analysed was accepted longer ago than this, frame (audio) posts answer 429 with Retry-After; 0 = no bound (PROCTOR_MAX_LAG)")
+	fs.Int64Var(&f.maxLagMessages, "max-lag-messages", int64(envInt("PROCTOR_MAX_LAG_MESSAGES", 0)), "backpressure: the same bound in messages waiting per topic; 0 = no bound (PROCTOR_MAX_LAG_MESSAGES)")
 	fs.Int64Var(&f.maxRecordingBytes, "max-recording-bytes", int64(envInt("PROCTOR_MAX_RECORDING_BYTES", 2<<30)), "largest recording upload accepted (PROCTOR_MAX_RECORDING_BYTES)")
 }
 
@@ -113,6 +117,7 @@ func (f *serviceFlags) config() app.Config {
 	cfg.Recordings.Dir, cfg.API.Recordings.Dir = f.recordingsDir, f.recordingsDir
 	cfg.Recordings.FrameRate = f.recordingFPS
 	cfg.API.Recordings.MaxBytes = f.maxRecordingBytes
+	cfg.API.MaxLag, cfg.API.MaxLagMessages = f.maxLag, f.maxLagMessages
 	cfg.ModelPoll, cfg.AudioRetention, cfg.Audio.DiscardAudio = f.modelPoll, f.audioRetention, f.discardAudio
 	cfg.Log = newLogger(f.logLevel)
 	return cfg

@@ -15,6 +15,7 @@
 //	proctor precision flags raised and confirmed per flag type and model version
 //	proctor checks    list every check with its flag types, settings and models
 //	proctor deadletter list or replay the messages the workers gave up on
+//	proctor faults    the fault suite (scripts/faults.sh): kill workers, restart Kafka and the database, poison, burst
 package main
 
 import (
@@ -50,6 +51,7 @@ commands:
   export     export --org ORG --purpose WHY --out DIR [--from --to --exam --flag-types --model --verdicts --kinds]
   precision  precision [--org ORG] [--bucket day|week|all]   flags raised, confirmed, dismissed per model version
   checks     checks list [--json | --markdown]   every check: flag types, severity, weight, settings, analyzers, models
+  faults     faults --kafka-brokers B --database-dsn DSN   the fault suite (scripts/faults.sh runs it)
   deadletter deadletter list [--topic T] [--session S] [--pending] [--payload] | replay (--id N,N... | --all) --kafka-brokers B
 
 Run 'proctor <command> -h' (or 'proctor <command> <subcommand> -h') for the flags of a command.
@@ -93,6 +95,7 @@ func commands() []command {
 		{name: "eval", usage: "usage: proctor eval audio|vision --data DIR",
 			subs: []command{{name: "audio", run: runEvalAudio}, {name: "vision", run: runEvalVision}}},
 		{name: "bench", run: runBench},
+		{name: "faults", run: runFaults},
 		{name: "migrate", run: runMigrate},
 		{name: "keys", usage: "usage: proctor keys create --org ORG --name NAME --scopes ingest,review,data,admin",
 			subs: []command{{name: "create", run: runKeysCreate}}},
