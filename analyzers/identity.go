@@ -19,18 +19,21 @@ func init() {
 
 // IdentityConfig configures the "identity" analyzer, which must run after "landmarks".
 type IdentityConfig struct {
-	// Model is the manifest name of the face-embedding model. Default "faceplugin-embedding".
+	// Model is the manifest name of the face-embedding model (models/manifests, task
+	// face-embedding). Default "facenet-keras", chosen by measurement (docs/vision.md); also
+	// "facenet-keras-mirror" (+0.02 TAR, twice the CPU) and "faceplugin-embedding" (the previous
+	// default).
 	Model string `json:"model,omitempty"`
 	// Threshold is the cosine similarity at or above which a face is the enrolled person.
 	// Default: the manifest's thresholds.similarity, calibrated at 1% false accepts on a dev
 	// split of identities (see the model card; docs/vision.md has the held-out numbers).
 	Threshold float32 `json:"threshold,omitempty"`
-	// Every: the embedding (~7 ms) is computed on one frame in Every while the same face track
-	// continues (one face, box overlapping the last one by IoU >= 0.5, same session); frames in
-	// between carry the last similarity (Match.Measured false). A new track — the face left, a
-	// second face, a jump in position, or a different-looking face in the same place (mean
-	// difference of a 16×16 grey thumbnail of the aligned crop above 12 levels: someone else
-	// sitting down) — is measured at once. Default 3; 1 measures every frame.
+	// Every: the embedding (~38 ms CPU with facenet-keras) is computed on one frame in Every
+	// while the same face track continues (one face, box overlapping the last one by IoU >= 0.5,
+	// same session); frames in between carry the last similarity (Match.Measured false). A new
+	// track — the face left, a second face, a jump in position, or a different-looking face in
+	// the same place (mean difference of a 16×16 grey thumbnail of the aligned crop above 12
+	// levels: someone else sitting down) — is measured at once. Default 3; 1 measures every frame.
 	Every int `json:"every,omitempty"`
 	// MinFace is the smallest face height, in original pixels, whose identity is measured.
 	// Default 40: below that the aligned 112×112 crop is mostly interpolation and similarities
@@ -44,7 +47,7 @@ type IdentityConfig struct {
 }
 
 // DefaultIdentityModel is the embedding model used when IdentityConfig.Model is empty.
-const DefaultIdentityModel = "faceplugin-embedding"
+const DefaultIdentityModel = "facenet-keras"
 
 // ErrNoFaceInPhoto means a registration photo shows no face the landmarks analyzer could align.
 var ErrNoFaceInPhoto = errors.New("no face found in the registration photo")
@@ -70,11 +73,13 @@ type Identity struct {
 	every     int
 	minFace   float32
 	allFaces  bool
-	vec       []float32 // reused embedding buffer
-	small     gocv.Mat  // thumbSide² BGR, reused
-	grey      gocv.Mat  // thumbSide² grey, reused
-	cropGrey  gocv.Mat  // the aligned crop in grey, reused (sharpness)
-	lap       gocv.Mat  // its Laplacian, reused
+	vec       []float32       // reused embedding buffer
+	align     *models.Aligner // the model's own crop; nil when it takes Frame.FaceCrops
+	crop      gocv.Mat        // the model's own crop, reused
+	small     gocv.Mat        // thumbSide² BGR, reused
+	grey      gocv.Mat        // thumbSide² grey, reused
+	cropGrey  gocv.Mat        // the aligned crop in grey, reused (sharpness)
+	lap       gocv.Mat        // its Laplacian, reused
 	thumb     [thumbSide * thumbSide]uint8
 	tracks    map[string]*faceTrack
 	tick      int64
@@ -122,7 +127,10 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 	}
 	a := &Identity{emb: emb, model: m.ID(), threshold: cfg.Threshold, every: cfg.Every, allFaces: cfg.AllFaces,
 		vec: make([]float32, emb.Dim()), tracks: map[string]*faceTrack{},
-		small: gocv.NewMat(), grey: gocv.NewMat(), cropGrey: gocv.NewMat(), lap: gocv.NewMat()}
+		small: gocv.NewMat(), grey: gocv.NewMat(), cropGrey: gocv.NewMat(), lap: gocv.NewMat(), crop: gocv.NewMat()}
+	if !emb.TakesFaceCrops() {
+		a.align = models.NewAlignerTo(emb.Template())
+	}
 	if a.threshold == 0 {
 		a.threshold = m.Thresholds.Similarity
 	}
@@ -159,10 +167,30 @@ func (a *Identity) Enroll(f *Frame, obs *Observation) (Enrollment, error) {
 		return Enrollment{}, ErrNoFaceInPhoto
 	}
 	v := make([]float32, a.emb.Dim())
-	if err := a.emb.Embed(f.FaceCrops[i], v); err != nil {
-		return Enrollment{}, fmt.Errorf("identity: %w", err)
+	if err := a.embed(f, i, v); err != nil {
+		return Enrollment{}, err
 	}
 	return Enrollment{Model: a.model, Vector: v}, nil
+}
+
+// embed writes the embedding of face i (which has landmarks and an aligned crop) into dst: from
+// Frame.FaceCrops when the model takes the ArcFace 112×112 crop, else from its own crop of the
+// frame, aligned on the same five points.
+func (a *Identity) embed(f *Frame, i int, dst []float32) error {
+	in := f.FaceCrops[i]
+	if a.align != nil {
+		if i >= len(f.FaceLandmarks) {
+			return fmt.Errorf("identity: no landmarks for face %d", i)
+		}
+		if err := a.align.Align(f.Image, f.FaceLandmarks[i].Five(), &a.crop); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+		in = a.crop
+	}
+	if err := a.emb.Embed(in, dst); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	return nil
 }
 
 // Embed writes the embedding of FaceCrops[i] into dst (Dim values); for evaluation tools.
@@ -170,7 +198,7 @@ func (a *Identity) Embed(f *Frame, i int, dst []float32) error {
 	if i < 0 || i >= len(f.FaceCrops) {
 		return fmt.Errorf("identity: no aligned crop for face %d", i)
 	}
-	return a.emb.Embed(f.FaceCrops[i], dst)
+	return a.embed(f, i, dst)
 }
 
 // LastEmbedding is the embedding computed by the latest Analyze that measured (unit length);
@@ -187,8 +215,8 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 	}
 	if a.allFaces {
 		for i := range f.FaceCrops {
-			if err := a.emb.Embed(f.FaceCrops[i], a.vec); err != nil {
-				return fmt.Errorf("identity: %w", err)
+			if err := a.embed(f, i, a.vec); err != nil {
+				return err
 			}
 			obs.Faces[i].Match = a.measured(f, i)
 		}
@@ -214,8 +242,8 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 			Photo: t.photo, Sharpness: t.sharpness}
 		return nil
 	}
-	if err := a.emb.Embed(f.FaceCrops[i], a.vec); err != nil {
-		return fmt.Errorf("identity: %w", err)
+	if err := a.embed(f, i, a.vec); err != nil {
+		return err
 	}
 	m := a.measured(f, i)
 	obs.Faces[i].Match = m
@@ -290,7 +318,11 @@ func (a *Identity) evictOldest() {
 
 // Close implements Analyzer.
 func (a *Identity) Close() error {
-	return errors.Join(a.emb.Close(), a.small.Close(), a.grey.Close(), a.cropGrey.Close(), a.lap.Close())
+	errs := []error{a.emb.Close(), a.small.Close(), a.grey.Close(), a.cropGrey.Close(), a.lap.Close(), a.crop.Close()}
+	if a.align != nil {
+		errs = append(errs, a.align.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // measured is the Match of FaceCrops[i], whose embedding is in a.vec: the best similarity with

@@ -21,7 +21,7 @@ type FaceEmbedder struct {
 // NewFaceEmbedder creates an embedder for m (from Load).
 func NewFaceEmbedder(m *Manifest, o SessionOptions) (*FaceEmbedder, error) {
 	ts, err := openTensorSession("face embedder", m, FamilyFaceEmbedding, o, func(m *Manifest) (ort.Shape, []ort.Shape) {
-		return ort.NewShape(1, 3, AlignedSize, AlignedSize), []ort.Shape{ort.NewShape(1, int64(m.Decode.Dim))}
+		return ort.NewShape(1, 3, int64(m.Input.Height), int64(m.Input.Width)), []ort.Shape{ort.NewShape(1, int64(m.Decode.Dim))}
 	})
 	if err != nil {
 		return nil, err
@@ -52,11 +52,24 @@ func (e *FaceEmbedder) Manifest() *Manifest { return e.m }
 // Dim is the embedding length.
 func (e *FaceEmbedder) Dim() int { return e.m.Decode.Dim }
 
+// Template is where the model wants the five facial points in its input crop (its training crop).
+func (e *FaceEmbedder) Template() Template {
+	return ArcFaceTemplate(e.m.Input.Width, e.m.Input.Zoom, e.m.Input.Shift)
+}
+
+// TakesFaceCrops reports whether the model's crop is the ArcFace 112×112 crop the landmarks
+// analyzer already makes (Frame.FaceCrops); otherwise the caller aligns to Template itself.
+func (e *FaceEmbedder) TakesFaceCrops() bool {
+	in := e.m.Input
+	return in.Width == AlignedSize && (in.Zoom == 0 || in.Zoom == 1) && in.Shift == 0
+}
+
 // Threshold is the manifest's same-person cosine similarity.
 func (e *FaceEmbedder) Threshold() float32 { return e.m.Thresholds.Similarity }
 
-// Embed writes the unit-length embedding of aligned (8-bit BGR, AlignedSize square) into dst,
-// which must have Dim() elements.
+// Embed writes the unit-length embedding of aligned (8-bit BGR, the model's input side square,
+// aligned to Template) into dst, which must have Dim() elements. With the manifest's
+// input.mirror the crop and its mirror image are embedded and added (two runs).
 func (e *FaceEmbedder) Embed(aligned gocv.Mat, dst []float32) error {
 	if e.session == nil {
 		return errors.New("face embedder is closed")
@@ -64,21 +77,41 @@ func (e *FaceEmbedder) Embed(aligned gocv.Mat, dst []float32) error {
 	if len(dst) != e.Dim() {
 		return fmt.Errorf("embed: destination has %d values, want %d", len(dst), e.Dim())
 	}
-	if aligned.Empty() || aligned.Type() != gocv.MatTypeCV8UC3 || aligned.Rows() != AlignedSize ||
-		aligned.Cols() != AlignedSize || !aligned.IsContinuous() {
+	side := e.m.Input.Width
+	if aligned.Empty() || aligned.Type() != gocv.MatTypeCV8UC3 || aligned.Rows() != side ||
+		aligned.Cols() != side || !aligned.IsContinuous() {
 		return ErrBadImage
 	}
 	pix, err := aligned.DataPtrUint8()
 	if err != nil {
 		return err
 	}
-	writePlanar(e.input.GetData(), pix, AlignedSize*AlignedSize, &e.lut, e.src)
+	writePlanar(e.input.GetData(), pix, side*side, &e.lut, e.src)
 	if err := e.session.Run(); err != nil {
 		return fmt.Errorf("run %s: %w", e.m.ID(), err)
 	}
 	copy(dst, e.outputs[0].GetData())
+	if e.m.Input.Mirror {
+		mirrorRows(e.input.GetData(), side)
+		if err := e.session.Run(); err != nil {
+			return fmt.Errorf("run %s: %w", e.m.ID(), err)
+		}
+		for i, v := range e.outputs[0].GetData() {
+			dst[i] += v
+		}
+	}
 	Normalize(dst)
 	return nil
+}
+
+// mirrorRows flips a planar side×side tensor left to right in place.
+func mirrorRows(t []float32, side int) {
+	for r := 0; r+side <= len(t); r += side {
+		row := t[r : r+side]
+		for i, j := 0, side-1; i < j; i, j = i+1, j-1 {
+			row[i], row[j] = row[j], row[i]
+		}
+	}
 }
 
 // writePlanar writes n BGR pixels into a channel-planar tensor through the lookup tables.

@@ -63,8 +63,9 @@ func (m *Manifest) validateFace() error {
 			problems = append(problems, "landmarks68 wants dim 136")
 		}
 	case FamilyFaceEmbedding:
-		if (in.Colour != "RGB" && in.Colour != "BGR") || in.Resize != "align" || in.Width != AlignedSize || in.Height != AlignedSize {
-			problems = append(problems, fmt.Sprintf("face-embedding wants colour RGB or BGR, resize align and a %dx%d input", AlignedSize, AlignedSize))
+		if (in.Colour != "RGB" && in.Colour != "BGR") || in.Resize != "align" || in.Width != in.Height ||
+			in.Width < 32 || in.Width > 512 || in.Zoom < 0 || in.Zoom > 4 || in.Shift < -0.5 || in.Shift > 0.5 {
+			problems = append(problems, "face-embedding wants colour RGB or BGR, resize align, a square input of 32 to 512 pixels, zoom 0 to 4 and shift -0.5 to 0.5")
 		}
 		if m.Decode.Dim <= 0 {
 			problems = append(problems, "face-embedding needs dim")

@@ -88,8 +88,17 @@ type Input struct {
 	Mean  [3]float32 `json:"mean"`
 	Scale [3]float32 `json:"scale"`
 	// Resize is "stretch" (resize to Width×Height ignoring aspect ratio, what the model was
-	// trained with) or "letterbox" (keep aspect ratio, pad with the mean colour).
+	// trained with), "letterbox" (keep aspect ratio, pad with the mean colour) or "align" (face
+	// models: a similarity warp of five facial points onto the ArcFace template, see Zoom).
 	Resize string `json:"resize"`
+	// Zoom scales the ArcFace template of an "align" input about the crop's centre: 1 (or 0) is
+	// the ArcFace 112×112 crop scaled to Width, above 1 a tighter crop (models.ArcFaceTemplate).
+	Zoom float64 `json:"zoom,omitempty"`
+	// Shift moves the face down in an "align" crop by this fraction of the side (negative: up).
+	Shift float64 `json:"shift,omitempty"`
+	// Mirror (face embeddings): embed the crop and its left-right mirror image and add the two
+	// vectors (test-time flip); twice the cost, steadier on turned faces.
+	Mirror bool `json:"mirror,omitempty"`
 }
 
 // Decode names how to turn the raw outputs into results.

@@ -27,6 +27,7 @@ func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	names := fs.String("analyzers", strings.Join(eval.DefaultAnalyzers, ","), "analyzers to evaluate, in order")
 	only := fs.String("checks", "", "comma-separated checks to run (default all: "+eval.CheckNames()+")")
 	attireModel := fs.String("attire-model", "", "evaluate this attire-cnn version directory (a retraining run's output: manifest.json + ONNX, docs/data-loop.md) instead of the built-in model")
+	identityModel := fs.String("identity-model", "", "face-embedding manifest the identity analyzer uses (default "+analyzers.DefaultIdentityModel+"; models/manifests, task face-embedding)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object (metrics that do not apply are null)")
 	headpose := fs.String("headpose", "", "head pose method: network (the pose model) or landmarks (a 3D fit to the 68 landmarks); default: the service's")
 	personsModel := fs.String("persons-model", "", "person/phone detector manifest (nanodet-coco = 416 input, nanodet-coco-320); default: the service's")
@@ -35,7 +36,7 @@ func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{errors.New("usage: proctor eval vision [--data DIR] [--checks faces,identity,...] [--attire-model VERSION_DIR] [--json]")}
+		return usageError{errors.New("usage: proctor eval vision [--data DIR] [--checks faces,identity,...] [--identity-model NAME] [--attire-model VERSION_DIR] [--json]")}
 	}
 	var cfg analyzers.Config
 	cfg.HeadPose.Method = *headpose
@@ -45,6 +46,7 @@ func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			cfg.Analyzers = append(cfg.Analyzers, n)
 		}
 	}
+	cfg.Identity.Model = *identityModel
 	if *attireModel != "" {
 		if len(cfg.Analyzers) > 0 && !slices.Contains(cfg.Analyzers, "attire") {
 			return usageError{fmt.Errorf("--attire-model needs the attire analyzer in --analyzers (got %s)", *names)}
