@@ -15,26 +15,38 @@ import (
 	"proctor/models"
 )
 
-// runAnalyzeImage: proctor analyze image [--enroll REF.jpg] FILE...
+// runAnalyzeImage: proctor analyze image [--enroll REF.jpg[,MORE.jpg...]] FILE...
 func runAnalyzeImage(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("analyze image", flag.ContinueOnError)
 	camera := fs.String("camera", analyzers.CameraMain, "camera the images come from: main or evidence")
-	enroll := fs.String("enroll", "", "registration photo: each image's main face gets \"match\" against it")
+	var enroll []string
+	fs.Func("enroll", "reference photo(s), comma-separated or repeated: the first is the registration photo, the "+
+		"others a gallery; each image's main face gets \"match\" against the best of them", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				enroll = append(enroll, p)
+			}
+		}
+		return nil
+	})
 	names := fs.String("analyzers", strings.Join(analyze.ImageAnalyzers, ","), "analyzers to run, in order")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return usageError{errors.New("no files: proctor analyze image [--enroll REF.jpg] FILE...")}
+		return usageError{errors.New("no files: proctor analyze image [--enroll REF.jpg[,MORE.jpg...]] FILE...")}
 	}
 	set, err := analyzers.NewSet(analyze.ImageConfig(*names))
 	if err != nil {
 		return err
 	}
 	defer set.Close()
-	enrolled, err := enrollFile(ctx, set, *enroll)
-	if err != nil {
-		return err
+	enrolled, err := analyze.Enroll(ctx, set, enroll)
+	switch {
+	case errors.Is(err, analyze.ErrNoEnroller):
+		return usageError{errors.New("--enroll needs the identity analyzer (and faces, landmarks before it) in --analyzers")}
+	case err != nil:
+		return fmt.Errorf("--enroll %w", err)
 	}
 	enc := json.NewEncoder(os.Stdout)
 	failed := 0
@@ -53,25 +65,6 @@ func runAnalyzeImage(ctx context.Context, args []string) error {
 		return fmt.Errorf("%d of %d file(s) could not be analysed", failed, fs.NArg())
 	}
 	return nil
-}
-
-// enrollFile computes the reference embedding of a registration photo; nil for path "".
-func enrollFile(ctx context.Context, set *analyzers.Set, path string) (*analyzers.Enrollment, error) {
-	if path == "" {
-		return nil, nil
-	}
-	data, err := analyze.ReadImageJPEG(path)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("--enroll %s: %w", path, err)}
-	}
-	e, err := set.Enroll(ctx, data)
-	switch {
-	case errors.Is(err, analyzers.ErrNoEnroller):
-		return nil, usageError{errors.New("--enroll needs the identity analyzer (and faces, landmarks before it) in --analyzers")}
-	case err != nil:
-		return nil, fmt.Errorf("--enroll %s: %w", path, err)
-	}
-	return &e, nil
 }
 
 // listModels prints the built-in models and, when the database opens, the registered model versions.

@@ -74,3 +74,29 @@ func ReadImageJPEG(path string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// ErrNoEnroller is returned by Enroll when the set cannot embed a reference photo.
+var ErrNoEnroller = analyzers.ErrNoEnroller
+
+// Enroll embeds reference photos into one enrollment: the first is the registration photo,
+// the others form the gallery the service builds from verified login frames (each face is
+// compared with the best of all). No paths: nil.
+func Enroll(ctx context.Context, set *analyzers.Set, paths []string) (*analyzers.Enrollment, error) {
+	var out *analyzers.Enrollment
+	for _, p := range paths {
+		data, err := ReadImageJPEG(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		e, err := set.Enroll(ctx, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if out == nil {
+			out = &e
+		} else {
+			out.Gallery = append(out.Gallery, e.Vector)
+		}
+	}
+	return out, nil
+}
