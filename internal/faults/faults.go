@@ -60,7 +60,7 @@ type Options struct {
 	// Sessions per fault (the burst takes BurstSessions). Default 4.
 	Sessions int
 	// BurstSessions post concurrently, as fast as the API answers, BurstRepeat times the
-	// timeline each (a longer burst on fast workers). Defaults 24 and 1.
+	// timeline each (a longer burst on fast workers). Defaults 16 and 1.
 	BurstSessions, BurstRepeat int
 	// Kills is how many times the worker-kill fault SIGKILLs a worker. Default 4.
 	Kills int
@@ -79,7 +79,7 @@ func (o Options) withDefaults() Options {
 		o.Sessions = 4
 	}
 	if o.BurstSessions <= 0 {
-		o.BurstSessions = 24
+		o.BurstSessions = 16
 	}
 	if o.Kills <= 0 {
 		o.Kills = 4
