@@ -52,10 +52,29 @@ type Frame struct {
 	FaceLandmarks []models.Landmarks68
 }
 
-// Enrollment is a reference face embedding: the registration photo's, stored on the session.
+// Enrollment is the session's reference faces: the registration photo's embedding, stored on
+// the session, and the gallery of the candidate's own verified frames.
 type Enrollment struct {
 	Model  string    `json:"model"`  // embedding model ID (name@version); vectors of other models do not compare
-	Vector []float32 `json:"vector"` // unit length
+	Vector []float32 `json:"vector"` // the registration photo's, unit length
+	// Gallery holds embeddings (same model, unit length) of the candidate's own frames from face
+	// login and preparation that matched the photo and passed the quality gate: a webcam frame
+	// resembles another webcam frame of the same person far more than an ID photo, so later
+	// frames are compared with the best of all.
+	Gallery [][]float32 `json:"gallery,omitempty"`
+}
+
+// Similarity is v's best cosine similarity with the photo and the gallery, and its similarity
+// with the photo alone.
+func (e *Enrollment) Similarity(v []float32) (best, photo float32) {
+	photo = models.Cosine(v, e.Vector)
+	best = photo
+	for _, g := range e.Gallery {
+		if len(g) == len(v) {
+			best = max(best, models.Cosine(v, g))
+		}
+	}
+	return best, photo
 }
 
 // Face is one detected face, box in original pixel coordinates.
@@ -102,6 +121,15 @@ type Match struct {
 	// the identity check keeps it with the frame, so a later threshold change does not rewrite
 	// history).
 	Threshold float32 `json:"-"`
+	// Photo is the similarity with the registration photo alone (Similarity may come from the
+	// gallery): a login frame joins the gallery only if it matches the photo.
+	Photo float32 `json:"-"`
+	// Sharpness is the variance of the Laplacian of the aligned crop's grey levels, on frames
+	// that were Measured: the identity check's quality gate reads it (blurred frames abstain).
+	Sharpness float32 `json:"-"`
+	// Embedding is this face's embedding on Measured frames (a copy, unit length), for the
+	// pipeline to add to the session's gallery.
+	Embedding []float32 `json:"-"`
 }
 
 // Observation collects what all analyzers saw in one frame. Field names are part of the JSON that

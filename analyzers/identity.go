@@ -73,6 +73,8 @@ type Identity struct {
 	vec       []float32 // reused embedding buffer
 	small     gocv.Mat  // thumbSide² BGR, reused
 	grey      gocv.Mat  // thumbSide² grey, reused
+	cropGrey  gocv.Mat  // the aligned crop in grey, reused (sharpness)
+	lap       gocv.Mat  // its Laplacian, reused
 	thumb     [thumbSide * thumbSide]uint8
 	tracks    map[string]*faceTrack
 	tick      int64
@@ -80,11 +82,14 @@ type Identity struct {
 
 // faceTrack is the last measured face of one session in this analyzer (one worker's Set).
 type faceTrack struct {
-	box      [4]float32
-	thumb    [thumbSide * thumbSide]uint8 // the measured face's aligned crop, tiny and grey
-	sim      float32
-	age      int   // frames carried since the last measurement
-	lastTick int64 // for eviction
+	box   [4]float32
+	thumb [thumbSide * thumbSide]uint8 // the measured face's aligned crop, tiny and grey
+	sim   float32
+	photo float32 // similarity with the photo alone
+	// sharpness of the measured crop, carried with the similarity
+	sharpness float32
+	age       int   // frames carried since the last measurement
+	lastTick  int64 // for eviction
 }
 
 // Track appearance check: thumbSide² grey pixels of the aligned crop; a mean absolute
@@ -114,7 +119,7 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 	}
 	a := &Identity{emb: emb, model: m.ID(), threshold: cfg.Threshold, every: cfg.Every, allFaces: cfg.AllFaces,
 		vec: make([]float32, emb.Dim()), tracks: map[string]*faceTrack{},
-		small: gocv.NewMat(), grey: gocv.NewMat()}
+		small: gocv.NewMat(), grey: gocv.NewMat(), cropGrey: gocv.NewMat(), lap: gocv.NewMat()}
 	if a.threshold == 0 {
 		a.threshold = m.Thresholds.Similarity
 	}
@@ -182,8 +187,7 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 			if err := a.emb.Embed(f.FaceCrops[i], a.vec); err != nil {
 				return fmt.Errorf("identity: %w", err)
 			}
-			sim := models.Cosine(a.vec, f.Enrolled.Vector)
-			obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true, Threshold: a.threshold}
+			obs.Faces[i].Match = a.measured(f, i)
 		}
 		return nil
 	}
@@ -202,14 +206,16 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		thumbDiff(&t.thumb, &a.thumb) <= thumbMaxDiff {
 		t.age++
 		t.box, t.lastTick = box, a.tick
-		obs.Faces[i].Match = &Match{Similarity: t.sim, SamePerson: t.sim >= a.threshold, Threshold: a.threshold}
+		obs.Faces[i].Match = &Match{Similarity: t.sim, SamePerson: t.sim >= a.threshold, Threshold: a.threshold,
+			Photo: t.photo, Sharpness: t.sharpness}
 		return nil
 	}
 	if err := a.emb.Embed(f.FaceCrops[i], a.vec); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	sim := models.Cosine(a.vec, f.Enrolled.Vector)
-	obs.Faces[i].Match = &Match{Similarity: sim, SamePerson: sim >= a.threshold, Measured: true, Threshold: a.threshold}
+	m := a.measured(f, i)
+	obs.Faces[i].Match = m
+	sim := m.Similarity
 	if f.Session == "" {
 		return nil
 	}
@@ -220,7 +226,7 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		t = &faceTrack{}
 		a.tracks[f.Session] = t
 	}
-	*t = faceTrack{box: box, sim: sim, lastTick: a.tick, thumb: a.thumb}
+	*t = faceTrack{box: box, sim: sim, photo: m.Photo, sharpness: m.Sharpness, lastTick: a.tick, thumb: a.thumb}
 	if len(obs.Faces) != 1 || !haveThumb {
 		t.age = a.every // several faces: measure the next frame again
 	}
@@ -278,7 +284,35 @@ func (a *Identity) evictOldest() {
 }
 
 // Close implements Analyzer.
-func (a *Identity) Close() error { return errors.Join(a.emb.Close(), a.small.Close(), a.grey.Close()) }
+func (a *Identity) Close() error {
+	return errors.Join(a.emb.Close(), a.small.Close(), a.grey.Close(), a.cropGrey.Close(), a.lap.Close())
+}
+
+// measured is the Match of FaceCrops[i], whose embedding is in a.vec: the best similarity with
+// the photo and gallery, the photo's alone, the crop's sharpness and a copy of the embedding.
+func (a *Identity) measured(f *Frame, i int) *Match {
+	best, photo := f.Enrolled.Similarity(a.vec)
+	return &Match{Similarity: best, SamePerson: best >= a.threshold, Measured: true, Threshold: a.threshold,
+		Photo: photo, Sharpness: a.sharpness(f.FaceCrops[i]), Embedding: append([]float32(nil), a.vec...)}
+}
+
+// sharpness is the variance of the Laplacian of the crop's grey levels: low for a blurred or
+// smeared face (motion, focus, heavy compression), high for a sharp one. 0 when it cannot tell.
+func (a *Identity) sharpness(crop gocv.Mat) float32 {
+	if crop.Empty() || crop.Channels() != 3 {
+		return 0
+	}
+	gocv.CvtColor(crop, &a.cropGrey, gocv.ColorBGRToGray)
+	if a.cropGrey.Empty() {
+		return 0
+	}
+	gocv.Laplacian(a.cropGrey, &a.lap, gocv.MatTypeCV32F, 1, 1, 0, gocv.BorderDefault)
+	if a.lap.Empty() {
+		return 0
+	}
+	_, std := meanStd(a.lap)
+	return std * std
+}
 
 func boxIoU(a, b [4]float32) float32 {
 	ix := min(a[0]+a[2], b[0]+b[2]) - max(a[0], b[0])
@@ -309,4 +343,16 @@ func DecodeVector(b []byte) []float32 {
 		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	return v
+}
+
+// meanStd is the mean and standard deviation of a one-channel Mat.
+func meanStd(m gocv.Mat) (float32, float32) {
+	mean, std := gocv.NewMat(), gocv.NewMat()
+	defer mean.Close()
+	defer std.Close()
+	gocv.MeanStdDev(m, &mean, &std)
+	if mean.Empty() || std.Empty() {
+		return 0, 0
+	}
+	return float32(mean.GetDoubleAt(0, 0)), float32(std.GetDoubleAt(0, 0))
 }

@@ -175,6 +175,12 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil || in.Email == "" || in.Password == "" {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"email\": \"...\", \"password\": \"...\"}")
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
+	if err := checkFields(field{"email", in.Email, 1024}, field{"password", in.Password, 1024}); err != nil {
+		return err
+	}
 	email := strings.ToLower(strings.TrimSpace(in.Email))
 	now := time.Now()
 	// Two limits: per account (a locked account answers 429 for everyone) and, higher, per

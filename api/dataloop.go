@@ -32,18 +32,19 @@ func (s *Server) dataLoopRoutes(v1 fiber.Router) {
 
 	v1.Post("/exports", data, s.createExport)
 	v1.Get("/exports", data, s.listExports)
-	v1.Get("/exports/:eid", data, s.getExport)
-	v1.Get("/exports/:eid/archive", data, s.getExportArchive)
+	v1.Get("/exports/:eid", data, maxParams(exportID), s.getExport)
+	v1.Get("/exports/:eid/archive", data, maxParams(exportID), s.getExportArchive)
 
 	v1.Get("/models", data, s.listModels)
 	v1.Post("/models", data, s.registerModel)
-	v1.Get("/models/:name/:version/compare", data, s.compareModel)
-	v1.Post("/models/:name/:version/shadow", data, s.modelAction(store.ActionShadow))
-	v1.Post("/models/:name/:version/unshadow", data, s.modelAction(store.ActionUnshadow))
-	v1.Post("/models/:name/:version/promote", admin, s.modelAction(store.ActionPromote))
-	v1.Post("/models/:name/rollback", admin, s.modelAction(store.ActionRollback))
+	model := maxParams(modelParams)
+	v1.Get("/models/:name/:version/compare", data, model, s.compareModel)
+	v1.Post("/models/:name/:version/shadow", data, model, s.modelAction(store.ActionShadow))
+	v1.Post("/models/:name/:version/unshadow", data, model, s.modelAction(store.ActionUnshadow))
+	v1.Post("/models/:name/:version/promote", admin, model, s.modelAction(store.ActionPromote))
+	v1.Post("/models/:name/rollback", admin, model, s.modelAction(store.ActionRollback))
 
-	v1.Get("/precision", data, s.getPrecision)
+	v1.Get("/precision", data, maxParams(map[string]int{"flag_type": 48}), s.getPrecision)
 }
 
 // labelIn is the body of POST /v1/sessions/{id}/labels.
@@ -66,6 +67,9 @@ func (s *Server) postLabel(c *fiber.Ctx) error {
 	var in labelIn
 	if err := strictJSON(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "label: "+err.Error())
+	}
+	if in.FlagID != nil && (*in.FlagID == 0 || *in.FlagID > maxID) {
+		return bad(fiber.StatusBadRequest, "flag_id must be a whole number from 1 to "+strconv.FormatUint(maxID, 10))
 	}
 	p := principal(c)
 	l := &store.Label{OrgID: p.OrgID, SessionID: sess.ID, Kind: in.Kind, AtMs: in.AtMs, FlagID: in.FlagID,
@@ -95,12 +99,12 @@ func (s *Server) listLabels(c *fiber.Ctx) error {
 }
 
 func (s *Server) withdrawLabel(c *fiber.Ctx) error {
-	id, err := strconv.ParseUint(c.Params("lid"), 10, 32)
+	id, err := parseID(c.Params("lid"), "label id")
 	if err != nil {
-		return bad(fiber.StatusBadRequest, "label id must be a number")
+		return err
 	}
 	p := principal(c)
-	l, err := s.store.WithdrawLabel(c.UserContext(), p.OrgID, uint(id), p.Actor, c.IP())
+	l, err := s.store.WithdrawLabel(c.UserContext(), p.OrgID, id, p.Actor, c.IP())
 	if errors.Is(err, store.ErrNotFound) {
 		return bad(fiber.StatusNotFound, "no label "+c.Params("lid"))
 	}
@@ -131,7 +135,7 @@ func (s *Server) createExport(c *fiber.Ctx) error {
 	if err := checkFields(field{"purpose", in.Purpose, 1000}); err != nil {
 		return err
 	}
-	if strings.TrimSpace(in.Purpose) == "" || len(in.Purpose) > 1000 {
+	if blank(in.Purpose) {
 		return bad(fiber.StatusBadRequest, "purpose is required (why the data is exported, at most 1000 characters)")
 	}
 	if in.MaxItems < 0 || in.MaxItems > export.DefaultMaxItems {
@@ -309,7 +313,8 @@ func (s *Server) registerModel(c *fiber.Ctx) error {
 	v, err := modelversions.Prepare(mj, data, card, eval, p.Actor)
 	switch {
 	case errors.Is(err, modelversions.ErrRefused):
-		return bad(fiber.StatusBadRequest, err.Error())
+		// A well-formed upload whose files are unusable (manifest, checksum, contract, ONNX).
+		return bad(fiber.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		return bad(fiber.StatusConflict, err.Error())
 	case err != nil:
@@ -361,13 +366,9 @@ func (s *Server) modelAction(action store.ModelAction) fiber.Handler {
 }
 
 func (s *Server) compareModel(c *fiber.Ctx) error {
-	since := time.Now().Add(-7 * 24 * time.Hour)
-	if v := c.Query("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			return bad(fiber.StatusBadRequest, "since must be an RFC 3339 time")
-		}
-		since = t
+	since, err := queryTime(c, "since", time.Now().Add(-7*24*time.Hour))
+	if err != nil {
+		return err
 	}
 	ref := c.Params("name") + "@" + c.Params("version")
 	cmp, err := s.store.CompareShadow(c.UserContext(), principal(c).OrgID, ref, since)
@@ -378,12 +379,17 @@ func (s *Server) compareModel(c *fiber.Ctx) error {
 }
 
 func (s *Server) getPrecision(c *fiber.Ctx) error {
-	q := store.PrecisionQuery{OrgID: principal(c).OrgID, ModelOf: rules.ModelOfFlag, Bucket: c.Query("bucket", "week"), FlagType: c.Query("flag_type"),
-		Model: c.Query("model")}
-	if q.Bucket == "all" {
-		q.Bucket = ""
+	bucket, ok := queryValue(c, "bucket")
+	if !ok {
+		bucket = "week"
 	}
-	if q.Bucket != "" && q.Bucket != "day" && q.Bucket != "week" {
+	q := store.PrecisionQuery{OrgID: principal(c).OrgID, ModelOf: rules.ModelOfFlag, Bucket: bucket, FlagType: c.Query("flag_type"),
+		Model: c.Query("model")}
+	switch bucket {
+	case "all":
+		q.Bucket = ""
+	case "day", "week":
+	default:
 		return bad(fiber.StatusBadRequest, "bucket must be day, week or all")
 	}
 	from, to, err := dateRange(c)
@@ -395,7 +401,7 @@ func (s *Server) getPrecision(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"bucket": c.Query("bucket", "week"), "rows": rows})
+	return c.JSON(fiber.Map{"bucket": bucket, "rows": rows})
 }
 
 // strictJSON decodes one JSON object and refuses unknown fields, so a typo is an error rather
@@ -405,6 +411,9 @@ func strictJSON(body []byte, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return err
+	}
+	if where := jsonNull(body, nil); where != "" {
+		return errors.New(where + ": null is not allowed; leave the field out or send a value")
 	}
 	return nil
 }

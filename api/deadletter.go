@@ -25,21 +25,16 @@ type deadLetterOut struct {
 // names no session belong to no organisation and only the operator's CLI lists them. Filters:
 // topic, session_id, pending=true (not replayed yet), limit (1..1000, default 100), before=ID.
 func (s *Server) listDeadLetters(c *fiber.Ctx) error {
-	f := store.DeadLetterFilter{OrgID: principal(c).OrgID, Topic: c.Query("topic"), SessionID: c.Query("session_id"),
-		Pending: c.QueryBool("pending")}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return bad(fiber.StatusBadRequest, "limit must be 1..1000")
-		}
-		f.Limit = n
+	f := store.DeadLetterFilter{OrgID: principal(c).OrgID, Topic: c.Query("topic"), SessionID: c.Query("session_id")}
+	var err error
+	if f.Pending, err = queryBool(c, "pending"); err != nil {
+		return err
 	}
-	if v := c.Query("before"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return bad(fiber.StatusBadRequest, "before must be a dead letter id")
-		}
-		f.Before = uint(n)
+	if f.Limit, err = queryInt(c, "limit", 0, 1, 1000); err != nil {
+		return err
+	}
+	if f.Before, err = queryID(c, "before"); err != nil {
+		return err
 	}
 	list, err := s.store.ListDeadLetters(c.UserContext(), f)
 	if err != nil {

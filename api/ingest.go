@@ -24,7 +24,9 @@ import (
 // existing session, so a retried request is harmless).
 func (s *Server) createSession(c *fiber.Ctx) error {
 	key := caller(c)
-	form := func(name string) string { return strings.TrimSpace(c.FormValue(name)) }
+	// Spaces, tabs and line breaks around a value are dropped (api/openapi.yaml: a value that is
+	// only those is missing).
+	form := func(name string) string { return strings.Trim(c.FormValue(name), " \t\r\n") }
 	sess := &store.Session{OrgID: key.OrgID, ID: form("id"), ExamID: form("exam_id"), CandidateID: form("candidate_id")}
 	if err := checkFields(field{"id", sess.ID, 64}, field{"exam_id", sess.ExamID, 128},
 		field{"candidate_id", sess.CandidateID, 128}); err != nil {
@@ -304,7 +306,7 @@ func parseTime(v string) (time.Time, error) {
 		}
 		return time.UnixMilli(ms).UTC(), nil
 	}
-	t, err := time.Parse(time.RFC3339, v)
+	t, err := time.Parse(time.RFC3339, strings.ToUpper(v)) // RFC 3339 allows "t" and "z"
 	if err != nil {
 		return time.Time{}, errors.New("not RFC 3339 (2026-11-26T09:00:00+08:00) nor ms since epoch")
 	}

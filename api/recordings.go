@@ -114,6 +114,9 @@ func (s *Server) createRecording(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {camera, size, sha256, started_at, content_type}: "+err.Error())
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
 	cfg := s.cfg.Recordings
 	if in.Camera != analyzers.CameraMain && in.Camera != analyzers.CameraEvidence {
 		return bad(fiber.StatusBadRequest, "camera must be 'main' or 'evidence'")
@@ -140,7 +143,9 @@ func (s *Server) createRecording(c *fiber.Ctx) error {
 	}
 	if free, err := freeBytes(cfg.Dir); err == nil && free < uint64(*in.Size)+minFreeBytes {
 		s.log.Error("recordings disk full", "dir", cfg.Dir, "free", free, "wanted", *in.Size)
-		return bad(fiber.StatusInsufficientStorage, "the server has no room for this recording right now; retry later (the exam's files must be kept until results are published)")
+		// 503 + Retry-After, not 507: the client should keep the file and retry, as after any
+		// temporary outage.
+		return bad(fiber.StatusServiceUnavailable, "the server has no room for this recording right now; retry later (the exam's files must be kept until results are published)")
 	}
 	rec := &store.Recording{SessionID: id, Camera: in.Camera, SHA256: in.SHA256, Size: *in.Size,
 		ContentType: ct, StartedAtMs: *in.StartedAt, Status: store.RecordingUploading}

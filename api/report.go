@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ const maxReportImages = 40
 // facts, phases, every flag with its standing verdict and evidence, technical events. ?lang=en|zh.
 // Audit-logged as one report view that lists the evidence it showed.
 func (s *Server) getReport(c *fiber.Ctx) error {
+	if v, ok := queryValue(c, "lang"); ok && !slices.Contains(web.Languages, v) {
+		return bad(fiber.StatusBadRequest, "lang must be one of "+strings.Join(web.Languages, ", ")+" (or absent: from Accept-Language)")
+	}
 	sess, err := s.sessionOf(c)
 	if err != nil {
 		return err
@@ -148,12 +152,8 @@ func dateRange(c *fiber.Ctx) (from, to time.Time, err error) {
 		name string
 		t    *time.Time
 	}{{"from", &from}, {"to", &to}} {
-		if v := c.Query(d.name); v != "" {
-			t, err := time.ParseInLocation("2006-01-02", v, time.Local)
-			if err != nil {
-				return from, to, bad(fiber.StatusBadRequest, d.name+" must be a date like 2026-06-01")
-			}
-			*d.t = t
+		if *d.t, err = queryDay(c, d.name); err != nil {
+			return from, to, err
 		}
 	}
 	if !to.IsZero() {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -13,10 +12,13 @@ import (
 
 // listSessions is the reviewer queue: the organisation's sessions, riskiest first.
 func (s *Server) listSessions(c *fiber.Ctx) error {
-	limit, _ := strconv.Atoi(c.Query("limit", "100"))
-	offset, _ := strconv.Atoi(c.Query("offset", "0"))
-	if limit < 1 || limit > 500 || offset < 0 {
-		return bad(fiber.StatusBadRequest, "limit must be 1..500 and offset ≥ 0")
+	limit, err := queryInt(c, "limit", 100, 1, 500)
+	if err != nil {
+		return err
+	}
+	offset, err := queryInt(c, "offset", 0, 0, maxOffset)
+	if err != nil {
+		return err
 	}
 	f, err := queueFilter(c)
 	if err != nil {
@@ -54,11 +56,11 @@ func (s *Server) getSession(c *fiber.Ctx) error {
 }
 
 func (s *Server) flagOf(c *fiber.Ctx) (*store.Flag, error) {
-	id, err := strconv.ParseUint(c.Params("id"), 10, 32)
+	id, err := parseID(c.Params("id"), "flag id")
 	if err != nil {
-		return nil, bad(fiber.StatusBadRequest, "flag id must be a positive integer")
+		return nil, err
 	}
-	f, _, err := s.store.GetFlag(c.UserContext(), principal(c).OrgID, uint(id))
+	f, _, err := s.store.GetFlag(c.UserContext(), principal(c).OrgID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, bad(fiber.StatusNotFound, "no flag "+c.Params("id"))
 	}
@@ -117,6 +119,9 @@ func (s *Server) postVerdict(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"verdict\": \"confirmed\"|\"dismissed\", \"note\": \"...\"}")
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
 	verdicts, err := s.recordVerdicts(c, []uint{f.ID}, in.Verdict, in.Note, "")
 	if err != nil {
 		return err
@@ -136,10 +141,13 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"name\": \"...\", \"scopes\": [\"ingest\"|\"review\"|\"admin\"]}")
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
 	if err := checkFields(field{"name", in.Name, 200}); err != nil {
 		return err
 	}
-	if strings.TrimSpace(in.Name) == "" {
+	if blank(in.Name) {
 		return bad(fiber.StatusBadRequest, "name is required (at most 200 characters)")
 	}
 	token, k, err := s.store.CreateAPIKey(c.UserContext(), principal(c).OrgID, in.Name, in.Scopes)
@@ -158,10 +166,16 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 // listAudit returns the newest audit entries of the admin's organisation, optionally filtered by
 // action (exact, or a prefix ending in '.'), actor and target; before=ID pages back.
 func (s *Server) listAudit(c *fiber.Ctx) error {
-	limit, _ := strconv.Atoi(c.Query("limit", "200"))
-	before, _ := strconv.ParseUint(c.Query("before"), 10, 32)
+	limit, err := queryInt(c, "limit", 200, 1, 1000)
+	if err != nil {
+		return err
+	}
+	before, err := queryID(c, "before")
+	if err != nil {
+		return err
+	}
 	entries, err := s.store.QueryAudit(c.UserContext(), store.AuditFilter{OrgID: principal(c).OrgID, Limit: limit,
-		Action: c.Query("action"), Actor: c.Query("actor"), Target: c.Query("target"), Before: uint(before)})
+		Action: c.Query("action"), Actor: c.Query("actor"), Target: c.Query("target"), Before: before})
 	if err != nil {
 		return err
 	}

@@ -153,8 +153,14 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 
 	s.bodyLimit = max(cfg.MaxFrameBytes, cfg.MaxAudioBytes, cfg.MaxPhotoBytes, cfg.Recordings.MaxChunkBytes) + 64<<10
 	app := fiber.New(fiber.Config{
-		AppName:               "proctor",
-		BodyLimit:             s.bodyLimit,
+		AppName:   "proctor",
+		BodyLimit: s.bodyLimit,
+		// The request line and headers: room for every query parameter at its 1024-character
+		// limit, percent-encoded; beyond it fasthttp answers 431 itself.
+		ReadBufferSize: maxHeaderBytes,
+		// Handlers see path parameters decoded ("%41" is "A"): the id a client percent-encodes
+		// is the id it means, and limits count its characters, not its escapes.
+		UnescapePath:          true,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           90 * time.Second,
@@ -180,11 +186,11 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	v1.Post("/sessions/:id/events", ingest, s.postEvents)
 	v1.Post("/sessions/:id/recordings", ingest, s.createRecording)
 	v1.Get("/sessions/:id/recordings", ingest, s.listRecordings)
-	v1.Put("/sessions/:id/recordings/:rid", ingest, s.putChunk)
-	v1.Get("/sessions/:id/recordings/:rid", ingest, s.getRecording)
+	v1.Put("/sessions/:id/recordings/:rid", ingest, maxParams(recordingID), s.putChunk)
+	v1.Get("/sessions/:id/recordings/:rid", ingest, maxParams(recordingID), s.getRecording)
 	s.timelineExtras = append(s.timelineExtras, s.recordingsTimeline)
 
-	v1.Get("/sessions", review, s.listSessions)
+	v1.Get("/sessions", review, maxParams(queueParams), s.listSessions)
 	v1.Get("/sessions/:id", review, s.getSession)
 	v1.Get("/sessions/:id/answers", review, s.getAnswers)
 	s.timelineExtras = append(s.timelineExtras, s.answersTimeline)
@@ -194,18 +200,23 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	v1.Post("/flags/:id/verdict", review, s.postVerdict)
 
 	v1.Post("/keys", admin, s.createKey)
-	v1.Get("/audit", admin, s.listAudit)
+	v1.Get("/audit", admin, maxParams(map[string]int{"action": 64, "actor": 320, "target": 320}), s.listAudit)
 
 	// Reviewer workspace: sign-in, users, verdicts, live feed, reports, settings, the web page.
 	s.workspaceRoutes(app, v1)
 
 	// Last: a known path asked with another method answers 405 with Allow (methods.go).
-	app.Use(methodNotAllowed(app))
+	rt := &routeTable{app: app}
+	app.Use(methodNotAllowed(rt))
+	unknownMethods(app, rt)
 	return app
 }
 
 //go:embed openapi.yaml
 var openAPI []byte
+
+// maxHeaderBytes bounds the request line and headers (documented in api/openapi.yaml).
+const maxHeaderBytes = 64 << 10
 
 // apiError is the JSON body of every 4xx/5xx answer.
 type apiError struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"gorm.io/gorm"
@@ -31,7 +32,7 @@ func (s *Server) listChecks(c *fiber.Ctx) error {
 }
 
 // validExamID: exam ids come from the platform (≤ 128 characters, see createSession).
-func validExamID(id string) bool { return id != "" && len(id) <= 128 }
+func validExamID(id string) bool { return id != "" && utf8.RuneCountInString(id) <= 128 }
 
 // getExamSettings returns an exam's settings (empty when none were saved: defaults apply).
 func (s *Server) getExamSettings(c *fiber.Ctx) error {
@@ -67,6 +68,9 @@ func (s *Server) putExamSettings(c *fiber.Ctx) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&set); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be the JSON settings object (see GET): "+err.Error())
+	}
+	if err := refuseNull(c.Body(), nil); err != nil {
+		return err
 	}
 	if err := set.Validate(); err != nil {
 		return bad(fiber.StatusBadRequest, err.Error())

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"regexp"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -28,6 +31,11 @@ func (s *Server) checkText(c *fiber.Ctx) error {
 	if err := store.CheckText("path", c.Path(), 2048); err != nil {
 		return textError(err)
 	}
+	if rest, ok := strings.CutPrefix(c.Path(), "/v1/sessions/"); ok {
+		if id, _, _ := strings.Cut(rest, "/"); id != "" && !validID(id) {
+			return bad(fiber.StatusBadRequest, "session id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		}
+	}
 	var err error
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
 		if err == nil {
@@ -47,6 +55,117 @@ func (s *Server) checkText(c *fiber.Ctx) error {
 		}
 	}
 	return c.Next()
+}
+
+// refuseNull answers 400 when body is null or holds a null under one of the JSON fields of v (a
+// pointer to a struct; nil: under any field): null is no value of any field the API reads, and
+// Go would read it as absent or zero. Leave an optional field out instead. Fields the handler
+// ignores may hold anything.
+func refuseNull(body []byte, v any) error {
+	var known map[string]bool
+	if v != nil {
+		known = map[string]bool{}
+		jsonFields(reflect.TypeOf(v), known)
+	}
+	if where := jsonNull(body, known); where != "" {
+		return bad(fiber.StatusBadRequest, where+": null is not allowed; leave the field out or send a value")
+	}
+	return nil
+}
+
+// jsonFields adds the lower-cased JSON names of t's fields (embedded structs' too) to known:
+// encoding/json matches keys to them ignoring case.
+func jsonFields(t reflect.Type, known map[string]bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "":
+			jsonFields(f.Type, known)
+		case name != "":
+			known[strings.ToLower(name)] = true
+		default:
+			known[strings.ToLower(f.Name)] = true
+		}
+	}
+}
+
+// jsonNull names the first null in a valid JSON document ("to", "flag_ids[2]", "body") whose
+// top-level field is in known (nil: any), or "".
+func jsonNull(doc []byte, known map[string]bool) string {
+	if !bytes.Contains(doc, []byte("null")) {
+		return ""
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	type level struct {
+		name  string
+		array bool
+		index int
+		key   bool // in an object, the next string token is a key
+	}
+	var stack []level
+	path := func() string {
+		var b strings.Builder
+		for _, l := range stack {
+			if l.array {
+				fmt.Fprintf(&b, "[%d]", l.index)
+			} else if l.name != "" {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(l.name)
+			}
+		}
+		if b.Len() == 0 {
+			return "body"
+		}
+		return b.String()
+	}
+	// value is called after each complete value: it advances the enclosing array's index or
+	// makes the enclosing object expect a key.
+	value := func() {
+		if n := len(stack); n > 0 {
+			if stack[n-1].array {
+				stack[n-1].index++
+			} else {
+				stack[n-1].key = true
+			}
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		n := len(stack)
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{':
+				stack = append(stack, level{key: true})
+			case '[':
+				stack = append(stack, level{array: true})
+			default:
+				stack = stack[:n-1]
+				value()
+			}
+			continue
+		}
+		if n > 0 && !stack[n-1].array && stack[n-1].key {
+			stack[n-1].name, stack[n-1].key = tok.(string), false
+			continue
+		}
+		if tok == nil && (n == 0 || known == nil || stack[0].array || known[strings.ToLower(stack[0].name)]) {
+			return path()
+		}
+		value()
+	}
 }
 
 func looksLikeJSON(b []byte) bool {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -31,6 +32,9 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"email\": \"...\", \"role\": \"reviewer\"|\"data\"|\"admin\", \"password\": optional}")
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
 	generated := in.Password == ""
 	if generated {
 		in.Password = store.NewPassword()
@@ -42,6 +46,9 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	u, err := s.store.CreateUser(c.UserContext(), p.OrgID, in.Email, in.Role, in.Password, false)
 	if errors.Is(err, store.ErrInvalid) {
 		return bad(fiber.StatusBadRequest, err.Error())
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return bad(fiber.StatusConflict, strings.TrimPrefix(err.Error(), store.ErrConflict.Error()+": "))
 	}
 	if err != nil {
 		return err // a database error: logged, never echoed
@@ -63,6 +70,9 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	}
 	if err := json.Unmarshal(c.Body(), &in); err != nil || in.Disabled == nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"disabled\": true|false}")
+	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
 	}
 	p := principal(c)
 	if p.User != nil && p.User.ID == c.Params("id") && *in.Disabled {

@@ -19,26 +19,18 @@ import (
 func queueFilter(c *fiber.Ctx) (store.SessionFilter, error) {
 	f := store.SessionFilter{OrgID: principal(c).OrgID, ExamID: c.Query("exam_id"), FlagType: c.Query("flag_type"),
 		Review: c.Query("review")}
-	day := func(name string) (time.Time, error) {
-		v := c.Query(name)
-		if v == "" {
-			return time.Time{}, nil
-		}
-		t, err := time.ParseInLocation("2006-01-02", v, time.Local)
-		if err != nil {
-			return t, bad(fiber.StatusBadRequest, name+" must be a date like 2026-06-01")
-		}
-		return t, nil
-	}
 	var err error
-	if f.From, err = day("from"); err != nil {
+	if f.From, err = queryDay(c, "from"); err != nil {
 		return f, err
 	}
-	if f.To, err = day("to"); err != nil {
+	if f.To, err = queryDay(c, "to"); err != nil {
 		return f, err
 	}
 	if !f.To.IsZero() {
 		f.To = f.To.AddDate(0, 0, 1) // inclusive
+	}
+	if _, ok := queryValue(c, "review"); ok && f.Review == "" {
+		return f, bad(fiber.StatusBadRequest, "review must be open, reviewed, clean or all")
 	}
 	switch f.Review {
 	case "", "all":
@@ -58,11 +50,9 @@ func (s *Server) reviewSummary(c *fiber.Ctx) error {
 		return err
 	}
 	now := time.Now()
-	since := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
-	if v := c.Query("since"); v != "" {
-		if since, err = time.Parse(time.RFC3339, v); err != nil {
-			return bad(fiber.StatusBadRequest, "since must be an RFC 3339 time")
-		}
+	since, err := queryTime(c, "since", time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location()))
+	if err != nil {
+		return err
 	}
 	sum, err := s.store.Summary(c.UserContext(), f, principal(c).Actor, since.UTC())
 	if err != nil {
@@ -101,6 +91,49 @@ func (s *Server) getPhoto(c *fiber.Ctx) error {
 	return c.Send(photo)
 }
 
+// getGallery lists the session's reference faces (the candidate's own verified login frames) and
+// how much of the main camera's time identity could be verified.
+func (s *Server) getGallery(c *fiber.Ctx) error {
+	faces, err := s.store.ListGallery(c.UserContext(), principal(c).OrgID, c.Params("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return bad(fiber.StatusNotFound, "no session "+c.Params("id"))
+	}
+	if err != nil {
+		return err
+	}
+	voted, abstained, err := rules.IdentityCoverage(s.store.DB.WithContext(c.UserContext()), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	var share *float64
+	if n := voted + abstained; n > 0 {
+		v := float64(voted) / float64(n)
+		share = &v
+	}
+	return c.JSON(fiber.Map{"faces": faces, "identity": fiber.Map{"voted": voted, "abstained": abstained, "verified_share": share}})
+}
+
+// getGalleryPhoto serves one gallery frame (audit-logged, like the registration photo).
+func (s *Server) getGalleryPhoto(c *fiber.Ctx) error {
+	id, err := strconv.ParseUint(c.Params("gid"), 10, 32)
+	if err != nil {
+		return bad(fiber.StatusBadRequest, "gallery id must be a positive number")
+	}
+	photo, err := s.store.GalleryPhoto(c.UserContext(), principal(c).OrgID, c.Params("id"), uint(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return bad(fiber.StatusNotFound, "no such gallery face")
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.audit(c, "gallery.view", "session:"+c.Params("id"), map[string]any{"gallery_id": id}); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "image/jpeg")
+	c.Set(fiber.HeaderCacheControl, "private, max-age=3600")
+	return c.Send(photo)
+}
+
 type verdictsIn struct {
 	FlagIDs []uint `json:"flag_ids"`
 	Verdict string `json:"verdict"`
@@ -117,8 +150,16 @@ func (s *Server) postVerdicts(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &in); err != nil {
 		return bad(fiber.StatusBadRequest, "body must be JSON {\"flag_ids\": [1, 2], \"verdict\": \"confirmed\"|\"dismissed\", \"note\": \"...\"}")
 	}
+	if err := refuseNull(c.Body(), &in); err != nil {
+		return err
+	}
 	if len(in.FlagIDs) == 0 || len(in.FlagIDs) > maxBulk {
 		return bad(fiber.StatusBadRequest, "flag_ids must list 1 to "+strconv.Itoa(maxBulk)+" flags")
+	}
+	for _, id := range in.FlagIDs {
+		if id == 0 || id > maxID {
+			return bad(fiber.StatusBadRequest, "flag_ids: every id is a whole number from 1 to "+strconv.FormatUint(maxID, 10))
+		}
 	}
 	verdicts, err := s.recordVerdicts(c, in.FlagIDs, in.Verdict, in.Note, store.NewID()[:16])
 	if err != nil {

@@ -201,6 +201,11 @@ func routeRules() []routeRule {
 		{method: "GET", route: "/v1/sessions/:id/timeline", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/timeline")},
 		{method: "GET", route: "/v1/sessions/:id/answers", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/answers")},
 		{method: "GET", route: "/v1/sessions/:id/photo", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/photo")},
+		{method: "GET", route: "/v1/sessions/:id/gallery", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/gallery")},
+		{method: "GET", route: "/v1/sessions/:id/gallery/:gid/photo", who: []string{store.ScopeReview}, orgScoped: true,
+			req: func(_ *testing.T, _ *matrix, o *wsOrg) matrixReq {
+				return matrixReq{path: fmt.Sprintf("/v1/sessions/%s/gallery/%d/photo", o.Sessions[0].ID, o.Gallery)}
+			}},
 		{method: "GET", route: "/v1/sessions/:id/report", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/report")},
 		{method: "GET", route: "/v1/flags/:id", who: []string{store.ScopeReview}, orgScoped: true, req: flagPath("")},
 		{method: "GET", route: "/v1/flags/:id/evidence", who: []string{store.ScopeReview}, orgScoped: true, req: flagPath("/evidence")},

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,9 +60,16 @@ type browserTab struct {
 	shots string
 }
 
+// stepLimit bounds one step (browserTab.run) without progress: a hang detector, not a budget.
+// A step takes under a second on an idle machine and a few on a loaded two-core one; a step
+// that waits this long waits for something that is not coming, and says what.
+const stepLimit = 2 * time.Minute
+
 // startBrowser starts headless Chromium for the test, or skips the test when none is installed
 // (fails it instead under PROCTOR_REQUIRE_BROWSER=1). The browser closes when the test ends.
-func startBrowser(t *testing.T, timeout time.Duration) *browserTab {
+// There is no budget for the whole test: each step has its own limit (stepLimit), so a loaded
+// machine that is slow throughout still passes, and a hang fails at the step that hangs.
+func startBrowser(t *testing.T) *browserTab {
 	t.Helper()
 	bin := findChromium()
 	if bin == "" {
@@ -77,8 +85,12 @@ func startBrowser(t *testing.T, timeout time.Duration) *browserTab {
 		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1440, 900), chromedp.Flag("lang", "en-US"))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first action starts the browser, which lives as long as the context of that action:
+	// start it here, under no step's limit.
+	if err := chromedp.Do(ctx, chromedp.Func(func(context.Context, *chromedp.Target) error { return nil })); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
 	return &browserTab{t: t, ctx: ctx, shots: artifactsDir(t)}
 }
 
@@ -115,16 +127,68 @@ func (b *browserTab) text(sel string) string {
 	return v
 }
 
-// run does the steps, or fails the test with a screenshot and the page's HTML.
+// errorToast is the text of the page's error toast while one shows, else "".
+const errorToast = `(() => { const t = document.querySelector('#toast.show.err'); return t ? t.textContent : ''; })()`
+
+// run does the steps, or fails the test with a screenshot and the page's HTML. It fails fast
+// when the page shows an error toast (a refused request, a field it could not read): the step
+// would otherwise wait for an element that is not coming. It fails after stepLimit otherwise.
 func (b *browserTab) run(name string, steps ...step) {
 	b.t.Helper()
 	t0 := time.Now()
 	defer func() { b.t.Logf("step %q took %s", name, time.Since(t0)) }()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
-		html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(css("body")))
-		_ = chromedp.Do(b.ctx, b.shot("FAILED-"+strings.ReplaceAll(name, " ", "-")+".png"))
-		b.t.Fatalf("%s: %v\npage: %.3000s", name, err, html)
+	ctx, cancel := context.WithTimeout(b.ctx, stepLimit)
+	defer cancel()
+	// An error toast of an earlier step is not this step's.
+	_, _ = chromedp.Run(ctx, chromedp.Evaluate[any](`document.querySelector('#toast.err')?.classList.remove('show')`))
+	pageErr := make(chan string, 1)
+	watch, stopWatch := context.WithCancel(ctx)
+	go func() {
+		for {
+			select {
+			case <-watch.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			// Errors (a navigation under way) just mean: look again.
+			if msg, err := chromedp.Run(watch, chromedp.Evaluate[string](errorToast)); err == nil && msg != "" {
+				pageErr <- msg
+				cancel()
+				return
+			}
+		}
+	}()
+	err := chromedp.Do(ctx, steps...)
+	stopWatch()
+	if err == nil {
+		return
 	}
+	select {
+	case msg := <-pageErr:
+		err = fmt.Errorf("the page shows an error: %q (%w)", msg, err)
+	default:
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("no progress for %s: a hang, not a slow machine (%w)", stepLimit, err)
+		}
+	}
+	html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(css("body")))
+	_ = chromedp.Do(b.ctx, b.shot("FAILED-"+strings.ReplaceAll(name, " ", "-")+".png"))
+	b.t.Fatalf("%s: %v\npage: %.3000s", name, err, html)
+}
+
+// typed checks that the field sel reads want after typing it: keystrokes that went elsewhere
+// fail here, at once, instead of as a wrong value or a wait that never ends further on.
+func (b *browserTab) typed(sel, want string) step {
+	return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		got, err := chromedp.Value(css(sel))(ctx, tab)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("typed %q into %s, but it reads %q: the keystrokes went elsewhere", want, sel, got)
+		}
+		return nil
+	})
 }
 
 // signIn signs email in with the page in English (signing out first when signedIn) and waits
@@ -149,7 +213,7 @@ func (b *browserTab) signIn(base, email, password string, signedIn bool, then st
 // Screenshots land in artifacts/browser/.
 func TestBrowserReview(t *testing.T) {
 	began := time.Now()
-	b := startBrowser(t, 90*time.Second)
+	b := startBrowser(t)
 	ctx, shots := b.ctx, b.shots
 	a := startAPI(t, "", nil)
 	const exam = "exam-2026-06"
@@ -198,6 +262,7 @@ func TestBrowserReview(t *testing.T) {
 		visible(`#timeline .mark`),
 		visible(`#detail .shot.flagged img`),
 		visible(`#technical`),
+		visible(`#gallery [data-gallery="`+fmt.Sprint(org.Gallery)+`"] img`),
 		shot("03-session-en.png"))
 
 	// c confirms FACE_ABSENT (the selection moves on to WINDOW_SWITCH); j to MULTIPLE_FACES,
@@ -345,7 +410,7 @@ func TestBrowserReview(t *testing.T) {
 // frame (mask: no) and records a missed closing phrase, both of which the labels API then lists;
 // an admin opens the Models view and finds that flag type's precision row and the models.
 func TestBrowserDataLoop(t *testing.T) {
-	b := startBrowser(t, 90*time.Second)
+	b := startBrowser(t)
 	a := startAPI(t, "", nil)
 	org := seedOrg(t, a, "org-a", "exam-2026-06")
 	top := org.Sessions[0]
@@ -366,10 +431,15 @@ func TestBrowserDataLoop(t *testing.T) {
 		b.visible(`#labels li[data-kind="attribute"] button.withdraw`),
 		chromedp.Click(css(`#confirm`)), // and confirm the flag: the precision below counts it
 		b.visible(fmt.Sprintf(`#flags tr[data-flag="%d"][data-status="confirmed"]`, faces.ID)))
-	// 4:10 after the scheduled start, as the timeline writes times.
+	// 4:10 after the scheduled start, as the timeline writes times, sent with Enter as a
+	// reviewer would. The confirmation just above makes the page re-render (the reload after the
+	// verdict, then the live feed's change) while the keys go in: the field keeps its focus and
+	// text across that, and Enter submits whichever form is on the page then (a click could land
+	// on a button that a re-render just replaced).
 	b.run("phrase missed",
 		chromedp.SendKeys(css(`#missed-at`), "4:10"),
-		chromedp.Click(css(`#missed-save`)),
+		b.typed(`#missed-at`, "4:10"),
+		b.key(kb.Enter),
 		b.visible(`#labels li[data-kind="phrase_missed"]`),
 		chromedp.ScrollIntoView(css(`#labels`)),
 		b.shot("13-labels-en.png"))
@@ -399,7 +469,7 @@ func TestBrowserDataLoop(t *testing.T) {
 		t.Errorf("attribute label %+v, want flag %d, mask=false only, by the reviewer", attr, faces.ID)
 	}
 	if missed.AtMs == nil || *missed.AtMs != start+250_000 {
-		t.Errorf("phrase_missed at %v, want %d (scheduled start + 4:10)", missed.AtMs, start+250_000)
+		t.Errorf("phrase_missed at %s, want %d (scheduled start + 4:10)", fmtPtr(missed.AtMs), start+250_000)
 	}
 
 	// An admin sees precision per flag type and model version, and the retrainable models.
@@ -433,4 +503,11 @@ func getJSON(t *testing.T, url, key string, v any) {
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatalf("GET %s: %v in %s", url, err, data)
 	}
+}
+
+func fmtPtr[T any](p *T) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p)
 }

@@ -190,8 +190,8 @@ func runDataLoop(t *testing.T, b backend, timeline [][]byte, script string) {
 	}
 	tampered := bytes.Replace(body, []byte(`"version": "2"`), []byte(`"version": "3"`), 1)
 	tampered = bytes.Replace(tampered, []byte(`"version":"2"`), []byte(`"version":"3"`), 1)
-	if code, _ := data.Do(ctx, http.MethodPost, "/v1/models", ct, corruptModel(t, tampered), nil); code != http.StatusBadRequest {
-		t.Errorf("registering a file whose sha256 does not match: %d, want 400", code)
+	if code, _ := data.Do(ctx, http.MethodPost, "/v1/models", ct, corruptModel(t, tampered), nil); code != http.StatusUnprocessableEntity {
+		t.Errorf("registering a file whose sha256 does not match: %d, want 422", code)
 	}
 
 	// 6. Shadow: a new session runs both versions; the shadow's observations are stored apart
@@ -296,9 +296,7 @@ func maskFlag(t *testing.T, plat, rev *platform.Client, candidate string, timeli
 			t.Fatalf("frame %d: %d %v", i, code, err)
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
-	defer cancel()
-	detail, err := rev.WaitFrames(wctx, sess.ID, int64(len(timeline)))
+	detail, err := rev.WaitFramesProgress(ctx, sess.ID, int64(len(timeline)), stallLimit)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -274,6 +274,17 @@ func TestUnknownMethod405(t *testing.T) {
 	if r := call(t, "DELETE", a.URL+"/v1/no-such-thing", "", "", nil); r.code != 404 {
 		t.Errorf("DELETE on an unknown path: %d %s, want 404", r.code, r.body)
 	}
+	// Methods outside HTTP's usual set (Fiber itself would answer a bare 400) get the same
+	// answers, with the JSON error body.
+	for _, m := range []string{"QUERY", "PROPFIND", "FOO"} {
+		r := call(t, m, a.URL+"/v1/sessions", "", "", nil)
+		if r.code != 405 || r.header.Get("Allow") != "GET, HEAD, POST" || !strings.Contains(string(r.body), `"error"`) {
+			t.Errorf("%s /v1/sessions: %d Allow=%q %s, want 405 Allow=\"GET, HEAD, POST\" with a JSON error", m, r.code, r.header.Get("Allow"), r.body)
+		}
+		if r := call(t, m, a.URL+"/v1/no-such-thing", "", "", nil); r.code != 404 {
+			t.Errorf("%s on an unknown path: %d %s, want 404", m, r.code, r.body)
+		}
+	}
 }
 
 // TestSignInLockoutPerAccount: one account's failures lock that account (429 + Retry-After), not

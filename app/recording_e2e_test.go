@@ -133,9 +133,7 @@ func TestRecordedVideo(t *testing.T) {
 					t.Fatalf("resume: %+v %v", up, err)
 				}
 				uploadSecs := time.Since(began).Seconds()
-				wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-				defer cancel()
-				done, err := plat.WaitRecording(wctx, sess.ID, rec.ID)
+				done, err := plat.WaitRecordingProgress(ctx, sess.ID, rec.ID, stallLimit)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -144,7 +142,7 @@ func TestRecordedVideo(t *testing.T) {
 					done.Progress != 1 || !strings.Contains(done.Note, "no audio track") {
 					t.Fatalf("recording: %+v; want done, 27 of 27 frames sent, a note on the missing audio", done)
 				}
-				detail, err := rev.WaitFrames(wctx, sess.ID, 27)
+				detail, err := rev.WaitFramesProgress(ctx, sess.ID, 27, stallLimit)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -177,23 +175,21 @@ func TestRecordedVideo(t *testing.T) {
 						t.Fatalf("live frame %d: %d %v", i, code, err)
 					}
 				}
-				wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-				defer cancel()
-				if _, err := rev.WaitFrames(wctx, sess.ID, 10); err != nil {
+				if _, err := rev.WaitFramesProgress(ctx, sess.ID, 10, stallLimit); err != nil {
 					t.Fatal(err)
 				}
 				rec, err := plat.UploadRecording(ctx, sess.ID, spec, data, chunkSize)
 				if err != nil {
 					t.Fatal(err)
 				}
-				done, err := plat.WaitRecording(wctx, sess.ID, rec.ID)
+				done, err := plat.WaitRecordingProgress(ctx, sess.ID, rec.ID, stallLimit)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if done.Status != store.RecordingDone || done.DuplicatesSkipped != 10 || done.FramesSent != 17 {
 					t.Fatalf("recording: %+v; want 10 duplicates skipped and 17 frames sent", done)
 				}
-				detail, err := rev.WaitFrames(wctx, sess.ID, 27)
+				detail, err := rev.WaitFramesProgress(ctx, sess.ID, 27, stallLimit)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -389,9 +385,7 @@ func TestRecordingBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		done, err := plat.WaitRecording(wctx, sess.ID, r.ID)
+		done, err := plat.WaitRecordingProgress(ctx, sess.ID, r.ID, stallLimit)
 		if err != nil || done.Status != store.RecordingFailed || done.Error == "" {
 			t.Fatalf("%+v %v; want failed with a message", done, err)
 		}

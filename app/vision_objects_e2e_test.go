@@ -108,9 +108,7 @@ func objectFlags(t *testing.T, b backend, main, evidence [][]byte) (map[string]i
 			total++
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 120*time.Second)
-	defer cancel()
-	detail, err := rev.WaitFrames(wctx, sess.ID, total)
+	detail, err := rev.WaitFramesProgress(ctx, sess.ID, total, stallLimit)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ type wsOrg struct {
 	Password string            // every user's password
 	Spare    store.Flag        // a flag the matrix may judge freely
 	Other    string            // an id of a user (for PUT /v1/users/:id)
+	Gallery  uint              // a gallery face of Sessions[0]
 }
 
 // startAPI starts the API role only (embedded Kafka + SQLite, or PostgreSQL when dsn is set).
@@ -195,6 +196,12 @@ func seedOrg(t *testing.T, a *App, id, exam string) *wsOrg {
 		}
 		o.Sessions = append(o.Sessions, sess)
 	}
+	g := store.GalleryFace{SessionID: o.Sessions[0].ID, Seq: 1, CapturedAtMs: o.Sessions[0].ScheduledStart.UnixMilli(),
+		Model: "test@1", Vector: []byte{0, 0, 128, 63}, PhotoSimilarity: 0.8, Source: store.GalleryFromPhoto, JPEG: photo}
+	if err := store.AddGalleryFace(st.DB, &g); err != nil {
+		t.Fatal(err)
+	}
+	o.Gallery = g.ID
 	return o
 }
 

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gocv.io/x/gocv"
 
@@ -68,9 +69,7 @@ type Filters struct {
 
 // Validate checks the filters; the message is for the API client.
 func (f *Filters) Validate() error {
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return errors.New("from must be before to")
-	}
+	// from at or after to selects nothing (an empty export), as the queue's date filters do.
 	for _, v := range f.Verdicts {
 		if v != store.StatusConfirmed && v != store.StatusDismissed && v != store.StatusOpen {
 			return fmt.Errorf("verdict %q unknown (confirmed, dismissed, open)", v)
@@ -82,11 +81,11 @@ func (f *Filters) Validate() error {
 		}
 	}
 	for _, t := range f.FlagTypes {
-		if t == "" || len(t) > 48 {
+		if t == "" || utf8.RuneCountInString(t) > 48 {
 			return fmt.Errorf("flag type %q invalid", t)
 		}
 	}
-	if len(f.Exam) > 128 || len(f.Model) > 100 {
+	if utf8.RuneCountInString(f.Exam) > 128 || utf8.RuneCountInString(f.Model) > 100 {
 		return errors.New("exam or model filter too long")
 	}
 	return nil

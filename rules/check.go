@@ -43,7 +43,7 @@ type Check struct {
 	// Observe keeps what the check's frame rules need of one frame's observation: a few named
 	// numbers, stored with the frame. nil (or an empty Signal) when the frame says nothing for
 	// this check (its analyzer did not run, no face). Frame checks only.
-	Observe func(obs *analyzers.Observation, camera string) Signal `json:"-"`
+	Observe func(obs *analyzers.Observation, camera string, p Params) Signal `json:"-"`
 	// Rules are the check's rules over runs of frames, with the settings in force. Frame checks.
 	Rules func(p Params) []FrameRule `json:"-"`
 	// Timing evaluates the check's exam-flow rules over a session's events and evidence frames;
@@ -81,7 +81,9 @@ const (
 	Seconds Unit = "s"
 	Minutes Unit = "min"
 	Degrees Unit = "deg"
-	Score   Unit = "score" // a model score or similarity, 0..1
+	Score   Unit = "score" // a model score or similarity (0..1), or a measure of the image
+	Pixels  Unit = "px"
+	Count   Unit = "count"
 )
 
 // Setting is one per-exam setting: the settings API validates against it, the settings page

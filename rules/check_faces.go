@@ -43,7 +43,7 @@ func init() {
 		Labels: []string{"persons"},
 		// n: faces found; top: the best detector score even below threshold (a face just under
 		// it is weak evidence of absence); second: the second face's score.
-		Observe: func(obs *analyzers.Observation, _ string) Signal {
+		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal {
 			s := Signal{"n": float32(len(obs.Faces)), "top": obs.TopFaceScore}
 			if len(obs.Faces) >= 2 {
 				s["second"] = secondBestFace(obs.Faces)

@@ -40,7 +40,7 @@ func init() {
 				Doc: "Head tilt up/down (absolute) beyond which the candidate looks away."},
 		},
 		// yaw, pitch: the main face's pose in degrees.
-		Observe: func(obs *analyzers.Observation, _ string) Signal {
+		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal {
 			i := analyzers.MainFace(obs.Faces, 0)
 			if i < 0 || obs.Faces[i].Yaw == nil || obs.Faces[i].Pitch == nil {
 				return nil

@@ -2,23 +2,40 @@ package rules
 
 import (
 	"math"
+	"strings"
+
+	"gorm.io/gorm"
 
 	"proctor/analyzers"
 	"proctor/store"
 )
 
-// IdentityMismatch: the main face is not the registered candidate.
-const IdentityMismatch = "IDENTITY_MISMATCH"
+// Flag types of the identity checks.
+const (
+	// IdentityMismatch: the main face is not the registered candidate.
+	IdentityMismatch = "IDENTITY_MISMATCH"
+	// IdentityNotVerified: the person at face login and preparation never matched the
+	// registration photo (and the platform did not report its own face login): one flag for the
+	// session instead of a stream of mismatches.
+	IdentityNotVerified = "IDENTITY_NOT_VERIFIED"
+)
 
-// Settings of the identity check.
+// Settings of the identity checks.
 const (
 	SettingIdentityMismatchAfter = "identity_mismatch_after_sec"
 	SettingIdentityThreshold     = "identity_threshold"
+	SettingIdentityMinFace       = "identity_min_face_px"
+	SettingIdentityMaxTurn       = "identity_max_turn_deg"
+	SettingIdentityMinSharpness  = "identity_min_sharpness"
+	SettingIdentityGallerySize   = "identity_gallery_size"
+	SettingIdentityLoginFrames   = "identity_login_min_frames"
 )
 
-// The identity check compares the main camera's main face with the registration photo. Frames
-// where the analyzer did not measure (no face, no enrolled photo, analyzer off) never continue
-// a run.
+// The identity check compares the main camera's main face with the registration photo and,
+// from the answering phase on, with the session's gallery of the candidate's own verified
+// frames. A frame votes only if it passes the quality gate (IdentityQuality); the others
+// abstain: they neither continue nor break a run, so a turned head or a blurred frame never
+// counts as someone else.
 func init() {
 	Register(Check{
 		Name:      "identity",
@@ -27,7 +44,7 @@ func init() {
 		Analyzers: []string{"faces", "landmarks", "identity"},
 		DecidedBy: "identity",
 		Flags: []FlagType{{Type: IdentityMismatch, Severity: store.SeverityAlert, Weight: 0.8,
-			Doc: "The main face differs from the registration photo: someone else may be sitting the exam."}},
+			Doc: "The main face differs from the registration photo and the gallery: someone else may be sitting the exam."}},
 		Settings: []Setting{
 			// 3 s: at 1 frame/s four frames in a row, so one blurred, turned or badly lit frame
 			// never raises it, while a different person taking over is flagged within seconds.
@@ -36,16 +53,29 @@ func init() {
 			{Key: SettingIdentityThreshold, Unit: Score, Min: 0.05, Max: 0.99,
 				ZeroMeans: "the identity model's calibrated threshold, stored with each frame",
 				Doc:       "Cosine similarity below which a face is someone else."},
+			// 60 px: below that the 112 px aligned crop is mostly interpolation and genuine
+			// similarities drop (the analyzer does not measure below 40 px at all).
+			{Key: SettingIdentityMinFace, Unit: Pixels, Default: 60, Min: 40, Max: 1000,
+				Doc: "Smallest face height (original pixels) that votes on identity."},
+			// 30°: the embedding models are trained on near-frontal faces; beyond that genuine
+			// pairs fall below the threshold.
+			{Key: SettingIdentityMaxTurn, Unit: Degrees, Default: 30, Min: 5, Max: 90,
+				Doc: "Head turn (yaw or pitch, absolute) beyond which a face abstains."},
+			// 40: the Laplacian variance of sharp dev photos' aligned crops is 150 (5th
+			// percentile, RMFD) to 1,800; a portrait blurred to a smear measures 4–15.
+			{Key: SettingIdentityMinSharpness, Unit: Score, Default: 40, Min: 1, Max: 10000,
+				Doc: "Laplacian variance of the aligned crop below which a face abstains (blur)."},
 		},
-		// sim: the main face's similarity with the registration photo; thr: the model's
-		// threshold in force when it was measured.
-		Observe: func(obs *analyzers.Observation, _ string) Signal {
-			for i := range obs.Faces {
-				if m := obs.Faces[i].Match; m != nil { // identity matches the main face only
-					return Signal{"sim": m.Similarity, "thr": m.Threshold}
-				}
+		Observe: func(obs *analyzers.Observation, _ string, p Params) Signal {
+			i, ok := IdentityQuality(obs, p)
+			if i < 0 {
+				return nil
 			}
-			return nil
+			if !ok {
+				return Signal{"abstain": 1}
+			}
+			m := obs.Faces[i].Match
+			return Signal{"sim": m.Similarity, "thr": m.Threshold}
 		},
 		Rules: func(p Params) []FrameRule {
 			override := p.Value(SettingIdentityThreshold)
@@ -59,6 +89,7 @@ func init() {
 				v, ok := f.Signal("identity").Get("sim")
 				return float64(v), ok
 			}
+			loginFrames := int(p.Value(SettingIdentityLoginFrames))
 			return []FrameRule{{
 				Type: IdentityMismatch, Camera: analyzers.CameraMain, After: p.Duration(SettingIdentityMismatchAfter),
 				Holds: func(f *Frame) bool {
@@ -66,6 +97,8 @@ func init() {
 					t := threshold(f)
 					return ok && t != 0 && s < t
 				},
+				Skip: func(f *Frame) bool { _, abstain := f.Signal("identity").Get("abstain"); return abstain },
+				When: func(s *store.Session) bool { return !loginUnverified(s, loginFrames) },
 				// Logistic in the distance below the threshold: 0.5 at the threshold, ~0.95 at
 				// 0.15 below it (about where the different-person pairs of the dev split start).
 				Confidence: func(f *Frame) float64 {
@@ -76,4 +109,89 @@ func init() {
 			}}
 		},
 	})
+	Register(Check{
+		Name:      "identity-login",
+		Doc:       "The person at face login and preparation is the registered candidate.",
+		Input:     InputEvents,
+		Analyzers: []string{"faces", "landmarks", "identity"},
+		DecidedBy: "identity",
+		Flags: []FlagType{{Type: IdentityNotVerified, Severity: store.SeverityAlert, Weight: 0.8,
+			Doc: "No frame of face login and preparation matched the registration photo."}},
+		Settings: []Setting{
+			// 5: a gallery of a few diverse frames covers the day's light and pose; more adds
+			// comparisons per frame and little accuracy.
+			{Key: SettingIdentityGallerySize, Unit: Count, Default: 5, Min: 1, Max: 20,
+				Doc: "Verified frames of face login and preparation kept as reference faces."},
+			// 3 frames that passed the quality gate: fewer is no evidence either way.
+			{Key: SettingIdentityLoginFrames, Unit: Count, Default: 3, Min: 1, Max: 600,
+				Doc: "Quality frames before answering needed to judge the login (IDENTITY_NOT_VERIFIED)."},
+		},
+		Timing: func(v *TimingView, p Params, raise func(FlagSpec)) {
+			started := v.First("answering_started") != nil || v.Now >= v.Start
+			if started && loginUnverified(v.Session, int(p.Value(SettingIdentityLoginFrames))) {
+				raise(FlagSpec{IdentityNotVerified, analyzers.CameraMain, v.Start, v.Start, map[string]any{
+					"login_frames": v.Session.LoginFaceFrames, "login_matches": v.Session.LoginFaceMatches}})
+			}
+		},
+		Deadlines: func(v *TimingView, _ Params) []int64 { return []int64{v.Start} },
+	})
+}
+
+// loginUnverified: enough quality frames before answering, none matched the photo, and the
+// platform reported no face login of its own.
+func loginUnverified(s *store.Session, minFrames int) bool {
+	return s.LoginFaceFrames >= minFrames && s.LoginFaceMatches == 0
+}
+
+// IdentityQuality finds the face identity measured (-1 if none) and says whether it may vote:
+// large enough, sharp enough, within the pose the model handles, and unmasked. The identity
+// check and the worker's gallery apply the same gate.
+func IdentityQuality(obs *analyzers.Observation, p Params) (int, bool) {
+	i := -1
+	for j := range obs.Faces {
+		if obs.Faces[j].Match != nil { // identity matches the main face only
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		return -1, false
+	}
+	f := &obs.Faces[i]
+	turn := p.Value(SettingIdentityMaxTurn)
+	switch {
+	case float64(f.Box[3]) < p.Value(SettingIdentityMinFace):
+		return i, false
+	case f.Yaw != nil && math.Abs(float64(*f.Yaw)) > turn, f.Pitch != nil && math.Abs(float64(*f.Pitch)) > turn:
+		return i, false
+	case f.Mask != nil && float64(f.Mask.Score) >= p.Value(SettingMaskScore):
+		return i, false
+	case f.Match.Sharpness > 0 && float64(f.Match.Sharpness) < p.Value(SettingIdentityMinSharpness):
+		return i, false
+	}
+	return i, true
+}
+
+// IdentityCoverage counts a session's main-camera frames whose face voted on identity and those
+// that abstained (the quality gate): the reviewer sees the share of time identity was verified.
+func IdentityCoverage(db *gorm.DB, sessionID string) (voted, abstained int, err error) {
+	rows, err := store.CameraFrames(db, sessionID, analyzers.CameraMain)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, r := range rows {
+		if !strings.Contains(r.Signals, `"identity"`) {
+			continue // no face measured: neither
+		}
+		f, err := parseFrame(r)
+		if err != nil {
+			return 0, 0, err
+		}
+		if _, ok := f.Signal("identity").Get("abstain"); ok {
+			abstained++
+		} else {
+			voted++
+		}
+	}
+	return voted, abstained, nil
 }

@@ -34,7 +34,7 @@ func init() {
 			{Key: SettingMaskScore, Unit: Score, Default: DefaultMaskScore, Min: 0.05, Max: 0.99,
 				Doc: "Mask score at or above which the face counts as masked."}},
 		Labels:  []string{"mask"},
-		Observe: func(obs *analyzers.Observation, _ string) Signal { return mainFaceAttribute(obs, "mask") },
+		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal { return mainFaceAttribute(obs, "mask") },
 		Rules: func(p Params) []FrameRule {
 			threshold := p.Value(SettingMaskScore)
 			return []FrameRule{{Type: Mask, Camera: analyzers.CameraMain, After: p.Duration(SettingMaskAfter),

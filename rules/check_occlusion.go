@@ -35,7 +35,7 @@ func init() {
 				Doc: "Occlusion score at or above which the face counts as covered."}},
 		Labels: []string{"occluded"},
 		// score: the main face's occlusion score; mask: its mask score (a masked face is MASK's).
-		Observe: func(obs *analyzers.Observation, _ string) Signal {
+		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal {
 			s := mainFaceAttribute(obs, "occluded")
 			if m := mainFaceAttribute(obs, "mask"); s != nil && m != nil {
 				s["mask"] = m["score"]

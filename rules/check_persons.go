@@ -30,7 +30,7 @@ func init() {
 		Labels: []string{"persons"},
 		// n: people found; faces: faces found (two faces are MULTIPLE_FACES' business); second:
 		// the second person's score. Absent when the detector did not run on the frame.
-		Observe: func(obs *analyzers.Observation, _ string) Signal {
+		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal {
 			if obs.Persons == nil {
 				return nil
 			}

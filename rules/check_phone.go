@@ -26,7 +26,7 @@ func init() {
 			{Key: SettingPhoneVisibleAfter, Unit: Seconds, Default: 2, Min: 0.5, Max: 600,
 				Doc: "A phone in view this long raises PHONE_VISIBLE."}},
 		// n: phones found; score: the best phone's. Absent when the detector did not run.
-		Observe: func(obs *analyzers.Observation, _ string) Signal {
+		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal {
 			if obs.Phones == nil {
 				return nil
 			}

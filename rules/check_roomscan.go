@@ -32,7 +32,7 @@ func init() {
 				Doc: "Camera rotation that counts as a full scan when the platform sends no room_scan_completed."},
 		},
 		// yaw: how far the evidence camera turned since the session's previous evidence frame.
-		Observe: func(obs *analyzers.Observation, camera string) Signal {
+		Observe: func(obs *analyzers.Observation, camera string, _ Params) Signal {
 			if camera != analyzers.CameraEvidence || obs.CameraYaw == nil {
 				return nil
 			}

@@ -27,7 +27,7 @@ func init() {
 				Doc: "A sheet with writing in view this long raises A4_HAS_WRITING."}},
 		// writing: how sure the sheet analyzer is that the sheet in view carries writing; only
 		// on frames that show a sheet with writing.
-		Observe: func(obs *analyzers.Observation, _ string) Signal {
+		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal {
 			if sh := obs.Sheet; sh != nil && sh.Present && sh.Writing {
 				return Signal{"writing": sh.WritingScore}
 			}

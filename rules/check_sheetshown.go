@@ -25,7 +25,7 @@ func init() {
 		Settings: []Setting{{Key: SettingSheetWindow, Unit: Minutes, Default: 15, Min: 1, Max: 24 * 60,
 			Doc: "The sheet must be shown within this long before the start."}},
 		// blank: the evidence frame shows a blank sheet.
-		Observe: func(obs *analyzers.Observation, camera string) Signal {
+		Observe: func(obs *analyzers.Observation, camera string, _ Params) Signal {
 			if sh := obs.Sheet; camera == analyzers.CameraEvidence && sh != nil && sh.Present && !sh.Writing {
 				return Signal{"blank": 1}
 			}

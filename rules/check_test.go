@@ -113,7 +113,7 @@ func TestChecksReadOnlyDeclaredSettings(t *testing.T) {
 			Mask: &analyzers.Attribute{Score: 0.9}, Occluded: &analyzers.Attribute{Score: 0.9}}},
 		Sheet: &analyzers.SheetObservation{Present: true, Writing: true, WritingScore: 0.9}}
 	for _, cam := range []string{analyzers.CameraMain, analyzers.CameraEvidence} {
-		js, err := Observe(obs, cam)
+		js, err := eng.Observe(obs, cam)
 		if err != nil {
 			t.Fatal(err)
 		}

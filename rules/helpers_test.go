@@ -21,7 +21,7 @@ func signals(t testing.TB, m map[string]Signal) string {
 // observe is what the worker stores for an observation: every check's signal.
 func observe(t testing.TB, obs *analyzers.Observation, camera string) string {
 	t.Helper()
-	s, err := Observe(obs, camera)
+	s, err := New(Config{}).Observe(obs, camera)
 	if err != nil {
 		t.Fatal(err)
 	}

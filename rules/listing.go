@@ -101,3 +101,37 @@ func settingRange(s Setting) string {
 	}
 	return fmt.Sprintf("%s, %g–%g", def, s.Min, s.Max)
 }
+
+// OpenAPISettings is the exam-settings request schema's properties in api/openapi.yaml (between
+// its "# checks:begin" and "# checks:end" comments; a test keeps the document equal to this):
+// the flag types a check can switch off or re-weight, and every declared setting with its unit,
+// range and default.
+func OpenAPISettings() string {
+	const ind = "                "
+	var b strings.Builder
+	types := FlagTypes()
+	fmt.Fprintf(&b, "%sdisabled:\n%s  type: array\n%s  description: flag types whose check is off\n%s  items:\n%s    type: string\n%s    enum: [%s]\n",
+		ind, ind, ind, ind, ind, ind, strings.Join(types, ", "))
+	fmt.Fprintf(&b, "%sweights:\n%s  type: object\n%s  description: risk weight per flag type (0–1) instead of its default\n%s  additionalProperties: false\n%s  properties:\n",
+		ind, ind, ind, ind, ind)
+	for _, t := range types {
+		fmt.Fprintf(&b, "%s    %s: {type: number, minimum: 0, maximum: 1}\n", ind, t)
+	}
+	for _, s := range Settings() {
+		doc := s.Doc
+		if s.ZeroMeans != "" {
+			doc += " 0 = " + s.ZeroMeans + "."
+		} else {
+			doc += fmt.Sprintf(" Default %g; 0 = the default.", s.Default)
+		}
+		doc += fmt.Sprintf(" Allowed: 0 or %g–%g.", s.Min, s.Max)
+		fmt.Fprintf(&b, "%s%s: {type: number, maximum: %g, anyOf: [{enum: [0]}, {minimum: %g}], x-unit: %s, description: %q}\n",
+			ind, s.Key, s.Max, s.Min, s.Unit, doc)
+	}
+	return b.String()
+}
+
+// OpenAPIFlagTypes is the Flag schema's type enum in api/openapi.yaml.
+func OpenAPIFlagTypes() string {
+	return "          enum: [" + strings.Join(FlagTypes(), ", ") + "]\n"
+}

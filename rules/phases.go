@@ -156,3 +156,13 @@ func payloadInt(payload, key string) (int, bool) {
 	f, ok := m[key].(float64)
 	return int(f), ok
 }
+
+// BeforeAnswering reports whether a session in this phase has not started answering yet (face
+// login, preparation, the wait): the identity check builds its gallery then.
+func BeforeAnswering(phase string) bool {
+	switch phase {
+	case "", PhaseRegistered, PhaseLogin, PhasePreparation, PhaseWaiting:
+		return true
+	}
+	return false
+}

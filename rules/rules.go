@@ -66,6 +66,8 @@ type FrameInput struct {
 	Result       *store.FrameResult
 	JPEG         []byte // kept as evidence if this frame raises a flag
 	ModelVersion string
+	// Session is the frame's session as the worker read it (nil: rules with a When run).
+	Session *store.Session
 }
 
 // Frame is what the rules see of one stored frame: its place in time and each check's signal.
@@ -88,16 +90,17 @@ func parseFrame(fs store.FrameSignals) (Frame, error) {
 	return f, nil
 }
 
-// Observe runs every frame check's Observe on a frame's observation and returns the signals to
-// store with it (store.FrameResult.Signals). Every check observes, whether or not an exam has
-// it on, so switching a check on later judges the frames that follow with full context.
-func Observe(obs *analyzers.Observation, camera string) (string, error) {
+// Observe runs every check's Observe on a frame's observation, with the settings in force, and
+// returns the signals to store with it (store.FrameResult.Signals). Every check observes,
+// whether or not an exam has it on, so switching a check on later judges the frames that follow
+// with full context.
+func (e *Engine) Observe(obs *analyzers.Observation, camera string) (string, error) {
 	sig := make(map[string]Signal, len(checks))
 	for _, c := range checks {
-		if c.Input != InputFrames {
+		if c.Observe == nil {
 			continue
 		}
-		if s := c.Observe(obs, camera); len(s) > 0 {
+		if s := c.Observe(obs, camera, e.params); len(s) > 0 {
 			sig[c.Name] = s
 		}
 	}
@@ -117,6 +120,14 @@ type FrameRule struct {
 	// Measure, when set, adds a score summarised over the run to the flag's details (e.g. the
 	// identity similarity the reviewer sees beside the registration photo).
 	Measure *Measure
+	// Skip, when set, marks frames that abstain (a turned head cannot vote on identity): they
+	// neither continue nor break a run, though the gap limit still counts from the last frame
+	// that voted.
+	Skip func(f *Frame) bool
+	// When, when set, says whether the rule applies to the session at all (e.g. identity
+	// mismatches are not raised when the person at the login was never verified: that session
+	// has its own flag).
+	When func(sess *store.Session) bool
 }
 
 // frameRules are the rules of every frame check that is on.
@@ -146,7 +157,8 @@ func (e *Engine) ApplyFrame(tx *gorm.DB, in FrameInput) ([]uint, error) {
 	nb := neighbours{tx: tx, fr: fr}
 	var touched []uint
 	for _, r := range e.frameRules() {
-		if (r.Camera != "" && r.Camera != fr.Camera) || !r.Holds(&cur) {
+		if (r.Camera != "" && r.Camera != fr.Camera) || !r.Holds(&cur) ||
+			(r.When != nil && in.Session != nil && !r.When(in.Session)) {
 			continue
 		}
 		id, err := e.applyRun(tx, r, in, &cur, &nb)
@@ -222,6 +234,9 @@ func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput, cur *Frame, n
 			f, err := nb.at(side, i)
 			if err != nil {
 				return 0, err
+			}
+			if f != nil && r.Skip != nil && r.Skip(f) {
+				continue
 			}
 			if f == nil || !r.Holds(f) || abs64(f.CapturedAtMs-prev) > gap {
 				break

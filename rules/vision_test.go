@@ -62,7 +62,7 @@ func TestVisionRules(t *testing.T) {
 				for _, f := range tc.frames {
 					err := b.Store.DB.Transaction(func(tx *gorm.DB) error {
 						yaw, pitch := f.yaw, float32(0)
-						face := analyzers.Face{Score: 0.99, Yaw: &yaw, Pitch: &pitch}
+						face := analyzers.Face{Score: 0.99, Box: [4]float32{100, 100, 200, 200}, Yaw: &yaw, Pitch: &pitch}
 						if f.sim != notMeasured {
 							face.Match = &analyzers.Match{Similarity: f.sim, Threshold: 0.5}
 						}

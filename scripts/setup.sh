@@ -5,7 +5,8 @@
 #   3. Apache Kafka jars from Maven Central via scripts/kafka-jars.sh (sha256-pinned);
 #   4. Go modules (go.sum pins them);
 #   5. the Python environment of the fast retraining (training/retrain-setup.sh: pip, sha256-pinned),
-#      which CI's end-to-end test runs.
+#      which CI's end-to-end test runs;
+#   6. Schemathesis for scripts/schemathesis.sh (scripts/schemathesis-setup.sh: pip, sha256-pinned).
 # A second run touches no network and takes seconds.
 #
 # Usage: scripts/setup.sh [--browser]   (--browser or PROCTOR_SETUP_BROWSER=1 adds Chromium + driver)
@@ -104,6 +105,9 @@ fi
 # ---- 5. Python environment for the fast retraining (.cache/retrain-venv) -------------------
 "$root/training/retrain-setup.sh"
 
+# ---- 6. Schemathesis for the API document checks (.cache/schemathesis-venv) -----------------
+"$root/scripts/schemathesis-setup.sh"
+
 # ---- summary -------------------------------------------------------------------------------
 cache=${PROCTOR_CACHE_DIR:-$root/.cache}
 say "summary ($(( $(date +%s) - start ))s):"
@@ -114,4 +118,5 @@ echo "  postgresql: $(/usr/lib/postgresql/15/bin/postgres --version 2>/dev/null 
 echo "  kafka: $(ls "$cache/kafka/libs" 2>/dev/null | sed -n 's/^kafka_2\.13-\(.*\)\.jar$/\1/p') ($(ls "$cache/kafka/libs" | wc -l) jars in $cache/kafka/libs)"
 echo "  npm artefacts: $(grep -vc '^#' scripts/artifacts.tsv) files verified in $cache (scripts/artifacts.tsv)"
 echo "  retrain venv: $cache/retrain-venv (training/retrain-requirements.txt, $(sed -n 's/^\(numpy\|onnxruntime\)==\([^ ]*\).*/\1 \2/p' training/retrain-requirements.txt | paste -sd' '))"
+echo "  schemathesis: $("$cache/schemathesis-venv/bin/schemathesis" --version 2>/dev/null || echo missing) ($cache/schemathesis-venv)"
 if [ "$browser" = 1 ]; then echo "  browser: $(chromium --version 2>/dev/null || echo missing); $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2 || echo missing)"; fi

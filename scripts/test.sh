@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The project's one test command: setup, real Apache Kafka + PostgreSQL, gofmt, vet, build, tests.
+# The project's one test command: setup, real Apache Kafka + PostgreSQL, gofmt, vet, build,
+# Schemathesis against `proctor serve` (scripts/schemathesis.sh), tests.
 #
 # Usage: scripts/test.sh [go test args...]
-#   scripts/test.sh                      everything (./...)
+#   scripts/test.sh                      everything (./...), Schemathesis included
 #   scripts/test.sh -run TestX ./api/    extra args go to `go test`; ./... is added only when no
 #                                        package pattern (./x, ../x, x/..., proctor/...) is given
 # Env:   GO_TEST_FLAGS (default "-race -count=1 -timeout 20m")  KAFKA_PORT  PGPORT_TEST
+#        PROCTOR_TEST_SCHEMATHESIS=1 runs Schemathesis also when package patterns are given
 #        PROCTOR_TEST_NO_SERVICES=1 skips Kafka/PostgreSQL (tests needing them then skip)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,6 +80,7 @@ go vet ./...
 step "go build -o bin/proctor ./cmd/proctor"
 go build -o bin/proctor ./cmd/proctor
 ls -l bin/proctor
+mkdir -p artifacts
 
 # Package patterns among the args? Otherwise test everything.
 args=("$@")
@@ -89,8 +92,20 @@ done
 # shellcheck disable=SC2206
 flags=(${GO_TEST_FLAGS:--race -count=1 -timeout 20m})
 
+# Schemathesis against `proctor serve` (API document vs API, no 5xx but 503): only for a full
+# run (no package patterns given), or with PROCTOR_TEST_SCHEMATHESIS=1.
+# On SQLite, then (with the services) on PostgreSQL, as in production, with fewer cases.
+if [ "$have_pkg" = 0 ] || [ "${PROCTOR_TEST_SCHEMATHESIS:-0}" = 1 ]; then
+  step "scripts/schemathesis.sh (SQLite)"
+  PROCTOR_BIN=$root/bin/proctor scripts/schemathesis.sh 2>&1 | tee artifacts/schemathesis.log
+  if [ -n "${PROCTOR_TEST_POSTGRES_DSN:-}" ]; then
+    step "scripts/schemathesis.sh (PostgreSQL)"
+    ST_DATABASE_DSN=$PROCTOR_TEST_POSTGRES_DSN ST_MAX_EXAMPLES=${ST_MAX_EXAMPLES_POSTGRES:-50} PROCTOR_BIN=$root/bin/proctor \
+      scripts/schemathesis.sh 2>&1 | tee artifacts/schemathesis-postgres.log
+  fi
+fi
+
 step "go test ${flags[*]} ${args[*]}"
-mkdir -p artifacts
 # Not -v: one ok/FAIL line per package (and failing tests' output); full log in artifacts/.
 set +e
 go test "${flags[@]}" "${args[@]}" 2>&1 | tee artifacts/go-test.log

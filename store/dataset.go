@@ -91,7 +91,7 @@ func (p *Pseudonymizer) Of(prefix, id string) string {
 type Export struct {
 	ID        string `gorm:"primaryKey;size:40" json:"id"`
 	OrgID     string `gorm:"size:64;index" json:"-"`
-	CreatedBy string `gorm:"size:128" json:"created_by"`
+	CreatedBy string `gorm:"size:320" json:"created_by"`
 	Purpose   string `json:"purpose"`
 	// Filters and Counts are JSON (see export.Filters and export.Counts).
 	Filters        string    `json:"filters"`

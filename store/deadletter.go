@@ -35,7 +35,7 @@ type DeadLetter struct {
 	RecordedAt   time.Time `json:"recorded_at"`
 	// ReplayedAt is set when the message was produced to its topic again; ReplayedBy says who.
 	ReplayedAt *time.Time `json:"replayed_at,omitempty"`
-	ReplayedBy string     `gorm:"size:128" json:"replayed_by,omitempty"`
+	ReplayedBy string     `gorm:"size:320" json:"replayed_by,omitempty"`
 }
 
 // RecordDeadLetter stores d unless its origin is already recorded (a redelivered dead letter).

@@ -33,11 +33,11 @@ type Label struct {
 	Earphones *bool     `json:"earphones,omitempty"`
 	Persons   *int      `json:"persons,omitempty"`
 	Note      string    `json:"note,omitempty"`
-	Reviewer  string    `gorm:"size:128" json:"reviewer"`
+	Reviewer  string    `gorm:"size:320" json:"reviewer"`
 	CreatedAt time.Time `gorm:"index" json:"created_at"`
 	// WithdrawnAt marks a label its reviewer (or another) took back.
 	WithdrawnAt *time.Time `json:"withdrawn_at,omitempty"`
-	WithdrawnBy string     `gorm:"size:128" json:"withdrawn_by,omitempty"`
+	WithdrawnBy string     `gorm:"size:320" json:"withdrawn_by,omitempty"`
 }
 
 // Validate checks that a label is complete for its kind; the message is for the API client.

@@ -53,6 +53,11 @@ type Session struct {
 	// means the photo showed no usable face: identity is then not checked.
 	FaceEmbedding      []byte `json:"-"`
 	FaceEmbeddingModel string `gorm:"size:128" json:"face_embedding_model,omitempty"`
+	// LoginFaceFrames counts main-camera frames before answering whose face passed the identity
+	// quality gate, LoginFaceMatches those that matched the registration photo (or came after
+	// the platform's own face login): rules/check_identity.go judges the login from them.
+	LoginFaceFrames  int `gorm:"not null;default:0" json:"login_face_frames"`
+	LoginFaceMatches int `gorm:"not null;default:0" json:"login_face_matches"`
 }
 
 // FrameResult is one analysed frame. The unique key (session, camera, seq) is what makes a
@@ -123,7 +128,7 @@ type Verdict struct {
 	FlagID    uint      `gorm:"index" json:"flag_id"`
 	Verdict   string    `gorm:"size:16" json:"verdict"`
 	Note      string    `json:"note"`
-	Reviewer  string    `gorm:"size:128" json:"reviewer"`
+	Reviewer  string    `gorm:"size:320" json:"reviewer"`
 	CreatedAt time.Time `json:"created_at"`
 	// Previous is the flag's status before this verdict (what an undo restores); Batch groups
 	// the verdicts of one bulk action; Undone marks a verdict taken back (see store/review.go).
@@ -149,9 +154,9 @@ type AuditEntry struct {
 	ID       uint      `gorm:"primaryKey" json:"id"`
 	At       time.Time `gorm:"index" json:"at"`
 	OrgID    string    `gorm:"size:64;index" json:"org_id"`
-	Actor    string    `gorm:"size:128" json:"actor"`
+	Actor    string    `gorm:"size:320" json:"actor"`
 	Action   string    `gorm:"size:64" json:"action"`
-	Target   string    `gorm:"size:128" json:"target"`
+	Target   string    `gorm:"size:320" json:"target"`
 	Detail   string    `json:"detail"`
 	RemoteIP string    `gorm:"size:64" json:"remote_ip"`
 }
@@ -187,7 +192,7 @@ func allModels() []any {
 		&AudioStretch{}, &SpeechSegment{}, &PhraseDetection{}, &AnswerSegment{},
 		&User{}, &WebSession{}, &ExamSetting{}, &Recording{},
 		&Label{}, &ModelVersion{}, &ShadowObservation{}, &AudioSample{}, &PseudonymKey{}, &Export{},
-		&DeadLetter{}}
+		&DeadLetter{}, &GalleryFace{}}
 }
 
 // MarshalJSON shows the platform's id as the session's id: a session whose id another

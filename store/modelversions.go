@@ -32,7 +32,7 @@ type ModelVersion struct {
 	Eval     string `json:"eval,omitempty"`
 	Status   string `gorm:"size:16;index" json:"status"`
 	// RegisteredBy is the actor (key or user) that registered it, in its organisation.
-	RegisteredBy string     `gorm:"size:128" json:"registered_by"`
+	RegisteredBy string     `gorm:"size:320" json:"registered_by"`
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
 	ActivatedAt  *time.Time `json:"activated_at,omitempty"`

@@ -17,7 +17,7 @@ type ExamSetting struct {
 	ExamID    string    `gorm:"primaryKey;size:128" json:"exam_id"`
 	Settings  string    `json:"settings"`
 	UpdatedAt time.Time `json:"updated_at"`
-	UpdatedBy string    `gorm:"size:128" json:"updated_by"`
+	UpdatedBy string    `gorm:"size:320" json:"updated_by"`
 }
 
 // GetExamSetting returns the settings row of (org, exam), or ErrNotFound. It takes a *gorm.DB so

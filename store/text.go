@@ -48,11 +48,15 @@ func IsTextError(err error) bool {
 	return errors.As(err, &te)
 }
 
-// CheckText accepts s if it is valid UTF-8, holds no NUL byte and is at most max bytes long
+// CheckText accepts s if it is valid UTF-8, holds no NUL byte and is at most max characters long
 // (max <= 0: no length limit). field names it in the error.
 func CheckText(field, s string, max int) error {
+	// Limits count characters, as PostgreSQL's varchar(n) and JSON Schema's maxLength do; the
+	// byte length bounds the count, so short strings skip counting.
 	if max > 0 && len(s) > max {
-		return &TextError{field, fmt.Sprintf("is %d bytes long; at most %d allowed", len(s), max)}
+		if n := utf8.RuneCountInString(s); n > max {
+			return &TextError{field, fmt.Sprintf("is %d characters long; at most %d allowed", n, max)}
+		}
 	}
 	if i := strings.IndexByte(s, 0); i >= 0 {
 		return &TextError{field, fmt.Sprintf("contains a NUL byte (at byte %d); remove it", i)}

@@ -21,7 +21,7 @@ func TestCheckText(t *testing.T) {
 		{"中文 ok", ""},
 		{"a\x00b", "note: contains a NUL byte (at byte 1)"},
 		{"a\xffb", "note: is not valid UTF-8 (at byte 1)"},
-		{strings.Repeat("x", 11), "note: is 11 bytes long; at most 10 allowed"},
+		{strings.Repeat("x", 11), "note: is 11 characters long; at most 10 allowed"},
 	} {
 		err := CheckText("note", tc.in, 10)
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
@@ -42,7 +42,7 @@ func TestCheckJSONText(t *testing.T) {
 		{"{\"x\": 1, \"note\": \"bad \xff byte\"}", "data.note: is not valid UTF-8"},
 		{"[{\"seq\": 1}, {\"data\": {\"k\": [\"ok\", \"\xc3\"]}}]", "data[1].data.k[1]: is not valid UTF-8"},
 		{"{\"ke\xffy\": 1}", "is not valid UTF-8"},
-		{`{"long": "` + strings.Repeat("y", 40) + `"}`, "data.long: is 40 bytes long"},
+		{`{"long": "` + strings.Repeat("y", 40) + `"}`, "data.long: is 40 characters long"},
 		{`not json`, ""}, // the parser's business
 	} {
 		err := CheckJSONText("data", []byte(tc.in), 32)

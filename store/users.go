@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 	"gorm.io/gorm"
@@ -136,7 +137,7 @@ func (s *Store) CreateUser(ctx context.Context, orgID, email, role, password str
 	if !ValidRole(role) {
 		return nil, invalidf("unknown role %q (want reviewer, data or admin)", CleanText(role, 32))
 	}
-	if len(password) < MinPasswordLen {
+	if utf8.RuneCountInString(password) < MinPasswordLen {
 		return nil, invalidf("password must be at least %d characters", MinPasswordLen)
 	}
 	u := &User{ID: randomHex(8), OrgID: orgID, Email: email, Role: role, PasswordHash: HashPassword(password)}
@@ -145,7 +146,7 @@ func (s *Store) CreateUser(ctx context.Context, orgID, email, role, password str
 		err := tx.Where("email = ?", email).Take(&existing).Error
 		if err == nil {
 			if !replace || existing.OrgID != orgID {
-				return invalidf("a user with email %s already exists", email)
+				return fmt.Errorf("%w: a user with email %s already exists", ErrConflict, email)
 			}
 			u.ID, u.CreatedAt = existing.ID, existing.CreatedAt
 			if err := tx.Model(&User{}).Where("id = ?", u.ID).Updates(map[string]any{

@@ -34,6 +34,8 @@ type FrameHandlers struct {
 	rules *rules.Engine
 	log   *slog.Logger
 	pool  livePool[*analyzers.Set]
+	// galleries caches each session's reference faces (vision.go).
+	galleries galleryCache
 
 	analyzeSeconds  prometheus.Histogram
 	pipelineSeconds prometheus.Histogram
@@ -144,7 +146,7 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return pipeline.Permanent(err)
 	}
-	signals, err := rules.Observe(&obs, fm.Camera)
+	signals, err := eng.Observe(&obs, fm.Camera)
 	if err != nil {
 		return pipeline.Permanent(err)
 	}
@@ -157,8 +159,11 @@ func (h *FrameHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		if err != nil || !isNew {
 			return err
 		}
-		flagged, err = eng.ApplyFrame(tx, rules.FrameInput{Result: fr, JPEG: fm.JPEG, ModelVersion: version})
+		flagged, err = eng.ApplyFrame(tx, rules.FrameInput{Result: fr, JPEG: fm.JPEG, ModelVersion: version, Session: sess})
 		if err != nil {
+			return err
+		}
+		if err := h.updateGallery(tx, sess, fr, fm.JPEG, &obs, eng); err != nil {
 			return err
 		}
 		if err := storeShadows(tx, fr, &obs); err != nil {

@@ -4,8 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
 
 	"proctor/analyzers"
+	"proctor/models"
+	"proctor/rules"
 	"proctor/store"
 )
 
@@ -20,10 +26,20 @@ func (h *FrameHandlers) enrollment(ctx context.Context, set *analyzers.Set, sess
 		return nil, nil
 	}
 	if sess.FaceEmbeddingModel == model {
-		if v := analyzers.DecodeVector(sess.FaceEmbedding); v != nil {
-			return &analyzers.Enrollment{Model: model, Vector: v}, nil
+		v := analyzers.DecodeVector(sess.FaceEmbedding)
+		if v == nil {
+			return nil, nil
 		}
-		return nil, nil
+		enr := &analyzers.Enrollment{Model: model, Vector: v}
+		// From the answering phase on, frames are compared with the gallery too.
+		if !rules.BeforeAnswering(sess.Phase) {
+			g, err := h.galleries.get(ctx, h.store, sess.ID, model)
+			if err != nil {
+				return nil, err
+			}
+			enr.Gallery = g
+		}
+		return enr, nil
 	}
 	photo, err := h.store.GetRegistrationPhoto(ctx, sess.OrgID, sess.ID)
 	if err != nil {
@@ -49,3 +65,86 @@ func (h *FrameHandlers) enrollment(ctx context.Context, set *analyzers.Set, sess
 	}
 	return &enr, nil
 }
+
+// updateGallery runs in a main-camera frame's transaction before the answering phase: a face that
+// passes the identity quality gate is counted for the login check (IDENTITY_NOT_VERIFIED), and,
+// when it matched the registration photo or followed the platform's own face login, joins the
+// session's gallery while the gallery has room and the face adds something new.
+func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *store.FrameResult, jpeg []byte,
+	obs *analyzers.Observation, eng *rules.Engine) error {
+	if fr.Camera != analyzers.CameraMain || !rules.BeforeAnswering(sess.Phase) {
+		return nil
+	}
+	i, ok := rules.IdentityQuality(obs, eng.Params())
+	if i < 0 || !ok || !obs.Faces[i].Match.Measured || obs.Faces[i].Match.Embedding == nil {
+		return nil
+	}
+	m := obs.Faces[i].Match
+	threshold := m.Threshold
+	if t := eng.Params().Value(rules.SettingIdentityThreshold); t != 0 {
+		threshold = float32(t)
+	}
+	source := ""
+	if m.Photo >= threshold {
+		source = store.GalleryFromPhoto
+	} else if loggedIn, err := store.HasEvent(tx, sess.ID, "face_login"); err != nil {
+		return err
+	} else if loggedIn {
+		source = store.GalleryFromPlatformLogin
+	}
+	if err := store.CountLoginFace(tx, sess.ID, source != ""); err != nil {
+		return err
+	}
+	if source == "" {
+		return nil
+	}
+	have, err := store.GalleryVectors(tx, sess.ID, sess.FaceEmbeddingModel)
+	if err != nil || len(have) >= int(eng.Params().Value(rules.SettingIdentityGallerySize)) {
+		return err
+	}
+	for _, g := range have {
+		// Nearly the same face as one already kept (the candidate sat still): adds nothing.
+		if v := analyzers.DecodeVector(g); len(v) == len(m.Embedding) && models.Cosine(v, m.Embedding) > galleryRedundant {
+			return nil
+		}
+	}
+	h.galleries.forget(sess.ID)
+	return store.AddGalleryFace(tx, &store.GalleryFace{SessionID: sess.ID, Seq: fr.Seq, CapturedAtMs: fr.CapturedAtMs,
+		Model: sess.FaceEmbeddingModel, Vector: analyzers.EncodeVector(m.Embedding), PhotoSimilarity: m.Photo,
+		Source: source, JPEG: jpeg, CreatedAt: time.Now().UTC()})
+}
+
+// galleryRedundant: a new frame this similar to a kept one is the same pose and light.
+const galleryRedundant = 0.9
+
+// galleryCache keeps each session's gallery embeddings for a few seconds: every main-camera
+// frame of the answering phase reads them, and they change only before it.
+type galleryCache struct{ m sync.Map } // session id → *cachedGallery
+
+type cachedGallery struct {
+	model   string
+	vectors [][]float32
+	expires time.Time
+}
+
+func (c *galleryCache) get(ctx context.Context, st *store.Store, sessionID, model string) ([][]float32, error) {
+	if v, ok := c.m.Load(sessionID); ok {
+		if g := v.(*cachedGallery); g.model == model && time.Now().Before(g.expires) {
+			return g.vectors, nil
+		}
+	}
+	rows, err := store.GalleryVectors(st.DB.WithContext(ctx), sessionID, model)
+	if err != nil {
+		return nil, err
+	}
+	g := &cachedGallery{model: model, expires: time.Now().Add(30 * time.Second)}
+	for _, r := range rows {
+		if v := analyzers.DecodeVector(r); v != nil {
+			g.vectors = append(g.vectors, v)
+		}
+	}
+	c.m.Store(sessionID, g)
+	return g.vectors, nil
+}
+
+func (c *galleryCache) forget(sessionID string) { c.m.Delete(sessionID) }

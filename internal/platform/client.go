@@ -185,10 +185,27 @@ func (c *Client) Verdict(ctx context.Context, flagID uint, verdict, note string)
 
 // WaitFrames polls until the session has at least n analysed frames or ctx ends.
 func (c *Client) WaitFrames(ctx context.Context, sessionID string, n int64) (*SessionDetail, error) {
+	return c.WaitFramesProgress(ctx, sessionID, n, 0)
+}
+
+// WaitFramesProgress is WaitFrames that also gives up when no frame was analysed for stall
+// (0: never): analysis that keeps going is waited for however slow the machine, and a hang
+// (a worker down, a stuck partition) fails after stall, saying how far it got.
+func (c *Client) WaitFramesProgress(ctx context.Context, sessionID string, n int64, stall time.Duration) (*SessionDetail, error) {
+	last, moved := int64(-1), time.Now()
 	for {
 		d, err := c.Session(ctx, sessionID)
 		if err == nil && d.Session.Frames >= n {
 			return d, nil
+		}
+		if err == nil && d.Session.Frames != last {
+			last, moved = d.Session.Frames, time.Now()
+		}
+		if stall > 0 && time.Since(moved) > stall {
+			if err == nil {
+				err = fmt.Errorf("session %s: %d of %d frames analysed, none for %s", sessionID, last, n, stall)
+			}
+			return d, err
 		}
 		select {
 		case <-ctx.Done():

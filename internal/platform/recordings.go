@@ -162,10 +162,29 @@ func (c *Client) UploadRecording(ctx context.Context, sessionID string, r NewRec
 
 // WaitRecording polls until the recording is done or failed.
 func (c *Client) WaitRecording(ctx context.Context, sessionID, id string) (*Recording, error) {
+	return c.WaitRecordingProgress(ctx, sessionID, id, 0)
+}
+
+// WaitRecordingProgress is WaitRecording that also gives up when the recording made no
+// progress (status, bytes, frames) for stall (0: never).
+func (c *Client) WaitRecordingProgress(ctx context.Context, sessionID, id string, stall time.Duration) (*Recording, error) {
+	var last string
+	moved := time.Now()
 	for {
 		r, err := c.Recording(ctx, sessionID, id)
 		if err == nil && (r.Status == "done" || r.Status == "failed") {
 			return r, nil
+		}
+		if err == nil {
+			if now := fmt.Sprint(r.Status, r.Received, r.FramesSent, r.FramesTotal, r.Progress); now != last {
+				last, moved = now, time.Now()
+			}
+		}
+		if stall > 0 && time.Since(moved) > stall {
+			if err == nil {
+				err = fmt.Errorf("recording %s still %s (%d of %d frames), no progress for %s", id, r.Status, r.FramesSent, r.FramesTotal, stall)
+			}
+			return r, err
 		}
 		select {
 		case <-ctx.Done():

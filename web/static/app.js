@@ -42,7 +42,21 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 const $ = (sel) => document.querySelector(sel);
-function mount(...nodes) { const m = $('#main'); m.replaceChildren(...nodes); }
+// mount replaces the page's content. A field being typed in keeps focus and caret across the
+// re-render (a live flag, a reload after a verdict): its draft value survives in S, and without
+// this the next keystrokes would go to the page (its shortcuts) instead of the field.
+function mount(...nodes) {
+  const m = $('#main'); const a = document.activeElement;
+  const typing = a && a.id && m.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName) ? a : null;
+  let caret = null;
+  try { if (typing) caret = [typing.selectionStart, typing.selectionEnd]; } catch { /* no caret (select, number) */ }
+  m.replaceChildren(...nodes);
+  if (!typing) return;
+  const again = document.getElementById(typing.id);
+  if (!again || again === typing) return;
+  again.focus({ preventScroll: true });
+  try { if (caret && caret[0] != null) again.setSelectionRange(caret[0], caret[1]); } catch { /* no caret */ }
+}
 
 let toastTimer;
 function toast(msg, err) {
@@ -284,12 +298,12 @@ function renderQueueRows() {
 async function openSession(id) {
   const sid = encodeURIComponent(id);
   // Labels and answers are extras: the flags stay reviewable if either fails.
-  const [tl, det, lab, ans] = await Promise.all([api('GET', `/v1/sessions/${sid}/timeline`), api('GET', `/v1/sessions/${sid}`),
+  const [tl, det, lab, ans, gal] = await Promise.all([api('GET', `/v1/sessions/${sid}/timeline`), api('GET', `/v1/sessions/${sid}`),
     api('GET', `/v1/sessions/${sid}/labels`).catch(() => null), api('GET', `/v1/sessions/${sid}/answers`).catch(() => null),
-    ATTR_FLAGS.length ? null : loadChecks()]);
+    api('GET', `/v1/sessions/${sid}/gallery`).catch(() => null), ATTR_FLAGS.length ? null : loadChecks()]);
   const same = S.sess && S.sess.id === id;
   S.view = 'session'; S.tl = tl; S.sess = det.session; S.flags = det.flags || [];
-  S.labels = (lab && lab.labels) || []; S.answers = ans;
+  S.labels = (lab && lab.labels) || []; S.answers = ans; S.gallery = gal;
   if (!same) {
     S.picked = new Set(); S.zoom = false; S.timeDraft = {};
     const firstOpen = S.flags.findIndex((f) => f.status === 'open');
@@ -344,7 +358,8 @@ function renderSession() {
     h('div', { class: 'panel', id: 'answers' }, h('div', { class: 'head' }, t('session.answers')), renderAnswers(start)),
     h('div', { class: 'panel' }, h('div', { class: 'head' }, t('label.title'), h('span', { class: 'muted' }, '· ' + S.labels.filter((l) => !l.withdrawn_at).length)),
       h('div', { class: 'body' }, h('p', { class: 'muted' }, t('label.help')), labelList('labels', S.labels, start))));
-  mount(h('div', { class: 'page' }, head, tlPanel, h('div', { class: 'grid2' }, flagsPanel, detail), evPanels, dataPanels));
+  mount(h('div', { class: 'page' }, head, tlPanel, h('div', { class: 'grid2' }, flagsPanel, detail), evPanels, dataPanels,
+    renderGallery(start)));
   const sel = document.querySelector('#flags tr.sel');
   if (sel) sel.scrollIntoView({ block: 'nearest' });
 }
@@ -462,6 +477,24 @@ function renderDetail(start) {
       h('button', { class: 'btn dismiss', id: 'dismiss', onclick: () => verdict('dismissed') }, t('session.dismiss'), h('kbd', {}, 'd'))),
     h('div', { class: 'muted', style: 'margin-top:10px' }, t('session.history')), hist,
     attr);
+}
+
+// renderGallery shows the session's reference faces (the candidate's own verified login frames,
+// each with its similarity to the registration photo) and the share of the main camera's time
+// identity could be verified (the other frames abstained: face too small, turned, masked, blurred).
+function renderGallery(start) {
+  const g = S.gallery; if (!g) return null;
+  const sid = encodeURIComponent(S.sess.id); const id = g.identity || {};
+  const share = id.verified_share == null ? '—' : Math.round(id.verified_share * 100) + '%';
+  const faces = (g.faces || []).map((f) => h('div', { class: 'shot', 'data-gallery': f.id },
+    h('div', { class: 'cap' }, h('span', {}, fmtRel(f.captured_at - start)), h('span', {}, tk('gallery.', f.source))),
+    h('img', { src: `/v1/sessions/${sid}/gallery/${f.id}/photo`, alt: '', loading: 'lazy' }),
+    h('div', { class: 'foot sim high' }, t('session.similarity') + ' ' + (f.photo_similarity || 0).toFixed(2))));
+  return h('div', { class: 'panel', id: 'gallery', style: 'margin-top:10px' },
+    h('div', { class: 'head' }, t('gallery.title'), h('span', { class: 'muted' }, '· ' + faces.length)),
+    h('div', { class: 'body' }, h('p', { class: 'muted', id: 'identity-share' },
+      t('gallery.share', { share, voted: id.voted || 0, abstained: id.abstained || 0 })),
+      faces.length ? h('div', { class: 'shots' }, faces) : h('div', { class: 'empty' }, t('gallery.none'))));
 }
 
 // ---- labels: reviewer corrections that become training data (docs/data-loop.md) ----------

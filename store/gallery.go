@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// GalleryFace is one of the candidate's own frames from face login and preparation, kept as a
+// reference face of the session: it matched the registration photo (or followed the platform's
+// own face login) and passed the identity quality gate.
+type GalleryFace struct {
+	ID           uint   `gorm:"primaryKey" json:"id"`
+	SessionID    string `gorm:"size:64;uniqueIndex:gallery_key,priority:1" json:"session_id"`
+	Seq          int64  `gorm:"uniqueIndex:gallery_key,priority:2" json:"seq"`
+	CapturedAtMs int64  `json:"captured_at"`
+	// Model is the embedding model (name@version) of Vector: another model's does not compare.
+	Model  string `gorm:"size:128" json:"model"`
+	Vector []byte `json:"-"` // little-endian float32, unit length
+	// PhotoSimilarity is the frame's similarity with the registration photo.
+	PhotoSimilarity float32 `json:"photo_similarity"`
+	// Source says why the frame was trusted: "photo" (it matched the photo) or "platform_login"
+	// (it followed the platform's own face login).
+	Source    string    `gorm:"size:16" json:"source"`
+	JPEG      []byte    `json:"-"` // the frame, for the reviewer
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Gallery sources.
+const (
+	GalleryFromPhoto         = "photo"
+	GalleryFromPlatformLogin = "platform_login"
+)
+
+// GalleryVectors returns the session's gallery embeddings of one model, oldest first.
+func GalleryVectors(db *gorm.DB, sessionID, model string) ([][]byte, error) {
+	var rows []GalleryFace
+	err := db.Select("vector").Where("session_id = ? AND model = ?", sessionID, model).
+		Order("id").Find(&rows).Error
+	out := make([][]byte, len(rows))
+	for i, r := range rows {
+		out[i] = r.Vector
+	}
+	return out, err
+}
+
+// AddGalleryFace stores a gallery frame inside the frame's transaction; a redelivered frame adds
+// nothing.
+func AddGalleryFace(tx *gorm.DB, g *GalleryFace) error {
+	return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(g).Error
+}
+
+// CountLoginFace counts a quality frame before answering, matched or not (Session.LoginFace*).
+func CountLoginFace(tx *gorm.DB, sessionID string, matched bool) error {
+	upd := map[string]any{"login_face_frames": gorm.Expr("login_face_frames + 1")}
+	if matched {
+		upd["login_face_matches"] = gorm.Expr("login_face_matches + 1")
+	}
+	return tx.Model(&Session{}).Where("id = ?", sessionID).Updates(upd).Error
+}
+
+// HasEvent reports whether the session received an event of the type.
+func HasEvent(tx *gorm.DB, sessionID, eventType string) (bool, error) {
+	var n int64
+	err := tx.Model(&Event{}).Where("session_id = ? AND type = ?", sessionID, eventType).Limit(1).Count(&n).Error
+	return n > 0, err
+}
+
+// ListGallery returns a session's gallery (without vectors and photos) for the reviewer.
+func (s *Store) ListGallery(ctx context.Context, orgID, sessionID string) ([]GalleryFace, error) {
+	if _, err := s.GetSession(ctx, orgID, sessionID); err != nil {
+		return nil, err
+	}
+	var rows []GalleryFace
+	err := s.DB.WithContext(ctx).Omit("vector", "jpeg").Where("session_id = ?", sessionID).Order("id").Find(&rows).Error
+	return rows, err
+}
+
+// GalleryPhoto returns one gallery frame's JPEG (ErrNotFound for another organisation's).
+func (s *Store) GalleryPhoto(ctx context.Context, orgID, sessionID string, id uint) ([]byte, error) {
+	if _, err := s.GetSession(ctx, orgID, sessionID); err != nil {
+		return nil, err
+	}
+	var g GalleryFace
+	err := s.DB.WithContext(ctx).Select("jpeg").Where("id = ? AND session_id = ?", id, sessionID).Take(&g).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	return g.JPEG, err
+}
