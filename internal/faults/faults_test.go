@@ -47,7 +47,7 @@ func TestPoisonAndBurstEmbedded(t *testing.T) {
 	}
 	var log strings.Builder
 	results, err := Run(ctx, Target{URL: a.URL, Store: a.Store, Kafka: a.Kafka, IngestKey: ingest},
-		Options{Sessions: 2, BurstSessions: 8, BurstRepeat: 2, Only: []string{"poison", "burst"}, Drain: 2 * time.Minute, Log: &log})
+		Options{Sessions: 2, BurstSessions: 8, BurstRepeat: 2, MaxRetryWait: 100 * time.Millisecond, Only: []string{"poison", "burst"}, Drain: 2 * time.Minute, Log: &log})
 	var table strings.Builder
 	ok := Report(&table, results)
 	t.Logf("\n%s%s", log.String(), table.String())
