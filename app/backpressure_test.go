@@ -156,6 +156,28 @@ func TestBurstBackpressure(t *testing.T) {
 	if jerr := json.Unmarshal(first429.body, &e); err != nil || ra < 1 || jerr != nil || !strings.Contains(e.Error, "Retry-After") {
 		t.Errorf("429: Retry-After %q, body %s; want whole seconds ≥ 1 and a JSON error saying to retry", first429.header.Get("Retry-After"), first429.body)
 	}
+	// The admin status shows the same backlog with the bound.
+	adminKey, _, err := api.Store.CreateAPIKey(ctx, "org-burst", "admin", []string{store.ScopeAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status struct {
+		Components struct {
+			Kafka struct {
+				Backlog map[string]struct {
+					Messages int64   `json:"messages"`
+					Oldest   float64 `json:"oldest_unprocessed_seconds"`
+				} `json:"backlog"`
+				MaxLag float64 `json:"max_lag_seconds"`
+			} `json:"kafka"`
+		} `json:"components"`
+	}
+	if _, err := platform.New(api.URL, adminKey).Do(ctx, http.MethodGet, "/v1/admin/status", "", nil, &status); err != nil {
+		t.Fatal(err)
+	}
+	if k := status.Components.Kafka; k.Backlog[kcfg.Topics.Frames].Messages < int64(len(ok)) || k.Backlog[kcfg.Topics.Frames].Oldest <= 0 || k.MaxLag != bound.Seconds() {
+		t.Errorf("admin status: %+v; want the frames topic's %d waiting, their age and the bound %v", k, len(ok), bound)
+	}
 	// Events are never refused for lag.
 	if code, err := plat.PostEvents(ctx, ids[0], platform.Event{Seq: 1, Type: "window_switched", CapturedAt: start.UnixMilli()}); err != nil || code != http.StatusAccepted {
 		t.Errorf("event during the backlog: %d %v; want 202", code, err)

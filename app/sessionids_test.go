@@ -31,13 +31,15 @@ func TestSessionIDsPerOrganisation(t *testing.T) {
 				ingest    string
 				candidate string
 			}
+			// A long-lived PostgreSQL keeps earlier runs' rows: names of this run only.
+			run := store.NewID()[:6]
 			orgs := map[string]*org{}
 			for _, name := range []string{"org-a", "org-b", "org-c"} {
-				ingest, review := keys(t, a, name)
+				ingest, review := keys(t, a, name+"-"+run)
 				orgs[name] = &org{plat: platform.New(a.URL, ingest), rev: platform.New(a.URL, review), ingest: ingest,
 					candidate: "cand-of-" + name}
 			}
-			const id = "exam7.cand-007"
+			id := "exam7.cand-" + run
 			start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 			create := func(o *org) *store.Session {
 				t.Helper()
@@ -51,13 +53,13 @@ func TestSessionIDsPerOrganisation(t *testing.T) {
 			for _, name := range []string{"org-a", "org-b"} {
 				o := orgs[name]
 				for range 2 { // created, then a retried request answered with the same session
-					if s := create(o); s.ID != id || s.OrgID != name || s.CandidateID != o.candidate {
+					if s := create(o); s.ID != id || s.OrgID != name+"-"+run || s.CandidateID != o.candidate {
 						t.Errorf("%s: created %s of %s for %s; want %s of %s for %s", name, s.ID, s.OrgID, s.CandidateID, id, name, o.candidate)
 					}
 				}
 			}
 			var n int64
-			a.Store.DB.Model(&store.Session{}).Where("org_id IN ?", []string{"org-a", "org-b"}).Count(&n)
+			a.Store.DB.Model(&store.Session{}).Where("org_id IN ?", []string{"org-a-" + run, "org-b-" + run}).Count(&n)
 			if n != 2 {
 				t.Fatalf("%d sessions stored for two organisations' one id each, want 2", n)
 			}

@@ -24,7 +24,7 @@ func runFaults(ctx context.Context, args []string) error {
 	dir := fs.String("dir", "", "folder for the processes' logs (default: a new temporary folder)")
 	only := fs.String("only", "", "comma-separated faults to run: "+strings.Join(faults.Faults, ","))
 	sessions := fs.Int("sessions", 4, "sessions replayed per fault (the demo timeline: 31 frames each)")
-	burst := fs.Int("burst-sessions", 24, "sessions posted at once, as fast as the API answers, in the burst")
+	burst := fs.Int("burst-sessions", 16, "sessions posted at once, as fast as the API answers, in the burst")
 	maxLag := fs.Duration("max-lag", 10*time.Second, "the API's --max-lag")
 	analyzers := fs.String("analyzers", "", "the workers' --analyzers (default: theirs)")
 	kills := fs.Int("kills", 4, "SIGKILLs in the worker-kill fault")

@@ -60,12 +60,15 @@ type Options struct {
 	// Sessions per fault (the burst takes BurstSessions). Default 4.
 	Sessions int
 	// BurstSessions post concurrently, as fast as the API answers, BurstRepeat times the
-	// timeline each (a longer burst on fast workers). Defaults 24 and 1.
+	// timeline each (a longer burst on fast workers). Defaults 16 and 1.
 	BurstSessions, BurstRepeat int
 	// Kills is how many times the worker-kill fault SIGKILLs a worker. Default 4.
 	Kills int
 	// Pace between two frames of one session in the paced faults. Default 400 ms.
 	Pace time.Duration
+	// MaxRetryWait caps how long a client waits after a 429 or 503 (it waits Retry-After up to
+	// this). Default 2 s.
+	MaxRetryWait time.Duration
 	// Drain bounds the wait for everything accepted to be stored after a fault. Default 3 min.
 	Drain time.Duration
 	// Only runs these faults (names as in Faults); empty: all that the Target supports.
@@ -79,7 +82,7 @@ func (o Options) withDefaults() Options {
 		o.Sessions = 4
 	}
 	if o.BurstSessions <= 0 {
-		o.BurstSessions = 24
+		o.BurstSessions = 16
 	}
 	if o.Kills <= 0 {
 		o.Kills = 4
@@ -89,6 +92,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Pace <= 0 {
 		o.Pace = 400 * time.Millisecond
+	}
+	if o.MaxRetryWait <= 0 {
+		o.MaxRetryWait = 2 * time.Second
 	}
 	if o.Drain <= 0 {
 		o.Drain = 3 * time.Minute
@@ -242,7 +248,8 @@ func (r *runner) sessions(ctx context.Context, res *Result, n int) (time.Time, e
 }
 
 // postSession posts the timeline as one platform client does: in order, each frame until it is
-// accepted, waiting Retry-After (at most 2 s) after a 429 or 503 and 0.5 s after a network error.
+// accepted, waiting Retry-After (at most MaxRetryWait) after a 429 or 503 and 0.5 s after a
+// network error.
 func (r *runner) postSession(ctx context.Context, tl *tally, id string, start time.Time, pace time.Duration, repeat int) {
 	for i := range repeat * len(r.timeline) {
 		shot := r.timeline[i%len(r.timeline)]
@@ -265,10 +272,10 @@ func (r *runner) postSession(ctx context.Context, tl *tally, id string, start ti
 					tl.first429, tl.before429 = time.Now(), tl.posted.Load()
 					tl.mu.Unlock()
 				}
-				wait = min(retryAfter, 2*time.Second)
+				wait = min(retryAfter, r.opt.MaxRetryWait)
 			case code == http.StatusServiceUnavailable:
 				tl.n503.Add(1)
-				wait = min(retryAfter, 2*time.Second)
+				wait = min(retryAfter, r.opt.MaxRetryWait)
 			case code >= 500:
 				tl.n5xx.Add(1)
 			default:

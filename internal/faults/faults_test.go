@@ -31,7 +31,7 @@ func TestPoisonAndBurstEmbedded(t *testing.T) {
 	a, err := app.Start(ctx, app.Config{Addr: "127.0.0.1:0", Store: store.Config{DataDir: t.TempDir()},
 		Kafka: pipeline.Config{Partitions: 3, GroupID: "f" + id, Topics: pipeline.Topics{Frames: "f" + id + ".frames",
 			Audio: "f" + id + ".audio", Events: "f" + id + ".events", DeadLetter: "f" + id + ".dlq"}},
-		API:       api.Config{MaxLag: time.Second},
+		API:       api.Config{MaxLag: time.Second, MaxLagMessages: 100}, // 100: a 429 soon on any machine
 		Analyzers: analyzers.Config{Analyzers: []string{"faces"}},
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -47,7 +47,7 @@ func TestPoisonAndBurstEmbedded(t *testing.T) {
 	}
 	var log strings.Builder
 	results, err := Run(ctx, Target{URL: a.URL, Store: a.Store, Kafka: a.Kafka, IngestKey: ingest},
-		Options{Sessions: 2, BurstSessions: 16, BurstRepeat: 5, Only: []string{"poison", "burst"}, Drain: 2 * time.Minute, Log: &log})
+		Options{Sessions: 2, BurstSessions: 8, BurstRepeat: 2, MaxRetryWait: 100 * time.Millisecond, Only: []string{"poison", "burst"}, Drain: 2 * time.Minute, Log: &log})
 	var table strings.Builder
 	ok := Report(&table, results)
 	t.Logf("\n%s%s", log.String(), table.String())
