@@ -50,6 +50,7 @@ var Checks = []Check{
 	{"headpose", evalHeadPose},
 	{"attributes", evalAttributes},
 	{"persons", evalPersons},
+	{"presence", evalPresence},
 }
 
 // Row is one line of the result table. Metrics that do not apply are NaN (printed "-").
