@@ -290,11 +290,17 @@ func (a *Faces) confirmSeveral(faces []models.FaceBox, f *Frame) ([]models.FaceB
 		return faces, err
 	}
 	a.padded = filterFaces(atLeast(a.padded, 0, a.score), a.contained, 0)
+	return mergeParts(faces, a.padded, a.contained), nil
+}
+
+// mergeParts replaces two or more faces that are parts of one padded-pass face (partOf) with
+// that face, scored as their best; it keeps the order best score first.
+func mergeParts(faces, padded []models.FaceBox, contained float32) []models.FaceBox {
 	changed := false
-	for _, p := range a.padded {
+	for _, p := range padded {
 		in, best := 0, float32(0)
 		for _, b := range faces {
-			if a.partOf(b, p) {
+			if partOf(b, p, contained) {
 				in++
 				best = max(best, b.Score)
 			}
@@ -304,7 +310,7 @@ func (a *Faces) confirmSeveral(faces []models.FaceBox, f *Frame) ([]models.FaceB
 		}
 		n := 0
 		for _, b := range faces {
-			if !a.partOf(b, p) {
+			if !partOf(b, p, contained) {
 				faces[n] = b
 				n++
 			}
@@ -316,14 +322,14 @@ func (a *Faces) confirmSeveral(faces []models.FaceBox, f *Frame) ([]models.FaceB
 	if changed {
 		slices.SortStableFunc(faces, func(x, y models.FaceBox) int { return cmp.Compare(y.Score, x.Score) })
 	}
-	return faces, nil
+	return faces
 }
 
 // partOf: b lies mostly inside the padded-pass face p and is clearly smaller (eyes, half a
 // face: at most 0.64 of its height on mask/train; two real faces side by side that the padded
 // pass saw as one box were each 0.98 of it or more).
-func (a *Faces) partOf(b, p models.FaceBox) bool {
-	return b.H <= 0.75*p.H && intersection(b, p) >= a.contained*b.W*b.H
+func partOf(b, p models.FaceBox, contained float32) bool {
+	return b.H <= 0.75*p.H && intersection(b, p) >= contained*b.W*b.H
 }
 
 // shiftClip moves boxes[from:] by dx, dy and clips them to w×h, dropping any left empty.

@@ -51,6 +51,7 @@ var Checks = []Check{
 	{"attributes", evalAttributes},
 	{"persons", evalPersons},
 	{"presence", evalPresence},
+	{"identity-time", evalIdentityTime},
 }
 
 // Row is one line of the result table. Metrics that do not apply are NaN (printed "-").
