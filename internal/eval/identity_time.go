@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -122,6 +124,9 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 		var sameFrames, sameFlags, notVerified, sessions, abstained, voted int
 		var delays []float64
 		missed := 0
+		// per source set of A: same-person frames, false flags, switches, within the goal
+		type bySet struct{ frames, flags, switches, fast int }
+		sets := map[string]*bySet{}
 		for i, a := range people {
 			if len(a.answer) == 0 {
 				continue
@@ -141,10 +146,16 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 			}
 			sessions++
 			sameFrames += len(seq)
+			src := a.name[:strings.IndexByte(a.name, '/')]
+			if sets[src] == nil {
+				sets[src] = &bySet{}
+			}
+			sets[src].frames += len(seq)
 			if res.notVerified {
 				notVerified++
 			} else {
 				sameFlags += res.flags
+				sets[src].flags += res.flags
 			}
 			abstained += res.abstained
 			voted += res.voted
@@ -176,13 +187,24 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 				if res.notVerified {
 					continue // its own flag; no mismatch can be raised
 				}
+				sets[src].switches++
 				if res.detectAt < 0 {
 					missed++
 					continue
 				}
 				delays = append(delays, float64(res.detectAt-switchBefore))
+				if float64(res.detectAt-switchBefore) <= after.Seconds()+2 {
+					sets[src].fast++
+				}
 			}
 		}
+		var per []string
+		for _, k := range slices.Sorted(maps.Keys(sets)) {
+			b := sets[k]
+			per = append(per, fmt.Sprintf("%s: %.1f flags/h over %.1f h, %d of %d switches within the goal",
+				k, float64(b.flags)/(float64(b.frames)/3600), float64(b.frames)/3600, b.fast, b.switches))
+		}
+		env.Note("identity-time, %s, by the set of person A: %s", label, strings.Join(per, "; "))
 		hours := float64(sameFrames) / 3600
 		perHour := float64(sameFlags) / hours
 		rows = append(rows, Row{Check: "identity-time: false IDENTITY_MISMATCH, " + label, Split: "test", N: sessions,
