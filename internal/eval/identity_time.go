@@ -122,8 +122,7 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 		rp := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery}
 		rng := rand.New(rand.NewPCG(13, 5))
 		var sameFrames, sameFlags, notVerified, sessions, abstained, voted int
-		var delays []float64
-		missed := 0
+		sw := [2]switchStats{}
 		// per source set of A: same-person frames, false flags, switches, within the goal
 		type bySet struct{ frames, flags, switches, fast int }
 		sets := map[string]*bySet{}
@@ -159,7 +158,8 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 			}
 			abstained += res.abstained
 			voted += res.voted
-			// A, then someone else.
+			// A, then someone else: B's frames as they come (all variants), and B's undegraded
+			// photos only (a clear camera), from the same A frames.
 			for k := range switchesPerPerson {
 				b := people[(i+1+k*7+rng.IntN(3))%len(people)]
 				if b == a {
@@ -173,28 +173,29 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 					}
 				}
 				seq = seq[:switchBefore]
-				for len(seq) < switchBefore+switchAfter {
-					f := b.all[rng.IntN(len(b.all))]
-					for range 1 + rng.IntN(3) {
-						seq = append(seq, f)
+				for pool, frames := range [][]*identityTimeFrame{b.all, b.originals()} {
+					seq = seq[:switchBefore]
+					for len(seq) < switchBefore+switchAfter {
+						f := frames[rng.IntN(len(frames))]
+						for range 1 + rng.IntN(3) {
+							seq = append(seq, f)
+						}
 					}
-				}
-				seq = seq[:switchBefore+switchAfter]
-				res, err := rp.run(ctx, a, seq, switchBefore)
-				if err != nil {
-					return nil, err
-				}
-				if res.notVerified {
-					continue // its own flag; no mismatch can be raised
-				}
-				sets[src].switches++
-				if res.detectAt < 0 {
-					missed++
-					continue
-				}
-				delays = append(delays, float64(res.detectAt-switchBefore))
-				if float64(res.detectAt-switchBefore) <= after.Seconds()+2 {
-					sets[src].fast++
+					seq = seq[:switchBefore+switchAfter]
+					res, err := rp.run(ctx, a, seq, switchBefore)
+					if err != nil {
+						return nil, err
+					}
+					if res.notVerified {
+						continue // its own flag; no mismatch can be raised
+					}
+					fast := sw[pool].add(res.detectAt-switchBefore, res.detectAt >= 0, after.Seconds()+2)
+					if pool == 0 {
+						sets[src].switches++
+						if fast {
+							sets[src].fast++
+						}
+					}
 				}
 			}
 		}
@@ -211,36 +212,9 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 			Precision: math.NaN(), Recall: math.NaN(), F1: math.NaN(),
 			Note: fmt.Sprintf("%d flags in %.1f h of same-person frames (%.2f/h); %d of %d sessions IDENTITY_NOT_VERIFIED at login; %.0f%% of frames abstained (quality gate)",
 				sameFlags, hours, perHour, notVerified, sessions, 100*float64(abstained)/float64(max(abstained+voted, 1)))})
-		slices.Sort(delays)
-		note := fmt.Sprintf("%d switches detected, %d not within %d s", len(delays), missed, switchAfter)
-		if len(delays) > 0 {
-			var sum float64
-			for _, d := range delays {
-				sum += d
-			}
-			within := 0
-			for _, d := range delays {
-				if d <= after.Seconds()+2 {
-					within++
-				}
-			}
-			note = fmt.Sprintf("seconds from switch to flag: mean %.1f, p95 %.0f, max %.0f (goal <= %.0f: %d of %d); %s",
-				sum/float64(len(delays)), delays[int(math.Ceil(0.95*float64(len(delays))))-1], delays[len(delays)-1],
-				after.Seconds()+2, within, len(delays)+missed, note)
+		for pool, what := range []string{"B's frames as they come", "B's undegraded photos"} {
+			rows = append(rows, sw[pool].row("identity-time: switch A→B detected ("+what+"), "+label, after.Seconds()+2))
 		}
-		// Recall: switches flagged within the goal.
-		rec := math.NaN()
-		if n := len(delays) + missed; n > 0 {
-			ok := 0
-			for _, d := range delays {
-				if d <= after.Seconds()+2 {
-					ok++
-				}
-			}
-			rec = float64(ok) / float64(n)
-		}
-		rows = append(rows, Row{Check: "identity-time: switch A→B detected, " + label, Split: "test", N: len(delays) + missed,
-			Precision: math.NaN(), Recall: rec, F1: math.NaN(), Note: note})
 	}
 	var per []string
 	for _, v := range identityTimeVariants {
@@ -254,6 +228,55 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 	env.Note("identity-time: %d held-back people; answering frames abstaining or unmeasured per variant: %v; IDENTITY_MISMATCH after %s, threshold %.3f (%s)",
 		len(people), per, after, id.Threshold(), id.EnrollModel())
 	return rows, nil
+}
+
+// switchStats collects the delays from a switch to its flag.
+type switchStats struct {
+	delays []float64
+	missed int
+}
+
+// add records one switch (delay in frames = seconds) and says whether it was within goal.
+func (s *switchStats) add(delay int, detected bool, goal float64) bool {
+	if !detected {
+		s.missed++
+		return false
+	}
+	s.delays = append(s.delays, float64(delay))
+	return float64(delay) <= goal
+}
+
+// row: recall is the share of switches flagged within goal seconds.
+func (s *switchStats) row(check string, goal float64) Row {
+	slices.Sort(s.delays)
+	n := len(s.delays) + s.missed
+	row := Row{Check: check, Split: "test", N: n, Precision: math.NaN(), Recall: math.NaN(), F1: math.NaN()}
+	if len(s.delays) == 0 {
+		row.Note = fmt.Sprintf("no switch flagged within %d s (%d switches)", switchAfter, n)
+		return row
+	}
+	var sum float64
+	within := 0
+	for _, d := range s.delays {
+		sum += d
+		if d <= goal {
+			within++
+		}
+	}
+	row.Recall = float64(within) / float64(n)
+	row.Note = fmt.Sprintf("seconds from switch to flag: mean %.1f, p95 %.0f, max %.0f (goal <= %.0f: %d of %d); %d not flagged within %d s",
+		sum/float64(len(s.delays)), s.delays[int(math.Ceil(0.95*float64(len(s.delays))))-1], s.delays[len(s.delays)-1],
+		goal, within, n, s.missed, switchAfter)
+	return row
+}
+
+// originals are the person's undegraded photos (the first variant of each).
+func (p *identityTimePerson) originals() []*identityTimeFrame {
+	var out []*identityTimeFrame
+	for i := 0; i < len(p.all); i += len(identityTimeVariants) {
+		out = append(out, p.all[i])
+	}
+	return out
 }
 
 // identityTimePeople analyses every held-back person's photos and their variants once.
