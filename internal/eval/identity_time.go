@@ -55,11 +55,12 @@ import (
 // identityTimeFrame is one analysed photo variant: the main face as the rules would see it,
 // with its embedding (nil: no face identity could measure).
 type identityTimeFrame struct {
-	face  analyzers.Face
-	n     int // faces in the frame
-	vec   []float32
-	width int
-	high  int
+	variant int // index in identityTimeVariants
+	face    analyzers.Face
+	n       int // faces in the frame
+	vec     []float32
+	width   int
+	high    int
 }
 
 type identityTimePerson struct {
@@ -206,6 +207,11 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 				k, float64(b.flags)/(float64(b.frames)/3600), float64(b.frames)/3600, b.fast, b.switches))
 		}
 		env.Note("identity-time, %s, by the set of person A: %s", label, strings.Join(per, "; "))
+		per = per[:0]
+		for v, name := range identityTimeVariants {
+			per = append(per, fmt.Sprintf("%s %d/%d", name, rp.below[v], rp.votes[v]))
+		}
+		env.Note("identity-time, %s: same-person frames that voted and fell below the threshold, per variant: %s", label, strings.Join(per, ", "))
 		hours := float64(sameFrames) / 3600
 		perHour := float64(sameFlags) / hours
 		rows = append(rows, Row{Check: "identity-time: false IDENTITY_MISMATCH, " + label, Split: "test", N: sessions,
@@ -310,6 +316,7 @@ func identityTimePeople(ctx context.Context, env *Env, id *analyzers.Identity) (
 					if err != nil {
 						return nil, fmt.Errorf("%s (%s): %w", p, identityTimeVariants[v], err)
 					}
+					fr.variant = v
 					person.all = append(person.all, fr)
 					switch {
 					case k == 0 && v == 0:
@@ -444,6 +451,8 @@ type identityReplay struct {
 	thr     float32
 	model   string
 	gallery bool
+	// same-person frames that voted, and of those below the threshold, per variant
+	votes, below [8]int
 }
 
 type replayResult struct {
@@ -500,6 +509,10 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 		obs := fr.observation(sim, r.thr)
 		if q, ok := rules.IdentityQuality(&obs, p); switchAt < 0 && q >= 0 && ok {
 			res.voted++
+			r.votes[fr.variant]++
+			if sim < r.thr {
+				r.below[fr.variant]++
+			}
 		} else if switchAt < 0 {
 			res.abstained++ // the quality gate, or no face identity could measure
 		}
