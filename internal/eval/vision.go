@@ -50,6 +50,8 @@ var Checks = []Check{
 	{"headpose", evalHeadPose},
 	{"attributes", evalAttributes},
 	{"persons", evalPersons},
+	{"presence", evalPresence},
+	{"identity-time", evalIdentityTime},
 }
 
 // Row is one line of the result table. Metrics that do not apply are NaN (printed "-").

@@ -1,0 +1,574 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"gocv.io/x/gocv"
+	"gorm.io/gorm"
+
+	"proctor/analyzers"
+	"proctor/models"
+	"proctor/rules"
+	"proctor/store"
+)
+
+// Identity over time: what a reviewer lives with. Synthetic main-camera sessions at 1 frame/s
+// are built from the held-back ("test") people of the identity check (identities/,
+// identities-crops/, the test half of identities-rmfd: never tuned on) and replayed through the
+// shipped identity check (rules.New with its default settings, Observe and ApplyFrame on a
+// SQLite store in a temporary folder), so the numbers come from the check as it runs.
+//
+// Every photo and four degraded copies of it (blurred, downscaled to a third, rotated 25°, the
+// lower 40% of the photo covered in grey like a mask or a hand) are analysed once, padded like
+// the identity check's photos, by the set's own analyzers (faces, landmarks, identity, headpose,
+// attire): embedding, sharpness, pose and mask score. A session then only re-scores the stored
+// embeddings against its own references (Enrollment.Similarity), as the identity analyzer does.
+// Every frame counts as measured (the analyzer's one-in-three sampling only carries a track's
+// last value forward).
+//
+// Per person A, the photos are split: the first is the registration photo, the next third are
+// login frames, the rest (all five variants) are the answering frames, so a gallery never holds
+// the very frame it is later compared with.
+//
+//   - gallery on: the login frames pass the worker's gallery rule (quality gate, similarity to
+//     the photo at or above the threshold, not nearly the same as a kept face, up to the
+//     gallery size) before answering starts; a login with enough quality frames and no match is
+//     IDENTITY_NOT_VERIFIED, which silences IDENTITY_MISMATCH for that session (the rule's When).
+//   - gallery off: the registration photo alone, as before the gallery existed.
+//
+// Same-person sessions: 15 minutes of A's answering frames, each frame held 1–5 s (a candidate
+// sits still), every variant included: false IDENTITY_MISMATCH flags per hour; and the same
+// with every frame held 1 s (independent frames: the lower bound). Switch sessions:
+// 60 s of A, then 60 s of another held-back person B: the time from the switch to the frame
+// that raises IDENTITY_MISMATCH.
+
+// identityTimeFrame is one analysed photo variant: the main face as the rules would see it,
+// with its embedding (nil: no face identity could measure).
+type identityTimeFrame struct {
+	variant int // index in identityTimeVariants
+	face    analyzers.Face
+	n       int // faces in the frame
+	vec     []float32
+	width   int
+	high    int
+}
+
+type identityTimePerson struct {
+	name   string
+	photo  []float32            // registration photo's embedding
+	login  []*identityTimeFrame // originals of the login photos, then their variants
+	answer []*identityTimeFrame // every variant of the answering photos
+	all    []*identityTimeFrame // every frame (for B in a switch)
+	byVar  map[string][2]int    // variant → answering frames, of which abstain/not measured
+}
+
+var identityTimeVariants = []string{"original", "blurred", "small", "rotated", "occluded"}
+
+// Session lengths (frames at 1 frame/s).
+const (
+	sameSessionFrames = 900
+	switchBefore      = 60
+	switchAfter       = 60
+	switchesPerPerson = 3
+)
+
+func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
+	var id *analyzers.Identity
+	for _, a := range env.Set.Analyzers() {
+		if v, ok := a.(*analyzers.Identity); ok {
+			id = v
+		}
+	}
+	if id == nil {
+		env.Note("identity-time: the set has no identity analyzer: skipped (use --analyzers faces,landmarks,identity,headpose,attire)")
+		return nil, nil
+	}
+	people, err := identityTimePeople(ctx, env, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(people) < 2 {
+		env.Note("identity-time: fewer than two held-back people with usable photos under %s: skipped", env.Data)
+		return nil, nil
+	}
+	dir, err := os.MkdirTemp("", "proctor-identity-time-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	eng := rules.New(rules.Config{})
+	p := eng.Params()
+	after := p.Duration(rules.SettingIdentityMismatchAfter)
+	var rows []Row
+	for _, gallery := range []bool{true, false} {
+		label := "gallery on"
+		if !gallery {
+			label = "gallery off (photo only)"
+		}
+		rp := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery}
+		rng := rand.New(rand.NewPCG(13, 5))
+		var sameFrames, sameFlags, notVerified, sessions, abstained, voted int
+		sw := [2]switchStats{}
+		rp1 := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery}
+		rng1 := rand.New(rand.NewPCG(21, 8))
+		flags1 := 0
+		// per source set of A: same-person frames, false flags, switches, within the goal
+		type bySet struct{ frames, flags, switches, fast int }
+		sets := map[string]*bySet{}
+		for i, a := range people {
+			if len(a.answer) == 0 {
+				continue
+			}
+			// Same person for 15 minutes.
+			var seq []*identityTimeFrame
+			for len(seq) < sameSessionFrames {
+				f := a.answer[rng.IntN(len(a.answer))]
+				for range 1 + rng.IntN(5) {
+					seq = append(seq, f)
+				}
+			}
+			seq = seq[:sameSessionFrames]
+			res, err := rp.run(ctx, a, seq, -1)
+			if err != nil {
+				return nil, err
+			}
+			sessions++
+			sameFrames += len(seq)
+			src := a.name[:strings.IndexByte(a.name, '/')]
+			if sets[src] == nil {
+				sets[src] = &bySet{}
+			}
+			sets[src].frames += len(seq)
+			if res.notVerified {
+				notVerified++
+			} else {
+				sameFlags += res.flags
+				sets[src].flags += res.flags
+			}
+			// The same, each frame shown for one second only: consecutive frames independent, the
+			// lower bound (a candidate sitting still repeats one pose, as the sessions above do).
+			seq = seq[:0]
+			for len(seq) < sameSessionFrames {
+				seq = append(seq, a.answer[rng1.IntN(len(a.answer))])
+			}
+			res1, err := rp1.run(ctx, a, seq, -1)
+			if err != nil {
+				return nil, err
+			}
+			if !res1.notVerified {
+				flags1 += res1.flags
+			}
+			abstained += res.abstained
+			voted += res.voted
+			// A, then someone else: B's frames as they come (all variants), and B's undegraded
+			// photos only (a clear camera), from the same A frames.
+			for k := range switchesPerPerson {
+				b := people[(i+1+k*7+rng.IntN(3))%len(people)]
+				if b == a {
+					continue
+				}
+				seq = seq[:0]
+				for len(seq) < switchBefore {
+					f := a.answer[rng.IntN(len(a.answer))]
+					for range 1 + rng.IntN(5) {
+						seq = append(seq, f)
+					}
+				}
+				seq = seq[:switchBefore]
+				for pool, frames := range [][]*identityTimeFrame{b.all, b.originals()} {
+					seq = seq[:switchBefore]
+					for len(seq) < switchBefore+switchAfter {
+						f := frames[rng.IntN(len(frames))]
+						for range 1 + rng.IntN(3) {
+							seq = append(seq, f)
+						}
+					}
+					seq = seq[:switchBefore+switchAfter]
+					res, err := rp.run(ctx, a, seq, switchBefore)
+					if err != nil {
+						return nil, err
+					}
+					if res.notVerified {
+						continue // its own flag; no mismatch can be raised
+					}
+					fast := sw[pool].add(res.detectAt-switchBefore, res.detectAt >= 0, after.Seconds()+2)
+					if pool == 0 {
+						sets[src].switches++
+						if fast {
+							sets[src].fast++
+						}
+					}
+				}
+			}
+		}
+		var per []string
+		for _, k := range slices.Sorted(maps.Keys(sets)) {
+			b := sets[k]
+			per = append(per, fmt.Sprintf("%s: %.1f flags/h over %.1f h, %d of %d switches within the goal",
+				k, float64(b.flags)/(float64(b.frames)/3600), float64(b.frames)/3600, b.fast, b.switches))
+		}
+		env.Note("identity-time, %s, by the set of person A: %s", label, strings.Join(per, "; "))
+		per = per[:0]
+		for v, name := range identityTimeVariants {
+			per = append(per, fmt.Sprintf("%s %d/%d", name, rp.below[v], rp.votes[v]))
+		}
+		env.Note("identity-time, %s: same-person frames that voted and fell below the threshold, per variant: %s", label, strings.Join(per, ", "))
+		hours := float64(sameFrames) / 3600
+		perHour := float64(sameFlags) / hours
+		rows = append(rows, Row{Check: "identity-time: false IDENTITY_MISMATCH, " + label, Split: "test", N: sessions,
+			Precision: math.NaN(), Recall: math.NaN(), F1: math.NaN(),
+			Note: fmt.Sprintf("%d flags in %.1f h of same-person frames (%.2f/h); %d of %d sessions IDENTITY_NOT_VERIFIED at login; %.0f%% of frames abstained (quality gate)",
+				sameFlags, hours, perHour, notVerified, sessions, 100*float64(abstained)/float64(max(abstained+voted, 1)))})
+		rows = append(rows, Row{Check: "identity-time: false IDENTITY_MISMATCH, frames held 1 s, " + label, Split: "test", N: sessions,
+			Precision: math.NaN(), Recall: math.NaN(), F1: math.NaN(),
+			Note: fmt.Sprintf("%d flags in %.1f h (%.2f/h): every frame a different photo or variant", flags1, hours, float64(flags1)/hours)})
+		for pool, what := range []string{"B's frames as they come", "B's undegraded photos"} {
+			rows = append(rows, sw[pool].row("identity-time: switch A→B detected ("+what+"), "+label, after.Seconds()+2))
+		}
+	}
+	var per []string
+	for _, v := range identityTimeVariants {
+		var n, abst int
+		for _, a := range people {
+			n += a.byVar[v][0]
+			abst += a.byVar[v][1]
+		}
+		per = append(per, fmt.Sprintf("%s %d/%d", v, abst, n))
+	}
+	env.Note("identity-time: %d held-back people; answering frames abstaining or unmeasured per variant: %v; IDENTITY_MISMATCH after %s, threshold %.3f (%s)",
+		len(people), per, after, id.Threshold(), id.EnrollModel())
+	return rows, nil
+}
+
+// switchStats collects the delays from a switch to its flag.
+type switchStats struct {
+	delays []float64
+	missed int
+}
+
+// add records one switch (delay in frames = seconds) and says whether it was within goal.
+func (s *switchStats) add(delay int, detected bool, goal float64) bool {
+	if !detected {
+		s.missed++
+		return false
+	}
+	s.delays = append(s.delays, float64(delay))
+	return float64(delay) <= goal
+}
+
+// row: recall is the share of switches flagged within goal seconds.
+func (s *switchStats) row(check string, goal float64) Row {
+	slices.Sort(s.delays)
+	n := len(s.delays) + s.missed
+	row := Row{Check: check, Split: "test", N: n, Precision: math.NaN(), Recall: math.NaN(), F1: math.NaN()}
+	if len(s.delays) == 0 {
+		row.Note = fmt.Sprintf("no switch flagged within %d s (%d switches)", switchAfter, n)
+		return row
+	}
+	var sum float64
+	within := 0
+	for _, d := range s.delays {
+		sum += d
+		if d <= goal {
+			within++
+		}
+	}
+	row.Recall = float64(within) / float64(n)
+	row.Note = fmt.Sprintf("seconds from switch to flag: mean %.1f, p95 %.0f, max %.0f (goal <= %.0f: %d of %d); %d not flagged within %d s",
+		sum/float64(len(s.delays)), s.delays[int(math.Ceil(0.95*float64(len(s.delays))))-1], s.delays[len(s.delays)-1],
+		goal, within, n, s.missed, switchAfter)
+	return row
+}
+
+// originals are the person's undegraded photos (the first variant of each).
+func (p *identityTimePerson) originals() []*identityTimeFrame {
+	var out []*identityTimeFrame
+	for i := 0; i < len(p.all); i += len(identityTimeVariants) {
+		out = append(out, p.all[i])
+	}
+	return out
+}
+
+// identityTimePeople analyses every held-back person's photos and their variants once.
+func identityTimePeople(ctx context.Context, env *Env, id *analyzers.Identity) ([]*identityTimePerson, error) {
+	dummy := &analyzers.Enrollment{Model: id.EnrollModel(), Vector: make([]float32, id.Dim())}
+	params := rules.New(rules.Config{}).Params()
+	var people []*identityTimePerson
+	for _, set := range identitySets {
+		names, imgs := listPeople(filepath.Join(env.Data, set.dir))
+		for _, name := range names {
+			if set.split == "person" && SplitOf(name) != "test" || set.split == "dev" {
+				continue
+			}
+			photos := imgs[name]
+			if len(photos) < 4 {
+				continue
+			}
+			person := &identityTimePerson{name: set.dir + "/" + name, byVar: map[string][2]int{}}
+			nLogin := max(1, (len(photos)-1)/3)
+			for k, p := range photos {
+				data, err := ReadJPEG(p)
+				if err != nil {
+					return nil, err
+				}
+				variants, err := photoVariants(data)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", p, err)
+				}
+				for v, jpeg := range variants {
+					fr, err := analyzeForTime(ctx, env, id, dummy, jpeg)
+					if err != nil {
+						return nil, fmt.Errorf("%s (%s): %w", p, identityTimeVariants[v], err)
+					}
+					fr.variant = v
+					person.all = append(person.all, fr)
+					switch {
+					case k == 0 && v == 0:
+						person.photo = fr.vec
+					case k == 0:
+					case k <= nLogin:
+						person.login = append(person.login, fr)
+					default:
+						person.answer = append(person.answer, fr)
+						c := person.byVar[identityTimeVariants[v]]
+						c[0]++
+						if obs := fr.observation(0, id.Threshold()); fr.vec == nil {
+							c[1]++
+						} else if _, ok := rules.IdentityQuality(&obs, params); !ok {
+							c[1]++
+						}
+						person.byVar[identityTimeVariants[v]] = c
+					}
+				}
+			}
+			if person.photo == nil {
+				continue // a registration photo without a usable face: identity is off for that session
+			}
+			people = append(people, person)
+		}
+	}
+	return people, nil
+}
+
+func analyzeForTime(ctx context.Context, env *Env, id *analyzers.Identity, dummy *analyzers.Enrollment, jpeg []byte) (*identityTimeFrame, error) {
+	fr := &identityTimeFrame{}
+	obs, err := env.AnalyzePadded(ctx, jpeg, analyzers.EnrollPadding, analyzers.FrameMeta{Enrolled: dummy}, func(f *analyzers.Frame, obs *analyzers.Observation) error {
+		for _, fc := range obs.Faces {
+			if fc.Match != nil && fc.Match.Measured {
+				fr.vec = slices.Clone(id.LastEmbedding())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	fr.n, fr.width, fr.high = len(obs.Faces), obs.Width, obs.Height
+	for _, fc := range obs.Faces {
+		if fc.Match != nil {
+			fr.face = fc
+			fr.face.Match = &analyzers.Match{Sharpness: fc.Match.Sharpness, Measured: true}
+		}
+	}
+	if fr.vec == nil && len(obs.Faces) > 0 {
+		fr.face = obs.Faces[analyzers.MainFace(obs.Faces, 0)]
+		fr.face.Match = nil
+	}
+	return fr, nil
+}
+
+// observation rebuilds the frame's observation with the main face's similarity to the
+// session's references (sim; ignored when the face was not measured).
+func (fr *identityTimeFrame) observation(sim, thr float32) analyzers.Observation {
+	obs := analyzers.Observation{Width: fr.width, Height: fr.high, TopFaceScore: fr.face.Score}
+	if fr.n == 0 {
+		obs.Faces = []analyzers.Face{}
+		return obs
+	}
+	face := fr.face
+	if face.Match != nil {
+		m := *face.Match
+		m.Similarity, m.Threshold, m.SamePerson = sim, thr, sim >= thr
+		face.Match = &m
+	}
+	obs.Faces = []analyzers.Face{face}
+	for range fr.n - 1 { // the other faces (no match), as the rules would count them
+		obs.Faces = append(obs.Faces, analyzers.Face{Box: fr.face.Box, Score: fr.face.Score})
+	}
+	return obs
+}
+
+// photoVariants returns the photo and its degraded copies, in identityTimeVariants order.
+func photoVariants(data []byte) ([][]byte, error) {
+	img, err := gocv.IMDecode(data, gocv.IMReadColor)
+	if err != nil || img.Empty() {
+		img.Close()
+		return nil, fmt.Errorf("decode: %v", err)
+	}
+	defer img.Close()
+	w, h := img.Cols(), img.Rows()
+	out := [][]byte{data}
+	enc := func(m gocv.Mat) error {
+		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, m, []int{gocv.IMWriteJpegQuality, 90})
+		if err != nil {
+			return err
+		}
+		out = append(out, slices.Clone(buf.GetBytes()))
+		buf.Close()
+		return nil
+	}
+	m := gocv.NewMat()
+	defer m.Close()
+	// Blurred: out of focus or moving, sigma 2.5% of the shorter side.
+	sigma := 0.025 * float64(min(w, h))
+	gocv.GaussianBlur(img, &m, image.Pt(0, 0), sigma, sigma, gocv.BorderReplicate)
+	if err := enc(m); err != nil {
+		return nil, err
+	}
+	// Small: a third of the size, a candidate far from a low-resolution camera.
+	gocv.Resize(img, &m, image.Pt(max(w/3, analyzers.MinSide), max(h/3, analyzers.MinSide)), 0, 0, gocv.InterpolationArea)
+	if err := enc(m); err != nil {
+		return nil, err
+	}
+	// Rotated: the head tilted 25°.
+	rot := gocv.GetRotationMatrix2D(image.Pt(w/2, h/2), 25, 1)
+	gocv.WarpAffineWithParams(img, &m, rot, image.Pt(w, h), gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
+	rot.Close()
+	if err := enc(m); err != nil {
+		return nil, err
+	}
+	// Occluded: the lower 40% of the photo grey (a mask, a hand, a cup).
+	occ := img.Clone()
+	gocv.Rectangle(&occ, image.Rect(0, h*6/10, w, h), color.RGBA{128, 128, 128, 0}, -1)
+	err = enc(occ)
+	occ.Close()
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// identityReplay replays sessions through the rules engine.
+type identityReplay struct {
+	st      *store.Store
+	eng     *rules.Engine
+	thr     float32
+	model   string
+	gallery bool
+	// same-person frames that voted, and of those below the threshold, per variant
+	votes, below [8]int
+}
+
+type replayResult struct {
+	flags            int  // IDENTITY_MISMATCH flags raised in the session
+	detectAt         int  // frame index that raised the first flag at or after the switch (-1: none)
+	notVerified      bool // the login would raise IDENTITY_NOT_VERIFIED
+	abstained, voted int
+}
+
+// run replays one session of person a: the login (gallery on), then seq at 1 frame/s. switchAt
+// is the index of the first frame of someone else (-1: none).
+func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*identityTimeFrame, switchAt int) (replayResult, error) {
+	res := replayResult{detectAt: -1}
+	p := r.eng.Params()
+	enr := analyzers.Enrollment{Model: r.model, Vector: a.photo}
+	sess := &store.Session{OrgID: "eval", ExamID: "identity-time", CandidateID: a.name, ScheduledStart: time.Unix(0, 0)}
+	if err := r.st.CreateSession(ctx, sess); err != nil {
+		return res, err
+	}
+	if r.gallery {
+		// The worker's gallery rule (worker/vision.go updateGallery) on the login frames.
+		size := int(p.Value(rules.SettingIdentityGallerySize))
+		for _, fr := range a.login {
+			if fr.vec == nil {
+				continue
+			}
+			photo := models.Cosine(fr.vec, a.photo)
+			obs := fr.observation(photo, r.thr)
+			if _, ok := rules.IdentityQuality(&obs, p); !ok {
+				continue
+			}
+			sess.LoginFaceFrames++
+			if photo < r.thr {
+				continue
+			}
+			sess.LoginFaceMatches++
+			redundant := false
+			for _, g := range enr.Gallery {
+				redundant = redundant || models.Cosine(g, fr.vec) > 0.9
+			}
+			if !redundant && len(enr.Gallery) < size {
+				enr.Gallery = append(enr.Gallery, fr.vec)
+			}
+		}
+		// The identity-login check's condition (rules.loginUnverified).
+		need := int(p.Value(rules.SettingIdentityLoginFrames))
+		res.notVerified = sess.LoginFaceFrames >= need && sess.LoginFaceMatches == 0
+	}
+	for i, fr := range seq {
+		var sim float32
+		if fr.vec != nil {
+			sim, _ = enr.Similarity(fr.vec)
+		}
+		obs := fr.observation(sim, r.thr)
+		if q, ok := rules.IdentityQuality(&obs, p); switchAt < 0 && q >= 0 && ok {
+			res.voted++
+			r.votes[fr.variant]++
+			if sim < r.thr {
+				r.below[fr.variant]++
+			}
+		} else if switchAt < 0 {
+			res.abstained++ // the quality gate, or no face identity could measure
+		}
+		signals, err := r.eng.Observe(&obs, analyzers.CameraMain)
+		if err != nil {
+			return res, err
+		}
+		row := &store.FrameResult{SessionID: sess.ID, Camera: analyzers.CameraMain, Seq: int64(i),
+			CapturedAtMs: int64(i) * 1000, Signals: signals}
+		var touched []uint
+		err = r.st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if _, err := store.InsertFrameResult(tx, row); err != nil {
+				return err
+			}
+			touched, err = r.eng.ApplyFrame(tx, rules.FrameInput{Result: row, ModelVersion: "eval", Session: sess})
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		if len(touched) > 0 && switchAt >= 0 && i >= switchAt && res.detectAt < 0 {
+			var n int64
+			if err := r.st.DB.WithContext(ctx).Model(&store.Flag{}).Where("id IN ? AND type = ? AND end_ms >= ?",
+				touched, rules.IdentityMismatch, int64(switchAt)*1000).Count(&n).Error; err != nil {
+				return res, err
+			}
+			if n > 0 {
+				res.detectAt = i
+			}
+		}
+	}
+	var n int64
+	if err := r.st.DB.WithContext(ctx).Model(&store.Flag{}).Where("session_id = ? AND type = ?", sess.ID, rules.IdentityMismatch).
+		Count(&n).Error; err != nil {
+		return res, err
+	}
+	res.flags = int(n)
+	return res, nil
+}
