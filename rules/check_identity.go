@@ -144,7 +144,7 @@ func loginUnverified(s *store.Session, minFrames int) bool {
 }
 
 // IdentityQuality finds the face identity measured (-1 if none) and says whether it may vote:
-// large enough, sharp enough, within the pose the model handles, and unmasked. The identity
+// large enough, sharp enough, within the pose the model handles, and neither masked nor covered. The identity
 // check and the worker's gallery apply the same gate.
 func IdentityQuality(obs *analyzers.Observation, p Params) (int, bool) {
 	i := -1
@@ -166,6 +166,8 @@ func IdentityQuality(obs *analyzers.Observation, p Params) (int, bool) {
 		return i, false
 	case f.Mask != nil && float64(f.Mask.Score) >= p.Value(SettingMaskScore):
 		return i, false
+	case f.Occluded != nil && float64(f.Occluded.Score) >= p.Value(SettingOccludedScore):
+		return i, false // a hand or an object over the face: the embedding is of the cover too
 	case f.Match.Sharpness > 0 && float64(f.Match.Sharpness) < p.Value(SettingIdentityMinSharpness):
 		return i, false
 	}
