@@ -199,7 +199,7 @@ func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 		}
 		var start time.Duration
 		if s.observe != nil {
-			start = threadCPU()
+			start = ThreadCPU()
 		}
 		if err := a.Analyze(ctx, f, &obs); err != nil {
 			return obs, fmt.Errorf("analyzer %s: %w", a.Name(), err)
@@ -208,7 +208,7 @@ func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 			f.Plan.Ran(a.Name(), f, &obs)
 		}
 		if s.observe != nil {
-			s.observe(a.Name(), true, threadCPU()-start)
+			s.observe(a.Name(), true, ThreadCPU()-start)
 		}
 	}
 	return obs, nil

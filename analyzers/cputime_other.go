@@ -4,5 +4,5 @@ package analyzers
 
 import "time"
 
-// threadCPU is not available here: analyzer costs are reported as 0 CPU.
-func threadCPU() time.Duration { return 0 }
+// ThreadCPU is not available here: analyzer costs are reported as 0 CPU.
+func ThreadCPU() time.Duration { return 0 }

@@ -224,3 +224,18 @@ func Audit(db *gorm.DB, e AuditEntry) error {
 
 // ErrDuplicatedKey is returned when an insert hits a unique key.
 var ErrDuplicatedKey = gorm.ErrDuplicatedKey
+
+// OpenTemp opens a throwaway SQLite store in a new temporary directory (offline analysis and
+// evaluation run the service's rules on it); close removes it.
+func OpenTemp(ctx context.Context, prefix string) (st *Store, closeFn func(), err error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err = Open(ctx, Config{DataDir: dir})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return st, func() { st.Close(); os.RemoveAll(dir) }, nil
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -74,16 +73,11 @@ func Video(ctx context.Context, file string, o VideoOptions) (*VideoReport, erro
 		base = noStartBase
 	}
 
-	dir, err := os.MkdirTemp("", "proctor-analyze-video-")
+	st, closeStore, err := store.OpenTemp(ctx, "proctor-analyze-video-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	st, err := store.Open(ctx, store.Config{DataDir: dir})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
+	defer closeStore()
 	const sessionID = "video"
 	if err := st.EnsureOrganisation(ctx, "local", "local"); err != nil {
 		return nil, err

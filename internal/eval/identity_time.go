@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -102,16 +101,11 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 		env.Note("identity-time: fewer than two held-back people with usable photos under %s: skipped", env.Data)
 		return nil, nil
 	}
-	dir, err := os.MkdirTemp("", "proctor-identity-time-")
+	st, closeStore, err := store.OpenTemp(ctx, "proctor-identity-time-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	st, err := store.Open(ctx, store.Config{DataDir: dir})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
+	defer closeStore()
 	eng := rules.New(rules.Config{})
 	p := eng.Params()
 	after := p.Duration(rules.SettingIdentityMismatchAfter)

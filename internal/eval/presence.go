@@ -346,9 +346,9 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 		var first int
 		for i, d := range dets {
 			obs := analyzers.Observation{Width: f.Width, Height: f.Height}
-			c := threadCPU()
+			c := analyzers.ThreadCPU()
 			err := d.Analyze(ctx, &f, &obs)
-			spent := threadCPU() - c
+			spent := analyzers.ThreadCPU() - c
 			cpu[i] += spent
 			if err != nil {
 				f.Image.Close()

@@ -147,7 +147,7 @@ func (e *Env) AnalyzePadded(ctx context.Context, jpeg []byte, pad float64, meta 
 	as := e.Set.Analyzers()
 	runtime.LockOSThread() // thread CPU time below is this goroutine's
 	defer runtime.UnlockOSThread()
-	t0, c0 := time.Now(), threadCPU()
+	t0, c0 := time.Now(), analyzers.ThreadCPU()
 	f, err := analyzers.DecodeJPEG(jpeg, e.Set.DecodeSide())
 	if err != nil {
 		return analyzers.Observation{}, err
@@ -157,7 +157,7 @@ func (e *Env) AnalyzePadded(ctx context.Context, jpeg []byte, pad float64, meta 
 		return analyzers.Observation{}, err
 	}
 	e.spent[len(as)] += time.Since(t0)
-	e.cpu[len(as)] += threadCPU() - c0
+	e.cpu[len(as)] += analyzers.ThreadCPU() - c0
 	e.runs[len(as)]++
 	f.Camera, f.Session, f.Enrolled = meta.Camera, meta.Session, meta.Enrolled
 	if f.Camera == "" {
@@ -165,12 +165,12 @@ func (e *Env) AnalyzePadded(ctx context.Context, jpeg []byte, pad float64, meta 
 	}
 	obs := analyzers.Observation{Width: f.Width, Height: f.Height}
 	for i, a := range as {
-		t, c := time.Now(), threadCPU()
+		t, c := time.Now(), analyzers.ThreadCPU()
 		if err := a.Analyze(ctx, &f, &obs); err != nil {
 			return obs, fmt.Errorf("analyzer %s: %w", a.Name(), err)
 		}
 		e.spent[i] += time.Since(t)
-		e.cpu[i] += threadCPU() - c
+		e.cpu[i] += analyzers.ThreadCPU() - c
 		e.runs[i]++
 	}
 	if inspect != nil {
