@@ -34,6 +34,8 @@ type Engine struct {
 	disabled map[string]bool
 	// overrides are the exam's own setting values (ForExam), already applied to params.
 	overrides Params
+	// frames are the frame rules in force, built with params and disabled (read-only).
+	frames []FrameRule
 	// settings, when set, gives each exam its own effective engine (Effective).
 	settings *settingsCache
 }
@@ -52,7 +54,9 @@ func New(cfg Config) *Engine {
 	}
 	w := DefaultWeights()
 	maps.Copy(w, cfg.Weights)
-	return &Engine{params: p, weights: w}
+	e := &Engine{params: p, weights: w}
+	e.frames = e.buildFrameRules()
+	return e
 }
 
 // Params returns the settings in force (read-only).
@@ -141,8 +145,11 @@ type FrameRule struct {
 	When func(sess *store.Session) bool
 }
 
-// frameRules are the rules of every frame check that is on.
-func (e *Engine) frameRules() []FrameRule {
+// frameRules are the rules of every frame check that is on, built once per engine (engines are
+// cached per exam): the per-frame path only reads them.
+func (e *Engine) frameRules() []FrameRule { return e.frames }
+
+func (e *Engine) buildFrameRules() []FrameRule {
 	var all []FrameRule
 	for _, c := range checks {
 		if c.Input != InputFrames {

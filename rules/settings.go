@@ -130,6 +130,7 @@ func (e *Engine) ForExam(s ExamSettings) *Engine {
 			out.disabled[t] = true
 		}
 	}
+	out.frames = out.buildFrameRules()
 	return out
 }
 
