@@ -267,6 +267,12 @@ func (a *App) purgeAudio(ctx context.Context) {
 		} else if n > 0 {
 			a.cfg.Log.Info("purged stored audio", "chunks", n)
 		}
+		// Frame images (the reviewer's filmstrip) are as personal as the audio: same period.
+		if n, err := a.Store.PurgeFrameImages(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			a.cfg.Log.Error("purge stored frame images", "err", err)
+		} else if n > 0 {
+			a.cfg.Log.Info("purged stored frame images", "frames", n)
+		}
 		select {
 		case <-ctx.Done():
 			return
