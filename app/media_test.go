@@ -297,23 +297,34 @@ func speechWAV(t *testing.T, dir string) (string, string) {
 		t.Fatal(err)
 	}
 	source := "espeak-ng answer clips (internal/testaudio)"
-	if m, _ := filepath.Glob(filepath.Join("..", "..", "shared", "data", "speech", "mandarin", "*.wav")); len(m) > 0 {
-		raw := filepath.Join(dir, "real.raw")
-		if exec.Command("ffmpeg", "-v", "error", "-y", "-i", m[0], "-t", "27", "-ac", "1", "-ar", "16000", "-f", "s16le", raw).Run() == nil {
-			if b, err := os.ReadFile(raw); err == nil && len(b) >= 2*16000*20 {
-				real := make([]float32, len(b)/2)
-				for i := range real {
-					real[i] = float32(int16(binary.LittleEndian.Uint16(b[2*i:]))) / 32768
-				}
-				// Real speech in each answer's slot (not over the phrases and the pauses around them).
-				for _, slot := range [][2]int{{500, 4500}, {8500, 14000}, {17000, 26000}} {
-					for i := slot[0] * 16; i < slot[1]*16 && i < len(real) && i < len(samples); i++ {
-						samples[i] = real[i]
-					}
-				}
-				source = "real Mandarin speech " + filepath.Base(m[0]) + " (../shared/data)"
+	// The real clips are short (1–14 s): they fill the answers' slots one after another.
+	var real []float32
+	var used []string
+	clips, _ := filepath.Glob(filepath.Join("..", "..", "shared", "data", "speech", "mandarin", "*.wav"))
+	for i, clip := range clips {
+		raw := filepath.Join(dir, fmt.Sprintf("real%d.raw", i))
+		if exec.Command("ffmpeg", "-v", "error", "-y", "-i", clip, "-ac", "1", "-ar", "16000", "-f", "s16le", raw).Run() != nil {
+			continue
+		}
+		b, err := os.ReadFile(raw)
+		if err != nil {
+			continue
+		}
+		for j := 0; j+1 < len(b); j += 2 {
+			real = append(real, float32(int16(binary.LittleEndian.Uint16(b[j:])))/32768)
+		}
+		used = append(used, filepath.Base(clip))
+	}
+	slots := [][2]int{{500, 4500}, {8500, 14000}, {17000, 26000}}
+	if len(real) >= 18500*16 {
+		pos := 0
+		for _, slot := range slots {
+			for i := slot[0] * 16; i < slot[1]*16 && i < len(samples); i++ {
+				samples[i] = real[pos]
+				pos++
 			}
 		}
+		source = fmt.Sprintf("real Mandarin speech from ../shared/data (%s)", strings.Join(used, ", "))
 	}
 	for _, at := range []int{5000, 14500} {
 		copy(samples[at*16:], phrase)
