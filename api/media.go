@@ -3,11 +3,13 @@ package api
 import (
 	"bytes"
 	"container/list"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"image/jpeg"
+	"io"
 	"math"
 	"net/url"
 	"os"
@@ -342,49 +344,125 @@ type mediaState struct {
 
 // ---- audio -------------------------------------------------------------------------------
 
-// audioBetween returns the session's stored audio in [from, to) as 16 kHz s16le mono, silence
-// where nothing was recorded. store.ErrNotFound: no audio was recorded there at all;
-// store.ErrPurged: it was analysed but is no longer kept.
-func (s *Server) audioBetween(c *fiber.Ctx, sessionID string, from, to int64) ([]byte, error) {
-	chunks, err := s.store.AudioSamplesBetween(c.UserContext(), sessionID, from, to)
+// storedWAV is the session's stored audio of [from, to) as a 16 kHz mono WAV file that is read
+// lazily: a range request, or the first bytes a player asks for, reads only the chunks it covers
+// from the database, so playback starts without building minutes of audio first. Silence where
+// nothing was recorded; a later chunk overwrites an earlier one where they overlap.
+type storedWAV struct {
+	s        *Server
+	ctx      context.Context
+	session  string
+	from     int64
+	size     int64
+	header   []byte
+	pieces   []store.AudioPiece
+	pcm      map[int64][]byte // 16 kHz PCM of recently read pieces, by seq
+	fetchErr error
+}
+
+const wavHeaderBytes = 44
+
+// openStoredWAV finds the audio of [from, to). store.ErrNotFound: no audio was recorded there
+// at all; store.ErrPurged: it was analysed but is no longer kept.
+func (s *Server) openStoredWAV(c *fiber.Ctx, sessionID string, from, to int64) (*storedWAV, error) {
+	ctx := context.WithoutCancel(c.UserContext()) // read after the handler returns, while the body streams
+	pieces, err := s.store.AudioPieces(ctx, sessionID, from, to)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, (to-from)*audioOutRate/1000*2)
-	wrote := false
-	for _, ch := range chunks {
-		if ch.SampleRate <= 0 || len(ch.PCM) < 2 {
-			continue
+	if len(pieces) == 0 {
+		cov, err := s.store.AudioCoverage(ctx, sessionID, from, to)
+		if err != nil {
+			return nil, err
 		}
-		pcm := ch.PCM
-		if ch.SampleRate != audioOutRate {
-			pcm = analyzers.EncodePCM16(analyzers.Resample(decodePCM16(pcm), ch.SampleRate, audioOutRate))
+		if len(cov) > 0 {
+			return nil, store.ErrPurged
 		}
-		// Sample offsets of the chunk's start within the output (may be negative).
-		at := (ch.CapturedAtMs - from) * audioOutRate / 1000
-		for i := int64(0); i < int64(len(pcm)/2); i++ {
-			j := at + i
-			if j < 0 {
+		return nil, store.ErrNotFound
+	}
+	n := (to - from) * audioOutRate / 1000 * 2
+	return &storedWAV{s: s, ctx: ctx, session: sessionID, from: from, size: wavHeaderBytes + n,
+		header: wav.Encode(nil, audioOutRate)[:wavHeaderBytes-8], pieces: pieces, pcm: map[int64][]byte{}}, nil
+}
+
+func (w *storedWAV) headerBytes() []byte {
+	h := append([]byte(nil), w.header...)
+	binary.LittleEndian.PutUint32(h[4:], uint32(w.size-8))
+	h = append(h, "data"...)
+	return binary.LittleEndian.AppendUint32(h, uint32(w.size-wavHeaderBytes))
+}
+
+// piecePCM returns a piece's audio at 16 kHz, reading it (and the next few) when not cached.
+func (w *storedWAV) piecePCM(i int) []byte {
+	p := w.pieces[i]
+	if b, ok := w.pcm[p.Seq]; ok {
+		return b
+	}
+	if len(w.pcm) > 32 {
+		clear(w.pcm)
+	}
+	var seqs []int64
+	for j := i; j < len(w.pieces) && j < i+8; j++ {
+		if _, ok := w.pcm[w.pieces[j].Seq]; !ok {
+			seqs = append(seqs, w.pieces[j].Seq)
+		}
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	defer cancel()
+	got, err := w.s.store.AudioPCM(ctx, w.session, seqs)
+	if err != nil {
+		w.fetchErr = err
+		return nil
+	}
+	for j := i; j < len(w.pieces) && j < i+8; j++ {
+		q := w.pieces[j]
+		b := got[q.Seq]
+		if q.SampleRate != audioOutRate && len(b) >= 2 {
+			b = analyzers.EncodePCM16(analyzers.Resample(decodePCM16(b), q.SampleRate, audioOutRate))
+		}
+		w.pcm[q.Seq] = b[:len(b)&^1]
+	}
+	return w.pcm[p.Seq]
+}
+
+// ReadAt fills p with the file's bytes from off (io.ReaderAt).
+func (w *storedWAV) ReadAt(p []byte, off int64) (int, error) {
+	if off >= w.size {
+		return 0, io.EOF
+	}
+	want := len(p)
+	if int64(want) > w.size-off {
+		p = p[:w.size-off]
+	}
+	n := 0
+	if off < wavHeaderBytes {
+		c := copy(p, w.headerBytes()[off:])
+		n, off, p = c, off+int64(c), p[c:]
+	}
+	if len(p) > 0 {
+		a, b := off-wavHeaderBytes, off-wavHeaderBytes+int64(len(p))
+		clear(p)
+		for i, pc := range w.pieces {
+			start := (pc.CapturedAtMs - w.from) * audioOutRate / 1000 * 2
+			end := start + (pc.EndMs()-pc.CapturedAtMs+1)*audioOutRate/1000*2
+			if end <= a || start >= b {
 				continue
 			}
-			if 2*j+1 >= int64(len(out)) {
-				break
+			pcm := w.piecePCM(i)
+			if w.fetchErr != nil {
+				return n, w.fetchErr
 			}
-			out[2*j], out[2*j+1] = pcm[2*i], pcm[2*i+1]
-			wrote = true
+			lo, hi := max(a, start), min(b, start+int64(len(pcm)))
+			if lo < hi {
+				copy(p[lo-a:hi-a], pcm[lo-start:hi-start])
+			}
 		}
+		n += len(p)
 	}
-	if wrote {
-		return out, nil
+	if n < want {
+		return n, io.EOF
 	}
-	cov, err := s.store.AudioCoverage(c.UserContext(), sessionID, from, to)
-	if err != nil {
-		return nil, err
-	}
-	if len(cov) > 0 {
-		return nil, store.ErrPurged
-	}
-	return nil, store.ErrNotFound
+	return n, nil
 }
 
 func decodePCM16(b []byte) []float32 {
@@ -406,8 +484,8 @@ func (s *Server) audioError(err error, sess *store.Session, from, to int64) erro
 }
 
 // getAudio is GET /v1/sessions/{id}/audio?from&to: the stored audio of that span as a WAV (16 kHz
-// mono), served with range requests. The first request of a listen (no Range, or from byte 0)
-// is audit-logged; a player's further range requests are not.
+// mono), served with range requests and streamed as the database is read. The first request of
+// a listen (no Range, or from byte 0) is audit-logged; a player's further range requests are not.
 func (s *Server) getAudio(c *fiber.Ctx) error {
 	sess, err := s.sessionOf(c)
 	if err != nil {
@@ -417,7 +495,7 @@ func (s *Server) getAudio(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	pcm, err := s.audioBetween(c, sess.ID, from, to)
+	w, err := s.openStoredWAV(c, sess.ID, from, to)
 	if err != nil {
 		return s.audioError(err, sess, from, to)
 	}
@@ -427,7 +505,12 @@ func (s *Server) getAudio(c *fiber.Ctx) error {
 		}
 	}
 	c.Set(fiber.HeaderCacheControl, "private, max-age=300")
-	return serveRange(c, "audio/wav", wav.Encode(pcm, audioOutRate))
+	start, end, _, err := rangeHead(c, "audio/wav", w.size)
+	if err != nil {
+		return err
+	}
+	c.Response().SetBodyStream(io.NewSectionReader(w, start, end-start+1), int(end-start+1))
+	return nil
 }
 
 // getAudioPeaks is GET /v1/sessions/{id}/audio/peaks?from&to&n: the audio's loudness in n
@@ -445,23 +528,33 @@ func (s *Server) getAudioPeaks(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	pcm, err := s.audioBetween(c, sess.ID, from, to)
+	w, err := s.openStoredWAV(c, sess.ID, from, to)
 	if err != nil {
 		return s.audioError(err, sess, from, to)
 	}
-	samples := len(pcm) / 2
+	samples := (w.size - wavHeaderBytes) / 2
 	peaks := make([]float64, n)
-	for b := range n {
-		lo, hi := b*samples/n, (b+1)*samples/n
-		var p int
-		for i := lo; i < hi; i++ {
-			v := int(int16(binary.LittleEndian.Uint16(pcm[2*i:])))
+	buf := make([]byte, 1<<16)
+	var i int64
+	for off := int64(wavHeaderBytes); off < w.size; off += int64(len(buf)) {
+		got, err := w.ReadAt(buf, off)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		for j := 0; j+1 < got; j += 2 {
+			v := int(int16(binary.LittleEndian.Uint16(buf[j:])))
 			if v < 0 {
 				v = -v
 			}
-			p = max(p, v)
+			b := i * int64(n) / samples
+			if p := float64(v) / 32768; p > peaks[b] {
+				peaks[b] = p
+			}
+			i++
 		}
-		peaks[b] = math.Round(float64(p)/32768*1000) / 1000
+	}
+	for b := range peaks {
+		peaks[b] = math.Round(peaks[b]*1000) / 1000
 	}
 	return c.JSON(fiber.Map{"from": from, "to": to, "n": n, "peaks": peaks})
 }

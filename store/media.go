@@ -129,3 +129,51 @@ func (s *Store) AudioStretches(ctx context.Context, sessionID string) ([]Span, e
 // PlayablePath is where the browser-playable copy (MP4, H.264/AAC, moov first) of recording id
 // is kept under dir, next to the upload (RecordingPath): workers make it, the API serves it.
 func PlayablePath(dir, id string) string { return filepath.Join(dir, id+".mp4") }
+
+// AudioPiece is a stored audio chunk without its PCM: where it lies and how long it is.
+type AudioPiece struct {
+	Seq          int64
+	CapturedAtMs int64
+	SampleRate   int
+	Bytes        int64
+}
+
+// EndMs is where the piece's audio ends.
+func (p AudioPiece) EndMs() int64 {
+	return p.CapturedAtMs + p.Bytes/2*1000/int64(max(p.SampleRate, 1))
+}
+
+// AudioPieces lists the session's stored audio chunks that overlap [fromMs, toMs), by capture
+// time, without reading their PCM (the reviewer's player reads only the part it plays).
+// Chunks are at most ~28 s (the API's 900 KiB limit at 16 kHz), hence the 30 s look-back.
+func (s *Store) AudioPieces(ctx context.Context, sessionID string, fromMs, toMs int64) ([]AudioPiece, error) {
+	var rows []AudioPiece
+	err := s.DB.WithContext(ctx).Model(&AudioSample{}).
+		Select("seq, captured_at_ms, sample_rate, length(pcm) AS bytes").
+		Where("session_id = ? AND captured_at_ms >= ? AND captured_at_ms < ?", sessionID, fromMs-30_000, toMs).
+		Order("captured_at_ms, seq").Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := rows[:0]
+	for _, r := range rows {
+		if r.EndMs() > fromMs && r.SampleRate > 0 {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// AudioPCM returns the PCM of the given chunks of a session, by seq.
+func (s *Store) AudioPCM(ctx context.Context, sessionID string, seqs []int64) (map[int64][]byte, error) {
+	var rows []AudioSample
+	err := s.DB.WithContext(ctx).Select("seq, pcm").Where("session_id = ? AND seq IN ?", sessionID, seqs).Find(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64][]byte, len(rows))
+	for _, r := range rows {
+		out[r.Seq] = r.PCM
+	}
+	return out, nil
+}
