@@ -13,6 +13,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"proctor/analyzers"
 	"proctor/internal/wav"
+	"proctor/rules"
 	"proctor/store"
 )
 
@@ -557,6 +559,28 @@ func (s *Server) getAudioPeaks(c *fiber.Ctx) error {
 		peaks[b] = math.Round(peaks[b]*1000) / 1000
 	}
 	return c.JSON(fiber.Map{"from": from, "to": to, "n": n, "peaks": peaks})
+}
+
+// audioURL is where the stored audio of [from, to) is served (at most maxAudioSpanMs of it).
+func audioURL(sess *store.Session, from, to int64) string {
+	from = max(from, 0)
+	to = min(max(to, from+1), from+maxAudioSpanMs)
+	return sessionPath(sess) + "/audio?from=" + strconv.FormatInt(from, 10) + "&to=" + strconv.FormatInt(to, 10)
+}
+
+// flagAudio adds audio_url to GET /v1/flags/{id} for a flag decided from audio (its check
+// reads the voice activity detector): the flag's span with 5 s either side.
+func (s *Server) flagAudio(c *fiber.Ctx, f *store.Flag, out fiber.Map) error {
+	check, ok := rules.CheckOf(f.Type)
+	if !ok || !slices.Contains(check.Analyzers, "vad") {
+		return nil
+	}
+	_, sess, err := s.store.GetFlag(c.UserContext(), principal(c).OrgID, f.ID)
+	if err != nil {
+		return err
+	}
+	out["audio_url"] = audioURL(sess, f.StartMs-5000, max(f.EndMs, f.StartMs)+5000)
+	return nil
 }
 
 // ---- recordings --------------------------------------------------------------------------

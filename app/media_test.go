@@ -206,6 +206,25 @@ func TestMediaRoutes(t *testing.T) {
 		t.Errorf("media: %d %s", code, body)
 	}
 
+	// An audio flag links to its stored audio (5 s either side); a frame flag does not.
+	silence := store.Flag{SessionID: sid, Type: "LONG_SILENCE", Camera: "main", StartMs: m.from + 2000, EndMs: m.from + 3000,
+		Severity: store.SeverityDetection, Confidence: 1, Status: store.StatusOpen, ModelVersion: "vad"}
+	if err := a.Store.DB.Create(&silence).Error; err != nil {
+		t.Fatal(err)
+	}
+	var fl struct {
+		AudioURL string `json:"audio_url"`
+	}
+	code, _, body = reviewGet(t, a, key, fmt.Sprintf("/v1/flags/%d", silence.ID))
+	if code != 200 || json.Unmarshal(body, &fl) != nil || fl.AudioURL != fmt.Sprintf("%s/audio?from=%d&to=%d", base, m.from-3000, m.from+8000) {
+		t.Errorf("audio flag: %d %s", code, body)
+	} else if code, _, wavb := reviewGet(t, a, key, fl.AudioURL); code != 200 || len(wavb) != 44+11*16000*2 {
+		t.Errorf("the audio flag's audio: %d, %d bytes", code, len(wavb))
+	}
+	if code, _, body := reviewGet(t, a, key, fmt.Sprintf("/v1/flags/%d", org.Flags[sid][0].ID)); code != 200 || strings.Contains(string(body), "audio_url") {
+		t.Errorf("a frame flag: %d %s", code, body)
+	}
+
 	// Another organisation's media answers 404, as if it did not exist.
 	oth := "/v1/sessions/" + other.Sessions[0].ID
 	for _, p := range []string{oth + "/media", fmt.Sprintf("%s/frames/main/%d", oth, m.seq), fmt.Sprintf("%s/audio?from=%d&to=%d", oth, m.from, m.to),
@@ -272,6 +291,38 @@ func TestRecordingPlayableRange(t *testing.T) {
 		t.Fatalf("range %s: %d %q, %d bytes (equal %v)", rng, code, hdr.Get("Content-Range"), len(part), bytes.Equal(part, file[mid:min(len(file), int(mid)+4096)]))
 	}
 	t.Logf("playable copy %d bytes; range %s → 206, %d bytes equal to the file's", len(file), rng, len(part))
+
+	// Every answer with an end and every spotted phrase links to its stored audio.
+	var ans struct {
+		Answers []struct {
+			Question int    `json:"question"`
+			StartMs  int64  `json:"start_ms"`
+			EndMs    int64  `json:"end_ms"`
+			AudioURL string `json:"audio_url"`
+		} `json:"answers"`
+		Phrases []struct {
+			AudioURL string `json:"audio_url"`
+		} `json:"phrases"`
+	}
+	waitFor(t, func() bool {
+		code, _, body := reviewGet(t, a, rm.reviewKey, "/v1/sessions/"+rm.sessionID+"/answers")
+		return code == 200 && json.Unmarshal(body, &ans) == nil && len(ans.Phrases) >= 2
+	}, "the recording's two closing phrases")
+	for _, x := range ans.Answers {
+		if x.EndMs <= x.StartMs {
+			continue
+		}
+		code, _, wavb := reviewGet(t, a, rm.reviewKey, x.AudioURL)
+		if code != 200 || int64(len(wavb)) != 44+(x.EndMs+500-x.StartMs)*32 {
+			t.Errorf("answer %d audio %s: %d, %d bytes", x.Question, x.AudioURL, code, len(wavb))
+		}
+	}
+	for _, p := range ans.Phrases {
+		if code, _, _ := reviewGet(t, a, rm.reviewKey, p.AudioURL); code != 200 {
+			t.Errorf("phrase audio %s: %d", p.AudioURL, code)
+		}
+	}
+	t.Logf("%d answers, %d phrases, each with its stored audio", len(ans.Answers), len(ans.Phrases))
 }
 
 // reviewRecording is a session built from an uploaded recording with sound.
