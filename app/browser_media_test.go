@@ -28,6 +28,9 @@ func TestBrowserReviewMedia(t *testing.T) {
 	b := startBrowser(t)
 	a := startApp(t, backend{name: "embedded"}, func(c *Config) { c.Recordings.Poll = 100 * time.Millisecond })
 	rr := uploadReviewRecording(t, a, "org-media-ui")
+	// The evidence phone started recording 2 s after the laptop: its player runs 2 s behind.
+	const evidenceLagMs = 2000
+	uploadEvidenceRecording(t, a, rr, rr.ingestKey, evidenceLagMs)
 	ctx := context.Background()
 	email, password := "reviewer@org-media-ui.example.com", "correct horse battery media"
 	if _, err := a.Store.CreateUser(ctx, "org-media-ui", email, store.RoleReviewer, password, false); err != nil {
@@ -98,9 +101,14 @@ func TestBrowserReviewMedia(t *testing.T) {
 		until(fmt.Sprintf(`document.querySelector('#rv-video-main').currentTime > %f`, atFlag+1.5)),
 		until(fmt.Sprintf(`document.querySelector('#rv-video-main').getVideoPlaybackQuality().totalVideoFrames > %f`, frames0+2)),
 		until(fmt.Sprintf(`Number(document.querySelector('#rv-time').dataset.t) > %d`, flag.StartMs+1000)),
+		until(`!document.querySelector('#rv-video-evidence').paused`),
 		b.shot("media-02-playing-at-flag.png"),
 		b.key("p"),
 		until(`document.querySelector('#rv-video-main').paused`))
+	// Both cameras' players stay together: the evidence video runs evidenceLagMs behind.
+	if d := num(`document.querySelector('#rv-video-main').currentTime - document.querySelector('#rv-video-evidence').currentTime`); math.Abs(d-evidenceLagMs/1000.0) > 0.4 {
+		t.Errorf("main − evidence player = %.2f s, want %.2f s (synchronised by capture time)", d, evidenceLagMs/1000.0)
+	}
 	t.Logf("video at %.2f s after playing from %.2f s; %v frames decoded", num(`document.querySelector('#rv-video-main').currentTime`), atFlag,
 		num(`document.querySelector('#rv-video-main').getVideoPlaybackQuality().totalVideoFrames`)-frames0)
 
@@ -140,23 +148,32 @@ func TestBrowserReviewMedia(t *testing.T) {
 		b.shot("media-05-overlays-off.png"), b.key("o"))
 	t.Logf("overlays shown before o: %.0f", ovl)
 
-	// Seek from the timeline: a click at 70% of the lanes moves the review time (and the player,
-	// when the time falls in the recording) there.
-	type rect struct{ X, Y, W float64 }
-	lane, err := chromedp.Run(b.ctx, chromedp.Evaluate[rect](`(() => { const r = document.querySelector('#timeline .lane').getBoundingClientRect(); return {X: r.left, Y: r.top + r.height / 2, W: r.width}; })()`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Seek from the timeline: a click on the phases lane where the video is at 20 s moves the
+	// review time there, and the player and the filmstrip with it.
 	b.run("scroll to the timeline", chromedp.ScrollIntoView(css(`#timeline`)))
-	lane, err = chromedp.Run(b.ctx, chromedp.Evaluate[rect](`(() => { const r = document.querySelector('#timeline .lane').getBoundingClientRect(); return {X: r.left, Y: r.top + r.height / 2, W: r.width}; })()`))
+	type rect struct{ X, Y, W, Lo, Hi float64 }
+	lane, err := chromedp.Run(b.ctx, chromedp.Evaluate[rect](`(() => { const r = document.querySelector('#timeline .lane').getBoundingClientRect(); return {X: r.left, Y: r.top + r.height / 2, W: r.width, Lo: S.rv.tl.lo, Hi: S.rv.tl.hi}; })()`))
 	if err != nil {
 		t.Fatal(err)
 	}
+	target := float64(rr.videoStart.UnixMilli() + 20000)
+	x := lane.X + lane.W*(target-lane.Lo)/(lane.Hi-lane.Lo)
+	perPixel := (lane.Hi - lane.Lo) / lane.W
 	before := num(`Number(document.querySelector('#rv-time').dataset.t)`)
 	b.run("seek from the timeline",
-		chromedp.MouseClickXY(lane.X+lane.W*0.7, lane.Y),
+		chromedp.MouseClickXY(x, lane.Y),
 		until(fmt.Sprintf(`Number(document.querySelector('#rv-time').dataset.t) !== %f`, before)),
+		until(`document.querySelector('#rv-strip .rv-col.sel') !== null && !document.querySelector('#rv-video-main').seeking`),
 		b.fullShot("media-06-timeline-seek.png"))
 	after := num(`Number(document.querySelector('#rv-time').dataset.t)`)
-	t.Logf("timeline click moved the review time from %.0f to %.0f", before, after)
+	if math.Abs(after-target) > 2*perPixel+1 {
+		t.Errorf("the timeline click at %.0f moved the review time to %.0f (%.0f ms per pixel)", target, after, perPixel)
+	}
+	if v := num(`document.querySelector('#rv-video-main').currentTime`); math.Abs(v-(after-float64(rr.videoStart.UnixMilli()))/1000) > 0.3 {
+		t.Errorf("after the timeline seek the player is at %.2f s, want %.2f s", v, (after-float64(rr.videoStart.UnixMilli()))/1000)
+	}
+	if col := num(`Number(document.querySelector('#rv-strip .rv-col.sel').dataset.t)`); math.Abs(col-after) > 1000 {
+		t.Errorf("after the timeline seek the filmstrip is at %.0f, want about %.0f", col, after)
+	}
+	t.Logf("timeline click (%.0f ms per pixel) moved the review time from %.0f to %.0f (target %.0f)", perPixel, before, after, target)
 }

@@ -327,7 +327,7 @@ func TestRecordingPlayableRange(t *testing.T) {
 
 // reviewRecording is a session built from an uploaded recording with sound.
 type reviewRecording struct {
-	sessionID, recordingID, reviewKey string
+	sessionID, recordingID, reviewKey, ingestKey string
 	videoStart                        time.Time
 }
 
@@ -410,7 +410,7 @@ func uploadReviewRecording(t *testing.T, a *App, org string) reviewRecording {
 		t.Fatal(err)
 	}
 	ingestKey, reviewKey := keys(t, a, org)
-	rr := reviewRecording{reviewKey: reviewKey}
+	rr := reviewRecording{reviewKey: reviewKey, ingestKey: ingestKey}
 	start := time.Now().Add(-40 * time.Minute).Truncate(time.Second)
 	rr.videoStart = start.Add(5 * time.Minute)
 	plat, rev := platform.New(a.URL, ingestKey), platform.New(a.URL, reviewKey)
@@ -444,6 +444,26 @@ func uploadReviewRecording(t *testing.T, a *App, org string) reviewRecording {
 	}
 	rr.sessionID, rr.recordingID = sess.ID, rec.ID
 	return rr
+}
+
+// uploadEvidenceRecording adds the evidence phone's recording to rr's session: the same
+// scenes without sound, its first frame offsetMs after the main camera's, and waits until it
+// is processed.
+func uploadEvidenceRecording(t *testing.T, a *App, rr reviewRecording, ingestKey string, offsetMs int64) string {
+	t.Helper()
+	ctx := context.Background()
+	plat := platform.New(a.URL, ingestKey)
+	data := recordedVideo(t)
+	spec := platform.RecordingFor(analyzers.CameraEvidence, "video/x-msvideo", rr.videoStart.Add(time.Duration(offsetMs)*time.Millisecond), data)
+	rec, err := plat.UploadRecording(ctx, rr.sessionID, spec, data, chunkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := plat.WaitRecordingProgress(ctx, rr.sessionID, rec.ID, stallLimit)
+	if err != nil || done.Status != store.RecordingDone {
+		t.Fatalf("evidence recording: %+v %v", done, err)
+	}
+	return rec.ID
 }
 
 // TestReviewPageSpeed builds a 2-hour session (7,200 analysed frames per camera with their
