@@ -328,7 +328,7 @@ func TestRecordingPlayableRange(t *testing.T) {
 // reviewRecording is a session built from an uploaded recording with sound.
 type reviewRecording struct {
 	sessionID, recordingID, reviewKey, ingestKey string
-	videoStart                        time.Time
+	videoStart                                   time.Time
 }
 
 // speechWAV writes the test recording's sound track: real Mandarin speech from ../shared/data
