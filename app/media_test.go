@@ -23,6 +23,7 @@ import (
 	"proctor/analyzers"
 	"proctor/internal/platform"
 	"proctor/internal/testaudio"
+	"proctor/internal/testdb"
 	"proctor/store"
 )
 
@@ -113,9 +114,20 @@ func reviewGet(t *testing.T, a *App, key, path string, hdr ...string) (int, http
 // range requests, what retention purged answering 410 with a message, another organisation's
 // media answering 404, and each view audit-logged.
 func TestMediaRoutes(t *testing.T) {
-	a := startAPI(t, "", nil)
-	org := seedOrg(t, a, "org-media", "exam-media")
-	other := seedOrg(t, a, "org-media-b", "exam-media")
+	dsns := []string{""}
+	if dsn := testdb.PostgresDSN(); dsn != "" {
+		dsns = append(dsns, dsn)
+	}
+	for _, dsn := range dsns {
+		t.Run(map[bool]string{true: "sqlite", false: "postgres"}[dsn == ""], func(t *testing.T) { testMediaRoutes(t, dsn) })
+	}
+}
+
+func testMediaRoutes(t *testing.T, dsn string) {
+	a := startAPI(t, dsn, nil)
+	id := store.NewID()[:6]
+	org := seedOrg(t, a, "org-media-"+id, "exam-media-"+id)
+	other := seedOrg(t, a, "org-media-b-"+id, "exam-media-"+id)
 	m := seedMedia(t, a, org)
 	seedMedia(t, a, other)
 	key := org.Keys[store.ScopeReview]
