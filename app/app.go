@@ -43,7 +43,8 @@ type Config struct {
 	// ModelPoll is how often workers check the model versions for another active or shadow
 	// version. Default 10 s.
 	ModelPoll time.Duration
-	// AudioRetention is how long analysed audio is kept for training exports. Default 30 days.
+	// AudioRetention is how long analysed audio and frame images are kept for review and training
+	// exports. Default 30 days.
 	AudioRetention time.Duration
 	Log            *slog.Logger
 }
