@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -13,10 +14,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -168,6 +171,18 @@ func testMediaRoutes(t *testing.T, dsn string) {
 	}
 	if c, _, full := reviewGet(t, a, key, f.ImageURL); c != 200 || len(full) <= len(thumb) {
 		t.Errorf("full image: %d, %d bytes vs thumbnail %d", c, len(full), len(thumb))
+	}
+	// thumbs=true: the same thumbnail inline.
+	code, _, body = reviewGet(t, a, key, fmt.Sprintf("%s/frames?camera=main&from=%d&to=%d&thumbs=true&overlays=false", base, m.from, m.to))
+	var inl struct {
+		Frames []struct {
+			Thumb    string          `json:"thumb"`
+			Overlays json.RawMessage `json:"overlays"`
+		} `json:"frames"`
+	}
+	if code != 200 || json.Unmarshal(body, &inl) != nil || len(inl.Frames) != 1 || inl.Frames[0].Overlays != nil ||
+		inl.Frames[0].Thumb != "data:image/jpeg;base64,"+base64.StdEncoding.EncodeToString(thumb) {
+		t.Errorf("inline thumbnails: %d %.300s", code, body)
 	}
 
 	// Audio: a WAV of exactly the span, the stored samples at their offset, silence elsewhere.
@@ -606,6 +621,52 @@ func TestReviewPageSpeed(t *testing.T) {
 	measure("answer 2 waveform (peaks)", func(i int) []string {
 		return []string{fmt.Sprintf("%s/audio/peaks?from=%d&to=%d&n=%d", base, t0+288_000, t0+568_000, 120+i)}
 	}, 300*time.Millisecond)
+
+	// In Chromium (when installed): from the queue to the session page shown, and to the
+	// filmstrip's thumbnails of both cameras loaded, as a reviewer opens it.
+	if findChromium() == "" {
+		t.Log("no Chromium: the in-browser timing is skipped")
+		return
+	}
+	b := startBrowser(t)
+	b.signIn(a.URL, org.Users[store.RoleReviewer], org.Password, false, `#qrows tr[data-id]`)
+	ready := `document.querySelector('#flags tr.sel') !== null && document.querySelector('#timeline .mark') !== null`
+	strip := `(() => { const im = [...document.querySelectorAll('#rv-strip img')]; return im.length >= 30 && im.every((i) => i.complete && i.naturalWidth > 0); })()`
+	var shown, filmstrip []time.Duration
+	for i := range 4 {
+		b.run("back to the queue", chromedp.Navigate(a.URL+"/ui/#/queue"), b.visible(`#qrows tr[data-id]`))
+		began := time.Now()
+		b.run("open the 2-hour session",
+			b.eval(`location.hash = '#/session/`+sess.ID+`'`),
+			chromedp.Poll[chromedp.Void](ready, chromedp.WithPollingInterval(5*time.Millisecond)))
+		if i > 0 {
+			shown = append(shown, time.Since(began))
+		}
+		b.run("filmstrip loaded", chromedp.Poll[chromedp.Void](strip, chromedp.WithPollingInterval(5*time.Millisecond)))
+		if i > 0 {
+			filmstrip = append(filmstrip, time.Since(began))
+		}
+	}
+	// The filmstrip somewhere new (nothing cached: other frames, other thumbnails): seek the
+	// review time 10 minutes on, five times.
+	var seeks []time.Duration
+	for i := range 5 {
+		at := t0 + int64(i+2)*600_000
+		began := time.Now()
+		b.run("seek the filmstrip", b.eval(fmt.Sprintf(`rvPause(); rvSeek(%d)`, at)),
+			chromedp.Poll[chromedp.Void](fmt.Sprintf(`S.rv.win && S.rv.win.from === %d && Number((document.querySelector('#rv-strip .rv-col') || {dataset: {}}).dataset.t) >= %d && %s`,
+				at-10_000, at-10_000, strip), chromedp.WithPollingInterval(5*time.Millisecond)))
+		seeks = append(seeks, time.Since(began))
+		if os.Getenv("PROCTOR_SPEED_DEBUG") != "" {
+			timing, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify(performance.getEntriesByType('resource').slice(-50).map((e) => [e.name.replace(/^.*\/v1\/sessions\/[^/]+/, '').slice(0, 40), Math.round(e.startTime), Math.round(e.requestStart - e.startTime), Math.round(e.responseStart - e.requestStart), Math.round(e.duration)]))`))
+			t.Logf("resources: %s", timing)
+			b.run("clear", b.eval(`performance.clearResourceTimings()`))
+		}
+	}
+	b.run("screenshot", chromedp.ScrollIntoView(css(`#review-media`)), b.shot("media-speed-2h-session.png"))
+	fmt.Printf("review page speed: %-40s median %7.1f ms, max %.1f ms (budget 300 ms)\n", "Chromium: filmstrip at a new time (cold)", median(seeks), float64(slices.Max(seeks).Microseconds())/1000)
+	fmt.Printf("review page speed: %-40s median %7.1f ms (budget 1s)\n", "Chromium: session page shown", median(shown))
+	fmt.Printf("review page speed: %-40s median %7.1f ms from opening (budget: page + 300 ms)\n", "Chromium: filmstrip thumbnails loaded", median(filmstrip))
 }
 
 func median(d []time.Duration) float64 {

@@ -177,3 +177,19 @@ func (s *Store) AudioPCM(ctx context.Context, sessionID string, seqs []int64) (m
 	}
 	return out, nil
 }
+
+// FrameImagesOf returns the stored JPEGs of some frames of one camera, by seq (purged ones are
+// absent).
+func (s *Store) FrameImagesOf(ctx context.Context, sessionID, camera string, seqs []int64) (map[int64][]byte, error) {
+	var rows []FrameImage
+	err := s.DB.WithContext(ctx).Select("seq, jpeg").
+		Where("session_id = ? AND camera = ? AND seq IN ?", sessionID, camera, seqs).Find(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64][]byte, len(rows))
+	for _, r := range rows {
+		out[r.Seq] = r.JPEG
+	}
+	return out, nil
+}

@@ -1119,7 +1119,7 @@ async function rvLoadWindow(center) {
   const from = center - RV_WIN; const to = center + RV_WIN;
   R.win = { from, to };
   try {
-    const got = await Promise.all(RV_CAMS.map((cam) => api('GET', rvURL(`/frames?camera=${cam}&from=${from}&to=${to}&limit=200`))));
+    const got = await Promise.all(RV_CAMS.map((cam) => api('GET', rvURL(`/frames?camera=${cam}&from=${from}&to=${to}&limit=200&thumbs=true`))));
     if (seq !== R.loadSeq) return;
     RV_CAMS.forEach((cam, i) => { R.frames[cam] = got[i].frames || []; });
   } catch (e) { if (seq === R.loadSeq) { R.frames = { main: [], evidence: [] }; R.msg.textContent = e.message; } }
@@ -1139,7 +1139,7 @@ function rvRenderStrip() {
   if (!R.cols.length) { R.strip.replaceChildren(h('div', { class: 'empty' }, t('rv.noFrames'))); return; }
   R.strip.replaceChildren(...R.cols.map((c, i) => h('div', { class: 'rv-col', 'data-i': i, 'data-t': c.t, onclick: () => { rvPause(); rvSeek(c.t); } },
     h('div', { class: 'rv-at mono' }, fmtRel(c.t - start)),
-    RV_CAMS.map((cam) => (c[cam] ? h('img', { src: c[cam].thumb_url, alt: '', loading: 'lazy', 'data-camera': cam, title: tk('camera.', cam) })
+    RV_CAMS.map((cam) => (c[cam] ? h('img', { src: c[cam].thumb || c[cam].thumb_url, alt: '', 'data-camera': cam, title: tk('camera.', cam) })
       : h('div', { class: 'rv-gap', 'data-camera': cam }))))));
 }
 function rvNearest(cam, t) {
