@@ -319,6 +319,39 @@ func TestRecordingPlayableRange(t *testing.T) {
 	}
 	t.Logf("playable copy %d bytes; range %s → 206, %d bytes equal to the file's", len(file), rng, len(part))
 
+	// An H.264 upload (as phones record) is copied, not encoded again: same frames, same length.
+	dir := t.TempDir()
+	avi, mp4 := filepath.Join(dir, "ev.avi"), filepath.Join(dir, "ev.mp4")
+	if err := os.WriteFile(avi, recordedVideo(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-y", "-i", avi, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", mp4).CombinedOutput(); err != nil {
+		t.Fatalf("make an H.264 upload: %v %s", err, out)
+	}
+	h264, err := os.ReadFile(mp4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plat := platform.New(a.URL, rm.ingestKey)
+	ev, err := plat.UploadRecording(context.Background(), rm.sessionID,
+		platform.RecordingFor(analyzers.CameraEvidence, "video/mp4", rm.videoStart, h264), h264, chunkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := plat.WaitRecordingProgress(context.Background(), rm.sessionID, ev.ID, stallLimit); err != nil || done.Status != store.RecordingDone {
+		t.Fatalf("H.264 upload: %+v %v", done, err)
+	}
+	frames := func(path string) string {
+		out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=codec_name,nb_read_packets", "-of", "csv=p=0", path).Output()
+		if err != nil {
+			t.Fatalf("ffprobe %s: %v", path, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got, want := frames(store.PlayablePath(a.cfg.API.Recordings.Dir, ev.ID)), frames(mp4); got != want {
+		t.Errorf("playable copy of an H.264 upload: %q, want the upload's own %q (copied, not encoded)", got, want)
+	}
+
 	// Every answer with an end and every spotted phrase links to its stored audio.
 	var ans struct {
 		Answers []struct {
