@@ -620,10 +620,10 @@ func TestReviewPageSpeed(t *testing.T) {
 	}
 	flagAt := t0 + 3_600_000
 	measure("session page data (6 requests)", func(int) []string { return page }, time.Second)
-	measure("filmstrip: ±10 s of both cameras", func(i int) []string {
+	measure("filmstrip: ±10 s of both cameras + thumbs", func(i int) []string {
 		at := flagAt + int64(i)*60_000
-		return []string{fmt.Sprintf("%s/frames?camera=main&from=%d&to=%d", base, at-10_000, at+10_000),
-			fmt.Sprintf("%s/frames?camera=evidence&from=%d&to=%d", base, at-10_000, at+10_000)}
+		return []string{fmt.Sprintf("%s/frames?camera=main&from=%d&to=%d&thumbs=true", base, at-10_000, at+10_000),
+			fmt.Sprintf("%s/frames?camera=evidence&from=%d&to=%d&thumbs=true", base, at-10_000, at+10_000)}
 	}, 300*time.Millisecond)
 	measure("filmstrip: first thumbnails (both cameras)", func(i int) []string {
 		seq := 1_000_000 + 3600 + int64(i)*60
@@ -696,6 +696,29 @@ func TestReviewPageSpeed(t *testing.T) {
 			b.run("clear", b.eval(`performance.clearResourceTimings()`))
 		}
 	}
+	// An answer's audio: its key pressed → the audio element playing.
+	var plays []time.Duration
+	if os.Getenv("PROCTOR_SPEED_DEBUG") != "" {
+		b.run("audio events", b.eval(`window.__ev = []; for (const e of ['loadstart','loadedmetadata','loadeddata','canplay','playing','timeupdate','waiting','seeking','seeked']) document.querySelector('#rv-audio').addEventListener(e, () => window.__ev.push([e, Math.round(performance.now())]))`))
+	}
+	for _, n := range []int{2, 3, 4, 5, 6} {
+		if os.Getenv("PROCTOR_SPEED_DEBUG") != "" {
+			b.run("mark", b.eval(`window.__ev = [['key', Math.round(performance.now())]]`))
+		}
+		began := time.Now()
+		b.run("play an answer", b.key(fmt.Sprint(n)),
+			chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const a = document.querySelector('#rv-audio'); return S.rv.playingQ === %d && !a.paused && a.currentTime > 0; })()`, n),
+				chromedp.WithPollingInterval(5*time.Millisecond)))
+		plays = append(plays, time.Since(began))
+		if os.Getenv("PROCTOR_SPEED_DEBUG") != "" {
+			timing, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify(performance.getEntriesByType('resource').filter((e) => e.name.includes('/audio')).map((e) => [e.name.slice(-30), e.initiatorType, Math.round(e.startTime), Math.round(e.requestStart - e.startTime), Math.round(e.responseStart - e.requestStart), Math.round(e.duration), e.transferSize]))`))
+			ev, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify(window.__ev)`))
+			t.Logf("audio resources: %s events %s", timing, ev)
+			b.run("clear", b.eval(`performance.clearResourceTimings()`))
+		}
+		b.run("pause", b.key("p"))
+	}
+	fmt.Printf("review page speed: %-40s median %7.1f ms, max %.1f ms (budget 300 ms)\n", "Chromium: answer n key → audio playing", median(plays), float64(slices.Max(plays).Microseconds())/1000)
 	b.run("screenshot", chromedp.ScrollIntoView(css(`#review-media`)), b.shot("media-speed-2h-session.png"))
 	fmt.Printf("review page speed: %-40s median %7.1f ms, max %.1f ms (budget 300 ms)\n", "Chromium: filmstrip at a new time (cold)", median(seeks), float64(slices.Max(seeks).Microseconds())/1000)
 	fmt.Printf("review page speed: %-40s median %7.1f ms (budget 1s)\n", "Chromium: session page shown", median(shown))

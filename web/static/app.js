@@ -1313,9 +1313,10 @@ function rvPlayAnswer(n) {
   const sp = rvAnswerSpan(a);
   rvSetAudio(sp.from, sp.to, t('rv.answer', { n }));
   S.rv.playingQ = n;
+  // Sound first: the filmstrip's window loads while the audio buffers.
+  S.rv.audio.play().catch((e) => { S.rv.msg.textContent = e.message; });
   rvSeek(sp.from);
   S.rv.driver = 'audio'; S.rv.tickAt = performance.now(); S.rv.playBtn.classList.add('primary');
-  S.rv.audio.play().catch((e) => { S.rv.msg.textContent = e.message; });
   cancelAnimationFrame(S.rv.raf); S.rv.raf = requestAnimationFrame(rvTick);
   document.querySelectorAll('.rv-playans.primary').forEach((b) => b.classList.remove('primary'));
   const b = document.getElementById('rv-play-' + n); if (b) b.classList.add('primary');
