@@ -123,6 +123,17 @@ func TestBrowserReviewMedia(t *testing.T) {
 		b.key("p"),
 		until(`document.querySelector('#rv-audio').paused`))
 
+	// An audio flag loads the audio around it (5 s either side) into the player.
+	silence := store.Flag{SessionID: rr.sessionID, Type: "LONG_SILENCE", Camera: "main", StartMs: rr.videoStart.UnixMilli() + 18000,
+		EndMs: rr.videoStart.UnixMilli() + 24000, Severity: store.SeverityDetection, Confidence: 1, Status: store.StatusOpen, ModelVersion: "vad"}
+	if err := a.Store.DB.Create(&silence).Error; err != nil {
+		t.Fatal(err)
+	}
+	b.run("an audio flag", chromedp.Reload(), b.visible(fmt.Sprintf(`#flags tr[data-flag="%d"]`, silence.ID)),
+		chromedp.Click(css(fmt.Sprintf(`#flags tr[data-flag="%d"] td:nth-child(3)`, silence.ID))),
+		until(fmt.Sprintf(`document.querySelector('#rv-audio').src.includes('from=%d&to=%d')`, silence.StartMs-5000, silence.EndMs+5000)),
+		chromedp.ScrollIntoView(css(`#review-media`)), b.shot("media-03b-audio-flag.png"))
+
 	// The filmstrip with the keyboard: → twice moves two analysed frames on, ← one back; o
 	// toggles the overlays on the frame shown.
 	b.run("back to the flag", chromedp.Click(css(fmt.Sprintf(`#flags tr[data-flag="%d"] td:nth-child(3)`, flag.ID))))

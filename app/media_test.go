@@ -696,6 +696,12 @@ func TestReviewPageSpeed(t *testing.T) {
 			b.run("clear", b.eval(`performance.clearResourceTimings()`))
 		}
 	}
+	// No recording in this session: p plays the stored audio and the filmstrip follows it.
+	b.run("play without a recording", b.eval(fmt.Sprintf(`rvPause(); rvSeek(%d)`, t0+1_800_000)), b.key("p"),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`S.rv.driver === 'audio' && !document.querySelector('#rv-audio').paused && Number(document.querySelector('#rv-time').dataset.t) > %d && Number(document.querySelector('#rv-strip .rv-col.sel').dataset.t) > %d`,
+			t0+1_801_000, t0+1_800_400), chromedp.WithPollingInterval(20*time.Millisecond)),
+		b.key("p"))
+
 	// An answer's audio: its key pressed → the audio element playing.
 	var plays []time.Duration
 	if os.Getenv("PROCTOR_SPEED_DEBUG") != "" {
