@@ -1224,6 +1224,7 @@ function rvPause() {
 function rvStop() { try { rvPause(); } catch { /* nothing built yet */ } }
 function rvTick(now) {
   const R = S.rv; if (!R.driver) return;
+  if (!R.el.isConnected) { rvPause(); return; } // the reviewer left the session page
   if (R.driver === 'video') {
     const m = R.master; rvSeek(m.rec.started_at + m.v.currentTime * 1000, m.v);
     for (const cam of RV_CAMS) {
