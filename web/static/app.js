@@ -1139,7 +1139,8 @@ function rvRenderStrip() {
   if (!R.cols.length) { R.strip.replaceChildren(h('div', { class: 'empty' }, t('rv.noFrames'))); return; }
   R.strip.replaceChildren(...R.cols.map((c, i) => h('div', { class: 'rv-col', 'data-i': i, 'data-t': c.t, onclick: () => { rvPause(); rvSeek(c.t); } },
     h('div', { class: 'rv-at mono' }, fmtRel(c.t - start)),
-    RV_CAMS.map((cam) => (c[cam] ? h('img', { src: c[cam].thumb || c[cam].thumb_url, alt: '', 'data-camera': cam, title: tk('camera.', cam) })
+    RV_CAMS.map((cam) => (c[cam] ? h('img', { src: c[cam].thumb || c[cam].thumb_url, alt: '', 'data-camera': cam, title: tk('camera.', cam),
+      onerror: (e) => e.target.replaceWith(h('div', { class: 'rv-gap', 'data-camera': cam, title: t('rv.framePurged') }, '×')) })
       : h('div', { class: 'rv-gap', 'data-camera': cam }))))));
 }
 function rvNearest(cam, t) {
