@@ -77,8 +77,12 @@ func (s *Server) getFlag(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"flag": f, "verdicts": verdicts,
-		"evidence_url": "/v1/flags/" + strconv.FormatUint(uint64(f.ID), 10) + "/evidence"})
+	out := fiber.Map{"flag": f, "verdicts": verdicts,
+		"evidence_url": "/v1/flags/" + strconv.FormatUint(uint64(f.ID), 10) + "/evidence"}
+	if err := s.flagAudio(c, f, out); err != nil { // media.go: an audio flag's stored audio
+		return err
+	}
+	return c.JSON(out)
 }
 
 // getEvidence returns the JPEG of the frame that raised a flag. Each view is audit-logged:

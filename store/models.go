@@ -192,7 +192,7 @@ func allModels() []any {
 		&AudioStretch{}, &SpeechSegment{}, &PhraseDetection{}, &AnswerSegment{},
 		&User{}, &WebSession{}, &ExamSetting{}, &Recording{},
 		&Label{}, &ModelVersion{}, &ShadowObservation{}, &AudioSample{}, &PseudonymKey{}, &Export{},
-		&DeadLetter{}, &GalleryFace{}}
+		&DeadLetter{}, &GalleryFace{}, &FrameImage{}}
 }
 
 // MarshalJSON shows the platform's id as the session's id: a session whose id another
