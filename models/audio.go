@@ -26,6 +26,9 @@ const (
 	// FamilyPhraseHead is a classifier trained by this project (training/phrase): [N,W,96]
 	// embeddings → [N,1] phrase score.
 	FamilyPhraseHead = "phrase-head"
+	// FamilySpeakerEncoder is Resemblyzer's GE2E speaker encoder: [N,T,40] power mel frames (10
+	// ms hop, speech at -30 dBFS) → [N,256] L2-normalised speaker embedding.
+	FamilySpeakerEncoder = "ge2e-speaker"
 )
 
 // RegistryProject marks a model trained in this project and committed under models/trained/:
@@ -62,7 +65,7 @@ type AudioSpec struct {
 
 func isAudioFamily(f string) bool {
 	switch f {
-	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead:
+	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead, FamilySpeakerEncoder:
 		return true
 	}
 	return false
