@@ -34,7 +34,8 @@ type VoiceConfig struct {
 const DefaultVoiceModel = "resemblyzer-ge2e"
 
 // VoiceWindow is one speaker embedding of a stretch of speech, in ms from the start of the stretch
-// (first frame's start to last frame's end). Embedding is L2-normalised (256-d).
+// (first frame's start to last frame's end). Embedding is L2-normalised (256-d, components
+// 0..1 after the encoder's ReLU), rounded to multiples of 1/255 as it is stored.
 type VoiceWindow struct {
 	StartMs   int64     `json:"start_ms"`
 	EndMs     int64     `json:"end_ms"`
@@ -234,9 +235,15 @@ func (v *Voice) embed(obs *AudioObservation) error {
 	if err := v.sess.Run([]ort.Value{in}, []ort.Value{v.out}); err != nil {
 		return fmt.Errorf("voice encoder: %w", err)
 	}
+	e := make([]float32, len(v.out.GetData()))
+	for i, x := range v.out.GetData() {
+		// One byte per component, as stored (store.VoiceWindow): the service, the CLI and the
+		// evaluation then score the same numbers.
+		e[i] = float32(math.Round(float64(max(0, min(1, x)))*255)) / 255
+	}
 	obs.Voices = append(obs.Voices, VoiceWindow{StartMs: v.accStart * voiceHop * 1000 / AudioRate,
 		EndMs:     (v.accLast*voiceHop + voiceFFT) * 1000 / AudioRate,
-		Embedding: append([]float32(nil), v.out.GetData()...)})
+		Embedding: e})
 	v.acc, v.accPow = v.acc[:0], v.accPow[:0]
 	return nil
 }

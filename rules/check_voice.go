@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"gorm.io/gorm"
+
 	"proctor/store"
 )
 
@@ -22,8 +24,8 @@ const (
 // Defaults of the voice check, chosen on the tuning speakers of `proctor eval voice` (AISHELL-3
 // and THCHS-30) and reported on the held-back AISHELL-1 speakers (docs/audio.md).
 const (
-	DefaultSecondVoiceThreshold = 0.70
-	DefaultSecondVoiceMin       = 3.0
+	DefaultSecondVoiceThreshold = 0.675
+	DefaultSecondVoiceMin       = 0.8
 	DefaultVoiceEnrol           = 6.0
 )
 
@@ -61,6 +63,10 @@ type VoiceConfig struct {
 	// MergeGap: other-voice windows less than this apart form one run (a prompter's words come
 	// in bursts, with the candidate repeating in between). Default 10 s.
 	MergeGap time.Duration
+	// Adapt: a later window at least this far above the threshold joins the enrolment (the
+	// candidate's voice as heard through the session, not only its first seconds). Default 0.1;
+	// negative: never.
+	Adapt float64
 }
 
 func (c VoiceConfig) withDefaults() VoiceConfig {
@@ -75,6 +81,9 @@ func (c VoiceConfig) withDefaults() VoiceConfig {
 	}
 	if c.MergeGap <= 0 {
 		c.MergeGap = 10 * time.Second
+	}
+	if c.Adapt == 0 {
+		c.Adapt = 0.1
 	}
 	return c
 }
@@ -116,11 +125,17 @@ func TrackVoices(ws []VoiceWindow, cfg VoiceConfig) []VoiceTurn {
 		enrolled += ws[n].EndMs - ws[n].StartMs
 		n++
 	}
+	sum := append([]float64(nil), enrol...)
 	normalise(enrol)
 	var others [][]float64 // running sums of the other voices' embeddings
 	for i, w := range ws {
 		s0 := cosineTo(enrol, w.Embedding)
 		t := VoiceTurn{StartMs: w.StartMs, EndMs: w.EndMs, Score: math.Round(s0*1000) / 1000, Enrol: i < n}
+		if i >= n && cfg.Adapt > 0 && s0 >= cfg.Threshold+cfg.Adapt {
+			addTo(sum, w.Embedding)
+			copy(enrol, sum)
+			normalise(enrol)
+		}
 		if i >= n && s0 < cfg.Threshold {
 			best, bestSim := -1, cfg.Threshold
 			for k, o := range others {
@@ -218,4 +233,31 @@ func cosineTo(a []float64, e []float32) float64 {
 		return 0
 	}
 	return ab / math.Sqrt(aa*bb)
+}
+
+// withExam applies the exam's own voice settings.
+func (c VoiceConfig) withExam(eff *Engine) VoiceConfig {
+	if v, ok := eff.Override(SettingSecondVoiceThreshold); ok {
+		c.Threshold = v
+	}
+	if v, ok := eff.Override(SettingSecondVoiceMin); ok {
+		c.MinSpeech = time.Duration(v * float64(time.Second))
+	}
+	if v, ok := eff.Override(SettingVoiceEnrol); ok {
+		c.Enrol = time.Duration(v * float64(time.Second))
+	}
+	return c
+}
+
+// secondVoiceOf tracks the session's stored voice windows and returns the SECOND_VOICE flags.
+func secondVoiceOf(tx *gorm.DB, sessionID string, answers []Answer, cfg VoiceConfig) ([]AnswerFlag, error) {
+	rows, err := store.SessionVoiceWindows(tx, sessionID)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	ws := make([]VoiceWindow, len(rows))
+	for i, r := range rows {
+		ws[i] = VoiceWindow{StartMs: r.StartMs, EndMs: r.EndMs, Embedding: store.DecodeVoiceEmbedding(r.Embedding)}
+	}
+	return SecondVoiceFlags(TrackVoices(ws, cfg), answers, cfg), nil
 }

@@ -22,6 +22,7 @@ func runEvalVoice(ctx context.Context, args []string) error {
 		"second_voice_threshold)")
 	minSec := fs.Float64("min-sec", 0, "another voice's speech this long raises SECOND_VOICE (0: the default second_voice_min_sec)")
 	enrol := fs.Float64("enrol-sec", 0, "speech enrolled as the candidate's voice (0: the default voice_enrol_sec)")
+	adapt := fs.Float64("adapt", 0, "a window this far above the threshold joins the enrolment (0: default 0.1, negative: never)")
 	skip := fs.Int("skip-frames", 0, "speech frames (10 ms) skipped after each 1.6 s window (speed for coverage)")
 	sweep := fs.Bool("sweep", false, "also print detection and false alarms for a grid of thresholds and durations")
 	if err := parse(fs, args); err != nil {
@@ -29,7 +30,7 @@ func runEvalVoice(ctx context.Context, args []string) error {
 	}
 	o := eval.VoiceOptions{Data: *data, Split: *split, Sessions: *sessions, Repeats: *repeats, Seed: *seed, Sweep: *sweep,
 		Voice: rules.VoiceConfig{Threshold: *thr, MinSpeech: time.Duration(*minSec * float64(time.Second)),
-			Enrol: time.Duration(*enrol * float64(time.Second))}}
+			Enrol: time.Duration(*enrol * float64(time.Second)), Adapt: *adapt}}
 	o.Audio.Voice.SkipFrames = *skip
 	rep, err := eval.RunVoice(ctx, o)
 	if err != nil {
