@@ -278,3 +278,13 @@ func cosine(a, b []float32) float64 {
 	}
 	return ab / math.Sqrt(aa*bb+1e-30)
 }
+
+// The speaker analyzer embeds what the VAD heard, so it must come after it.
+func TestVoiceNeedsVADFirst(t *testing.T) {
+	for _, names := range [][]string{{"voice"}, {"voice", "vad"}} {
+		if s, err := analyzers.NewAudioSet(analyzers.AudioConfig{Analyzers: names}); err == nil {
+			s.Close()
+			t.Errorf("%v: accepted, want an error naming vad", names)
+		}
+	}
+}
