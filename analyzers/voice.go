@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -58,6 +59,8 @@ type Voice struct {
 	window  int
 	minLen  int
 	skip    int
+
+	base []float32 // storage of buf
 
 	// Stretch state (saved with AppendState).
 	next     int64          // first frame not yet judged speech or not
@@ -139,10 +142,9 @@ func (v *Voice) Process(_ context.Context, pcm []float32, obs *AudioObservation)
 		v.next++
 		v.buf = v.buf[voiceHop:]
 	}
-	// Keep the buffer's storage from creeping forward forever.
-	if cap(v.buf)-len(v.buf) < len(pcm) {
-		v.buf = append(make([]float32, 0, 2*len(v.buf)+len(pcm)), v.buf...)
-	}
+	// Move what is left to the front of the buffer's storage (reused from chunk to chunk).
+	v.buf = append(v.base[:0], v.buf...)
+	v.base = v.buf[:0]
 	v.dropSegments()
 	return nil
 }
@@ -198,7 +200,7 @@ func (v *Voice) judge(start int64, obs *AudioObservation) error {
 	}
 	v.accLast = v.next
 	n := len(v.acc)
-	v.acc = append(v.acc, make([]float32, voiceMels)...)
+	v.acc = slices.Grow(v.acc, voiceMels)[:n+voiceMels] // storage for a whole window after the first
 	v.mel.frame(v.buf, v.acc[n:])
 	var ms float64
 	for _, x := range v.buf[voiceFFT-voiceHop : voiceFFT] {
