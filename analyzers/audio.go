@@ -61,27 +61,36 @@ type AudioObservation struct {
 	// ActiveModel name the two versions when a shadow runs.
 	ShadowPhrases            []PhraseDetection
 	ShadowModel, ActiveModel string
+	// Voices are the speaker embeddings of the speech judged in this call (analyzer "voice").
+	Voices []VoiceWindow
 	// ProcessedMs is how much of the stretch has been analysed (16 kHz samples / 16).
 	ProcessedMs int64
 }
 
 func (o *AudioObservation) reset() {
 	o.Speech, o.Phrases, o.ShadowPhrases, o.ProcessedMs = o.Speech[:0], o.Phrases[:0], o.ShadowPhrases[:0], 0
+	o.Voices = o.Voices[:0]
 	o.ShadowModel, o.ActiveModel = "", ""
 }
 
 // AudioConfig selects and configures the audio analyzers.
 type AudioConfig struct {
-	// Analyzers names the audio analyzers, in order. Default ["vad", "phrase"].
+	// Analyzers names the audio analyzers, in order. Default ["vad", "phrase", "voice"]
+	// ("voice" embeds what "vad" found, so it comes after it).
 	Analyzers []string     `json:"analyzers,omitempty"`
 	VAD       VADConfig    `json:"vad"`
 	Phrase    PhraseConfig `json:"phrase"`
+	Voice     VoiceConfig  `json:"voice"`
 }
+
+// DefaultAudioAnalyzers run when AudioConfig.Analyzers is empty.
+var DefaultAudioAnalyzers = []string{"vad", "phrase", "voice"}
 
 // audioConstructors is the registry of audio analyzers by name: adding one is a file and a line.
 var audioConstructors = map[string]func(cfg *AudioConfig) (AudioAnalyzer, error){
 	"vad":    func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVAD(cfg.VAD) },
 	"phrase": func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewPhrase(cfg.Phrase) },
+	"voice":  func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVoice(cfg.Voice) },
 }
 
 // AudioSet is the audio analyzers one worker runs: it converts s16le PCM at any rate from 8 to
@@ -97,7 +106,10 @@ type AudioSet struct {
 func NewAudioSet(cfg AudioConfig) (*AudioSet, error) {
 	names := cfg.Analyzers
 	if len(names) == 0 {
-		names = []string{"vad", "phrase"}
+		names = DefaultAudioAnalyzers
+	}
+	if i := slices.Index(names, "voice"); i >= 0 && !slices.Contains(names[:i], "vad") {
+		return nil, fmt.Errorf("audio analyzer \"voice\" needs \"vad\" before it (it embeds the speech the VAD finds)")
 	}
 	s := &AudioSet{}
 	for i, n := range names {
@@ -255,6 +267,8 @@ type AudioResult struct {
 	DurationMs int64             `json:"duration_ms"`
 	Speech     [][2]int64        `json:"speech"`
 	Phrases    []PhraseDetection `json:"phrases"`
+	// VoiceWindows are the speaker embeddings in time order (analyzer "voice").
+	VoiceWindows []VoiceWindow `json:"-"`
 }
 
 // AnalyzeSamples runs the set over a whole recording (-1..1 at rate Hz) in chunks of chunkMs,
@@ -268,6 +282,7 @@ func (s *AudioSet) AnalyzeSamples(ctx context.Context, samples []float32, rate i
 	speech := map[int64]int64{}
 	phrases := map[int64]PhraseDetection{}
 	var obs AudioObservation
+	var res AudioResult
 	for i := 0; i < len(samples); i += step {
 		if err := s.Process(ctx, samples[i:min(len(samples), i+step)], &obs); err != nil {
 			return AudioResult{}, err
@@ -278,9 +293,10 @@ func (s *AudioSet) AnalyzeSamples(ctx context.Context, samples []float32, rate i
 		for _, p := range obs.Phrases {
 			phrases[p.OnsetMs] = p
 		}
+		res.VoiceWindows = append(res.VoiceWindows, obs.Voices...)
 	}
-	res := AudioResult{DurationMs: int64(len(samples)) * 1000 / int64(max(rate, 1)),
-		Speech: make([][2]int64, 0, len(speech)), Phrases: make([]PhraseDetection, 0, len(phrases))}
+	res.DurationMs = int64(len(samples)) * 1000 / int64(max(rate, 1))
+	res.Speech, res.Phrases = make([][2]int64, 0, len(speech)), make([]PhraseDetection, 0, len(phrases))
 	for st, en := range speech {
 		res.Speech = append(res.Speech, [2]int64{st, en})
 	}

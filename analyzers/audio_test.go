@@ -109,6 +109,7 @@ func TestAudioStateRestoresExactly(t *testing.T) {
 		var obs analyzers.AudioObservation
 		speech := map[int64]int64{}
 		phrases := map[int64]analyzers.PhraseDetection{}
+		var voices []analyzers.VoiceWindow
 		step := rate * 1300 / 1000
 		for i, k := 0, 0; i < len(samples); i, k = i+step, k+1 {
 			s := sets[k%2]
@@ -127,6 +128,16 @@ func TestAudioStateRestoresExactly(t *testing.T) {
 			}
 			for _, p := range obs.Phrases {
 				phrases[p.OnsetMs] = p
+			}
+			voices = append(voices, obs.Voices...)
+		}
+		if len(whole.VoiceWindows) == 0 || len(voices) != len(whole.VoiceWindows) {
+			t.Fatalf("rate %d: %d voice windows handed over, %d whole (want the same, > 0)", rate, len(voices), len(whole.VoiceWindows))
+		}
+		for i, w := range whole.VoiceWindows {
+			if q := voices[i]; q.StartMs != w.StartMs || q.EndMs != w.EndMs || cosine(q.Embedding, w.Embedding) < 1-1e-5 {
+				t.Errorf("rate %d: voice window %d–%d differs after hand-over: %d–%d, cosine %.6f", rate, w.StartMs, w.EndMs,
+					q.StartMs, q.EndMs, cosine(q.Embedding, w.Embedding))
 			}
 		}
 		if len(speech) != len(whole.Speech) || len(phrases) != len(whole.Phrases) {
@@ -256,4 +267,24 @@ func abs(x int64) int64 {
 		return -x
 	}
 	return x
+}
+
+func cosine(a, b []float32) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	return ab / math.Sqrt(aa*bb+1e-30)
+}
+
+// The speaker analyzer embeds what the VAD heard, so it must come after it.
+func TestVoiceNeedsVADFirst(t *testing.T) {
+	for _, names := range [][]string{{"voice"}, {"voice", "vad"}} {
+		if s, err := analyzers.NewAudioSet(analyzers.AudioConfig{Analyzers: names}); err == nil {
+			s.Close()
+			t.Errorf("%v: accepted, want an error naming vad", names)
+		}
+	}
 }

@@ -26,6 +26,9 @@ const (
 	// FamilyPhraseHead is a classifier trained by this project (training/phrase): [N,W,96]
 	// embeddings → [N,1] phrase score.
 	FamilyPhraseHead = "phrase-head"
+	// FamilySpeakerEncoder is Resemblyzer's GE2E speaker encoder: [N,T,40] power mel frames (10
+	// ms hop, speech at -30 dBFS) → [N,256] L2-normalised speaker embedding.
+	FamilySpeakerEncoder = "ge2e-speaker"
 )
 
 // RegistryProject marks a model trained in this project and committed under models/trained/:
@@ -62,7 +65,7 @@ type AudioSpec struct {
 
 func isAudioFamily(f string) bool {
 	switch f {
-	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead:
+	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead, FamilySpeakerEncoder:
 		return true
 	}
 	return false
@@ -160,4 +163,35 @@ func NewAudioSession(m *Manifest, inputs, outputs []ort.Value, o SessionOptions)
 		return nil, fmt.Errorf("create session for %s: %w", m.ID(), err)
 	}
 	return s, nil
+}
+
+// NewSpeakerSession opens a speaker encoder (FamilySpeakerEncoder) whose input length varies
+// from call to call (a window of speech, or the shorter rest of a segment): the caller makes the
+// input tensor per call and reuses the returned [1,256] output tensor.
+func NewSpeakerSession(m *Manifest, threads int) (*ort.DynamicAdvancedSession, *ort.Tensor[float32], error) {
+	if m.Audio == nil || m.Decode.Family != FamilySpeakerEncoder {
+		return nil, nil, fmt.Errorf("model %s is not a speaker encoder", m.ID())
+	}
+	if err := InitRuntime(); err != nil {
+		return nil, nil, err
+	}
+	data, err := ModelBytes(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := newSessionOptions(SessionOptions{IntraOpThreads: threads})
+	if err != nil {
+		return nil, nil, fmt.Errorf("session options for %s: %w", m.ID(), err)
+	}
+	defer opts.Destroy()
+	out, err := ort.NewEmptyTensor[float32](ort.NewShape(1, 256))
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, m.Audio.Inputs, m.Audio.Outputs, opts)
+	if err != nil {
+		out.Destroy()
+		return nil, nil, fmt.Errorf("create session for %s: %w", m.ID(), err)
+	}
+	return s, out, nil
 }
