@@ -507,11 +507,11 @@ async function loadChecks() {
     ATTR_FLAGS = r.checks.filter((c) => (c.labels || []).length).flatMap((c) => c.flags.map((f) => f.type));
   } catch (e) { /* the form then shows once the evidence frame loads */ }
 }
-const ATTRS = ['mask', 'occluded', 'earphones'];
+const ATTRS = ['mask', 'occluded', 'earphones', 'ears_covered'];
 
 function attrForm(f, start) {
   // The draft survives re-renders (a live flag, a verdict) until the flag changes or is labelled.
-  if (!S.attrDraft || S.attrDraft.flag !== f.id) S.attrDraft = { flag: f.id, mask: '', occluded: '', earphones: '', persons: '' };
+  if (!S.attrDraft || S.attrDraft.flag !== f.id) S.attrDraft = { flag: f.id, mask: '', occluded: '', earphones: '', ears_covered: '', persons: '' };
   const d = S.attrDraft;
   const keep = (k) => (e) => { d[k] = e.target.value; };
   const yn = {};
