@@ -96,17 +96,18 @@ def iou(a, b):
     return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
 
 
-def run_earcrops(photos, out, root):
+def run_earcrops(photos, out, root, extra=()):
     """The service's ear crops of every face of the photos (Go: exactly the analyzer's steps)."""
     os.makedirs(out, exist_ok=True)
     lst = os.path.join(out, "photos.txt")
     with open(lst, "w") as f:
         f.write("\n".join(photos))
-    key = hashlib.sha256(open(lst, "rb").read() + open(os.path.join(ROOT, "models", "ears.go"), "rb").read()).hexdigest()
+    key = hashlib.sha256(open(lst, "rb").read() + open(os.path.join(ROOT, "models", "ears.go"), "rb").read() +
+                         " ".join(extra).encode()).hexdigest()
     stamp = os.path.join(out, "stamp")
     if os.path.exists(stamp) and open(stamp).read() == key:
         return
-    subprocess.run(["go", "run", "./training/vision/earcrops", "--root", root, "--out", out] + photos,
+    subprocess.run(["go", "run", "./training/vision/earcrops", "--root", root, "--out", out, *extra] + photos,
                    cwd=ROOT, check=True)
     with open(stamp, "w") as f:
         f.write(key)

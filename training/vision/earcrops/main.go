@@ -5,7 +5,8 @@
 //	go run ./training/vision/earcrops --root ../shared/data --out DIR PHOTO|FOLDER...
 //
 // It writes DIR/crops/<n>_l.png and <n>_r.png (the image-right ear mirrored, like the analyzer)
-// and DIR/faces.tsv: n, photo (relative to --root), face index (detector order), box x y w h
+// (with --face-crops also <n>_face.png, the aligned crop the attire classifier reads) and
+// DIR/faces.tsv: n, photo (relative to --root), face index (detector order), box x y w h
 // (original pixels), yaw, pitch, share of each ear region outside the frame, the four corners
 // x,y of each region (original pixels; left ear, then right).
 package main
@@ -37,6 +38,8 @@ type dump struct {
 	rows    *os.File
 	n       int
 	maxFace int
+	// faceCrops also writes each face's aligned crop (<n>_face.png).
+	faceCrops bool
 }
 
 func (d *dump) Name() string       { return "eardump" }
@@ -62,6 +65,13 @@ func (d *dump) Analyze(_ context.Context, f *analyzers.Frame, obs *analyzers.Obs
 				return fmt.Errorf("write %s", name)
 			}
 		}
+		if d.faceCrops {
+			// The aligned 112×112 crop the attire classifier reads, for occlusion labels.
+			name := filepath.Join(d.out, "crops", fmt.Sprintf("%d_face.png", d.n))
+			if !gocv.IMWrite(name, f.FaceCrops[i]) {
+				return fmt.Errorf("write %s", name)
+			}
+		}
 		fc := obs.Faces[i]
 		yaw, pitch := float32(0), float32(0)
 		if fc.Yaw != nil {
@@ -84,6 +94,7 @@ func main() {
 	root := flag.String("root", "../shared/data", "photo paths are written relative to this folder")
 	out := flag.String("out", "", "output folder (required)")
 	maxFace := flag.Int("max-faces", 4, "faces per photo, detector order")
+	faceCrops := flag.Bool("face-crops", false, "also write each face's aligned 112x112 crop (<n>_face.png), the attire classifier's input")
 	flag.Parse()
 	if *out == "" || flag.NArg() == 0 {
 		log.Fatal("usage: earcrops --out DIR [--root ../shared/data] PHOTO|FOLDER...")
@@ -96,7 +107,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer rows.Close()
-	d := &dump{out: *out, crop: models.NewEarCropper(), mats: [2]gocv.Mat{gocv.NewMat(), gocv.NewMat()}, rows: rows, maxFace: *maxFace}
+	d := &dump{out: *out, crop: models.NewEarCropper(), mats: [2]gocv.Mat{gocv.NewMat(), gocv.NewMat()}, rows: rows, maxFace: *maxFace, faceCrops: *faceCrops}
 	cat := analyzers.NewCatalog()
 	if err := cat.Add("eardump", func(*analyzers.Config) (analyzers.Analyzer, error) { return d, nil }); err != nil {
 		log.Fatal(err)
