@@ -133,6 +133,8 @@ type Server struct {
 	live     *liveHub     // flag changes for the reviewer page (live.go)
 	// cropper aligns faces for dataset exports, loaded on the first export (dataloop.go).
 	cropper export.Cropper
+	// ears draws an evidence frame's ear crops for ear flags (review_ears.go).
+	ears earStrip
 }
 
 // New builds the Fiber app. registry receives the HTTP metrics and is served at /metrics.

@@ -1,10 +1,14 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"image"
+	_ "image/png" // the ear crops are PNG
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -116,6 +120,23 @@ func TestEarsCoveredAndEarphones(t *testing.T) {
 				t.Fatalf("flags %v, want %v", got, want)
 			}
 			startsAt(t, flags, start, map[string]int64{rules.EarsCovered + "/main": 6, rules.Earphones + "/main": 26})
+			// The reviewer page shows the ear crops of each ear flag's evidence frame: a PNG of
+			// both crops side by side (3× the 48×64 crop, 8 px apart).
+			for _, fl := range flags {
+				var png []byte
+				path := "/v1/flags/" + strconv.FormatUint(uint64(fl.ID), 10) + "/evidence"
+				code, err := rev.Do(ctx, http.MethodGet, path+"?crop=ears", "", nil, &png)
+				if err != nil || code != http.StatusOK {
+					t.Fatalf("%s ear crops: %d %v", fl.Type, code, err)
+				}
+				cfg, format, err := image.DecodeConfig(bytes.NewReader(png))
+				if err != nil || format != "png" || cfg.Width != 2*3*48+8 || cfg.Height != 3*64 {
+					t.Errorf("%s ear crops: %s %dx%d %v", fl.Type, format, cfg.Width, cfg.Height, err)
+				}
+				if code, _ := rev.Do(ctx, http.MethodGet, path+"?crop=nose", "", nil, nil); code != http.StatusBadRequest {
+					t.Errorf("crop=nose answered %d, want 400", code)
+				}
+			}
 		})
 	}
 }

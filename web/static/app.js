@@ -430,6 +430,16 @@ function renderFlagTable(start) {
     h('td', {}, h('span', { class: 'badge b-' + f.status }, tk('status.', f.status)))))));
 }
 
+// The two ear crops the ears analyzer judged on an ear flag's evidence frame (left and right as
+// in the frame); nothing for other flags.
+const EAR_FLAGS = ['EARS_COVERED', 'EARPHONES'];
+function earShot(f) {
+  if (!EAR_FLAGS.includes(f.type)) return null;
+  const el = h('img', { src: `/v1/flags/${f.id}/evidence?crop=ears`, alt: t('session.ears'), id: 'ear-crops', loading: 'lazy' });
+  el.addEventListener('error', () => el.replaceWith(h('div', { class: 'none' }, t('session.noEvidence'))));
+  return h('div', { class: 'shot' }, h('div', { class: 'cap' }, h('span', {}, t('session.ears'))), el);
+}
+
 function renderDetail(start) {
   const f = S.flags[S.fsel];
   if (!f) return h('div', { class: 'empty' }, S.flags.length ? t('session.pickFlag') : t('session.noFlags'));
@@ -470,7 +480,7 @@ function renderDetail(start) {
   const hist = h('ul', { class: 'history', id: 'history' }, h('li', { class: 'muted' }, t('common.loading')));
   loadHistory(f.id, hist);
   return h('div', { class: 'body' },
-    h('div', { class: 'shots' }, shot('main'), shot('evidence'), photo),
+    h('div', { class: 'shots' }, shot('main'), shot('evidence'), photo, earShot(f)),
     kv,
     h('div', { class: 'verdict' }, note,
       h('button', { class: 'btn confirm', id: 'confirm', onclick: () => verdict('confirmed') }, t('session.confirm'), h('kbd', {}, 'c')),
