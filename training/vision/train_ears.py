@@ -325,7 +325,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--labels", default=os.path.join(here, "ears-labels.tsv"))
     ap.add_argument("--export", action="append", default=[], help="reviewer export folder (docs/data-loop.md)")
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--cache", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "ears-data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "ears-cnn.onnx"))
     a = ap.parse_args()
