@@ -20,6 +20,7 @@ Reviewer labels: --export DIR (docs/data-loop.md) adds every vision item with a 
 face overlapping the export's face_box best (IoU >= 0.3) is the labelled one.
 
   training/vision/train_ears.sh [--export DIR ...] [--epochs N]
+  training/vision/train_ears.sh --evaluate     # the report of the shipped model, no training
 
 Outputs: models/trained/ears-cnn.onnx, models/manifests/ears-cnn.json (sha256, thresholds),
 training/vision/ears-report.json (per-label precision/recall on the held-back people)."""
@@ -123,7 +124,7 @@ def load_faces(out):
 def samples(labels, faces, out, root_prefix=""):
     """One sample per labelled ear: crop, [covered, not_in_view, earphones], weights (0: that
     output is unknown for the ear), photo, share outside."""
-    X, Y, Wt, P, O = [], [], [], [], []
+    X, Y, Wt, P, O, Fc = [], [], [], [], [], []
     missing = 0
     for r in labels:
         cand = faces.get(root_prefix + r["photo"], [])
@@ -149,10 +150,11 @@ def samples(labels, faces, out, root_prefix=""):
             Wt.append(wt)
             P.append(r["photo"])
             O.append(best[2 + side])
+            Fc.append(f"{out}#{n}")
     if missing:
         log(f"{missing} labelled faces not found again (detector changed?)")
     return (np.array(X, np.uint8).reshape(-1, H, W, 3), np.array(Y, np.float32).reshape(-1, 3),
-            np.array(Wt, np.float32).reshape(-1, 3), P, np.array(O, np.float32))
+            np.array(Wt, np.float32).reshape(-1, 3), P, np.array(O, np.float32), Fc)
 
 
 def paste_earphone(crop, rng):
@@ -328,23 +330,24 @@ def main():
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--cache", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "ears-data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "ears-cnn.onnx"))
+    ap.add_argument("--evaluate", action="store_true", help="re-measure --out with its manifest's thresholds, no training")
     a = ap.parse_args()
     rng = np.random.default_rng(SEED)
     labels = read_labels(a.labels)
     photos = sorted({os.path.join(DATA, r["photo"]) for r in labels})
     run_earcrops(photos, a.cache, DATA)
-    x, y, wts, P, O = samples(labels, load_faces(a.cache), a.cache)
+    x, y, wts, P, O, FC = samples(labels, load_faces(a.cache), a.cache)
     for d in a.export:
         ex = export_labels(d)
         if not ex:
             continue
         out = os.path.join(a.cache, "export-" + hashlib.sha256(d.encode()).hexdigest()[:12])
         run_earcrops(sorted({os.path.join(d, r["photo"]) for r in ex}), out, d)
-        xe, ye, we, pe, oe = samples(ex, load_faces(out), out)
+        xe, ye, we, pe, oe, fe = samples(ex, load_faces(out), out)
         log(f"export {d}: {len(xe)} labelled ears")
         if len(xe):
             x, y, wts, O = np.concatenate([x, xe]), np.concatenate([y, ye]), np.concatenate([wts, we]), np.concatenate([O, oe])
-            P = P + ["export/" + p for p in pe]
+            P, FC = P + ["export/" + p for p in pe], FC + fe
     hb = np.array([held_back(p) and not p.startswith("export/") for p in P])
     va = np.array([validation(p) and not p.startswith("export/") for p in P])
     tr = ~hb & ~va
@@ -355,11 +358,17 @@ def main():
     # Oversample the rare real earphone ears so each epoch sees them several times.
     idx = np.nonzero(tr)[0]
     idx = np.concatenate([idx] + [np.nonzero(tr & (y[:, 2] == 1))[0]] * 20)
-    model = train(x[idx], y[idx], wts[idx], a.epochs, rng, np.searchsorted(np.nonzero(tr)[0], synth_pool))
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    export(model, a.out)
-    s = run_onnx(a.out, x)
-    thr = {l: best_threshold(s[va, k], y[va, k] > 0.5) for k, l in enumerate(LABELS[:2])}
+    if a.evaluate:
+        # Re-measure the model as shipped (its manifest's thresholds), no training.
+        with open(os.path.join(ROOT, "models", "manifests", "ears-cnn.json")) as f:
+            thr = {k: float(v) for k, v in json.load(f)["vision"]["scores"].items()}
+        s = run_onnx(a.out, x)
+    else:
+        model = train(x[idx], y[idx], wts[idx], a.epochs, rng, np.searchsorted(np.nonzero(tr)[0], synth_pool))
+        os.makedirs(os.path.dirname(a.out), exist_ok=True)
+        export(model, a.out)
+        s = run_onnx(a.out, x)
+        thr = {l: best_threshold(s[va, k], y[va, k] > 0.5) for k, l in enumerate(LABELS[:2])}
     # Earphones: validation has no real positive; synthetic pastes on the validation ears pick it.
     vis_va = np.nonzero(va & (y[:, 0] == 0) & (y[:, 1] == 0))[0]
     syn = [paste_earphone(x[i], np.random.default_rng(i))[0] for i in vis_va]
@@ -367,7 +376,8 @@ def main():
     # A false EARPHONES flag accuses a candidate: the threshold is the lowest that keeps every
     # real validation ear without earphones below it (the synthetic pastes only show recall).
     neg = se[:int(va.sum())][y[va, 2] < 0.5]
-    thr["earphones"] = round(float(min(0.95, max(0.5, (neg.max() if len(neg) else 0) + 0.01))), 2)
+    if not a.evaluate:
+        thr["earphones"] = round(float(min(0.95, max(0.5, (neg.max() if len(neg) else 0) + 0.01))), 2)
     report = {"labels_file": os.path.relpath(a.labels, ROOT), "ears": int(len(x)),
               "faces": len(labels), "train_ears": int(tr.sum()), "validation_ears": int(va.sum()),
               "held_back_ears": int(hb.sum()), "thresholds": thr}
@@ -377,6 +387,16 @@ def main():
         report[name] = {l: prf(pred, truth, l) for l in ("visible", "covered", "not_in_view")}
         report[name]["earphones_real"] = prf(["e" if v >= thr["earphones"] else "-" for v in s[m, 2]],
                                               ["e" if t else "-" for t in y[m, 2]], "e")
+        # What EARS_COVERED's per-frame condition sees: a face (both ears labelled) with an ear
+        # covered.
+        by_face = {}
+        for k in np.nonzero(m)[0]:
+            if wts[k].min() == 1:
+                by_face.setdefault(FC[k], []).append(k)
+        fk = [v for v in by_face.values() if len(v) == 2]
+        fpred = ["c" if "covered" in decide(s[v], O[v], thr) else "-" for v in fk]
+        ftruth = ["c" if any(y[k, 0] > 0.5 for k in v) else "-" for v in fk]
+        report[name]["face_any_ear_covered"] = prf(fpred, ftruth, "c")
     hb_vis = np.nonzero(hb & (y[:, 0] == 0) & (y[:, 1] == 0))[0]
     syn = [paste_earphone(x[i], np.random.default_rng(10_000 + i))[0] for i in hb_vis]
     sh = run_onnx(a.out, np.array(syn, np.uint8))[:, 2] if syn else np.zeros(0)
@@ -385,7 +405,8 @@ def main():
     report["earphones_real_positives"] = [{"photo": P[i], "score": round(float(s[i, 2]), 3), "split": "held_back" if hb[i] else ("validation" if va[i] else "train")} for i in real_pos]
     with open(os.path.join(here, "ears-report.json"), "w") as f:
         json.dump(report, f, indent=1)
-    write_manifest(a.out, thr)
+    if not a.evaluate:
+        write_manifest(a.out, thr)
     log(json.dumps(report["held_back"], indent=1))
 
 
