@@ -134,15 +134,15 @@ def samples(labels, faces, out, root_prefix=""):
             continue
         n = best[0]
         for side, key in ((0, "left"), (1, "right")):
-            lab, eph = r[key], r["earphones"]
+            lab, eph = r[key], r["earphones"]  # eph: none/left/right/both (labels), no/both/unknown (exports)
             wt = [1, 1, 0 if eph == "unknown" else 1]
             if lab == "not_covered":
                 code, wt[1] = (0, 0), 0
             elif lab in CODE:
                 code = CODE[lab]
             elif eph in ("none", "unknown"):
-                continue
-            else:
+                continue  # nothing known about this ear ("none" in ears-labels.tsv: not looked at)
+            else:  # the ear's state unknown, its earphones known (an export's true/false): that output only
                 code, wt[0], wt[1] = (0, 0), 0, 0
             crop = cv2.imread(os.path.join(out, "crops", f"{n}_{'lr'[side]}.png"))
             X.append(crop)
@@ -434,7 +434,7 @@ def export_labels(d):
             continue
         out.append({"photo": frame, "box": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
                     "left": left or "-", "right": right or "-",
-                    "earphones": "both" if e else ("none" if e is False else "unknown")})
+                    "earphones": "both" if e else ("no" if e is False else "unknown")})
     return out
 
 
