@@ -348,6 +348,8 @@ def main():
         if len(xe):
             x, y, wts, O = np.concatenate([x, xe]), np.concatenate([y, ye]), np.concatenate([wts, we]), np.concatenate([O, oe])
             P, FC = P + ["export/" + p for p in pe], FC + fe
+    if len(x) == 0:
+        sys.exit(f"train_ears: no labelled ear found: is the dev data at {DATA}?")
     hb = np.array([held_back(p) and not p.startswith("export/") for p in P])
     va = np.array([validation(p) and not p.startswith("export/") for p in P])
     tr = ~hb & ~va
