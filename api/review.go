@@ -103,6 +103,23 @@ func (s *Server) getEvidence(c *fiber.Ctx) error {
 		map[string]any{"session": f.SessionID, "camera": ev.Camera, "seq": ev.Seq}); err != nil {
 		return err
 	}
+	switch c.Query("crop") {
+	case "":
+	case "ears":
+		// The ear crops the ears analyzer judged (EARS_COVERED, EARPHONES), made from the stored frame.
+		png, err := s.ears.png(c.UserContext(), ev.JPEG)
+		if errors.Is(err, errNoEars) {
+			return bad(fiber.StatusNotFound, err.Error())
+		}
+		if err != nil {
+			return bad(fiber.StatusServiceUnavailable, "ear crops unavailable: "+err.Error())
+		}
+		c.Set(fiber.HeaderContentType, "image/png")
+		c.Set(fiber.HeaderCacheControl, "private, max-age=3600")
+		return c.Send(png)
+	default:
+		return bad(fiber.StatusBadRequest, "crop must be ears (or absent for the whole frame)")
+	}
 	c.Set(fiber.HeaderContentType, "image/jpeg")
 	c.Set(fiber.HeaderCacheControl, "private, max-age=3600")
 	return c.Send(ev.JPEG)

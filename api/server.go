@@ -135,6 +135,8 @@ type Server struct {
 	media mediaState
 	// cropper aligns faces for dataset exports, loaded on the first export (dataloop.go).
 	cropper export.Cropper
+	// ears draws an evidence frame's ear crops for ear flags (review_ears.go).
+	ears earStrip
 }
 
 // New builds the Fiber app. registry receives the HTTP metrics and is served at /metrics.

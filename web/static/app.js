@@ -433,6 +433,16 @@ function renderFlagTable(start) {
     h('td', {}, h('span', { class: 'badge b-' + f.status }, tk('status.', f.status)))))));
 }
 
+// The two ear crops the ears analyzer judged on an ear flag's evidence frame (left and right as
+// in the frame); nothing for other flags.
+const EAR_FLAGS = ['EARS_COVERED', 'EARPHONES'];
+function earShot(f) {
+  if (!EAR_FLAGS.includes(f.type)) return null;
+  const el = h('img', { src: `/v1/flags/${f.id}/evidence?crop=ears`, alt: t('session.ears'), id: 'ear-crops', loading: 'lazy' });
+  el.addEventListener('error', () => el.replaceWith(h('div', { class: 'none' }, t('session.noEvidence'))));
+  return h('div', { class: 'shot' }, h('div', { class: 'cap' }, h('span', {}, t('session.ears'))), el);
+}
+
 function renderDetail(start) {
   const f = S.flags[S.fsel];
   if (!f) return h('div', { class: 'empty' }, S.flags.length ? t('session.pickFlag') : t('session.noFlags'));
@@ -473,7 +483,7 @@ function renderDetail(start) {
   const hist = h('ul', { class: 'history', id: 'history' }, h('li', { class: 'muted' }, t('common.loading')));
   loadHistory(f.id, hist);
   return h('div', { class: 'body' },
-    h('div', { class: 'shots' }, shot('main'), shot('evidence'), photo),
+    h('div', { class: 'shots' }, shot('main'), shot('evidence'), photo, earShot(f)),
     kv,
     h('div', { class: 'verdict' }, note,
       h('button', { class: 'btn confirm', id: 'confirm', onclick: () => verdict('confirmed') }, t('session.confirm'), h('kbd', {}, 'c')),
@@ -510,11 +520,11 @@ async function loadChecks() {
     ATTR_FLAGS = r.checks.filter((c) => (c.labels || []).length).flatMap((c) => c.flags.map((f) => f.type));
   } catch (e) { /* the form then shows once the evidence frame loads */ }
 }
-const ATTRS = ['mask', 'occluded', 'earphones'];
+const ATTRS = ['mask', 'occluded', 'earphones', 'ears_covered'];
 
 function attrForm(f, start) {
   // The draft survives re-renders (a live flag, a verdict) until the flag changes or is labelled.
-  if (!S.attrDraft || S.attrDraft.flag !== f.id) S.attrDraft = { flag: f.id, mask: '', occluded: '', earphones: '', persons: '' };
+  if (!S.attrDraft || S.attrDraft.flag !== f.id) S.attrDraft = { flag: f.id, mask: '', occluded: '', earphones: '', ears_covered: '', persons: '' };
   const d = S.attrDraft;
   const keep = (k) => (e) => { d[k] = e.target.value; };
   const yn = {};
