@@ -36,6 +36,9 @@ type PhraseConfig struct {
 	// so it raises no flags.
 	Active *models.Manifest `json:"-"`
 	Shadow *models.Manifest `json:"-"`
+	// vadPad is the VAD's padding after a speech end (AudioConfig.VAD.Pad): an EWN head
+	// (phrase_ends.go) turns the VAD's segment ends back into speech ends with it.
+	vadPad int64
 }
 
 // DefaultPhraseModel is the phrase head used when PhraseConfig.Model is empty.
@@ -65,6 +68,8 @@ type Phrase struct {
 	window         int
 	active, shadow *spotter
 	version        string
+	// ends replaces all of the above with the EWN front end at speech ends (phrase_ends.go).
+	ends *endSpotter
 
 	// Stretch state (saved with AppendState).
 	pending  []float32 // samples not yet consumed by a mel block (< blockInput)
@@ -102,6 +107,17 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		if hm, err = models.Load(name); err != nil {
 			return nil, fmt.Errorf("phrase: %w", err)
 		}
+	}
+	if hm.Decode.Family == models.FamilyPhraseEWNHead {
+		if cfg.Shadow != nil {
+			return nil, fmt.Errorf("phrase: a shadow head runs only beside an openWakeWord head, not %s", hm.ID())
+		}
+		e, err := newEndSpotter(hm, cfg, cfg.vadPad)
+		if err != nil {
+			return nil, fmt.Errorf("phrase: %w", err)
+		}
+		p := &Phrase{ends: e, version: fmt.Sprintf("%s+%s thr=%.4g", hm.ID(), e.ewn.ID(), e.thr)}
+		return p, nil
 	}
 	if hm.Decode.Family != models.FamilyPhraseHead {
 		return nil, fmt.Errorf("phrase: model %s is a %s, not a phrase head", hm.ID(), hm.Decode.Family)
@@ -224,10 +240,23 @@ func (p *Phrase) Name() string { return "phrase" }
 func (p *Phrase) Version() string { return p.version }
 
 // Threshold is the score threshold in force.
-func (p *Phrase) Threshold() float32 { return p.active.thr }
+func (p *Phrase) Threshold() float32 {
+	if p.ends != nil {
+		return p.ends.thr
+	}
+	return p.active.thr
+}
+
+// NeedsVAD is true when the phrase analyzer looks only at the speech ends the VAD reports, so
+// the "vad" analyzer must run before it.
+func (p *Phrase) NeedsVAD() bool { return p.ends != nil }
 
 // Reset implements AudioAnalyzer.
 func (p *Phrase) Reset() {
+	if p.ends != nil {
+		p.ends.reset()
+		return
+	}
 	p.pending, p.frames = p.pending[:0], p.frames[:0]
 	clear(p.headIn.GetData())
 	p.embCount = 0
@@ -239,6 +268,9 @@ func (p *Phrase) Reset() {
 
 // Process implements AudioAnalyzer.
 func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation) error {
+	if p.ends != nil {
+		return p.ends.process(pcm, obs)
+	}
 	p.pending = append(p.pending, pcm...)
 	melIn := p.melIn.GetData()
 	consumed := 0
@@ -365,6 +397,10 @@ func (sp *spotter) restoreState(r *stateReader) {
 // state saved without a shadow restores into a set with one (the shadow starts fresh) and back.
 func (p *Phrase) AppendState(dst []byte) []byte {
 	w := stateWriter{b: dst}
+	if p.ends != nil {
+		p.ends.appendState(&w)
+		return w.b
+	}
 	w.floats(p.pending)
 	w.floats(p.frames)
 	w.floats(p.headIn.GetData())
@@ -380,6 +416,13 @@ func (p *Phrase) AppendState(dst []byte) []byte {
 // RestoreState implements AudioAnalyzer.
 func (p *Phrase) RestoreState(b []byte) error {
 	r := stateReader{b: b}
+	if p.ends != nil {
+		if err := p.ends.restoreState(&r); err != nil {
+			p.ends.reset()
+			return err
+		}
+		return nil
+	}
 	p.pending = r.floatsInto(p.pending)
 	p.frames = r.floatsInto(p.frames)
 	hist := r.floatsInto(make([]float32, 0, p.window*embDim))
@@ -404,6 +447,7 @@ func (p *Phrase) RestoreState(b []byte) error {
 
 // Close implements AudioAnalyzer.
 func (p *Phrase) Close() error {
+	p.ends.close()
 	for _, s := range []*ort.AdvancedSession{p.mel, p.emb} {
 		if s != nil {
 			s.Destroy()

@@ -98,6 +98,8 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	chunk := fs.Int("chunk-ms", 1000, "chunk size the files are fed in")
 	phraseModel := fs.String("phrase-model", "", "version directory of a retrained phrase head (training/phrase/retrain.sh) instead of the built-in one")
 	asJSON := fs.Bool("json", false, "print one JSON object (with recall per voice) instead of the table")
+	negatives := fs.String("negatives", "", "folder of real recordings without the phrase (e.g. ../shared/data/speech): false alarms on them are reported per subfolder, apart from --data's")
+	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase); speed is printed per stage")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -105,10 +107,13 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *stages != "" {
+		cfg.Analyzers = strings.Split(*stages, ",")
+	}
 	if *data == "" {
 		return usageError{errors.New("usage: proctor eval audio --data DIR")}
 	}
-	rep, err := eval.RunAudio(ctx, eval.AudioOptions{Data: *data, Jobs: *jobs, ChunkMs: *chunk, Analyzers: cfg})
+	rep, err := eval.RunAudio(ctx, eval.AudioOptions{Data: *data, Jobs: *jobs, ChunkMs: *chunk, Analyzers: cfg, Negatives: *negatives})
 	if err != nil {
 		return err
 	}

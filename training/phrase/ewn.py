@@ -1,0 +1,368 @@
+"""Front-end comparison for the phrase spotter (issue 16): EfficientWord-Net's keyword embedding
+(trained on real human speech) vs openWakeWord's features, evaluated where the service can afford
+to look: at the end of every speech segment the VAD closes.
+
+  .cache/phrase-venv/bin/python training/phrase/ewn.py [--jobs 2] [--out training/phrase/ewn-report.json]
+
+Needs CACHE/phrase-data/{train,dev,test} (training/phrase/ewn_data.py builds them; test and dev are
+train.py's held-back voices) and ../shared/data/speech (real recordings: false alarms; and the
+"real-mix" positives below). Protocol as docs/audio.md: heads train on the train voices only, every
+threshold is chosen on the dev voices (highest recall at <= --target-fa false alarms per hour of
+speech), the test voices report.
+
+Candidates: silero VAD v5 exactly as analyzers/vad.go (0.5/0.35, 300 ms silence, 250 ms minimum,
+100 ms pad); for each closed segment, 1.5 s windows ending at the speech end + OFFSETS; a
+segment's score is its best window's. Front ends:
+  oww-dense   the shipped detector (openWakeWord + phrase-gaiti head, every 80 ms; numbers from
+              `proctor eval audio`, not computed here)
+  oww-end     the shipped head's best score in the 0.5 s around each candidate
+  ewn-refs    max cosine to K reference embeddings of training phrases (EfficientWord-Net's own method)
+  ewn-head    an MLP on the 2048-d embedding, trained on the train split's candidates
+  ewn+oww     a * ewn-head + (1 - a) * oww-end, a chosen on dev
+
+Real-mix positives: each real recording of ../shared/data/speech/mandarin-speakers (38 clips, 14
+speakers), then a pause of its own background noise, then the phrase synthesised by a test voice
+at the level of the recording's speech, with the recording's noise under it (looped from its
+quietest frames). What is real: the speakers, their speech, room and microphone noise and level.
+What is not: the phrase itself (espeak-ng) and its room (none; no room responses are served by a
+package registry that this project can reach).
+"""
+import argparse
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+import train as T  # noqa: E402
+import ewn_fixture  # noqa: E402
+
+F = T.F
+ROOT = os.path.abspath(os.path.join(here, "..", ".."))
+OFFSETS = (-0.1, 0.05)  # s after the VAD's speech end (before its 100 ms pad)
+WIN = 24000
+
+
+def sess(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+class Models:
+    def __init__(self, cache):
+        self.vad = sess(os.path.join(cache, "models", "silero-vad-v5.onnx"))
+        self.ewn = sess(os.path.join(cache, "models", "ewn-resnet50-arc.onnx"))
+        self.au = ewn_fixture.ewn_audio_utils()
+        self.oww = F.Features(cache)
+        self.head = sess(os.path.join(ROOT, "models", "trained", "phrase-gaiti-mlp.onnx"))
+
+
+M = None
+
+
+def init(cache):
+    global M
+    M = Models(cache)
+
+
+def vad_segments(a):
+    """analyzers/vad.go: returns [(start_s, speech_end_s)] (speech_end = first quiet frame, no pad)."""
+    frame, ctx, pad = 512, 64, 1600
+    min_sil, min_speech = 4800, 4000
+    state = np.zeros((2, 1, 128), np.float32)
+    buf = np.zeros(ctx + frame, np.float32)
+    sr = np.array(16000, np.int64)
+    segs, trig, start, temp = [], False, 0, 0
+    for f in range(len(a) // frame):
+        buf[:ctx] = buf[-ctx:]
+        buf[ctx:] = a[f * frame:(f + 1) * frame]
+        p, state = M.vad.run(None, {"input": buf[None], "state": state, "sr": sr})
+        p = float(p[0, 0])
+        s = f * frame
+        if p >= 0.5:
+            temp = 0
+            if not trig:
+                trig, start = True, max(0, s - pad)
+        elif trig and p < 0.35:
+            if temp == 0:
+                temp = s
+            if s + frame - temp >= min_sil:
+                if temp + pad - start >= min_speech:
+                    segs.append((start / 16000, temp / 16000))
+                trig, temp = False, 0
+    if trig:  # open at the end: the stream stops; the service reports it open
+        end = (len(a) // frame) * frame if temp == 0 else temp
+        if end + pad - start >= min_speech:
+            segs.append((start / 16000, end / 16000))
+    return segs
+
+
+def ewn_embed(a, end_s):
+    e = int(round(end_s * 16000))
+    w = a[max(0, e - WIN):max(0, e)]
+    if len(w) < WIN:
+        w = np.concatenate([np.zeros(WIN - len(w), np.float32), w])
+    f = M.au.logfbank(w, samplerate=16000, winlen=0.025, winstep=0.01, nfilt=64, nfft=512, preemph=0.0)
+    return M.ewn.run(None, {"input": f[None, None].astype(np.float32)})[0][0]
+
+
+def oww_scores(a):
+    emb, ends = M.oww.embeddings(a)
+    X, last = F.windows(emb)
+    if len(X) == 0:
+        return np.zeros(0, np.float32), np.zeros(0)
+    sc = M.head.run(None, {"embeddings": X.astype(np.float32)})[0][:, 0]
+    return sc, ends[last]
+
+
+def analyse(job):
+    """One recording: VAD candidates, their EWN embeddings and the shipped head's score near them."""
+    path, want_oww = job
+    a = T.read_wav(path)
+    segs = vad_segments(a)
+    emb = np.zeros((len(segs), len(OFFSETS), 2048), np.float32)
+    for i, (_, e) in enumerate(segs):
+        for k, off in enumerate(OFFSETS):
+            emb[i, k] = ewn_embed(a, e + off)
+    oww = np.zeros(len(segs), np.float32)
+    if want_oww and segs:
+        sc, wend = oww_scores(a)
+        for i, (_, e) in enumerate(segs):
+            m = (wend >= e - 0.25) & (wend <= e + 0.35)
+            oww[i] = sc[m].max() if m.any() else 0.0
+    return {"path": path, "segs": segs, "emb": emb.astype(np.float16), "oww": oww, "dur": len(a) / 16000}
+
+
+def labels_of(path):
+    with open(path[:-4] + ".json") as f:
+        lab = json.load(f)
+    return {k: [[x / 1000 for x in p] for p in lab.get(k, [])] for k in ("speech", "phrases", "variants")}
+
+
+def candidate_labels(rec, lab):
+    """Per segment: 1 the phrase ends there, 0 negative, -1 a same-meaning variant (never a negative)."""
+    y = np.zeros(len(rec["segs"]), np.int8)
+    for i, (_, e) in enumerate(rec["segs"]):
+        if any(pe - 0.5 <= e <= pe + 0.6 for _, pe in lab["phrases"]):
+            y[i] = 1
+        elif any(vs <= e <= ve + 0.6 for vs, ve in lab["variants"]):
+            y[i] = -1
+    return y
+
+
+def evaluate(recs, labs, scores, thr):
+    """train.py evaluate() over segment detections: a detection (segment end) within
+    [end - 0.5 s, end + 1 s] of a phrase is a hit, on a variant a variant hit, else a false alarm."""
+    hit = total = fa = vh = vt = 0
+    neg = 0.0
+    for rec, lab, sc in zip(recs, labs, scores):
+        dets = [rec["segs"][i][1] for i in range(len(sc)) if sc[i] >= thr]
+        used = set()
+        for _, pe in lab["phrases"]:
+            total += 1
+            for k, d in enumerate(dets):
+                if k not in used and pe - 0.5 <= d <= pe + 1.0:
+                    used.add(k)
+                    hit += 1
+                    break
+        for vs, ve in lab["variants"]:
+            vt += 1
+            for k, d in enumerate(dets):
+                if k not in used and vs <= d <= ve + 1.0:
+                    used.add(k)
+                    vh += 1
+                    break
+        fa += len(dets) - len(used)
+        neg += sum(e - s for s, e in lab["speech"]) - sum(e - s for s, e in lab["phrases"] + lab["variants"])
+    h = neg / 3600
+    return {"threshold": round(float(thr), 6), "recall": round(hit / max(total, 1), 4), "hits": hit, "phrases": total,
+            "false_alarms": fa, "negative_speech_hours": round(h, 4), "fa_per_hour": round(fa / max(h, 1e-9), 3),
+            "variant_hits": vh, "variants": vt}
+
+
+def choose(recs, labs, scores, target):
+    grid = sorted(set(np.round(np.concatenate([np.linspace(0.01, 0.99, 99), 1 - 10 ** -np.arange(2, 6.01, 0.1)]), 6)))
+    table = [evaluate(recs, labs, scores, t) for t in grid]
+    ok = [r for r in table if r["fa_per_hour"] <= target]
+    return max(ok, key=lambda r: (r["recall"], -r["threshold"])) if ok else min(table, key=lambda r: (r["fa_per_hour"], -r["recall"]))
+
+
+def real_fa(recs, scores, thr):
+    fa = sum(int((s >= thr).sum()) for s in scores)
+    speech = sum(e - s for r in recs for s, e in r["segs"]) / 3600
+    return {"false_alarms": fa, "speech_hours": round(speech, 4), "fa_per_hour": round(fa / max(speech, 1e-9), 2),
+            "segments": sum(len(r["segs"]) for r in recs), "max_score": round(float(max((s.max() for s in scores if len(s)), default=0)), 4)}
+
+
+def realmix(cache, out_dir, seed):
+    """Real recordings followed by the synthetic phrase in their noise and at their level."""
+    src = os.path.join(ROOT, "..", "shared", "data", "speech", "mandarin-speakers")
+    _, _, test_v = T.split_variants(T.variants(), 20261126)
+    rng = random.Random(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    out = []
+    for n in sorted(os.listdir(src)):
+        if not n.endswith(".wav"):
+            continue
+        path = os.path.join(out_dir, n)
+        out.append(path)
+        if os.path.exists(path[:-4] + ".json"):
+            continue
+        a = T.read_wav(os.path.join(src, n))
+        fr = 160
+        k = len(a) // fr
+        e = np.sqrt(np.mean(a[:k * fr].reshape(k, fr) ** 2, axis=1) + 1e-12)
+        quiet = np.argsort(e)[:max(5, k // 10)]
+        noise = np.concatenate([a[i * fr:(i + 1) * fr] for i in sorted(quiet)])
+        speech_rms = float(np.sqrt(np.mean(np.concatenate([a[i * fr:(i + 1) * fr] for i in np.where(e > np.percentile(e, 60))[0]]) ** 2)))
+        v = T.voice_setting(rng, test_v[rng.randrange(len(test_v))])
+        ph = T.synth(T.PHRASE, v)
+        ph = ph / (np.sqrt(np.mean(ph[np.abs(ph) > 0.01] ** 2)) + 1e-9) * speech_rms
+        gap, tail = int(rng.uniform(0.4, 1.0) * 16000), 16000
+        bed_len = gap + len(ph) + tail
+        bed = np.resize(noise, bed_len)
+        mix = bed.copy()
+        mix[gap:gap + len(ph)] += ph
+        full = np.concatenate([a, mix]).astype(np.float32)
+        T.write_wav(path, np.clip(full, -1, 1))
+        pe = (len(a) + gap + len(ph)) / 16000
+        with open(path[:-4] + ".json", "w") as f:
+            json.dump({"speech": [], "phrases": [[round((len(a) + gap) / 16 ), round(pe * 1000)]], "variants": [],
+                       "voice": {"variant": v["variant"]}, "source": n, "note": "real recording + synthetic phrase in its noise at its level"}, f)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", default=os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")))
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--target-fa", type=float, default=0.5)
+    ap.add_argument("--refs", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=20261206)
+    ap.add_argument("--out", default=os.path.join(here, "ewn-report.json"))
+    ap.add_argument("--head-out", default=None, help="write the EWN head as ONNX ([N,2048] -> [N,1]) here")
+    args = ap.parse_args()
+    t0 = time.time()
+    data = os.path.join(args.cache, "phrase-data")
+    work = os.path.join(args.cache, "phrase-work", "ewn")
+    os.makedirs(work, exist_ok=True)
+    real_dir = os.path.join(ROOT, "..", "shared", "data", "speech")
+    mix = realmix(args.cache, os.path.join(data, "realmix"), args.seed)
+    recs = {}
+    with mp.Pool(args.jobs, initializer=init, initargs=(args.cache,)) as pool:
+        for s in ("test", "dev", "real", "realmix", "train"):  # listed when reached: train may still be being built
+            if s == "realmix":
+                paths = mix
+            elif s == "real":
+                paths = sorted(os.path.join(dp, n) for dp, _, fs in os.walk(real_dir) for n in fs if n.endswith(".wav"))
+            else:
+                paths = sorted(os.path.join(data, s, n) for n in os.listdir(os.path.join(data, s)) if n.endswith(".wav"))
+            key = hashlib.sha256(("\n".join(paths) + repr(OFFSETS)).encode()).hexdigest()[:12]
+            cache = os.path.join(work, f"{s}-{key}.npz")
+            if os.path.exists(cache):
+                recs[s] = list(np.load(cache, allow_pickle=True)["recs"])
+            else:
+                recs[s] = pool.map(analyse, [(p, s != "train") for p in paths], chunksize=1)
+                np.savez(cache, recs=np.array(recs[s], dtype=object))
+            T.log(f"{s}: {len(paths)} files, {sum(len(r['segs']) for r in recs[s])} segments ({time.time() - t0:.0f}s)")
+    labs = {s: [labels_of(r["path"]) for r in recs[s]] for s in ("train", "dev", "test", "realmix")}
+
+    # Training windows: every offset of every train candidate.
+    X, y = [], []
+    for rec, lab in zip(recs["train"], labs["train"]):
+        cy = candidate_labels(rec, lab)
+        for i in range(len(cy)):
+            if cy[i] >= 0:
+                for k in range(len(OFFSETS)):
+                    X.append(rec["emb"][i, k])
+                    y.append(cy[i])
+    X, y = np.asarray(X, np.float32), np.asarray(y, np.float32)
+    T.log(f"train windows {len(y)}, positive {int(y.sum())}")
+    mean, std = X.mean(0), X.std(0) + 1e-3
+    w = np.where(y == 1, (len(y) - y.sum()) / max(y.sum(), 1) * 0.3, 1.0).astype(np.float32)
+    model = T.train_mlp((X - mean) / std, y, w, 64, 40, args.seed)
+    rng = np.random.default_rng(args.seed)
+    pos = X[y == 1]
+    refs = pos[rng.choice(len(pos), min(args.refs, len(pos)), replace=False)]
+    refs /= np.linalg.norm(refs, axis=1, keepdims=True)
+
+    def seg_scores(rec, kind):
+        e = rec["emb"].astype(np.float32)
+        if len(e) == 0:
+            return np.zeros(0, np.float32)
+        flat = e.reshape(-1, e.shape[-1])
+        if kind == "ewn-refs":
+            s = (flat / np.linalg.norm(flat, axis=1, keepdims=True)) @ refs.T
+            s = ((s.max(1) + 1) / 2).reshape(len(e), -1)
+        else:
+            s = model.score((flat - mean) / std).reshape(len(e), -1)
+        return s.max(1)
+
+    report = {"offsets_s": OFFSETS, "target_fa_per_hour": args.target_fa, "train_windows": int(len(y)),
+              "train_positive_windows": int(y.sum()), "refs": len(refs), "rows": {}}
+    base = {s: {k: [seg_scores(r, k) for r in recs[s]] for k in ("ewn-refs", "ewn-head")} for s in ("dev", "test", "realmix", "real")}
+    for s in base:
+        base[s]["oww-end"] = [r["oww"].astype(np.float32) for r in recs[s]]
+    rows = {"oww-end": None, "ewn-refs": None, "ewn-head": None}
+    for a in (0.25, 0.5, 0.75):
+        name = f"ewn+oww a={a}"
+        for s in base:
+            base[s][name] = [a * e + (1 - a) * o for e, o in zip(base[s]["ewn-head"], base[s]["oww-end"])]
+        rows[name] = None
+    real_groups = {}
+    for r_i, r in enumerate(recs["real"]):
+        real_groups.setdefault(os.path.basename(os.path.dirname(r["path"])), []).append(r_i)
+    for name in rows:
+        dev = choose(recs["dev"], labs["dev"], base["dev"][name], args.target_fa)
+        thr = dev["threshold"]
+        test = evaluate(recs["test"], labs["test"], base["test"][name], thr)
+        mixr = evaluate(recs["realmix"], labs["realmix"], base["realmix"][name], thr)
+        real = {g: real_fa([recs["real"][i] for i in idx], [base["real"][name][i] for i in idx], thr) for g, idx in real_groups.items()}
+        tradeoff = []
+        for t in sorted({thr, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99}):
+            r = evaluate(recs["test"], labs["test"], base["test"][name], t)
+            tradeoff.append({k: r[k] for k in ("threshold", "recall", "false_alarms", "fa_per_hour")})
+        report["rows"][name] = {"dev": dev, "test": test, "realmix": {k: mixr[k] for k in ("recall", "hits", "phrases", "false_alarms")},
+                                "real": real, "test_tradeoff": tradeoff}
+        T.log(f"{name:14s} thr {thr:.4f}: dev recall {dev['recall']:.3f} {dev['fa_per_hour']:.2f}/h | TEST recall {test['recall']:.3f} "
+              f"({test['hits']}/{test['phrases']}) {test['false_alarms']} FA = {test['fa_per_hour']:.2f}/h, variants "
+              f"{test['variant_hits']}/{test['variants']} | real-mix {mixr['hits']}/{mixr['phrases']} | real FA "
+              + ", ".join(f"{g} {v['false_alarms']} in {v['speech_hours'] * 3600:.0f}s (max {v['max_score']})" for g, v in sorted(real.items())))
+    report["seconds"] = round(time.time() - t0)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1)
+    if args.head_out:
+        export_head(model, mean, std, args.head_out, report)
+    T.log(f"wrote {args.out}")
+
+
+def export_head(model, mean, std, path, report):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    W1 = (model.W1 / std[:, None]).astype(np.float32)
+    b1 = (model.b1 - (mean / std) @ model.W1).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["embedding", "W1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["hr"]),
+             helper.make_node("Gemm", ["hr", "W2", "b2"], ["z"]), helper.make_node("Sigmoid", ["z"], ["score"])]
+    inits = [numpy_helper.from_array(W1, "W1"), numpy_helper.from_array(b1, "b1"),
+             numpy_helper.from_array(model.W2.astype(np.float32), "W2"), numpy_helper.from_array(model.b2.astype(np.float32), "b2")]
+    g = helper.make_graph(nodes, "phrase_ewn_head", [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 2048])],
+                          [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="proctor training/phrase/ewn.py")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+if __name__ == "__main__":
+    main()
