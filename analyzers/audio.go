@@ -82,7 +82,7 @@ type AudioConfig struct {
 
 // audioConstructors is the registry of audio analyzers by name: adding one is a file and a line.
 var audioConstructors = map[string]func(cfg *AudioConfig) (AudioAnalyzer, error){
-	"vad":    func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVAD(cfg.VAD) },
+	"vad": func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVAD(cfg.VAD) },
 	"phrase": func(cfg *AudioConfig) (AudioAnalyzer, error) {
 		pc := cfg.Phrase
 		pad := cfg.VAD.Pad

@@ -59,30 +59,30 @@ type AudioReport struct {
 // AudioSummary is what `proctor eval audio --json` prints (and retrain.sh stores in a version
 // directory's eval.json): the table's numbers. Field names are stable.
 type AudioSummary struct {
-	Data           string            `json:"data"`
-	Model          string            `json:"model"`
-	Files          int               `json:"files"`
-	AudioHours     float64           `json:"audio_hours"`
-	VADAccuracy    float64           `json:"vad_frame_accuracy"`
-	VADRecall      float64           `json:"vad_speech_recall"`
-	VADPrecision   float64           `json:"vad_speech_precision"`
-	Recall         float64           `json:"phrase_recall"`
-	Hits           int               `json:"phrase_hits"`
-	Phrases        int               `json:"phrases"`
-	FalseAlarms    int               `json:"false_alarms"`
-	NegSpeechHours float64           `json:"negative_speech_hours"`
-	FAPerHour      float64           `json:"false_alarms_per_hour"`
-	VariantHits    int               `json:"variant_hits"`
-	Variants       int               `json:"variants"`
-	RealTimeFactor float64           `json:"analysis_time_per_audio_time"`
+	Data           string  `json:"data"`
+	Model          string  `json:"model"`
+	Files          int     `json:"files"`
+	AudioHours     float64 `json:"audio_hours"`
+	VADAccuracy    float64 `json:"vad_frame_accuracy"`
+	VADRecall      float64 `json:"vad_speech_recall"`
+	VADPrecision   float64 `json:"vad_speech_precision"`
+	Recall         float64 `json:"phrase_recall"`
+	Hits           int     `json:"phrase_hits"`
+	Phrases        int     `json:"phrases"`
+	FalseAlarms    int     `json:"false_alarms"`
+	NegSpeechHours float64 `json:"negative_speech_hours"`
+	FAPerHour      float64 `json:"false_alarms_per_hour"`
+	VariantHits    int     `json:"variant_hits"`
+	Variants       int     `json:"variants"`
+	RealTimeFactor float64 `json:"analysis_time_per_audio_time"`
 	// Stages is seconds of audio per CPU second (× real time, one core) for each stage and
 	// "total", over the labelled split and the real negatives.
 	Stages map[string]float64 `json:"x_realtime_per_stage,omitempty"`
 	// Real is the false alarms on real recordings without the phrase, per subfolder.
-	Real map[string]RealNegatives `json:"real_negatives,omitempty"`
-	Threshold      float32           `json:"threshold"`
-	MinRun         int               `json:"min_run"`
-	PerVoice       map[string]string `json:"per_voice,omitempty"`
+	Real      map[string]RealNegatives `json:"real_negatives,omitempty"`
+	Threshold float32                  `json:"threshold"`
+	MinRun    int                      `json:"min_run"`
+	PerVoice  map[string]string        `json:"per_voice,omitempty"`
 }
 
 // RealNegatives is what the spotter did on real recordings that never contain the phrase.
