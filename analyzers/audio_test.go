@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,13 @@ func answerThenPhrase(t testing.TB) ([]float32, []testaudio.Placed) {
 }
 
 func TestAudioSetFindsSpeechAndPhrase(t *testing.T) {
-	set := newAudioSet(t, analyzers.AudioConfig{})
+	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel} {
+		t.Run(head, func(t *testing.T) { testFindsSpeechAndPhrase(t, head) })
+	}
+}
+
+func testFindsSpeechAndPhrase(t *testing.T, head string) {
+	set := newAudioSet(t, analyzers.AudioConfig{Phrase: analyzers.PhraseConfig{Model: head}})
 	samples, placed := answerThenPhrase(t)
 	res, err := set.AnalyzeSamples(context.Background(), samples, analyzers.AudioRate, 1000)
 	if err != nil {
@@ -63,7 +70,13 @@ func TestAudioSetFindsSpeechAndPhrase(t *testing.T) {
 }
 
 func TestAudioSetNoPhraseInOtherSpeech(t *testing.T) {
-	set := newAudioSet(t, analyzers.AudioConfig{})
+	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel} {
+		t.Run(head, func(t *testing.T) { testNoPhraseInOtherSpeech(t, head) })
+	}
+}
+
+func testNoPhraseInOtherSpeech(t *testing.T, head string) {
+	set := newAudioSet(t, analyzers.AudioConfig{Phrase: analyzers.PhraseConfig{Model: head}})
 	samples, _, err := testaudio.Build(16000, testaudio.Part{Clip: testaudio.Answer, AtMs: 500},
 		testaudio.Part{Clip: testaudio.Chatter, AtMs: 5000}, testaudio.Part{Clip: testaudio.Answer, AtMs: 10000})
 	if err != nil {
@@ -89,10 +102,16 @@ func TestAudioSetNoPhraseInOtherSpeech(t *testing.T) {
 // A stretch continued by another analyzer set from saved state gives exactly what one set
 // analysing the whole recording gives: what a worker takeover relies on.
 func TestAudioStateRestoresExactly(t *testing.T) {
+	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel} {
+		t.Run(head, func(t *testing.T) { testAudioStateRestoresExactly(t, head) })
+	}
+}
+
+func testAudioStateRestoresExactly(t *testing.T, head string) {
 	ctx := context.Background()
 	for _, rate := range []int{16000, 8000, 44100} {
-		a := newAudioSet(t, analyzers.AudioConfig{})
-		b := newAudioSet(t, analyzers.AudioConfig{})
+		a := newAudioSet(t, analyzers.AudioConfig{Phrase: analyzers.PhraseConfig{Model: head}})
+		b := newAudioSet(t, analyzers.AudioConfig{Phrase: analyzers.PhraseConfig{Model: head}})
 		samples, _ := answerThenPhrase(t)
 		samples = analyzers.Resample(samples, analyzers.AudioRate, rate)
 		for i, v := range samples { // s16 values, as the wire carries them
@@ -148,6 +167,18 @@ func TestAudioStateRestoresExactly(t *testing.T) {
 		if rate != analyzers.AudioRate && len(whole.Phrases) != 1 {
 			t.Errorf("rate %d: phrases %+v, want the one phrase after resampling", rate, whole.Phrases)
 		}
+	}
+}
+
+// The EWN head scores the speech ends the VAD reports: without the VAD before it there are none.
+func TestEWNPhraseNeedsVAD(t *testing.T) {
+	_, err := analyzers.NewAudioSet(analyzers.AudioConfig{Analyzers: []string{"phrase", "vad"},
+		Phrase: analyzers.PhraseConfig{Model: analyzers.EWNPhraseModel}})
+	if errors.Is(err, models.ErrModelMissing) || errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+		t.Skipf("audio models not installed (%v)", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "vad") {
+		t.Fatalf("phrase (EWN) before vad: %v, want an error naming vad", err)
 	}
 }
 
@@ -221,11 +252,14 @@ func TestResampleKeepsTone(t *testing.T) {
 // BenchmarkAudioSet measures the whole audio path (s16 → VAD + phrase spotting) on one core;
 // "x-realtime" is how many seconds of audio one core analyses per second.
 func BenchmarkAudioSet(b *testing.B) {
-	for _, name := range []string{"vad+phrase", "vad", "phrase"} {
+	for _, name := range []string{"vad+phrase", "vad", "phrase", "vad+phrase-ewn"} {
 		b.Run(name, func(b *testing.B) {
 			cfg := analyzers.AudioConfig{}
-			if name != "vad+phrase" {
+			switch name {
+			case "vad", "phrase":
 				cfg.Analyzers = []string{name}
+			case "vad+phrase-ewn":
+				cfg.Phrase.Model = analyzers.EWNPhraseModel
 			}
 			set := newAudioSet(b, cfg)
 			samples, _ := answerThenPhrase(b)

@@ -44,6 +44,9 @@ type PhraseConfig struct {
 // DefaultPhraseModel is the phrase head used when PhraseConfig.Model is empty.
 const DefaultPhraseModel = "phrase-gaiti"
 
+// EWNPhraseModel is the head over EfficientWord-Net embeddings at speech ends (phrase_ends.go).
+const EWNPhraseModel = "phrase-ewn"
+
 // openWakeWord feature geometry (models/manifests/oww-*.json).
 const (
 	melHop       = 160 // samples per mel frame

@@ -137,8 +137,12 @@ func (t *audioFile) add(r audioFile) {
 func RunAudio(ctx context.Context, o AudioOptions) (*AudioReport, error) {
 	head := o.Analyzers.Phrase.Active
 	if head == nil {
+		name := o.Analyzers.Phrase.Model
+		if name == "" {
+			name = analyzers.DefaultPhraseModel
+		}
 		var err error
-		if head, err = models.Lookup(analyzers.DefaultPhraseModel); err != nil {
+		if head, err = models.Lookup(name); err != nil {
 			return nil, err
 		}
 	}

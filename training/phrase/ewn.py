@@ -61,7 +61,6 @@ def sess(path):
 
 class Models:
     def __init__(self, cache):
-        self.vad = sess(os.path.join(cache, "models", "silero-vad-v5.onnx"))
         self.ewn = sess(os.path.join(cache, "models", "ewn-resnet50-arc.onnx"))
         self.au = ewn_fixture.ewn_audio_utils()
         self.oww = F.Features(cache)
@@ -76,38 +75,6 @@ def init(cache):
     M = Models(cache)
 
 
-def vad_segments(a):
-    """analyzers/vad.go: returns [(start_s, speech_end_s)] (speech_end = first quiet frame, no pad)."""
-    frame, ctx, pad = 512, 64, 1600
-    min_sil, min_speech = 4800, 4000
-    state = np.zeros((2, 1, 128), np.float32)
-    buf = np.zeros(ctx + frame, np.float32)
-    sr = np.array(16000, np.int64)
-    segs, trig, start, temp = [], False, 0, 0
-    for f in range(len(a) // frame):
-        buf[:ctx] = buf[-ctx:]
-        buf[ctx:] = a[f * frame:(f + 1) * frame]
-        p, state = M.vad.run(None, {"input": buf[None], "state": state, "sr": sr})
-        p = float(p[0, 0])
-        s = f * frame
-        if p >= 0.5:
-            temp = 0
-            if not trig:
-                trig, start = True, max(0, s - pad)
-        elif trig and p < 0.35:
-            if temp == 0:
-                temp = s
-            if s + frame - temp >= min_sil:
-                if temp + pad - start >= min_speech:
-                    segs.append((start / 16000, temp / 16000))
-                trig, temp = False, 0
-    if trig:  # open at the end: the stream stops; the service reports it open
-        end = (len(a) // frame) * frame if temp == 0 else temp
-        if end + pad - start >= min_speech:
-            segs.append((start / 16000, end / 16000))
-    return segs
-
-
 def ewn_embed(a, end_s):
     e = int(round(end_s * 16000))
     w = a[max(0, e - WIN):max(0, e)]
@@ -117,31 +84,46 @@ def ewn_embed(a, end_s):
     return M.ewn.run(None, {"input": f[None, None].astype(np.float32)})[0][0]
 
 
-def oww_scores(a):
-    emb, ends = M.oww.embeddings(a)
-    X, last = F.windows(emb)
-    if len(X) == 0:
-        return np.zeros(0, np.float32), np.zeros(0)
-    sc = M.head.run(None, {"embeddings": X.astype(np.float32)})[0][:, 0]
-    return sc, ends[last]
-
-
-def analyse(job):
-    """One recording: VAD candidates, their EWN embeddings and the shipped head's score near them."""
-    path, want_oww = job
+def oww_end(job):
+    """The shipped openWakeWord head's best score among the windows ending in [end - 0.25 s,
+    end + 0.35 s] of each speech end, computed on the 3.3 s before and around it only."""
+    path, ends = job
     a = T.read_wav(path)
-    segs = vad_segments(a)
+    out = np.zeros(len(ends), np.float32)
+    for i, e in enumerate(ends):
+        lo = max(0, int((e - 2.95) * 16000))
+        emb, wend = M.oww.embeddings(a[lo:int((e + 0.4) * 16000)])
+        X, last = F.windows(emb)
+        if len(X):
+            sc = M.head.run(None, {"embeddings": X.astype(np.float32)})[0][:, 0]
+            t = wend[last] + lo / 16000
+            m = (t >= e - 0.25) & (t <= e + 0.35)
+            out[i] = sc[m].max() if m.any() else 0
+    return out
+
+
+def label_ends(lab):
+    """Speech ends of a labelled session: the labelled speech (clean TTS energy, gaps < 250 ms
+    joined) with gaps shorter than the VAD's 300 ms minimum silence joined, as the VAD would."""
+    segs = sorted(lab["speech"])
+    out = []
+    for s_, e in segs:
+        if out and s_ - out[-1][1] < 0.3:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s_, e])
+    return [(s_, e) for s_, e in out if e - s_ >= 0.15]
+
+
+def analyse(path):
+    """One session: its speech ends and the EWN embeddings of the windows ending there."""
+    a = T.read_wav(path)
+    segs = label_ends(labels_of(path))
     emb = np.zeros((len(segs), len(OFFSETS), 2048), np.float32)
     for i, (_, e) in enumerate(segs):
         for k, off in enumerate(OFFSETS):
             emb[i, k] = ewn_embed(a, e + off)
-    oww = np.zeros(len(segs), np.float32)
-    if want_oww and segs:
-        sc, wend = oww_scores(a)
-        for i, (_, e) in enumerate(segs):
-            m = (wend >= e - 0.25) & (wend <= e + 0.35)
-            oww[i] = sc[m].max() if m.any() else 0.0
-    return {"path": path, "segs": segs, "emb": emb.astype(np.float16), "oww": oww, "dur": len(a) / 16000}
+    return {"path": path, "segs": segs, "emb": emb.astype(np.float16), "dur": len(a) / 16000}
 
 
 def labels_of(path):
@@ -195,7 +177,7 @@ def choose(recs, labs, scores, target):
     grid = sorted(set(np.round(np.concatenate([np.linspace(0.01, 0.99, 99), 1 - 10 ** -np.arange(2, 6.01, 0.1)]), 6)))
     table = [evaluate(recs, labs, scores, t) for t in grid]
     ok = [r for r in table if r["fa_per_hour"] <= target]
-    return max(ok, key=lambda r: (r["recall"], -r["threshold"])) if ok else min(table, key=lambda r: (r["fa_per_hour"], -r["recall"]))
+    return max(ok, key=lambda r: (r["recall"], r["threshold"])) if ok else min(table, key=lambda r: (r["fa_per_hour"], -r["recall"]))
 
 
 def real_fa(recs, scores, thr):
@@ -238,7 +220,7 @@ def realmix(cache, out_dir, seed):
         T.write_wav(path, np.clip(full, -1, 1))
         pe = (len(a) + gap + len(ph)) / 16000
         with open(path[:-4] + ".json", "w") as f:
-            json.dump({"speech": [], "phrases": [[round((len(a) + gap) / 16 ), round(pe * 1000)]], "variants": [],
+            json.dump({"speech": [[0, round(len(a) / 16)], [round((len(a) + gap) / 16), round(pe * 1000)]], "phrases": [[round((len(a) + gap) / 16 ), round(pe * 1000)]], "variants": [],
                        "voice": {"variant": v["variant"]}, "source": n, "note": "real recording + synthetic phrase in its noise at its level"}, f)
     return out
 
@@ -249,34 +231,44 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--target-fa", type=float, default=0.5)
     ap.add_argument("--refs", type=int, default=32)
+    ap.add_argument("--train-files", type=int, default=210, help="sessions ewn_data.py writes to train/ (60 + 150 by default)")
     ap.add_argument("--seed", type=int, default=20261206)
     ap.add_argument("--out", default=os.path.join(here, "ewn-report.json"))
+    ap.add_argument("--fuse", action="store_true", help="also score the shipped openWakeWord head at the same speech ends, alone and fused")
     ap.add_argument("--head-out", default=None, help="write the EWN head as ONNX ([N,2048] -> [N,1]) here")
     args = ap.parse_args()
     t0 = time.time()
     data = os.path.join(args.cache, "phrase-data")
     work = os.path.join(args.cache, "phrase-work", "ewn")
     os.makedirs(work, exist_ok=True)
-    real_dir = os.path.join(ROOT, "..", "shared", "data", "speech")
-    mix = realmix(args.cache, os.path.join(data, "realmix"), args.seed)
+    realmix(args.cache, os.path.join(data, "realmix"), args.seed)
     recs = {}
     with mp.Pool(args.jobs, initializer=init, initargs=(args.cache,)) as pool:
-        for s in ("test", "dev", "real", "realmix", "train"):  # listed when reached: train may still be being built
-            if s == "realmix":
-                paths = mix
-            elif s == "real":
-                paths = sorted(os.path.join(dp, n) for dp, _, fs in os.walk(real_dir) for n in fs if n.endswith(".wav"))
-            else:
-                paths = sorted(os.path.join(data, s, n) for n in os.listdir(os.path.join(data, s)) if n.endswith(".wav"))
+        for s in ("dev", "test", "train"):  # listed when reached: train may still be being built
+            want = {"test": 40, "dev": 60, "train": args.train_files}[s]
+            while len([n for n in os.listdir(os.path.join(data, s)) if n.endswith(".json")]) < want:
+                time.sleep(10)  # ewn_data.py is still building it
+            paths = sorted(os.path.join(data, s, n) for n in os.listdir(os.path.join(data, s)) if n.endswith(".wav"))
             key = hashlib.sha256(("\n".join(paths) + repr(OFFSETS)).encode()).hexdigest()[:12]
             cache = os.path.join(work, f"{s}-{key}.npz")
             if os.path.exists(cache):
                 recs[s] = list(np.load(cache, allow_pickle=True)["recs"])
             else:
-                recs[s] = pool.map(analyse, [(p, s != "train") for p in paths], chunksize=1)
+                recs[s] = pool.map(analyse, paths, chunksize=1)
                 np.savez(cache, recs=np.array(recs[s], dtype=object))
-            T.log(f"{s}: {len(paths)} files, {sum(len(r['segs']) for r in recs[s])} segments ({time.time() - t0:.0f}s)")
-    labs = {s: [labels_of(r["path"]) for r in recs[s]] for s in ("train", "dev", "test", "realmix")}
+            T.log(f"{s}: {len(paths)} files, {sum(len(r['segs']) for r in recs[s])} speech ends ({time.time() - t0:.0f}s)")
+        if args.fuse:
+            for s in ("dev", "test"):
+                cache = os.path.join(work, f"{s}-oww-{len(recs[s])}.npy")
+                if os.path.exists(cache):
+                    oww = list(np.load(cache, allow_pickle=True))
+                else:
+                    oww = pool.map(oww_end, [(r["path"], [e for _, e in r["segs"]]) for r in recs[s]], chunksize=1)
+                    np.save(cache, np.array(oww, dtype=object))
+                for r, o in zip(recs[s], oww):
+                    r["oww"] = o
+                T.log(f"{s}: openWakeWord scores at the speech ends ({time.time() - t0:.0f}s)")
+    labs = {s: [labels_of(r["path"]) for r in recs[s]] for s in ("train", "dev", "test")}
 
     # Training windows: every offset of every train candidate.
     X, y = [], []
@@ -303,47 +295,49 @@ def main():
             return np.zeros(0, np.float32)
         flat = e.reshape(-1, e.shape[-1])
         if kind == "ewn-refs":
-            s = (flat / np.linalg.norm(flat, axis=1, keepdims=True)) @ refs.T
-            s = ((s.max(1) + 1) / 2).reshape(len(e), -1)
+            s_ = (flat / np.linalg.norm(flat, axis=1, keepdims=True)) @ refs.T
+            s_ = ((s_.max(1) + 1) / 2).reshape(len(e), -1)
         else:
-            s = model.score((flat - mean) / std).reshape(len(e), -1)
-        return s.max(1)
+            s_ = model.score((flat - mean) / std).reshape(len(e), -1)
+        return s_.max(1)
 
-    report = {"offsets_s": OFFSETS, "target_fa_per_hour": args.target_fa, "train_windows": int(len(y)),
-              "train_positive_windows": int(y.sum()), "refs": len(refs), "rows": {}}
-    base = {s: {k: [seg_scores(r, k) for r in recs[s]] for k in ("ewn-refs", "ewn-head")} for s in ("dev", "test", "realmix", "real")}
-    for s in base:
-        base[s]["oww-end"] = [r["oww"].astype(np.float32) for r in recs[s]]
-    rows = {"oww-end": None, "ewn-refs": None, "ewn-head": None}
-    for a in (0.25, 0.5, 0.75):
-        name = f"ewn+oww a={a}"
-        for s in base:
-            base[s][name] = [a * e + (1 - a) * o for e, o in zip(base[s]["ewn-head"], base[s]["oww-end"])]
-        rows[name] = None
-    real_groups = {}
-    for r_i, r in enumerate(recs["real"]):
-        real_groups.setdefault(os.path.basename(os.path.dirname(r["path"])), []).append(r_i)
-    for name in rows:
-        dev = choose(recs["dev"], labs["dev"], base["dev"][name], args.target_fa)
+    report = {"offsets_s": OFFSETS, "target_fa_per_hour": args.target_fa, "train_sessions": len(recs["train"]),
+              "train_windows": int(len(y)), "train_positive_windows": int(y.sum()), "refs": len(refs), "rows": {}}
+    names = ["ewn-refs", "ewn-head"] + (["oww-end", "ewn+oww"] if args.fuse else [])
+    for name in names:
+        if name == "oww-end":
+            sc = {s: [r["oww"] for r in recs[s]] for s in ("dev", "test")}
+        elif name == "ewn+oww":  # late fusion: the weight is chosen on dev like the threshold
+            best = None
+            for a in (0.2, 0.35, 0.5, 0.65, 0.8):
+                cand = {s: [a * seg_scores(r, "ewn-head") + (1 - a) * r["oww"] for r in recs[s]] for s in ("dev", "test")}
+                d = choose(recs["dev"], labs["dev"], cand["dev"], args.target_fa)
+                if best is None or (d["recall"], -d["fa_per_hour"]) > (best[0]["recall"], -best[0]["fa_per_hour"]):
+                    best = (d, cand, a)
+            sc, report["fusion_weight"] = best[1], best[2]
+        else:
+            sc = {s: [seg_scores(r, name) for r in recs[s]] for s in ("dev", "test")}
+        dev = choose(recs["dev"], labs["dev"], sc["dev"], args.target_fa)
         thr = dev["threshold"]
-        test = evaluate(recs["test"], labs["test"], base["test"][name], thr)
-        mixr = evaluate(recs["realmix"], labs["realmix"], base["realmix"][name], thr)
-        real = {g: real_fa([recs["real"][i] for i in idx], [base["real"][name][i] for i in idx], thr) for g, idx in real_groups.items()}
+        test = evaluate(recs["test"], labs["test"], sc["test"], thr)
         tradeoff = []
-        for t in sorted({thr, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99}):
-            r = evaluate(recs["test"], labs["test"], base["test"][name], t)
+        for t in sorted({thr, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999}):
+            r = evaluate(recs["test"], labs["test"], sc["test"], t)
             tradeoff.append({k: r[k] for k in ("threshold", "recall", "false_alarms", "fa_per_hour")})
-        report["rows"][name] = {"dev": dev, "test": test, "realmix": {k: mixr[k] for k in ("recall", "hits", "phrases", "false_alarms")},
-                                "real": real, "test_tradeoff": tradeoff}
-        T.log(f"{name:14s} thr {thr:.4f}: dev recall {dev['recall']:.3f} {dev['fa_per_hour']:.2f}/h | TEST recall {test['recall']:.3f} "
-              f"({test['hits']}/{test['phrases']}) {test['false_alarms']} FA = {test['fa_per_hour']:.2f}/h, variants "
-              f"{test['variant_hits']}/{test['variants']} | real-mix {mixr['hits']}/{mixr['phrases']} | real FA "
-              + ", ".join(f"{g} {v['false_alarms']} in {v['speech_hours'] * 3600:.0f}s (max {v['max_score']})" for g, v in sorted(real.items())))
+        report["rows"][name] = {"dev": dev, "test": test, "test_tradeoff": tradeoff}
+        T.log(f"{name:9s} thr {thr:.4f}: dev recall {dev['recall']:.3f} at {dev['fa_per_hour']:.2f}/h | TEST recall {test['recall']:.3f} "
+              f"({test['hits']}/{test['phrases']}), {test['false_alarms']} FA = {test['fa_per_hour']:.2f}/h, variants "
+              f"{test['variant_hits']}/{test['variants']}")
+    report["threshold"] = report["rows"]["ewn-head"]["dev"]["threshold"]
     report["seconds"] = round(time.time() - t0)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
     if args.head_out:
         export_head(model, mean, std, args.head_out, report)
+        import onnxruntime as ort_
+        got = ort_.InferenceSession(args.head_out, providers=["CPUExecutionProvider"]).run(None, {"embedding": X[:64]})[0][:, 0]
+        assert np.abs(got - model.score((X[:64] - mean) / std)).max() < 1e-4
+        T.log(f"wrote {args.head_out} (sha256 {hashlib.sha256(open(args.head_out, 'rb').read()).hexdigest()})")
     T.log(f"wrote {args.out}")
 
 
