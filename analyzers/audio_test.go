@@ -43,7 +43,7 @@ func answerThenPhrase(t testing.TB) ([]float32, []testaudio.Placed) {
 }
 
 func TestAudioSetFindsSpeechAndPhrase(t *testing.T) {
-	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel} {
+	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel, analyzers.FusedPhraseModel} {
 		t.Run(head, func(t *testing.T) { testFindsSpeechAndPhrase(t, head) })
 	}
 }
@@ -70,7 +70,7 @@ func testFindsSpeechAndPhrase(t *testing.T, head string) {
 }
 
 func TestAudioSetNoPhraseInOtherSpeech(t *testing.T) {
-	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel} {
+	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel, analyzers.FusedPhraseModel} {
 		t.Run(head, func(t *testing.T) { testNoPhraseInOtherSpeech(t, head) })
 	}
 }
@@ -102,7 +102,7 @@ func testNoPhraseInOtherSpeech(t *testing.T, head string) {
 // A stretch continued by another analyzer set from saved state gives exactly what one set
 // analysing the whole recording gives: what a worker takeover relies on.
 func TestAudioStateRestoresExactly(t *testing.T) {
-	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel} {
+	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel, analyzers.FusedPhraseModel} {
 		t.Run(head, func(t *testing.T) { testAudioStateRestoresExactly(t, head) })
 	}
 }
@@ -159,8 +159,13 @@ func testAudioStateRestoresExactly(t *testing.T, head string) {
 		for _, p := range whole.Phrases {
 			// Times are exact; scores agree to 1e-4 (onnxruntime's kernels may round differently
 			// with buffers at other alignments in another session).
+			// EfficientWord-Net's int8 network differs more between sessions (~1e-4 at 0.999).
+			tol := 1e-4
+			if head != analyzers.DefaultPhraseModel {
+				tol = 5e-4
+			}
 			q, ok := phrases[p.OnsetMs]
-			if !ok || q.EndMs != p.EndMs || q.StartMs != p.StartMs || q.Final != p.Final || math.Abs(float64(q.Score-p.Score)) > 1e-4 {
+			if !ok || q.EndMs != p.EndMs || q.StartMs != p.StartMs || q.Final != p.Final || math.Abs(float64(q.Score-p.Score)) > tol {
 				t.Errorf("rate %d: phrase %+v differs after hand-over: %+v", rate, p, q)
 			}
 		}
@@ -252,7 +257,7 @@ func TestResampleKeepsTone(t *testing.T) {
 // BenchmarkAudioSet measures the whole audio path (s16 → VAD + phrase spotting) on one core;
 // "x-realtime" is how many seconds of audio one core analyses per second.
 func BenchmarkAudioSet(b *testing.B) {
-	for _, name := range []string{"vad+phrase", "vad", "phrase", "vad+phrase-ewn"} {
+	for _, name := range []string{"vad+phrase", "vad", "phrase", "vad+phrase-ewn", "vad+phrase-ewn-oww"} {
 		b.Run(name, func(b *testing.B) {
 			cfg := analyzers.AudioConfig{}
 			switch name {
@@ -260,6 +265,8 @@ func BenchmarkAudioSet(b *testing.B) {
 				cfg.Analyzers = []string{name}
 			case "vad+phrase-ewn":
 				cfg.Phrase.Model = analyzers.EWNPhraseModel
+			case "vad+phrase-ewn-oww":
+				cfg.Phrase.Model = analyzers.FusedPhraseModel
 			}
 			set := newAudioSet(b, cfg)
 			samples, _ := answerThenPhrase(b)

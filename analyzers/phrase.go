@@ -47,6 +47,9 @@ const DefaultPhraseModel = "phrase-gaiti"
 // EWNPhraseModel is the head over EfficientWord-Net embeddings at speech ends (phrase_ends.go).
 const EWNPhraseModel = "phrase-ewn"
 
+// FusedPhraseModel fuses the EWN head with the openWakeWord head at speech ends.
+const FusedPhraseModel = "phrase-ewn-oww"
+
 // openWakeWord feature geometry (models/manifests/oww-*.json).
 const (
 	melHop       = 160 // samples per mel frame
@@ -71,8 +74,11 @@ type Phrase struct {
 	window         int
 	active, shadow *spotter
 	version        string
-	// ends replaces all of the above with the EWN front end at speech ends (phrase_ends.go).
+	// ends replaces all of the above with the EWN front end at speech ends (phrase_ends.go), or,
+	// with fuse > 0, combines the openWakeWord head's recent scores (oww) with it.
 	ends *endSpotter
+	fuse float32
+	oww  []owwScore
 
 	// Stretch state (saved with AppendState).
 	pending  []float32 // samples not yet consumed by a mel block (< blockInput)
@@ -119,7 +125,20 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		if err != nil {
 			return nil, fmt.Errorf("phrase: %w", err)
 		}
-		p := &Phrase{ends: e, version: fmt.Sprintf("%s+%s thr=%.4g", hm.ID(), e.ewn.ID(), e.thr)}
+		if hm.Audio.FuseOWW <= 0 {
+			return &Phrase{ends: e, version: fmt.Sprintf("%s+%s thr=%.4g", hm.ID(), e.ewn.ID(), e.thr)}, nil
+		}
+		// Fused: the built-in openWakeWord path runs as before but only records its scores; the
+		// end spotter combines them with EWN's at every speech end.
+		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads}
+		p, err := NewPhrase(ocfg)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		p.ends, p.fuse = e, float32(hm.Audio.FuseOWW)
+		p.oww = make([]owwScore, 0, owwKeep)
+		p.version = fmt.Sprintf("%s+%s+%s fuse=%.2f thr=%.4g", hm.ID(), e.ewn.ID(), p.active.id, p.fuse, e.thr)
 		return p, nil
 	}
 	if hm.Decode.Family != models.FamilyPhraseHead {
@@ -242,6 +261,31 @@ func (p *Phrase) Name() string { return "phrase" }
 // Version implements AudioAnalyzer.
 func (p *Phrase) Version() string { return p.version }
 
+// owwScore is one openWakeWord head score and the end of its window (samples of the stretch).
+type owwScore struct {
+	end   int64
+	score float32
+}
+
+// owwKeep is how many recent openWakeWord scores a fused head keeps (20 s): enough for the
+// speech ends of a chunk to find theirs.
+const owwKeep = 250
+
+// owwBest is the best openWakeWord score among windows ending in [lo, hi] (samples), and
+// whether scores up to hi exist yet.
+func (p *Phrase) owwBest(lo, hi int64) (float32, bool) {
+	if len(p.oww) == 0 || p.oww[len(p.oww)-1].end < hi {
+		return 0, false
+	}
+	var best float32
+	for _, o := range p.oww {
+		if o.end >= lo && o.end <= hi {
+			best = max(best, o.score)
+		}
+	}
+	return best, true
+}
+
 // Threshold is the score threshold in force.
 func (p *Phrase) Threshold() float32 {
 	if p.ends != nil {
@@ -258,7 +302,10 @@ func (p *Phrase) NeedsVAD() bool { return p.ends != nil }
 func (p *Phrase) Reset() {
 	if p.ends != nil {
 		p.ends.reset()
-		return
+		if p.fuse == 0 {
+			return
+		}
+		p.oww = p.oww[:0]
 	}
 	p.pending, p.frames = p.pending[:0], p.frames[:0]
 	clear(p.headIn.GetData())
@@ -271,8 +318,8 @@ func (p *Phrase) Reset() {
 
 // Process implements AudioAnalyzer.
 func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation) error {
-	if p.ends != nil {
-		return p.ends.process(pcm, obs)
+	if p.ends != nil && p.fuse == 0 {
+		return p.ends.process(pcm, obs, nil)
 	}
 	p.pending = append(p.pending, pcm...)
 	melIn := p.melIn.GetData()
@@ -298,6 +345,9 @@ func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation
 	if consumed > 0 {
 		n := copy(p.pending, p.pending[consumed:])
 		p.pending = p.pending[:n]
+	}
+	if p.ends != nil { // fused: the openWakeWord scores of this chunk are in p.oww
+		return p.ends.process(pcm, obs, p)
 	}
 	// Open candidates are reported now so a phrase at the very end of a recording is not lost.
 	if p.active.cand {
@@ -327,6 +377,16 @@ func (p *Phrase) embed(obs *AudioObservation) error {
 	step := p.embCount
 	p.embCount++
 	if p.embCount < int64(p.window) {
+		return nil
+	}
+	if p.ends != nil {
+		if err := p.active.head.Run(); err != nil {
+			return fmt.Errorf("phrase head: %w", err)
+		}
+		if len(p.oww) == owwKeep {
+			p.oww = p.oww[:copy(p.oww, p.oww[1:])]
+		}
+		p.oww = append(p.oww, owwScore{end: embeddingEnd(step), score: p.active.headOut.GetData()[0]})
 		return nil
 	}
 	if err := p.active.score(step, &obs.Phrases); err != nil {
@@ -402,7 +462,14 @@ func (p *Phrase) AppendState(dst []byte) []byte {
 	w := stateWriter{b: dst}
 	if p.ends != nil {
 		p.ends.appendState(&w)
-		return w.b
+		if p.fuse == 0 {
+			return w.b
+		}
+		w.u32(uint32(len(p.oww)))
+		for _, o := range p.oww {
+			w.i64(o.end)
+			w.f32(o.score)
+		}
 	}
 	w.floats(p.pending)
 	w.floats(p.frames)
@@ -421,10 +488,21 @@ func (p *Phrase) RestoreState(b []byte) error {
 	r := stateReader{b: b}
 	if p.ends != nil {
 		if err := p.ends.restoreState(&r); err != nil {
-			p.ends.reset()
+			p.Reset()
 			return err
 		}
-		return nil
+		if p.fuse == 0 {
+			return nil
+		}
+		n := int(r.u32())
+		if r.err != nil || n > owwKeep {
+			p.Reset()
+			return ErrStateMismatch
+		}
+		p.oww = p.oww[:0]
+		for range n {
+			p.oww = append(p.oww, owwScore{end: r.i64(), score: r.f32()})
+		}
 	}
 	p.pending = r.floatsInto(p.pending)
 	p.frames = r.floatsInto(p.frames)

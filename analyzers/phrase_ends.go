@@ -38,8 +38,20 @@ type endSpotter struct {
 	// Stretch state (saved).
 	ring  []int16 // the last ≤ ewnRing samples, quantised to 16 bits so a restored state is exact
 	total int64   // samples of the stretch pushed so far (the ring ends here)
-	due   []int64 // speech ends (samples) whose windows are not complete yet
+	due   []dueEnd // speech ends not decided yet
 }
+
+// dueEnd is a speech end (samples of the stretch) waiting for its audio (EWN) or, when fused,
+// for the openWakeWord scores around it.
+type dueEnd struct {
+	end    int64
+	ewn    float32
+	scored bool
+}
+
+// Fused scores take the openWakeWord head's best window ending in [end−250 ms, end+350 ms]
+// (training/phrase/ewn.py oww_end).
+const owwBefore, owwAfter = 4000, 5600
 
 func newEndSpotter(hm *models.Manifest, cfg PhraseConfig, vadPad int64) (*endSpotter, error) {
 	e := &endSpotter{thr: cfg.Threshold, vadPad: vadPad, id: hm.ID(), win: make([]float32, ewnWindow),
@@ -96,16 +108,21 @@ func (e *endSpotter) push(pcm []float32) {
 }
 
 // process feeds the chunk and scores every speech end the VAD closed in it (obs.Speech, filled
-// by the "vad" analyzer that runs first) as soon as its windows are in the ring.
-func (e *endSpotter) process(pcm []float32, obs *AudioObservation) error {
+// by the "vad" analyzer that runs first) as soon as its windows are in the ring; fused (oww not
+// nil) it decides once the openWakeWord scores after the end exist too.
+func (e *endSpotter) process(pcm []float32, obs *AudioObservation, oww *Phrase) error {
 	for _, sg := range obs.Speech {
 		if !sg.Open {
-			e.due = append(e.due, sg.EndMs*AudioRate/1000-e.vadPad)
+			e.due = append(e.due, dueEnd{end: sg.EndMs*AudioRate/1000 - e.vadPad})
 		}
 	}
 	last := ewnOffsets[len(ewnOffsets)-1]
-	for len(e.due) > 0 {
-		k := e.due[0] + last - e.total
+	for i := range e.due {
+		d := &e.due[i]
+		if d.scored {
+			continue
+		}
+		k := d.end + last - e.total
 		if k > int64(len(pcm)) {
 			break
 		}
@@ -113,17 +130,38 @@ func (e *endSpotter) process(pcm []float32, obs *AudioObservation) error {
 			e.push(pcm[:k])
 			pcm = pcm[k:]
 		}
-		if err := e.score(e.due[0], obs); err != nil {
+		var err error
+		if d.ewn, err = e.score(d.end); err != nil {
 			return err
+		}
+		d.scored = true
+	}
+	e.push(pcm)
+	for len(e.due) > 0 && e.due[0].scored {
+		d := e.due[0]
+		score := d.ewn
+		if oww != nil {
+			o, ok := oww.owwBest(d.end-owwBefore, d.end+owwAfter)
+			if !ok {
+				break // the openWakeWord windows after this end arrive with the next chunk
+			}
+			score = oww.fuse*o + (1-oww.fuse)*d.ewn
+		}
+		// The phrase ends where the speech does; which window scored best is not used for the
+		// time, so a detection's times never depend on onnxruntime's last-digit differences
+		// between sessions (a takeover runs another session).
+		if score >= e.thr {
+			obs.Phrases = append(obs.Phrases, PhraseDetection{OnsetMs: toMs(d.end), StartMs: toMs(max(0, d.end-e.phrase)),
+				EndMs: toMs(d.end), Score: score, Final: true})
 		}
 		e.due = e.due[1:]
 	}
-	e.push(pcm)
 	return nil
 }
 
-func (e *endSpotter) score(end int64, obs *AudioObservation) error {
-	best, bestEnd := float32(-1), end
+// score is the best EWN head score of the windows at end's offsets.
+func (e *endSpotter) score(end int64) (float32, error) {
+	best := float32(-1)
 	for _, off := range ewnOffsets {
 		stop := end + off // window end, samples of the stretch
 		ringStart := e.total - int64(len(e.ring))
@@ -137,28 +175,24 @@ func (e *endSpotter) score(end int64, obs *AudioObservation) error {
 		}
 		emb, err := e.ewn.Embed(e.win)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		copy(e.headIn.GetData(), emb)
 		if err := e.head.Run(); err != nil {
-			return fmt.Errorf("ewn phrase head: %w", err)
+			return 0, fmt.Errorf("ewn phrase head: %w", err)
 		}
-		if sc := e.headOut.GetData()[0]; sc > best {
-			best, bestEnd = sc, stop
-		}
+		best = max(best, e.headOut.GetData()[0])
 	}
-	if best >= e.thr {
-		obs.Phrases = append(obs.Phrases, PhraseDetection{OnsetMs: toMs(end), StartMs: toMs(max(0, bestEnd-e.phrase)),
-			EndMs: toMs(bestEnd), Score: best, Final: true})
-	}
-	return nil
+	return best, nil
 }
 
 func (e *endSpotter) appendState(w *stateWriter) {
 	w.i64(e.total)
 	w.u32(uint32(len(e.due)))
 	for _, d := range e.due {
-		w.i64(d)
+		w.i64(d.end)
+		w.f32(d.ewn)
+		w.boolean(d.scored)
 	}
 	w.u32(uint32(len(e.ring)))
 	for _, v := range e.ring {
@@ -174,7 +208,7 @@ func (e *endSpotter) restoreState(r *stateReader) error {
 	}
 	e.due = e.due[:0]
 	for range n {
-		e.due = append(e.due, r.i64())
+		e.due = append(e.due, dueEnd{end: r.i64(), ewn: r.f32(), scored: r.boolean()})
 	}
 	m := int(r.u32())
 	b := r.bytes(2 * m)

@@ -64,6 +64,9 @@ type AudioSpec struct {
 	// MinRun is how many consecutive windows must score over the threshold before a detection
 	// opens (head only; default 1). Chosen with the threshold in training.
 	MinRun int `json:"min_run,omitempty"`
+	// FuseOWW (EWN phrase heads only) is the weight of the built-in openWakeWord head's best
+	// score around a speech end in the fused score w·oww + (1−w)·ewn; 0: EWN alone.
+	FuseOWW float64 `json:"fuse_oww,omitempty"`
 }
 
 func isAudioFamily(f string) bool {
