@@ -36,8 +36,8 @@ type endSpotter struct {
 	win     []float32
 
 	// Stretch state (saved).
-	ring  []int16 // the last ≤ ewnRing samples, quantised to 16 bits so a restored state is exact
-	total int64   // samples of the stretch pushed so far (the ring ends here)
+	ring  []int16  // the last ≤ ewnRing samples, quantised to 16 bits so a restored state is exact
+	total int64    // samples of the stretch pushed so far (the ring ends here)
 	due   []dueEnd // speech ends not decided yet
 }
 
