@@ -102,6 +102,19 @@ def oww_end(job):
     return out
 
 
+def export_windows(item):
+    """EWN windows of one reviewer snippet (train.read_export item): a positive at its phrase end,
+    a negative at each of its speech ends (energy over the noise floor, as train.py reads real clips)."""
+    path, positive, pe = item
+    a = T.read_wav(path)
+    if positive:
+        ends = [pe if pe is not None else len(a) / 16000]
+    else:
+        ends = [e for _, e in T.speech_regions_energy(a, 0)] or [len(a) / 16000]
+    X = [ewn_embed(a, e + off) for e in ends for off in OFFSETS]
+    return np.asarray(X, np.float32), np.full(len(X), 1.0 if positive else 0.0, np.float32)
+
+
 def label_ends(lab):
     """Speech ends of a labelled session: the labelled speech (clean TTS energy, gaps < 250 ms
     joined) with gaps shorter than the VAD's 300 ms minimum silence joined, as the VAD would."""
@@ -234,6 +247,11 @@ def main():
     ap.add_argument("--train-files", type=int, default=210, help="sessions ewn_data.py writes to train/ (60 + 150 by default)")
     ap.add_argument("--seed", type=int, default=20261206)
     ap.add_argument("--out", default=os.path.join(here, "ewn-report.json"))
+    ap.add_argument("--export", action="append", default=[],
+                    help="a proctor export (docs/data-loop.md; repeatable): its reviewed audio labels join the EWN head's training "
+                         "(phrase_missed/answer_end: windows at phrase_end_ms; not_phrase: windows at its speech ends); the head is "
+                         "compared with the one trained without it, also on the real-mix speakers the export does not contain")
+    ap.add_argument("--extra-weight", type=float, default=3.0, help="weight of the export's windows")
     ap.add_argument("--fuse", action="store_true", help="also score the shipped openWakeWord head at the same speech ends, alone and fused")
     ap.add_argument("--head-out", default=None, help="write the EWN head as ONNX ([N,2048] -> [N,1]) here")
     args = ap.parse_args()
@@ -329,6 +347,37 @@ def main():
               f"({test['hits']}/{test['phrases']}), {test['false_alarms']} FA = {test['fa_per_hour']:.2f}/h, variants "
               f"{test['variant_hits']}/{test['variants']}")
     report["threshold"] = report["rows"]["ewn-head"]["dev"]["threshold"]
+    if args.export:
+        import sim_export
+        items, exports = [], []
+        for d in args.export:
+            summary, its = T.read_export(d, False)
+            exports.append(summary)
+            items += its
+        with mp.Pool(args.jobs, initializer=init, initargs=(args.cache,)) as pool:
+            ew = pool.map(export_windows, items, chunksize=1)
+            mix_paths = sorted(os.path.join(data, "realmix", n) for n in os.listdir(os.path.join(data, "realmix")) if n.endswith(".wav"))
+            mix = pool.map(analyse, mix_paths, chunksize=1)
+        in_export = {sim_export.speaker(os.path.basename(p)[4:]) for p, _, _ in items}
+        Xe = np.concatenate([x for x, _ in ew])
+        ye = np.concatenate([y_ for _, y_ in ew])
+        X2, y2 = np.concatenate([X, Xe]), np.concatenate([y, ye])
+        w2 = np.where(y2 == 1, (len(y2) - y2.sum()) / max(y2.sum(), 1) * 0.3, 1.0).astype(np.float32)
+        w2[len(y):] *= args.extra_weight
+        model2 = T.train_mlp((X2 - mean) / std, y2, w2, 64, 40, args.seed)
+        held = [i for i, r in enumerate(mix) if sim_export.speaker(os.path.basename(r["path"])) not in in_export]
+        mlabs = [labels_of(mix[i]["path"]) for i in held]
+        report["export"] = {"exports": exports, "windows": int(len(ye)), "positive_windows": int(ye.sum()),
+                            "export_speakers": sorted(in_export), "measured_on_realmix_clips": len(held)}
+        for name, m in (("ewn-head", model), ("ewn-head+export", model2)):
+            sc = lambda r: (m.score((r["emb"].astype(np.float32).reshape(-1, 2048) - mean) / std).reshape(len(r["emb"]), -1).max(1)
+                            if len(r["emb"]) else np.zeros(0))
+            dev = choose(recs["dev"], labs["dev"], [sc(r) for r in recs["dev"]], args.target_fa)
+            test = evaluate(recs["test"], labs["test"], [sc(r) for r in recs["test"]], dev["threshold"])
+            rm = evaluate([mix[i] for i in held], mlabs, [sc(mix[i]) for i in held], dev["threshold"])
+            report["export"][name] = {"threshold": dev["threshold"], "dev_recall": dev["recall"], "test": test, "realmix_held_out": rm}
+            T.log(f"{name:16s} thr {dev['threshold']:.4f}: TEST recall {test['recall']:.3f} ({test['hits']}/{test['phrases']}) "
+                  f"{test['false_alarms']} FA | real-mix, speakers not in the export: {rm['hits']}/{rm['phrases']}, {rm['false_alarms']} FA")
     report["seconds"] = round(time.time() - t0)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
