@@ -13,7 +13,8 @@ import (
 // PhraseConfig configures the "phrase" audio analyzer, which spots the closing phrase
 // "该题回答完毕". Zero values take the defaults noted.
 type PhraseConfig struct {
-	// Model is the manifest name of the classifier head. Default "phrase-gaiti".
+	// Model is the manifest name of the classifier head. Default "phrase-gaiti" (openWakeWord
+	// every 80 ms); "phrase-ewn" and "phrase-ewn-oww" look at the VAD's speech ends.
 	Model string `json:"model,omitempty"`
 	// Threshold on the head's score. Default: the manifest's thresholds.score, chosen on
 	// held-out voices for ≤ 0.3 false alarms per hour of speech (training/phrase/report.json).
@@ -41,8 +42,15 @@ type PhraseConfig struct {
 	vadPad int64
 }
 
-// DefaultPhraseModel is the phrase head used when PhraseConfig.Model is empty.
+// DefaultPhraseModel is the openWakeWord phrase head: the one reviewer exports retrain
+// (training/phrase/retrain.sh) and whose registered versions (PhraseConfig.Active) replace the
+// built-in front end.
 const DefaultPhraseModel = "phrase-gaiti"
+
+// DefaultPhraseHead is the head used when PhraseConfig.Model is empty. The fused head
+// (FusedPhraseModel) won on the held-back test voices (docs/audio.md "Front ends") but stays
+// opt-in: model versions, shadows, flags' model ids and retrain.sh are built around phrase-gaiti.
+const DefaultPhraseHead = DefaultPhraseModel
 
 // EWNPhraseModel is the head over EfficientWord-Net embeddings at speech ends (phrase_ends.go).
 const EWNPhraseModel = "phrase-ewn"
@@ -108,7 +116,7 @@ type spotter struct {
 func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	name := cfg.Model
 	if name == "" {
-		name = DefaultPhraseModel
+		name = DefaultPhraseHead
 	}
 	hm := cfg.Active
 	if hm == nil {
@@ -118,7 +126,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		}
 	}
 	if hm.Decode.Family == models.FamilyPhraseEWNHead {
-		if cfg.Shadow != nil {
+		if cfg.Shadow != nil && hm.Audio.FuseOWW <= 0 {
 			return nil, fmt.Errorf("phrase: a shadow head runs only beside an openWakeWord head, not %s", hm.ID())
 		}
 		e, err := newEndSpotter(hm, cfg, cfg.vadPad)
@@ -130,7 +138,9 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		}
 		// Fused: the built-in openWakeWord path runs as before but only records its scores; the
 		// end spotter combines them with EWN's at every speech end.
-		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads}
+		// A shadow (a retrained openWakeWord head) runs on the same embeddings with its own
+		// detection state, as beside the openWakeWord head alone.
+		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory}
 		p, err := NewPhrase(ocfg)
 		if err != nil {
 			e.close()
@@ -347,6 +357,12 @@ func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation
 		p.pending = p.pending[:n]
 	}
 	if p.ends != nil { // fused: the openWakeWord scores of this chunk are in p.oww
+		if p.shadow != nil {
+			obs.ShadowModel, obs.ActiveModel = p.shadow.id, p.ends.id
+			if p.shadow.cand {
+				obs.ShadowPhrases = append(obs.ShadowPhrases, p.shadow.detection(false))
+			}
+		}
 		return p.ends.process(pcm, obs, p)
 	}
 	// Open candidates are reported now so a phrase at the very end of a recording is not lost.
@@ -387,6 +403,11 @@ func (p *Phrase) embed(obs *AudioObservation) error {
 			p.oww = p.oww[:copy(p.oww, p.oww[1:])]
 		}
 		p.oww = append(p.oww, owwScore{end: embeddingEnd(step), score: p.active.headOut.GetData()[0]})
+		if p.shadow != nil {
+			if err := p.shadow.score(step, &obs.ShadowPhrases); err != nil {
+				return fmt.Errorf("shadow phrase head %s: %w", p.shadow.id, err)
+			}
+		}
 		return nil
 	}
 	if err := p.active.score(step, &obs.Phrases); err != nil {

@@ -23,7 +23,7 @@ func runAnalyzeAudio(ctx context.Context, args []string) error {
 	questions := fs.String("questions", "", "comma-separated ms offsets where questions 1, 2, … were shown; adds \"answers\"")
 	chunk := fs.Int("chunk-ms", 1000, "feed the file in chunks of this many ms, as the live pipeline receives it")
 	phraseModel := fs.String("phrase-model", "", "version directory of a retrained phrase head (training/phrase/retrain.sh) instead of the built-in one")
-	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, every 80 ms), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (both, fused at speech ends); default "+analyzers.DefaultPhraseModel)
+	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, every 80 ms), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (both, fused at speech ends); default "+analyzers.DefaultPhraseHead)
 	// Flags may come after the file name too (proctor analyze audio a.wav --questions 0,60000).
 	var files []string
 	rest := args
@@ -101,7 +101,7 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	phraseModel := fs.String("phrase-model", "", "version directory of a retrained phrase head (training/phrase/retrain.sh) instead of the built-in one")
 	asJSON := fs.Bool("json", false, "print one JSON object (with recall per voice) instead of the table")
 	negatives := fs.String("negatives", "", "folder of real recordings without the phrase (e.g. ../shared/data/speech): false alarms on them are reported per subfolder, apart from --data's")
-	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, every 80 ms), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (both, fused at speech ends); default "+analyzers.DefaultPhraseModel)
+	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, every 80 ms), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (both, fused at speech ends); default "+analyzers.DefaultPhraseHead)
 	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase); speed is printed per stage")
 	if err := parse(fs, args); err != nil {
 		return err

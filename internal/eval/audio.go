@@ -139,7 +139,7 @@ func RunAudio(ctx context.Context, o AudioOptions) (*AudioReport, error) {
 	if head == nil {
 		name := o.Analyzers.Phrase.Model
 		if name == "" {
-			name = analyzers.DefaultPhraseModel
+			name = analyzers.DefaultPhraseHead
 		}
 		var err error
 		if head, err = models.Lookup(name); err != nil {
