@@ -298,3 +298,38 @@ func abs(x int64) int64 {
 	}
 	return x
 }
+
+// A shadow openWakeWord head (a retrained version under evaluation) runs beside the fused head
+// on the same embeddings: its detections go to ShadowPhrases, the fused head's to Phrases.
+func TestFusedPhraseWithShadow(t *testing.T) {
+	shadow, err := models.Load(analyzers.DefaultPhraseModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := newAudioSet(t, analyzers.AudioConfig{Phrase: analyzers.PhraseConfig{Model: analyzers.FusedPhraseModel, Shadow: shadow}})
+	samples, placed := answerThenPhrase(t)
+	var obs analyzers.AudioObservation
+	var got, shadowGot []analyzers.PhraseDetection
+	set.Reset(analyzers.AudioRate)
+	for i := 0; i < len(samples); i += analyzers.AudioRate {
+		if err := set.Process(context.Background(), samples[i:min(len(samples), i+analyzers.AudioRate)], &obs); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, obs.Phrases...)
+		for _, p := range obs.ShadowPhrases {
+			if p.Final {
+				shadowGot = append(shadowGot, p)
+			}
+		}
+		if len(obs.ShadowPhrases) > 0 && (obs.ShadowModel != shadow.ID() || obs.ActiveModel != analyzers.FusedPhraseModel+"@1") {
+			t.Errorf("models %q / %q, want shadow %s beside %s@1", obs.ShadowModel, obs.ActiveModel, shadow.ID(), analyzers.FusedPhraseModel)
+		}
+	}
+	end := placed[1].EndMs
+	if len(got) != 1 || got[0].EndMs < end-500 || got[0].EndMs > end+1000 {
+		t.Errorf("fused detections %+v, want one near %d ms", got, end)
+	}
+	if len(shadowGot) != 1 || shadowGot[0].EndMs < end-500 || shadowGot[0].EndMs > end+1000 {
+		t.Errorf("shadow detections %+v, want one near %d ms", shadowGot, end)
+	}
+}
