@@ -698,8 +698,6 @@ def main():
     ap.add_argument("--report", default=None, help="report JSON (default training/phrase/report.json)")
     ap.add_argument("--eval-dir", default=None, help="where the dev/test sessions go (default CACHE/phrase-data)")
     ap.add_argument("--features", default=None, help="feature cache (default CACHE/phrase-work/features.pkl)")
-    ap.add_argument("--save-train", action="store_true",
-                    help="also keep the training sessions' audio and labels in EVAL_DIR/train (for other front ends: ewn.py)")
     ap.add_argument("--reuse-features", action="store_true",
                     help="load the synthetic train/dev/test features from --features instead of regenerating them "
                          "(retraining the head on new reviewer snippets, or new classifier settings)")
@@ -805,14 +803,13 @@ def main():
             with open(feat_path, "wb") as f:
                 pickle.dump({"train": train, "short": short, "dev": dev, "test": test}, f, protocol=5)
     else:
-        for d in ("dev", "test") + (("train",) if args.save_train else ()):
+        for d in ("dev", "test"):
             os.makedirs(os.path.join(eval_dir, d), exist_ok=True)
             for f in os.listdir(os.path.join(eval_dir, d)):
                 os.remove(os.path.join(eval_dir, d, f))
-        tdir = os.path.join(eval_dir, "train") if args.save_train else None
         with mp.Pool(args.jobs, initializer=fx_init, initargs=(vocab, args.cache, {"train": real_train, "test": real_test})) as pool:
-            train = pool.map(featurise, [(j, tdir) for j in train_jobs], chunksize=2)
-            short = pool.map(featurise, [(j, tdir) for j in short_jobs], chunksize=8)
+            train = pool.map(featurise, [(j, None) for j in train_jobs], chunksize=2)
+            short = pool.map(featurise, [(j, None) for j in short_jobs], chunksize=8)
             log(f"train features: {sum(len(x[1]) for x in train + short)} windows, {time.time() - t0:.0f}s")
             dev = pool.map(featurise, [(j, os.path.join(eval_dir, "dev")) for j in dev_jobs], chunksize=1)
             test = pool.map(featurise, [(j, os.path.join(eval_dir, "test")) for j in test_jobs], chunksize=1)
