@@ -1,36 +1,35 @@
 """Front-end comparison for the phrase spotter (issue 16): EfficientWord-Net's keyword embedding
-(trained on real human speech) vs openWakeWord's features, evaluated where the service can afford
-to look: at the end of every speech segment the VAD closes.
+(trained on real human speech) vs openWakeWord's features, at the end of every speech segment —
+the only place the service can afford the 13 ms network, and where an answer's closing phrase ends.
 
-  .cache/phrase-venv/bin/python training/phrase/ewn.py [--jobs 2] [--out training/phrase/ewn-report.json]
+  .cache/phrase-venv/bin/python training/phrase/ewn.py [--jobs 2] [--fuse] [--export DIR] [--head-out ONNX]
 
-Needs CACHE/phrase-data/{train,dev,test} (training/phrase/ewn_data.py builds them; test and dev are
-train.py's held-back voices) and ../shared/data/speech (real recordings: false alarms; and the
-"real-mix" positives below). Protocol as docs/audio.md: heads train on the train voices only, every
-threshold is chosen on the dev voices (highest recall at <= --target-fa false alarms per hour of
-speech), the test voices report.
+Needs CACHE/phrase-data/{train,dev,test} (training/phrase/ewn_data.py builds them: dev and test are
+train.py's held-back voices). Protocol as docs/audio.md: heads train on the train voices only,
+every threshold (and the fusion weight) is chosen on the dev voices (highest recall at
+<= --target-fa false alarms per hour of speech), the test voices report. Writes
+training/phrase/ewn-report.json (--out).
 
-Candidates: silero VAD v5 exactly as analyzers/vad.go (0.5/0.35, 300 ms silence, 250 ms minimum,
-100 ms pad); for each closed segment, 1.5 s windows ending at the speech end + OFFSETS; a
-segment's score is its best window's. Front ends:
-  oww-dense   the shipped detector (openWakeWord + phrase-gaiti head, every 80 ms; numbers from
-              `proctor eval audio`, not computed here)
-  oww-end     the shipped head's best score in the 0.5 s around each candidate
-  ewn-refs    max cosine to K reference embeddings of training phrases (EfficientWord-Net's own method)
-  ewn-head    an MLP on the 2048-d embedding, trained on the train split's candidates
-  ewn+oww     a * ewn-head + (1 - a) * oww-end, a chosen on dev
+Candidates: the labelled speech ends (gaps < 300 ms joined, as analyzers/vad.go's minimum
+silence); for each, 1.5 s windows ending at the speech end + OFFSETS; a segment's score is its
+best window's. `proctor eval audio --phrase …` measures the same heads with the real VAD.
+  ewn-refs    max cosine to 32 reference embeddings of training phrases (EfficientWord-Net's own method)
+  ewn-head    a 2048-64-1 MLP on the embedding (models/trained/phrase-ewn-mlp.onnx with --head-out)
+  oww-end     (--fuse) the shipped openWakeWord head's best score in [end - 250 ms, end + 350 ms]
+  ewn+oww     (--fuse) a * ewn-head + (1 - a) * oww-end
+--export: reviewer labels from proctor exports join the EWN head's training; both heads are
+compared, also on the real-mix clips of speakers the export does not contain (sim_export.py).
 
-Real-mix positives: each real recording of ../shared/data/speech/mandarin-speakers (38 clips, 14
-speakers), then a pause of its own background noise, then the phrase synthesised by a test voice
-at the level of the recording's speech, with the recording's noise under it (looped from its
-quietest frames). What is real: the speakers, their speech, room and microphone noise and level.
-What is not: the phrase itself (espeak-ng) and its room (none; no room responses are served by a
-package registry that this project can reach).
+Real-mix positives (written to CACHE/phrase-data/realmix for `proctor eval audio`): each real
+recording of ../shared/data/speech/mandarin-speakers (38 clips, 14 speakers), then a pause of its
+own background noise, then the phrase synthesised by a test voice at the level of the recording's
+speech, with the recording's noise under it (looped from its quietest frames). What is real: the
+speakers, their speech, room and microphone noise and level. What is not: the phrase itself
+(espeak-ng) and its room (none: no package registry reachable here serves measured room responses).
 """
 import argparse
 import hashlib
 import json
-import math
 import multiprocessing as mp
 import os
 import random
@@ -191,13 +190,6 @@ def choose(recs, labs, scores, target):
     table = [evaluate(recs, labs, scores, t) for t in grid]
     ok = [r for r in table if r["fa_per_hour"] <= target]
     return max(ok, key=lambda r: (r["recall"], r["threshold"])) if ok else min(table, key=lambda r: (r["fa_per_hour"], -r["recall"]))
-
-
-def real_fa(recs, scores, thr):
-    fa = sum(int((s >= thr).sum()) for s in scores)
-    speech = sum(e - s for r in recs for s, e in r["segs"]) / 3600
-    return {"false_alarms": fa, "speech_hours": round(speech, 4), "fa_per_hour": round(fa / max(speech, 1e-9), 2),
-            "segments": sum(len(r["segs"]) for r in recs), "max_score": round(float(max((s.max() for s in scores if len(s)), default=0)), 4)}
 
 
 def realmix(cache, out_dir, seed):
