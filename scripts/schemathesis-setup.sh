@@ -11,7 +11,8 @@ req=$here/schemathesis-requirements.txt
 command -v python3 >/dev/null || { echo "schemathesis setup: python3 is missing (apt-get install python3-venv)" >&2; exit 1; }
 stamp=$venv/.requirements.sha256
 want=$(sha256sum "$req" | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+# A stamp with a venv that no longer runs (files removed by hand, a broken copy) is rebuilt too.
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   echo "schemathesis setup: creating $venv"
   rm -rf "$venv"
   python3 -m venv "$venv" || { echo "schemathesis setup: python3 -m venv failed (apt-get install python3-venv)" >&2; exit 1; }
