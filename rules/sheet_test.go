@@ -85,3 +85,73 @@ func TestSheetWritingBeforeStartOnly(t *testing.T) {
 		}
 	}
 }
+
+// A4_NOT_SHOWN from the evidence camera alone: the sheet must be seen turned over (its
+// outline changed), not just seen twice.
+func TestSheetShownFrontAndBack(t *testing.T) {
+	start := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	sess := &store.Session{ScheduledStart: start, DurationSec: 1800, CreatedAt: start.Add(-time.Hour)}
+	// quad is a sheet outline: a 200×283 px A4 at (x, y), its right side foreshortened by k.
+	quad := func(x, y, k float32) Signal {
+		return Signal{"blank": 1, "x0": x, "y0": y, "x1": x + 200*k, "y1": y + 10*(1-k), "x2": x + 200*k, "y2": y + 283 - 10*(1-k), "x3": x, "y3": y + 283}
+	}
+	window := Signal{"blank": 1, "x0": 500, "y0": 40, "x1": 700, "y1": 40, "x2": 700, "y2": 323, "x3": 500, "y3": 323}
+	jitter := func(s Signal, d float32) Signal {
+		o := Signal{}
+		for k, v := range s {
+			o[k] = v
+			if k != "blank" {
+				o[k] = v + d
+			}
+		}
+		return o
+	}
+	type shot struct {
+		sec int // from the start
+		sig Signal
+	}
+	cases := []struct {
+		name    string
+		shots   []shot
+		flagged bool
+	}{
+		{"shown, gone, shown again elsewhere (turned over)", []shot{{-300, quad(100, 50, 1)}, {-299, quad(102, 51, 1)}, {-298, nil}, {-297, quad(160, 70, 0.9)}}, false},
+		{"turned within one sighting (outline jumps between frames)", []shot{{-300, quad(100, 50, 1)}, {-299, quad(100, 50, 0.35)}, {-298, quad(110, 55, 1)}}, false},
+		{"a window detected now and then at the same pixels", []shot{{-300, window}, {-299, nil}, {-298, jitter(window, 1)}, {-200, nil}, {-199, window}}, true},
+		{"held still and never turned", []shot{{-300, quad(100, 50, 1)}, {-299, quad(103, 52, 1)}, {-298, quad(105, 51, 1)}}, true},
+		{"shown once", []shot{{-300, quad(100, 50, 1)}}, true},
+		{"turned, but before the window", []shot{{-1200, quad(100, 50, 1)}, {-1199, nil}, {-1198, quad(160, 70, 1)}}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var frames []Frame
+			for i, s := range tc.shots {
+				f := Frame{Seq: int64(i + 1), CapturedAtMs: start.Add(time.Duration(s.sec) * time.Second).UnixMilli()}
+				if s.sig != nil {
+					f.signals = map[string]Signal{"sheet-shown": s.sig}
+				}
+				frames = append(frames, f)
+			}
+			v := newTimingView(sess, nil, frames, start.Add(time.Minute).UnixMilli())
+			var got *FlagSpec
+			for _, f := range New(Config{}).Timing(v) {
+				if f.Type == SheetNotShown {
+					got = &f
+				}
+			}
+			if (got != nil) != tc.flagged {
+				t.Fatalf("A4_NOT_SHOWN raised = %v, want %v", got != nil, tc.flagged)
+			}
+			if got != nil && len(tc.shots) > 1 && tc.shots[0].sec > -900 {
+				// The reviewer sees the two frames the rule compared.
+				front, _ := got.Details["front"].(map[string]any)
+				if front == nil || front["seq"] != int64(1) {
+					t.Errorf("details %v: want the first sighting as front", got.Details)
+				}
+				if tc.name != "held still and never turned" && got.Details["back"] == nil {
+					t.Errorf("details %v: want the second sighting as back", got.Details)
+				}
+			}
+		})
+	}
+}
