@@ -163,6 +163,17 @@ func (a *Persons) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 			}
 		}
 	}
+	if persons >= 2 {
+		// Only a second person can raise a flag, and only then is the frame searched for screens.
+		if quads, scale := screenRects(f.Image); len(quads) > 0 {
+			sx := scale * float32(f.Image.Cols()) / float32(f.Width)
+			for i := range objects {
+				if objects[i].Class == ClassPerson && onScreen(quads, sx, objects[i].Box) {
+					objects[i].OnScreen = true
+				}
+			}
+		}
+	}
 	obs.Persons, obs.Phones, obs.Objects = &persons, &phones, objects
 	if c != nil {
 		c.persons, c.phones, c.objects = persons, phones, objects

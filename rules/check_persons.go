@@ -28,13 +28,21 @@ func init() {
 			{Key: SettingExtraPersonAfter, Unit: Seconds, Default: 2, Min: 0.5, Max: 600,
 				Doc: "More people than the candidate this long raises EXTRA_PERSON."}},
 		Labels: []string{"persons"},
-		// n: people found; faces: faces found (two faces are MULTIPLE_FACES' business); second:
-		// the second person's score. Absent when the detector did not run on the frame.
+		// n: people in the room (found, less those on a screen or poster: the evidence camera
+		// sees the candidate's own video on the laptop); screen: people on screens; faces: faces
+		// found (two faces are MULTIPLE_FACES' business); second: the second person's score.
+		// Absent when the detector did not run on the frame.
 		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal {
 			if obs.Persons == nil {
 				return nil
 			}
-			return Signal{"n": float32(*obs.Persons), "faces": float32(len(obs.Faces)),
+			var onScreen int
+			for _, o := range obs.Objects {
+				if o.Class == analyzers.ClassPerson && o.OnScreen {
+					onScreen++
+				}
+			}
+			return Signal{"n": float32(*obs.Persons - onScreen), "screen": float32(onScreen), "faces": float32(len(obs.Faces)),
 				"second": analyzers.SecondBest(obs.Objects, analyzers.ClassPerson)}
 		},
 		Rules: func(p Params) []FrameRule {

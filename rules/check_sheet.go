@@ -13,7 +13,7 @@ const SheetWriting = "A4_HAS_WRITING"
 // Settings of the writing check.
 const (
 	SettingSheetWritingAfter = "sheet_writing_after_sec"
-	SettingSheetNotesBanned  = "sheet_notes_forbidden"
+	SettingSheetBlankAfter   = "sheet_blank_after_start_min"
 )
 
 func init() {
@@ -31,9 +31,9 @@ func init() {
 				Doc: "A sheet with writing in view this long raises A4_HAS_WRITING."},
 			// The rules ask for a blank sheet on the desk before the start; the pen is there
 			// for notes, so writing while answering is the exam's choice.
-			{Key: SettingSheetNotesBanned, Unit: Count, Min: 1, Max: 1,
+			{Key: SettingSheetBlankAfter, Unit: Minutes, Min: 1, Max: 24 * 60,
 				ZeroMeans: "notes allowed: only the sheet shown before the start must be blank",
-				Doc:       "1: notes are forbidden, and writing on the sheet during the exam also raises A4_HAS_WRITING."}},
+				Doc:       "Notes forbidden: writing on the sheet this long into the answering also raises A4_HAS_WRITING (the exam's length: no notes at all)."}},
 		// writing: how sure the sheet analyzer is that the sheet in view carries writing; only
 		// on frames that show a sheet with writing.
 		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal {
@@ -43,7 +43,7 @@ func init() {
 			return nil
 		},
 		Rules: func(p Params) []FrameRule {
-			notesBanned := p.Value(SettingSheetNotesBanned) > 0
+			blankFor := p.Duration(SettingSheetBlankAfter).Milliseconds()
 			return []FrameRule{{Type: SheetWriting, Camera: analyzers.CameraEvidence, After: p.Duration(SettingSheetWritingAfter),
 				Holds:      func(f *Frame) bool { _, ok := f.Signal("sheet").Get("writing"); return ok },
 				Confidence: func(f *Frame) float64 { return float64(f.Signal("sheet")["writing"]) },
@@ -51,7 +51,7 @@ func init() {
 				// no known start every frame counts.
 				During: func(sess *store.Session, atMs int64) bool {
 					start := AnsweringStart(sess)
-					return notesBanned || start == 0 || atMs < start
+					return start == 0 || atMs < start+blankFor
 				}}}
 		},
 	})

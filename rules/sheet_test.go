@@ -15,7 +15,7 @@ import (
 )
 
 // A4_HAS_WRITING is about the desk check before the start: writing on the sheet while
-// answering raises nothing unless the exam forbids notes (sheet_notes_forbidden).
+// answering raises nothing unless the exam forbids notes (sheet_blank_after_start_min).
 func TestSheetWritingBeforeStartOnly(t *testing.T) {
 	start := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
 	secs := func(from, to int) []int64 { // writing seen on one evidence frame per second
@@ -25,7 +25,7 @@ func TestSheetWritingBeforeStartOnly(t *testing.T) {
 		}
 		return out
 	}
-	forbidden := ExamSettings{Values: Params{SettingSheetNotesBanned: 1}}
+	forbidden := ExamSettings{Values: Params{SettingSheetBlankAfter: 30}} // no notes in a 30 min exam
 	cases := []struct {
 		name      string
 		settings  ExamSettings
