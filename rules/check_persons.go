@@ -37,13 +37,20 @@ func init() {
 				return nil
 			}
 			var onScreen int
+			var best, second float32 // scores of the people in the room
 			for _, o := range obs.Objects {
-				if o.Class == analyzers.ClassPerson && o.OnScreen {
+				switch {
+				case o.Class != analyzers.ClassPerson:
+				case o.OnScreen:
 					onScreen++
+				case o.Score > best:
+					best, second = o.Score, best
+				case o.Score > second:
+					second = o.Score
 				}
 			}
 			return Signal{"n": float32(*obs.Persons - onScreen), "screen": float32(onScreen), "faces": float32(len(obs.Faces)),
-				"second": analyzers.SecondBest(obs.Objects, analyzers.ClassPerson)}
+				"second": second}
 		},
 		Rules: func(p Params) []FrameRule {
 			after := p.Duration(SettingExtraPersonAfter)
