@@ -838,3 +838,49 @@ func checkSheetQuality(t *testing.T, st *sheetStats) {
 		}
 	}
 }
+
+// TestSheetHardBackgrounds measures the sheet check on the real backgrounds most like a sheet:
+// bright windows and white walls, picked by looking at the dev photos
+// (testdata/sheet-hard-backgrounds.tsv). No dev photo shows paper on a desk, so sheets are the
+// composites above; negatives are crops of the photos as they are (a real window, a real wall),
+// plus the synthetic negatives. Held out: nothing was tuned on these photos.
+func TestSheetHardBackgrounds(t *testing.T) {
+	root := devData(t)
+	manifest, err := os.ReadFile(filepath.Join("testdata", "sheet-hard-backgrounds.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byLabel := map[string][]gocv.Mat{}
+	for _, line := range strings.Split(string(manifest), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 2 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		m, err := gocv.IMDecode(asJPEG(t, filepath.Join(root, f[0])), gocv.IMReadColor)
+		if err != nil || m.Empty() {
+			t.Fatalf("%s: cannot read", f[0])
+		}
+		byLabel[f[1]] = append(byLabel[f[1]], m)
+	}
+	for i, label := range []string{"window", "white-wall"} {
+		t.Run(label, func(t *testing.T) {
+			deterministicOpenCV(t, 200+i)
+			s := &sheetSynth{rng: rand.New(rand.NewPCG(201, uint64(202+i))), bgs: byLabel[label]}
+			defer func() { // the photos are closed below, once both labels ran
+				s.noise.close()
+			}()
+			nPos, nNeg := 8*evalScale(t), 6*evalScale(t)
+			cases := makeSheetCases(s, nPos, nNeg)
+			for range 4 * nNeg { // the real background alone, most of the negatives
+				cases = append(cases, s.negative("none"))
+			}
+			st := evalSheet(t, SheetConfig{}, cases)
+			t.Logf("%s backgrounds (%d photos), %d frames:\n%s", label, len(byLabel[label]), len(cases), st.report())
+		})
+	}
+	for _, ms := range byLabel {
+		for _, m := range ms {
+			m.Close()
+		}
+	}
+}
