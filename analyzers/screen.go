@@ -217,4 +217,5 @@ func onScreen(quads []screenQuad, scale float32, box [4]float32) bool {
 	}
 	return false
 }
+
 var screenDebug func(string, ...any)
