@@ -884,3 +884,77 @@ func TestSheetHardBackgrounds(t *testing.T) {
 		}
 	}
 }
+
+// TestSheetOutlineJitter measures how much the detected outline of a still sheet (or a window
+// taken for one) moves between frames that differ only in sensor noise and JPEG: the
+// sheet-shown check counts a sheet as turned over only when its outline moves more than that
+// (rules.sheetTurnAcrossGap, 0.03 of the diagonal). Real-photo backgrounds; mean corner
+// displacement over the outline's diagonal.
+func TestSheetOutlineJitter(t *testing.T) {
+	deterministicOpenCV(t, 301)
+	s := &sheetSynth{rng: rand.New(rand.NewPCG(301, 302)), bgs: realBackgrounds(t)}
+	defer s.close()
+	a, err := NewSheet(SheetConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	detect := func(jpg []byte) (*SheetObservation, error) {
+		f, err := DecodeJPEG(jpg, a.DecodeSide())
+		if err != nil {
+			return nil, err
+		}
+		defer f.Image.Close()
+		f.Camera = CameraEvidence
+		var obs Observation
+		return obs.Sheet, a.Analyze(context.Background(), &f, &obs)
+	}
+	var moves []float64
+	for range 40 * evalScale(t) {
+		c := s.positive("blank")
+		first, err := detect(c.jpeg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !first.Present {
+			continue
+		}
+		for range 3 { // the same scene again: new noise, new JPEG quality
+			m, err := gocv.IMDecode(c.jpeg, gocv.IMReadColor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again := s.finish(&m)
+			m.Close()
+			next, err := detect(again)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !next.Present {
+				continue
+			}
+			var sum float64
+			for i := range 4 {
+				sum += math.Hypot(float64(first.Quad[i][0]-next.Quad[i][0]), float64(first.Quad[i][1]-next.Quad[i][1]))
+			}
+			diag := math.Hypot(float64(first.Quad[2][0]-first.Quad[0][0]), float64(first.Quad[2][1]-first.Quad[0][1]))
+			moves = append(moves, sum/4/diag)
+		}
+	}
+	slices.Sort(moves)
+	if len(moves) < 20 {
+		t.Fatalf("only %d re-detections", len(moves))
+	}
+	q := func(p float64) float64 { return moves[int(p*float64(len(moves)-1))] }
+	over := 0
+	for _, m := range moves {
+		if m >= 0.03 {
+			over++
+		}
+	}
+	t.Logf("outline jitter of a still sheet, %d re-detections: median %.4f, p90 %.4f, p99 %.4f, max %.4f; ≥ 0.03 (counted as turned): %d",
+		len(moves), q(0.5), q(0.9), q(0.99), moves[len(moves)-1], over)
+	if q(0.9) >= 0.03 {
+		t.Errorf("p90 jitter %.4f reaches the turn threshold 0.03", q(0.9))
+	}
+}

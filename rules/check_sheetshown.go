@@ -14,14 +14,18 @@ const SheetNotShown = "A4_NOT_SHOWN"
 const SettingSheetWindow = "sheet_window_min"
 
 // How much the sheet's outline must change for the camera to have seen it turned over, as the
-// mean corner displacement over the outline's diagonal. Between two sightings (the sheet out
-// of view, or edge-on, in between): 0.03, while a window or a poster detected now and then
-// comes back at the same pixels (< 0.01: the detector's jitter on a still scene). Between
-// consecutive frames of one sighting (turned within a second at 1 frame/s): 0.25, well above a
-// hand's drift in a second.
+// mean corner displacement over the outline's diagonal. A later sighting counts as the other
+// side when none of its frames comes within 0.03 of an outline seen before: the detector's
+// outline of a still sheet moves by a median 0.000 and p90 0.004 between frames, but 6.5% of
+// re-detections jump (another corner fit; analyzers.TestSheetOutlineJitter), so single frames
+// are not trusted — a window or poster detected now and then keeps matching its earlier
+// outlines, and a sighting needs 2 frames. Within one sighting, a jump of 0.25 between
+// consecutive frames (turned within a second at 1 frame/s) counts: the largest jitter seen was
+// 0.115.
 const (
 	sheetTurnAcrossGap  = 0.03
 	sheetTurnWithinView = 0.25
+	sheetKnownOutlines  = 64 // distinct outlines remembered (a still window keeps one or two)
 )
 
 // sheetQuadKeys name the corners (TL, TR, BR, BL) in the check's signal.
@@ -90,14 +94,58 @@ type sheetShowing struct {
 	sightings   int     // runs of frames showing a blank sheet
 	turned      bool    // the outline changed as a sheet turned over would
 	front, back *Frame  // first sighting's frame, and the frame after the turn (or the last sighting's)
-	change      float64 // the outline change between front and back
+	change      float64 // how far back's outline is from the nearest one seen before it
 }
 
 // sheetSides follows the blank sheet through the evidence frames in [from, to].
 func sheetSides(frames []Frame, from, to int64) sheetShowing {
 	var out sheetShowing
-	var prev *Frame // the previous frame showing the sheet
-	seen := false   // the frame before this one showed it
+	var known []Signal // distinct outlines of the earlier sightings
+	var run []*Frame   // the current sighting's frames
+	// nearest is the outline change from s to the closest known outline (+Inf: none known;
+	// -1: s has no outline, as frames stored before outlines were kept).
+	nearest := func(s Signal) float64 {
+		d := math.Inf(1)
+		for _, k := range known {
+			c, ok := outlineChange(k, s)
+			if !ok {
+				return -1
+			}
+			d = min(d, c)
+		}
+		return d
+	}
+	// endRun judges a finished sighting against the earlier ones and remembers its outlines.
+	endRun := func() {
+		if len(run) == 0 {
+			return
+		}
+		if out.front == nil {
+			out.front = run[0]
+		} else if !out.turned {
+			d, legacy := math.Inf(1), false
+			for _, f := range run {
+				n := nearest(f.Signal("sheet-shown"))
+				legacy = legacy || n < 0
+				d = min(d, n)
+			}
+			switch {
+			case legacy: // no outlines stored: two sightings count, as they did
+				out.turned, out.back, out.change = true, run[0], 0
+			case len(run) >= 2 && d >= sheetTurnAcrossGap:
+				out.turned, out.back, out.change = true, run[0], d
+			default:
+				out.back, out.change = run[0], max(d, 0)
+			}
+		}
+		for _, f := range run {
+			s := f.Signal("sheet-shown")
+			if n := nearest(s); n >= sheetTurnAcrossGap && len(known) < sheetKnownOutlines {
+				known = append(known, s)
+			}
+		}
+		run = run[:0]
+	}
 	for i := range frames {
 		f := &frames[i]
 		if f.CapturedAtMs < from || f.CapturedAtMs > to {
@@ -105,32 +153,23 @@ func sheetSides(frames []Frame, from, to int64) sheetShowing {
 		}
 		s := f.Signal("sheet-shown")
 		if _, blank := s.Get("blank"); !blank {
-			seen = false
+			endRun()
 			continue
 		}
-		if !seen {
+		if len(run) == 0 {
 			out.sightings++
-		}
-		if out.front == nil {
-			out.front = f
-		} else if !out.turned {
-			limit := sheetTurnWithinView
-			if !seen {
-				limit = sheetTurnAcrossGap
+		} else if d, ok := outlineChange(run[len(run)-1].Signal("sheet-shown"), s); ok && d >= sheetTurnWithinView && !out.turned {
+			// Turned over between two frames without leaving the view.
+			if out.front == nil {
+				out.front = run[0]
 			}
-			d, known := outlineChange(prev.Signal("sheet-shown"), s)
-			// Frames stored before outlines were kept: two sightings count, as they did.
-			if (!known && !seen) || (known && d >= limit) {
-				out.turned, out.back, out.change = true, f, d
-			} else if !seen {
-				out.back, out.change = f, d
-			}
+			out.turned, out.back, out.change = true, f, d
 		}
-		prev, seen = f, true
+		run = append(run, f)
 	}
+	endRun()
 	return out
 }
-
 // outlineChange is the mean displacement of the sheet's corners between two frames over the
 // first outline's diagonal; false when either frame has no outline.
 func outlineChange(a, b Signal) (float64, bool) {

@@ -115,7 +115,9 @@ func TestSheetShownFrontAndBack(t *testing.T) {
 		shots   []shot
 		flagged bool
 	}{
-		{"shown, gone, shown again elsewhere (turned over)", []shot{{-300, quad(100, 50, 1)}, {-299, quad(102, 51, 1)}, {-298, nil}, {-297, quad(160, 70, 0.9)}}, false},
+		{"shown, gone, shown again elsewhere (turned over)", []shot{{-300, quad(100, 50, 1)}, {-299, quad(102, 51, 1)}, {-298, nil}, {-297, quad(160, 70, 0.9)}, {-296, quad(161, 70, 0.9)}}, false},
+		{"the other side seen on one frame only (not trusted)", []shot{{-300, quad(100, 50, 1)}, {-299, quad(102, 51, 1)}, {-298, nil}, {-297, quad(160, 70, 0.9)}, {-296, nil}}, true},
+		{"a window whose outline jumps on one frame now and then", []shot{{-300, window}, {-299, window}, {-298, nil}, {-297, jitter(window, 12)}, {-296, window}, {-295, nil}, {-294, window}, {-293, jitter(window, -15)}}, true},
 		{"turned within one sighting (outline jumps between frames)", []shot{{-300, quad(100, 50, 1)}, {-299, quad(100, 50, 0.35)}, {-298, quad(110, 55, 1)}}, false},
 		{"a window detected now and then at the same pixels", []shot{{-300, window}, {-299, nil}, {-298, jitter(window, 1)}, {-200, nil}, {-199, window}}, true},
 		{"held still and never turned", []shot{{-300, quad(100, 50, 1)}, {-299, quad(103, 52, 1)}, {-298, quad(105, 51, 1)}}, true},
