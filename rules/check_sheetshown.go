@@ -170,6 +170,7 @@ func sheetSides(frames []Frame, from, to int64) sheetShowing {
 	endRun()
 	return out
 }
+
 // outlineChange is the mean displacement of the sheet's corners between two frames over the
 // first outline's diagonal; false when either frame has no outline.
 func outlineChange(a, b Signal) (float64, bool) {
