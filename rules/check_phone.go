@@ -23,7 +23,7 @@ func evidencePhone(phone analyzers.Object, faces []analyzers.Face) bool {
 	}
 	fx, fy, fw, fh := face.Box[0], face.Box[1], face.Box[2], face.Box[3]
 	px, py, pw, ph := phone.Box[0], phone.Box[1], phone.Box[2], phone.Box[3]
-	if max(pw, ph) > 0.45*fh {
+	if pw <= 0 || ph <= 0 || max(pw, ph) > 0.45*fh { // no size: nothing to judge by
 		return false
 	}
 	// Half a face around the face box: a phone at the ear or held in front of the face.
