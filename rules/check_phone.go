@@ -9,9 +9,14 @@ import (
 // phone: 45° behind the candidate, filming desk and screen. Then it is far behind the face —
 // under 0.45 of the face's height (a 15 cm phone 1.5 m away against a 22 cm face 0.6 m away is
 // ~0.27; one held to the ear ~0.7, one on the desk in front larger still) — clear of the face
-// and hands (not within half a face of the face box), and at or above shoulder height (not on
-// the desk). Without a face there is no scale to judge by, and the phone counts.
+// and hands (not within half a face of the face box), at or above shoulder height (not on the
+// desk), and it stays put (analyzers.Object.Still: where the previous detection saw a phone; its
+// first sighting counts, one frame, under the rule's duration). Without a face there is no
+// scale to judge by, and the phone counts.
 func evidencePhone(phone analyzers.Object, faces []analyzers.Face) bool {
+	if !phone.Still {
+		return false
+	}
 	var face *analyzers.Face
 	for i := range faces {
 		if face == nil || faces[i].Box[3] > face.Box[3] {

@@ -12,9 +12,10 @@ import (
 // candidate raises no PHONE_VISIBLE on the main camera.
 func TestObjectsTheRulesRequire(t *testing.T) {
 	face := analyzers.Face{Box: [4]float32{560, 200, 160, 200}, Score: 0.9} // the candidate, 200 px tall
-	phone := func(x, y, w, h float32) analyzers.Object {
-		return analyzers.Object{Class: analyzers.ClassPhone, Box: [4]float32{x, y, w, h}, Score: 0.6}
+	phone := func(x, y, w, h float32) analyzers.Object { // seen at the same place before
+		return analyzers.Object{Class: analyzers.ClassPhone, Box: [4]float32{x, y, w, h}, Score: 0.6, Still: true}
 	}
+	moving := func(o analyzers.Object) analyzers.Object { o.Still = false; return o }
 	person := func(onScreen bool) analyzers.Object {
 		return analyzers.Object{Class: analyzers.ClassPerson, Box: [4]float32{900, 300, 120, 100}, Score: 0.7, OnScreen: onScreen}
 	}
@@ -27,6 +28,7 @@ func TestObjectsTheRulesRequire(t *testing.T) {
 		phone, extra bool // PHONE_VISIBLE, EXTRA_PERSON hold on the frame
 	}{
 		{"evidence phone behind, beside the head", analyzers.CameraMain, []analyzers.Object{candidate, phone(300, 180, 30, 60)}, []analyzers.Face{face}, false, false},
+		{"a phone behind that moves (held up, not on a stand)", analyzers.CameraMain, []analyzers.Object{candidate, moving(phone(300, 180, 30, 60))}, []analyzers.Face{face}, true, false},
 		{"same phone on the evidence camera's own view", analyzers.CameraEvidence, []analyzers.Object{candidate, phone(300, 180, 30, 60)}, nil, true, false},
 		{"phone at the ear", analyzers.CameraMain, []analyzers.Object{candidate, phone(730, 230, 60, 120)}, []analyzers.Face{face}, true, false},
 		{"small phone held right by the face", analyzers.CameraMain, []analyzers.Object{candidate, phone(725, 260, 30, 60)}, []analyzers.Face{face}, true, false},

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"log/slog"
@@ -229,9 +230,19 @@ func encodeJPEG(t *testing.T, m gocv.Mat) []byte {
 }
 
 // signalsOf runs the analyzers and the checks' Observe on one frame.
+// compositeSessions numbers the composites' sessions (one goroutine).
+var compositeSessions int
+
 func signalsOf(t *testing.T, set *analyzers.Set, eng *rules.Engine, jpg []byte, camera string) (analyzers.Observation, map[string]rules.Signal) {
 	t.Helper()
-	obs, err := set.AnalyzeFrameJPEG(context.Background(), jpg, analyzers.FrameMeta{Camera: camera})
+	// Twice in one session, as the second of two frames of a still scene: a phone that stays put
+	// is told from one in use by comparing with the previous frame (Object.Still).
+	compositeSessions++
+	meta := analyzers.FrameMeta{Camera: camera, Session: fmt.Sprintf("composite-%d", compositeSessions)}
+	if _, err := set.AnalyzeFrameJPEG(context.Background(), jpg, meta); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := set.AnalyzeFrameJPEG(context.Background(), jpg, meta)
 	if err != nil {
 		t.Fatal(err)
 	}
