@@ -12,7 +12,7 @@ import (
 // candidate raises no PHONE_VISIBLE on the main camera.
 func TestObjectsTheRulesRequire(t *testing.T) {
 	face := analyzers.Face{Box: [4]float32{560, 200, 160, 200}, Score: 0.9} // the candidate, 200 px tall
-	phone := func(x, y, w, h float32) analyzers.Object { // seen at the same place before
+	phone := func(x, y, w, h float32) analyzers.Object {                    // seen at the same place before
 		return analyzers.Object{Class: analyzers.ClassPhone, Box: [4]float32{x, y, w, h}, Score: 0.6, Still: true}
 	}
 	moving := func(o analyzers.Object) analyzers.Object { o.Still = false; return o }
