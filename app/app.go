@@ -43,7 +43,8 @@ type Config struct {
 	// ModelPoll is how often workers check the model versions for another active or shadow
 	// version. Default 10 s.
 	ModelPoll time.Duration
-	// AudioRetention is how long analysed audio is kept for training exports. Default 30 days.
+	// AudioRetention is how long analysed audio and frame images are kept for review and training
+	// exports. Default 30 days.
 	AudioRetention time.Duration
 	Log            *slog.Logger
 }
@@ -266,6 +267,12 @@ func (a *App) purgeAudio(ctx context.Context) {
 			a.cfg.Log.Error("purge stored audio", "err", err)
 		} else if n > 0 {
 			a.cfg.Log.Info("purged stored audio", "chunks", n)
+		}
+		// Frame images (the reviewer's filmstrip) are as personal as the audio: same period.
+		if n, err := a.Store.PurgeFrameImages(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			a.cfg.Log.Error("purge stored frame images", "err", err)
+		} else if n > 0 {
+			a.cfg.Log.Info("purged stored frame images", "frames", n)
 		}
 		select {
 		case <-ctx.Done():

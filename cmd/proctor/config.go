@@ -36,9 +36,9 @@ type serviceFlags struct {
 }
 
 // serviceAnalyzers is the default of --analyzers for serve, worker, demo and bench: the face
-// count, identity and head-pose checks, mask/occlusion, the person/phone detector, and the
+// count, identity and head-pose checks, mask/occlusion, ears and earphones, the person/phone detector, and the
 // evidence camera's A4-sheet and camera-motion (room scan) checks.
-var serviceAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons", "sheet", "cameramotion"}
+var serviceAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "ears", "persons", "sheet", "cameramotion"}
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
@@ -79,7 +79,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.recordingFPS, "recording-fps", envFloat("PROCTOR_RECORDING_FPS", 1), "frames per second analysed from uploaded recordings (PROCTOR_RECORDING_FPS)")
 	fs.Float64Var(&f.scanFPS, "recording-scan-fps", envFloat("PROCTOR_RECORDING_SCAN_FPS", 5), "frames per second analysed in the first 5 min of an uploaded evidence recording, where the room scan is measured (PROCTOR_RECORDING_SCAN_FPS)")
 	fs.DurationVar(&f.modelPoll, "model-poll", envDuration("PROCTOR_MODEL_POLL", 10*time.Second), "how often workers check the model versions for a promoted or shadow version (PROCTOR_MODEL_POLL)")
-	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "analysed audio is kept this long for training exports (PROCTOR_AUDIO_RETENTION)")
+	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "analysed audio and frame images are kept this long for review and training exports (PROCTOR_AUDIO_RETENTION)")
 	fs.BoolVar(&f.discardAudio, "discard-audio", env("PROCTOR_DISCARD_AUDIO", "") == "true", "do not keep analysed audio (no audio snippets in exports) (PROCTOR_DISCARD_AUDIO)")
 	fs.DurationVar(&f.maxLag, "max-lag", envDuration("PROCTOR_MAX_LAG", 30*time.Second), "backpressure: while the oldest frame (audio chunk) not yet analysed was accepted longer ago than this, frame (audio) posts answer 429 with Retry-After; 0 = no bound (PROCTOR_MAX_LAG)")
 	fs.Int64Var(&f.maxLagMessages, "max-lag-messages", int64(envInt("PROCTOR_MAX_LAG_MESSAGES", 0)), "backpressure: the same bound in messages waiting per topic; 0 = no bound (PROCTOR_MAX_LAG_MESSAGES)")
