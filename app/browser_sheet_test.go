@@ -1,7 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
 	"testing"
 	"time"
 
@@ -12,7 +16,8 @@ import (
 )
 
 // TestBrowserSheetFrames: an A4_NOT_SHOWN flag's detail shows the two sheet frames the rule
-// compared (details front / back) side by side; a frame whose image is not kept says so.
+// compared (details front / back) side by side, from the stored frame images; a frame whose
+// image is not kept says so.
 func TestBrowserSheetFrames(t *testing.T) {
 	b := startBrowser(t)
 	a := startAPI(t, "", nil)
@@ -26,13 +31,27 @@ func TestBrowserSheetFrames(t *testing.T) {
 	if err := a.Store.DB.Create(&f).Error; err != nil {
 		t.Fatal(err)
 	}
+	// The front frame's image is kept (a grey picture); the back's was never stored.
+	img := image.NewGray(image.Rect(0, 0, 64, 48))
+	for i := range img.Pix {
+		img.Pix[i] = 200
+	}
+	img.Set(10, 10, color.Gray{Y: 20})
+	var jpg bytes.Buffer
+	if err := jpeg.Encode(&jpg, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.InsertFrameImages(a.Store.DB, []*store.FrameImage{{SessionID: top.ID, Camera: "evidence", Seq: 7,
+		CapturedAtMs: at, JPEG: jpg.Bytes()}}); err != nil {
+		t.Fatal(err)
+	}
 	b.signIn(a.URL, org.Users[store.RoleReviewer], org.Password, false, `#qrows tr[data-id]`)
 	b.run("open the sheet flag",
 		chromedp.Navigate(a.URL+"/ui/#/session/"+top.ID),
 		b.visible(fmt.Sprintf(`#flags tr[data-flag="%d"]`, f.ID)),
 		chromedp.Click(css(fmt.Sprintf(`#flags tr[data-flag="%d"]`, f.ID))),
-		b.visible(`#sheet-frames [data-sheet="front"]`),
-		b.visible(`#sheet-frames [data-sheet="back"]`),
+		b.visible(`#sheet-frames [data-sheet="front"] img`),
+		b.visible(`#sheet-frames [data-sheet="back"] .none`),
 		b.shot("sheet-frames.png"))
 	if got := b.text(`#sheet-frames [data-sheet="front"] .cap`); got == "" {
 		t.Errorf("the front frame has no caption")
