@@ -188,6 +188,12 @@ type Object struct {
 	Class string     `json:"class"` // "person" or "cell phone" (COCO names)
 	Box   [4]float32 `json:"box"`   // x, y, w, h
 	Score float32    `json:"score"`
+	// OnScreen: a person inside a bright framed rectangle (a screen showing the candidate's own
+	// video, a poster), not a person in the room (screen.go). Set on frames with ≥ 2 people.
+	OnScreen bool `json:"on_screen,omitempty"`
+	// Still: a phone at about the place where the detector last saw a phone in this session's
+	// camera (the evidence phone on its stand stays put; one in use moves). Pipeline frames only.
+	Still bool `json:"still,omitempty"`
 }
 
 // Analyzer is one check run on every frame.

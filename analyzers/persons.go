@@ -61,6 +61,9 @@ type Persons struct {
 	// carried holds, per session/camera, the last measured result and frames seen since.
 	carried map[string]*carried
 	order   []string
+	// phonesAt holds, per session/camera, the phones of the detector's last run that found any.
+	phonesAt   map[string][]Object
+	phoneOrder []string
 }
 
 type carried struct {
@@ -105,7 +108,7 @@ func NewPersons(cfg PersonsConfig) (*Persons, error) {
 	}
 	a := &Persons{det: det, decodeSide: side, every: max(cfg.Every, 1),
 		version: m.ID() + " " + strings.Join(parts, " ") + fmt.Sprintf(" every=%d", max(cfg.Every, 1)),
-		buf:     make([]models.ObjectBox, 0, 16), carried: map[string]*carried{}}
+		buf:     make([]models.ObjectBox, 0, 16), carried: map[string]*carried{}, phonesAt: map[string][]Object{}}
 	return a, nil
 }
 
@@ -163,11 +166,71 @@ func (a *Persons) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 			}
 		}
 	}
+	if phones > 0 && f.Session != "" {
+		a.markStill(f.Session+"\x00"+f.Camera, objects)
+	}
+	if persons >= 2 {
+		// Only a second person can raise a flag, and only then is the frame searched for screens.
+		if quads, scale := screenRects(f.Image); len(quads) > 0 {
+			sx := scale * float32(f.Image.Cols()) / float32(f.Width)
+			for i := range objects {
+				if objects[i].Class == ClassPerson && onScreen(quads, sx, objects[i].Box) {
+					objects[i].OnScreen = true
+				}
+			}
+		}
+	}
 	obs.Persons, obs.Phones, obs.Objects = &persons, &phones, objects
 	if c != nil {
 		c.persons, c.phones, c.objects = persons, phones, objects
 	}
 	return nil
+}
+
+// markStill sets Still on the phones of objects found where a phone was on this session and
+// camera's last run that saw one — within half the phone's size, at about the same size — and
+// remembers these phones for the next run.
+func (a *Persons) markStill(key string, objects []Object) {
+	prev := a.phonesAt[key]
+	for i := range objects {
+		o := &objects[i]
+		if o.Class != ClassPhone {
+			continue
+		}
+		for _, p := range prev {
+			if samePlace(p.Box, o.Box) {
+				o.Still = true
+				break
+			}
+		}
+	}
+	if _, ok := a.phonesAt[key]; !ok {
+		if len(a.phoneOrder) >= maxCarried {
+			for _, k := range a.phoneOrder[:maxCarried/2] {
+				delete(a.phonesAt, k)
+			}
+			a.phoneOrder = slices.Delete(a.phoneOrder, 0, maxCarried/2)
+		}
+		a.phoneOrder = append(a.phoneOrder, key)
+	}
+	cur := prev[:0]
+	for _, o := range objects {
+		if o.Class == ClassPhone {
+			cur = append(cur, o)
+		}
+	}
+	a.phonesAt[key] = cur
+}
+
+// samePlace: box b is where box a was, give or take half of a's size, and of about its size.
+func samePlace(a, b [4]float32) bool {
+	sa, sb := max(a[2], a[3]), max(b[2], b[3])
+	if sa <= 0 || sb <= 0 || sb > 1.5*sa || sa > 1.5*sb {
+		return false
+	}
+	dx := (a[0] + a[2]/2) - (b[0] + b[2]/2)
+	dy := (a[1] + a[3]/2) - (b[1] + b[3]/2)
+	return dx*dx+dy*dy <= sa*sa/4
 }
 
 // Close implements Analyzer.

@@ -58,6 +58,19 @@ func (v VideoInfo) SampledFrames(rate float64) int64 {
 	return int64(math.Floor(float64(v.LastFrameMs)/interval)) + 1
 }
 
+// SampledFramesDense is SampledFrames with the start of the video, up to untilMs, sampled at
+// denseRate (SampleOptions.DenseRate).
+func (v VideoInfo) SampledFramesDense(rate, denseRate float64, untilMs int64) int64 {
+	n := v.SampledFrames(rate)
+	if denseRate <= rate || untilMs <= 0 || n == 0 {
+		return n
+	}
+	until := min(untilMs, v.LastFrameMs+1)
+	denseN := int64(math.Ceil(float64(until) / (1000 / denseRate)))
+	sparseN := int64(math.Ceil(float64(until) / (1000 / rate)))
+	return n + denseN - sparseN
+}
+
 // VideoTools names the FFmpeg programs; empty fields are looked up on PATH.
 type VideoTools struct {
 	FFprobe string
@@ -287,6 +300,11 @@ type SampleOptions struct {
 	// Rate is the frames per second to keep: the first frame at or after each multiple of 1/Rate
 	// seconds. Default 1, the rate live frames are posted at.
 	Rate float64
+	// DenseRate, when above Rate, samples the start of the video, up to DenseUntilMs, at this
+	// rate instead: the evidence phone's room scan turns ~25°/s, and its turn can only be
+	// measured on frames ≤ ~15° apart (analyzers.RoomScan). 0: Rate throughout.
+	DenseRate    float64
+	DenseUntilMs int64
 	// FromMs skips frames before this position (ms from the first frame): resuming after a crash.
 	FromMs int64
 	// MaxSide scales frames down so their longest side is at most this. Default 1280: the face
@@ -342,9 +360,15 @@ func SampleVideo(ctx context.Context, path string, opt SampleOptions, yield func
 		return fmt.Errorf("%w: frame rate %.3g", ErrNotVideo, fps)
 	}
 	frameMs := 1000 / fps
-	interval := 1000 / opt.Rate
+	interval, dense := 1000/opt.Rate, 0.0
+	if opt.DenseRate > opt.Rate && opt.DenseUntilMs > 0 {
+		dense = 1000 / opt.DenseRate
+	}
 	// A frame slightly before a sampling point (29.97 fps against a 1 s grid) still counts.
 	tolerance := math.Min(interval, frameMs) / 2
+	if dense > 0 {
+		tolerance = math.Min(dense, frameMs) / 2
+	}
 	next := float64(opt.FromMs)
 	if opt.FromMs > 0 {
 		// Seeking is exact in OpenCV's FFmpeg backend (it decodes forward from the keyframe); a
@@ -408,6 +432,11 @@ func SampleVideo(ctx context.Context, path string, opt SampleOptions, yield func
 			continue
 		}
 		next = (math.Floor((pos+tolerance)/interval) + 1) * interval
+		if dense > 0 {
+			if d := (math.Floor((pos+tolerance)/dense) + 1) * dense; d < float64(opt.DenseUntilMs) {
+				next = d
+			}
+		}
 		if img.Type() != gocv.MatTypeCV8UC3 || img.Cols() < MinSide || img.Rows() < MinSide ||
 			img.Cols() > MaxSide || img.Rows() > MaxSide {
 			return fmt.Errorf("%w: frame at %.0f ms is %dx%d of type %v", ErrNotVideo, pos, img.Cols(), img.Rows(), img.Type())

@@ -82,6 +82,14 @@ func TestSampleVideo(t *testing.T) {
 	if want := []int64{0, 500, 1000, 1500, 2000, 2500}; !equal(offsets(frames), want) {
 		t.Errorf("2 fps offsets %v, want %v", offsets(frames), want)
 	}
+	// The start sampled densely (the evidence phone's room scan), then the normal rate.
+	opt := SampleOptions{Rate: 1, DenseRate: 5, DenseUntilMs: 1000}
+	if got, want := offsets(sample(t, path, opt)), []int64{0, 200, 400, 600, 800, 1000, 2000}; !equal(got, want) {
+		t.Errorf("dense start: offsets %v, want %v", got, want)
+	}
+	if n := info.SampledFramesDense(1, 5, 1000); n != 7 {
+		t.Errorf("SampledFramesDense(1, 5, 1000) = %d, want 7", n)
+	}
 	// Resuming at a frame's NextMs yields exactly the frames after it.
 	resumed := offsets(sample(t, path, SampleOptions{Rate: 2, FromMs: frames[2].NextMs}))
 	if want := []int64{1500, 2000, 2500}; !equal(resumed, want) {

@@ -84,7 +84,8 @@ func (e *Engine) ApplyBatch(b *Batch, in FrameInput) ([]uint, error) {
 	var touched []uint
 	for _, r := range e.frameRules() {
 		if (r.Camera != "" && r.Camera != fr.Camera) || !r.Holds(&cur) ||
-			(r.When != nil && in.Session != nil && !r.When(in.Session)) {
+			(r.When != nil && in.Session != nil && !r.When(in.Session)) ||
+			(r.During != nil && in.Session != nil && !r.During(in.Session, cur.CapturedAtMs)) {
 			continue
 		}
 		id, err := e.applyRun(b.tx, r, in, &cur, &nb)

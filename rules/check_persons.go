@@ -28,14 +28,29 @@ func init() {
 			{Key: SettingExtraPersonAfter, Unit: Seconds, Default: 2, Min: 0.5, Max: 600,
 				Doc: "More people than the candidate this long raises EXTRA_PERSON."}},
 		Labels: []string{"persons"},
-		// n: people found; faces: faces found (two faces are MULTIPLE_FACES' business); second:
-		// the second person's score. Absent when the detector did not run on the frame.
+		// n: people in the room (found, less those on a screen or poster: the evidence camera
+		// sees the candidate's own video on the laptop); screen: people on screens; faces: faces
+		// found (two faces are MULTIPLE_FACES' business); second: the second person's score.
+		// Absent when the detector did not run on the frame.
 		Observe: func(obs *analyzers.Observation, _ string, _ Params) Signal {
 			if obs.Persons == nil {
 				return nil
 			}
-			return Signal{"n": float32(*obs.Persons), "faces": float32(len(obs.Faces)),
-				"second": analyzers.SecondBest(obs.Objects, analyzers.ClassPerson)}
+			var onScreen int
+			var best, second float32 // scores of the people in the room
+			for _, o := range obs.Objects {
+				switch {
+				case o.Class != analyzers.ClassPerson:
+				case o.OnScreen:
+					onScreen++
+				case o.Score > best:
+					best, second = o.Score, best
+				case o.Score > second:
+					second = o.Score
+				}
+			}
+			return Signal{"n": float32(*obs.Persons - onScreen), "screen": float32(onScreen), "faces": float32(len(obs.Faces)),
+				"second": second}
 		},
 		Rules: func(p Params) []FrameRule {
 			after := p.Duration(SettingExtraPersonAfter)

@@ -166,3 +166,24 @@ func BeforeAnswering(phase string) bool {
 	}
 	return false
 }
+
+// AnsweringStart is when the session's answering began (ms): the earliest of the answering
+// phase's start as last computed from its events (Session.Phases) and the scheduled start; 0
+// when neither is known.
+func AnsweringStart(sess *store.Session) int64 {
+	var start int64
+	if !sess.ScheduledStart.IsZero() {
+		start = sess.ScheduledStart.UnixMilli()
+	}
+	if sess.Phases != "" {
+		var spans []PhaseSpan
+		if json.Unmarshal([]byte(sess.Phases), &spans) == nil {
+			for _, s := range spans {
+				if s.Phase == PhaseAnswering && s.StartMs > 0 && (start == 0 || s.StartMs < start) {
+					start = s.StartMs
+				}
+			}
+		}
+	}
+	return start
+}

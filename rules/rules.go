@@ -143,6 +143,10 @@ type FrameRule struct {
 	// mismatches are not raised when the person at the login was never verified: that session
 	// has its own flag).
 	When func(sess *store.Session) bool
+	// During, when set, says whether the rule applies at a moment of the session (e.g. writing
+	// on the sheet counts before the start only, when the exam allows notes): a frame outside
+	// neither raises the flag nor continues a run. Not applied when the worker passed no session.
+	During func(sess *store.Session, atMs int64) bool
 }
 
 // frameRules are the rules of every frame check that is on, built once per engine (engines are
@@ -228,7 +232,8 @@ func (e *Engine) applyRun(tx *gorm.DB, r FrameRule, in FrameInput, cur *Frame, n
 			if f != nil && r.Skip != nil && r.Skip(f) {
 				continue
 			}
-			if f == nil || !r.Holds(f) || abs64(f.CapturedAtMs-prev) > gap {
+			if f == nil || !r.Holds(f) || abs64(f.CapturedAtMs-prev) > gap ||
+				(r.During != nil && in.Session != nil && !r.During(in.Session, f.CapturedAtMs)) {
 				break
 			}
 			prev = f.CapturedAtMs

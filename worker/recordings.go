@@ -35,6 +35,15 @@ type RecordingConfig struct {
 	// FrameRate is how many frames per second of video are analysed. Default 1, the rate live
 	// frames are posted at; the face rules' thresholds (seconds) do not depend on it.
 	FrameRate float64
+	// ScanRate is the frame rate of the evidence recording's first ScanWindow, where the room
+	// scan happens: the turn is measured between consecutive frames and needs them ≤ ~15°
+	// apart (analyzers.RoomScan), while a hand-held scan turns 10–36° per second. Default 5 fps
+	// (about 5° apart); below FrameRate it is FrameRate. It costs (ScanRate − FrameRate) ×
+	// ScanWindow extra analysed frames per evidence recording (1,200 at the defaults).
+	ScanRate float64
+	// ScanWindow is how much of the evidence recording's start is sampled at ScanRate. Default
+	// 5 min, the room-scan check's default scan_within_min.
+	ScanWindow time.Duration
 	// AudioChunk is the length of the audio messages cut from the track. Default 5 s (160 KB of
 	// 16 kHz s16le, well under the 1 MiB message limit).
 	AudioChunk time.Duration
@@ -64,6 +73,12 @@ func (c RecordingConfig) WithDefaults() RecordingConfig {
 	}
 	if c.FrameRate <= 0 {
 		c.FrameRate = 1
+	}
+	if c.ScanRate <= 0 {
+		c.ScanRate = 5
+	}
+	if c.ScanWindow <= 0 {
+		c.ScanWindow = 5 * time.Minute
 	}
 	if c.AudioChunk <= 0 {
 		c.AudioChunk = 5 * time.Second
@@ -236,7 +251,8 @@ func (p *RecordingProcessor) process(ctx context.Context, rec *store.Recording, 
 			rec.StartedAtMs, float64(info.DurationMs)/1000, time.Duration(end-p.now().UnixMilli())*time.Millisecond)
 	}
 	if rec.FramesTotal == 0 {
-		rec.FramesTotal = info.SampledFrames(p.cfg.FrameRate)
+		rate, dense, until := p.rates(rec)
+		rec.FramesTotal = info.SampledFramesDense(rate, dense, until)
 		if err := p.progress(ctx, rec, map[string]any{"duration_ms": rec.DurationMs, "frames_total": rec.FramesTotal}); err != nil {
 			return err
 		}
@@ -258,7 +274,15 @@ func (p *RecordingProcessor) process(ctx context.Context, rec *store.Recording, 
 // live and produces the rest in batches, saving progress after each batch. A crash between
 // producing and saving re-produces at most one batch, which the frame handler recognises by seq.
 func (p *RecordingProcessor) sendFrames(ctx context.Context, rec *store.Recording, path string) error {
-	half := int64(500 / p.cfg.FrameRate)
+	rate, dense, until := p.rates(rec)
+	// A sampled frame this close to a live one is the same moment: half the sampling interval.
+	halfAt := func(offsetMs int64) int64 {
+		if offsetMs < until && dense > rate {
+			return int64(500 / dense)
+		}
+		return int64(500 / rate)
+	}
+	half := halfAt(0)
 	var (
 		batch  []analyzers.VideoFrame
 		nextMs = rec.FramePosMs
@@ -268,6 +292,7 @@ func (p *RecordingProcessor) sendFrames(ctx context.Context, rec *store.Recordin
 			return nil
 		}
 		first, last := rec.StartedAtMs+batch[0].OffsetMs, rec.StartedAtMs+batch[len(batch)-1].OffsetMs
+		half = max(halfAt(batch[0].OffsetMs), halfAt(batch[len(batch)-1].OffsetMs))
 		live, err := p.store.LiveFrameTimes(ctx, rec.SessionID, rec.Camera, first-half, last+half)
 		if err != nil {
 			return err
@@ -277,7 +302,7 @@ func (p *RecordingProcessor) sendFrames(ctx context.Context, rec *store.Recordin
 		var dups int64
 		for _, f := range batch {
 			at := rec.StartedAtMs + f.OffsetMs
-			if nearest(live, at) <= half {
+			if nearest(live, at) <= halfAt(f.OffsetMs) {
 				dups++
 				continue
 			}
@@ -297,7 +322,7 @@ func (p *RecordingProcessor) sendFrames(ctx context.Context, rec *store.Recordin
 		return p.progress(ctx, rec, map[string]any{"frames_sent": rec.FramesSent,
 			"duplicates_skipped": rec.DuplicatesSkipped, "frame_pos_ms": rec.FramePosMs, "frames_total": rec.FramesTotal})
 	}
-	opt := analyzers.SampleOptions{Rate: p.cfg.FrameRate, FromMs: rec.FramePosMs,
+	opt := analyzers.SampleOptions{Rate: rate, DenseRate: dense, DenseUntilMs: until, FromMs: rec.FramePosMs,
 		MaxSide: p.cfg.MaxFrameSide, MaxJPEGBytes: p.cfg.MaxFrameBytes}
 	err := analyzers.SampleVideo(ctx, path, opt, func(f analyzers.VideoFrame) error {
 		if rec.StartedAtMs+f.OffsetMs <= 0 {
@@ -317,6 +342,15 @@ func (p *RecordingProcessor) sendFrames(ctx context.Context, rec *store.Recordin
 		return err
 	}
 	return flush()
+}
+
+// rates are the sampling rates of a recording: FrameRate throughout, and ScanRate over the first
+// ScanWindow of the evidence camera's (the room scan).
+func (p *RecordingProcessor) rates(rec *store.Recording) (rate, dense float64, denseUntilMs int64) {
+	if rec.Camera != analyzers.CameraEvidence || p.cfg.ScanRate <= p.cfg.FrameRate {
+		return p.cfg.FrameRate, 0, 0
+	}
+	return p.cfg.FrameRate, p.cfg.ScanRate, p.cfg.ScanWindow.Milliseconds()
 }
 
 // nearest is the distance from at to the closest time in sorted, or MaxInt64 when empty.

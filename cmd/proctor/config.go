@@ -27,6 +27,7 @@ type serviceFlags struct {
 	longSilence                                               time.Duration
 	recordingsDir                                             string
 	recordingFPS                                              float64
+	scanFPS                                                   float64
 	maxRecordingBytes                                         int64
 	modelPoll, audioRetention                                 time.Duration
 	discardAudio                                              bool
@@ -76,6 +77,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", env("PROCTOR_LOG_LEVEL", "info"), "debug, info, warn or error (PROCTOR_LOG_LEVEL)")
 	fs.StringVar(&f.recordingsDir, "recordings-dir", env("PROCTOR_RECORDINGS_DIR", ""), "uploaded recordings; API and workers on different machines must share it; empty = DATA_DIR/recordings (PROCTOR_RECORDINGS_DIR)")
 	fs.Float64Var(&f.recordingFPS, "recording-fps", envFloat("PROCTOR_RECORDING_FPS", 1), "frames per second analysed from uploaded recordings (PROCTOR_RECORDING_FPS)")
+	fs.Float64Var(&f.scanFPS, "recording-scan-fps", envFloat("PROCTOR_RECORDING_SCAN_FPS", 5), "frames per second analysed in the first 5 min of an uploaded evidence recording, where the room scan is measured (PROCTOR_RECORDING_SCAN_FPS)")
 	fs.DurationVar(&f.modelPoll, "model-poll", envDuration("PROCTOR_MODEL_POLL", 10*time.Second), "how often workers check the model versions for a promoted or shadow version (PROCTOR_MODEL_POLL)")
 	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "analysed audio and frame images are kept this long for review and training exports (PROCTOR_AUDIO_RETENTION)")
 	fs.BoolVar(&f.discardAudio, "discard-audio", env("PROCTOR_DISCARD_AUDIO", "") == "true", "do not keep analysed audio (no audio snippets in exports) (PROCTOR_DISCARD_AUDIO)")
@@ -116,6 +118,7 @@ func (f *serviceFlags) config() app.Config {
 	cfg.Audio.Answers.LongSilence = f.longSilence
 	cfg.Recordings.Dir, cfg.API.Recordings.Dir = f.recordingsDir, f.recordingsDir
 	cfg.Recordings.FrameRate = f.recordingFPS
+	cfg.Recordings.ScanRate = f.scanFPS
 	cfg.API.Recordings.MaxBytes = f.maxRecordingBytes
 	cfg.API.MaxLag, cfg.API.MaxLagMessages = f.maxLag, f.maxLagMessages
 	cfg.ModelPoll, cfg.AudioRetention, cfg.Audio.DiscardAudio = f.modelPoll, f.audioRetention, f.discardAudio

@@ -38,6 +38,11 @@ func evalPersons(ctx context.Context, env *Env) ([]Row, error) {
 		if obs.Persons != nil {
 			persons = *obs.Persons
 		}
+		for _, o := range obs.Objects { // people on a screen or poster do not count (screen.go)
+			if o.Class == analyzers.ClassPerson && o.OnScreen {
+				persons--
+			}
+		}
 		if obs.Phones != nil {
 			phones += *obs.Phones
 		}

@@ -484,12 +484,29 @@ function renderDetail(start) {
   loadHistory(f.id, hist);
   return h('div', { class: 'body' },
     h('div', { class: 'shots' }, shot('main'), shot('evidence'), photo, earShot(f)),
+    sheetFrames(d, sid, start),
     kv,
     h('div', { class: 'verdict' }, note,
       h('button', { class: 'btn confirm', id: 'confirm', onclick: () => verdict('confirmed') }, t('session.confirm'), h('kbd', {}, 'c')),
       h('button', { class: 'btn dismiss', id: 'dismiss', onclick: () => verdict('dismissed') }, t('session.dismiss'), h('kbd', {}, 'd'))),
     h('div', { class: 'muted', style: 'margin-top:10px' }, t('session.history')), hist,
     attr);
+}
+
+// sheetFrames shows the two evidence frames a sheet flag compared (details.front / .back: the
+// first sighting of the sheet and the next one), side by side, so the reviewer sees whether it
+// was turned over. Frame images come from the stored-frames route; a purged one says so.
+function sheetFrames(d, sid, start) {
+  const frame = (k) => {
+    const el = h('img', { src: `/v1/sessions/${sid}/frames/${encodeURIComponent(d[k].camera || 'evidence')}/${d[k].seq}`, alt: '', loading: 'lazy' });
+    el.addEventListener('error', () => el.replaceWith(h('div', { class: 'none' }, t('session.sheet.gone'))));
+    return el;
+  };
+  const side = (k) => d[k] && h('div', { class: 'shot', 'data-sheet': k },
+    h('div', { class: 'cap' }, h('span', {}, t('session.sheet.' + k)), h('span', {}, fmtRel(d[k].captured_at_ms - start))), frame(k));
+  if (!d.front && !d.back) return null;
+  return h('div', { class: 'shots', id: 'sheet-frames' }, side('front') || null, side('back') || h('div', { class: 'shot' },
+    h('div', { class: 'cap' }, h('span', {}, t('session.sheet.back'))), h('div', { class: 'none' }, t('session.sheet.none'))));
 }
 
 // renderGallery shows the session's reference faces (the candidate's own verified login frames,

@@ -1,0 +1,64 @@
+package analyzers
+
+import (
+	"image"
+	"image/color"
+	"testing"
+
+	"gocv.io/x/gocv"
+)
+
+// drawScreenScene is a 1280×720 room: a mid-grey wall, a desk, a doorway reaching the floor on
+// the left and, on the desk, a laptop screen (dark bezel, light page, a video box) on the right.
+func drawScreenScene() gocv.Mat {
+	m := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(150, 160, 165, 0), 720, 1280, gocv.MatTypeCV8UC3)
+	gocv.Rectangle(&m, image.Rect(0, 470, 1280, 720), color.RGBA{70, 90, 120, 0}, -1)     // desk
+	gocv.Rectangle(&m, image.Rect(80, 80, 360, 720), color.RGBA{200, 205, 210, 0}, -1)    // lit doorway to the floor
+	gocv.Rectangle(&m, image.Rect(760, 180, 1160, 440), color.RGBA{25, 25, 25, 0}, -1)    // bezel
+	gocv.Rectangle(&m, image.Rect(772, 192, 1148, 428), color.RGBA{240, 240, 235, 0}, -1) // page
+	gocv.Rectangle(&m, image.Rect(960, 220, 1130, 350), color.RGBA{90, 80, 70, 0}, -1)    // video box
+	return m
+}
+
+func TestPersonsOnScreen(t *testing.T) {
+	scene := drawScreenScene()
+	defer scene.Close()
+	quads, scale := screenRects(scene)
+	if len(quads) == 0 {
+		t.Fatal("no screen found")
+	}
+	cases := []struct {
+		name string
+		box  [4]float32 // x, y, w, h in the 1280×720 frame
+		want bool
+	}{
+		{"person in the video box", [4]float32{975, 225, 140, 125}, true},
+		{"person spilling a little past the video box", [4]float32{965, 215, 170, 140}, true},
+		{"person standing in the doorway (feet on the floor)", [4]float32{140, 200, 160, 520}, false},
+		{"person in front of the laptop (reaches below it)", [4]float32{820, 300, 200, 400}, false},
+		{"person beside the screen on the wall", [4]float32{500, 150, 150, 300}, false},
+	}
+	for _, tc := range cases {
+		if got := onScreen(quads, scale, tc.box); got != tc.want {
+			t.Errorf("%s: on screen = %v, want %v (quads %v)", tc.name, got, tc.want, quads)
+		}
+	}
+	blank := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(150, 160, 165, 0), 720, 1280, gocv.MatTypeCV8UC3)
+	defer blank.Close()
+	if q, _ := screenRects(blank); len(q) != 0 {
+		t.Errorf("a bare wall has %d screens", len(q))
+	}
+}
+
+// BenchmarkScreenRects: the screen search, run by the persons analyzer on frames with ≥ 2
+// people, on a 640×360 decode.
+func BenchmarkScreenRects(b *testing.B) {
+	scene := drawScreenScene()
+	defer scene.Close()
+	small := gocv.NewMat()
+	defer small.Close()
+	gocv.Resize(scene, &small, image.Pt(640, 360), 0, 0, gocv.InterpolationArea)
+	for b.Loop() {
+		screenRects(small)
+	}
+}

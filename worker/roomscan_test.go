@@ -1,0 +1,236 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+	"gorm.io/gorm"
+
+	"proctor/analyzers"
+	"proctor/internal/testdb"
+	"proctor/pipeline"
+	"proctor/rules"
+	"proctor/store"
+)
+
+// The room scan of an uploaded evidence recording, end to end: a video of the phone turning
+// in a room (rendered from a 360° panorama of real dev photos) → RecordingProcessor at its
+// default rates → frame messages → FrameHandlers with the real "cameramotion" analyzer →
+// stored signals → the room-scan check's timing rule.
+
+// devDataDir is ../shared/data (or $PROCTOR_DEV_DATA); the test skips without it.
+func devDataDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("PROCTOR_DEV_DATA")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "data")
+	}
+	if st, err := os.Stat(filepath.Join(dir, "faces")); err != nil || !st.IsDir() {
+		t.Skipf("dev data not found at %q (../shared/data or $PROCTOR_DEV_DATA): room-scan recording test skipped", dir)
+	}
+	return dir
+}
+
+const (
+	scanW, scanH = 640, 360
+	scanFOV      = 70.0 // the analyzer's assumed field of view (RoomScanConfig.FOVDeg)
+	scanFPS      = 10   // the rendered video's frame rate
+)
+
+// scanVideo renders an MJPG video of a camera at yawAt(t) (degrees) inside a cylindrical
+// panorama made of real photos joined side by side (360° around), seconds long.
+func scanVideo(t *testing.T, path string, photos []string, seconds float64, yawAt func(sec float64) float64) {
+	t.Helper()
+	focal := float64(scanW) / 2 / math.Tan(scanFOV*math.Pi/360)
+	width := int(math.Round(2 * math.Pi * focal))
+	height := int(2*focal*math.Tan(30*math.Pi/180)) + 1
+	var parts []gocv.Mat
+	for _, p := range photos {
+		m := gocv.IMRead(p, gocv.IMReadColor)
+		if m.Empty() {
+			t.Fatalf("cannot read %s", p)
+		}
+		r := gocv.NewMat()
+		gocv.Resize(m, &r, image.Pt(m.Cols()*height/m.Rows(), height), 0, 0, gocv.InterpolationArea)
+		m.Close()
+		parts = append(parts, r)
+	}
+	strip := gocv.NewMat()
+	defer strip.Close()
+	gocv.Hconcat(parts[0], parts[1], &strip)
+	for _, p := range parts[2:] {
+		next := gocv.NewMat()
+		gocv.Hconcat(strip, p, &next)
+		strip.Close()
+		strip = next
+	}
+	for _, p := range parts {
+		p.Close()
+	}
+	pano, padded := gocv.NewMat(), gocv.NewMat()
+	defer pano.Close()
+	defer padded.Close()
+	gocv.Resize(strip, &pano, image.Pt(width, height), 0, 0, gocv.InterpolationArea)
+	gocv.CopyMakeBorder(pano, &padded, 0, 0, scanW, scanW, gocv.BorderWrap, color.RGBA{})
+
+	baseX := gocv.NewMatWithSize(scanH, scanW, gocv.MatTypeCV32F)
+	baseY := gocv.NewMatWithSize(scanH, scanW, gocv.MatTypeCV32F)
+	defer baseX.Close()
+	defer baseY.Close()
+	mx, _ := baseX.DataPtrFloat32()
+	my, _ := baseY.DataPtrFloat32()
+	for y := range scanH {
+		for x := range scanW {
+			X, Y := float64(x)-scanW/2, float64(y)-scanH/2
+			mx[y*scanW+x] = float32(float64(scanW) + focal*math.Atan2(X, focal))
+			my[y*scanW+x] = float32(float64(height)/2 + focal*Y/math.Hypot(X, focal))
+		}
+	}
+	w, err := gocv.VideoWriterFile(path, "MJPG", scanFPS, scanW, scanH, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	frame := gocv.NewMat()
+	defer frame.Close()
+	prev := yawAt(0)
+	for i := range int(seconds * scanFPS) {
+		yaw := math.Mod(yawAt(float64(i)/scanFPS), 360)
+		if yaw < 0 {
+			yaw += 360
+		}
+		x, y := baseX.Clone(), baseY.Clone()
+		x.AddFloat(float32(yaw * math.Pi / 180 * focal))
+		gocv.Remap(padded, &frame, &x, &y, gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
+		x.Close()
+		y.Close()
+		// Motion blur over a 1/30 s exposure at the current turn rate.
+		if blur := int(math.Abs(yaw-prev) * scanFPS / 30 * math.Pi / 180 * focal); blur >= 2 {
+			k := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(1/float64(blur), 0, 0, 0), 1, blur, gocv.MatTypeCV32F)
+			gocv.Filter2D(frame, &frame, -1, k, image.Pt(-1, -1), 0, gocv.BorderReplicate)
+			k.Close()
+		}
+		prev = yaw
+		if err := w.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// turn is a yaw track: still for `before` s, turning by `degrees` at a steady rate over `turn`
+// s, then still.
+func turn(before, turnSec, degrees float64) func(float64) float64 {
+	return func(s float64) float64 {
+		switch {
+		case s < before:
+			return 0
+		case s < before+turnSec:
+			return degrees * (s - before) / turnSec
+		}
+		return degrees
+	}
+}
+
+// TestRoomScanFromRecording: an uploaded recording of a full 360° scan (15 s, 24°/s: 24° per
+// frame at the 1 fps the rest of the video is sampled at) raises no NO_ROOM_SCAN; a half scan
+// (180°) raises it, with the degrees it measured. At 1 fps throughout (ScanRate 1) the same full
+// scan is under-counted, which is why the scan window is sampled densely.
+func TestRoomScanFromRecording(t *testing.T) {
+	data := devDataDir(t)
+	var photos []string
+	for _, n := range []string{"group-1.jpg", "group-2.jpg", "group-3.jpg", "group-4.jpg", "group-5.jpg", "group-6.jpg"} {
+		photos = append(photos, filepath.Join(data, "faces", "multi_person", n))
+	}
+	dir := t.TempDir()
+	full, fast, half := filepath.Join(dir, "full.avi"), filepath.Join(dir, "fast.avi"), filepath.Join(dir, "half.avi")
+	scanVideo(t, full, photos, 25, turn(3, 15, 375)) // a little past 360, as people do
+	scanVideo(t, fast, photos, 25, turn(3, 10, 375)) // 37.5°/s
+	scanVideo(t, half, photos, 25, turn(3, 8, 180))
+	cases := []struct {
+		name     string
+		video    string
+		scanRate float64
+		flagged  bool
+	}{
+		{"full scan in 15 s", full, 0, false},
+		{"full scan in 10 s", fast, 0, false},
+		{"half scan", half, 0, true},
+		{"full scan in 10 s, sampled at 1 fps throughout", fast, 1, true},
+	}
+	for _, b := range testdb.Open(t) {
+		for _, tc := range cases {
+			t.Run(b.Name+"/"+tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				bytes, err := os.ReadFile(tc.video)
+				if err != nil {
+					t.Fatal(err)
+				}
+				startedAt := time.Now().Add(-2 * time.Hour).Truncate(time.Second).UnixMilli()
+				rec := queueRecording(t, b.Store, dir, bytes, analyzers.CameraEvidence, startedAt)
+				out := &sendRecorder{}
+				p := NewRecordingProcessor(RecordingConfig{Dir: dir, ScanRate: tc.scanRate}, b.Store, out,
+					pipeline.Topics{Frames: "t.frames", Audio: "t.audio"}, slog.New(slog.DiscardHandler))
+				if err := runUntilIdle(t, p); err != nil {
+					t.Fatal(err)
+				}
+				msgs := out.msgs["t.frames"]
+				h, err := NewFrameHandlers(analyzers.Config{Analyzers: []string{"cameramotion"}}, 1, b.Store,
+					rules.New(rules.Config{}), nil, slog.New(slog.DiscardHandler))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer h.Close()
+				for i := 0; i < len(msgs); i += 16 {
+					if err := h.HandleBatch(ctx, msgs[i:min(i+16, len(msgs))]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				eng := rules.New(rules.Config{})
+				if err := b.Store.DB.Transaction(func(tx *gorm.DB) error {
+					return eng.ApplyTiming(tx, rec.SessionID, time.Now())
+				}); err != nil {
+					t.Fatal(err)
+				}
+				flags, err := b.Store.SessionFlags(ctx, rec.SessionID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var scan *store.Flag
+				for i := range flags {
+					if flags[i].Type == rules.NoRoomScan {
+						scan = &flags[i]
+					}
+				}
+				// The coverage the rule saw, from the stored signals.
+				rows, err := store.CameraFrames(b.Store.DB, rec.SessionID, analyzers.CameraEvidence)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var heading, lo, hi float64
+				for _, r := range rows {
+					var sig map[string]map[string]float64
+					if err := json.Unmarshal([]byte(r.Signals), &sig); err != nil {
+						t.Fatal(err)
+					}
+					heading += sig["room-scan"]["yaw"]
+					lo, hi = min(lo, heading), max(hi, heading)
+				}
+				covered := fmt.Sprintf("%.1f°", hi-lo)
+				t.Logf("%s: %d frames analysed, coverage %s, NO_ROOM_SCAN raised: %v", tc.name, len(msgs), covered, scan != nil)
+				if (scan != nil) != tc.flagged {
+					t.Errorf("%s: NO_ROOM_SCAN raised = %v, want %v (coverage %s)", tc.name, scan != nil, tc.flagged, covered)
+				}
+			})
+		}
+	}
+}
