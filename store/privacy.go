@@ -340,3 +340,63 @@ func (s *Store) PurgeExports(ctx context.Context, orgID string, before time.Time
 	res := db.Where("id IN ?", ids).Delete(&Export{})
 	return res.RowsAffected, res.Error
 }
+
+// Per-class deletions of one session's data under the retention policy (privacy.Sweeper), each
+// inside the caller's transaction; they return the rows removed.
+
+// PurgeFrames deletes the session's frame results, shadow observations and evidence frames.
+func PurgeFrames(tx *gorm.DB, sessionID string) (int64, error) {
+	var n int64
+	flags := tx.Model(&Flag{}).Select("id").Where("session_id = ?", sessionID)
+	for _, q := range []struct {
+		model any
+		where *gorm.DB
+	}{
+		{&Evidence{}, tx.Where("flag_id IN (?)", flags)},
+		{&FrameResult{}, tx.Where("session_id = ?", sessionID)},
+		{&ShadowObservation{}, tx.Where("session_id = ?", sessionID)},
+	} {
+		res := q.where.Delete(q.model)
+		if res.Error != nil {
+			return n, res.Error
+		}
+		n += res.RowsAffected
+	}
+	return n, nil
+}
+
+// PurgeAudio deletes the session's stored PCM and clears the audio analyzers' saved state
+// (derived from the voice); speech segments, phrases and answers stay with the flags.
+func PurgeAudio(tx *gorm.DB, sessionID string) (int64, error) {
+	res := tx.Where("session_id = ?", sessionID).Delete(&AudioSample{})
+	if res.Error != nil {
+		return 0, res.Error
+	}
+	n := res.RowsAffected
+	res = tx.Model(&AudioStretch{}).Where("session_id = ? AND state IS NOT NULL", sessionID).Update("state", nil)
+	return n + res.RowsAffected, res.Error
+}
+
+// biometricModels are the tables whose rows are biometric data of a session, deleted whole when
+// the biometrics class expires. A new one (voice enrolments) is added here; its rows are deleted
+// on request anyway through its session_id column.
+func biometricModels() []any { return []any{&GalleryFace{}} }
+
+// PurgeBiometrics clears the session's registration photo and face embedding and deletes its
+// biometric rows (gallery frames and embeddings).
+func PurgeBiometrics(tx *gorm.DB, sessionID string) (int64, error) {
+	res := tx.Model(&Session{}).Where("id = ? AND (registration_photo IS NOT NULL OR face_embedding IS NOT NULL)", sessionID).
+		Updates(map[string]any{"registration_photo": nil, "face_embedding": nil})
+	if res.Error != nil {
+		return 0, res.Error
+	}
+	n := res.RowsAffected
+	for _, m := range biometricModels() {
+		res := tx.Where("session_id = ?", sessionID).Delete(m)
+		if res.Error != nil {
+			return n, res.Error
+		}
+		n += res.RowsAffected
+	}
+	return n, nil
+}
