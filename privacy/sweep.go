@@ -236,6 +236,11 @@ func (s *Sweeper) sweepOrg(ctx context.Context, ps *Policies, org string) (Swept
 func (s *Sweeper) purge(ctx context.Context, org, id, class string, now time.Time) (bool, error) {
 	claimed := false
 	err := s.Store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Another sweeper (or a deletion on request) may have removed the whole session since
+		// it was listed: its marks went with it, so the session row is the claim's ground.
+		if ok, err := store.LockSessions(tx, s.Store.Postgres, []string{id}); err != nil || len(ok) == 0 {
+			return err
+		}
 		var err error
 		if class == Flags {
 			if claimed, err = store.ClaimDeletion(tx, id, store.DeletedByRetention, now); err != nil || !claimed {

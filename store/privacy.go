@@ -59,6 +59,22 @@ func SessionExists(tx *gorm.DB, postgres bool, id string) (bool, error) {
 	return len(ids) > 0, err
 }
 
+// LockSessions returns which of the sessions exist, locking their rows FOR UPDATE on PostgreSQL
+// until tx ends: deleters take it first, so a worker's FOR SHARE (SessionExists) waits for the
+// deletion and then finds nothing, and two deleters of one session run one after the other.
+func LockSessions(tx *gorm.DB, postgres bool, ids []string) ([]string, error) {
+	var out []string
+	if len(ids) == 0 {
+		return out, nil
+	}
+	q := "SELECT id FROM sessions WHERE id IN ? ORDER BY id"
+	if postgres {
+		q += " FOR UPDATE"
+	}
+	err := tx.Raw(q, ids).Scan(&out).Error
+	return out, err
+}
+
 // ClaimDeletion inserts the tombstone of session id; false when another process already did
 // (the session is gone or going: nothing to do).
 func ClaimDeletion(tx *gorm.DB, id, why string, now time.Time) (bool, error) {
@@ -161,6 +177,9 @@ func DeleteSessionRows(tx *gorm.DB, orgID, candidateID string, ids []string) (Re
 	out := Removed{}
 	ts, err := sessionTables(tx.NamingStrategy)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := LockSessions(tx, tx.Dialector.Name() == "postgres", ids); err != nil {
 		return nil, err
 	}
 	var flagIDs []uint
