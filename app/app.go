@@ -199,7 +199,7 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		// Dead letters are recorded in the database for admins (GET /v1/admin/deadletter,
 		// proctor deadletter list|replay).
 		kcfg.Topics.DeadLetter: worker.DeadLetterRecorder(a.Store),
-		kcfg.Topics.Events:     worker.AnswerEvents(worker.EventHandler(a.Store), a.Store, audio.Answers()),
+		kcfg.Topics.Events:     worker.AnswerEvents(worker.EventHandler(a.Store, registry), a.Store, audio.Answers()),
 	} {
 		c, err := pipeline.NewConsumer(kcfg, topic, h, dlq, registry)
 		if err != nil {
