@@ -74,9 +74,7 @@ type Policies struct {
 
 // LoadPolicies reads every retention setting.
 func LoadPolicies(ctx context.Context, st *store.Store, defaults Policy) (*Policies, error) {
-	if defaults == nil {
-		defaults = Defaults()
-	}
+	defaults = Defaults().With(defaults) // a partial service policy overrides some classes
 	rows, err := st.RetentionSettings(ctx)
 	if err != nil {
 		return nil, err
@@ -101,6 +99,9 @@ func LoadPolicies(ctx context.Context, st *store.Store, defaults Policy) (*Polic
 
 // Org is an organisation's effective policy.
 func (ps *Policies) Org(org string) Policy { return ps.defaults.With(ps.org[org]) }
+
+// ExamOverrides are an organisation's exam overrides by exam.
+func (ps *Policies) ExamOverrides(org string) map[string]Policy { return ps.exam[org] }
 
 // Exam is an exam's effective policy.
 func (ps *Policies) Exam(org, exam string) Policy { return ps.Org(org).With(ps.exam[org][exam]) }

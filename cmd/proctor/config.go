@@ -79,7 +79,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.recordingsDir, "recordings-dir", env("PROCTOR_RECORDINGS_DIR", ""), "uploaded recordings; API and workers on different machines must share it; empty = DATA_DIR/recordings (PROCTOR_RECORDINGS_DIR)")
 	fs.Float64Var(&f.recordingFPS, "recording-fps", envFloat("PROCTOR_RECORDING_FPS", 1), "frames per second analysed from uploaded recordings (PROCTOR_RECORDING_FPS)")
 	fs.DurationVar(&f.modelPoll, "model-poll", envDuration("PROCTOR_MODEL_POLL", 10*time.Second), "how often workers check the model versions for a promoted or shadow version (PROCTOR_MODEL_POLL)")
-	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "analysed audio is kept this long for training exports (PROCTOR_AUDIO_RETENTION)")
+	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "service default of the audio retention class: stored audio is kept this long (organisations and exams may override it: PUT /v1/retention) (PROCTOR_AUDIO_RETENTION)")
 	fs.BoolVar(&f.discardAudio, "discard-audio", env("PROCTOR_DISCARD_AUDIO", "") == "true", "do not keep analysed audio (no audio snippets in exports) (PROCTOR_DISCARD_AUDIO)")
 	fs.DurationVar(&f.maxLag, "max-lag", envDuration("PROCTOR_MAX_LAG", 30*time.Second), "backpressure: while the oldest frame (audio chunk) not yet analysed was accepted longer ago than this, frame (audio) posts answer 429 with Retry-After; 0 = no bound (PROCTOR_MAX_LAG)")
 	fs.Int64Var(&f.maxLagMessages, "max-lag-messages", int64(envInt("PROCTOR_MAX_LAG_MESSAGES", 0)), "backpressure: the same bound in messages waiting per topic; 0 = no bound (PROCTOR_MAX_LAG_MESSAGES)")
