@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -242,4 +243,98 @@ func InsecureTestKeys() *Keyring {
 		panic(err)
 	}
 	return kr
+}
+
+// sealedColumn is a column of sealed values and how to name a row's place (the AES-GCM
+// additional data).
+type sealedColumn struct {
+	table, column, key string // key: the columns selected to build the place
+	aad                func(row map[string]any) string
+}
+
+func sealedColumns() []sealedColumn {
+	str := func(v any) string {
+		switch x := v.(type) {
+		case []byte:
+			return string(x)
+		case string:
+			return x
+		}
+		return fmt.Sprint(v)
+	}
+	i64 := func(v any) int64 {
+		switch x := v.(type) {
+		case int64:
+			return x
+		case int32:
+			return int64(x)
+		case int:
+			return int64(x)
+		}
+		return 0
+	}
+	return []sealedColumn{
+		{"sessions", "registration_photo", "id", func(r map[string]any) string { return aadPhoto(str(r["id"])) }},
+		{"sessions", "face_embedding", "id", func(r map[string]any) string { return aadEmbedding(str(r["id"])) }},
+		{"gallery_faces", "vector", "id, session_id, seq", func(r map[string]any) string {
+			return aadGallery("vector", str(r["session_id"]), i64(r["seq"]))
+		}},
+		{"gallery_faces", "jpeg", "id, session_id, seq", func(r map[string]any) string {
+			return aadGallery("jpeg", str(r["session_id"]), i64(r["seq"]))
+		}},
+	}
+}
+
+// Reseal seals what is stored in the clear (data from before encryption) and, with rotate,
+// re-encrypts values sealed with an older key under the current one, so the old key can leave
+// the key file. It returns how many values it rewrote.
+func (s *Store) Reseal(ctx context.Context, rotate bool) (int64, error) {
+	kr, err := keyringOf(s.DB)
+	if err != nil {
+		return 0, err
+	}
+	db := s.DB.WithContext(ctx)
+	var n int64
+	for _, c := range sealedColumns() {
+		q := db.Table(c.table).Select(c.key + ", " + c.column).Where(c.column + " IS NOT NULL")
+		if !rotate {
+			// Only values that are not sealed at all: a prefix test the database does.
+			if s.Postgres {
+				q = q.Where("substring(" + c.column + " from 1 for 4) <> '\\x70786531'::bytea AND length(" + c.column + ") > 0")
+			} else {
+				q = q.Where("substr(" + c.column + ", 1, 4) <> x'70786531' AND length(" + c.column + ") > 0")
+			}
+		}
+		var rows []map[string]any
+		if err := q.Find(&rows).Error; err != nil {
+			return n, fmt.Errorf("reseal %s.%s: %w", c.table, c.column, err)
+		}
+		for _, r := range rows {
+			var v []byte
+			switch x := r[c.column].(type) { // drivers differ: SQLite may hand back a string
+			case []byte:
+				v = x
+			case string:
+				v = []byte(x)
+			}
+			if len(v) == 0 {
+				continue
+			}
+			plain := v
+			if id, ok := SealedKeyID(v); ok {
+				if id == kr.current || !rotate {
+					continue
+				}
+				if plain, err = kr.Open(v, c.aad(r)); err != nil {
+					return n, fmt.Errorf("reseal %s.%s: %w", c.table, c.column, err)
+				}
+			}
+			res := db.Table(c.table).Where("id = ?", r["id"]).Update(c.column, kr.Seal(plain, c.aad(r)))
+			if res.Error != nil {
+				return n, res.Error
+			}
+			n += res.RowsAffected
+		}
+	}
+	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,6 +130,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	if err := s.auditAppendOnly(db); err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	// Biometrics stored before encryption are sealed now (never read back in the clear).
+	if n, err := s.Reseal(ctx, false); err != nil {
+		return fmt.Errorf("migrate: seal stored biometrics: %w", err)
+	} else if n > 0 {
+		slog.Info("sealed stored biometric values that predate encryption", "values", n)
 	}
 	return db.Clauses(clause.OnConflict{UpdateAll: true}).
 		Create(&schemaInfo{ID: 1, Version: SchemaVersion, UpdatedAt: time.Now()}).Error
