@@ -78,4 +78,3 @@ func TestPrivacyAPI(t *testing.T) {
 		t.Fatalf("audit: %d %v", code, v)
 	}
 }
-
