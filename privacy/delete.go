@@ -117,8 +117,12 @@ func (d *Deleter) Delete(ctx context.Context, r Request) (*Report, error) {
 
 	rep := &Report{Sessions: ids, Removed: store.Removed{}, ExportsRebuilt: changes, Kafka: kafkaNote}
 	err = d.Store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Lock first: a worker writing for these sessions finishes before, or finds them gone.
+		if _, err := store.LockSessions(tx, d.Store.Postgres, ids); err != nil {
+			return err
+		}
 		for _, id := range ids {
-			if _, err := store.ClaimDeletion(tx, id, store.DeletedOnRequest, now); err != nil {
+			if err := store.MarkDeleted(tx, id, store.DeletedOnRequest, now); err != nil {
 				return err
 			}
 		}

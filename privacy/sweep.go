@@ -244,9 +244,11 @@ func (s *Sweeper) purge(ctx context.Context, org, id, class string, now time.Tim
 		}
 		var err error
 		if class == Flags {
-			if claimed, err = store.ClaimDeletion(tx, id, store.DeletedByRetention, now); err != nil || !claimed {
+			// The row lock is the claim: a second sweeper waits for it, then finds no session.
+			if err = store.MarkDeleted(tx, id, store.DeletedByRetention, now); err != nil {
 				return err
 			}
+			claimed = true
 			recs, err := store.SessionRecordingIDs(tx, []string{id})
 			if err != nil {
 				return err

@@ -17,8 +17,9 @@ import (
 
 // DeletedSession remembers that a session was deleted (on request or when its retention ended)
 // so workers drop the messages still in Kafka for it. It holds a hash of the id, not the id:
-// after a deletion no row anywhere names the session (the audit log aside). Its primary key is
-// also the claim that makes a deletion happen once when two processes race.
+// after a deletion no row anywhere names the session (the audit log aside). Deleters serialise
+// on the session row (LockSessions), not on this table: a platform may create a session with a
+// deleted one's id again, and that one must be deletable too.
 type DeletedSession struct {
 	IDHash    string    `gorm:"primaryKey;size:64"`
 	DeletedAt time.Time `gorm:"index"`
@@ -75,11 +76,12 @@ func LockSessions(tx *gorm.DB, postgres bool, ids []string) ([]string, error) {
 	return out, err
 }
 
-// ClaimDeletion inserts the tombstone of session id; false when another process already did
-// (the session is gone or going: nothing to do).
-func ClaimDeletion(tx *gorm.DB, id, why string, now time.Time) (bool, error) {
-	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&DeletedSession{IDHash: SessionHash(id), DeletedAt: now.UTC(), Why: why})
-	return res.RowsAffected == 1, res.Error
+// MarkDeleted writes (or refreshes) the tombstone of session id inside the deleting transaction.
+func MarkDeleted(tx *gorm.DB, id, why string, now time.Time) error {
+	return tx.Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "id_hash"}},
+		DoUpdates: clause.AssignmentColumns([]string{"deleted_at", "why"}),
+	}).Create(&DeletedSession{IDHash: SessionHash(id), DeletedAt: now.UTC(), Why: why}).Error
 }
 
 // Removed counts deleted rows per table (and files under "files").
