@@ -63,6 +63,16 @@ func TestPrivacyAPI(t *testing.T) {
 		t.Fatalf("session after retention: %d %v", code, v)
 	}
 
+	// Biometrics (30 days by default) go next: the photo says when.
+	sw.Now = func() time.Time { return time.Now().AddDate(0, 0, 31) }
+	if _, err := sw.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	code, v = call("GET", "/v1/sessions/"+sess.ID+"/photo", nil)
+	if code != http.StatusGone || !strings.Contains(v["error"].(string), "registration photo deleted on") {
+		t.Fatalf("photo after retention: %d %v", code, v)
+	}
+
 	if code, _ := call("DELETE", "/v1/candidates/"+sess.CandidateID, nil); code != 400 {
 		t.Fatalf("deletion without a reason: %d", code)
 	}
