@@ -237,12 +237,22 @@ func aadGallery(column, sessionID string, seq int64) string {
 // InsecureTestKeys is a fixed, publicly known keyring for tests against a shared PostgreSQL
 // (every test process must open what another sealed). Never configure it in a service.
 func InsecureTestKeys() *Keyring {
-	k := sha256.Sum256([]byte("proctor insecure test key"))
-	kr, err := NewKeyring("insecure-test", map[string][]byte{"insecure-test": k[:]})
+	kr, err := NewKeyring("insecure-test", map[string][]byte{"insecure-test": insecureTestKey()})
 	if err != nil {
 		panic(err)
 	}
 	return kr
+}
+
+func insecureTestKey() []byte {
+	k := sha256.Sum256([]byte("proctor insecure test key"))
+	return k[:]
+}
+
+// InsecureTestKeyLine is InsecureTestKeys as a key-file line, for test subprocesses
+// (--encryption-key-file).
+func InsecureTestKeyLine() string {
+	return "insecure-test " + base64.StdEncoding.EncodeToString(insecureTestKey()) + "\n"
 }
 
 // sealedColumn is a column of sealed values and how to name a row's place (the AES-GCM

@@ -336,11 +336,13 @@ type AuditPurge struct {
 // returns how many went.
 func (s *Store) PurgeAudit(ctx context.Context, orgID string, before time.Time, limit int) (int64, error) {
 	var n int64
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var ids []uint
-		if err := tx.Model(&AuditEntry{}).Where("org_id = ? AND at < ?", orgID, before).Order("id").Limit(limit).Pluck("id", &ids).Error; err != nil || len(ids) == 0 {
-			return err
-		}
+	var ids []uint
+	db := s.DB.WithContext(ctx)
+	// Looked up outside a transaction: on SQLite every transaction takes the write lock.
+	if err := db.Model(&AuditEntry{}).Where("org_id = ? AND at < ?", orgID, before).Order("id").Limit(limit).Pluck("id", &ids).Error; err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	err := db.Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(&AuditPurge{OrgID: orgID, Before: before.UTC(), At: time.Now().UTC()}).Error; err != nil {
 			return err
 		}
