@@ -24,6 +24,7 @@ const (
 const (
 	SettingIdentityMismatchAfter = "identity_mismatch_after_sec"
 	SettingIdentityThreshold     = "identity_threshold"
+	SettingIdentityMismatchBand  = "identity_mismatch_margin"
 	SettingIdentityMinFace       = "identity_min_face_px"
 	SettingIdentityMaxTurn       = "identity_max_turn_deg"
 	SettingIdentityMinSharpness  = "identity_min_sharpness"
@@ -53,6 +54,13 @@ func init() {
 			{Key: SettingIdentityThreshold, Unit: Score, Min: 0.05, Max: 0.99,
 				ZeroMeans: "the identity model's calibrated threshold, stored with each frame",
 				Doc:       "Cosine similarity below which a face is someone else."},
+			// A genuine face in an unusual pose or light often scores a little below the
+			// threshold, someone else far below it (the threshold is set at 1% false accepts, so
+			// most different-person frames lie well under it). Frames inside the band abstain.
+			// The default was chosen on the tuning people of `proctor eval vision --checks
+			// identity-time` (docs/vision.md).
+			{Key: SettingIdentityMismatchBand, Unit: Score, Default: identityMismatchMarginDefault, Min: 0.001, Max: 0.5,
+				Doc: "A face counts as someone else only this far below the similarity threshold; closer to it, the frame abstains (0.001: practically no band)."},
 			// 60 px: below that the 112 px aligned crop is mostly interpolation and genuine
 			// similarities drop (the analyzer does not measure below 40 px at all).
 			{Key: SettingIdentityMinFace, Unit: Pixels, Default: 60, Min: 40, Max: 1000,
@@ -90,14 +98,24 @@ func init() {
 				return float64(v), ok
 			}
 			loginFrames := int(p.Value(SettingIdentityLoginFrames))
+			margin := p.Value(SettingIdentityMismatchBand)
 			return []FrameRule{{
 				Type: IdentityMismatch, Camera: analyzers.CameraMain, After: p.Duration(SettingIdentityMismatchAfter),
 				Holds: func(f *Frame) bool {
 					s, ok := sim(f)
 					t := threshold(f)
-					return ok && t != 0 && s < t
+					return ok && t != 0 && s < t-margin
 				},
-				Skip: func(f *Frame) bool { _, abstain := f.Signal("identity").Get("abstain"); return abstain },
+				// Abstain: the quality gate said so, or the similarity is in the uncertain band
+				// just below the threshold (neither the candidate for sure nor someone else).
+				Skip: func(f *Frame) bool {
+					if _, abstain := f.Signal("identity").Get("abstain"); abstain {
+						return true
+					}
+					s, ok := sim(f)
+					t := threshold(f)
+					return ok && t != 0 && s < t && s >= t-margin
+				},
 				When: func(s *store.Session) bool { return !loginUnverified(s, loginFrames) },
 				// Logistic in the distance below the threshold: 0.5 at the threshold, ~0.95 at
 				// 0.15 below it (about where the different-person pairs of the dev split start).
@@ -136,6 +154,9 @@ func init() {
 		Deadlines: func(v *TimingView, _ Params) []int64 { return []int64{v.Start} },
 	})
 }
+
+// identityMismatchMarginDefault: see the setting's comment.
+const identityMismatchMarginDefault = 0.1
 
 // loginUnverified: enough quality frames before answering, none matched the photo, and the
 // platform reported no face login of its own.

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"flag"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -163,6 +164,9 @@ func TestExamSettingsJSON(t *testing.T) {
 
 // The README's table of checks is the one the declarations print (`proctor checks list
 // --markdown`), so the two cannot drift.
+// -update rewrites README.md's checks table (go test ./rules -run TestReadmeChecksTable -args -update).
+var update = flag.Bool("update", false, "rewrite README.md's checks table from the declarations")
+
 func TestReadmeChecksTable(t *testing.T) {
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -173,6 +177,13 @@ func TestReadmeChecksTable(t *testing.T) {
 	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
 		t.Fatalf("README.md lacks the %q … %q block", begin, end)
+	}
+	if *update {
+		s = s[:i+len(begin)] + Markdown() + s[j:]
+		if err := os.WriteFile("../README.md", []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		j = i + len(begin) + len(Markdown())
 	}
 	if got, want := s[i+len(begin):j], Markdown(); got != want {
 		t.Errorf("README.md's checks table differs from the declarations; replace it with the output of `proctor checks list --markdown`:\n%s", want)

@@ -41,6 +41,11 @@ func TestVisionRules(t *testing.T) {
 		{"another person for 3s raises IDENTITY_MISMATCH",
 			seq([]float32{same, same, other, other, other, other, same}, 0),
 			map[string][][2]int64{IdentityMismatch: {{2000, 5000}}}},
+		{"a face just below the threshold (inside the margin) is not someone else",
+			seq([]float32{0.45, 0.45, 0.45, 0.45, 0.45, 0.45}, 0), nil},
+		{"a face inside the margin abstains: it neither continues nor breaks a run",
+			seq([]float32{same, other, other, 0.45, other, other, same}, 0),
+			map[string][][2]int64{IdentityMismatch: {{1000, 5000}}}},
 		{"frames without a measurement do not continue a run",
 			seq([]float32{other, other, notMeasured, other, other}, 0), nil},
 		{"looking away for 5s raises LOOKING_AWAY",
@@ -120,7 +125,7 @@ func TestVisionRules(t *testing.T) {
 
 func TestVisionConfigOverride(t *testing.T) {
 	eng := New(Config{Settings: Params{SettingIdentityThreshold: 0.9, SettingYawLimit: 10}})
-	f := &Frame{signals: map[string]Signal{"identity": {"sim": 0.8, "thr": 0.5}, "headpose": {"yaw": 20, "pitch": 0}}}
+	f := &Frame{signals: map[string]Signal{"identity": {"sim": 0.7, "thr": 0.5}, "headpose": {"yaw": 20, "pitch": 0}}}
 	holds := map[string]bool{}
 	for _, r := range eng.frameRules() {
 		if r.Type == IdentityMismatch || r.Type == LookingAway {
