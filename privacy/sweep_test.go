@@ -221,3 +221,47 @@ func TestConcurrentSweepers(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepResumesAfterCrash: a sweep that dies mid-batch (here: its context ends while another
+// transaction holds the second session) keeps what it committed and leaves the rest unclaimed;
+// the next sweep deletes the rest and nothing twice. PostgreSQL only: there the wait is on one
+// session's row, where SQLite's single writer would block the whole sweep.
+func TestSweepResumesAfterCrash(t *testing.T) {
+	if testdb.PostgresDSN() == "" {
+		t.Skip("needs PROCTOR_TEST_POSTGRES_DSN (scripts/test.sh starts PostgreSQL)")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: testdb.FreshPostgresDSN(t), Keys: store.InsecureTestKeys()})
+	must(t, err)
+	defer st.Close()
+	dir := t.TempDir()
+	t0 := time.Now().UTC()
+	a := seed(t, st, dir, "org-crash", "sess-crash-a", "cand-a", "exam-1", t0.Add(-time.Minute))
+	b := seed(t, st, dir, "org-crash", "sess-crash-b", "cand-b", "exam-1", t0)
+	putPolicy(t, st, "org-crash", "", privacy.Policy{privacy.Frames: 10})
+	clock := func() time.Time { return t0.AddDate(0, 0, 11) }
+
+	// Another transaction holds session b's row, as a worker writing its frames would.
+	hold := st.DB.Begin()
+	must(t, hold.Exec("SELECT id FROM sessions WHERE id = ? FOR UPDATE", b.sess).Error)
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	got, err := (&privacy.Sweeper{Store: st, RecordingsDir: dir, Batch: 10, Now: clock}).Sweep(short)
+	cancel()
+	hold.Rollback()
+	if err == nil || got[privacy.Frames] != 1 {
+		t.Fatalf("interrupted sweep: %v, %v; want an error after deleting a's frames", got, err)
+	}
+	if n := what(t, st, dir, a)["frames"]; n != 0 {
+		t.Errorf("a's frames after the interrupted sweep: %d, want 0 (committed)", n)
+	}
+	if n := what(t, st, dir, b)["frames"]; n == 0 {
+		t.Error("b's frames went although its transaction never committed")
+	}
+	got, err = (&privacy.Sweeper{Store: st, RecordingsDir: dir, Batch: 10, Now: clock}).Sweep(ctx)
+	if err != nil || got[privacy.Frames] != 1 {
+		t.Fatalf("resumed sweep: %v, %v; want b's frames only", got, err)
+	}
+	if n := what(t, st, dir, b)["frames"]; n != 0 {
+		t.Errorf("b's frames after the resumed sweep: %d", n)
+	}
+}
