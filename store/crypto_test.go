@@ -170,3 +170,17 @@ func TestKeyRotation(t *testing.T) {
 		t.Errorf("local key file: %v %v", fi, err)
 	}
 }
+
+// BenchmarkSealPhoto is the cost of sealing and opening a 60 KB registration photo (once per
+// session) — go test -bench SealPhoto -run ^$ ./store/
+func BenchmarkSealPhoto(b *testing.B) {
+	kr := store.InsecureTestKeys()
+	photo := bytes.Repeat([]byte{0xFF, 0xD8, 1, 2, 3}, 12_000)
+	b.SetBytes(int64(len(photo)))
+	for b.Loop() {
+		sealed := kr.Seal(photo, "sessions.registration_photo\x00s1")
+		if _, err := kr.Open(sealed, "sessions.registration_photo\x00s1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
