@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -129,6 +130,9 @@ func (s *Server) putRetention(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if len(bytes.TrimSpace(c.Body())) == 0 {
+		return bad(fiber.StatusBadRequest, `body must be a JSON object of days per class, e.g. {"frames": 60} ({} inherits everything)`)
+	}
 	o, err := privacy.ParseOverride(c.Body())
 	if err != nil {
 		return bad(fiber.StatusBadRequest, err.Error())
@@ -152,9 +156,10 @@ func (s *Server) putRetention(c *fiber.Ctx) error {
 	} else {
 		check = append(check, ps.Org(p.OrgID).With(o))
 	}
+	// Each value in range but the whole inconsistent: the request was understood, not applicable.
 	for _, pol := range check {
 		if err := pol.Validate(); err != nil {
-			return bad(fiber.StatusBadRequest, err.Error())
+			return bad(fiber.StatusUnprocessableEntity, err.Error())
 		}
 	}
 	js, _ := json.Marshal(o)

@@ -33,8 +33,11 @@ func TestPrivacyAPI(t *testing.T) {
 		return code, v
 	}
 
-	if code, v := call("PUT", "/v1/retention", map[string]int{"frames": 400}); code != 400 || !strings.Contains(v["error"].(string), "longer than flags") {
+	if code, v := call("PUT", "/v1/retention", map[string]int{"frames": 400}); code != 422 || !strings.Contains(v["error"].(string), "longer than flags") {
 		t.Fatalf("frames kept longer than flags: %d %v", code, v)
+	}
+	if code, _ := m.do(t, "PUT", "/v1/retention", "application/json", nil, "key", admin, ""); code != 400 {
+		t.Fatalf("no body: %d", code)
 	}
 	if code, v := call("PUT", "/v1/retention", map[string]int{"nonsense": 4}); code != 400 {
 		t.Fatalf("unknown class: %d %v", code, v)
