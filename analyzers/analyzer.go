@@ -97,10 +97,13 @@ type Face struct {
 	Yaw   *float32 `json:"yaw,omitempty"`
 	Pitch *float32 `json:"pitch,omitempty"`
 	// Mask and Occluded are the "attire" analyzer's verdicts on this face's aligned crop
-	// (absent beyond the landmarks analyzer's MaxFaces); Earphones is reserved for a model that
-	// can tell (none exists: attire.go).
-	Mask      *Attribute `json:"mask,omitempty"`
-	Occluded  *Attribute `json:"occluded,omitempty"`
+	// (absent beyond the landmarks analyzer's MaxFaces).
+	Mask     *Attribute `json:"mask,omitempty"`
+	Occluded *Attribute `json:"occluded,omitempty"`
+	// Ears and Earphones are the "ears" analyzer's verdicts on the crops around the ears (the
+	// main face only unless EarsConfig.MaxFaces says more; Earphones absent when no ear is in
+	// view).
+	Ears      *EarStates `json:"ears,omitempty"`
 	Earphones *Attribute `json:"earphones,omitempty"`
 }
 

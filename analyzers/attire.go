@@ -45,9 +45,8 @@ var attireLabels = [3]string{LabelMask, LabelOccluded, LabelEarphones}
 // worn, face partly covered (hand, object, frame edge). It fills Face.Mask and Face.Occluded for
 // the faces that have a crop.
 //
-// Earphones: no photos of earphones or headphones exist in the project's data or in any package
-// registry (docs/vision.md), so no model says anything about them and Face.Earphones stays absent.
-// A manifest whose labels include "earphones" fills it without code changes.
+// Earphones are the "ears" analyzer's (ears.go), which sees the ears; an attire manifest whose
+// labels include "earphones" would fill Face.Earphones too.
 type Attire struct {
 	active, shadow *attireHead
 }
@@ -148,7 +147,9 @@ func (a *Attire) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 		face := &obs.Faces[i]
 		face.Mask = a.active.attribute(attrs[3*i:3*i+3], 0)
 		face.Occluded = a.active.attribute(attrs[3*i:3*i+3], 1)
-		face.Earphones = a.active.attribute(attrs[3*i:3*i+3], 2)
+		if e := a.active.attribute(attrs[3*i:3*i+3], 2); e != nil {
+			face.Earphones = e // an attire model with an earphones label; the ears analyzer fills it otherwise
+		}
 		if shadow == nil {
 			continue
 		}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // AudioRate is the sample rate every audio analyzer works at; AudioSet resamples to it.
@@ -61,27 +63,44 @@ type AudioObservation struct {
 	// ActiveModel name the two versions when a shadow runs.
 	ShadowPhrases            []PhraseDetection
 	ShadowModel, ActiveModel string
+	// Voices are the speaker embeddings of the speech judged in this call (analyzer "voice").
+	Voices []VoiceWindow
 	// ProcessedMs is how much of the stretch has been analysed (16 kHz samples / 16).
 	ProcessedMs int64
 }
 
 func (o *AudioObservation) reset() {
 	o.Speech, o.Phrases, o.ShadowPhrases, o.ProcessedMs = o.Speech[:0], o.Phrases[:0], o.ShadowPhrases[:0], 0
+	o.Voices = o.Voices[:0]
 	o.ShadowModel, o.ActiveModel = "", ""
 }
 
 // AudioConfig selects and configures the audio analyzers.
 type AudioConfig struct {
-	// Analyzers names the audio analyzers, in order. Default ["vad", "phrase"].
+	// Analyzers names the audio analyzers, in order. Default ["vad", "phrase", "voice"]
+	// ("voice" embeds what "vad" found, so it comes after it).
 	Analyzers []string     `json:"analyzers,omitempty"`
 	VAD       VADConfig    `json:"vad"`
 	Phrase    PhraseConfig `json:"phrase"`
+	Voice     VoiceConfig  `json:"voice"`
 }
+
+// DefaultAudioAnalyzers run when AudioConfig.Analyzers is empty.
+var DefaultAudioAnalyzers = []string{"vad", "phrase", "voice"}
 
 // audioConstructors is the registry of audio analyzers by name: adding one is a file and a line.
 var audioConstructors = map[string]func(cfg *AudioConfig) (AudioAnalyzer, error){
-	"vad":    func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVAD(cfg.VAD) },
-	"phrase": func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewPhrase(cfg.Phrase) },
+	"vad": func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVAD(cfg.VAD) },
+	"phrase": func(cfg *AudioConfig) (AudioAnalyzer, error) {
+		pc := cfg.Phrase
+		pad := cfg.VAD.Pad
+		if pad <= 0 {
+			pad = defaultVADPad
+		}
+		pc.vadPad = pad.Milliseconds() * AudioRate / 1000
+		return NewPhrase(pc)
+	},
+	"voice": func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVoice(cfg.Voice) },
 }
 
 // AudioSet is the audio analyzers one worker runs: it converts s16le PCM at any rate from 8 to
@@ -91,13 +110,37 @@ type AudioSet struct {
 	rs        resampler
 	samples   int64 // 16 kHz samples of this stretch analysed so far
 	in, out   []float32
+	// cpu is the thread CPU time spent per stage since the set was built: cpu[0] resampling,
+	// cpu[i+1] analyzers[i] (see StageCPU).
+	cpu []time.Duration
+}
+
+// StageCost is one stage's share of the analysis: its name and the thread CPU time it used.
+type StageCost struct {
+	Name string
+	CPU  time.Duration
+}
+
+// StageCPU is the thread CPU time each stage used since the set was built, in run order:
+// "resample", then every analyzer by name ("vad", "phrase", and whatever is added to the
+// registry, e.g. a speaker stage), so `proctor eval audio` can print speed per stage.
+func (s *AudioSet) StageCPU() []StageCost {
+	out := make([]StageCost, 0, len(s.cpu))
+	out = append(out, StageCost{Name: "resample", CPU: s.cpu[0]})
+	for i, a := range s.analyzers {
+		out = append(out, StageCost{Name: a.Name(), CPU: s.cpu[i+1]})
+	}
+	return out
 }
 
 // NewAudioSet builds the analyzers cfg names (model files are checksummed on load).
 func NewAudioSet(cfg AudioConfig) (*AudioSet, error) {
 	names := cfg.Analyzers
 	if len(names) == 0 {
-		names = []string{"vad", "phrase"}
+		names = DefaultAudioAnalyzers
+	}
+	if i := slices.Index(names, "voice"); i >= 0 && !slices.Contains(names[:i], "vad") {
+		return nil, fmt.Errorf("audio analyzer \"voice\" needs \"vad\" before it (it embeds the speech the VAD finds)")
 	}
 	s := &AudioSet{}
 	for i, n := range names {
@@ -116,8 +159,14 @@ func NewAudioSet(cfg AudioConfig) (*AudioSet, error) {
 			s.Close()
 			return nil, fmt.Errorf("build audio analyzer %q: %w", n, err)
 		}
+		if p, ok := a.(*Phrase); ok && p.NeedsVAD() && !slices.Contains(names[:i], "vad") {
+			a.Close()
+			s.Close()
+			return nil, fmt.Errorf("audio analyzer phrase with %s looks at the VAD's speech ends: list \"vad\" before it", p.Version())
+		}
 		s.analyzers = append(s.analyzers, a)
 	}
+	s.cpu = make([]time.Duration, len(s.analyzers)+1)
 	s.Reset(AudioRate)
 	return s, nil
 }
@@ -179,15 +228,24 @@ func (s *AudioSet) ProcessPCM(ctx context.Context, pcm []byte, obs *AudioObserva
 // Process analyses the next samples (-1..1, at the stretch's rate).
 func (s *AudioSet) Process(ctx context.Context, samples []float32, obs *AudioObservation) error {
 	obs.reset()
+	// The models run on the calling thread (one intra-op thread): locked to it, the thread's CPU
+	// clock measures each stage, unaffected by other processes on the machine.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t := ThreadCPU()
 	s.out = s.rs.process(samples, s.out[:0])
-	for _, a := range s.analyzers {
+	for i, a := range s.analyzers {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		t1 := ThreadCPU()
+		s.cpu[i] += t1 - t
+		t = t1
 		if err := a.Process(ctx, s.out, obs); err != nil {
 			return fmt.Errorf("audio analyzer %s: %w", a.Name(), err)
 		}
 	}
+	s.cpu[len(s.analyzers)] += ThreadCPU() - t
 	s.samples += int64(len(s.out))
 	obs.ProcessedMs = s.samples * 1000 / AudioRate
 	return nil
@@ -255,6 +313,8 @@ type AudioResult struct {
 	DurationMs int64             `json:"duration_ms"`
 	Speech     [][2]int64        `json:"speech"`
 	Phrases    []PhraseDetection `json:"phrases"`
+	// VoiceWindows are the speaker embeddings in time order (analyzer "voice").
+	VoiceWindows []VoiceWindow `json:"-"`
 }
 
 // AnalyzeSamples runs the set over a whole recording (-1..1 at rate Hz) in chunks of chunkMs,
@@ -268,6 +328,7 @@ func (s *AudioSet) AnalyzeSamples(ctx context.Context, samples []float32, rate i
 	speech := map[int64]int64{}
 	phrases := map[int64]PhraseDetection{}
 	var obs AudioObservation
+	var res AudioResult
 	for i := 0; i < len(samples); i += step {
 		if err := s.Process(ctx, samples[i:min(len(samples), i+step)], &obs); err != nil {
 			return AudioResult{}, err
@@ -278,9 +339,10 @@ func (s *AudioSet) AnalyzeSamples(ctx context.Context, samples []float32, rate i
 		for _, p := range obs.Phrases {
 			phrases[p.OnsetMs] = p
 		}
+		res.VoiceWindows = append(res.VoiceWindows, obs.Voices...)
 	}
-	res := AudioResult{DurationMs: int64(len(samples)) * 1000 / int64(max(rate, 1)),
-		Speech: make([][2]int64, 0, len(speech)), Phrases: make([]PhraseDetection, 0, len(phrases))}
+	res.DurationMs = int64(len(samples)) * 1000 / int64(max(rate, 1))
+	res.Speech, res.Phrases = make([][2]int64, 0, len(speech)), make([]PhraseDetection, 0, len(phrases))
 	for st, en := range speech {
 		res.Speech = append(res.Speech, [2]int64{st, en})
 	}

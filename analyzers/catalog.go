@@ -28,6 +28,8 @@ type Config struct {
 	// occlusion) analyzers (persons.go, attire.go).
 	Persons PersonsConfig `json:"persons"`
 	Attire  AttireConfig  `json:"attire"`
+	// Ears configures the "ears" analyzer (ears.go: ears visible, covered or not in view; earphones).
+	Ears EarsConfig `json:"ears"`
 	// Sheet configures the "sheet" analyzer (sheet.go: the A4 sheet shown to the evidence camera).
 	Sheet SheetConfig `json:"sheet"`
 	// CameraMotion configures the "cameramotion" analyzer (cameramotion.go: evidence-camera turn

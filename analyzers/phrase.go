@@ -13,7 +13,8 @@ import (
 // PhraseConfig configures the "phrase" audio analyzer, which spots the closing phrase
 // "该题回答完毕". Zero values take the defaults noted.
 type PhraseConfig struct {
-	// Model is the manifest name of the classifier head. Default "phrase-gaiti".
+	// Model is the manifest name of the classifier head. Default "phrase-gaiti" (openWakeWord
+	// every 80 ms); "phrase-ewn" and "phrase-ewn-oww" look at the VAD's speech ends.
 	Model string `json:"model,omitempty"`
 	// Threshold on the head's score. Default: the manifest's thresholds.score, chosen on
 	// held-out voices for ≤ 0.3 false alarms per hour of speech (training/phrase/report.json).
@@ -36,10 +37,26 @@ type PhraseConfig struct {
 	// so it raises no flags.
 	Active *models.Manifest `json:"-"`
 	Shadow *models.Manifest `json:"-"`
+	// vadPad is the VAD's padding after a speech end (AudioConfig.VAD.Pad): an EWN head
+	// (phrase_ends.go) turns the VAD's segment ends back into speech ends with it.
+	vadPad int64
 }
 
-// DefaultPhraseModel is the phrase head used when PhraseConfig.Model is empty.
+// DefaultPhraseModel is the openWakeWord phrase head: the one reviewer exports retrain
+// (training/phrase/retrain.sh) and whose registered versions (PhraseConfig.Active) replace the
+// built-in front end.
 const DefaultPhraseModel = "phrase-gaiti"
+
+// DefaultPhraseHead is the head used when PhraseConfig.Model is empty. The fused head
+// (FusedPhraseModel) won on the held-back test voices (docs/audio.md "Front ends") but stays
+// opt-in: model versions, shadows, flags' model ids and retrain.sh are built around phrase-gaiti.
+const DefaultPhraseHead = DefaultPhraseModel
+
+// EWNPhraseModel is the head over EfficientWord-Net embeddings at speech ends (phrase_ends.go).
+const EWNPhraseModel = "phrase-ewn"
+
+// FusedPhraseModel fuses the EWN head with the openWakeWord head at speech ends.
+const FusedPhraseModel = "phrase-ewn-oww"
 
 // openWakeWord feature geometry (models/manifests/oww-*.json).
 const (
@@ -65,6 +82,11 @@ type Phrase struct {
 	window         int
 	active, shadow *spotter
 	version        string
+	// ends replaces all of the above with the EWN front end at speech ends (phrase_ends.go), or,
+	// with fuse > 0, combines the openWakeWord head's recent scores (oww) with it.
+	ends *endSpotter
+	fuse float32
+	oww  []owwScore
 
 	// Stretch state (saved with AppendState).
 	pending  []float32 // samples not yet consumed by a mel block (< blockInput)
@@ -94,7 +116,7 @@ type spotter struct {
 func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	name := cfg.Model
 	if name == "" {
-		name = DefaultPhraseModel
+		name = DefaultPhraseHead
 	}
 	hm := cfg.Active
 	if hm == nil {
@@ -102,6 +124,32 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		if hm, err = models.Load(name); err != nil {
 			return nil, fmt.Errorf("phrase: %w", err)
 		}
+	}
+	if hm.Decode.Family == models.FamilyPhraseEWNHead {
+		if cfg.Shadow != nil && hm.Audio.FuseOWW <= 0 {
+			return nil, fmt.Errorf("phrase: a shadow head runs only beside an openWakeWord head, not %s", hm.ID())
+		}
+		e, err := newEndSpotter(hm, cfg, cfg.vadPad)
+		if err != nil {
+			return nil, fmt.Errorf("phrase: %w", err)
+		}
+		if hm.Audio.FuseOWW <= 0 {
+			return &Phrase{ends: e, version: fmt.Sprintf("%s+%s thr=%.4g", hm.ID(), e.ewn.ID(), e.thr)}, nil
+		}
+		// Fused: the built-in openWakeWord path runs as before but only records its scores; the
+		// end spotter combines them with EWN's at every speech end.
+		// A shadow (a retrained openWakeWord head) runs on the same embeddings with its own
+		// detection state, as beside the openWakeWord head alone.
+		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory}
+		p, err := NewPhrase(ocfg)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		p.ends, p.fuse = e, float32(hm.Audio.FuseOWW)
+		p.oww = make([]owwScore, 0, owwKeep)
+		p.version = fmt.Sprintf("%s+%s+%s fuse=%.2f thr=%.4g", hm.ID(), e.ewn.ID(), p.active.id, p.fuse, e.thr)
+		return p, nil
 	}
 	if hm.Decode.Family != models.FamilyPhraseHead {
 		return nil, fmt.Errorf("phrase: model %s is a %s, not a phrase head", hm.ID(), hm.Decode.Family)
@@ -223,11 +271,52 @@ func (p *Phrase) Name() string { return "phrase" }
 // Version implements AudioAnalyzer.
 func (p *Phrase) Version() string { return p.version }
 
+// owwScore is one openWakeWord head score and the end of its window (samples of the stretch).
+type owwScore struct {
+	end   int64
+	score float32
+}
+
+// owwKeep is how many recent openWakeWord scores a fused head keeps (20 s): enough for the
+// speech ends of a chunk to find theirs.
+const owwKeep = 250
+
+// owwBest is the best openWakeWord score among windows ending in [lo, hi] (samples), and
+// whether scores up to hi exist yet.
+func (p *Phrase) owwBest(lo, hi int64) (float32, bool) {
+	if len(p.oww) == 0 || p.oww[len(p.oww)-1].end < hi {
+		return 0, false
+	}
+	var best float32
+	for _, o := range p.oww {
+		if o.end >= lo && o.end <= hi {
+			best = max(best, o.score)
+		}
+	}
+	return best, true
+}
+
 // Threshold is the score threshold in force.
-func (p *Phrase) Threshold() float32 { return p.active.thr }
+func (p *Phrase) Threshold() float32 {
+	if p.ends != nil {
+		return p.ends.thr
+	}
+	return p.active.thr
+}
+
+// NeedsVAD is true when the phrase analyzer looks only at the speech ends the VAD reports, so
+// the "vad" analyzer must run before it.
+func (p *Phrase) NeedsVAD() bool { return p.ends != nil }
 
 // Reset implements AudioAnalyzer.
 func (p *Phrase) Reset() {
+	if p.ends != nil {
+		p.ends.reset()
+		if p.fuse == 0 {
+			return
+		}
+		p.oww = p.oww[:0]
+	}
 	p.pending, p.frames = p.pending[:0], p.frames[:0]
 	clear(p.headIn.GetData())
 	p.embCount = 0
@@ -239,6 +328,9 @@ func (p *Phrase) Reset() {
 
 // Process implements AudioAnalyzer.
 func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation) error {
+	if p.ends != nil && p.fuse == 0 {
+		return p.ends.process(pcm, obs, nil)
+	}
 	p.pending = append(p.pending, pcm...)
 	melIn := p.melIn.GetData()
 	consumed := 0
@@ -263,6 +355,15 @@ func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation
 	if consumed > 0 {
 		n := copy(p.pending, p.pending[consumed:])
 		p.pending = p.pending[:n]
+	}
+	if p.ends != nil { // fused: the openWakeWord scores of this chunk are in p.oww
+		if p.shadow != nil {
+			obs.ShadowModel, obs.ActiveModel = p.shadow.id, p.ends.id
+			if p.shadow.cand {
+				obs.ShadowPhrases = append(obs.ShadowPhrases, p.shadow.detection(false))
+			}
+		}
+		return p.ends.process(pcm, obs, p)
 	}
 	// Open candidates are reported now so a phrase at the very end of a recording is not lost.
 	if p.active.cand {
@@ -292,6 +393,21 @@ func (p *Phrase) embed(obs *AudioObservation) error {
 	step := p.embCount
 	p.embCount++
 	if p.embCount < int64(p.window) {
+		return nil
+	}
+	if p.ends != nil {
+		if err := p.active.head.Run(); err != nil {
+			return fmt.Errorf("phrase head: %w", err)
+		}
+		if len(p.oww) == owwKeep {
+			p.oww = p.oww[:copy(p.oww, p.oww[1:])]
+		}
+		p.oww = append(p.oww, owwScore{end: embeddingEnd(step), score: p.active.headOut.GetData()[0]})
+		if p.shadow != nil {
+			if err := p.shadow.score(step, &obs.ShadowPhrases); err != nil {
+				return fmt.Errorf("shadow phrase head %s: %w", p.shadow.id, err)
+			}
+		}
 		return nil
 	}
 	if err := p.active.score(step, &obs.Phrases); err != nil {
@@ -365,6 +481,17 @@ func (sp *spotter) restoreState(r *stateReader) {
 // state saved without a shadow restores into a set with one (the shadow starts fresh) and back.
 func (p *Phrase) AppendState(dst []byte) []byte {
 	w := stateWriter{b: dst}
+	if p.ends != nil {
+		p.ends.appendState(&w)
+		if p.fuse == 0 {
+			return w.b
+		}
+		w.u32(uint32(len(p.oww)))
+		for _, o := range p.oww {
+			w.i64(o.end)
+			w.f32(o.score)
+		}
+	}
 	w.floats(p.pending)
 	w.floats(p.frames)
 	w.floats(p.headIn.GetData())
@@ -380,6 +507,24 @@ func (p *Phrase) AppendState(dst []byte) []byte {
 // RestoreState implements AudioAnalyzer.
 func (p *Phrase) RestoreState(b []byte) error {
 	r := stateReader{b: b}
+	if p.ends != nil {
+		if err := p.ends.restoreState(&r); err != nil {
+			p.Reset()
+			return err
+		}
+		if p.fuse == 0 {
+			return nil
+		}
+		n := int(r.u32())
+		if r.err != nil || n > owwKeep {
+			p.Reset()
+			return ErrStateMismatch
+		}
+		p.oww = p.oww[:0]
+		for range n {
+			p.oww = append(p.oww, owwScore{end: r.i64(), score: r.f32()})
+		}
+	}
 	p.pending = r.floatsInto(p.pending)
 	p.frames = r.floatsInto(p.frames)
 	hist := r.floatsInto(make([]float32, 0, p.window*embDim))
@@ -404,6 +549,7 @@ func (p *Phrase) RestoreState(b []byte) error {
 
 // Close implements AudioAnalyzer.
 func (p *Phrase) Close() error {
+	p.ends.close()
 	for _, s := range []*ort.AdvancedSession{p.mel, p.emb} {
 		if s != nil {
 			s.Destroy()

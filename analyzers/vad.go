@@ -38,6 +38,9 @@ type VADConfig struct {
 // DefaultVADModel is the VAD used when VADConfig.Model is empty.
 const DefaultVADModel = "silero-vad-v5"
 
+// defaultVADPad is the padding added before and after speech when VADConfig.Pad is zero.
+const defaultVADPad = 100 * time.Millisecond
+
 // VAD finds speech with silero VAD: one model step per 32 ms frame, the recurrent state carried
 // from frame to frame and chunk to chunk, hysteresis and minimum durations on top.
 type VAD struct {
@@ -88,7 +91,7 @@ func NewVAD(cfg VADConfig) (*VAD, error) {
 		return d.Milliseconds() * AudioRate / 1000
 	}
 	v.minSpeech, v.minSilence, v.pad = ms(cfg.MinSpeech, 250*time.Millisecond), ms(cfg.MinSilence, 300*time.Millisecond),
-		ms(cfg.Pad, 100*time.Millisecond)
+		ms(cfg.Pad, defaultVADPad)
 	if err := models.InitRuntime(); err != nil {
 		return nil, fmt.Errorf("vad: %w", err)
 	}

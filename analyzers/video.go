@@ -77,6 +77,12 @@ func (t VideoTools) find(name, configured string) string {
 // HasFFmpeg reports whether audio can be extracted.
 func (t VideoTools) HasFFmpeg() bool { return t.find("ffmpeg", t.FFmpeg) != "" }
 
+// FFmpegPath is the ffmpeg binary to run, "" when none is installed.
+func (t VideoTools) FFmpegPath() string { return t.find("ffmpeg", t.FFmpeg) }
+
+// FileURL makes a path that FFmpeg cannot mistake for another protocol ("http:", "concat:").
+func FileURL(path string) (string, error) { return fileURL(path) }
+
 // fileURL makes a path that FFmpeg cannot mistake for another protocol ("http:", "concat:").
 func fileURL(path string) (string, error) {
 	abs, err := filepath.Abs(path)

@@ -10,11 +10,22 @@ import (
 type answersOut struct {
 	SessionID string `json:"session_id"`
 	Questions int    `json:"questions"`
-	// Answers in question order: start, end, whether "该题回答完毕" closed it, speech inside it.
-	Answers []store.AnswerSegment `json:"answers"`
+	// Answers in question order: start, end, whether "该题回答完毕" closed it, speech inside it,
+	// and the URL of its stored audio.
+	Answers []answerOut `json:"answers"`
 	// Phrases are every spotted closing phrase with its score, including ones that closed no
-	// answer (a false alarm, or a repeat), so a reviewer can judge them.
-	Phrases []store.PhraseDetection `json:"phrases"`
+	// answer (a false alarm, or a repeat), so a reviewer can judge them; each with its audio.
+	Phrases []phraseOut `json:"phrases"`
+}
+
+type answerOut struct {
+	store.AnswerSegment
+	AudioURL string `json:"audio_url,omitempty"`
+}
+
+type phraseOut struct {
+	store.PhraseDetection
+	AudioURL string `json:"audio_url"`
 }
 
 // getAnswers returns a session's answer segments (review scope, organisation-scoped like every
@@ -32,7 +43,19 @@ func (s *Server) getAnswers(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(answersOut{SessionID: sess.ID, Questions: sess.Questions, Answers: answers, Phrases: phrases})
+	out := answersOut{SessionID: sess.ID, Questions: sess.Questions, Answers: make([]answerOut, len(answers)),
+		Phrases: make([]phraseOut, len(phrases))}
+	for i, a := range answers {
+		out.Answers[i] = answerOut{AnswerSegment: a}
+		if a.EndMs > a.StartMs {
+			// The answer to just after its end: the closing phrase is the end of it.
+			out.Answers[i].AudioURL = audioURL(sess, a.StartMs, a.EndMs+500)
+		}
+	}
+	for i, p := range phrases {
+		out.Phrases[i] = phraseOut{PhraseDetection: p, AudioURL: audioURL(sess, p.StartMs-1000, p.EndMs+1000)}
+	}
+	return c.JSON(out)
 }
 
 // answersTimeline adds the answers to GET /v1/sessions/{id}/timeline.

@@ -55,6 +55,7 @@ type labelIn struct {
 	Mask      *bool  `json:"mask"`
 	Occluded  *bool  `json:"occluded"`
 	Earphones *bool  `json:"earphones"`
+	EarsCov   *bool  `json:"ears_covered"`
 	Persons   *int   `json:"persons"`
 	Note      string `json:"note"`
 }
@@ -73,7 +74,7 @@ func (s *Server) postLabel(c *fiber.Ctx) error {
 	}
 	p := principal(c)
 	l := &store.Label{OrgID: p.OrgID, SessionID: sess.ID, Kind: in.Kind, AtMs: in.AtMs, FlagID: in.FlagID,
-		Mask: in.Mask, Occluded: in.Occluded, Earphones: in.Earphones, Persons: in.Persons, Note: in.Note, Reviewer: p.Actor}
+		Mask: in.Mask, Occluded: in.Occluded, Earphones: in.Earphones, EarsCovered: in.EarsCov, Persons: in.Persons, Note: in.Note, Reviewer: p.Actor}
 	if err := l.Validate(); err != nil {
 		return bad(fiber.StatusBadRequest, err.Error())
 	}

@@ -82,8 +82,12 @@ func (s *Server) getFlag(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"flag": f, "verdicts": verdicts,
-		"evidence_url": "/v1/flags/" + strconv.FormatUint(uint64(f.ID), 10) + "/evidence"})
+	out := fiber.Map{"flag": f, "verdicts": verdicts,
+		"evidence_url": "/v1/flags/" + strconv.FormatUint(uint64(f.ID), 10) + "/evidence"}
+	if err := s.flagAudio(c, f, out); err != nil { // media.go: an audio flag's stored audio
+		return err
+	}
+	return c.JSON(out)
 }
 
 // getEvidence returns the JPEG of the frame that raised a flag. Each view is audit-logged:
@@ -111,6 +115,23 @@ func (s *Server) getEvidence(c *fiber.Ctx) error {
 	if err := s.audit(c, "evidence.view", "flag:"+strconv.FormatUint(uint64(f.ID), 10),
 		map[string]any{"session": f.SessionID, "camera": ev.Camera, "seq": ev.Seq}); err != nil {
 		return err
+	}
+	switch c.Query("crop") {
+	case "":
+	case "ears":
+		// The ear crops the ears analyzer judged (EARS_COVERED, EARPHONES), made from the stored frame.
+		png, err := s.ears.png(c.UserContext(), ev.JPEG)
+		if errors.Is(err, errNoEars) {
+			return bad(fiber.StatusNotFound, err.Error())
+		}
+		if err != nil {
+			return bad(fiber.StatusServiceUnavailable, "ear crops unavailable: "+err.Error())
+		}
+		c.Set(fiber.HeaderContentType, "image/png")
+		c.Set(fiber.HeaderCacheControl, "private, max-age=3600")
+		return c.Send(png)
+	default:
+		return bad(fiber.StatusBadRequest, "crop must be ears (or absent for the whole frame)")
 	}
 	c.Set(fiber.HeaderContentType, "image/jpeg")
 	c.Set(fiber.HeaderCacheControl, "private, max-age=3600")

@@ -136,8 +136,12 @@ type Server struct {
 	health   healthState  // last check of the database and Kafka (health.go)
 	backlogs backlogState // the consumer groups' backlog, for backpressure (backpressure.go)
 	live     *liveHub     // flag changes for the reviewer page (live.go)
+	// media caches the reviewer's filmstrip thumbnails (media.go).
+	media mediaState
 	// cropper aligns faces for dataset exports, loaded on the first export (dataloop.go).
 	cropper export.Cropper
+	// ears draws an evidence frame's ear crops for ear flags (review_ears.go).
+	ears earStrip
 }
 
 // New builds the Fiber app. registry receives the HTTP metrics and is served at /metrics.
@@ -146,6 +150,7 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	s := &Server{cfg: cfg, store: st, pub: pub, rules: eng, log: log, registry: registry,
 		signIn:   limiter{Burst: cfg.SignInBurst, Every: cfg.SignInEvery},
 		signInIP: limiter{Burst: cfg.SignInIPBurst, Every: cfg.SignInEvery}}
+	s.media.thumbs.max = thumbCacheSize
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proctor_http_requests_total", Help: "HTTP requests by route and status.",
 	}, []string{"route", "status"})
@@ -200,6 +205,13 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	v1.Get("/sessions/:id/answers", review, s.getAnswers)
 	s.timelineExtras = append(s.timelineExtras, s.answersTimeline)
 	v1.Get("/sessions/:id/timeline", review, s.getTimeline)
+	// The reviewer's media: filmstrip frames, stored audio, playable recordings (media.go).
+	v1.Get("/sessions/:id/media", review, s.getMedia)
+	v1.Get("/sessions/:id/frames", review, s.listFrames)
+	v1.Get("/sessions/:id/frames/:camera/:seq", review, s.getFrameImage)
+	v1.Get("/sessions/:id/audio", review, s.getAudio)
+	v1.Get("/sessions/:id/audio/peaks", review, s.getAudioPeaks)
+	v1.Get("/sessions/:id/recordings/:rid/video", review, maxParams(recordingID), s.getRecordingVideo)
 	v1.Get("/flags/:id", review, s.getFlag)
 	v1.Get("/flags/:id/evidence", review, s.getEvidence)
 	v1.Post("/flags/:id/verdict", review, s.postVerdict)

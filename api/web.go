@@ -50,7 +50,7 @@ func loadWebFiles() {
 // setPageHeaders are the security headers of every page we render: nothing but our own
 // scripts and styles, images from us or inlined, never framed (clickjacking on verdict buttons).
 func setPageHeaders(c *fiber.Ctx) {
-	c.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "+
+	c.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "+
 		"connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("X-Frame-Options", "DENY")

@@ -207,6 +207,13 @@ func routeRules() []routeRule {
 				return matrixReq{path: fmt.Sprintf("/v1/sessions/%s/gallery/%d/photo", o.Sessions[0].ID, o.Gallery)}
 			}},
 		{method: "GET", route: "/v1/sessions/:id/report", who: []string{store.ScopeReview}, orgScoped: true, req: sessPath("/report")},
+		// The reviewer's media (media_test.go seeds a frame, audio and a playable recording).
+		{method: "GET", route: "/v1/sessions/:id/media", who: []string{store.ScopeReview}, orgScoped: true, req: mediaReq("/media")},
+		{method: "GET", route: "/v1/sessions/:id/frames", who: []string{store.ScopeReview}, orgScoped: true, req: mediaReq("/frames?camera=main&from={from}&to={to}")},
+		{method: "GET", route: "/v1/sessions/:id/frames/:camera/:seq", who: []string{store.ScopeReview}, orgScoped: true, req: mediaReq("/frames/main/{seq}?size=thumb")},
+		{method: "GET", route: "/v1/sessions/:id/audio", who: []string{store.ScopeReview}, orgScoped: true, req: mediaReq("/audio?from={from}&to={to}")},
+		{method: "GET", route: "/v1/sessions/:id/audio/peaks", who: []string{store.ScopeReview}, orgScoped: true, req: mediaReq("/audio/peaks?from={from}&to={to}&n=20")},
+		{method: "GET", route: "/v1/sessions/:id/recordings/:rid/video", who: []string{store.ScopeReview}, orgScoped: true, req: mediaReq("/recordings/{rid}/video")},
 		{method: "GET", route: "/v1/flags/:id", who: []string{store.ScopeReview}, orgScoped: true, req: flagPath("")},
 		{method: "GET", route: "/v1/flags/:id/evidence", who: []string{store.ScopeReview}, orgScoped: true, req: flagPath("/evidence")},
 		{method: "POST", route: "/v1/flags/:id/verdict", who: []string{store.ScopeReview}, orgScoped: true, req: func(_ *testing.T, _ *matrix, o *wsOrg) matrixReq {

@@ -81,7 +81,7 @@ func TestPhraseShadowEndToEnd(t *testing.T) {
 			if code, err := admin.Do(ctx, http.MethodPost, "/v1/models/phrase-gaiti/2/shadow", "", nil, nil); err != nil || code != http.StatusOK {
 				t.Fatalf("shadow: %d %v", code, err)
 			}
-			time.Sleep(500 * time.Millisecond) // workers poll every 100 ms
+			waitLoaded(t, a, "phrase-gaiti", "2", store.ModelShadow)
 
 			session := func(candidate string) (string, int64) {
 				t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
@@ -177,7 +177,7 @@ func TestPhraseShadowEndToEnd(t *testing.T) {
 			if code, err := admin.Do(ctx, http.MethodPost, "/v1/models/phrase-gaiti/2/promote", "", nil, nil); err != nil || code != http.StatusOK {
 				t.Fatalf("promote: %d %v", code, err)
 			}
-			time.Sleep(500 * time.Millisecond)
+			waitLoaded(t, a, "phrase-gaiti", "2", store.ModelActive)
 			s2, _ := session("c2")
 			if got := flagModel(s2); got != "phrase-gaiti@2" {
 				t.Fatalf("flag after promotion from %s, want phrase-gaiti@2", got)

@@ -203,7 +203,7 @@ func runDataLoop(t *testing.T, b backend, timeline [][]byte, script string) {
 		t.Fatalf("shadow: %d %v", code, err)
 	}
 	waitModels(t, data, "attire-cnn@1 (built-in)", "attire-cnn@2")
-	time.Sleep(500 * time.Millisecond) // workers poll every 100 ms
+	waitLoaded(t, a, "attire-cnn", "2", store.ModelShadow)
 	mask3 := maskFlag(t, plat, rev, "cand-3", timeline)
 	if got := rules.ModelOfFlag(mask3.Type, mask3.ModelVersion); got != "attire-cnn@1" {
 		t.Fatalf("flag during shadow raised by %q, want the active attire-cnn@1", got)
@@ -228,7 +228,7 @@ func runDataLoop(t *testing.T, b backend, timeline [][]byte, script string) {
 		t.Fatalf("promote: %d %v", code, err)
 	}
 	waitModels(t, data, "attire-cnn@2", "")
-	time.Sleep(500 * time.Millisecond)
+	waitLoaded(t, a, "attire-cnn", "2", store.ModelActive)
 	mask4 := maskFlag(t, plat, rev, "cand-4", timeline)
 	if got := rules.ModelOfFlag(mask4.Type, mask4.ModelVersion); got != "attire-cnn@2" {
 		t.Fatalf("flag after promotion raised by %q, want attire-cnn@2 (model_version %q)", got, mask4.ModelVersion)
@@ -336,6 +336,38 @@ func waitModels(t *testing.T, c *platform.Client, active, shadow string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("attire-cnn runs %s, want %s / %s", last, active, shadow)
+}
+
+// waitLoaded waits until the app's worker runs version of model in role (its
+// proctor_model_loaded gauge): the database says what should run, the gauge what the worker
+// loaded on its last poll.
+func waitLoaded(t *testing.T, a *App, model, version, role string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		fams, err := a.Metrics.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() != "proctor_model_loaded" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				l := map[string]string{}
+				for _, p := range m.GetLabel() {
+					l[p.GetName()] = p.GetValue()
+				}
+				if l["model"] == model && l["version"] == version && l["role"] == role && m.GetGauge().GetValue() == 1 {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not load %s@%s as %s within a minute", model, version, role)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func readManifest(t *testing.T, dir string) []export.Item {

@@ -176,7 +176,9 @@ type Labels struct {
 	Mask      *bool `json:"mask,omitempty"`
 	Occluded  *bool `json:"occluded,omitempty"`
 	Earphones *bool `json:"earphones,omitempty"`
-	Persons   *int  `json:"persons,omitempty"`
+	// EarsCovered: an ear in view is covered; false: none is (training/vision/train_ears.py).
+	EarsCovered *bool `json:"ears_covered,omitempty"`
+	Persons     *int  `json:"persons,omitempty"`
 }
 
 // Detection is the phrase detection an audio item is about.
@@ -294,7 +296,7 @@ func (b *Builder) vision(ctx context.Context, w *writer, q store.DatasetQuery, l
 			Flag:   &Flag{ID: f.ID, Type: f.Type, Status: f.Status, Model: rules.ModelOfFlag(f.Type, f.ModelVersion), Confidence: f.Confidence},
 			Labels: &Labels{}}
 		if hasLabel {
-			it.Labels = &Labels{Mask: lab.Mask, Occluded: lab.Occluded, Earphones: lab.Earphones, Persons: lab.Persons}
+			it.Labels = &Labels{Mask: lab.Mask, Occluded: lab.Occluded, Earphones: lab.Earphones, EarsCovered: lab.EarsCovered, Persons: lab.Persons}
 			it.LabelSource, it.LabelledBy, it.LabelledAt = "reviewer", w.pseudo.Of("r_", lab.Reviewer), &lab.CreatedAt
 			it.Why = fmt.Sprintf("reviewer attribute label %d on flag %d", lab.ID, f.ID)
 		} else {
@@ -331,6 +333,10 @@ func implied(it *Item, flagType, status string) {
 		it.Labels.Mask = &v
 	case "FACE_OCCLUDED":
 		it.Labels.Occluded = &v
+	case "EARS_COVERED":
+		it.Labels.EarsCovered = &v
+	case "EARPHONES":
+		it.Labels.Earphones = &v
 	}
 }
 
@@ -520,6 +526,7 @@ func (w *writer) add(it Item) {
 		count("mask", l.Mask)
 		count("occluded", l.Occluded)
 		count("earphones", l.Earphones)
+		count("ears_covered", l.EarsCovered)
 		if l.Persons != nil {
 			c.ByLabel[fmt.Sprintf("persons=%d", *l.Persons)]++
 		}

@@ -8,8 +8,9 @@ import (
 	"gocv.io/x/gocv"
 )
 
-// AttributeClassifier runs a "face-attributes" model on aligned 112×112 face crops: one sigmoid
-// score per label of the manifest (e.g. mask, occluded). It owns its session and tensors: not
+// AttributeClassifier runs a "face-attributes" model on aligned 112×112 face crops, or an
+// "ear-attributes" model on EarCropper's crops: one sigmoid score per label of the manifest
+// (e.g. mask, occluded; covered, not_in_view, earphones). It owns its session and tensors: not
 // safe for concurrent use.
 type AttributeClassifier struct {
 	m       *Manifest
@@ -22,8 +23,8 @@ type AttributeClassifier struct {
 
 // NewAttributeClassifier creates a classifier for m (from Load).
 func NewAttributeClassifier(m *Manifest, o SessionOptions) (*AttributeClassifier, error) {
-	if m == nil || m.Vision == nil || m.Decode.Family != FamilyFaceAttributes {
-		return nil, errors.New("new attribute classifier: manifest of family face-attributes from models.Load required")
+	if m == nil || m.Vision == nil || (m.Decode.Family != FamilyFaceAttributes && m.Decode.Family != FamilyEarAttributes) {
+		return nil, errors.New("new attribute classifier: manifest of family face-attributes or ear-attributes from models.Load required")
 	}
 	if err := InitRuntime(); err != nil {
 		return nil, err
@@ -63,7 +64,7 @@ func (c *AttributeClassifier) Manifest() *Manifest { return c.m }
 // Labels are the names of the scores Classify writes, in order.
 func (c *AttributeClassifier) Labels() []string { return c.m.Vision.Labels }
 
-// Classify scores one aligned crop (8-bit BGR, AlignedSize square) into dst, which must have
+// Classify scores one crop (8-bit BGR, the manifest's input size) into dst, which must have
 // len(Labels()) elements.
 func (c *AttributeClassifier) Classify(crop gocv.Mat, dst []float32) error {
 	if c.session == nil {

@@ -26,6 +26,15 @@ const (
 	// FamilyPhraseHead is a classifier trained by this project (training/phrase): [N,W,96]
 	// embeddings → [N,1] phrase score.
 	FamilyPhraseHead = "phrase-head"
+	// FamilySpeakerEncoder is Resemblyzer's GE2E speaker encoder: [N,T,40] power mel frames (10
+	// ms hop, speech at -30 dBFS) → [N,256] L2-normalised speaker embedding.
+	FamilySpeakerEncoder = "ge2e-speaker"
+	// FamilyEWNEmbedding is EfficientWord-Net's keyword embedding: [1,1,149,64] log mel
+	// filterbank of 1.5 s at 16 kHz (analyzers/logfbank.go) → [1,2048] unit-length embedding.
+	FamilyEWNEmbedding = "ewn-embedding"
+	// FamilyPhraseEWNHead is a classifier trained by this project (training/phrase/ewn.py) on
+	// EfficientWord-Net embeddings at the end of speech segments: [N,2048] → [N,1] phrase score.
+	FamilyPhraseEWNHead = "phrase-ewn-head"
 )
 
 // RegistryProject marks a model trained in this project and committed under models/trained/:
@@ -58,11 +67,15 @@ type AudioSpec struct {
 	// MinRun is how many consecutive windows must score over the threshold before a detection
 	// opens (head only; default 1). Chosen with the threshold in training.
 	MinRun int `json:"min_run,omitempty"`
+	// FuseOWW (EWN phrase heads only) is the weight of the built-in openWakeWord head's best
+	// score around a speech end in the fused score w·oww + (1−w)·ewn; 0: EWN alone.
+	FuseOWW float64 `json:"fuse_oww,omitempty"`
 }
 
 func isAudioFamily(f string) bool {
 	switch f {
-	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead:
+	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead, FamilySpeakerEncoder,
+		FamilyEWNEmbedding, FamilyPhraseEWNHead:
 		return true
 	}
 	return false
@@ -90,8 +103,11 @@ func (m *Manifest) validateAudio() error {
 		if m.Decode.Family == FamilyPhraseHead && (a.Window <= 0 || a.PhraseMs <= 0) {
 			problems = append(problems, "phrase head needs audio window and phrase_ms")
 		}
+		if m.Decode.Family == FamilyPhraseEWNHead && a.PhraseMs <= 0 {
+			problems = append(problems, "phrase head needs audio phrase_ms")
+		}
 	}
-	needsScore := m.Decode.Family == FamilySileroVAD || m.Decode.Family == FamilyPhraseHead
+	needsScore := m.Decode.Family == FamilySileroVAD || m.Decode.Family == FamilyPhraseHead || m.Decode.Family == FamilyPhraseEWNHead
 	if t := m.Thresholds.Score; (needsScore && (t <= 0 || t >= 1)) || (!needsScore && t != 0) {
 		problems = append(problems, "thresholds.score must be in (0,1) for a VAD or phrase head and absent otherwise")
 	}
@@ -160,4 +176,35 @@ func NewAudioSession(m *Manifest, inputs, outputs []ort.Value, o SessionOptions)
 		return nil, fmt.Errorf("create session for %s: %w", m.ID(), err)
 	}
 	return s, nil
+}
+
+// NewSpeakerSession opens a speaker encoder (FamilySpeakerEncoder) whose input length varies
+// from call to call (a window of speech, or the shorter rest of a segment): the caller makes the
+// input tensor per call and reuses the returned [1,256] output tensor.
+func NewSpeakerSession(m *Manifest, threads int) (*ort.DynamicAdvancedSession, *ort.Tensor[float32], error) {
+	if m.Audio == nil || m.Decode.Family != FamilySpeakerEncoder {
+		return nil, nil, fmt.Errorf("model %s is not a speaker encoder", m.ID())
+	}
+	if err := InitRuntime(); err != nil {
+		return nil, nil, err
+	}
+	data, err := ModelBytes(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := newSessionOptions(SessionOptions{IntraOpThreads: threads})
+	if err != nil {
+		return nil, nil, fmt.Errorf("session options for %s: %w", m.ID(), err)
+	}
+	defer opts.Destroy()
+	out, err := ort.NewEmptyTensor[float32](ort.NewShape(1, 256))
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, m.Audio.Inputs, m.Audio.Outputs, opts)
+	if err != nil {
+		out.Destroy()
+		return nil, nil, fmt.Errorf("create session for %s: %w", m.ID(), err)
+	}
+	return s, out, nil
 }

@@ -129,7 +129,7 @@ func sameContract(old, m *Manifest) error {
 // file the runtime rejects fails at registration rather than on every worker.
 func CheckLoads(m *Manifest) error {
 	switch m.Decode.Family {
-	case FamilyFaceAttributes:
+	case FamilyFaceAttributes, FamilyEarAttributes:
 		c, err := NewAttributeClassifier(m, SessionOptions{IntraOpThreads: 1})
 		if err != nil {
 			return err

@@ -38,7 +38,9 @@ type VisionSpec struct {
 	Scores map[string]float32 `json:"scores,omitempty"`
 }
 
-func isVisionFamily(f string) bool { return f == FamilyNanoDet || f == FamilyFaceAttributes }
+func isVisionFamily(f string) bool {
+	return f == FamilyNanoDet || f == FamilyFaceAttributes || f == FamilyEarAttributes
+}
 
 // validateVision checks a manifest of a vision family.
 func (m *Manifest) validateVision() error {
@@ -78,12 +80,15 @@ func (m *Manifest) validateVision() error {
 		if t := m.Thresholds.NMSIoU; t <= 0 || t > 1 {
 			problems = append(problems, "nanodet needs thresholds.nms_iou in (0,1]")
 		}
-	case FamilyFaceAttributes:
-		if in.Resize != "align" || in.Width != AlignedSize || in.Height != AlignedSize {
+	case FamilyFaceAttributes, FamilyEarAttributes:
+		switch {
+		case m.Decode.Family == FamilyFaceAttributes && (in.Resize != "align" || in.Width != AlignedSize || in.Height != AlignedSize):
 			problems = append(problems, fmt.Sprintf("face-attributes wants resize align and a %dx%d input", AlignedSize, AlignedSize))
+		case m.Decode.Family == FamilyEarAttributes && (in.Resize != "ear" || in.Width != EarCropW || in.Height != EarCropH):
+			problems = append(problems, fmt.Sprintf("ear-attributes wants resize ear and a %dx%d input", EarCropW, EarCropH))
 		}
 		if len(v.Labels) == 0 || len(m.Decode.Outputs) != 1 {
-			problems = append(problems, "face-attributes needs vision.labels and one decode.outputs name")
+			problems = append(problems, m.Decode.Family+" needs vision.labels and one decode.outputs name")
 		}
 		for _, l := range v.Labels {
 			if s := v.Scores[l]; s <= 0 || s >= 1 {

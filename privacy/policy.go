@@ -40,7 +40,7 @@ var classes = []Class{
 	{Frames, "frame results and evidence frames (JPEG)", 90, 1, 3650, "days"},
 	{Audio, "stored audio of analysed chunks (training snippets) and the audio analyzers' state", 30, 1, 3650, "days"},
 	{Recordings, "uploaded recordings and the files derived from them (e.g. MP4s)", 90, 1, 3650, "days"},
-	{Biometrics, "registration photo, face embeddings, gallery frames, voice enrolments", 30, 1, 3650, "days"},
+	{Biometrics, "registration photo, face embeddings, gallery frames, speaker (voice) embeddings", 30, 1, 3650, "days"},
 	{Flags, "flags, verdicts, labels and every other row of the session (the session itself)", 365, 1, 3650, "days"},
 	{Exports, "stored dataset exports", 180, 1, 3650, "days"},
 	{AuditLog, "audit log entries (kept longest)", 1095, 365, 3650, "days"},

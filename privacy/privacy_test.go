@@ -97,6 +97,8 @@ func seed(t *testing.T, st *store.Store, dir, org, sessID, cand, exam string, cr
 	must(t, os.WriteFile(filepath.Join(dir, sessID, "clip.mp4"), []byte("clip"), 0o644))
 	must(t, store.AddGalleryFace(db, &store.GalleryFace{SessionID: sessID, Seq: 1, CapturedAtMs: ms, Model: "facenet@1",
 		Vector: []byte{9, 9, 9, 9}, Source: store.GalleryFromPhoto, JPEG: testJPEG(t, 90)}))
+	must(t, db.Create(&store.FrameImage{SessionID: sessID, Camera: "main", Seq: 1, CapturedAtMs: ms, JPEG: testJPEG(t, 50)}).Error)
+	must(t, store.InsertVoiceWindows(db, []store.VoiceWindow{{SessionID: sessID, StartMs: ms + 6000, EndMs: ms + 7000, Embedding: []byte{1, 2, 3, 4}}}))
 	must(t, db.Create(&store.ShadowObservation{Model: "attire-cnn@2", SessionID: sessID, Camera: "main", Seq: 1, Active: "attire-cnn@1", Outputs: "[]"}).Error)
 	must(t, st.RecordDeadLetter(ctx, &store.DeadLetter{Topic: "t", Partition: 0, Offset: ms + int64(len(sessID)), Key: []byte(sessID),
 		Class: "invalid", Reason: "test", Payload: []byte("x"), DeadAt: created}))

@@ -23,9 +23,11 @@ func what(t *testing.T, st *store.Store, dir string, s seeded) map[string]int64 
 		return c
 	}
 	out := map[string]int64{
-		"frames":   n(&store.FrameResult{}, "session_id = ?", s.sess) + n(&store.Evidence{}, "flag_id = ?", s.flagID),
-		"audio":    n(&store.AudioSample{}, "session_id = ?", s.sess) + n(&store.AudioStretch{}, "session_id = ? AND state IS NOT NULL", s.sess),
-		"photo":    n(&store.Session{}, "id = ? AND registration_photo IS NOT NULL", s.sess) + n(&store.GalleryFace{}, "session_id = ?", s.sess),
+		"frames": n(&store.FrameResult{}, "session_id = ?", s.sess) + n(&store.Evidence{}, "flag_id = ?", s.flagID) +
+			n(&store.FrameImage{}, "session_id = ?", s.sess),
+		"audio": n(&store.AudioSample{}, "session_id = ?", s.sess) + n(&store.AudioStretch{}, "session_id = ? AND state IS NOT NULL", s.sess),
+		"photo": n(&store.Session{}, "id = ? AND registration_photo IS NOT NULL", s.sess) + n(&store.GalleryFace{}, "session_id = ?", s.sess) +
+			n(&store.VoiceWindow{}, "session_id = ?", s.sess),
 		"flags":    n(&store.Flag{}, "session_id = ?", s.sess) + n(&store.Verdict{}, "flag_id = ?", s.flagID),
 		"session":  n(&store.Session{}, "id = ?", s.sess),
 		"exports":  n(&store.Export{}, "org_id = ?", s.org),

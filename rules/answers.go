@@ -70,7 +70,7 @@ func init() {
 
 // AudioFlagTypes are the flag types the answer rules own: recomputation may withdraw an open one
 // that no longer holds (a late chunk brought the phrase that closes the answer).
-var AudioFlagTypes = []string{AnswerNotClosed, SpeechOutsideAnswer, LongSilence}
+var AudioFlagTypes = []string{AnswerNotClosed, SpeechOutsideAnswer, LongSilence, SecondVoice}
 
 // audioCamera is the Flag.Camera of audio flags: the main client records the microphone.
 const audioCamera = "main"
@@ -89,6 +89,8 @@ type AnswerConfig struct {
 	// MergeGap: speech segments closer than this form one run for SPEECH_OUTSIDE_ANSWER.
 	// Default 1 s.
 	MergeGap time.Duration
+	// Voice holds the SECOND_VOICE thresholds (rules/check_voice.go).
+	Voice VoiceConfig
 	// ChunkGap: audio chunks further apart than this leave a gap in coverage: silence is only
 	// judged where audio was analysed (an outage is not evidence of silence). Default 250 ms:
 	// consecutive chunks' captured_at jitter by tens of ms, a lost chunk is a second or more.
@@ -436,6 +438,8 @@ type AnswerEngine struct {
 	// exams, when set, supplies each exam's settings (checks switched off, risk weights), the
 	// same ones the frame and timing rules use.
 	exams *Engine
+	// voice holds the SECOND_VOICE thresholds (exam settings override them).
+	voice VoiceConfig
 	// version is stored on the flags it raises (the audio analyzers' models and thresholds);
 	// it changes when another phrase model version is activated.
 	version atomic.Pointer[string]
@@ -447,7 +451,7 @@ func NewAnswerEngine(cfg AnswerConfig, weights map[string]float64, version strin
 	if weights == nil {
 		weights = DefaultWeights()
 	}
-	e := &AnswerEngine{cfg: cfg.withDefaults(), weights: weights}
+	e := &AnswerEngine{cfg: cfg.withDefaults(), weights: weights, voice: cfg.Voice}
 	e.SetVersion(version)
 	return e
 }
@@ -475,7 +479,7 @@ func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) e
 	if err := tx.Select("id, questions, org_id, exam_id").Take(&sess, "id = ?", sessionID).Error; err != nil {
 		return fmt.Errorf("answers of %s: %w", sessionID, err)
 	}
-	weights, enabled, cfg := e.weights, func(string) bool { return true }, e.cfg
+	weights, enabled, cfg, vcfg := e.weights, func(string) bool { return true }, e.cfg, e.voice
 	if e.exams != nil {
 		eff, err := e.exams.Effective(tx, sess.OrgID, sess.ExamID)
 		if err != nil {
@@ -489,6 +493,7 @@ func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) e
 		if v, ok := eff.Override(SettingSpeechOutsideMin); ok {
 			cfg.SpeechOutsideMin = time.Duration(v * float64(time.Second))
 		}
+		vcfg = vcfg.withExam(eff)
 	}
 	in := AnswerInput{Questions: sess.Questions}
 	var events []store.Event
@@ -529,6 +534,11 @@ func (e *AnswerEngine) Recompute(tx *gorm.DB, postgres bool, sessionID string) e
 		in.Coverage = append(in.Coverage, Span{st.StartMs, st.EndMs})
 	}
 	res := SegmentAnswers(in, cfg)
+	voiceFlags, err := secondVoiceOf(tx, sessionID, res.Answers, vcfg)
+	if err != nil {
+		return err
+	}
+	res.Flags = append(res.Flags, voiceFlags...)
 	rows := make([]store.AnswerSegment, len(res.Answers))
 	for i, a := range res.Answers {
 		rows[i] = store.AnswerSegment{Question: a.Question, StartMs: a.StartMs, EndMs: a.EndMs,

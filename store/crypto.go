@@ -230,6 +230,9 @@ func open(db *gorm.DB, sealed []byte, aad string) ([]byte, error) {
 // Places of sealed values (the additional data of AES-GCM).
 func aadPhoto(sessionID string) string     { return "sessions.registration_photo\x00" + sessionID }
 func aadEmbedding(sessionID string) string { return "sessions.face_embedding\x00" + sessionID }
+func aadVoice(sessionID string, startMs int64) string {
+	return fmt.Sprintf("voice_windows.embedding\x00%s\x00%d", sessionID, startMs)
+}
 func aadGallery(column, sessionID string, seq int64) string {
 	return fmt.Sprintf("gallery_faces.%s\x00%s\x00%d", column, sessionID, seq)
 }
@@ -291,6 +294,9 @@ func sealedColumns() []sealedColumn {
 		}},
 		{"gallery_faces", "jpeg", "id, session_id, seq", func(r map[string]any) string {
 			return aadGallery("jpeg", str(r["session_id"]), i64(r["seq"]))
+		}},
+		{"voice_windows", "embedding", "id, session_id, start_ms", func(r map[string]any) string {
+			return aadVoice(str(r["session_id"]), i64(r["start_ms"]))
 		}},
 	}
 }

@@ -57,6 +57,18 @@ func TestBiometricsSealed(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			voice := []byte{10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160}
+			if err := store.InsertVoiceWindows(st.DB, []store.VoiceWindow{{SessionID: sess.ID, StartMs: 5, EndMs: 1005, Embedding: voice}}); err != nil {
+				t.Fatal(err)
+			}
+			var rawVoice []byte
+			st.DB.Raw("SELECT embedding FROM voice_windows WHERE session_id = ?", sess.ID).Row().Scan(&rawVoice)
+			if _, ok := store.SealedKeyID(rawVoice); !ok || bytes.Contains(rawVoice, voice[:8]) {
+				t.Errorf("voice embedding stored in the clear: %x", rawVoice)
+			}
+			if ws, err := store.SessionVoiceWindows(st.DB, sess.ID); err != nil || len(ws) != 1 || !bytes.Equal(ws[0].Embedding, voice) {
+				t.Errorf("voice embedding read back: %v", err)
+			}
 			var raw struct {
 				RegistrationPhoto, FaceEmbedding []byte
 			}

@@ -27,14 +27,16 @@ type Label struct {
 	// AtMs is the session time (client clock, ms) of an audio label.
 	AtMs *int64 `json:"at_ms,omitempty"`
 	// FlagID is the flag an attribute label corrects; its evidence frame is what was judged.
-	FlagID    *uint     `gorm:"index" json:"flag_id,omitempty"`
-	Mask      *bool     `json:"mask,omitempty"`
-	Occluded  *bool     `json:"occluded,omitempty"`
-	Earphones *bool     `json:"earphones,omitempty"`
-	Persons   *int      `json:"persons,omitempty"`
-	Note      string    `json:"note,omitempty"`
-	Reviewer  string    `gorm:"size:320" json:"reviewer"`
-	CreatedAt time.Time `gorm:"index" json:"created_at"`
+	FlagID    *uint `gorm:"index" json:"flag_id,omitempty"`
+	Mask      *bool `json:"mask,omitempty"`
+	Occluded  *bool `json:"occluded,omitempty"`
+	Earphones *bool `json:"earphones,omitempty"`
+	// EarsCovered: an ear in view is covered (hair, hand, hood, headphones); false: none is.
+	EarsCovered *bool     `json:"ears_covered,omitempty"`
+	Persons     *int      `json:"persons,omitempty"`
+	Note        string    `json:"note,omitempty"`
+	Reviewer    string    `gorm:"size:320" json:"reviewer"`
+	CreatedAt   time.Time `gorm:"index" json:"created_at"`
 	// WithdrawnAt marks a label its reviewer (or another) took back.
 	WithdrawnAt *time.Time `json:"withdrawn_at,omitempty"`
 	WithdrawnBy string     `gorm:"size:320" json:"withdrawn_by,omitempty"`
@@ -47,15 +49,15 @@ func (l *Label) Validate() error {
 		if l.AtMs == nil || *l.AtMs < 0 {
 			return fmt.Errorf("a %s label needs at_ms (session ms, ≥ 0)", l.Kind)
 		}
-		if l.FlagID != nil || l.Mask != nil || l.Occluded != nil || l.Earphones != nil || l.Persons != nil {
+		if l.FlagID != nil || l.Mask != nil || l.Occluded != nil || l.Earphones != nil || l.EarsCovered != nil || l.Persons != nil {
 			return fmt.Errorf("a %s label takes at_ms only (no flag_id or attributes)", l.Kind)
 		}
 	case LabelAttribute:
 		if l.FlagID == nil {
 			return errors.New("an attribute label needs flag_id")
 		}
-		if l.Mask == nil && l.Occluded == nil && l.Earphones == nil && l.Persons == nil {
-			return errors.New("an attribute label needs at least one of mask, occluded, earphones, persons")
+		if l.Mask == nil && l.Occluded == nil && l.Earphones == nil && l.EarsCovered == nil && l.Persons == nil {
+			return errors.New("an attribute label needs at least one of mask, occluded, earphones, ears_covered, persons")
 		}
 		if l.Persons != nil && (*l.Persons < 0 || *l.Persons > 20) {
 			return errors.New("persons must be between 0 and 20")

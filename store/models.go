@@ -189,10 +189,10 @@ type AudioChunk struct {
 func allModels() []any {
 	return []any{&Organisation{}, &Session{}, &FrameResult{}, &Flag{}, &Evidence{}, &Verdict{},
 		&APIKey{}, &AuditEntry{}, &Event{}, &AudioChunk{},
-		&AudioStretch{}, &SpeechSegment{}, &PhraseDetection{}, &AnswerSegment{},
+		&AudioStretch{}, &SpeechSegment{}, &PhraseDetection{}, &AnswerSegment{}, &VoiceWindow{},
 		&User{}, &WebSession{}, &ExamSetting{}, &Recording{},
 		&Label{}, &ModelVersion{}, &ShadowObservation{}, &AudioSample{}, &PseudonymKey{}, &Export{},
-		&DeadLetter{}, &GalleryFace{},
+		&DeadLetter{}, &GalleryFace{}, &FrameImage{},
 		&DeletedSession{}, &RetentionMark{}, &RetentionSetting{}, &AuditPurge{}}
 }
 

@@ -370,7 +370,7 @@ func (s *Store) CompareShadow(ctx context.Context, orgID, model string, since ti
 	}
 	for _, f := range labelledFlags {
 		l := latest[f.ID]
-		truth := map[string]*bool{"mask": l.Mask, "occluded": l.Occluded, "earphones": l.Earphones}
+		truth := map[string]*bool{"mask": l.Mask, "occluded": l.Occluded, "earphones": l.Earphones, "ears_covered": l.EarsCovered}
 		for _, x := range byFrame[frameKey{f.SessionID, f.Camera, f.EvidenceSeq}] {
 			t := truth[x.Label]
 			lc := cmp.Labels[x.Label]

@@ -376,6 +376,7 @@ func PurgeFrames(tx *gorm.DB, sessionID string) (int64, error) {
 		where *gorm.DB
 	}{
 		{&Evidence{}, tx.Where("flag_id IN (?)", flags)},
+		{&FrameImage{}, tx.Where("session_id = ?", sessionID)},
 		{&FrameResult{}, tx.Where("session_id = ?", sessionID)},
 		{&ShadowObservation{}, tx.Where("session_id = ?", sessionID)},
 	} {
@@ -403,7 +404,7 @@ func PurgeAudio(tx *gorm.DB, sessionID string) (int64, error) {
 // biometricModels are the tables whose rows are biometric data of a session, deleted whole when
 // the biometrics class expires. A new one (voice enrolments) is added here; its rows are deleted
 // on request anyway through its session_id column.
-func biometricModels() []any { return []any{&GalleryFace{}} }
+func biometricModels() []any { return []any{&GalleryFace{}, &VoiceWindow{}} }
 
 // PurgeBiometrics clears the session's registration photo and face embedding and deletes its
 // biometric rows (gallery frames and embeddings).

@@ -234,6 +234,14 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		if err := store.UpsertPhrases(tx, phrases); err != nil {
 			return err
 		}
+		voices := make([]store.VoiceWindow, len(obs.Voices))
+		for i, v := range obs.Voices {
+			voices[i] = store.VoiceWindow{SessionID: am.SessionID, StartMs: stretch.StartMs + v.StartMs,
+				EndMs: stretch.StartMs + v.EndMs, Embedding: store.EncodeVoiceEmbedding(v.Embedding), StretchID: stretch.ID}
+		}
+		if err := store.InsertVoiceWindows(tx, voices); err != nil {
+			return err
+		}
 		if obs.ShadowModel != "" {
 			if err := storeShadowPhrases(tx, &am, stretch.StartMs, durMs, &obs); err != nil {
 				return err

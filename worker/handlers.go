@@ -224,6 +224,16 @@ func (h *FrameHandlers) HandleBatch(ctx context.Context, msgs []kafka.Message) e
 		if err := store.InsertFrameResults(tx, rows); err != nil {
 			return err
 		}
+		// The JPEGs are kept for the reviewer's filmstrip (both cameras around a flag), in the
+		// same transaction as the results: a frame listed is a frame whose image was kept.
+		imgs := make([]*store.FrameImage, len(jobs))
+		for i := range jobs {
+			imgs[i] = &store.FrameImage{SessionID: jobs[i].fr.SessionID, Camera: jobs[i].fr.Camera, Seq: jobs[i].fr.Seq,
+				CapturedAtMs: jobs[i].fr.CapturedAtMs, JPEG: jobs[i].fm.JPEG}
+		}
+		if err := store.InsertFrameImages(tx, imgs); err != nil {
+			return err
+		}
 		dirty := map[string]bool{}
 		for i := range jobs {
 			j := &jobs[i]

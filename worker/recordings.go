@@ -247,7 +247,11 @@ func (p *RecordingProcessor) process(ctx context.Context, rec *store.Recording, 
 	if rec.FramesSent+rec.DuplicatesSkipped == 0 {
 		return bad("no frame of the video could be decoded (%s %dx%d, %s): the file is damaged", info.Codec, info.Width, info.Height, info.Container)
 	}
-	return p.sendAudio(ctx, rec, path, info)
+	if err := p.sendAudio(ctx, rec, path, info); err != nil {
+		return err
+	}
+	p.makePlayable(ctx, rec, path, info, log)
+	return nil
 }
 
 // sendFrames samples the video from where the last run stopped, skips frames already received

@@ -23,6 +23,7 @@ func runAnalyzeAudio(ctx context.Context, args []string) error {
 	questions := fs.String("questions", "", "comma-separated ms offsets where questions 1, 2, … were shown; adds \"answers\"")
 	chunk := fs.Int("chunk-ms", 1000, "feed the file in chunks of this many ms, as the live pipeline receives it")
 	phraseModel := fs.String("phrase-model", "", "version directory of a retrained phrase head (training/phrase/retrain.sh) instead of the built-in one")
+	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, every 80 ms), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (both, fused at speech ends); default "+analyzers.DefaultPhraseHead)
 	// Flags may come after the file name too (proctor analyze audio a.wav --questions 0,60000).
 	var files []string
 	rest := args
@@ -61,6 +62,7 @@ func runAnalyzeAudio(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.Phrase.Model = *head
 	out, err := analyze.Audio(ctx, cfg, files[0], samples, rate, *chunk, shown)
 	if err != nil {
 		return err
@@ -98,6 +100,9 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	chunk := fs.Int("chunk-ms", 1000, "chunk size the files are fed in")
 	phraseModel := fs.String("phrase-model", "", "version directory of a retrained phrase head (training/phrase/retrain.sh) instead of the built-in one")
 	asJSON := fs.Bool("json", false, "print one JSON object (with recall per voice) instead of the table")
+	negatives := fs.String("negatives", "", "folder of real recordings without the phrase (e.g. ../shared/data/speech): false alarms on them are reported per subfolder, apart from --data's")
+	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, every 80 ms), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (both, fused at speech ends); default "+analyzers.DefaultPhraseHead)
+	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase); speed is printed per stage")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -105,10 +110,14 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *stages != "" {
+		cfg.Analyzers = strings.Split(*stages, ",")
+	}
+	cfg.Phrase.Model = *head
 	if *data == "" {
 		return usageError{errors.New("usage: proctor eval audio --data DIR")}
 	}
-	rep, err := eval.RunAudio(ctx, eval.AudioOptions{Data: *data, Jobs: *jobs, ChunkMs: *chunk, Analyzers: cfg})
+	rep, err := eval.RunAudio(ctx, eval.AudioOptions{Data: *data, Jobs: *jobs, ChunkMs: *chunk, Analyzers: cfg, Negatives: *negatives})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 
 	"proctor/analyzers"
 	"proctor/rules"
@@ -23,7 +24,7 @@ func runChecksList(_ context.Context, args []string) error {
 		fmt.Print(rules.Markdown())
 		return nil
 	}
-	listing := rules.List(append(serviceAnalyzers, "vad", "phrase"), modelVersions())
+	listing := rules.List(append(slices.Clone(serviceAnalyzers), analyzers.DefaultAudioAnalyzers...), modelVersions())
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")

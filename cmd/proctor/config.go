@@ -37,9 +37,9 @@ type serviceFlags struct {
 }
 
 // serviceAnalyzers is the default of --analyzers for serve, worker, demo and bench: the face
-// count, identity and head-pose checks, mask/occlusion, the person/phone detector, and the
+// count, identity and head-pose checks, mask/occlusion, ears and earphones, the person/phone detector, and the
 // evidence camera's A4-sheet and camera-motion (room scan) checks.
-var serviceAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons", "sheet", "cameramotion"}
+var serviceAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "ears", "persons", "sheet", "cameramotion"}
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {

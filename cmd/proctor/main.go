@@ -44,6 +44,7 @@ commands:
              analyze audio FILE.wav [--questions MS,...]   speech, phrases (and answers) as JSON
              analyze video FILE [--camera main|evidence] [--fps 1] [--start MS]   flags as JSON lines, progress on stderr
   eval       eval audio --data DIR   VAD accuracy, phrase recall, false alarms per hour, speed
+             eval voice [--data DIR] [--split tune|test|all] [--sweep]   SECOND_VOICE detection, false alarms/h, speed
              eval vision [--data DIR] [--checks faces,identity,...]   precision, recall, F1 per vision check
   bench      replay frames through the whole pipeline and print throughput and latency
   migrate    create or upgrade the database schema
@@ -98,8 +99,8 @@ func commands() []command {
 					return runAnalyzeVideo(ctx, args, os.Stdout, os.Stderr)
 				}},
 			}},
-		{name: "eval", usage: "usage: proctor eval audio|vision --data DIR",
-			subs: []command{{name: "audio", run: runEvalAudio}, {name: "vision", run: runEvalVision}}},
+		{name: "eval", usage: "usage: proctor eval audio|voice|vision --data DIR",
+			subs: []command{{name: "audio", run: runEvalAudio}, {name: "voice", run: runEvalVoice}, {name: "vision", run: runEvalVision}}},
 		{name: "bench", run: runBench},
 		{name: "faults", run: runFaults},
 		{name: "migrate", run: runMigrate},

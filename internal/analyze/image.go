@@ -25,8 +25,9 @@ type ImageResult struct {
 }
 
 // ImageAnalyzers is what `proctor analyze image` runs by default: every face check, then the
-// mask/occlusion classifier, the person/phone detector and the A4 sheet.
-var ImageAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "persons", "sheet"}
+// mask/occlusion classifier, the ears (visible, covered, not in view; earphones), the
+// person/phone detector and the A4 sheet.
+var ImageAnalyzers = []string{"faces", "landmarks", "identity", "headpose", "attire", "ears", "persons", "sheet"}
 
 // ImageConfig is the analyzer configuration of `proctor analyze image`: the named analyzers
 // (comma-separated), with pose and landmarks for every face (the service limits them to the
@@ -40,6 +41,7 @@ func ImageConfig(names string) analyzers.Config {
 	}
 	cfg.Landmarks.MaxFaces = 32
 	cfg.HeadPose.MaxFaces = 32
+	cfg.Ears.MaxFaces = 32
 	cfg.Identity.AllFaces = true
 	return cfg
 }

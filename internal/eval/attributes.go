@@ -15,7 +15,7 @@ import (
 // face decides, and a photo whose face is not found (tight crops the detector misses even on a
 // padded canvas) counts as "no mask". Occlusion: the three real photos of occlusion/ are the
 // positives and the mask/dev/without_mask faces the negatives (that set has some label noise:
-// a few faces in it are covered). Earphones: no labelled data exists, so no model and no numbers.
+// a few faces in it are covered). Earphones are the ears analyzer's (training/vision/train_ears.py).
 func evalAttributes(ctx context.Context, env *Env) ([]Row, error) {
 	if !hasAnalyzer(env.Set, "attire") {
 		env.Note("attributes: the analyzer set has no \"attire\" analyzer: skipped")
@@ -116,7 +116,7 @@ func evalAttributes(ctx context.Context, env *Env) ([]Row, error) {
 			Note: fmt.Sprintf("%d real occluded photos (occlusion/); %d of %d unmasked mask/dev faces flagged", occ[0]+occ[2], occFP, cleanFaces)})
 	}
 	rows = append(rows, Row{Check: "attributes: earphones", Split: "-", N: 0, Precision: math.NaN(), Recall: math.NaN(), F1: math.NaN(),
-		Note: "no labelled data: no earphone/headphone photos exist in the data or any registry; not detected"})
+		Note: "not the attire model's: the ears analyzer reports earphones (2 real examples in the data; training/vision/ears-report.json, docs/vision.md)"})
 	return rows, nil
 }
 

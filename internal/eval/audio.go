@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +37,10 @@ type AudioOptions struct {
 	ChunkMs int
 	// Analyzers is the audio analyzer configuration (its Phrase.Active: a retrained head).
 	Analyzers analyzers.AudioConfig
+	// Negatives is a folder of real recordings without the phrase (WAV, any rate, searched
+	// recursively; ../shared/data/speech): every detection in them is a false alarm, reported
+	// per subfolder and apart from the labelled (synthetic) split. Empty: none.
+	Negatives string
 }
 
 // AudioReport is the result of RunAudio: totals over every file.
@@ -46,30 +51,47 @@ type AudioReport struct {
 	Model   *models.Manifest
 	total   audioFile
 	results []audioFile
+	// real: the Negatives folder's files by subfolder; stages: thread CPU per stage, all files.
+	real   map[string]*audioFile
+	stages []analyzers.StageCost
 }
 
 // AudioSummary is what `proctor eval audio --json` prints (and retrain.sh stores in a version
 // directory's eval.json): the table's numbers. Field names are stable.
 type AudioSummary struct {
-	Data           string            `json:"data"`
-	Model          string            `json:"model"`
-	Files          int               `json:"files"`
-	AudioHours     float64           `json:"audio_hours"`
-	VADAccuracy    float64           `json:"vad_frame_accuracy"`
-	VADRecall      float64           `json:"vad_speech_recall"`
-	VADPrecision   float64           `json:"vad_speech_precision"`
-	Recall         float64           `json:"phrase_recall"`
-	Hits           int               `json:"phrase_hits"`
-	Phrases        int               `json:"phrases"`
-	FalseAlarms    int               `json:"false_alarms"`
-	NegSpeechHours float64           `json:"negative_speech_hours"`
-	FAPerHour      float64           `json:"false_alarms_per_hour"`
-	VariantHits    int               `json:"variant_hits"`
-	Variants       int               `json:"variants"`
-	RealTimeFactor float64           `json:"analysis_time_per_audio_time"`
-	Threshold      float32           `json:"threshold"`
-	MinRun         int               `json:"min_run"`
-	PerVoice       map[string]string `json:"per_voice,omitempty"`
+	Data           string  `json:"data"`
+	Model          string  `json:"model"`
+	Files          int     `json:"files"`
+	AudioHours     float64 `json:"audio_hours"`
+	VADAccuracy    float64 `json:"vad_frame_accuracy"`
+	VADRecall      float64 `json:"vad_speech_recall"`
+	VADPrecision   float64 `json:"vad_speech_precision"`
+	Recall         float64 `json:"phrase_recall"`
+	Hits           int     `json:"phrase_hits"`
+	Phrases        int     `json:"phrases"`
+	FalseAlarms    int     `json:"false_alarms"`
+	NegSpeechHours float64 `json:"negative_speech_hours"`
+	FAPerHour      float64 `json:"false_alarms_per_hour"`
+	VariantHits    int     `json:"variant_hits"`
+	Variants       int     `json:"variants"`
+	RealTimeFactor float64 `json:"analysis_time_per_audio_time"`
+	// Stages is seconds of audio per CPU second (× real time, one core) for each stage and
+	// "total", over the labelled split and the real negatives.
+	Stages map[string]float64 `json:"x_realtime_per_stage,omitempty"`
+	// Real is the false alarms on real recordings without the phrase, per subfolder.
+	Real      map[string]RealNegatives `json:"real_negatives,omitempty"`
+	Threshold float32                  `json:"threshold"`
+	MinRun    int                      `json:"min_run"`
+	PerVoice  map[string]string        `json:"per_voice,omitempty"`
+}
+
+// RealNegatives is what the spotter did on real recordings that never contain the phrase.
+type RealNegatives struct {
+	Files       int     `json:"files"`
+	AudioHours  float64 `json:"audio_hours"`
+	SpeechHours float64 `json:"vad_speech_hours"`
+	FalseAlarms int     `json:"false_alarms"`
+	FAPerHour   float64 `json:"false_alarms_per_hour_of_speech"`
 }
 
 // audioLabels is the sidecar JSON of an evaluation WAV: speech, phrase and same-meaning-variant
@@ -95,6 +117,8 @@ type audioFile struct {
 	negSpeechMs             int64
 	took                    time.Duration
 	voice                   string
+	files                   int
+	vadSpeechMs             int64 // what the VAD called speech (real negatives: no labels)
 }
 
 func (t *audioFile) add(r audioFile) {
@@ -105,14 +129,20 @@ func (t *audioFile) add(r audioFile) {
 	t.falseAlarms += r.falseAlarms
 	t.negSpeechMs += r.negSpeechMs
 	t.took += r.took
+	t.files += r.files
+	t.vadSpeechMs += r.vadSpeechMs
 }
 
 // RunAudio analyses every WAV file under o.Data and scores it against its labels.
 func RunAudio(ctx context.Context, o AudioOptions) (*AudioReport, error) {
 	head := o.Analyzers.Phrase.Active
 	if head == nil {
+		name := o.Analyzers.Phrase.Model
+		if name == "" {
+			name = analyzers.DefaultPhraseHead
+		}
 		var err error
-		if head, err = models.Lookup(analyzers.DefaultPhraseModel); err != nil {
+		if head, err = models.Lookup(name); err != nil {
 			return nil, err
 		}
 	}
@@ -124,10 +154,27 @@ func RunAudio(ctx context.Context, o AudioOptions) (*AudioReport, error) {
 		return nil, fmt.Errorf("no .wav files in %s: run training/phrase/train.sh to build the held-back test split", o.Data)
 	}
 	sort.Strings(wavs)
-	results := make([]audioFile, len(wavs))
-	errs := make([]error, len(wavs))
+	var negs []string
+	if o.Negatives != "" {
+		err := filepath.WalkDir(o.Negatives, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.EqualFold(filepath.Ext(p), ".wav") {
+				negs = append(negs, p)
+			}
+			return err
+		})
+		if err != nil || len(negs) == 0 {
+			return nil, fmt.Errorf("no .wav files under --negatives %s: %v", o.Negatives, err)
+		}
+		sort.Strings(negs)
+	}
+	all := append(slices.Clone(wavs), negs...)
+	results := make([]audioFile, len(all))
+	errs := make([]error, len(all))
 	next := make(chan int)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stages := map[string]time.Duration{}
+	var order []string
 	for range max(1, o.Jobs) {
 		wg.Add(1)
 		go func() {
@@ -141,11 +188,23 @@ func RunAudio(ctx context.Context, o AudioOptions) (*AudioReport, error) {
 			}
 			defer set.Close()
 			for i := range next {
-				results[i], errs[i] = evalAudioFile(ctx, set, wavs[i], o.ChunkMs)
+				if i < len(wavs) {
+					results[i], errs[i] = evalAudioFile(ctx, set, all[i], o.ChunkMs)
+				} else {
+					results[i], errs[i] = evalNegativeFile(ctx, set, all[i], o.ChunkMs)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, st := range set.StageCPU() {
+				if _, ok := stages[st.Name]; !ok {
+					order = append(order, st.Name)
+				}
+				stages[st.Name] += st.CPU
 			}
 		}()
 	}
-	for i := range wavs {
+	for i := range all {
 		next <- i
 	}
 	close(next)
@@ -153,11 +212,82 @@ func RunAudio(ctx context.Context, o AudioOptions) (*AudioReport, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	rep := &AudioReport{Data: o.Data, Files: len(wavs), Model: head, results: results}
-	for _, r := range results {
+	rep := &AudioReport{Data: o.Data, Files: len(wavs), Model: head, results: results[:len(wavs)], real: map[string]*audioFile{}}
+	for _, r := range rep.results {
 		rep.total.add(r)
 	}
+	for i, r := range results[len(wavs):] {
+		group := "."
+		if rel, err := filepath.Rel(o.Negatives, filepath.Dir(negs[i])); err == nil {
+			group = rel
+		}
+		if rep.real[group] == nil {
+			rep.real[group] = &audioFile{}
+		}
+		rep.real[group].add(r)
+	}
+	for _, n := range order {
+		rep.stages = append(rep.stages, analyzers.StageCost{Name: n, CPU: stages[n]})
+	}
 	return rep, nil
+}
+
+// evalNegativeFile runs the set over a real recording that never contains the phrase: every
+// detection is a false alarm, counted per hour of what the VAD called speech.
+func evalNegativeFile(ctx context.Context, set *analyzers.AudioSet, path string, chunkMs int) (audioFile, error) {
+	r := audioFile{files: 1}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	samples, rate, err := wav.Decode(data)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	res, err := set.AnalyzeSamples(ctx, samples, rate, chunkMs)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	r.durMs, r.falseAlarms = res.DurationMs, len(res.Phrases)
+	for _, s := range res.Speech {
+		r.vadSpeechMs += s[1] - s[0]
+	}
+	return r, nil
+}
+
+// audioMs is the audio analysed in all: the labelled split and the real negatives.
+func (r *AudioReport) audioMs() int64 {
+	ms := r.total.durMs
+	for _, g := range r.real {
+		ms += g.durMs
+	}
+	return ms
+}
+
+// stageSpeed is seconds of audio per CPU second for each stage and "total".
+func (r *AudioReport) stageSpeed() map[string]float64 {
+	out := map[string]float64{}
+	var total time.Duration
+	audio := float64(r.audioMs()) / 1000
+	for _, st := range r.stages {
+		total += st.CPU
+		out[st.Name] = math.Round(audio/math.Max(st.CPU.Seconds(), 1e-9)*10) / 10
+	}
+	out["total"] = math.Round(audio/math.Max(total.Seconds(), 1e-9)*10) / 10
+	return out
+}
+
+func (r *AudioReport) realSummary() map[string]RealNegatives {
+	if len(r.real) == 0 {
+		return nil
+	}
+	out := map[string]RealNegatives{}
+	for k, g := range r.real {
+		h := float64(g.vadSpeechMs) / 3.6e6
+		out[k] = RealNegatives{Files: g.files, AudioHours: round4(float64(g.durMs) / 3.6e6), SpeechHours: round4(h),
+			FalseAlarms: g.falseAlarms, FAPerHour: round4(float64(g.falseAlarms) / math.Max(h, 1e-9))}
+	}
+	return out
 }
 
 // negSpeechHours is the labelled speech without the phrase, in hours: what false alarms are
@@ -186,7 +316,7 @@ func (r *AudioReport) Summary() AudioSummary {
 		Recall:       round4(float64(t.hits) / float64(max(t.phrases, 1))), Hits: t.hits, Phrases: t.phrases,
 		FalseAlarms: t.falseAlarms, NegSpeechHours: round4(hours), FAPerHour: round4(float64(t.falseAlarms) / math.Max(hours, 1e-9)),
 		VariantHits: t.variantHits, Variants: t.variants, RealTimeFactor: round4(r.realTimeFactor()),
-		Threshold: r.Model.Thresholds.Score, MinRun: r.Model.Audio.MinRun}
+		Threshold: r.Model.Thresholds.Score, MinRun: r.Model.Audio.MinRun, Stages: r.stageSpeed(), Real: r.realSummary()}
 	if len(perVoice) > 0 {
 		sum.PerVoice = map[string]string{}
 		for k, v := range perVoice {
@@ -218,7 +348,34 @@ func (r *AudioReport) Print(w io.Writer) error {
 	p("| false alarms | %d in %.2f h of speech without the phrase = %.2f per hour |\n", t.falseAlarms, hours,
 		float64(t.falseAlarms)/math.Max(hours, 1e-9))
 	p("| same-meaning variants detected (count as closing) | %d/%d |\n", t.variantHits, t.variants)
-	p("| analysis time / audio time, one core | %.4f (%.0f× faster than real time) |\n", rtf, 1/math.Max(rtf, 1e-9))
+	p("| analysis time / audio time, one core (wall clock) | %.4f (%.0f× faster than real time) |\n", rtf, 1/math.Max(rtf, 1e-9))
+	if len(r.real) > 0 {
+		groups := make([]string, 0, len(r.real))
+		for k := range r.real {
+			groups = append(groups, k)
+		}
+		sort.Strings(groups)
+		p("\nReal recordings without the phrase (every detection is a false alarm):\n\n")
+		p("| folder | files | audio | VAD speech | false alarms | per hour of speech |\n|---|---|---|---|---|---|\n")
+		for _, k := range groups {
+			g := r.real[k]
+			h := float64(g.vadSpeechMs) / 3.6e6
+			p("| %s | %d | %.1f s | %.1f s | %d | %.1f |\n", k, g.files, float64(g.durMs)/1000, float64(g.vadSpeechMs)/1000,
+				g.falseAlarms, float64(g.falseAlarms)/math.Max(h, 1e-9))
+		}
+	}
+	if len(r.stages) > 0 {
+		speed := r.stageSpeed()
+		audio := float64(r.audioMs()) / 1000
+		p("\nSpeed per stage (thread CPU time, one core; %.0f s of audio):\n\n", audio)
+		p("| stage | CPU s | × real time |\n|---|---|---|\n")
+		var total time.Duration
+		for _, st := range r.stages {
+			total += st.CPU
+			p("| %s | %.2f | %.0f× |\n", st.Name, st.CPU.Seconds(), speed[st.Name])
+		}
+		p("| **total** | %.2f | **%.0f×** |\n", total.Seconds(), speed["total"])
+	}
 	return nil
 }
 

@@ -297,10 +297,12 @@ function renderQueueRows() {
 // ---- session ---------------------------------------------------------------------------
 async function openSession(id) {
   const sid = encodeURIComponent(id);
+  const media = rvLoad(id); // the review media's state, alongside the page's requests
   // Labels and answers are extras: the flags stay reviewable if either fails.
   const [tl, det, lab, ans, gal] = await Promise.all([api('GET', `/v1/sessions/${sid}/timeline`), api('GET', `/v1/sessions/${sid}`),
     api('GET', `/v1/sessions/${sid}/labels`).catch(() => null), api('GET', `/v1/sessions/${sid}/answers`).catch(() => null),
     api('GET', `/v1/sessions/${sid}/gallery`).catch(() => null), ATTR_FLAGS.length ? null : loadChecks()]);
+  await media;
   const same = S.sess && S.sess.id === id;
   S.view = 'session'; S.tl = tl; S.sess = det.session; S.flags = det.flags || []; S.retentionDeleted = det.retention_deleted || {};
   S.labels = (lab && lab.labels) || []; S.answers = ans; S.gallery = gal;
@@ -358,7 +360,7 @@ function renderSession() {
     h('div', { class: 'panel', id: 'answers' }, h('div', { class: 'head' }, t('session.answers')), renderAnswers(start)),
     h('div', { class: 'panel' }, h('div', { class: 'head' }, t('label.title'), h('span', { class: 'muted' }, '· ' + S.labels.filter((l) => !l.withdrawn_at).length)),
       h('div', { class: 'body' }, h('p', { class: 'muted' }, t('label.help')), labelList('labels', S.labels, start))));
-  mount(h('div', { class: 'page' }, head, tlPanel, h('div', { class: 'grid2' }, flagsPanel, detail), evPanels, dataPanels,
+  mount(h('div', { class: 'page' }, head, tlPanel, h('div', { class: 'grid2' }, flagsPanel, detail), rvPanel(), evPanels, dataPanels,
     renderGallery(start)));
   const sel = document.querySelector('#flags tr.sel');
   if (sel) sel.scrollIntoView({ block: 'nearest' });
@@ -410,7 +412,8 @@ function renderTimeline(start) {
   for (let v = Math.ceil((lo - start) / step) * step; start + v <= hi; v += step) {
     ticks.push(h('span', { class: v === 0 ? 'zero' : '', style: `left:${x(start + v)}%` }, fmtRel(v)));
   }
-  return h('div', { class: 'tl', id: 'timeline' }, phaseLane, ansLane, flagLane, evLane, h('div', { class: 'axis' }, ticks));
+  return h('div', { class: 'tl', id: 'timeline', onclick: (e) => rvTimelineClick(e, lo, hi) }, phaseLane, ansLane, flagLane, evLane,
+    h('div', { class: 'axis' }, ticks), rvPlayhead(lo, hi));
 }
 
 function renderFlagTable(start) {
@@ -428,6 +431,16 @@ function renderFlagTable(start) {
     h('td', {}, tk('camera.', f.camera)), h('td', {}, tk('phase.', f.phase || '')), h('td', { class: 'num' }, fmtRel(f.start_ms - start)),
     h('td', { class: 'num' }, fmtDur(f.end_ms - f.start_ms)), h('td', { class: 'num' }, (f.confidence || 0).toFixed(2)),
     h('td', {}, h('span', { class: 'badge b-' + f.status }, tk('status.', f.status)))))));
+}
+
+// The two ear crops the ears analyzer judged on an ear flag's evidence frame (left and right as
+// in the frame); nothing for other flags.
+const EAR_FLAGS = ['EARS_COVERED', 'EARPHONES'];
+function earShot(f) {
+  if (!EAR_FLAGS.includes(f.type)) return null;
+  const el = h('img', { src: `/v1/flags/${f.id}/evidence?crop=ears`, alt: t('session.ears'), id: 'ear-crops', loading: 'lazy' });
+  el.addEventListener('error', () => el.replaceWith(h('div', { class: 'none' }, t('session.noEvidence'))));
+  return h('div', { class: 'shot' }, h('div', { class: 'cap' }, h('span', {}, t('session.ears'))), el);
 }
 
 function renderDetail(start) {
@@ -475,7 +488,7 @@ function renderDetail(start) {
   const hist = h('ul', { class: 'history', id: 'history' }, h('li', { class: 'muted' }, t('common.loading')));
   loadHistory(f.id, hist);
   return h('div', { class: 'body' },
-    h('div', { class: 'shots' }, shot('main'), shot('evidence'), photo),
+    h('div', { class: 'shots' }, shot('main'), shot('evidence'), photo, earShot(f)),
     kv,
     h('div', { class: 'verdict' }, note,
       h('button', { class: 'btn confirm', id: 'confirm', onclick: () => verdict('confirmed') }, t('session.confirm'), h('kbd', {}, 'c')),
@@ -512,11 +525,11 @@ async function loadChecks() {
     ATTR_FLAGS = r.checks.filter((c) => (c.labels || []).length).flatMap((c) => c.flags.map((f) => f.type));
   } catch (e) { /* the form then shows once the evidence frame loads */ }
 }
-const ATTRS = ['mask', 'occluded', 'earphones'];
+const ATTRS = ['mask', 'occluded', 'earphones', 'ears_covered'];
 
 function attrForm(f, start) {
   // The draft survives re-renders (a live flag, a verdict) until the flag changes or is labelled.
-  if (!S.attrDraft || S.attrDraft.flag !== f.id) S.attrDraft = { flag: f.id, mask: '', occluded: '', earphones: '', persons: '' };
+  if (!S.attrDraft || S.attrDraft.flag !== f.id) S.attrDraft = { flag: f.id, mask: '', occluded: '', earphones: '', ears_covered: '', persons: '' };
   const d = S.attrDraft;
   const keep = (k) => (e) => { d[k] = e.target.value; };
   const yn = {};
@@ -619,7 +632,7 @@ function renderAnswers(start) {
   const post = (kind, inp) => { const at = atOf(inp); if (at != null) addLabel({ kind, at_ms: at }, () => { delete S.timeDraft[inp.id]; }); };
   const ansTable = answers.length ? h('table', { class: 'list', id: 'answer-rows' },
     h('thead', {}, h('tr', {}, h('th', {}, t('answers.question')), h('th', { class: 'num' }, t('answers.start')), h('th', { class: 'num' }, t('answers.end')),
-      h('th', {}, t('session.status')), h('th', { class: 'num' }, t('answers.phraseScore')), canLabel ? h('th', {}, t('answers.endedHere')) : null)),
+      h('th', {}, t('session.status')), h('th', { class: 'num' }, t('answers.phraseScore')), h('th', {}, t('rv.audio')), canLabel ? h('th', {}, t('answers.endedHere')) : null)),
     h('tbody', {}, answers.map((a) => {
       const inp = timeIn('end-' + a.question, a.end_ms);
       return h('tr', { 'data-question': a.question },
@@ -627,6 +640,7 @@ function renderAnswers(start) {
         h('td', { class: 'num' }, fmtRel(a.start_ms - start)), h('td', { class: 'num' }, a.end_ms ? fmtRel(a.end_ms - start) : '—'),
         h('td', {}, h('span', { class: 'badge ' + (a.status === 'closed' ? 'b-reviewed' : a.status === 'not_closed' ? 'b-detection' : 'b-flow') }, tk('answer.', a.status || ''))),
         h('td', { class: 'num' }, a.closed_by_phrase ? (a.phrase_score || 0).toFixed(2) : '—'),
+        rvAnswerCell(a),
         canLabel ? h('td', {}, inp, ' ', h('button', { type: 'button', class: 'btn small', onclick: () => post('answer_end', inp) }, t('answers.endedHereBtn'))) : null);
     }))) : h('div', { class: 'empty' }, t('answers.none'));
   const phraseTable = phrases.length ? h('table', { class: 'list', id: 'phrase-rows' },
@@ -1009,13 +1023,365 @@ async function showAdmin() {
     h('div', { class: 'panel' }, h('div', { class: 'head' }, t('admin.keys')), h('div', { class: 'body' }, keys))));
 }
 
+// ---- review media: filmstrip, recording playback, answers' audio (issue 17) -------------
+// One review time S.rv.t (ms since epoch) drives the filmstrip's cursor, both cameras' players
+// and the stored audio; the timeline seeks it. The panel and its media elements are built once
+// per session and moved into each re-render (renderSession rebuilds the page on every change),
+// so a playing video or answer keeps playing. Data comes a window at a time (±10 s of frames),
+// never a whole session's frames.
+const RV_WIN = 10000;
+const AUDIO_FLAGS = ['ANSWER_NOT_CLOSED', 'SPEECH_OUTSIDE_ANSWER', 'LONG_SILENCE', 'SECOND_VOICE'];
+const RV_CAMS = ['main', 'evidence'];
+function rvFresh(sid) {
+  return { sid, media: null, t: 0, flagId: null, overlays: true, frames: { main: [], evidence: [] }, win: null, cols: [], cur: -1,
+    loadSeq: 0, loading: null, el: null, videos: {}, views: {}, audio: null, audioSpan: null, driver: null, raf: 0, tickAt: 0,
+    peaks: {}, playingQ: 0, tl: null, digits: '', digitTimer: 0 };
+}
+S.rv = rvFresh(null);
+const isAudioFlag = (f) => AUDIO_FLAGS.includes(f.type) || /(^|[ ,])(vad|phrase|speaker)/.test(f.model_version || '');
+const rvURL = (p) => `/v1/sessions/${encodeURIComponent(S.rv.sid)}${p}`;
+
+// rvLoad starts a session's media state (called with the page's other requests).
+async function rvLoad(id) {
+  if (S.rv.sid !== id) { rvStop(); S.rv = rvFresh(id); }
+  try { S.rv.media = await api('GET', rvURL('/media')); } catch (e) { S.rv.media = { recordings: [], audio: [] }; }
+}
+function rvRecording(cam, t) {
+  const recs = ((S.rv.media && S.rv.media.recordings) || []).filter((r) => r.camera === cam && r.playable);
+  return recs.find((r) => t >= r.started_at && t <= r.started_at + Math.max(r.duration_ms, 1000)) || null;
+}
+function svgEl(tag, attrs, ...kids) {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const k in attrs) el.setAttribute(k, attrs[k]);
+  el.append(...kids);
+  return el;
+}
+// rvOverlay draws what the analyzers found on a frame: faces (green: the registered person,
+// red: someone else, with the similarity), persons and phones, the A4 sheet's outline.
+function rvOverlay(fr) {
+  const o = fr && fr.overlays;
+  if (!o || !o.width) return null;
+  const sw = Math.max(2, o.width / 250); const fs = Math.max(12, o.width / 40);
+  const g = svgEl('svg', { viewBox: `0 0 ${o.width} ${o.height}`, preserveAspectRatio: 'none', class: 'rv-ovl' });
+  const box = (b, color, label) => {
+    g.append(svgEl('rect', { x: b[0], y: b[1], width: b[2], height: b[3], fill: 'none', stroke: color, 'stroke-width': sw }));
+    if (label) g.append(svgEl('text', { x: b[0] + sw, y: Math.max(fs, b[1] - sw), fill: color, 'font-size': fs }, label));
+  };
+  for (const ob of o.objects || []) box(ob.box, ob.class === 'person' ? '#4aa3ff' : '#ff9d00', `${ob.class} ${ob.score.toFixed(2)}`);
+  for (const f of o.faces || []) {
+    const known = f.similarity != null;
+    box(f.box, !known ? '#ffd400' : f.same_person ? '#2ecc71' : '#ff3b30', known ? `${t('session.similarity')} ${f.similarity.toFixed(2)}` : `face ${f.score.toFixed(2)}`);
+  }
+  if (o.sheet) {
+    g.append(svgEl('polygon', { points: o.sheet.quad.map((p) => p.join(',')).join(' '), fill: 'none',
+      stroke: o.sheet.writing ? '#ff3b30' : '#e0e0ff', 'stroke-width': sw, 'stroke-dasharray': `${sw * 3} ${sw * 2}` }));
+  }
+  return g;
+}
+// rvExplain shows why a media request failed (purged by retention: 410 with a message).
+async function rvExplain(url, el) {
+  try {
+    const r = await fetch(url, { credentials: 'same-origin', headers: { Range: 'bytes=0-0' } });
+    if (r.ok) return;
+    const j = await r.json().catch(() => ({}));
+    el.textContent = (r.status === 410 ? t('rv.purged') + ' ' : '') + (j.error || r.status);
+  } catch { /* the network: nothing more to say */ }
+}
+
+// rvBuild makes the panel once per session.
+function rvBuild() {
+  const R = S.rv;
+  const btn = (id, label, key, fn) => h('button', { type: 'button', class: 'btn', id, onclick: fn }, label, h('kbd', {}, key));
+  R.timeEl = h('span', { class: 'mono', id: 'rv-time' });
+  R.msg = h('span', { class: 'muted', id: 'rv-msg' });
+  R.playBtn = btn('rv-play', t('rv.play'), 'p', rvTogglePlay);
+  R.ovlBtn = btn('rv-ovl', t('rv.overlays'), 'o', rvToggleOverlays);
+  const stage = h('div', { class: 'rv-stage' }, RV_CAMS.map((cam) => {
+    const v = { cam, img: h('img', { alt: '' }), none: h('div', { class: 'none' }, t('session.noFrame')), box: h('div', { class: 'rv-box' }),
+      src: h('span', {}) };
+    v.img.addEventListener('error', () => { if (v.img.getAttribute('src')) { v.none.hidden = false; v.img.hidden = true; rvExplain(v.img.src, v.none); } });
+    const rec = ((R.media && R.media.recordings) || []).find((r) => r.camera === cam && r.playable);
+    if (rec) {
+      v.video = h('video', { id: 'rv-video-' + cam, preload: 'auto', playsinline: true, src: rec.video_url });
+      v.video.muted = cam !== 'main'; // one sound track: the candidate's microphone
+      v.video.addEventListener('error', () => { v.none.hidden = false; rvExplain(rec.video_url, v.none); });
+      v.video.addEventListener('loadedmetadata', () => rvUpdate());
+      R.videos[cam] = v.video;
+    }
+    v.box.append(...[v.video, v.img, v.none].filter(Boolean));
+    R.views[cam] = v;
+    return h('div', { class: 'shot rv-view', 'data-camera': cam }, h('div', { class: 'cap' }, h('span', {}, tk('camera.', cam)), v.src), v.box);
+  }));
+  R.strip = h('div', { class: 'rv-strip', id: 'rv-strip' });
+  R.audio = h('audio', { id: 'rv-audio', controls: true, preload: 'none' });
+  R.audio.addEventListener('error', () => { if (R.audio.getAttribute('src')) rvExplain(R.audio.src, R.msg); });
+  R.audio.addEventListener('ended', () => rvPause());
+  R.audioLabel = h('span', { class: 'muted', id: 'rv-audio-label' });
+  R.el = h('div', { class: 'panel', id: 'review-media', style: 'margin-bottom:10px' },
+    h('div', { class: 'head' }, t('rv.title'), R.timeEl, h('span', { style: 'flex:1' }),
+      btn('rv-prev', '◀', '←', () => rvStep(-1)), R.playBtn, btn('rv-next', '▶', '→', () => rvStep(1)), R.ovlBtn),
+    h('div', { class: 'body' }, stage, R.strip, h('div', { class: 'rv-audiobar' }, R.audio, R.audioLabel, R.msg)));
+}
+
+// rvPanel is the panel for the session page; a newly selected flag moves the review time to it.
+function rvPanel() {
+  if (!S.rv.sid || S.rv.sid !== S.sess.id) return null;
+  if (!S.rv.el) rvBuild();
+  const f = S.flags[S.fsel];
+  if (f && S.rv.flagId !== f.id) {
+    S.rv.flagId = f.id;
+    rvPause();
+    const at = isAudioFlag(f) ? f.start_ms - 3000 : f.start_ms;
+    rvSeek(at);
+    if (isAudioFlag(f)) rvSetAudio(f.start_ms - 5000, f.end_ms + 5000, t('rv.aroundFlag', { type: tk('flag.', f.type) }));
+  } else if (!f && !S.rv.win) rvSeek(Date.parse(S.sess.scheduled_start));
+  S.rv.ovlBtn.classList.toggle('primary', S.rv.overlays);
+  queueMicrotask(rvUpdate); // once mounted: the new timeline's line
+  return S.rv.el;
+}
+
+// rvSeek moves the review time; from names the player that reported it (not seeked back).
+function rvSeek(t, from) {
+  const R = S.rv;
+  R.t = Math.round(t);
+  if (!R.win || R.t < R.win.from || R.t > R.win.to) rvLoadWindow(R.t);
+  for (const cam of RV_CAMS) {
+    const v = R.videos[cam]; const rec = rvRecording(cam, R.t);
+    if (!v || !rec || from === v) continue;
+    const want = (R.t - rec.started_at) / 1000;
+    if (Math.abs(v.currentTime - want) > 0.25) v.currentTime = want;
+  }
+  if (R.driver === 'audio' && from !== R.audio) rvPause();
+  rvUpdate();
+}
+async function rvLoadWindow(center) {
+  const R = S.rv; const seq = ++R.loadSeq;
+  const from = center - RV_WIN; const to = center + RV_WIN;
+  R.win = { from, to };
+  try {
+    const got = await Promise.all(RV_CAMS.map((cam) => api('GET', rvURL(`/frames?camera=${cam}&from=${from}&to=${to}&limit=200&thumbs=true`))));
+    if (seq !== R.loadSeq) return;
+    RV_CAMS.forEach((cam, i) => { R.frames[cam] = got[i].frames || []; });
+  } catch (e) { if (seq === R.loadSeq) { R.frames = { main: [], evidence: [] }; R.msg.textContent = e.message; } }
+  // Columns: frames of both cameras within half a second of each other share a column.
+  const all = RV_CAMS.flatMap((cam) => R.frames[cam].map((fr) => ({ cam, fr }))).sort((a, b) => a.fr.captured_at - b.fr.captured_at);
+  R.cols = [];
+  for (const x of all) {
+    const c = R.cols[R.cols.length - 1];
+    if (c && !c[x.cam] && x.fr.captured_at - c.t < 500) c[x.cam] = x.fr;
+    else R.cols.push({ t: x.fr.captured_at, [x.cam]: x.fr });
+  }
+  rvRenderStrip();
+  rvUpdate();
+}
+function rvRenderStrip() {
+  const R = S.rv; const start = Date.parse(S.sess.scheduled_start);
+  if (!R.cols.length) { R.strip.replaceChildren(h('div', { class: 'empty' }, t('rv.noFrames'))); return; }
+  R.strip.replaceChildren(...R.cols.map((c, i) => h('div', { class: 'rv-col', 'data-i': i, 'data-t': c.t, onclick: () => { rvPause(); rvSeek(c.t); } },
+    h('div', { class: 'rv-at mono' }, fmtRel(c.t - start)),
+    RV_CAMS.map((cam) => (c[cam] ? h('img', { src: c[cam].thumb || c[cam].thumb_url, alt: '', 'data-camera': cam, title: tk('camera.', cam),
+      onerror: (e) => e.target.replaceWith(h('div', { class: 'rv-gap', 'data-camera': cam, title: t('rv.framePurged') }, '×')) })
+      : h('div', { class: 'rv-gap', 'data-camera': cam }))))));
+}
+function rvNearest(cam, t) {
+  let best = null;
+  for (const fr of S.rv.frames[cam]) if (!best || Math.abs(fr.captured_at - t) < Math.abs(best.captured_at - t)) best = fr;
+  return best && Math.abs(best.captured_at - t) <= 1000 ? best : null;
+}
+// rvUpdate shows the review time everywhere: cursor, frames or players, overlays, timeline.
+function rvUpdate() {
+  const R = S.rv; if (!R.el) return;
+  const start = Date.parse(S.sess.scheduled_start);
+  R.timeEl.textContent = ' · ' + fmtRel(R.t - start); R.timeEl.dataset.t = R.t;
+  let cur = -1;
+  R.cols.forEach((c, i) => { if (cur < 0 || Math.abs(c.t - R.t) < Math.abs(R.cols[cur].t - R.t)) cur = i; });
+  if (cur !== R.cur) {
+    const old = R.strip.querySelector('.rv-col.sel'); if (old) old.classList.remove('sel');
+    const el = R.strip.querySelector(`.rv-col[data-i="${cur}"]`);
+    if (el) { el.classList.add('sel'); el.scrollIntoView({ block: 'nearest', inline: 'center' }); }
+    R.cur = cur;
+  }
+  for (const cam of RV_CAMS) {
+    const v = R.views[cam]; const rec = rvRecording(cam, R.t); const fr = rvNearest(cam, R.t);
+    const useVideo = !!(v.video && rec);
+    if (v.video) v.video.hidden = !useVideo;
+    v.src.textContent = useVideo ? t('rv.recording') : fr ? t('rv.frame') : '';
+    if (!useVideo) {
+      if (fr) {
+        if (v.img.dataset.seq !== String(fr.seq)) { v.img.hidden = false; v.none.hidden = true; v.img.src = fr.image_url; v.img.dataset.seq = fr.seq; }
+      } else { v.img.hidden = true; v.img.removeAttribute('src'); v.img.dataset.seq = ''; v.none.hidden = false; v.none.textContent = t('session.noFrame'); }
+    } else { v.img.hidden = true; v.none.hidden = true; }
+    const o = fr && fr.overlays;
+    v.box.style.aspectRatio = o && o.width ? `${o.width} / ${o.height}` : '4 / 3';
+    const old = v.box.querySelector('.rv-ovl'); if (old) old.remove();
+    if (R.overlays && fr && (!useVideo || v.video.paused || Math.abs(fr.captured_at - R.t) < 600)) { const g = rvOverlay(fr); if (g) v.box.append(g); }
+  }
+  const head = document.getElementById('rv-head');
+  if (head && R.tl) { const x = ((R.t - R.tl.lo) / (R.tl.hi - R.tl.lo)) * 100; head.style.left = Math.max(0, Math.min(100, x)) + '%'; }
+}
+function rvStep(d) {
+  const R = S.rv; rvPause();
+  if (!R.cols.length) { rvSeek(R.t + d * 1000); return; }
+  const i = R.cur + d;
+  if (i < 0 || i >= R.cols.length) { rvSeek(R.cols[R.cur].t + d * 1000); return; } // the next window loads around it
+  rvSeek(R.cols[i].t);
+}
+function rvToggleOverlays() { S.rv.overlays = !S.rv.overlays; S.rv.ovlBtn.classList.toggle('primary', S.rv.overlays); rvUpdate(); }
+
+// Playback: the recordings where there are any (the main camera's sound), else the stored
+// audio with the filmstrip following it, else the filmstrip alone at real speed.
+function rvSetAudio(from, to, label) {
+  const R = S.rv; const max = (R.media && R.media.max_audio_span_ms) || 900000;
+  from = Math.round(from); to = Math.round(Math.min(to, from + max));
+  R.audioSpan = { from, to }; R.msg.textContent = '';
+  R.audio.src = rvURL(`/audio?from=${from}&to=${to}`);
+  R.audioLabel.textContent = label || '';
+}
+function rvTogglePlay() { if (S.rv.driver) rvPause(); else rvPlay(); }
+function rvPlay() {
+  const R = S.rv;
+  const vids = RV_CAMS.map((cam) => ({ cam, v: R.videos[cam], rec: rvRecording(cam, R.t) })).filter((x) => x.v && x.rec);
+  if (vids.length) {
+    R.driver = 'video'; R.master = vids[0];
+    for (const x of vids) { x.v.currentTime = (R.t - x.rec.started_at) / 1000; x.v.play().catch((e) => { R.msg.textContent = e.message; }); }
+  } else if (R.audioSpan && R.t >= R.audioSpan.from && R.t < R.audioSpan.to) {
+    R.driver = 'audio'; R.audio.currentTime = (R.t - R.audioSpan.from) / 1000; R.audio.play().catch((e) => { R.msg.textContent = e.message; });
+  } else if ((R.media && R.media.audio || []).some((s) => R.t >= s.start_ms && R.t < s.end_ms)) {
+    rvSetAudio(R.t, R.t + 300000, t('rv.fromHere'));
+    R.driver = 'audio'; R.audio.play().catch((e) => { R.msg.textContent = e.message; });
+  } else R.driver = 'clock';
+  R.tickAt = performance.now();
+  R.playBtn.classList.add('primary');
+  cancelAnimationFrame(R.raf); R.raf = requestAnimationFrame(rvTick);
+}
+function rvPause() {
+  const R = S.rv; if (!R.driver) return;
+  R.driver = null; cancelAnimationFrame(R.raf);
+  for (const cam of RV_CAMS) if (R.videos[cam]) R.videos[cam].pause();
+  if (!R.audio.paused) R.audio.pause();
+  R.playBtn.classList.remove('primary');
+  rvUpdate();
+}
+function rvStop() { try { rvPause(); } catch { /* nothing built yet */ } }
+function rvTick(now) {
+  const R = S.rv; if (!R.driver) return;
+  if (!R.el.isConnected) { rvPause(); return; } // the reviewer left the session page
+  if (R.driver === 'video') {
+    const m = R.master; rvSeek(m.rec.started_at + m.v.currentTime * 1000, m.v);
+    for (const cam of RV_CAMS) {
+      const v = R.videos[cam]; if (!v || v === m.v) continue;
+      const rec = rvRecording(cam, R.t);
+      if (!rec) { if (!v.paused) v.pause(); continue; }
+      const want = (R.t - rec.started_at) / 1000;
+      if (Math.abs(v.currentTime - want) > 0.3) v.currentTime = want; // keep the two cameras within a few frames
+      if (v.paused) v.play().catch(() => {});
+    }
+    if (m.v.ended) { rvPause(); return; }
+  } else if (R.driver === 'audio') {
+    rvSeek(R.audioSpan.from + R.audio.currentTime * 1000, R.audio);
+    rvAnswerProgress();
+  } else {
+    rvSeek(R.t + (now - R.tickAt)); R.tickAt = now;
+  }
+  R.raf = requestAnimationFrame(rvTick);
+}
+
+// Timeline: clicking anywhere seeks; a line shows the review time.
+function rvTimelineClick(e, lo, hi) {
+  const lane = e.currentTarget.querySelector('.lane'); if (!lane) return;
+  const r = lane.getBoundingClientRect();
+  if (e.clientX < r.left || e.clientX > r.right) return;
+  rvPause();
+  rvSeek(lo + ((e.clientX - r.left) / r.width) * (hi - lo));
+}
+function rvPlayhead(lo, hi) {
+  S.rv.tl = { lo, hi };
+  const x = ((S.rv.t - lo) / (hi - lo)) * 100;
+  return h('div', { class: 'rv-headwrap' }, h('div', { class: 'rv-head', id: 'rv-head', style: `left:${Math.max(0, Math.min(100, x))}%` }));
+}
+
+// Answers: each plays its audio (keys 1–9, or two digits quickly for 10–25), with a small
+// waveform on which the spotted closing phrase is marked.
+function rvAnswerCell(a) {
+  const c = h('canvas', { width: 140, height: 26, class: 'rv-wave', id: 'rv-wave-' + a.question, title: t('rv.waveHelp') });
+  const b = h('button', { type: 'button', class: 'btn small rv-playans', id: 'rv-play-' + a.question, onclick: () => rvPlayAnswer(a.question) },
+    '▶ ', a.question <= 9 ? h('kbd', {}, String(a.question)) : String(a.question));
+  if (S.rv.playingQ === a.question && S.rv.driver === 'audio') b.classList.add('primary');
+  setTimeout(() => rvWave(a, c), 0);
+  return h('td', { class: 'rv-anscell' }, b, ' ', c);
+}
+function rvAnswerSpan(a) { return { from: a.start_ms, to: a.end_ms && a.end_ms > a.start_ms ? a.end_ms + 500 : a.start_ms + 60000 }; }
+async function rvWave(a, canvas) {
+  const sp = rvAnswerSpan(a); const key = `${sp.from}-${sp.to}`;
+  let pk = S.rv.peaks[key];
+  if (!pk) {
+    try { pk = (await api('GET', rvURL(`/audio/peaks?from=${sp.from}&to=${Math.min(sp.to, sp.from + 900000)}&n=140`))).peaks; } catch (e) { pk = e.status === 410 ? 'purged' : 'none'; }
+    S.rv.peaks[key] = pk;
+  }
+  rvDrawWave(canvas, a, pk, -1);
+}
+function rvDrawWave(canvas, a, pk, progress) {
+  const g = canvas.getContext('2d'); const W = canvas.width; const H = canvas.height; const sp = rvAnswerSpan(a);
+  g.clearRect(0, 0, W, H);
+  const xs = (ms) => ((ms - sp.from) / (sp.to - sp.from)) * W;
+  // The spotted phrases inside the answer (the closing one ends it).
+  g.fillStyle = 'rgba(63,127,90,.28)';
+  for (const p of ((S.answers && S.answers.phrases) || [])) {
+    if (p.end_ms < sp.from || p.start_ms > sp.to) continue;
+    g.fillRect(xs(p.start_ms), 0, Math.max(2, xs(p.end_ms) - xs(p.start_ms)), H);
+  }
+  if (!Array.isArray(pk)) {
+    g.fillStyle = '#8a96a3'; g.font = '10px sans-serif';
+    g.fillText(pk === 'purged' ? t('rv.purgedShort') : pk === 'none' ? t('rv.noAudio') : '…', 4, H / 2 + 3);
+    canvas.dataset.state = pk || 'loading';
+    return;
+  }
+  g.fillStyle = '#3d5a80';
+  const n = pk.length;
+  for (let i = 0; i < n; i++) { const v = Math.max(1, pk[i] * (H - 2)); g.fillRect((i / n) * W, (H - v) / 2, Math.max(1, W / n - 0.5), v); }
+  if (progress >= 0) { g.fillStyle = '#d33'; g.fillRect(xs(progress), 0, 2, H); }
+  canvas.dataset.state = 'drawn';
+}
+function rvAnswerProgress() {
+  const R = S.rv; const A = (S.answers && S.answers.answers) || []; const a = A.find((x) => x.question === R.playingQ);
+  if (!a) return;
+  const c = document.getElementById('rv-wave-' + a.question); const pk = S.rv.peaks[`${rvAnswerSpan(a).from}-${rvAnswerSpan(a).to}`];
+  if (c && Array.isArray(pk)) rvDrawWave(c, a, pk, R.t);
+}
+function rvPlayAnswer(n) {
+  const A = (S.answers && S.answers.answers) || []; const a = A.find((x) => x.question === n);
+  if (!a || !S.rv.el) { toast(t('rv.noAnswer', { n }), true); return; }
+  rvPause();
+  const sp = rvAnswerSpan(a);
+  rvSetAudio(sp.from, sp.to, t('rv.answer', { n }));
+  S.rv.playingQ = n;
+  // Sound first: the filmstrip's window loads while the audio buffers.
+  S.rv.audio.play().catch((e) => { S.rv.msg.textContent = e.message; });
+  rvSeek(sp.from);
+  S.rv.driver = 'audio'; S.rv.tickAt = performance.now(); S.rv.playBtn.classList.add('primary');
+  cancelAnimationFrame(S.rv.raf); S.rv.raf = requestAnimationFrame(rvTick);
+  document.querySelectorAll('.rv-playans.primary').forEach((b) => b.classList.remove('primary'));
+  const b = document.getElementById('rv-play-' + n); if (b) b.classList.add('primary');
+}
+// rvDigit: 1–9 play that answer; with 10 or more questions a second digit within 0.6 s makes
+// a two-digit number.
+function rvDigit(k) {
+  const R = S.rv; const nq = ((S.answers && S.answers.answers) || []).length;
+  clearTimeout(R.digitTimer);
+  R.digits += k;
+  const n = Number(R.digits);
+  if (R.digits.length >= 2 || n * 10 > nq) { R.digits = ''; if (n > 0) rvPlayAnswer(n); return; }
+  R.digitTimer = setTimeout(() => { R.digits = ''; if (n > 0) rvPlayAnswer(n); }, 600);
+}
+const RV_HELP_KEYS = { arrows: '← →', o: 'o', p: 'p', digits: '1–9' };
+
 // ---- keyboard --------------------------------------------------------------------------
 function showHelp() {
   const box = $('#help');
   if (!box.hidden) { box.hidden = true; return; }
-  const keys = ['j', 'k', 'enter', 'c', 'd', 'x', 'C', 'D', 'u', 'n', 'e', 'r', 'q', 'l', '?'];
+  const keys = ['j', 'k', 'enter', 'c', 'd', 'x', 'C', 'D', 'u', 'n', 'e', 'r', 'q', 'l', ...Object.keys(RV_HELP_KEYS), '?'];
   box.replaceChildren(h('div', { class: 'box' }, h('h2', {}, t('help.title')),
-    h('table', {}, keys.map((k) => h('tr', {}, h('td', {}, h('kbd', {}, k === 'enter' ? 'Enter' : k)), h('td', {}, t('help.' + k))))),
+    h('table', {}, keys.map((k) => h('tr', {}, h('td', {}, h('kbd', {}, RV_HELP_KEYS[k] || (k === 'enter' ? 'Enter' : k))), h('td', {}, t('help.' + k))))),
     h('p', { class: 'muted' }, t('help.close'))));
   box.hidden = false;
 }
@@ -1056,6 +1422,11 @@ document.addEventListener('keydown', (e) => {
     else if (k === 'e') { const n = $('#note'); if (n) n.focus(); }
     else if (k === 'r') { const a = $('#report'); if (a) window.open(a.href, '_blank', 'noopener'); }
     else if (k === 'q') location.hash = '#/queue' + (S.qquery ? '?' + S.qquery : '');
+    else if (k === 'ArrowLeft') rvStep(-1);
+    else if (k === 'ArrowRight') rvStep(1);
+    else if (k === 'o') rvToggleOverlays();
+    else if (k === 'p') rvTogglePlay();
+    else if (/^[0-9]$/.test(k)) rvDigit(k);
     else return;
     e.preventDefault();
   }

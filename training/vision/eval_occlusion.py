@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Measures the attire classifier's "occluded" output on the real occlusion labels made by looking
+at the dev photos (training/vision/occlusion-labels.tsv, issue #15), split by person like the ear
+labels (train_ears.held_back: 30% of the people held back, the rest the tuning split).
+
+  .cache/vision-venv/bin/python training/vision/eval_occlusion.py [--model ONNX] [--threshold T]
+      [--write-export DIR]
+
+The aligned crops are the service's own (go run ./training/vision/earcrops --face-crops).
+--write-export writes the tuning split as an export (docs/data-loop.md) for
+training/vision/finetune_attire.sh --export DIR --out VERSION_DIR; then --model VERSION_DIR/attire-cnn.onnx
+measures the refit on the held-back people. Prints precision/recall/F1 per split and recall per kind."""
+import argparse
+import csv
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import cv2
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+from train_ears import DATA, ROOT, held_back, iou, run_earcrops  # noqa: E402
+
+
+def scores(model, files):
+    import onnxruntime as ort
+    s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    x = np.stack([cv2.imread(f).astype(np.float32) / 255 for f in files]).transpose(0, 3, 1, 2)
+    return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+
+def prf(y, p):
+    y, p = np.asarray(y, bool), np.asarray(p, bool)
+    tp, fp, fn = int((y & p).sum()), int((~y & p).sum()), int((y & ~p).sum())
+    pr, rc = tp / max(1, tp + fp), tp / max(1, tp + fn)
+    return {"n": len(y), "positives": int(y.sum()), "tp": tp, "fp": fp, "fn": fn, "precision": round(pr, 3),
+            "recall": round(rc, 3), "f1": round(2 * pr * rc / max(1e-9, pr + rc), 3)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--labels", default=os.path.join(here, "occlusion-labels.tsv"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "trained", "attire-cnn.onnx"))
+    ap.add_argument("--threshold", type=float, default=0.78, help="the shipped occluded threshold")
+    ap.add_argument("--cache", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "occlusion-data"))
+    ap.add_argument("--write-export", default="")
+    a = ap.parse_args()
+    with open(a.labels) as f:
+        rows = list(csv.DictReader([l for l in f if not l.startswith("#")], delimiter="\t"))
+    photos = sorted({os.path.join(DATA, r["photo"]) for r in rows})
+    run_earcrops(photos, a.cache, DATA, ["--face-crops"])
+    faces = {}
+    for r in csv.reader(open(os.path.join(a.cache, "faces.tsv")), delimiter="\t"):
+        faces.setdefault(r[1], []).append((int(r[0]), [float(v) for v in r[3:7]]))
+    items = []
+    for r in rows:
+        b = [float(v) for v in r["box"].split(",")]
+        c = max(faces.get(r["photo"], []), key=lambda s: iou(s[1], b), default=None)
+        if c is None or iou(c[1], b) < 0.3:
+            continue
+        items.append((os.path.join(a.cache, "crops", f"{c[0]}_face.png"), r["occluded"] == "yes", r["kind"],
+                      held_back(r["photo"])))
+    s = scores(a.model, [i[0] for i in items])[:, 1]
+    out = {"model": os.path.relpath(a.model, ROOT), "threshold": a.threshold, "labelled_faces": len(rows), "found": len(items)}
+    for name, keep in (("held_back", lambda i: i[3]), ("tuning", lambda i: not i[3]), ("all", lambda i: True)):
+        idx = [k for k, i in enumerate(items) if keep(i)]
+        y = [items[k][1] for k in idx]
+        out[name] = prf(y, s[idx] >= a.threshold)
+        kinds = {}
+        for k in idx:
+            if items[k][1]:
+                kd = kinds.setdefault(items[k][2], [0, 0])
+                kd[0] += int(s[k] >= a.threshold)
+                kd[1] += 1
+        out[name]["recall_per_kind"] = {kd: f"{v[0]}/{v[1]}" for kd, v in sorted(kinds.items())}
+    print(json.dumps(out, indent=1))
+    if a.write_export:
+        shutil.rmtree(a.write_export, ignore_errors=True)
+        os.makedirs(os.path.join(a.write_export, "crops"))
+        lines = []
+        for k, (crop, occ, _, hb) in enumerate(items):
+            if hb:
+                continue
+            iid = f"v{k:04d}"
+            shutil.copy(crop, os.path.join(a.write_export, "crops", iid + ".png"))
+            lines.append(json.dumps({"id": iid, "kind": "vision", "crop": f"crops/{iid}.png", "labels": {"occluded": occ}}))
+        man = "\n".join(lines) + "\n"
+        with open(os.path.join(a.write_export, "manifest.jsonl"), "w") as f:
+            f.write(man)
+        with open(os.path.join(a.write_export, "export.json"), "w") as f:
+            json.dump({"format": "proctor-export", "format_version": 1, "id": "exp_occlusion_labels",
+                       "manifest_sha256": hashlib.sha256(man.encode()).hexdigest()}, f)
+        print(f"wrote {len(lines)} tuning items to {a.write_export}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
