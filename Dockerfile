@@ -3,7 +3,8 @@
 #   docker build -t proctor .
 #   docker run -p 8080:8080 proctor                  # embedded Kafka + SQLite under /var/lib/proctor
 #   docker run -p 8080:8080 -e PROCTOR_KAFKA_BROKERS=kafka:9092 \
-#     -e PROCTOR_DATABASE_DSN='host=db user=proctor dbname=proctor sslmode=disable' proctor
+#     -e PROCTOR_DATABASE_DSN='host=db user=proctor dbname=proctor sslmode=disable' \
+#     -e PROCTOR_ENCRYPTION_KEY_FILE=/run/secrets/proctor.key proctor   # required with PostgreSQL (docs/privacy.md)
 #
 # Versions: Go matches go.mod; OpenCV is Debian 12's 4.6 (the only one gocv v0.31.0 builds against,
 # pinned as in scripts/apt-packages.tsv; override with --build-arg when Debian moves it).

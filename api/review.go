@@ -52,7 +52,12 @@ func (s *Server) getSession(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"session": sess, "flags": flags})
+	// What the retention policy already deleted, by class ("frames": evidence), with the date.
+	deleted, err := s.store.RetentionMarks(c.UserContext(), sess.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"session": sess, "flags": flags, "retention_deleted": deleted})
 }
 
 func (s *Server) flagOf(c *fiber.Ctx) (*store.Flag, error) {
@@ -94,6 +99,14 @@ func (s *Server) getEvidence(c *fiber.Ctx) error {
 	}
 	ev, err := s.store.GetEvidence(c.UserContext(), f.ID)
 	if errors.Is(err, store.ErrNotFound) {
+		// Flags may outlive their evidence: say when and why it went.
+		marks, merr := s.store.RetentionMarks(c.UserContext(), f.SessionID)
+		if merr != nil {
+			return merr
+		}
+		if at, ok := marks["frames"]; ok {
+			return bad(fiber.StatusGone, "evidence deleted on "+at.Format("2006-01-02")+" under the retention policy")
+		}
 		return bad(fiber.StatusNotFound, "flag has no evidence image")
 	}
 	if err != nil {

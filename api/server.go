@@ -20,6 +20,7 @@ import (
 
 	"proctor/export"
 	"proctor/pipeline"
+	"proctor/privacy"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	LivePoll time.Duration
 	// Recordings configures uploads of whole recordings (recordings.go).
 	Recordings RecordingUploads
+	// RetentionDefaults override the declared retention defaults for this service (privacy.go);
+	// organisations and exams override them in turn.
+	RetentionDefaults privacy.Policy
 	// Kafka is checked by /healthz, /readyz and GET /v1/admin/status. Nil: not checked, and
 	// left out of their answers.
 	Kafka *pipeline.KafkaProbe
@@ -123,7 +127,8 @@ type Server struct {
 	timelineExtras []func(c *fiber.Ctx, sess *store.Session, body fiber.Map) error
 
 	// sessionKeys caches organisation + the platform's session id → the session's key for the
-	// ingest hot path; sessions are never deleted or moved, so a cached entry cannot go stale.
+	// ingest hot path; sessions never move, and a deletion removes its entries here (another API
+	// process's stale entry only sends messages the workers drop and count).
 	sessionKeys sync.Map
 
 	signIn   limiter      // failed sign-ins per account (auth.go)
@@ -212,6 +217,7 @@ func New(cfg Config, st *store.Store, pub pipeline.Sender, eng *rules.Engine, re
 	v1.Post("/flags/:id/verdict", review, s.postVerdict)
 
 	v1.Post("/keys", admin, s.createKey)
+	s.privacyRoutes(v1, admin)
 	v1.Get("/audit", admin, maxParams(map[string]int{"action": 64, "actor": 320, "target": 320}), s.listAudit)
 
 	// Reviewer workspace: sign-in, users, verdicts, live feed, reports, settings, the web page.

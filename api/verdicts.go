@@ -81,6 +81,15 @@ func (s *Server) getPhoto(c *fiber.Ctx) error {
 		return err
 	}
 	if len(photo) == 0 {
+		if sess, err := s.store.GetSession(c.UserContext(), principal(c).OrgID, c.Params("id")); err == nil {
+			marks, err := s.store.RetentionMarks(c.UserContext(), sess.ID)
+			if err != nil {
+				return err
+			}
+			if at, ok := marks["biometrics"]; ok {
+				return bad(fiber.StatusGone, "registration photo deleted on "+at.Format("2006-01-02")+" under the retention policy")
+			}
+		}
 		return bad(fiber.StatusNotFound, "session has no registration photo")
 	}
 	if err := s.audit(c, "photo.view", "session:"+c.Params("id"), nil); err != nil {

@@ -20,6 +20,7 @@ import (
 	"proctor/analyzers"
 	"proctor/api"
 	"proctor/pipeline"
+	"proctor/privacy"
 	"proctor/rules"
 	"proctor/store"
 	"proctor/worker"
@@ -43,9 +44,11 @@ type Config struct {
 	// ModelPoll is how often workers check the model versions for another active or shadow
 	// version. Default 10 s.
 	ModelPoll time.Duration
-	// AudioRetention is how long analysed audio and frame images are kept for review and training
-	// exports. Default 30 days.
+	// AudioRetention is the service's default retention of stored audio (organisations and
+	// exams may override it, like every class of privacy.Classes). Zero: the declared default.
 	AudioRetention time.Duration
+	// RetentionSweep is how often each worker's sweeper deletes expired data. Default 1 h.
+	RetentionSweep time.Duration
 	Log            *slog.Logger
 }
 
@@ -146,6 +149,9 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 		a.closers = append(a.closers, func() { producer.Close() })
 		cfg.API.Topics = kcfg.Topics
+		if days := int(cfg.AudioRetention.Hours() / 24); days > 0 && cfg.API.RetentionDefaults == nil {
+			cfg.API.RetentionDefaults = privacy.Policy{privacy.Audio: days}
+		}
 		if cfg.API.Kafka == nil {
 			cfg.API.Kafka = &pipeline.KafkaProbe{Config: kcfg}
 		}
@@ -200,7 +206,7 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		// Dead letters are recorded in the database for admins (GET /v1/admin/deadletter,
 		// proctor deadletter list|replay).
 		kcfg.Topics.DeadLetter: worker.DeadLetterRecorder(a.Store),
-		kcfg.Topics.Events:     worker.AnswerEvents(worker.EventHandler(a.Store), a.Store, audio.Answers()),
+		kcfg.Topics.Events:     worker.AnswerEvents(worker.EventHandler(a.Store, registry), a.Store, audio.Answers()),
 	} {
 		c, err := pipeline.NewConsumer(kcfg, topic, h, dlq, registry)
 		if err != nil {
@@ -245,41 +251,23 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		}
 		watcher.Run(ctx, poll)
 	}()
+	// Expired personal data (docs/privacy.md): every worker sweeps; claims keep it to once.
+	defaults := privacy.Defaults()
+	if days := int(a.cfg.AudioRetention.Hours() / 24); days > 0 {
+		defaults[privacy.Audio] = days
+	}
+	sweeper := &privacy.Sweeper{Store: a.Store, RecordingsDir: a.cfg.Recordings.Dir, Defaults: defaults, Log: log}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		a.purgeAudio(ctx)
+		every := a.cfg.RetentionSweep
+		if every <= 0 {
+			every = time.Hour
+		}
+		sweeper.Run(ctx, every)
 	}()
 	log.Info("workers started", "topics", []string{kcfg.Topics.Frames, kcfg.Topics.Audio, kcfg.Topics.Events, kcfg.Topics.DeadLetter})
 	return nil
-}
-
-// purgeAudio deletes stored audio older than the retention period, hourly.
-func (a *App) purgeAudio(ctx context.Context) {
-	keep := a.cfg.AudioRetention
-	if keep <= 0 {
-		keep = 30 * 24 * time.Hour
-	}
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		if n, err := a.Store.PurgeAudioSamples(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
-			a.cfg.Log.Error("purge stored audio", "err", err)
-		} else if n > 0 {
-			a.cfg.Log.Info("purged stored audio", "chunks", n)
-		}
-		// Frame images (the reviewer's filmstrip) are as personal as the audio: same period.
-		if n, err := a.Store.PurgeFrameImages(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
-			a.cfg.Log.Error("purge stored frame images", "err", err)
-		} else if n > 0 {
-			a.cfg.Log.Info("purged stored frame images", "frames", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 func dataDirOr(dir string) string {

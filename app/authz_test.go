@@ -297,7 +297,33 @@ func routeRules() []routeRule {
 		{method: "PUT", route: "/v1/exams/:exam/settings", who: []string{store.ScopeAdmin}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
 			return jsonReq("/v1/exams/exam-shared/settings", map[string]any{"face_absent_after_sec": 6})
 		}},
+		// Personal data lifecycle: deletion on request (each request deletes a fresh session or
+		// candidate of the organisation) and the retention policy.
+		{method: "DELETE", route: "/v1/sessions/:id", who: []string{store.ScopeAdmin}, orgScoped: true, req: func(t *testing.T, m *matrix, o *wsOrg) matrixReq {
+			return matrixReq{path: "/v1/sessions/" + m.victim(t, o).ID + "?reason=authz"}
+		}},
+		{method: "DELETE", route: "/v1/candidates/:candidate", who: []string{store.ScopeAdmin}, orgScoped: true, req: func(t *testing.T, m *matrix, o *wsOrg) matrixReq {
+			return matrixReq{path: "/v1/candidates/" + m.victim(t, o).CandidateID + "?reason=authz"}
+		}},
+		{method: "GET", route: "/v1/retention", who: []string{store.ScopeAdmin}, req: get("/v1/retention")},
+		{method: "PUT", route: "/v1/retention", who: []string{store.ScopeAdmin}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
+			return jsonReq("/v1/retention", map[string]int{"frames": 60})
+		}},
+		{method: "GET", route: "/v1/exams/:exam/retention", who: []string{store.ScopeAdmin}, req: get("/v1/exams/exam-shared/retention")},
+		{method: "PUT", route: "/v1/exams/:exam/retention", who: []string{store.ScopeAdmin}, req: func(*testing.T, *matrix, *wsOrg) matrixReq {
+			return jsonReq("/v1/exams/exam-shared/retention", map[string]int{"frames": 30})
+		}},
 	}
+}
+
+// victim creates a session of its own candidate in the organisation, for a deletion to remove.
+func (m *matrix) victim(t *testing.T, o *wsOrg) *store.Session {
+	id := store.NewID()
+	s := &store.Session{ID: "authz-del-" + id, OrgID: o.ID, ExamID: "exam-authz", CandidateID: "cand-del-" + id, ScheduledStart: time.Now()}
+	if err := m.a.Store.CreateSession(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // do sends one request as a caller: kind "key" (token = API key), "user" (token = cookie,

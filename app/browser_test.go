@@ -364,10 +364,19 @@ func TestBrowserReview(t *testing.T) {
 		visible(`#qrows tr[data-id]`),
 		chromedp.Navigate(a.URL+"/ui/#/settings/"+exam),
 		visible(`#checks input.chk`),
+		// The exam's retention override: frames kept 45 days.
+		visible(`#retention input[data-class="frames"]`),
+		chromedp.SendKeys(css(`#r-frames`), "45"),
+		chromedp.Click(css("#save-retention")),
 		shot("11-settings-en.png"),
 		chromedp.Navigate(a.URL+"/ui/#/audit"),
 		visible(`#audit tr[data-action="flag.verdict"]`),
 		shot("12-audit-en.png"))
+
+	waitFor(t, func() bool {
+		r, err := a.Store.GetRetentionSetting(context.Background(), org.ID, exam)
+		return err == nil && r.Days == `{"frames":45}`
+	}, "the retention override saved from the settings page")
 
 	// The audit log holds every action of the reviewer's session above.
 	entries, err := a.Store.QueryAudit(context.Background(), store.AuditFilter{OrgID: org.ID, Actor: "user:" + org.Users[store.RoleReviewer], Limit: 1000})

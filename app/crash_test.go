@@ -96,7 +96,7 @@ func TestWorkerCrash(t *testing.T) {
 			})
 			workerArgs := []string{"--kafka-brokers", strings.Join(kcfg.Brokers, ","), "--kafka-group", kcfg.GroupID,
 				"--kafka-topic-prefix", prefix, "--kafka-partitions", "3", "--data-dir", dataDir, "--database-dsn", b.dsn,
-				"--log-level", "info"}
+				"--log-level", "info", "--encryption-key-file", testKeyFile(t)}
 			first := startWorker(t, bin, "worker-1", workerArgs)
 
 			ingestKey, reviewKey := keys(t, a, "org-crash")
@@ -170,4 +170,14 @@ func TestWorkerCrash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testKeyFile writes the tests' encryption key (store.InsecureTestKeys, which the in-process
+// service uses) for a worker subprocess.
+func testKeyFile(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "test.key")
+	if err := os.WriteFile(p, []byte(store.InsecureTestKeyLine()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -62,7 +62,7 @@ func quietLog() *slog.Logger {
 
 func startApp(t *testing.T, b backend, mutate func(*Config)) *App {
 	t.Helper()
-	cfg := Config{Addr: "127.0.0.1:0", Store: store.Config{DSN: b.dsn, DataDir: t.TempDir()},
+	cfg := Config{Addr: "127.0.0.1:0", Store: store.Config{DSN: b.dsn, DataDir: t.TempDir(), Keys: store.InsecureTestKeys()},
 		Kafka: kafkaConfig(b), Log: quietLog()}
 	if mutate != nil {
 		mutate(&cfg)

@@ -41,7 +41,7 @@ type wsOrg struct {
 // startAPI starts the API role only (embedded Kafka + SQLite, or PostgreSQL when dsn is set).
 func startAPI(t *testing.T, dsn string, mutate func(*Config)) *App {
 	t.Helper()
-	cfg := Config{Addr: "127.0.0.1:0", RunAPI: true, Store: store.Config{DSN: dsn, DataDir: t.TempDir()},
+	cfg := Config{Addr: "127.0.0.1:0", RunAPI: true, Store: store.Config{DSN: dsn, DataDir: t.TempDir(), Keys: store.InsecureTestKeys()},
 		Kafka: kafkaConfig(backend{}), Log: quietLog()}
 	cfg.API.LivePoll = 200 * time.Millisecond
 	if mutate != nil {

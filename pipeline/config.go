@@ -74,12 +74,13 @@ type Config struct {
 	// Default: 1
 	ReplicationFactor int
 
-	// Retention is the retention.ms set on topics that EnsureTopics
-	// creates; zero leaves the broker default (7 days on Kafka). Frames are
-	// the bulk of the data: about 50 KB per frame per camera, so bound it on
-	// a small disk or on the in-memory embedded broker.
+	// Retention is the retention.ms set explicitly on topics that
+	// EnsureTopics creates (topics that exist keep theirs). Frames and audio
+	// are personal data: Kafka never deletes single messages, so a deleted
+	// session's messages are gone only once this has passed (docs/privacy.md).
+	// Frames are also the bulk of the data, about 50 KB per frame per camera.
 	//
-	// Default: 0 (broker default)
+	// Default: 7 days
 	Retention time.Duration
 
 	// GroupID is the prefix of the consumer group ids: one group per topic,
@@ -289,6 +290,9 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.Brokers = append([]string(nil), c.Brokers...)
+	if c.Retention <= 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
 	return c
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -97,4 +98,43 @@ func TestEmbeddedBrokerPersists(t *testing.T) {
 	if s := header(got[0], HeaderSeq) + "," + header(got[1], HeaderSeq); s != "1,2" {
 		t.Errorf("after restart got seqs %s, want 1,2", s)
 	}
+}
+
+// TestTopicsHaveRetention: topics are created with an explicit retention.ms, 7 days unless
+// configured (Kafka deletes no single message: deletion on request completes when it passes).
+func TestTopicsHaveRetention(t *testing.T) {
+	if got := (Config{}).WithDefaults().Retention; got != 7*24*time.Hour {
+		t.Errorf("default retention %v, want 7 days", got)
+	}
+	forEachBroker(t, func(t *testing.T, cfg Config) {
+		client, closeClient, err := adminClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeClient()
+		req := &kafka.DescribeConfigsRequest{}
+		for _, topic := range cfg.Topics.All() {
+			req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic,
+				ResourceName: topic, ConfigNames: []string{"retention.ms"}})
+		}
+		res, err := client.DescribeConfigs(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprint(cfg.Retention.Milliseconds())
+		for _, r := range res.Resources {
+			got := ""
+			for _, e := range r.ConfigEntries {
+				if e.ConfigName == "retention.ms" {
+					got = e.ConfigValue
+				}
+			}
+			if r.Error != nil || got != want {
+				t.Errorf("topic %s: retention.ms %q (%v), want %s", r.ResourceName, got, r.Error, want)
+			}
+		}
+		if len(res.Resources) != len(cfg.Topics.All()) {
+			t.Errorf("described %d topics, want %d", len(res.Resources), len(cfg.Topics.All()))
+		}
+	})
 }

@@ -47,6 +47,9 @@ if [ -n "${ST_DATABASE_DSN:-}" ]; then
   pgdb=proctor_st_$(basename "$work" | tr -dc 'a-zA-Z0-9' | tr 'A-Z' 'a-z')
   "$psql" -X -q -v ON_ERROR_STOP=1 -d "$ST_DATABASE_DSN" -c "create database $pgdb" >/dev/null
   export PROCTOR_DATABASE_DSN="$(sed -E 's/(^| )dbname=[^ ]*//' <<<"$ST_DATABASE_DSN") dbname=$pgdb"
+  # PostgreSQL has no default encryption key: a throwaway one for this run.
+  printf 'st-%s %s\n' "$(basename "$work")" "$(head -c 32 /dev/urandom | base64 -w0)" > "$work/encryption.key"
+  export PROCTOR_ENCRYPTION_KEY_FILE=$work/encryption.key
 fi
 
 server=

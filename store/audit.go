@@ -8,21 +8,29 @@ import (
 	"gorm.io/gorm"
 )
 
-// The audit log is append-only. In code, nothing updates or deletes AuditEntry rows (Audit is the
-// only writer). In the database, triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL),
-// so not even a mistaken migration or a psql session can rewrite history without first dropping
-// the trigger — which is itself visible in the schema.
+// The audit log is append-only. In code, nothing updates AuditEntry rows (Audit is the only
+// writer) and only the retention sweeper deletes (PurgeAudit). In the database, triggers refuse
+// UPDATE, TRUNCATE (PostgreSQL) and every DELETE but of rows older than a recorded AuditPurge of
+// their organisation, so not even a mistaken migration or a psql session can rewrite history
+// without first dropping the trigger — which is itself visible in the schema.
 func (s *Store) auditAppendOnly(db *gorm.DB) error {
 	if !s.Postgres {
-		for _, op := range []string{"UPDATE", "DELETE"} {
-			stmt := "CREATE TRIGGER IF NOT EXISTS audit_entries_no_" + strings.ToLower(op) +
-				" BEFORE " + op + " ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: " +
-				op + " refused'); END"
-			if err := db.Exec(stmt).Error; err != nil {
-				return err
+		return db.Transaction(func(tx *gorm.DB) error {
+			for _, stmt := range []string{
+				"CREATE TRIGGER IF NOT EXISTS audit_entries_no_update BEFORE UPDATE ON audit_entries " +
+					"BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: UPDATE refused'); END",
+				// Before retention: DELETE was refused outright.
+				"DROP TRIGGER IF EXISTS audit_entries_no_delete",
+				"CREATE TRIGGER IF NOT EXISTS audit_entries_no_delete_unpurged BEFORE DELETE ON audit_entries " +
+					"WHEN NOT EXISTS (SELECT 1 FROM audit_purges p WHERE p.org_id = OLD.org_id AND OLD.at < p.before) " +
+					"BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: DELETE refused (only the retention sweeper deletes expired entries)'); END",
+			} {
+				if err := tx.Exec(stmt).Error; err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	}
 	// Several processes migrate at start-up: the advisory lock serialises the DDL (concurrent
 	// CREATE OR REPLACE FUNCTION fails with "tuple concurrently updated").
@@ -31,6 +39,9 @@ func (s *Store) auditAppendOnly(db *gorm.DB) error {
 			`SELECT pg_advisory_xact_lock(727170)`,
 			`CREATE OR REPLACE FUNCTION proctor_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM audit_purges p WHERE p.org_id = OLD.org_id AND OLD.at < p.before) THEN
+		RETURN OLD; -- expired under the retention policy (store.PurgeAudit)
+	END IF;
 	RAISE EXCEPTION 'audit_entries is append-only: % refused', TG_OP;
 END $$`,
 			`CREATE OR REPLACE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries

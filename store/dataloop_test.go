@@ -23,7 +23,7 @@ func modelVersionStores(t *testing.T) map[string]*store.Store {
 	t.Cleanup(func() { lite.Close() })
 	out["sqlite"] = lite
 	if testdb.PostgresDSN() != "" {
-		pg, err := store.Open(ctx, store.Config{DSN: testdb.FreshPostgresDSN(t)})
+		pg, err := store.Open(ctx, store.Config{DSN: testdb.FreshPostgresDSN(t), Keys: store.InsecureTestKeys()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@ import (
 
 // AudioSample keeps the PCM of one analysed audio chunk (s16le mono at SampleRate) so reviewer
 // labels can later be exported as snippets. It is written in the chunk's transaction and removed
-// by PurgeAudioSamples after the retention period.
+// with the audio retention class (privacy.Sweeper, store.PurgeAudio).
 type AudioSample struct {
 	SessionID    string `gorm:"primaryKey;size:64"`
 	Seq          int64  `gorm:"primaryKey"`
@@ -40,12 +40,6 @@ func (s *Store) AudioSamplesBetween(ctx context.Context, sessionID string, fromM
 	err := s.DB.WithContext(ctx).Where("session_id = ? AND captured_at_ms >= ? AND captured_at_ms < ?",
 		sessionID, fromMs-60_000, toMs).Order("captured_at_ms, seq").Find(&out).Error
 	return out, err
-}
-
-// PurgeAudioSamples deletes stored PCM older than the cutoff and returns how many chunks went.
-func (s *Store) PurgeAudioSamples(ctx context.Context, before time.Time) (int64, error) {
-	res := s.DB.WithContext(ctx).Where("created_at < ?", before).Delete(&AudioSample{})
-	return res.RowsAffected, res.Error
 }
 
 // PseudonymKey is an organisation's random key for export pseudonyms, created on first use.

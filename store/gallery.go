@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -38,19 +39,34 @@ const (
 // GalleryVectors returns the session's gallery embeddings of one model, oldest first.
 func GalleryVectors(db *gorm.DB, sessionID, model string) ([][]byte, error) {
 	var rows []GalleryFace
-	err := db.Select("vector").Where("session_id = ? AND model = ?", sessionID, model).
+	err := db.Select("seq, vector").Where("session_id = ? AND model = ?", sessionID, model).
 		Order("id").Find(&rows).Error
+	if err != nil {
+		return nil, err
+	}
 	out := make([][]byte, len(rows))
 	for i, r := range rows {
-		out[i] = r.Vector
+		if out[i], err = open(db, r.Vector, aadGallery("vector", sessionID, r.Seq)); err != nil {
+			return nil, fmt.Errorf("gallery of session %s: %w", sessionID, err)
+		}
 	}
-	return out, err
+	return out, nil
 }
 
 // AddGalleryFace stores a gallery frame inside the frame's transaction; a redelivered frame adds
 // nothing.
 func AddGalleryFace(tx *gorm.DB, g *GalleryFace) error {
-	return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(g).Error
+	row := *g
+	var err error
+	if row.Vector, err = seal(tx, g.Vector, aadGallery("vector", g.SessionID, g.Seq)); err != nil {
+		return err
+	}
+	if row.JPEG, err = seal(tx, g.JPEG, aadGallery("jpeg", g.SessionID, g.Seq)); err != nil {
+		return err
+	}
+	err = tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
+	g.ID, g.CreatedAt = row.ID, row.CreatedAt
+	return err
 }
 
 // CountLoginFace counts a quality frame before answering, matched or not (Session.LoginFace*).
@@ -85,9 +101,12 @@ func (s *Store) GalleryPhoto(ctx context.Context, orgID, sessionID string, id ui
 		return nil, err
 	}
 	var g GalleryFace
-	err := s.DB.WithContext(ctx).Select("jpeg").Where("id = ? AND session_id = ?", id, sessionID).Take(&g).Error
+	err := s.DB.WithContext(ctx).Select("session_id, seq, jpeg").Where("id = ? AND session_id = ?", id, sessionID).Take(&g).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
-	return g.JPEG, err
+	if err != nil {
+		return nil, err
+	}
+	return open(s.DB, g.JPEG, aadGallery("jpeg", g.SessionID, g.Seq))
 }

@@ -79,18 +79,21 @@ func (s *Store) FrameImageOf(ctx context.Context, sessionID, camera string, seq 
 	if n > 0 {
 		return nil, ErrPurged
 	}
+	// The frames retention class removes the frame results with the images.
+	var marks int64
+	if err := s.DB.WithContext(ctx).Model(&RetentionMark{}).Where("session_id = ? AND class = ?", sessionID, "frames").
+		Count(&marks).Error; err != nil {
+		return nil, err
+	}
+	if marks > 0 {
+		return nil, ErrPurged
+	}
 	return nil, ErrNotFound
 }
 
 // ErrPurged: the thing asked for existed, but its media (frame image, audio, recording) is no
 // longer kept: retention deleted it, or the service was configured not to keep it.
 var ErrPurged = errors.New("purged")
-
-// PurgeFrameImages deletes stored frame images older than the cutoff and returns how many went.
-func (s *Store) PurgeFrameImages(ctx context.Context, before time.Time) (int64, error) {
-	res := s.DB.WithContext(ctx).Where("created_at < ?", before).Delete(&FrameImage{})
-	return res.RowsAffected, res.Error
-}
 
 // AudioCoverage returns the spans of a session's analysed audio chunks overlapping [fromMs,
 // toMs), by start; it tells "no audio was recorded here" (none) from "the audio was purged"

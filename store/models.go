@@ -192,7 +192,8 @@ func allModels() []any {
 		&AudioStretch{}, &SpeechSegment{}, &PhraseDetection{}, &AnswerSegment{}, &VoiceWindow{},
 		&User{}, &WebSession{}, &ExamSetting{}, &Recording{},
 		&Label{}, &ModelVersion{}, &ShadowObservation{}, &AudioSample{}, &PseudonymKey{}, &Export{},
-		&DeadLetter{}, &GalleryFace{}, &FrameImage{}}
+		&DeadLetter{}, &GalleryFace{}, &FrameImage{},
+		&DeletedSession{}, &RetentionMark{}, &RetentionSetting{}, &AuditPurge{}}
 }
 
 // MarshalJSON shows the platform's id as the session's id: a session whose id another

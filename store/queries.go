@@ -17,7 +17,16 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	if sess.ID == "" {
 		sess.ID = NewID()
 	}
-	if err := s.DB.WithContext(ctx).Create(sess).Error; err != nil {
+	// The photo is sealed for the row and restored for the caller afterwards.
+	plain := sess.RegistrationPhoto
+	sealed, err := seal(s.DB, plain, aadPhoto(sess.ID))
+	if err != nil {
+		return err
+	}
+	sess.RegistrationPhoto = sealed
+	err = s.DB.WithContext(ctx).Create(sess).Error
+	sess.RegistrationPhoto = plain
+	if err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return fmt.Errorf("session %s already exists: %w", sess.ID, err)
 		}
@@ -84,6 +93,10 @@ func (s *Store) GetSession(ctx context.Context, orgID, id string) (*Session, err
 			return nil, ErrNotFound
 		}
 		return nil, err
+	}
+	var err error
+	if sess.FaceEmbedding, err = open(s.DB, sess.FaceEmbedding, aadEmbedding(sess.ID)); err != nil {
+		return nil, fmt.Errorf("session %s face embedding: %w", sess.ID, err)
 	}
 	return &sess, nil
 }

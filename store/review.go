@@ -303,7 +303,10 @@ func (s *Store) GetRegistrationPhoto(ctx context.Context, orgID, id string) ([]b
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
-	return sess.RegistrationPhoto, err
+	if err != nil {
+		return nil, err
+	}
+	return open(s.DB, sess.RegistrationPhoto, aadPhoto(sess.ID))
 }
 
 func auditJSON(tx *gorm.DB, orgID, actor, action, target, ip string, detail any) error {

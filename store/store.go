@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,11 @@ type Config struct {
 	DSN string
 	// DataDir holds the SQLite file (proctor.db). Default "data".
 	DataDir string
+	// Keys seal biometric data (crypto.go). Nil: loaded from KeyFile; with no KeyFile, the
+	// embedded SQLite default uses DataDir/encryption.key (created on first use) and PostgreSQL
+	// refuses to open (ErrNoKey): production names its key file, kept apart from the database.
+	Keys    *Keyring
+	KeyFile string
 }
 
 // Store is the database handle shared by the API and the workers.
@@ -41,11 +47,12 @@ var ErrNotFound = errors.New("not found")
 // Open connects and migrates the schema.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	gcfg := &gorm.Config{Logger: logger.Discard, TranslateError: true}
-	var (
-		db  *gorm.DB
-		err error
-	)
+	var db *gorm.DB
 	pg := cfg.DSN != ""
+	keys, err := cfg.keyring()
+	if err != nil {
+		return nil, err
+	}
 	if pg {
 		db, err = gorm.Open(postgres.Open(cfg.DSN), gcfg)
 	} else {
@@ -64,6 +71,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := db.Use(&keyringPlugin{kr: keys}); err != nil {
+		return nil, err
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
@@ -84,6 +94,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// keyring resolves the encryption keys (see Config.Keys).
+func (cfg Config) keyring() (*Keyring, error) {
+	switch {
+	case cfg.Keys != nil:
+		return cfg.Keys, nil
+	case cfg.KeyFile != "":
+		return LoadKeyFile(cfg.KeyFile)
+	case cfg.DSN == "":
+		dir := cfg.DataDir
+		if dir == "" {
+			dir = "data"
+		}
+		return loadOrCreateKeyFile(filepath.Join(dir, LocalKeyFile))
+	default:
+		return nil, ErrNoKey
+	}
+}
+
 // SchemaVersion is bumped whenever a migration needs more than AutoMigrate's additive changes.
 const SchemaVersion = 1
 
@@ -102,6 +130,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	if err := s.auditAppendOnly(db); err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	// Biometrics stored before encryption are sealed now (never read back in the clear).
+	if n, err := s.Reseal(ctx, false); err != nil {
+		return fmt.Errorf("migrate: seal stored biometrics: %w", err)
+	} else if n > 0 {
+		slog.Info("sealed stored biometric values that predate encryption", "values", n)
 	}
 	return db.Clauses(clause.OnConflict{UpdateAll: true}).
 		Create(&schemaInfo{ID: 1, Version: SchemaVersion, UpdatedAt: time.Now()}).Error

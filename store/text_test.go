@@ -105,7 +105,7 @@ func TestUnavailableRealDatabases(t *testing.T) {
 	if err := lite.Ping(ctx); !Unavailable(err) {
 		t.Errorf("closed SQLite: %v is not Unavailable", err)
 	}
-	if _, err := Open(ctx, Config{DSN: "host=127.0.0.1 port=1 user=x dbname=x sslmode=disable connect_timeout=2"}); !Unavailable(err) {
+	if _, err := Open(ctx, Config{DSN: "host=127.0.0.1 port=1 user=x dbname=x sslmode=disable connect_timeout=2", Keys: InsecureTestKeys()}); !Unavailable(err) {
 		t.Errorf("PostgreSQL refusing connections: %v is not Unavailable", err)
 	}
 	dsn := os.Getenv("PROCTOR_TEST_POSTGRES_DSN")
@@ -113,7 +113,7 @@ func TestUnavailableRealDatabases(t *testing.T) {
 		t.Log("PROCTOR_TEST_POSTGRES_DSN not set: PostgreSQL row errors not checked")
 		return
 	}
-	pg, err := Open(ctx, Config{DSN: dsn})
+	pg, err := Open(ctx, Config{DSN: dsn, Keys: InsecureTestKeys()})
 	if err != nil {
 		t.Fatal(err)
 	}

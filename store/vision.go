@@ -11,7 +11,11 @@ func (s *Store) SetFaceEmbedding(ctx context.Context, sessionID, model string, v
 	if vector == nil {
 		vector = []byte{} // "tried, no face" is an empty value, not NULL
 	}
-	err := s.DB.WithContext(ctx).Model(&Session{}).Where("id = ?", sessionID).
+	vector, err := seal(s.DB, vector, aadEmbedding(sessionID))
+	if err != nil {
+		return err
+	}
+	err = s.DB.WithContext(ctx).Model(&Session{}).Where("id = ?", sessionID).
 		Updates(map[string]any{"face_embedding": vector, "face_embedding_model": model}).Error
 	if err != nil {
 		return fmt.Errorf("store face embedding of session %s: %w", sessionID, err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -45,12 +46,27 @@ func InsertVoiceWindows(tx *gorm.DB, ws []VoiceWindow) error {
 	if len(ws) == 0 {
 		return nil
 	}
+	// Speaker embeddings are biometric: sealed like face embeddings (crypto.go).
+	for i := range ws {
+		var err error
+		if ws[i].Embedding, err = seal(tx, ws[i].Embedding, aadVoice(ws[i].SessionID, ws[i].StartMs)); err != nil {
+			return err
+		}
+	}
 	return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ws).Error
 }
 
 // SessionVoiceWindows returns a session's speaker embeddings in time order.
 func SessionVoiceWindows(tx *gorm.DB, sessionID string) ([]VoiceWindow, error) {
 	var out []VoiceWindow
-	err := tx.Where("session_id = ?", sessionID).Order("start_ms").Find(&out).Error
-	return out, err
+	if err := tx.Where("session_id = ?", sessionID).Order("start_ms").Find(&out).Error; err != nil {
+		return nil, err
+	}
+	for i := range out {
+		var err error
+		if out[i].Embedding, err = open(tx, out[i].Embedding, aadVoice(sessionID, out[i].StartMs)); err != nil {
+			return nil, fmt.Errorf("voice windows of session %s: %w", sessionID, err)
+		}
+	}
+	return out, nil
 }

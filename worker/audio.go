@@ -63,6 +63,7 @@ type AudioHandlers struct {
 	realtime       prometheus.Histogram
 	duplicates     prometheus.Counter
 	stretches      prometheus.Counter
+	deleted        *prometheus.CounterVec // chunks of deleted sessions, dropped (deleted.go)
 }
 
 // NewAudioHandlers loads one analyzer set straight away (a missing model fails at start-up) and
@@ -91,6 +92,7 @@ func NewAudioHandlers(cfg AudioConfig, maxConcurrent int, st *store.Store, weigh
 	if metrics != nil {
 		metrics.MustRegister(h.analyzeSeconds, h.realtime, h.duplicates, h.stretches)
 	}
+	h.deleted = deletedMessages(metrics)
 	return h, nil
 }
 
@@ -139,6 +141,12 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		return nil
 	}
 	if _, err := h.store.GetSession(ctx, "", am.SessionID); errors.Is(err, store.ErrNotFound) {
+		if gone, err := store.SessionDeleted(h.store.DB.WithContext(ctx), am.SessionID); err != nil {
+			return err
+		} else if gone {
+			h.deleted.WithLabelValues("audio").Inc()
+			return nil
+		}
 		return pipeline.Permanent(fmt.Errorf("audio for unknown session %s", am.SessionID))
 	} else if err != nil {
 		return err
@@ -192,6 +200,9 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	chunk := &store.AudioChunk{SessionID: am.SessionID, Seq: am.Seq, CapturedAtMs: am.CapturedAtMs,
 		ReceivedAtMs: am.ReceivedAtMs, SampleRate: am.SampleRate, DurationMs: durMs, LevelDBFS: levelDBFS(am.PCM)}
 	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := checkAlive(tx, h.store.Postgres, am.SessionID); err != nil {
+			return err
+		}
 		isNew, err := store.InsertAudioChunk(tx, chunk)
 		if err != nil || !isNew {
 			return err // a concurrent worker stored it first: its results stand

@@ -45,6 +45,7 @@ type FrameHandlers struct {
 	// Per analyzer: CPU seconds spent, and frames it ran on or the schedule skipped.
 	analyzerSeconds *prometheus.CounterVec
 	analyzerFrames  *prometheus.CounterVec
+	deleted         *prometheus.CounterVec // frames of deleted sessions, dropped (deleted.go)
 	maxConcurrent   int
 }
 
@@ -79,6 +80,7 @@ func NewFrameHandlers(cfg analyzers.Config, maxConcurrent int, st *store.Store, 
 	if metrics != nil {
 		metrics.MustRegister(h.analyzeSeconds, h.pipelineSeconds, h.duplicates, h.analyzerSeconds, h.analyzerFrames)
 	}
+	h.deleted = deletedMessages(metrics)
 	return h, nil
 }
 
@@ -154,11 +156,18 @@ func (h *FrameHandlers) HandleBatch(ctx context.Context, msgs []kafka.Message) e
 	}
 	sessions := map[string]*store.Session{}
 	engines := map[string]*rules.Engine{}
+	deleted := map[string]bool{}
 	for i := range jobs {
 		id := jobs[i].fm.SessionID
-		if sessions[id] == nil {
+		if sessions[id] == nil && !deleted[id] {
 			sess, err := h.store.GetSession(ctx, "", id)
 			if errors.Is(err, store.ErrNotFound) {
+				if gone, err := store.SessionDeleted(h.store.DB.WithContext(ctx), id); err != nil {
+					return err
+				} else if gone {
+					deleted[id] = true
+					continue
+				}
 				return pipeline.Permanent(fmt.Errorf("frame for unknown session %s", id))
 			} else if err != nil {
 				return err
@@ -170,6 +179,19 @@ func (h *FrameHandlers) HandleBatch(ctx context.Context, msgs []kafka.Message) e
 			sessions[id] = sess
 		}
 		jobs[i].eng = engines[id]
+	}
+	if len(deleted) > 0 {
+		kept := jobs[:0]
+		for _, j := range jobs {
+			if deleted[j.fm.SessionID] {
+				h.deleted.WithLabelValues("frames").Inc()
+				continue
+			}
+			kept = append(kept, j)
+		}
+		if jobs = kept; len(jobs) == 0 {
+			return nil
+		}
 	}
 
 	pool := h.pool.load()
@@ -186,6 +208,11 @@ func (h *FrameHandlers) HandleBatch(ctx context.Context, msgs []kafka.Message) e
 	pool.put(set)
 
 	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for id := range sessions {
+			if err := checkAlive(tx, h.store.Postgres, id); err != nil {
+				return err
+			}
+		}
 		now := time.Now().UnixMilli()
 		rows := make([]*store.FrameResult, len(jobs))
 		b := rules.NewBatch(tx)
@@ -383,13 +410,23 @@ func modelVersion(set *analyzers.Set) string {
 }
 
 // EventHandler stores exam-flow events. The exam-flow state machine builds on these rows.
-func EventHandler(st *store.Store) pipeline.Handler {
+func EventHandler(st *store.Store, metrics prometheus.Registerer) pipeline.Handler {
+	deleted := deletedMessages(metrics)
 	return func(ctx context.Context, m kafka.Message) error {
 		em, err := pipeline.DecodeEvent(m)
 		if err != nil {
 			return pipeline.Permanent(fmt.Errorf("decode event message: %w", err))
 		}
+		if gone, err := store.SessionDeleted(st.DB.WithContext(ctx), em.SessionID); err != nil {
+			return err
+		} else if gone {
+			deleted.WithLabelValues("events").Inc()
+			return nil
+		}
 		return st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := checkAlive(tx, st.Postgres, em.SessionID); err != nil {
+				return err
+			}
 			isNew, err := store.InsertEvent(tx, &store.Event{SessionID: em.SessionID, Seq: em.Seq,
 				Type: em.Type, CapturedAtMs: em.CapturedAtMs, ReceivedAtMs: em.ReceivedAtMs, Payload: string(em.Payload)})
 			if err != nil || !isNew {

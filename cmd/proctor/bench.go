@@ -97,7 +97,7 @@ func startWorkers(ctx context.Context, sf serviceFlags, count int, brokers []str
 			"--kafka-topic-prefix", sf.topicPrefix, "--kafka-group", sf.group,
 			"--kafka-partitions", strconv.Itoa(sf.partitions),
 			"--concurrency", strconv.Itoa(sf.concurrency),
-			"--data-dir", sf.dataDir, "--database-dsn", sf.dsn,
+			"--data-dir", sf.dataDir, "--database-dsn", sf.dsn, "--encryption-key-file", sf.keyFile,
 			"--analyzers", sf.analyzers, "--log-level", sf.logLevel,
 			"--addr", "127.0.0.1:0")
 		c.Stdout, c.Stderr = os.Stderr, os.Stderr

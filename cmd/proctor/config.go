@@ -33,6 +33,8 @@ type serviceFlags struct {
 	discardAudio                                              bool
 	maxLag                                                    time.Duration
 	maxLagMessages                                            int64
+	keyFile                                                   string
+	kafkaRetention                                            time.Duration
 }
 
 // serviceAnalyzers is the default of --analyzers for serve, worker, demo and bench: the face
@@ -79,10 +81,12 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.recordingFPS, "recording-fps", envFloat("PROCTOR_RECORDING_FPS", 1), "frames per second analysed from uploaded recordings (PROCTOR_RECORDING_FPS)")
 	fs.Float64Var(&f.scanFPS, "recording-scan-fps", envFloat("PROCTOR_RECORDING_SCAN_FPS", 5), "frames per second analysed in the first 5 min of an uploaded evidence recording, where the room scan is measured (PROCTOR_RECORDING_SCAN_FPS)")
 	fs.DurationVar(&f.modelPoll, "model-poll", envDuration("PROCTOR_MODEL_POLL", 10*time.Second), "how often workers check the model versions for a promoted or shadow version (PROCTOR_MODEL_POLL)")
-	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "analysed audio and frame images are kept this long for review and training exports (PROCTOR_AUDIO_RETENTION)")
+	fs.DurationVar(&f.audioRetention, "audio-retention", envDuration("PROCTOR_AUDIO_RETENTION", 30*24*time.Hour), "service default of the audio retention class: stored audio is kept this long (organisations and exams may override it: PUT /v1/retention) (PROCTOR_AUDIO_RETENTION)")
 	fs.BoolVar(&f.discardAudio, "discard-audio", env("PROCTOR_DISCARD_AUDIO", "") == "true", "do not keep analysed audio (no audio snippets in exports) (PROCTOR_DISCARD_AUDIO)")
 	fs.DurationVar(&f.maxLag, "max-lag", envDuration("PROCTOR_MAX_LAG", 30*time.Second), "backpressure: while the oldest frame (audio chunk) not yet analysed was accepted longer ago than this, frame (audio) posts answer 429 with Retry-After; 0 = no bound (PROCTOR_MAX_LAG)")
 	fs.Int64Var(&f.maxLagMessages, "max-lag-messages", int64(envInt("PROCTOR_MAX_LAG_MESSAGES", 0)), "backpressure: the same bound in messages waiting per topic; 0 = no bound (PROCTOR_MAX_LAG_MESSAGES)")
+	fs.StringVar(&f.keyFile, "encryption-key-file", env("PROCTOR_ENCRYPTION_KEY_FILE", ""), "key file sealing registration photos and face embeddings (AES-256-GCM; 'ID BASE64' lines, first = current); required with PostgreSQL; empty with SQLite = DATA_DIR/encryption.key, created on first use (PROCTOR_ENCRYPTION_KEY_FILE)")
+	fs.DurationVar(&f.kafkaRetention, "kafka-retention", envDuration("PROCTOR_KAFKA_RETENTION", 7*24*time.Hour), "retention.ms of the topics this process creates: how long frames and audio stay in Kafka (PROCTOR_KAFKA_RETENTION)")
 	fs.Int64Var(&f.maxRecordingBytes, "max-recording-bytes", int64(envInt("PROCTOR_MAX_RECORDING_BYTES", 2<<30)), "largest recording upload accepted (PROCTOR_MAX_RECORDING_BYTES)")
 }
 
@@ -96,7 +100,8 @@ func envFloat(name string, def float64) float64 {
 func (f *serviceFlags) config() app.Config {
 	var cfg app.Config
 	cfg.Addr = f.addr
-	cfg.Store = store.Config{DSN: f.dsn, DataDir: f.dataDir}
+	cfg.Store = f.storeConfig()
+	cfg.Kafka.Retention = f.kafkaRetention
 	for _, b := range strings.Split(f.brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.Kafka.Brokers = append(cfg.Kafka.Brokers, b)
@@ -124,6 +129,11 @@ func (f *serviceFlags) config() app.Config {
 	cfg.ModelPoll, cfg.AudioRetention, cfg.Audio.DiscardAudio = f.modelPoll, f.audioRetention, f.discardAudio
 	cfg.Log = newLogger(f.logLevel)
 	return cfg
+}
+
+// storeConfig is the database and its encryption key file.
+func (f *serviceFlags) storeConfig() store.Config {
+	return store.Config{DSN: f.dsn, DataDir: f.dataDir, KeyFile: f.keyFile}
 }
 
 // parse parses a command's flags. -h or --help prints the usage to stdout and returns
@@ -188,7 +198,7 @@ func runMigrate(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
+	st, err := store.Open(ctx, sf.storeConfig())
 	if err != nil {
 		return err
 	}
@@ -211,7 +221,7 @@ func runKeysCreate(ctx context.Context, args []string) error {
 	if *name == "" || *scopes == "" {
 		return usageError{fmt.Errorf("--name and --scopes are required")}
 	}
-	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
+	st, err := store.Open(ctx, sf.storeConfig())
 	if err != nil {
 		return err
 	}

@@ -38,12 +38,12 @@ func openStoreFlags(ctx context.Context, name string, args []string, extra func(
 		return nil, nil, err
 	}
 	pos = append(pos, fs.Args()...)
-	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
+	st, err := store.Open(ctx, sf.storeConfig())
 	return st, pos, err
 }
 
 func printModelVersions(ctx context.Context, sf serviceFlags) error {
-	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
+	st, err := store.Open(ctx, sf.storeConfig())
 	if err != nil {
 		fmt.Printf("\nmodel versions: not read (%v)\n", err)
 		return nil

@@ -61,7 +61,7 @@ func runDeadLetter(ctx context.Context, args []string) error {
 			return usageError{fmt.Errorf("replay needs --kafka-brokers (the embedded broker is private to its 'serve' process)")}
 		}
 	}
-	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
+	st, err := store.Open(ctx, sf.storeConfig())
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,9 @@
 //	proctor eval      measure analyzers against labelled data
 //	proctor bench     replay frames through API → Kafka → analyzers → DB and print throughput
 //	proctor migrate   create or upgrade the database schema
-//	proctor keys      create API keys
+//	proctor keys      create API keys; create or rotate the encryption key; reseal biometric data
+//	proctor delete    erase a session or a candidate (rows, files, export items), audit-logged
+//	proctor retention sweep: delete what has expired under the retention policy
 //	proctor users     create reviewer-page users
 //	proctor models    list models; register, shadow, promote, roll back versions
 //	proctor export    export reviewer-labelled data for retraining
@@ -47,6 +49,10 @@ commands:
   bench      replay frames through the whole pipeline and print throughput and latency
   migrate    create or upgrade the database schema
   keys       keys create --org ORG --name NAME --scopes ingest,review,data,admin
+             keys encryption-key --out FILE [--id ID]   new key file, or rotate: the new key seals, old ones still open
+             keys reseal   re-encrypt biometric data under the current key (after a rotation)
+  delete     delete --org ORG (--session ID | --candidate ID) --reason WHY   erase every trace (rows, files, export items)
+  retention  retention sweep   delete what the retention policy says has expired (workers do it hourly)
   users      users create --org ORG --email EMAIL --role reviewer|data|admin [--password-stdin]
   models     models list | register DIR | shadow|unshadow|promote NAME VERSION | rollback NAME | compare NAME VERSION
   export     export --org ORG --purpose WHY --out DIR [--from --to --exam --flag-types --model --verdicts --kinds]
@@ -98,8 +104,13 @@ func commands() []command {
 		{name: "bench", run: runBench},
 		{name: "faults", run: runFaults},
 		{name: "migrate", run: runMigrate},
-		{name: "keys", usage: "usage: proctor keys create --org ORG --name NAME --scopes ingest,review,data,admin",
-			subs: []command{{name: "create", run: runKeysCreate}}},
+		{name: "keys", usage: "usage: proctor keys create --org ORG --name NAME --scopes ingest,review,data,admin | " +
+			"keys encryption-key --out FILE [--id ID] | keys reseal",
+			subs: []command{{name: "create", run: runKeysCreate}, {name: "encryption-key", run: runEncryptionKey},
+				{name: "reseal", run: runReseal}}},
+		{name: "delete", run: runDelete},
+		{name: "retention", usage: "usage: proctor retention sweep",
+			subs: []command{{name: "sweep", run: runRetentionSweep}}},
 		{name: "users", usage: "usage: proctor users create --org ORG --email EMAIL --role reviewer|data|admin " +
 			"[--password-stdin]",
 			subs: []command{{name: "create", run: runUsersCreate}}},

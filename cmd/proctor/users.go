@@ -38,7 +38,7 @@ func runUsersCreate(ctx context.Context, args []string) error {
 	} else {
 		password = store.NewPassword()
 	}
-	st, err := store.Open(ctx, store.Config{DSN: sf.dsn, DataDir: sf.dataDir})
+	st, err := store.Open(ctx, sf.storeConfig())
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,15 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 		Topics: pipeline.Topics{Frames: prefix + ".frames", Audio: prefix + ".audio", Events: prefix + ".events",
 			DeadLetter: prefix + ".deadletter"},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}.WithDefaults()
-	if c.store, err = store.Open(ctx, store.Config{DSN: cfg.DSN}); err != nil {
+	// One throwaway encryption key for this run's processes (PostgreSQL has no default key).
+	keyFile := filepath.Join(cfg.Dir, "encryption.key")
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, []byte(store.NewKeyLine("faults-"+id)), 0o600); err != nil {
+		return nil, err
+	}
+	if c.store, err = store.Open(ctx, store.Config{DSN: cfg.DSN, KeyFile: keyFile}); err != nil {
 		return nil, err
 	}
 	org := "faults-" + id
@@ -100,6 +108,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 	ln.Close()
 	c.url = "http://" + addr
 	common := []string{"--kafka-brokers", strings.Join(cfg.Brokers, ","), "--database-dsn", cfg.DSN,
+		"--encryption-key-file", keyFile,
 		"--kafka-topic-prefix", prefix, "--kafka-group", group, "--kafka-partitions", "6",
 		"--data-dir", filepath.Join(cfg.Dir, "data"), "--recordings-dir", filepath.Join(cfg.Dir, "recordings")}
 	c.api = &proc{name: "api", args: append([]string{"api", "--addr", addr, "--max-lag", cfg.MaxLag.String()}, common...)}

@@ -32,7 +32,7 @@ func Open(t testing.TB) []Backend {
 	t.Cleanup(func() { lite.Close() })
 	out := []Backend{{"sqlite", lite}}
 	if dsn := PostgresDSN(); dsn != "" {
-		pg, err := store.Open(ctx, store.Config{DSN: dsn})
+		pg, err := store.Open(ctx, store.Config{DSN: dsn, Keys: store.InsecureTestKeys()})
 		if err != nil {
 			t.Fatalf("open postgres: %v", err)
 		}

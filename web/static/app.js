@@ -304,7 +304,7 @@ async function openSession(id) {
     api('GET', `/v1/sessions/${sid}/gallery`).catch(() => null), ATTR_FLAGS.length ? null : loadChecks()]);
   await media;
   const same = S.sess && S.sess.id === id;
-  S.view = 'session'; S.tl = tl; S.sess = det.session; S.flags = det.flags || [];
+  S.view = 'session'; S.tl = tl; S.sess = det.session; S.flags = det.flags || []; S.retentionDeleted = det.retention_deleted || {};
   S.labels = (lab && lab.labels) || []; S.answers = ans; S.gallery = gal;
   if (!same) {
     S.picked = new Set(); S.zoom = false; S.timeDraft = {};
@@ -318,7 +318,7 @@ async function openSession(id) {
 async function refreshSession() {
   const det = await api('GET', `/v1/sessions/${encodeURIComponent(S.sess.id)}`);
   const cur = S.flags[S.fsel] && S.flags[S.fsel].id;
-  S.sess = det.session; S.flags = det.flags || [];
+  S.sess = det.session; S.flags = det.flags || []; S.retentionDeleted = det.retention_deleted || {};
   const i = S.flags.findIndex((f) => f.id === cur);
   if (i >= 0) S.fsel = i;
   renderSession();
@@ -458,7 +458,12 @@ function renderDetail(start) {
   // frame has loaded (a frame is what an attribute label describes).
   const attr = has('review') ? attrForm(f, start) : null;
   if (attr && !ATTR_FLAGS.includes(f.type)) attr.hidden = true;
+  // Flags outlive their evidence under the retention policy: say so instead of a broken image.
+  const gone = (cls, key) => S.retentionDeleted && S.retentionDeleted[cls]
+    ? h('div', { class: 'none', id: cls + '-deleted' }, t(key, { date: S.retentionDeleted[cls].slice(0, 10) })) : null;
   const evidence = () => {
+    const deleted = gone('frames', 'session.evidenceDeleted');
+    if (deleted) return deleted;
     const el = img(`/v1/flags/${f.id}/evidence`);
     if (attr) el.addEventListener('load', () => { attr.hidden = false; });
     return el;
@@ -470,7 +475,7 @@ function renderDetail(start) {
   const sim = typeof d.similarity === 'number' ? d.similarity : null;
   const photo = h('div', { class: 'shot' },
     h('div', { class: 'cap' }, h('span', {}, t('session.photo'))),
-    img(`/v1/sessions/${sid}/photo`),
+    gone('biometrics', 'session.photoDeleted') || img(`/v1/sessions/${sid}/photo`),
     sim != null ? h('div', { class: 'foot sim ' + (sim < (d.similarity_threshold ?? 0.5) ? 'low' : 'high'), id: 'similarity' },
       t('session.similarity') + ' ' + sim.toFixed(2) + (d.similarity_threshold != null ? ` (≥ ${d.similarity_threshold})` : '')) : null);
   const kv = h('dl', { class: 'kv' },
@@ -733,7 +738,7 @@ async function showSettings(exam) {
   const pick = h('div', { class: 'bar' }, h('label', {}, t('settings.exam'),
     selectEl('exam-select', exam, [['', '—'], ...ex.map((e) => [e.exam_id, `${e.exam_id} (${e.sessions})`])], (e) => { if (e.target.value) location.hash = '#/settings/' + encodeURIComponent(e.target.value); })),
   input, h('button', { class: 'btn', onclick: () => { if (input.value.trim()) location.hash = '#/settings/' + encodeURIComponent(input.value.trim()); } }, t('settings.open')));
-  if (!exam) { mount(h('div', { class: 'page' }, h('h2', {}, t('settings.title')), pick)); return; }
+  if (!exam) { mount(h('div', { class: 'page' }, h('h2', {}, t('settings.title')), pick, await retentionPanel(''))); return; }
   const r = await api('GET', `/v1/exams/${encodeURIComponent(exam)}/settings`);
   const set = r.settings || {}; const def = r.defaults || {};
   const disabled = new Set(set.disabled || []);
@@ -763,7 +768,32 @@ async function showSettings(exam) {
         h('table', { class: 'list', id: 'checks' }, h('thead', {}, h('tr', {}, h('th', {}, t('settings.enabled')), h('th', {}, t('session.type')), h('th', {}, ''), h('th', {}, t('settings.weight')))), h('tbody', {}, rows)))),
       h('div', { class: 'panel' }, h('div', { class: 'head' }, t('settings.durations')), h('div', { class: 'body' }, h('p', { class: 'muted' }, t('settings.durationsHelp')),
         h('div', { class: 'form-grid' }, durs),
-        h('p', {}, h('button', { class: 'btn primary', id: 'save', onclick: save }, t('common.save'))))))));
+        h('p', {}, h('button', { class: 'btn primary', id: 'save', onclick: save }, t('common.save'))))),
+      await retentionPanel(exam))));
+}
+
+// Retention in days per data class (docs/privacy.md): the organisation's policy when exam is
+// empty, else the exam's override. An empty field inherits (its placeholder shows the value).
+async function retentionPanel(exam) {
+  const url = exam ? `/v1/exams/${encodeURIComponent(exam)}/retention` : '/v1/retention';
+  const r = await api('GET', url);
+  const over = r.override || {}; const inh = r.inherited || {};
+  const rows = (r.classes || []).map((c) => [h('label', { for: 'r-' + c.key, title: c.description }, tk('retention.', c.key)),
+    h('input', { type: 'number', id: 'r-' + c.key, 'data-class': c.key, min: c.min, max: c.max, step: 1,
+      title: `${c.min}–${c.max} ${t('retention.days')}`, placeholder: String(inh[c.key] ?? c.default), value: over[c.key] ?? '' })]);
+  const status = h('p', { class: 'muted', id: 'retention-status' }, r.updated_by ? t('settings.updated', { who: r.updated_by, at: fmtTime(r.updated_at) }) : t('settings.never'));
+  const save = async () => {
+    const body = {};
+    document.querySelectorAll('input[data-class]').forEach((i) => { if (i.value !== '') body[i.dataset.class] = parseInt(i.value, 10); });
+    try {
+      const out = await api('PUT', url, body);
+      status.textContent = t('settings.updated', { who: out.updated_by, at: fmtTime(out.updated_at) });
+      toast(t('common.saved'));
+    } catch (e) { fail(e); }
+  };
+  return h('div', { class: 'panel', id: 'retention' }, h('div', { class: 'head' }, exam ? t('retention.exam') : t('retention.org')),
+    h('div', { class: 'body' }, h('p', { class: 'muted' }, t('retention.help')), status, h('div', { class: 'form-grid' }, rows),
+      h('p', {}, h('button', { class: 'btn primary', id: 'save-retention', onclick: save }, t('common.save')))));
 }
 
 // ---- audit log (admin) -----------------------------------------------------------------
