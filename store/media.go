@@ -99,10 +99,14 @@ var ErrPurged = errors.New("purged")
 // toMs), by start; it tells "no audio was recorded here" (none) from "the audio was purged"
 // (chunks, but no stored samples).
 func (s *Store) AudioCoverage(ctx context.Context, sessionID string, fromMs, toMs int64) ([]Span, error) {
+	return s.chunkSpans(ctx, "session_id = ? AND captured_at_ms >= ? AND captured_at_ms < ? AND captured_at_ms + duration_ms > ?",
+		sessionID, fromMs-60_000, toMs, fromMs)
+}
+
+// chunkSpans is the time span of each audio chunk matching the condition, ordered by start.
+func (s *Store) chunkSpans(ctx context.Context, cond string, args ...any) ([]Span, error) {
 	var rows []AudioChunk
-	err := s.DB.WithContext(ctx).Select("captured_at_ms, duration_ms").
-		Where("session_id = ? AND captured_at_ms >= ? AND captured_at_ms < ? AND captured_at_ms + duration_ms > ?",
-			sessionID, fromMs-60_000, toMs, fromMs).
+	err := s.DB.WithContext(ctx).Select("captured_at_ms, duration_ms").Where(cond, args...).
 		Order("captured_at_ms").Find(&rows).Error
 	if err != nil {
 		return nil, err

@@ -254,17 +254,6 @@ type Span struct{ StartMs, EndMs int64 }
 // LiveAudioSpans returns the intervals of a session's live audio chunks (seq below
 // RecordedSeqBase) that overlap [fromMs, toMs), ordered by start.
 func (s *Store) LiveAudioSpans(ctx context.Context, sessionID string, fromMs, toMs int64) ([]Span, error) {
-	var rows []AudioChunk
-	err := s.DB.WithContext(ctx).Select("captured_at_ms, duration_ms").
-		Where("session_id = ? AND seq < ? AND captured_at_ms < ? AND captured_at_ms + duration_ms > ?",
-			sessionID, RecordedSeqBase, toMs, fromMs).
-		Order("captured_at_ms").Find(&rows).Error
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Span, len(rows))
-	for i, r := range rows {
-		out[i] = Span{r.CapturedAtMs, r.CapturedAtMs + r.DurationMs}
-	}
-	return out, nil
+	return s.chunkSpans(ctx, "session_id = ? AND seq < ? AND captured_at_ms < ? AND captured_at_ms + duration_ms > ?",
+		sessionID, RecordedSeqBase, toMs, fromMs)
 }

@@ -191,14 +191,20 @@ func runService(ctx context.Context, args []string, runAPI, runWorkers bool) err
 	return a.Err()
 }
 
+// openWithServiceFlags registers the service flags on fs, parses args and opens the store
+// they name: the preamble of the commands that work on the database alone.
+func openWithServiceFlags(ctx context.Context, fs *flag.FlagSet, sf *serviceFlags, args []string) (*store.Store, error) {
+	sf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, sf.storeConfig())
+}
+
 func runMigrate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	var sf serviceFlags
-	sf.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, sf.storeConfig())
+	st, err := openWithServiceFlags(ctx, fs, &sf, args)
 	if err != nil {
 		return err
 	}

@@ -55,11 +55,7 @@ func runDelete(ctx context.Context, args []string) error {
 func runRetentionSweep(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("retention sweep", flag.ContinueOnError)
 	var sf serviceFlags
-	sf.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, sf.storeConfig())
+	st, err := openWithServiceFlags(ctx, fs, &sf, args)
 	if err != nil {
 		return err
 	}
@@ -119,11 +115,7 @@ func runEncryptionKey(_ context.Context, args []string) error {
 func runReseal(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("keys reseal", flag.ContinueOnError)
 	var sf serviceFlags
-	sf.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, sf.storeConfig())
+	st, err := openWithServiceFlags(ctx, fs, &sf, args)
 	if err != nil {
 		return err
 	}
