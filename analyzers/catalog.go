@@ -213,6 +213,9 @@ func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 			s.observe(a.Name(), true, ThreadCPU()-start)
 		}
 	}
+	if p, ok := f.Plan.(*framePlan); ok {
+		p.analysed(f, &obs)
+	}
 	return obs, nil
 }
 

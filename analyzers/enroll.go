@@ -50,6 +50,16 @@ func (s *Set) AnalyzeFrameJPEG(ctx context.Context, data []byte, meta FrameMeta)
 	if err := ctx.Err(); err != nil {
 		return Observation{}, err
 	}
+	if p, ok := meta.Plan.(*framePlan); ok {
+		if obs, still := p.carryStill(data, meta, s.analyzers); still {
+			if s.observe != nil {
+				for _, a := range s.analyzers {
+					s.observe(a.Name(), false, 0)
+				}
+			}
+			return obs, nil
+		}
+	}
 	f, err := DecodeJPEG(data, s.decodeSide)
 	if err != nil {
 		return Observation{}, err

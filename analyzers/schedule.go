@@ -3,6 +3,8 @@ package analyzers
 import (
 	"errors"
 	"image"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +58,14 @@ type ScheduleConfig struct {
 	// (same box, same-looking crop), about every 5 s at 1 frame/s, and at once on a new track
 	// (identity.go), so a different person is measured on the frame they appear. Default 5.
 	IdentityEvery int `json:"identity_every,omitempty"`
+	// StillMax is the longest the main camera's whole observation is carried over still frames:
+	// when a frame looks like the last fully analysed one (the grey thumbnail of the whole frame,
+	// face included, changed in fewer than SceneCells cells by SceneDelta) and that frame showed
+	// nothing the rules act on, no analyzer runs and the frame is not even fully decoded; its
+	// observation is that frame's, every analyzer marked carried. So a change the thumbnail does
+	// not see is measured at most StillMax late (one frame at 1 frame/s), and one it sees on the
+	// frame it happens. Default 1s; negative analyses every frame.
+	StillMax time.Duration `json:"still_max,omitempty"`
 	// MaxStep is the longest time between two frames of a camera that still continues its
 	// schedule; after a longer pause (a network outage, the partition having been on another
 	// worker) every analyzer runs again. Default 3s.
@@ -86,6 +96,9 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 	}
 	if c.MaxStep <= 0 {
 		c.MaxStep = 3 * time.Second
+	}
+	if c.StillMax == 0 {
+		c.StillMax = time.Second
 	}
 	return c
 }
@@ -147,6 +160,12 @@ type cameraSchedule struct {
 	curFit               bool
 	poseBox              [4]float32
 	poseFaces            int
+	// The last frame every analyzer was asked about (main camera): its observation, when, its
+	// whole-frame thumbnail, and this frame's.
+	full       *Observation
+	fullAt     time.Time
+	stillThumb []uint8
+	curStill   []uint8
 }
 
 // maxScheduled bounds the states kept; the oldest half is dropped beyond it (those sessions
@@ -210,6 +229,83 @@ type framePlan struct {
 	key     scheduleKey
 	st      *cameraSchedule
 	restart bool // the camera's schedule starts again on this frame
+	still   bool // stillThumb of this frame was computed
+}
+
+// carryStill reports whether the frame (its JPEG bytes and metadata) is still (see
+// ScheduleConfig.StillMax); if so it returns the observation to store for it. It reads the frame
+// at 1/8 scale only, which is enough to tell.
+func (p *framePlan) carryStill(data []byte, meta FrameMeta, analyzers []Analyzer) (Observation, bool) {
+	if p.s.cfg.StillMax < 0 || meta.Camera != CameraMain || meta.CapturedAt.IsZero() {
+		return Observation{}, false
+	}
+	st := p.state(&Frame{CapturedAt: meta.CapturedAt})
+	p.still = stillThumb(data, &st.curStill) == nil
+	age := meta.CapturedAt.Sub(st.fullAt)
+	if !p.still || p.restart || st.full == nil || age <= 0 || age > p.s.cfg.StillMax || !calm(st.full) ||
+		changedCells(st.stillThumb, st.curStill, p.s.cfg.SceneDelta) >= p.s.cfg.SceneCells {
+		return Observation{}, false
+	}
+	obs := carriedCopy(st.full)
+	if obs.Carried == nil {
+		obs.Carried = make(map[string]int64, len(analyzers))
+	}
+	for _, a := range analyzers {
+		if _, ok := obs.Carried[a.Name()]; !ok {
+			obs.Carried[a.Name()] = st.fullAt.UnixMilli()
+		}
+	}
+	return obs, true
+}
+
+// analysed records a frame on which every analyzer was asked (ran or carried its own way).
+func (p *framePlan) analysed(f *Frame, obs *Observation) {
+	if p.s.cfg.StillMax < 0 || f.Camera != CameraMain || p.st == nil {
+		return
+	}
+	st := p.st
+	if !p.still {
+		st.full, st.stillThumb = nil, st.stillThumb[:0]
+		return
+	}
+	full := carriedCopy(obs)
+	st.full, st.fullAt = &full, f.CapturedAt
+	st.stillThumb = append(st.stillThumb[:0], st.curStill...)
+}
+
+// calm reports whether an observation may be carried over a still frame: one face at most, no
+// second person, no phone, and no identity mismatch. Those flags are alerts, and while their
+// condition holds they are judged on frames measured one by one (as the person detector's
+// schedule does). The face's other attributes are carried with the scene they describe: an
+// unchanged picture has the same mask, pose and ears, and the carry is at most StillMax long.
+func calm(o *Observation) bool {
+	if len(o.Faces) > 1 || (o.Persons != nil && *o.Persons > 1) || (o.Phones != nil && *o.Phones > 0) {
+		return false
+	}
+	for _, fc := range o.Faces {
+		if fc.Match != nil && !fc.Match.SamePerson {
+			return false
+		}
+	}
+	return true
+}
+
+// carriedCopy copies o for another frame, detached from o's slices and maps: identity matches
+// become carried (not Measured, no embedding).
+func carriedCopy(o *Observation) Observation {
+	c := *o
+	c.Faces = slices.Clone(o.Faces)
+	for i := range c.Faces {
+		if m := c.Faces[i].Match; m != nil {
+			cm := *m
+			cm.Measured, cm.Embedding = false, nil
+			c.Faces[i].Match = &cm
+		}
+	}
+	c.Objects = slices.Clone(o.Objects)
+	c.Shadow = nil
+	c.Carried = maps.Clone(o.Carried)
+	return c
 }
 
 const thumbW, thumbH = 32, 24
@@ -331,6 +427,41 @@ func mainBox(obs *Observation) [4]float32 {
 		return obs.Faces[i].Box
 	}
 	return [4]float32{}
+}
+
+// stillThumb fills dst with the thumbW×thumbH grey thumbnail of a JPEG decoded at 1/8 scale
+// (libjpeg then reads only the DC coefficients: a fraction of a full decode).
+func stillThumb(data []byte, dst *[]uint8) error {
+	img, err := gocv.IMDecode(data, gocv.IMReadReducedGrayscale8)
+	if err != nil || img.Empty() || img.Type() != gocv.MatTypeCV8U {
+		img.Close()
+		return errNoThumb
+	}
+	defer img.Close()
+	small := gocv.NewMat()
+	defer small.Close()
+	gocv.Resize(img, &small, image.Pt(thumbW, thumbH), 0, 0, gocv.InterpolationArea)
+	b, err := small.DataPtrUint8()
+	if err != nil || len(b) != thumbW*thumbH {
+		return errNoThumb
+	}
+	*dst = append((*dst)[:0], b...)
+	return nil
+}
+
+// changedCells counts the cells of two thumbnails that differ by delta or more (all of them when
+// the thumbnails cannot be compared).
+func changedCells(a, b []uint8, delta int) int {
+	if len(a) != len(b) || len(a) == 0 {
+		return thumbW * thumbH
+	}
+	n := 0
+	for i := range a {
+		if d := int(a[i]) - int(b[i]); d >= delta || -d >= delta {
+			n++
+		}
+	}
+	return n
 }
 
 // sceneThumb fills dst with a thumbW×thumbH grey thumbnail of the frame (area-averaged: sensor

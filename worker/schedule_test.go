@@ -156,6 +156,12 @@ func drawFrame(t *testing.T, tr truth, k int) []byte {
 		if i == 0 && tr.mask >= 0.5 {
 			gocv.Rectangle(&img, image.Rect(r.Min.X, r.Min.Y+r.Dy()/2, r.Max.X, r.Max.Y), color.RGBA{240, 240, 240, 0}, -1)
 		}
+		if i == 0 && tr.occluded >= 0.5 { // a hand over the mouth
+			gocv.Rectangle(&img, image.Rect(r.Min.X+10, r.Min.Y+r.Dy()/2, r.Max.X-10, r.Max.Y+20), color.RGBA{110, 140, 200, 0}, -1)
+		}
+		if i == 0 && tr.yaw > 30 { // turned away: hair where the face was
+			gocv.Rectangle(&img, image.Rect(r.Min.X, r.Min.Y, r.Min.X+r.Dx()*2/3, r.Max.Y), color.RGBA{30, 30, 40, 0}, -1)
+		}
 		// The candidate moves a little: a different frame every second.
 		gocv.Circle(&img, image.Pt(r.Min.X+30+k%5, r.Min.Y+50), 8, color.RGBA{40, 40, 40, 0}, -1)
 	}
@@ -183,8 +189,12 @@ func drawFrame(t *testing.T, tr truth, k int) []byte {
 
 // TestScheduleNeverDelaysAFlag: under the analysis schedule, every frame flag type is raised no
 // later than its configured duration + 1 s after the event starts, when the event starts
-// between two scheduled runs of the person detector (runs at 0 s and 10 s, event at 7 s), on
-// SQLite and PostgreSQL; and on a quiet scene the detector is skipped on most frames.
+// between two scheduled runs of the person detector (runs at 0 s and 10 s, event at 7 s) and
+// on a frame that would be still if nothing happened (its analysis carried over from 6 s), on
+// SQLite and PostgreSQL; and on a quiet scene the detector is skipped on most frames. An event
+// the picture shows is measured on the frame it starts; one the still-frame thumbnail cannot see
+// (unseen: the picture stays as it was) is measured one frame later, and its flag is still on
+// time.
 func TestScheduleNeverDelaysAFlag(t *testing.T) {
 	p := rules.DefaultParams()
 	sec := func(key string) time.Duration { return p.Duration(key) }
@@ -193,23 +203,32 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 		camera string
 		after  time.Duration
 		event  func(*truth)
+		unseen bool
 	}{
-		{rules.FaceAbsent, "main", sec(rules.SettingFaceAbsentAfter), func(tr *truth) { tr.faces, tr.persons = 0, 0 }},
-		{rules.MultipleFaces, "main", sec(rules.SettingMultipleFacesAfter), func(tr *truth) { tr.faces, tr.persons = 2, 2 }},
-		{rules.LookingAway, "main", sec(rules.SettingLookingAwayAfter), func(tr *truth) { tr.yaw = 55 }},
-		{rules.IdentityMismatch, "main", sec(rules.SettingIdentityMismatchAfter), func(tr *truth) { tr.sim = 0.2 }},
-		{rules.Mask, "main", sec(rules.SettingMaskAfter), func(tr *truth) { tr.mask = 0.9 }},
-		{rules.FaceOccluded, "main", sec(rules.SettingOccludedAfter), func(tr *truth) { tr.occluded = 0.95 }},
-		{rules.ExtraPerson, "main", sec(rules.SettingExtraPersonAfter), func(tr *truth) { tr.persons = 2 }},
-		{rules.ExtraPerson, "evidence", sec(rules.SettingExtraPersonAfter), func(tr *truth) { tr.persons = 2 }},
-		{rules.PhoneVisible, "main", sec(rules.SettingPhoneVisibleAfter), func(tr *truth) { tr.phones = 1 }},
-		{rules.PhoneVisible, "evidence", sec(rules.SettingPhoneVisibleAfter), func(tr *truth) { tr.phones = 1 }},
-		{rules.SheetWriting, "evidence", sec(rules.SettingSheetWritingAfter), func(tr *truth) { tr.writing = true }},
+		{rules.FaceAbsent, "main", sec(rules.SettingFaceAbsentAfter), func(tr *truth) { tr.faces, tr.persons = 0, 0 }, false},
+		{rules.MultipleFaces, "main", sec(rules.SettingMultipleFacesAfter), func(tr *truth) { tr.faces, tr.persons = 2, 2 }, false},
+		{rules.LookingAway, "main", sec(rules.SettingLookingAwayAfter), func(tr *truth) { tr.yaw = 55 }, false},
+		{rules.IdentityMismatch, "main", sec(rules.SettingIdentityMismatchAfter), func(tr *truth) { tr.sim = 0.2 }, false},
+		{rules.Mask, "main", sec(rules.SettingMaskAfter), func(tr *truth) { tr.mask = 0.9 }, false},
+		{rules.FaceOccluded, "main", sec(rules.SettingOccludedAfter), func(tr *truth) { tr.occluded = 0.95 }, false},
+		{rules.ExtraPerson, "main", sec(rules.SettingExtraPersonAfter), func(tr *truth) { tr.persons = 2 }, false},
+		{rules.ExtraPerson, "evidence", sec(rules.SettingExtraPersonAfter), func(tr *truth) { tr.persons = 2 }, false},
+		{rules.PhoneVisible, "main", sec(rules.SettingPhoneVisibleAfter), func(tr *truth) { tr.phones = 1 }, false},
+		{rules.PhoneVisible, "evidence", sec(rules.SettingPhoneVisibleAfter), func(tr *truth) { tr.phones = 1 }, false},
+		{rules.SheetWriting, "evidence", sec(rules.SettingSheetWritingAfter), func(tr *truth) { tr.writing = true }, false},
+		{rules.LookingAway, "main", sec(rules.SettingLookingAwayAfter), func(tr *truth) { tr.yaw = 55 }, true},
+		{rules.IdentityMismatch, "main", sec(rules.SettingIdentityMismatchAfter), func(tr *truth) { tr.sim = 0.2 }, true},
+		{rules.Mask, "main", sec(rules.SettingMaskAfter), func(tr *truth) { tr.mask = 0.9 }, true},
+		{rules.FaceOccluded, "main", sec(rules.SettingOccludedAfter), func(tr *truth) { tr.occluded = 0.95 }, true},
 	}
 	const frames, eventAt = 20, 7 // seconds; the detector ran at 0 and is next due at 10
 	for _, b := range testdb.Open(t) {
 		for _, tc := range cases {
-			t.Run(b.Name+"/"+tc.flag+"/"+tc.camera, func(t *testing.T) {
+			name := b.Name + "/" + tc.flag + "/" + tc.camera
+			if tc.unseen {
+				name += "/unseen"
+			}
+			t.Run(name, func(t *testing.T) {
 				ctx := context.Background()
 				fakes := newFakeCatalog()
 				h, err := NewFrameHandlers(analyzers.Config{Analyzers: fakeNames, Catalog: fakes.catalog()}, 1, b.Store,
@@ -233,8 +252,12 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 					fakes.mu.Lock()
 					fakes.truths[at] = tr
 					fakes.mu.Unlock()
+					shown := tr
+					if tc.unseen {
+						shown = normal()
+					}
 					m := pipeline.EncodeFrame(pipeline.FrameMessage{SessionID: sess.ID, Camera: tc.camera, Seq: int64(k),
-						CapturedAtMs: at, ReceivedAtMs: at, JPEG: drawFrame(t, tr, k)})
+						CapturedAtMs: at, ReceivedAtMs: at, JPEG: drawFrame(t, shown, k)})
 					if err := h.HandleBatch(ctx, []kafka.Message{m}); err != nil {
 						t.Fatal(err)
 					}
@@ -251,7 +274,8 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 						}
 						if raisedAt < 0 {
 							raisedAt = int64(k)
-							if f.StartMs != t0+eventAt*1000 {
+							late := f.StartMs - (t0 + eventAt*1000)
+							if late < 0 || late > 0 && !tc.unseen || late > 1000 {
 								t.Errorf("%s starts at %d ms, the event at %d ms", tc.flag, f.StartMs-t0, eventAt*1000)
 							}
 						}
@@ -275,9 +299,11 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 	}
 }
 
-// TestScheduleQuietScene: on an unchanging scene the person detector runs once per
-// PersonsEvery and the head-pose network once per HeadPoseEvery, and the frames in between say
-// (in the observation and the checks' signals) that their values were carried.
+// TestScheduleQuietScene: on an unchanging scene every other frame is still (nothing runs, its
+// whole observation is carried from the second before), the person detector runs once per
+// PersonsEvery and the head-pose network once per HeadPoseEvery of the analysed frames, and the
+// frames in between say (in the observation and the checks' signals) that their values were
+// carried.
 func TestScheduleQuietScene(t *testing.T) {
 	fakes := newFakeCatalog()
 	st := testdb.Open(t)[0].Store
@@ -306,14 +332,17 @@ func TestScheduleQuietScene(t *testing.T) {
 	if got := fakes.calls["persons"]; got != 3 {
 		t.Errorf("person detector ran %d times on 30 quiet seconds, want 3 (every 10 s)", got)
 	}
-	if got := fakes.calls["headpose"]; got != 6 {
-		t.Errorf("head-pose network ran %d times on 30 quiet seconds, want 6 (every 5 s)", got)
+	if got := fakes.calls["headpose"]; got != 5 {
+		t.Errorf("head-pose network ran %d times on 30 quiet seconds, want 5 (at 0, 6, 12, 18, 24 s: every 5 s of the analysed frames)", got)
+	}
+	if got := fakes.calls["faces"]; got != 15 {
+		t.Errorf("face detector ran %d times on 30 quiet seconds, want 15 (every other frame still)", got)
 	}
 	var rows []store.FrameResult
 	if err := st.DB.Where("session_id = ?", sess.ID).Order("seq").Find(&rows).Error; err != nil {
 		t.Fatal(err)
 	}
-	carried, poses := 0, 0
+	carried, poses, still := 0, 0, 0
 	for _, r := range rows {
 		var obs analyzers.Observation
 		if err := jsonUnmarshal(r.Observation, &obs); err != nil {
@@ -328,6 +357,14 @@ func TestScheduleQuietScene(t *testing.T) {
 				t.Errorf("frame %d: carried pose not marked in the signals %s", r.Seq, r.Signals)
 			}
 		}
+		if from, ok := obs.Carried["faces"]; ok {
+			still++
+			carriedMatch := len(obs.Faces) == 1 && obs.Faces[0].Match != nil && !obs.Faces[0].Match.Measured
+			if r.Seq%2 != 1 || r.CapturedAtMs-from != 1000 || !carriedMatch {
+				t.Errorf("frame %d: still frame carried from %d ms earlier, %d faces, carried match %v; want odd frames, 1000 ms, the face with a carried match",
+					r.Seq, r.CapturedAtMs-from, len(obs.Faces), carriedMatch)
+			}
+		}
 		if from, ok := obs.Carried["persons"]; ok {
 			carried++
 			if from > r.CapturedAtMs || r.CapturedAtMs-from >= 10000 {
@@ -335,8 +372,11 @@ func TestScheduleQuietScene(t *testing.T) {
 			}
 		}
 	}
-	if poses != 24 {
-		t.Errorf("%d frames say their head pose was carried, want 24", poses)
+	if poses != 25 {
+		t.Errorf("%d frames say their head pose was carried, want 25", poses)
+	}
+	if still != 15 {
+		t.Errorf("%d still frames, want 15", still)
 	}
 	if carried != 27 {
 		t.Errorf("%d frames say their counts were carried, want 27", carried)

@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +44,11 @@ type Options struct {
 	// ModelOnlyAll also times the analyzers without the schedule on up to this many frames
 	// (every analyzer on every frame: the cost the schedule saves). Default N/4; negative: not.
 	ModelOnlyAll int
+	// Moving makes the candidates shift in view every few seconds (the schedule's harder case:
+	// the scene around the face changes, so the person detector runs more often).
+	Moving bool
+	// CPUProfile, when set, is where a Go CPU profile of the pipeline round is written.
+	CPUProfile string
 }
 
 // Run starts the service with cfg, replays o.N frames over o.Sessions sessions through its HTTP
@@ -71,7 +78,7 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 		return err
 	}
 	perSession := (o.N + o.Sessions - 1) / o.Sessions
-	timelines, err := sessionTimelines(frames, o.Sessions, perSession, 1)
+	timelines, err := sessionTimelines(frames, o.Sessions, perSession, o.Moving, 1)
 	if err != nil {
 		return err
 	}
@@ -113,8 +120,13 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 	if o.Workers > 0 {
 		return r.scaleOut(ctx, stdout)
 	}
+	stopProfile, err := startCPUProfile(o.CPUProfile)
+	if err != nil {
+		return err
+	}
 	cpu0 := processCPU()
 	res, err := r.run(ctx, "")
+	stopProfile()
 	if err != nil {
 		return err
 	}
@@ -184,6 +196,23 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "model-only without the schedule: %6.1f frames/s (person detector and pose network on every frame, %d frames)\n", all, n)
 	}
 	return nil
+}
+
+// startCPUProfile starts a CPU profile into path (nothing when path is empty) and returns what
+// stops it.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // round posts the sessions' frames through the API and waits until all are stored.

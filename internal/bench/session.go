@@ -15,7 +15,8 @@ type shot struct {
 }
 
 // sessionScript is a candidate's session, in seconds at the platform's 1 frame/s: mostly the
-// candidate at the desk (with sensor noise, so no two frames are the same bytes), an empty room
+// candidate at the desk (with sensor noise, so no two frames are the same bytes; with
+// Options.Moving shifting in view every postureSecs), an empty room
 // while they fetch something, a second person, and back. Sessions start at different points of
 // it so that the events do not all coincide.
 var sessionScript = []struct {
@@ -25,11 +26,16 @@ var sessionScript = []struct {
 	{"candidate", 25}, {"nobody", 6}, {"candidate", 20}, {"group", 4}, {"candidate", 15},
 }
 
+// postureSecs is how long a moving candidate holds still: then the frame shows them a little
+// shifted or closer (the scenario's crops of the same photo, a few percent of the face width
+// apart; the background moves with them, as when the laptop is nudged).
+const postureSecs = 4
+
 // variants of each shot with camera noise (different bytes, the same scene).
 const variants = 4
 
 // sessionTimelines builds each session's frames from the scenario's photos.
-func sessionTimelines(f *scenario.Frames, sessions, perSession int, seed uint64) ([][]shot, error) {
+func sessionTimelines(f *scenario.Frames, sessions, perSession int, moving bool, seed uint64) ([][]shot, error) {
 	pools := map[string][][]byte{"candidate": f.Candidate, "nobody": f.Nobody, "group": f.Group}
 	rng := rand.New(rand.NewPCG(seed, 7))
 	type key struct {
@@ -56,9 +62,12 @@ func sessionTimelines(f *scenario.Frames, sessions, perSession int, seed uint64)
 	out := make([][]shot, sessions)
 	for s := range sessions {
 		offset := (s * 17) % total
-		// One candidate per session, the same person all along (identity keeps its track).
-		cand := f.Candidate[s%len(f.Candidate)]
 		for k := range perSession {
+			// One candidate per session, the same person all along.
+			cand := f.Candidate[s%len(f.Candidate)]
+			if moving {
+				cand = f.Candidate[(s+k/postureSecs)%len(f.Candidate)]
+			}
 			t := (k + offset) % total
 			label := ""
 			for _, p := range sessionScript {

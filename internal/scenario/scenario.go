@@ -82,7 +82,7 @@ func (out *Frames) addPhoto(ctx context.Context, set *analyzers.Set, data []byte
 
 	// The whole group photo, scaled to a camera frame.
 	if len(faces) >= 2 {
-		if f, ok := frameOf(ctx, set, img, image.Rect(0, 0, W, H), func(n int) bool { return n >= 2 }); ok {
+		if f, ok := frameOf(ctx, set, img, image.Rect(0, 0, W, H), func(o *analyzers.Observation) bool { return len(o.Faces) >= 2 }); ok {
 			out.Group = append(out.Group, f)
 		}
 	}
@@ -105,7 +105,7 @@ func (out *Frames) addPhoto(ctx context.Context, set *analyzers.Set, data []byte
 		if overlapsOther(base, faces, i) || base.Dx() < 160 {
 			continue
 		}
-		photo, ok := frameOf(ctx, set, img, crop(18, 0, 0), func(n int) bool { return n == 1 })
+		photo, ok := frameOf(ctx, set, img, crop(18, 0, 0), alone)
 		if !ok {
 			continue
 		}
@@ -115,7 +115,7 @@ func (out *Frames) addPhoto(ctx context.Context, set *analyzers.Set, data []byte
 			if overlapsOther(r, faces, i) {
 				continue
 			}
-			if f, ok := frameOf(ctx, set, img, r, func(n int) bool { return n == 1 }); ok {
+			if f, ok := frameOf(ctx, set, img, r, alone); ok {
 				cands = append(cands, f)
 			}
 		}
@@ -131,7 +131,7 @@ func (out *Frames) addPhoto(ctx context.Context, set *analyzers.Set, data []byte
 		if overlapsOther(r, faces, -1) {
 			continue
 		}
-		if f, ok := frameOf(ctx, set, img, r, func(n int) bool { return n == 0 }); ok {
+		if f, ok := frameOf(ctx, set, img, r, empty); ok {
 			out.Nobody = append(out.Nobody, f)
 		}
 	}
@@ -152,9 +152,21 @@ func overlapsOther(r image.Rectangle, faces []analyzers.Face, skip int) bool {
 	return false
 }
 
-// frameOf crops r, scales it to a 4:3 camera frame, encodes it and keeps it if the analyzer's
-// face count satisfies want.
-func frameOf(ctx context.Context, set *analyzers.Set, img gocv.Mat, r image.Rectangle, want func(int) bool) ([]byte, bool) {
+// alone: one face and, where the set has the person detector, no other person (a neighbour's
+// shoulder at the edge of a crop from a group photo is a second person) and no phone.
+func alone(o *analyzers.Observation) bool {
+	return len(o.Faces) == 1 && (o.Persons == nil || *o.Persons <= 1) && (o.Phones == nil || *o.Phones == 0)
+}
+
+// empty: no face, and where the set has the person detector no body and no phone either (an
+// empty room).
+func empty(o *analyzers.Observation) bool {
+	return len(o.Faces) == 0 && (o.Persons == nil || *o.Persons == 0) && (o.Phones == nil || *o.Phones == 0)
+}
+
+// frameOf crops r, scales it to a 4:3 camera frame, encodes it and keeps it if what the
+// analyzers see on it satisfies want.
+func frameOf(ctx context.Context, set *analyzers.Set, img gocv.Mat, r image.Rectangle, want func(*analyzers.Observation) bool) ([]byte, bool) {
 	crop := img.Region(r)
 	defer crop.Close()
 	frame := gocv.NewMat()
@@ -167,7 +179,7 @@ func frameOf(ctx context.Context, set *analyzers.Set, img gocv.Mat, r image.Rect
 	defer buf.Close()
 	data := append([]byte(nil), buf.GetBytes()...)
 	obs, err := set.AnalyzeJPEG(ctx, data, analyzers.CameraMain)
-	if err != nil || !want(len(obs.Faces)) {
+	if err != nil || !want(&obs) {
 		return nil, false
 	}
 	return data, true

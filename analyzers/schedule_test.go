@@ -1,0 +1,96 @@
+package analyzers
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/jpeg"
+	"testing"
+	"time"
+)
+
+// TestStillFrames: a main-camera frame that looks like the last analysed one is carried over
+// at most StillMax after it, only when that frame was calm, never on another camera and never
+// after a pause; a changed picture is analysed.
+func TestStillFrames(t *testing.T) {
+	one := func(sim float32) *Observation {
+		persons, phones := 1, 0
+		return &Observation{Width: 640, Height: 480, Persons: &persons, Phones: &phones,
+			Faces: []Face{{Box: [4]float32{200, 100, 150, 180}, Match: &Match{Similarity: sim, SamePerson: sim >= 0.5, Measured: true, Embedding: []float32{1}}}}}
+	}
+	two := func() *Observation { o := one(0.9); o.Faces = append(o.Faces, o.Faces[0]); return o }
+	phone := func() *Observation { o := one(0.9); n := 1; o.Phones = &n; return o }
+	same, other := testJPEG(t, 640, 480), handRaised(t)
+	t0 := time.Unix(1_700_000_000, 0)
+	cases := []struct {
+		name   string
+		camera string
+		full   *Observation
+		next   []byte
+		after  time.Duration
+		still  bool
+	}{
+		{"same picture 1 s later", CameraMain, one(0.9), same, time.Second, true},
+		{"same picture 2 s later", CameraMain, one(0.9), same, 2 * time.Second, false},
+		{"picture changed", CameraMain, one(0.9), other, time.Second, false},
+		{"evidence camera", CameraEvidence, one(0.9), same, time.Second, false},
+		{"two faces", CameraMain, two(), same, time.Second, false},
+		{"a phone", CameraMain, phone(), same, time.Second, false},
+		{"someone else", CameraMain, one(0.2), same, time.Second, false},
+		{"after a pause", CameraMain, one(0.9), same, 5 * time.Second, false},
+	}
+	names := []Analyzer{namedAnalyzer("faces"), namedAnalyzer("identity")}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewSchedule(ScheduleConfig{})
+			first := s.Plan("s1", tc.camera).(*framePlan)
+			if _, still := first.carryStill(same, FrameMeta{Camera: tc.camera, CapturedAt: t0}, names); still {
+				t.Fatal("the first frame of a camera was carried")
+			}
+			first.analysed(&Frame{Camera: tc.camera, CapturedAt: t0}, tc.full)
+			next := s.Plan("s1", tc.camera).(*framePlan)
+			obs, still := next.carryStill(tc.next, FrameMeta{Camera: tc.camera, CapturedAt: t0.Add(tc.after)}, names)
+			if still != tc.still {
+				t.Fatalf("still = %v, want %v", still, tc.still)
+			}
+			if !still {
+				return
+			}
+			if obs.Carried["faces"] != t0.UnixMilli() || obs.Carried["identity"] != t0.UnixMilli() {
+				t.Errorf("carried = %v, want every analyzer from %d", obs.Carried, t0.UnixMilli())
+			}
+			m := obs.Faces[0].Match
+			if m.Measured || m.Embedding != nil || m.Similarity != 0.9 {
+				t.Errorf("carried match %+v: want the similarity, not measured, no embedding", m)
+			}
+			if tc.full.Faces[0].Match.Measured != true {
+				t.Error("carrying changed the analysed frame's observation")
+			}
+		})
+	}
+}
+
+// handRaised is testJPEG's picture with a dark 80×120 block in it (a hand coming into view).
+func handRaised(t *testing.T) []byte {
+	img, err := jpeg.Decode(bytes.NewReader(testJPEG(t, 640, 480)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgba := image.NewRGBA(img.Bounds())
+	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
+	draw.Draw(rgba, image.Rect(400, 300, 480, 420), image.NewUniform(color.Black), image.Point{}, draw.Src)
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, rgba, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+type namedAnalyzer string
+
+func (n namedAnalyzer) Name() string                                            { return string(n) }
+func (namedAnalyzer) Version() string                                           { return "test" }
+func (namedAnalyzer) Close() error                                              { return nil }
+func (namedAnalyzer) Analyze(_ context.Context, _ *Frame, _ *Observation) error { return nil }
