@@ -160,8 +160,7 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 		stretch = nil // the recording paused or changed device: a new stretch
 	}
 
-	pool := h.pool.load()
-	set, err := pool.get(ctx)
+	set, release, err := h.pool.load().acquire(am.SessionID)
 	if err != nil {
 		return err
 	}
@@ -183,7 +182,7 @@ func (h *AudioHandlers) Handle(ctx context.Context, m kafka.Message) error {
 	var obs analyzers.AudioObservation
 	err = set.ProcessPCM(ctx, am.PCM, &obs)
 	state := set.MarshalState()
-	pool.put(set)
+	release()
 	if err != nil {
 		return fmt.Errorf("analyse audio %s/%d: %w", am.SessionID, am.Seq, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -194,18 +195,9 @@ func (h *FrameHandlers) HandleBatch(ctx context.Context, msgs []kafka.Message) e
 		}
 	}
 
-	pool := h.pool.load()
-	set, err := pool.get(ctx)
-	if err != nil {
+	if err := h.analyzeBatch(ctx, sessions, jobs); err != nil {
 		return err
 	}
-	for i := range jobs {
-		if err := h.analyze(ctx, set, sessions[jobs[i].fm.SessionID], &jobs[i]); err != nil {
-			pool.put(set)
-			return err
-		}
-	}
-	pool.put(set)
 
 	err = h.store.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for id := range sessions {
@@ -312,6 +304,50 @@ func (h *FrameHandlers) skipStored(ctx context.Context, jobs []frameJob) ([]fram
 }
 
 // analyze runs the analyzers on one frame of a batch and prepares its result row.
+// analyzeBatch analyses a batch's frames: each session's in order on its own analyzer set, the
+// sessions side by side (as many at once as the pool has sets), so a reader whose partitions
+// hold more sessions than another's still keeps every core busy.
+func (h *FrameHandlers) analyzeBatch(ctx context.Context, sessions map[string]*store.Session, jobs []frameJob) error {
+	bySession := map[string][]int{}
+	var order []string
+	for i := range jobs {
+		id := jobs[i].fm.SessionID
+		if bySession[id] == nil {
+			order = append(order, id)
+		}
+		bySession[id] = append(bySession[id], i)
+	}
+	pool := h.pool.load()
+	run := func(id string) error {
+		set, release, err := pool.acquire(id)
+		if err != nil {
+			return err
+		}
+		defer release()
+		for _, i := range bySession[id] {
+			if err := h.analyze(ctx, set, sessions[id], &jobs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(order) == 1 {
+		return run(order[0])
+	}
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for k, id := range order {
+		wg.Go(func() { errs[k] = run(id) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err // a failed batch is retried frame by frame: the first error is enough
+		}
+	}
+	return nil
+}
+
 func (h *FrameHandlers) analyze(ctx context.Context, set *analyzers.Set, sess *store.Session, j *frameJob) error {
 	fm := &j.fm
 	start := time.Now()
