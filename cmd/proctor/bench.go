@@ -60,7 +60,7 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	cfg := sf.config()
 	if *baseline {
-		cfg.Analyzers.Schedule.PersonsEvery, cfg.Analyzers.Schedule.HeadPoseEvery = -1, -1
+		cfg.Analyzers.Schedule.PersonsEvery, cfg.Analyzers.Schedule.HeadPoseEvery, cfg.Analyzers.Schedule.StillMax = -1, -1, -1
 		cfg.Analyzers.Identity.Every = 3 // identity's own default before the schedule
 		cfg.Kafka.MaxBatch = 1
 	}

@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 	}
 	modelCPU := (processCPU() - cpu1).Seconds() * 1000 / float64(o.N)
 	under := "under the same schedule"
-	if cfg.Analyzers.Schedule.PersonsEvery < 0 && cfg.Analyzers.Schedule.HeadPoseEvery < 0 {
+	if sc := cfg.Analyzers.Schedule; sc.PersonsEvery < 0 && sc.HeadPoseEvery < 0 && sc.StillMax < 0 {
 		under = "every analyzer on every frame, as the workers"
 	}
 	fmt.Fprintf(stdout, "model-only: %6.1f frames/s (decode + analyzers %s, %d goroutines)\n", modelFPS, under, workers)
@@ -193,7 +193,7 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "model-only without the schedule: %6.1f frames/s (person detector and pose network on every frame, %d frames)\n", all, n)
+		fmt.Fprintf(stdout, "model-only without the schedule: %6.1f frames/s (every analyzer on every frame, %d frames)\n", all, n)
 	}
 	return nil
 }
