@@ -437,6 +437,11 @@ func (s *stats) print(w io.Writer) {
 			name, perRun, 100*ran/frames, frames, perFrame)
 	}
 	fmt.Fprintf(w, "  %-13s %54s %6.2f ms per frame (decode not included)\n", "all", "", total)
+	// The face detector is skipped only on still frames (schedule.go: nothing runs, the frame is
+	// not decoded, the last analysed frame's observation is carried).
+	if frames := s.ran["faces"] + s.skipped["faces"]; frames > 0 {
+		fmt.Fprintf(w, "  still frames: %.1f%% (nothing ran, not decoded: the observation of the second before carried)\n", 100*s.skipped["faces"]/frames)
+	}
 }
 
 // gatherAnalyzerStats reads the workers' analyzer counters (proctor_analyzer_*).
