@@ -205,6 +205,10 @@ func (a *Identity) Embed(f *Frame, i int, dst []float32) error {
 // valid until the next call. For evaluation tools.
 func (a *Identity) LastEmbedding() []float32 { return a.vec }
 
+// ModelInput is the tensor the latest embedding fed the model; valid until the next call. For
+// calibration tools.
+func (a *Identity) ModelInput() []float32 { return a.emb.Input() }
+
 // Dim is the embedding length.
 func (a *Identity) Dim() int { return a.emb.Dim() }
 

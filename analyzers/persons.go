@@ -118,6 +118,10 @@ func (a *Persons) Name() string { return "persons" }
 // Version implements Analyzer: model name@version, thresholds and rate.
 func (a *Persons) Version() string { return a.version }
 
+// ModelInput is the tensor the detector's latest run fed the model; valid until the next run. For
+// calibration tools.
+func (a *Persons) ModelInput() []float32 { return a.det.Input() }
+
 // DecodeSide implements SideNeeder.
 func (a *Persons) DecodeSide() int { return a.decodeSide }
 
