@@ -13,8 +13,11 @@
 #   training/vision/quantize.sh --calibrate [METHOD_NANODET METHOD_FACENET]
 #       re-calibrate on ../shared/data/faces (dumps the Go service's own input tensors with
 #       `go test -run TestDumpModelInputs ./internal/eval/`), rewrite the JSON files, build, and
-#       print the new sha256s to put into models/manifests/*-int8.json. Methods: minmax (default),
-#       percentile, entropy. ~10 min on 2 shared cores.
+#       print the new sha256s to put into models/manifests/*-int8.json. Methods: meanminmax
+#       (NanoDet's default), minmax (FaceNet's), percentile, entropy. NanoDet quantises only
+#       Conv, Add, LeakyRelu, Concat, Resize: with its Pad nodes quantised the output collapses
+#       to a constant, and quantised Sigmoid/Split/Reshape outputs cost fidelity (models/cards/
+#       nanodet-coco.md). ~10 min on 2 shared cores.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -38,7 +41,7 @@ if [ "${1:-}" = --calibrate ]; then
   trap 'rm -rf "$dump"' EXIT
   (cd "$root" && PROCTOR_DUMP_INPUTS=$dump PROCTOR_DUMP_DATA=$data go test -count=1 -run TestDumpModelInputs ./internal/eval/)
   nice -n 10 "$py" "$here/quantize.py" calibrate --model "$root/models/trained/nanodet-coco.onnx" \
-    --inputs "$dump/persons.f32" --shape 3,416,416 --method "${2:-minmax}" \
+    --inputs "$dump/persons.f32" --shape 3,416,416 --method "${2:-meanminmax}" --op-types Conv,Add,LeakyRelu,Concat,Resize \
     --photos "every 8th photo of mask/train (with_mask, without_mask), letterboxed by analyzers.Persons" \
     --out "$here/quant/nanodet-coco.json"
   nice -n 10 "$py" "$here/quantize.py" calibrate --model "$cache/models/facenet-keras.onnx" \
