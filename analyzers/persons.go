@@ -14,10 +14,11 @@ func init() {
 }
 
 // PersonsConfig configures the "persons" analyzer. Zero values take the defaults noted; score
-// defaults live in the model's manifest (models/manifests/nanodet-coco-int8.json, vision.scores).
+// defaults live in the model's manifest (models/manifests/nanodet-coco.json, vision.scores).
 type PersonsConfig struct {
-	// Model is the manifest name of the COCO detector. Default "nanodet-coco-int8" (static int8
-	// of "nanodet-coco", same accuracy on the persons check at ~half the CPU: docs/vision.md).
+	// Model is the manifest name of the COCO detector. Default "nanodet-coco"; "nanodet-coco-int8"
+	// (static int8, 2.2× cheaper) is not the default: it finds fewer small or distant people
+	// (models/cards/nanodet-coco.md).
 	Model string `json:"model,omitempty"`
 	// PersonScore and PhoneScore override the manifest's score thresholds of the "person" and
 	// "cell phone" classes. Raising PersonScore loses people seen from behind or cut by the frame
@@ -39,7 +40,7 @@ type PersonsConfig struct {
 }
 
 // DefaultPersonsModel is the detector used when PersonsConfig.Model is empty.
-const DefaultPersonsModel = "nanodet-coco-int8"
+const DefaultPersonsModel = "nanodet-coco"
 
 // COCO class names the persons analyzer reports.
 const (
