@@ -15,11 +15,13 @@ int8 model byte for byte:
 Both steps run onnxruntime.quantization's own pre-processing (quant_pre_process: shape
 inference and graph optimisation) and its quantize_static path; `build` feeds quantize_static
 the committed ranges in place of a calibrator, so a build equals a calibration run on the same
-ranges. Settings (the lead's measurement on this CPU, AVX512-VNNI): QDQ format, per-channel
+ranges (checked: quantize_static calibrating on 8 FaceNet crops and `build` from their ranges
+wrote the same bytes). Settings (the lead's measurement on this CPU, AVX512-VNNI): QDQ format, per-channel
 S8 weights, U8 activations, onnxruntime 1.24.1 (the library the Go service loads).
 
     python quantize.py calibrate --model M.onnx --inputs DIR/identity.f32 --shape 3,160,160 \
-        --method minmax|percentile|entropy [--percentile 99.999] --out ranges.json
+        --method minmax|meanminmax|percentile|entropy [--percentile 99.999] \
+        [--op-types Conv,Add,...] [--skip-op-types Pad] --out ranges.json
     python quantize.py build --model M.onnx --ranges ranges.json --out M-int8.onnx
     python quantize.py compare --model M.onnx --int8 M-int8.onnx --inputs DIR/x.f32 --shape 3,160,160
 """
