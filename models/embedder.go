@@ -49,6 +49,11 @@ func channelLUT(in Input) (lut [3][256]float32, src [3]int) {
 // Manifest returns the model's manifest.
 func (e *FaceEmbedder) Manifest() *Manifest { return e.m }
 
+// Input is the tensor the latest Embed fed the model (3×side×side, normalised as the manifest
+// says; the mirrored crop after a mirror run); valid until the next call. Calibration tools
+// quantise on exactly these values (training/vision/quantize.py).
+func (e *FaceEmbedder) Input() []float32 { return e.input.GetData() }
+
 // Dim is the embedding length.
 func (e *FaceEmbedder) Dim() int { return e.m.Decode.Dim }
 

