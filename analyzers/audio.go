@@ -98,6 +98,9 @@ var audioConstructors = map[string]func(cfg *AudioConfig) (AudioAnalyzer, error)
 			pad = defaultVADPad
 		}
 		pc.vadPad = pad.Milliseconds() * AudioRate / 1000
+		if sil := cfg.VAD.MinSilence; sil > 0 {
+			pc.vadLag = sil.Milliseconds()*AudioRate/1000 + 1024 // two VAD frames
+		}
 		return NewPhrase(pc)
 	},
 	"voice": func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVoice(cfg.Voice) },

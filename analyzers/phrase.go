@@ -37,9 +37,22 @@ type PhraseConfig struct {
 	// so it raises no flags.
 	Active *models.Manifest `json:"-"`
 	Shadow *models.Manifest `json:"-"`
+	// EveryWindow scores the openWakeWord head on every 80 ms window of the stretch. Default
+	// false: only the windows ending from EndBefore before to EndAfter after each speech end the
+	// VAD closes are scored (phrase_gate.go), and only the audio they need is embedded — the
+	// phrase closes an answer, so it ends where the candidate stops speaking. Needs "vad" before
+	// "phrase"; the analyzer alone (no VAD) must set it.
+	EveryWindow bool `json:"every_window,omitempty"`
+	// EndBefore, EndAfter bound the scored windows' ends around a speech end. Defaults 1 s and
+	// 0.6 s (docs/audio.md "Speed").
+	EndBefore time.Duration `json:"end_before,omitempty"`
+	EndAfter  time.Duration `json:"end_after,omitempty"`
 	// vadPad is the VAD's padding after a speech end (AudioConfig.VAD.Pad): an EWN head
 	// (phrase_ends.go) turns the VAD's segment ends back into speech ends with it.
 	vadPad int64
+	// vadLag is the longest the VAD can take to close a segment after its speech end
+	// (AudioConfig.VAD.MinSilence plus two frames): how much audio a gated spotter must keep.
+	vadLag int64
 }
 
 // DefaultPhraseModel is the openWakeWord phrase head: the one reviewer exports retrain
@@ -86,6 +99,8 @@ type Phrase struct {
 	// with fuse > 0, combines the openWakeWord head's recent scores (oww) with it.
 	ends *endSpotter
 	fuse float32
+	// gate scores only the windows around speech ends (phrase_gate.go; nil with EveryWindow).
+	gate *phraseGate
 	oww  []owwScore
 
 	// Stretch state (saved with AppendState).
@@ -140,7 +155,8 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		// end spotter combines them with EWN's at every speech end.
 		// A shadow (a retrained openWakeWord head) runs on the same embeddings with its own
 		// detection state, as beside the openWakeWord head alone.
-		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory}
+		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory,
+			EveryWindow: true}
 		p, err := NewPhrase(ocfg)
 		if err != nil {
 			e.close()
@@ -210,6 +226,10 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	}
 	a := p.active
 	p.version = fmt.Sprintf("%s+%s+%s thr=%.4g run=%d hold=%d", hm.ID(), melM.ID(), embM.ID(), a.thr, a.minRun, a.hold)
+	if !cfg.EveryWindow {
+		p.gate = newPhraseGate(cfg, p.window)
+		p.version += fmt.Sprintf(" ends=-%d+%dms", p.gate.before*1000/AudioRate, p.gate.after*1000/AudioRate)
+	}
 	p.pending = make([]float32, 0, blockInput+AudioRate)
 	p.frames = make([]float32, 0, (melWindow+melBlock)*melBins)
 	p.Reset()
@@ -306,7 +326,7 @@ func (p *Phrase) Threshold() float32 {
 
 // NeedsVAD is true when the phrase analyzer looks only at the speech ends the VAD reports, so
 // the "vad" analyzer must run before it.
-func (p *Phrase) NeedsVAD() bool { return p.ends != nil }
+func (p *Phrase) NeedsVAD() bool { return p.ends != nil || p.gate != nil }
 
 // Reset implements AudioAnalyzer.
 func (p *Phrase) Reset() {
@@ -316,6 +336,9 @@ func (p *Phrase) Reset() {
 			return
 		}
 		p.oww = p.oww[:0]
+	}
+	if p.gate != nil {
+		p.gate.reset()
 	}
 	p.pending, p.frames = p.pending[:0], p.frames[:0]
 	clear(p.headIn.GetData())
@@ -330,6 +353,9 @@ func (p *Phrase) Reset() {
 func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation) error {
 	if p.ends != nil && p.fuse == 0 {
 		return p.ends.process(pcm, obs, nil)
+	}
+	if p.gate != nil {
+		return p.gate.process(p, pcm, obs)
 	}
 	p.pending = append(p.pending, pcm...)
 	melIn := p.melIn.GetData()
@@ -492,10 +518,14 @@ func (p *Phrase) AppendState(dst []byte) []byte {
 			w.f32(o.score)
 		}
 	}
-	w.floats(p.pending)
-	w.floats(p.frames)
-	w.floats(p.headIn.GetData())
-	w.i64(p.embCount)
+	if p.gate != nil {
+		p.gate.appendState(&w)
+	} else {
+		w.floats(p.pending)
+		w.floats(p.frames)
+		w.floats(p.headIn.GetData())
+		w.i64(p.embCount)
+	}
 	p.active.appendState(&w)
 	if p.shadow != nil {
 		w.str(p.shadow.id)
@@ -525,16 +555,28 @@ func (p *Phrase) RestoreState(b []byte) error {
 			p.oww = append(p.oww, owwScore{end: r.i64(), score: r.f32()})
 		}
 	}
-	p.pending = r.floatsInto(p.pending)
-	p.frames = r.floatsInto(p.frames)
-	hist := r.floatsInto(make([]float32, 0, p.window*embDim))
-	p.embCount = r.i64()
-	p.active.restoreState(&r)
-	if r.err != nil || len(hist) != p.window*embDim || len(p.frames)%melBins != 0 {
-		p.Reset()
-		return ErrStateMismatch
+	if p.gate != nil {
+		if err := p.gate.restoreState(&r); err != nil {
+			p.Reset()
+			return err
+		}
+		p.active.restoreState(&r)
+		if r.err != nil {
+			p.Reset()
+			return ErrStateMismatch
+		}
+	} else {
+		p.pending = r.floatsInto(p.pending)
+		p.frames = r.floatsInto(p.frames)
+		hist := r.floatsInto(make([]float32, 0, p.window*embDim))
+		p.embCount = r.i64()
+		p.active.restoreState(&r)
+		if r.err != nil || len(hist) != p.window*embDim || len(p.frames)%melBins != 0 {
+			p.Reset()
+			return ErrStateMismatch
+		}
+		copy(p.headIn.GetData(), hist)
 	}
-	copy(p.headIn.GetData(), hist)
 	if p.shadow != nil {
 		p.shadow.reset()
 		if len(r.b) > 0 && r.str() == p.shadow.id {

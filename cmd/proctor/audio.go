@@ -102,7 +102,10 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object (with recall per voice) instead of the table")
 	negatives := fs.String("negatives", "", "folder of real recordings without the phrase (e.g. ../shared/data/speech): false alarms on them are reported per subfolder, apart from --data's")
 	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, every 80 ms), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (both, fused at speech ends); default "+analyzers.DefaultPhraseHead)
-	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase); speed is printed per stage")
+	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase,voice); speed is printed per stage")
+	every := fs.Bool("every-window", false, "score the openWakeWord phrase head on every 80 ms window, not only around the VAD's speech ends (the analyzer without vad needs it)")
+	endBefore := fs.Duration("end-before", 0, "gated phrase head: score windows ending from this long before each speech end (default 1s)")
+	endAfter := fs.Duration("end-after", 0, "gated phrase head: ... to this long after it (default 600ms)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -114,6 +117,7 @@ func runEvalAudio(ctx context.Context, args []string) error {
 		cfg.Analyzers = strings.Split(*stages, ",")
 	}
 	cfg.Phrase.Model = *head
+	cfg.Phrase.EveryWindow, cfg.Phrase.EndBefore, cfg.Phrase.EndAfter = *every, *endBefore, *endAfter
 	if *data == "" {
 		return usageError{errors.New("usage: proctor eval audio --data DIR")}
 	}
