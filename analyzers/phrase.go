@@ -107,7 +107,13 @@ type Phrase struct {
 	pending  []float32 // samples not yet consumed by a mel block (< blockInput)
 	frames   []float32 // mel frames not yet consumed by an embedding, x/10+2, melBins each
 	embCount int64     // embeddings computed in this stretch
+
+	embRuns int64 // embedding model runs since the analyzer was built (not state: a statistic)
 }
+
+// EmbeddingRuns is how many times the openWakeWord embedding model ran since the analyzer was
+// built: the cost the gate (phrase_gate.go) saves.
+func (p *Phrase) EmbeddingRuns() int64 { return p.embRuns }
 
 // spotter is one head version with its threshold and its peak-picking state.
 type spotter struct {
@@ -413,6 +419,7 @@ func (p *Phrase) embed(obs *AudioObservation) error {
 	if err := p.emb.Run(); err != nil {
 		return fmt.Errorf("embedding: %w", err)
 	}
+	p.embRuns++
 	hist := p.headIn.GetData()
 	copy(hist, hist[embDim:])
 	copy(hist[len(hist)-embDim:], p.embOut.GetData())

@@ -217,6 +217,7 @@ func (g *phraseGate) embed(p *Phrase, e int64) error {
 	if err := p.emb.Run(); err != nil {
 		return fmt.Errorf("embedding: %w", err)
 	}
+	p.embRuns++
 	return nil
 }
 
