@@ -37,6 +37,9 @@ type PhraseConfig struct {
 	// so it raises no flags.
 	Active *models.Manifest `json:"-"`
 	Shadow *models.Manifest `json:"-"`
+	// Embedding is the manifest name of the openWakeWord speech embedding. Default
+	// "oww-embedding" (fp32); "oww-embedding-int8" is its int8 build (docs/audio.md "Speed").
+	Embedding string `json:"embedding,omitempty"`
 	// EveryWindow scores the openWakeWord head on every 80 ms window of the stretch. Default
 	// false: only the windows ending from EndBefore before to EndAfter after each speech end the
 	// VAD closes are scored (phrase_gate.go), and only the audio they need is embedded — the
@@ -64,6 +67,9 @@ const DefaultPhraseModel = "phrase-gaiti"
 // (FusedPhraseModel) won on the held-back test voices (docs/audio.md "Front ends") but stays
 // opt-in: model versions, shadows, flags' model ids and retrain.sh are built around phrase-gaiti.
 const DefaultPhraseHead = DefaultPhraseModel
+
+// DefaultPhraseEmbedding is the openWakeWord embedding used when PhraseConfig.Embedding is empty.
+const DefaultPhraseEmbedding = "oww-embedding"
 
 // EWNPhraseModel is the head over EfficientWord-Net embeddings at speech ends (phrase_ends.go).
 const EWNPhraseModel = "phrase-ewn"
@@ -162,7 +168,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		// A shadow (a retrained openWakeWord head) runs on the same embeddings with its own
 		// detection state, as beside the openWakeWord head alone.
 		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory,
-			EveryWindow: true}
+			EveryWindow: true, Embedding: cfg.Embedding}
 		p, err := NewPhrase(ocfg)
 		if err != nil {
 			e.close()
@@ -180,9 +186,16 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	if err != nil {
 		return nil, fmt.Errorf("phrase: %w", err)
 	}
-	embM, err := models.Load("oww-embedding")
+	embName := cfg.Embedding
+	if embName == "" {
+		embName = DefaultPhraseEmbedding
+	}
+	embM, err := models.Load(embName)
 	if err != nil {
 		return nil, fmt.Errorf("phrase: %w", err)
+	}
+	if embM.Decode.Family != models.FamilyOWWEmbedding {
+		return nil, fmt.Errorf("phrase: model %s is a %s, not an openWakeWord embedding", embM.ID(), embM.Decode.Family)
 	}
 	if err := models.InitRuntime(); err != nil {
 		return nil, fmt.Errorf("phrase: %w", err)
