@@ -118,11 +118,19 @@ type AudioSet struct {
 	cpu []time.Duration
 }
 
-// StageCost is one stage's share of the analysis: its name and the thread CPU time it used.
+// StageCost is one stage's share of the analysis: its name, the thread CPU time it used, and
+// how many times its main network ran (Runs, from ModelRuns; 0 for resampling): a count that,
+// unlike CPU time on a shared machine, the neighbours' load cannot change.
 type StageCost struct {
 	Name string
 	CPU  time.Duration
+	Runs int64
 }
+
+// ModelRuns is implemented by audio analyzers that count their main network's runs since they
+// were built (VAD: silero frames; phrase: openWakeWord embeddings or EWN windows; voice: encoder
+// calls).
+type ModelRuns interface{ ModelRuns() int64 }
 
 // StageCPU is the thread CPU time each stage used since the set was built, in run order:
 // "resample", then every analyzer by name ("vad", "phrase", and whatever is added to the
@@ -131,7 +139,11 @@ func (s *AudioSet) StageCPU() []StageCost {
 	out := make([]StageCost, 0, len(s.cpu))
 	out = append(out, StageCost{Name: "resample", CPU: s.cpu[0]})
 	for i, a := range s.analyzers {
-		out = append(out, StageCost{Name: a.Name(), CPU: s.cpu[i+1]})
+		c := StageCost{Name: a.Name(), CPU: s.cpu[i+1]}
+		if m, ok := a.(ModelRuns); ok {
+			c.Runs = m.ModelRuns()
+		}
+		out = append(out, c)
 	}
 	return out
 }

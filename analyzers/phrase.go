@@ -121,6 +121,14 @@ type Phrase struct {
 // built: the cost the gate (phrase_gate.go) saves.
 func (p *Phrase) EmbeddingRuns() int64 { return p.embRuns }
 
+// ModelRuns implements analyzers.ModelRuns: openWakeWord embeddings plus EWN windows.
+func (p *Phrase) ModelRuns() int64 {
+	if p.ends != nil {
+		return p.embRuns + p.ends.runs
+	}
+	return p.embRuns
+}
+
 // spotter is one head version with its threshold and its peak-picking state.
 type spotter struct {
 	id                      string

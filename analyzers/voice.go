@@ -83,7 +83,12 @@ type Voice struct {
 	// window, and their spans in ms.
 	held      []float32
 	heldSpans [][2]int64
+
+	runs int64 // encoder calls since built (a statistic, not state)
 }
+
+// ModelRuns implements analyzers.ModelRuns: speaker encoder calls (a batch is one call).
+func (v *Voice) ModelRuns() int64 { return v.runs }
 
 type voiceSegment struct {
 	start, end int64
@@ -301,6 +306,7 @@ func (v *Voice) run(mel []float32, n, frames int, out *ort.Tensor[float32]) erro
 	if err := v.sess.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
 		return fmt.Errorf("voice encoder: %w", err)
 	}
+	v.runs++
 	return nil
 }
 
