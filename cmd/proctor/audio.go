@@ -106,6 +106,7 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	every := fs.Bool("every-window", false, "score the openWakeWord phrase head on every 80 ms window, not only around the VAD's speech ends (the analyzer without vad needs it)")
 	endBefore := fs.Duration("end-before", 0, "gated phrase head: score windows ending from this long before each speech end (default 1s)")
 	endAfter := fs.Duration("end-after", 0, "gated phrase head: ... to this long after it (default 600ms)")
+	voiceBatch := fs.Int("voice-batch", 0, "speaker encoder windows per call (default 4; 1 = one at a time)")
 	embedding := fs.String("phrase-embedding", "", "openWakeWord embedding model: oww-embedding (fp32, default) or oww-embedding-int8")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -115,6 +116,7 @@ func runEvalAudio(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Phrase.Embedding = *embedding
+	cfg.Voice.Batch = *voiceBatch
 	if *stages != "" {
 		cfg.Analyzers = strings.Split(*stages, ",")
 	}
