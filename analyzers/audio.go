@@ -127,6 +127,13 @@ type StageCost struct {
 	Runs int64
 }
 
+// Flusher is implemented by audio analyzers that hold results back for a while (the speaker
+// encoder's batch): Flush reports them when the recording is known to end (AnalyzeSamples). A
+// live stretch is never flushed: it may continue with the next chunk.
+type Flusher interface {
+	Flush(obs *AudioObservation) error
+}
+
 // ModelRuns is implemented by audio analyzers that count their main network's runs since they
 // were built (VAD: silero frames; phrase: openWakeWord embeddings or EWN windows; voice: encoder
 // calls).
@@ -356,6 +363,15 @@ func (s *AudioSet) AnalyzeSamples(ctx context.Context, samples []float32, rate i
 		}
 		res.VoiceWindows = append(res.VoiceWindows, obs.Voices...)
 	}
+	obs.reset()
+	for _, a := range s.analyzers {
+		if f, ok := a.(Flusher); ok {
+			if err := f.Flush(&obs); err != nil {
+				return AudioResult{}, fmt.Errorf("audio analyzer %s: %w", a.Name(), err)
+			}
+		}
+	}
+	res.VoiceWindows = append(res.VoiceWindows, obs.Voices...)
 	res.DurationMs = int64(len(samples)) * 1000 / int64(max(rate, 1))
 	res.Speech, res.Phrases = make([][2]int64, 0, len(speech)), make([]PhraseDetection, 0, len(phrases))
 	for st, en := range speech {

@@ -250,6 +250,10 @@ func (v *Voice) hold(obs *AudioObservation) error {
 	return nil
 }
 
+// Flush implements analyzers.Flusher: the recording ends, so the held windows are embedded now
+// (the window still filling is left, as at any stretch's end).
+func (v *Voice) Flush(obs *AudioObservation) error { return v.flush(obs) }
+
 // flush embeds the windows held for the batch in one encoder call.
 func (v *Voice) flush(obs *AudioObservation) error {
 	n := len(v.heldSpans)
