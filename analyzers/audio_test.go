@@ -266,10 +266,10 @@ func TestResampleKeepsTone(t *testing.T) {
 }
 
 // BenchmarkAudioSet measures the whole audio path (s16 → VAD + phrase spotting [+ speaker]) on
-// one core; "vad+phrase" is the gated phrase spotter, "-every" scores every window;
+// one core; "-ends" scores the phrase head only near speech ends (phrase_gate.go);
 // "x-realtime" is how many seconds of audio one core analyses per second.
 func BenchmarkAudioSet(b *testing.B) {
-	for _, name := range []string{"vad+phrase+voice", "vad+phrase", "vad+phrase-every", "vad", "phrase", "vad+phrase-ewn", "vad+phrase-ewn-oww"} {
+	for _, name := range []string{"vad+phrase+voice", "vad+phrase", "vad+phrase-ends", "vad", "phrase", "vad+phrase-ewn", "vad+phrase-ewn-oww"} {
 		b.Run(name, func(b *testing.B) {
 			cfg := analyzers.AudioConfig{}
 			switch name {
@@ -277,12 +277,11 @@ func BenchmarkAudioSet(b *testing.B) {
 				cfg.Analyzers = []string{"vad"}
 			case "vad+phrase":
 				cfg.Analyzers = []string{"vad", "phrase"}
-			case "vad+phrase-every":
+			case "vad+phrase-ends":
 				cfg.Analyzers = []string{"vad", "phrase"}
-				cfg.Phrase.EveryWindow = true
+				cfg.Phrase.AtSpeechEnds = true
 			case "phrase":
 				cfg.Analyzers = []string{"phrase"}
-				cfg.Phrase.EveryWindow = true
 			case "vad+phrase-ewn":
 				cfg.Phrase.Model = analyzers.EWNPhraseModel
 			case "vad+phrase-ewn-oww":

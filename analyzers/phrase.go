@@ -40,14 +40,14 @@ type PhraseConfig struct {
 	// Embedding is the manifest name of the openWakeWord speech embedding. Default
 	// "oww-embedding" (fp32); "oww-embedding-int8" is its int8 build (docs/audio.md "Speed").
 	Embedding string `json:"embedding,omitempty"`
-	// EveryWindow scores the openWakeWord head on every 80 ms window of the stretch. Default
-	// false: only the windows ending from EndBefore before to EndAfter after each speech end the
-	// VAD closes are scored (phrase_gate.go), and only the audio they need is embedded — the
-	// phrase closes an answer, so it ends where the candidate stops speaking. Needs "vad" before
-	// "phrase"; the analyzer alone (no VAD) must set it.
-	EveryWindow bool `json:"every_window,omitempty"`
+	// AtSpeechEnds scores the openWakeWord head only on the windows ending from EndBefore before
+	// to EndAfter after each speech end the VAD closes (phrase_gate.go), and embeds only the
+	// audio they need: the phrase closes an answer, so it ends where the candidate stops
+	// speaking. Needs "vad" before "phrase". Default false (every 80 ms window): on the dev split
+	// it loses the phrases the VAD does not hear at all (one voice, 6 of 157; docs/audio.md "Speed").
+	AtSpeechEnds bool `json:"at_speech_ends,omitempty"`
 	// EndBefore, EndAfter bound the scored windows' ends around a speech end. Defaults 1 s and
-	// 0.6 s (docs/audio.md "Speed").
+	// 0.6 s.
 	EndBefore time.Duration `json:"end_before,omitempty"`
 	EndAfter  time.Duration `json:"end_after,omitempty"`
 	// vadPad is the VAD's padding after a speech end (AudioConfig.VAD.Pad): an EWN head
@@ -105,7 +105,7 @@ type Phrase struct {
 	// with fuse > 0, combines the openWakeWord head's recent scores (oww) with it.
 	ends *endSpotter
 	fuse float32
-	// gate scores only the windows around speech ends (phrase_gate.go; nil with EveryWindow).
+	// gate scores only the windows around speech ends (phrase_gate.go; nil unless AtSpeechEnds).
 	gate *phraseGate
 	oww  []owwScore
 
@@ -176,7 +176,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		// A shadow (a retrained openWakeWord head) runs on the same embeddings with its own
 		// detection state, as beside the openWakeWord head alone.
 		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory,
-			EveryWindow: true, Embedding: cfg.Embedding}
+			Embedding: cfg.Embedding}
 		p, err := NewPhrase(ocfg)
 		if err != nil {
 			e.close()
@@ -253,7 +253,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	}
 	a := p.active
 	p.version = fmt.Sprintf("%s+%s+%s thr=%.4g run=%d hold=%d", hm.ID(), melM.ID(), embM.ID(), a.thr, a.minRun, a.hold)
-	if !cfg.EveryWindow {
+	if cfg.AtSpeechEnds {
 		p.gate = newPhraseGate(cfg, p.window)
 		p.version += fmt.Sprintf(" ends=-%d+%dms", p.gate.before*1000/AudioRate, p.gate.after*1000/AudioRate)
 	}

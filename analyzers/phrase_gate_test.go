@@ -41,7 +41,7 @@ func TestGatedPhraseMatchesEveryWindow(t *testing.T) {
 		samples[i] = float32(math.Round(float64(v)*32768)) / 32768
 	}
 	run := func(every bool) ([]analyzers.PhraseDetection, int64) {
-		cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{EveryWindow: every}}
+		cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{AtSpeechEnds: !every}}
 		set := newAudioSet(t, cfg)
 		res, err := set.AnalyzeSamples(context.Background(), samples, analyzers.AudioRate, 1000)
 		if err != nil {
@@ -69,16 +69,58 @@ func TestGatedPhraseMatchesEveryWindow(t *testing.T) {
 }
 
 // The gated spotter looks at the VAD's speech ends, so "vad" must come before it; the
-// every-window spotter runs alone.
+// every-window spotter (the default) runs alone.
 func TestGatedPhraseNeedsVAD(t *testing.T) {
 	for _, names := range [][]string{{"phrase"}, {"phrase", "vad"}} {
-		if s, err := analyzers.NewAudioSet(analyzers.AudioConfig{Analyzers: names}); err == nil {
+		if s, err := analyzers.NewAudioSet(analyzers.AudioConfig{Analyzers: names, Phrase: analyzers.PhraseConfig{AtSpeechEnds: true}}); err == nil {
 			s.Close()
 			t.Errorf("%v: accepted, want an error naming vad", names)
 		}
 	}
-	s := newAudioSet(t, analyzers.AudioConfig{Analyzers: []string{"phrase"}, Phrase: analyzers.PhraseConfig{EveryWindow: true}})
+	s := newAudioSet(t, analyzers.AudioConfig{Analyzers: []string{"phrase"}})
 	if phraseOf(t, s).NeedsVAD() {
 		t.Error("every-window spotter says it needs the VAD")
+	}
+}
+
+// The gated spotter's state (its audio, the spans still to score, the peak picking) hands over
+// between workers after every chunk and gives what one pass gives.
+func TestGatedPhraseStateRestoresExactly(t *testing.T) {
+	ctx := context.Background()
+	cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{AtSpeechEnds: true}}
+	a, b := newAudioSet(t, cfg), newAudioSet(t, cfg)
+	samples, _ := answerThenPhrase(t)
+	for i, v := range samples {
+		samples[i] = float32(math.Round(float64(v)*32768)) / 32768
+	}
+	whole, err := a.AnalyzeSamples(ctx, samples, analyzers.AudioRate, 700)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.Phrases) != 1 {
+		t.Fatalf("one pass: phrases %+v, want one", whole.Phrases)
+	}
+	a.Reset(analyzers.AudioRate)
+	var state []byte
+	var obs analyzers.AudioObservation
+	got := map[int64]analyzers.PhraseDetection{}
+	step := analyzers.AudioRate * 700 / 1000
+	for i, k := 0, 0; i < len(samples); i, k = i+step, k+1 {
+		s := []*analyzers.AudioSet{a, b}[k%2]
+		if state != nil {
+			if err := s.UnmarshalState(state); err != nil {
+				t.Fatalf("chunk %d: %v", k, err)
+			}
+		}
+		if err := s.ProcessPCM(ctx, analyzers.EncodePCM16(samples[i:min(len(samples), i+step)]), &obs); err != nil {
+			t.Fatal(err)
+		}
+		state = s.MarshalState()
+		for _, p := range obs.Phrases {
+			got[p.OnsetMs] = p
+		}
+	}
+	if p := whole.Phrases[0]; len(got) != 1 || got[p.OnsetMs] != p {
+		t.Errorf("handed over every chunk: %+v, one pass: %+v", got, p)
 	}
 }
