@@ -98,6 +98,9 @@ var audioConstructors = map[string]func(cfg *AudioConfig) (AudioAnalyzer, error)
 			pad = defaultVADPad
 		}
 		pc.vadPad = pad.Milliseconds() * AudioRate / 1000
+		if sil := cfg.VAD.MinSilence; sil > 0 {
+			pc.vadLag = sil.Milliseconds()*AudioRate/1000 + 1024 // two VAD frames
+		}
 		return NewPhrase(pc)
 	},
 	"voice": func(cfg *AudioConfig) (AudioAnalyzer, error) { return NewVoice(cfg.Voice) },
@@ -115,11 +118,26 @@ type AudioSet struct {
 	cpu []time.Duration
 }
 
-// StageCost is one stage's share of the analysis: its name and the thread CPU time it used.
+// StageCost is one stage's share of the analysis: its name, the thread CPU time it used, and
+// how many times its main network ran (Runs, from ModelRuns; 0 for resampling): a count that,
+// unlike CPU time on a shared machine, the neighbours' load cannot change.
 type StageCost struct {
 	Name string
 	CPU  time.Duration
+	Runs int64
 }
+
+// Flusher is implemented by audio analyzers that hold results back for a while (the speaker
+// encoder's batch): Flush reports them when the recording is known to end (AnalyzeSamples). A
+// live stretch is never flushed: it may continue with the next chunk.
+type Flusher interface {
+	Flush(obs *AudioObservation) error
+}
+
+// ModelRuns is implemented by audio analyzers that count their main network's runs since they
+// were built (VAD: silero frames; phrase: openWakeWord embeddings or EWN windows; voice: encoder
+// calls).
+type ModelRuns interface{ ModelRuns() int64 }
 
 // StageCPU is the thread CPU time each stage used since the set was built, in run order:
 // "resample", then every analyzer by name ("vad", "phrase", and whatever is added to the
@@ -128,7 +146,11 @@ func (s *AudioSet) StageCPU() []StageCost {
 	out := make([]StageCost, 0, len(s.cpu))
 	out = append(out, StageCost{Name: "resample", CPU: s.cpu[0]})
 	for i, a := range s.analyzers {
-		out = append(out, StageCost{Name: a.Name(), CPU: s.cpu[i+1]})
+		c := StageCost{Name: a.Name(), CPU: s.cpu[i+1]}
+		if m, ok := a.(ModelRuns); ok {
+			c.Runs = m.ModelRuns()
+		}
+		out = append(out, c)
 	}
 	return out
 }
@@ -341,6 +363,15 @@ func (s *AudioSet) AnalyzeSamples(ctx context.Context, samples []float32, rate i
 		}
 		res.VoiceWindows = append(res.VoiceWindows, obs.Voices...)
 	}
+	obs.reset()
+	for _, a := range s.analyzers {
+		if f, ok := a.(Flusher); ok {
+			if err := f.Flush(&obs); err != nil {
+				return AudioResult{}, fmt.Errorf("audio analyzer %s: %w", a.Name(), err)
+			}
+		}
+	}
+	res.VoiceWindows = append(res.VoiceWindows, obs.Voices...)
 	res.DurationMs = int64(len(samples)) * 1000 / int64(max(rate, 1))
 	res.Speech, res.Phrases = make([][2]int64, 0, len(speech)), make([]PhraseDetection, 0, len(phrases))
 	for st, en := range speech {

@@ -265,15 +265,23 @@ func TestResampleKeepsTone(t *testing.T) {
 	}
 }
 
-// BenchmarkAudioSet measures the whole audio path (s16 → VAD + phrase spotting) on one core;
+// BenchmarkAudioSet measures the whole audio path (s16 → VAD + phrase spotting [+ speaker]) on
+// one core; "-ends" scores the phrase head only near speech ends (phrase_gate.go);
 // "x-realtime" is how many seconds of audio one core analyses per second.
 func BenchmarkAudioSet(b *testing.B) {
-	for _, name := range []string{"vad+phrase", "vad", "phrase", "vad+phrase-ewn", "vad+phrase-ewn-oww"} {
+	for _, name := range []string{"vad+phrase+voice", "vad+phrase", "vad+phrase-ends", "vad", "phrase", "vad+phrase-ewn", "vad+phrase-ewn-oww"} {
 		b.Run(name, func(b *testing.B) {
 			cfg := analyzers.AudioConfig{}
 			switch name {
-			case "vad", "phrase":
-				cfg.Analyzers = []string{name}
+			case "vad":
+				cfg.Analyzers = []string{"vad"}
+			case "vad+phrase":
+				cfg.Analyzers = []string{"vad", "phrase"}
+			case "vad+phrase-ends":
+				cfg.Analyzers = []string{"vad", "phrase"}
+				cfg.Phrase.AtSpeechEnds = true
+			case "phrase":
+				cfg.Analyzers = []string{"phrase"}
 			case "vad+phrase-ewn":
 				cfg.Phrase.Model = analyzers.EWNPhraseModel
 			case "vad+phrase-ewn-oww":

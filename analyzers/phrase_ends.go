@@ -39,6 +39,8 @@ type endSpotter struct {
 	ring  []int16  // the last ≤ ewnRing samples, quantised to 16 bits so a restored state is exact
 	total int64    // samples of the stretch pushed so far (the ring ends here)
 	due   []dueEnd // speech ends not decided yet
+
+	runs int64 // EWN windows embedded since built (a statistic)
 }
 
 // dueEnd is a speech end (samples of the stretch) waiting for its audio (EWN) or, when fused,
@@ -177,6 +179,7 @@ func (e *endSpotter) score(end int64) (float32, error) {
 		if err != nil {
 			return 0, err
 		}
+		e.runs++
 		copy(e.headIn.GetData(), emb)
 		if err := e.head.Run(); err != nil {
 			return 0, fmt.Errorf("ewn phrase head: %w", err)

@@ -61,7 +61,12 @@ type VAD struct {
 	triggered bool      // inside speech
 	start     int64     // sample where the current segment starts (padded)
 	tempEnd   int64     // first sample of the current quiet run, 0 if none
+
+	runs int64 // model runs since built (a statistic, not state)
 }
+
+// ModelRuns implements analyzers.ModelRuns: silero runs (one per 32 ms frame).
+func (v *VAD) ModelRuns() int64 { return v.runs }
 
 // NewVAD loads (and checksums) the model and binds its tensors once.
 func NewVAD(cfg VADConfig) (*VAD, error) {
@@ -150,6 +155,7 @@ func (v *VAD) Process(_ context.Context, pcm []float32, obs *AudioObservation) e
 		if err := v.sess.Run(); err != nil {
 			return fmt.Errorf("vad frame %d: %w", v.frames, err)
 		}
+		v.runs++
 		copy(v.stateIn.GetData(), v.stateOut.GetData())
 		v.step(v.prob.GetData()[0], obs)
 		v.frames++

@@ -27,6 +27,13 @@ type VoiceConfig struct {
 	// SkipFrames: speech frames skipped after each window before the next one starts. Default 0
 	// (every second of speech is heard); 160 halves the cost and hears half of long speech.
 	SkipFrames int `json:"skip_frames,omitempty"`
+	// Batch: full windows of one stretch of speech wait until this many are ready (or the
+	// speech stops) and go through the encoder in one call. The LSTM reads all its weights at
+	// every step whatever the batch, so 4 windows cost about twice one (4.7 vs 8.5 ms each here)
+	// with bit-identical embeddings; the price is that a window is reported up to Batch−1
+	// windows of speech later, and a stretch cut off mid-speech loses the windows still waiting.
+	// Default 4; 1 runs every window on its own.
+	Batch int `json:"batch,omitempty"`
 	// Threads is the encoder session's intra-op thread count. Default 1.
 	Threads int `json:"threads,omitempty"`
 }
@@ -59,6 +66,7 @@ type Voice struct {
 	window  int
 	minLen  int
 	skip    int
+	batch   int
 
 	base []float32 // storage of buf
 
@@ -71,7 +79,16 @@ type Voice struct {
 	accStart int64          // its first frame
 	accLast  int64          // its last frame
 	skipLeft int            // speech frames still to skip
+	// Full windows waiting for the batch: their mel frames (level-normalised), window after
+	// window, and their spans in ms.
+	held      []float32
+	heldSpans [][2]int64
+
+	runs int64 // encoder calls since built (a statistic, not state)
 }
+
+// ModelRuns implements analyzers.ModelRuns: speaker encoder calls (a batch is one call).
+func (v *Voice) ModelRuns() int64 { return v.runs }
 
 type voiceSegment struct {
 	start, end int64
@@ -91,7 +108,10 @@ func NewVoice(cfg VoiceConfig) (*Voice, error) {
 	if m.Decode.Family != models.FamilySpeakerEncoder {
 		return nil, fmt.Errorf("voice: model %s is a %s, not a speaker encoder", m.ID(), m.Decode.Family)
 	}
-	v := &Voice{mel: newVoiceMel(), window: cfg.WindowFrames, minLen: cfg.MinFrames, skip: cfg.SkipFrames}
+	v := &Voice{mel: newVoiceMel(), window: cfg.WindowFrames, minLen: cfg.MinFrames, skip: cfg.SkipFrames, batch: cfg.Batch}
+	if v.batch <= 0 {
+		v.batch = 4
+	}
 	if v.window <= 0 {
 		v.window = m.Audio.Window
 	}
@@ -101,7 +121,7 @@ func NewVoice(cfg VoiceConfig) (*Voice, error) {
 	if v.sess, v.out, err = models.NewSpeakerSession(m, cfg.Threads); err != nil {
 		return nil, fmt.Errorf("voice: %w", err)
 	}
-	v.version = fmt.Sprintf("%s window=%d min=%d skip=%d", m.ID(), v.window, v.minLen, v.skip)
+	v.version = fmt.Sprintf("%s window=%d min=%d skip=%d batch=%d", m.ID(), v.window, v.minLen, v.skip, v.batch)
 	v.Reset()
 	return v, nil
 }
@@ -116,6 +136,7 @@ func (v *Voice) Version() string { return v.version }
 func (v *Voice) Reset() {
 	v.next, v.buf, v.segs = 0, v.buf[:0], v.segs[:0]
 	v.acc, v.accPow, v.accStart, v.accLast, v.skipLeft = v.acc[:0], v.accPow[:0], 0, 0, 0
+	v.held, v.heldSpans = v.held[:0], v.heldSpans[:0]
 }
 
 // Process implements AudioAnalyzer. obs.Speech holds what the VAD found in the same chunk.
@@ -185,6 +206,9 @@ func (v *Voice) judge(start int64, obs *AudioObservation) error {
 	}
 	if !speech {
 		v.skipLeft = 0
+		if err := v.flush(obs); err != nil {
+			return err
+		}
 		if len(v.accPow) >= v.minLen {
 			return v.embed(obs)
 		}
@@ -209,43 +233,105 @@ func (v *Voice) judge(start int64, obs *AudioObservation) error {
 	v.accPow = append(v.accPow, float32(ms/voiceHop))
 	if len(v.accPow) >= v.window {
 		v.skipLeft = v.skip
-		return v.embed(obs)
+		return v.hold(obs)
 	}
 	return nil
 }
 
-// embed runs the encoder on the accumulated window and reports it.
-func (v *Voice) embed(obs *AudioObservation) error {
-	frames := len(v.accPow)
+// hold puts the full window aside for the batch, and runs the batch once it is complete.
+func (v *Voice) hold(obs *AudioObservation) error {
+	v.normalise()
+	v.held = append(v.held, v.acc...)
+	v.heldSpans = append(v.heldSpans, v.span())
+	v.acc, v.accPow = v.acc[:0], v.accPow[:0]
+	if len(v.heldSpans) >= v.batch {
+		return v.flush(obs)
+	}
+	return nil
+}
+
+// Flush implements analyzers.Flusher: the recording ends, so the held windows are embedded now
+// (the window still filling is left, as at any stretch's end).
+func (v *Voice) Flush(obs *AudioObservation) error { return v.flush(obs) }
+
+// flush embeds the windows held for the batch in one encoder call.
+func (v *Voice) flush(obs *AudioObservation) error {
+	n := len(v.heldSpans)
+	if n == 0 {
+		return nil
+	}
+	out := v.out
+	if n > 1 {
+		var err error
+		if out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 256)); err != nil {
+			return fmt.Errorf("voice output: %w", err)
+		}
+		defer out.Destroy()
+	}
+	if err := v.run(v.held, n, v.window, out); err != nil {
+		return err
+	}
+	emb := out.GetData()
+	for i, sp := range v.heldSpans {
+		obs.Voices = append(obs.Voices, VoiceWindow{StartMs: sp[0], EndMs: sp[1], Embedding: quantiseVoice(emb[i*256 : (i+1)*256])})
+	}
+	v.held, v.heldSpans = v.held[:0], v.heldSpans[:0]
+	return nil
+}
+
+// span is the accumulated window's first frame's start to its last frame's end, in ms.
+func (v *Voice) span() [2]int64 {
+	return [2]int64{v.accStart * voiceHop * 1000 / AudioRate, (v.accLast*voiceHop + voiceFFT) * 1000 / AudioRate}
+}
+
+// normalise applies Resemblyzer's normalize_volume(increase_only=True) to the accumulated
+// window, on the power spectrum: gain² = 10^(Δ/10).
+func (v *Voice) normalise() {
 	var ms float64
 	for _, p := range v.accPow {
 		ms += float64(p)
 	}
-	ms /= float64(frames)
-	// Resemblyzer's normalize_volume(increase_only=True), on the power spectrum: gain² = 10^(Δ/10).
+	ms /= float64(len(v.accPow))
 	if db := 10 * math.Log10(max(ms, 1e-20)); db < voiceRefDBS {
 		g := float32(math.Pow(10, (voiceRefDBS-db)/10))
 		for i := range v.acc {
 			v.acc[i] *= g
 		}
 	}
-	in, err := ort.NewTensor(ort.NewShape(1, int64(frames), voiceMels), v.acc)
+}
+
+// run encodes n windows of frames mel frames each into out ([n, 256]).
+func (v *Voice) run(mel []float32, n, frames int, out *ort.Tensor[float32]) error {
+	in, err := ort.NewTensor(ort.NewShape(int64(n), int64(frames), voiceMels), mel)
 	if err != nil {
 		return fmt.Errorf("voice input: %w", err)
 	}
 	defer in.Destroy()
-	if err := v.sess.Run([]ort.Value{in}, []ort.Value{v.out}); err != nil {
+	if err := v.sess.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
 		return fmt.Errorf("voice encoder: %w", err)
 	}
-	e := make([]float32, len(v.out.GetData()))
-	for i, x := range v.out.GetData() {
-		// One byte per component, as stored (store.VoiceWindow): the service, the CLI and the
-		// evaluation then score the same numbers.
-		e[i] = float32(math.Round(float64(max(0, min(1, x)))*255)) / 255
+	v.runs++
+	return nil
+}
+
+// quantiseVoice rounds an embedding to one byte per component, as stored (store.VoiceWindow):
+// the service, the CLI and the evaluation then score the same numbers.
+func quantiseVoice(x []float32) []float32 {
+	e := make([]float32, len(x))
+	for i, c := range x {
+		e[i] = float32(math.Round(float64(max(0, min(1, c)))*255)) / 255
 	}
-	obs.Voices = append(obs.Voices, VoiceWindow{StartMs: v.accStart * voiceHop * 1000 / AudioRate,
-		EndMs:     (v.accLast*voiceHop + voiceFFT) * 1000 / AudioRate,
-		Embedding: e})
+	return e
+}
+
+// embed runs the encoder on the accumulated (shorter) window on its own and reports it.
+func (v *Voice) embed(obs *AudioObservation) error {
+	v.normalise()
+	if err := v.run(v.acc, 1, len(v.accPow), v.out); err != nil {
+		return err
+	}
+	sp := v.span()
+	obs.Voices = append(obs.Voices, VoiceWindow{StartMs: sp[0], EndMs: sp[1], Embedding: quantiseVoice(v.out.GetData())})
 	v.acc, v.accPow = v.acc[:0], v.accPow[:0]
 	return nil
 }
@@ -266,6 +352,12 @@ func (v *Voice) AppendState(dst []byte) []byte {
 	w.i64(v.accStart)
 	w.i64(v.accLast)
 	w.u32(uint32(v.skipLeft))
+	w.floats(v.held)
+	w.u32(uint32(len(v.heldSpans)))
+	for _, sp := range v.heldSpans {
+		w.i64(sp[0])
+		w.i64(sp[1])
+	}
 	return w.b
 }
 
@@ -286,7 +378,17 @@ func (v *Voice) RestoreState(b []byte) error {
 	v.acc = r.floatsInto(v.acc)
 	v.accPow = r.floatsInto(v.accPow)
 	v.accStart, v.accLast, v.skipLeft = r.i64(), r.i64(), int(r.u32())
-	if r.err != nil || len(v.acc) != voiceMels*len(v.accPow) || len(v.accPow) > v.window {
+	v.held = r.floatsInto(v.held)
+	h := int(r.u32())
+	if h > v.batch {
+		v.Reset()
+		return ErrStateMismatch
+	}
+	v.heldSpans = v.heldSpans[:0]
+	for range h {
+		v.heldSpans = append(v.heldSpans, [2]int64{r.i64(), r.i64()})
+	}
+	if r.err != nil || len(v.acc) != voiceMels*len(v.accPow) || len(v.accPow) > v.window || len(v.held) != h*v.window*voiceMels {
 		v.Reset()
 		return ErrStateMismatch
 	}

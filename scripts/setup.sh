@@ -12,7 +12,9 @@
 #   7b. the int8 (static QDQ) NanoDet and FaceNet, built from the fp32 models and the committed
 #      activation ranges (training/vision/quantize.sh: ~30 s, no download, same bytes every run);
 #   8. the GE2E speaker encoder (SECOND_VOICE), converted from PyPI Resemblyzer==0.1.4 without PyTorch
-#      (training/voice/convert_resemblyzer.sh: ~3 s, 16 MB download, same bytes every run).
+#      (training/voice/convert_resemblyzer.sh: ~3 s, 16 MB download, same bytes every run);
+#   10. the int8 openWakeWord embedding, built from the fp32 model and committed activation ranges
+#      (training/phrase/quantize_oww.sh: ~5 s, no download, same bytes every run).
 # A second run touches no network and takes seconds.
 #
 # Usage: scripts/setup.sh [--browser]   (--browser or PROCTOR_SETUP_BROWSER=1 adds Chromium + driver)
@@ -124,6 +126,8 @@ fi
 "$root/training/voice/convert_resemblyzer.sh"
 # ---- 9. EfficientWord-Net keyword embedding (phrase front end, models/manifests/ewn-resnet50-arc.json)
 "$root/training/phrase/fetch_ewn.sh"
+# ---- 10. int8 openWakeWord embedding (phrase spotter, models/manifests/oww-embedding-int8.json)
+"$root/training/phrase/quantize_oww.sh"
 
 # ---- summary -------------------------------------------------------------------------------
 cache=${PROCTOR_CACHE_DIR:-$root/.cache}
@@ -138,6 +142,7 @@ echo "  face embedding: $cache/models/facenet-keras.onnx (training/vision/conver
 echo "  int8 models: $cache/models/nanodet-coco-int8.onnx, facenet-keras-int8.onnx (training/vision/quantize.sh)"
 echo "  speaker encoder: $cache/models/resemblyzer-ge2e.onnx (training/voice/convert_resemblyzer.sh from PyPI Resemblyzer==0.1.4)"
 echo "  keyword embedding: $cache/models/ewn-resnet50-arc.onnx (training/phrase/fetch_ewn.sh from PyPI efficientword-net==1.0.5)"
+echo "  int8 speech embedding: $cache/models/oww-embedding-int8.onnx (training/phrase/quantize_oww.sh)"
 echo "  retrain venv: $cache/retrain-venv (training/retrain-requirements.txt, $(sed -n 's/^\(numpy\|onnxruntime\)==\([^ ]*\).*/\1 \2/p' training/retrain-requirements.txt | paste -sd' '))"
 echo "  schemathesis: $("$cache/schemathesis-venv/bin/schemathesis" --version 2>/dev/null || echo missing) ($cache/schemathesis-venv)"
 if [ "$browser" = 1 ]; then echo "  browser: $(chromium --version 2>/dev/null || echo missing); $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2 || echo missing)"; fi

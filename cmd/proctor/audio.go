@@ -102,7 +102,12 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object (with recall per voice) instead of the table")
 	negatives := fs.String("negatives", "", "folder of real recordings without the phrase (e.g. ../shared/data/speech): false alarms on them are reported per subfolder, apart from --data's")
 	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, every 80 ms), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (both, fused at speech ends); default "+analyzers.DefaultPhraseHead)
-	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase); speed is printed per stage")
+	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase,voice); speed is printed per stage")
+	ends := fs.Bool("at-speech-ends", false, "score the openWakeWord phrase head only on the windows around the VAD's speech ends (cheaper; misses phrases the VAD does not hear)")
+	endBefore := fs.Duration("end-before", 0, "with --at-speech-ends: score windows ending from this long before each speech end (default 1s)")
+	endAfter := fs.Duration("end-after", 0, "with --at-speech-ends: ... to this long after it (default 600ms)")
+	voiceBatch := fs.Int("voice-batch", 0, "speaker encoder windows per call (default 4; 1 = one at a time)")
+	embedding := fs.String("phrase-embedding", "", "openWakeWord embedding model: oww-embedding (fp32, default) or oww-embedding-int8")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -110,10 +115,13 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.Phrase.Embedding = *embedding
+	cfg.Voice.Batch = *voiceBatch
 	if *stages != "" {
 		cfg.Analyzers = strings.Split(*stages, ",")
 	}
 	cfg.Phrase.Model = *head
+	cfg.Phrase.AtSpeechEnds, cfg.Phrase.EndBefore, cfg.Phrase.EndAfter = *ends, *endBefore, *endAfter
 	if *data == "" {
 		return usageError{errors.New("usage: proctor eval audio --data DIR")}
 	}

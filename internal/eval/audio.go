@@ -78,6 +78,8 @@ type AudioSummary struct {
 	// Stages is seconds of audio per CPU second (× real time, one core) for each stage and
 	// "total", over the labelled split and the real negatives.
 	Stages map[string]float64 `json:"x_realtime_per_stage,omitempty"`
+	// Runs is how many times each stage's main network ran per second of audio (analyzers.ModelRuns).
+	Runs map[string]float64 `json:"network_runs_per_audio_second,omitempty"`
 	// Real is the false alarms on real recordings without the phrase, per subfolder.
 	Real      map[string]RealNegatives `json:"real_negatives,omitempty"`
 	Threshold float32                  `json:"threshold"`
@@ -174,6 +176,7 @@ func RunAudio(ctx context.Context, o AudioOptions) (*AudioReport, error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	stages := map[string]time.Duration{}
+	runs := map[string]int64{}
 	var order []string
 	for range max(1, o.Jobs) {
 		wg.Add(1)
@@ -201,6 +204,7 @@ func RunAudio(ctx context.Context, o AudioOptions) (*AudioReport, error) {
 					order = append(order, st.Name)
 				}
 				stages[st.Name] += st.CPU
+				runs[st.Name] += st.Runs
 			}
 		}()
 	}
@@ -227,7 +231,7 @@ func RunAudio(ctx context.Context, o AudioOptions) (*AudioReport, error) {
 		rep.real[group].add(r)
 	}
 	for _, n := range order {
-		rep.stages = append(rep.stages, analyzers.StageCost{Name: n, CPU: stages[n]})
+		rep.stages = append(rep.stages, analyzers.StageCost{Name: n, CPU: stages[n], Runs: runs[n]})
 	}
 	return rep, nil
 }
@@ -277,6 +281,18 @@ func (r *AudioReport) stageSpeed() map[string]float64 {
 	return out
 }
 
+// stageRuns is each stage's network runs per second of audio (stages without a count left out).
+func (r *AudioReport) stageRuns() map[string]float64 {
+	out := map[string]float64{}
+	audio := float64(r.audioMs()) / 1000
+	for _, st := range r.stages {
+		if st.Runs > 0 {
+			out[st.Name] = math.Round(float64(st.Runs)/math.Max(audio, 1e-9)*1000) / 1000
+		}
+	}
+	return out
+}
+
 func (r *AudioReport) realSummary() map[string]RealNegatives {
 	if len(r.real) == 0 {
 		return nil
@@ -316,7 +332,7 @@ func (r *AudioReport) Summary() AudioSummary {
 		Recall:       round4(float64(t.hits) / float64(max(t.phrases, 1))), Hits: t.hits, Phrases: t.phrases,
 		FalseAlarms: t.falseAlarms, NegSpeechHours: round4(hours), FAPerHour: round4(float64(t.falseAlarms) / math.Max(hours, 1e-9)),
 		VariantHits: t.variantHits, Variants: t.variants, RealTimeFactor: round4(r.realTimeFactor()),
-		Threshold: r.Model.Thresholds.Score, MinRun: r.Model.Audio.MinRun, Stages: r.stageSpeed(), Real: r.realSummary()}
+		Threshold: r.Model.Thresholds.Score, MinRun: r.Model.Audio.MinRun, Stages: r.stageSpeed(), Runs: r.stageRuns(), Real: r.realSummary()}
 	if len(perVoice) > 0 {
 		sum.PerVoice = map[string]string{}
 		for k, v := range perVoice {
@@ -368,13 +384,13 @@ func (r *AudioReport) Print(w io.Writer) error {
 		speed := r.stageSpeed()
 		audio := float64(r.audioMs()) / 1000
 		p("\nSpeed per stage (thread CPU time, one core; %.0f s of audio):\n\n", audio)
-		p("| stage | CPU s | × real time |\n|---|---|---|\n")
+		p("| stage | CPU s | × real time | network runs per s of audio |\n|---|---|---|---|\n")
 		var total time.Duration
 		for _, st := range r.stages {
 			total += st.CPU
-			p("| %s | %.2f | %.0f× |\n", st.Name, st.CPU.Seconds(), speed[st.Name])
+			p("| %s | %.2f | %.0f× | %.2f |\n", st.Name, st.CPU.Seconds(), speed[st.Name], float64(st.Runs)/audio)
 		}
-		p("| **total** | %.2f | **%.0f×** |\n", total.Seconds(), speed["total"])
+		p("| **total** | %.2f | **%.0f×** | |\n", total.Seconds(), speed["total"])
 	}
 	return nil
 }

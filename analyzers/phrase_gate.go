@@ -1,0 +1,258 @@
+package analyzers
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// The phrase closes an answer, so its best window ends where the candidate stops speaking. The
+// gated openWakeWord spotter therefore scores only the windows that end near a speech end the
+// VAD closed (EndBefore before to EndAfter after it), and embeds only the audio those windows
+// and their 16-embedding history need. Mel frames and embeddings are pure functions of the
+// samples on a fixed 80 ms grid, so every scored window gets exactly the score the every-window
+// spotter gives it, and the peak picking runs unchanged over the scored windows: where the
+// spans of consecutive ends touch, it is the every-window state machine; between spans it
+// starts over. What is lost is a detection whose windows end nowhere near a pause of
+// VADConfig.MinSilence (the phrase said without stopping), and a false alarm mid-speech.
+
+// gateSpan is a run of embedding steps to score, both ends included.
+type gateSpan struct{ lo, hi int64 }
+
+type phraseGate struct {
+	before, after int64 // samples around a speech end
+	window        int64 // embeddings per head input
+	keep          int64 // samples of audio kept behind the newest
+	vadPad        int64
+
+	// Stretch state (saved).
+	ring      []int16 // audio from ringStart on, quantised to 16 bits so a restored state is exact
+	ringStart int64
+	spans     []gateSpan // steps still to score, in order
+	next      int64      // first step not scored yet
+
+	// Caches, rebuilt from the ring after a restore (not saved).
+	mel      []float32 // mel frames from melStart on (x/10+2), melBins each
+	melStart int64
+	embLast  int64 // step of the newest embedding in the head's history, -1 if none
+}
+
+func newPhraseGate(cfg PhraseConfig, window int) *phraseGate {
+	d := func(v, def int64) int64 {
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	g := &phraseGate{
+		before: d(cfg.EndBefore.Milliseconds(), 1000) * AudioRate / 1000,
+		after:  d(cfg.EndAfter.Milliseconds(), 600) * AudioRate / 1000,
+		vadPad: cfg.vadPad,
+		window: int64(window),
+	}
+	// The earliest sample a future span can need: its first window's 16-embedding history
+	// starts window−1 steps and one embedding's audio before the earliest window end, and that
+	// window end lies `before` ahead of a speech end the VAD may still close vadLag behind.
+	lag := d(cfg.vadLag, (300+64)*AudioRate/1000)
+	g.keep = g.before + int64(window-1)*blockAdvance + embeddingEnd(0) + lag + blockAdvance
+	g.ring = make([]int16, 0, g.keep+AudioRate)
+	g.mel = make([]float32, 0, (melWindow+melBlock)*melBins)
+	g.reset()
+	return g
+}
+
+func (g *phraseGate) reset() {
+	g.ring, g.ringStart, g.spans, g.next = g.ring[:0], 0, g.spans[:0], 0
+	g.mel, g.melStart, g.embLast = g.mel[:0], 0, -1
+}
+
+// stepFor is the first embedding step whose window ends at or after sample x.
+func stepFor(x int64) int64 {
+	n := x - embeddingEnd(0)
+	if n <= 0 {
+		return 0
+	}
+	return (n + blockAdvance - 1) / blockAdvance
+}
+
+// process adds the chunk's audio, the speech ends the VAD closed in it, and scores every due
+// window whose audio has arrived.
+func (g *phraseGate) process(p *Phrase, pcm []float32, obs *AudioObservation) error {
+	for _, v := range pcm {
+		g.ring = append(g.ring, int16(max(-32768, min(32767, math.Round(float64(v)*32768)))))
+	}
+	total := g.ringStart + int64(len(g.ring))
+	for _, sg := range obs.Speech {
+		if sg.Open {
+			continue
+		}
+		end := sg.EndMs*AudioRate/1000 - g.vadPad
+		lo := max(stepFor(end-g.before), int64(p.window-1))
+		hi := stepFor(end+g.after+1) - 1 // last window ending at or before end+after
+		if n := len(g.spans); n > 0 && lo <= g.spans[n-1].hi+1 {
+			g.spans[n-1].hi = max(g.spans[n-1].hi, hi)
+		} else if hi >= lo {
+			g.spans = append(g.spans, gateSpan{lo, hi})
+		}
+	}
+	for len(g.spans) > 0 {
+		sp := &g.spans[0]
+		if sp.lo > g.next {
+			// A gap: the peak picking starts over (no run of windows continues across it).
+			p.active.run = 0
+			if p.shadow != nil {
+				p.shadow.run = 0
+			}
+			g.next = sp.lo
+		}
+		for g.next <= sp.hi && embeddingInputEnd(g.next) <= total {
+			if err := g.score(p, g.next, obs); err != nil {
+				return err
+			}
+			g.next++
+		}
+		// A detection still open at the span's end is followed to its end (Hold windows).
+		for _, s := range []*spotter{p.active, p.shadow} {
+			if s != nil && s.cand {
+				sp.hi = max(sp.hi, s.candStep+int64(s.hold))
+			}
+		}
+		if g.next <= sp.hi {
+			break // the rest of the span's audio comes with the next chunk
+		}
+		g.spans = g.spans[1:]
+	}
+	// Keep the audio a span not yet closed by the VAD may need, and what pending spans need.
+	from := total - g.keep
+	if len(g.spans) > 0 {
+		from = min(from, g.embStart(max(g.next, g.spans[0].lo)))
+	}
+	if n := from - g.ringStart; n > 0 {
+		n = min(n, int64(len(g.ring)))
+		g.ring = g.ring[:copy(g.ring, g.ring[n:])]
+		g.ringStart += n
+	}
+	if p.active.cand {
+		obs.Phrases = append(obs.Phrases, p.active.detection(false))
+	}
+	if p.shadow != nil {
+		obs.ShadowModel, obs.ActiveModel = p.shadow.id, p.active.id
+		if p.shadow.cand {
+			obs.ShadowPhrases = append(obs.ShadowPhrases, p.shadow.detection(false))
+		}
+	}
+	return nil
+}
+
+// embeddingInputEnd is the sample where the audio embedding s is computed from ends: its last
+// mel block (s+9) reaches 640 samples past the window end (the block's frames 76–79 are unused).
+func embeddingInputEnd(s int64) int64 {
+	return (s+(melWindow+melBlock-1)/melBlock-1)*blockAdvance + blockInput
+}
+
+// embStart is the first sample the history of the window at step s needs.
+func (g *phraseGate) embStart(s int64) int64 {
+	return max(0, s-g.window+1) * blockAdvance
+}
+
+// score brings the head's history to embeddings s−window+1..s and runs the heads on it.
+func (g *phraseGate) score(p *Phrase, s int64, obs *AudioObservation) error {
+	oldest := s - g.window + 1
+	first := oldest
+	hist := p.headIn.GetData()
+	if g.embLast >= oldest && g.embLast < s {
+		// Keep the embeddings still in the history: shift them to the front.
+		copy(hist, hist[int(s-g.embLast)*embDim:])
+		first = g.embLast + 1
+	}
+	for e := first; e <= s; e++ {
+		if err := g.embed(p, e); err != nil {
+			return err
+		}
+		slot := int(e - oldest)
+		copy(hist[slot*embDim:(slot+1)*embDim], p.embOut.GetData())
+	}
+	g.embLast = s
+	if err := p.active.score(s, &obs.Phrases); err != nil {
+		return fmt.Errorf("phrase head: %w", err)
+	}
+	if p.shadow != nil {
+		if err := p.shadow.score(s, &obs.ShadowPhrases); err != nil {
+			return fmt.Errorf("shadow phrase head %s: %w", p.shadow.id, err)
+		}
+	}
+	return nil
+}
+
+// embed runs the embedding model on mel frames [8e, 8e+76), computing the mel blocks missing.
+func (g *phraseGate) embed(p *Phrase, e int64) error {
+	f0 := e * melBlock
+	have := int64(len(g.mel) / melBins)
+	if f0 < g.melStart || f0 > g.melStart+have {
+		g.mel, g.melStart, have = g.mel[:0], f0, 0
+	} else if k := f0 - g.melStart; k > 0 {
+		g.mel = g.mel[:copy(g.mel, g.mel[k*melBins:])]
+		g.melStart, have = f0, have-k
+	}
+	melIn := p.melIn.GetData()
+	for have < melWindow {
+		b := (g.melStart + have) / melBlock // the next mel block: samples [1280b, 1280b+1632)
+		at := b*blockAdvance - g.ringStart
+		if at < 0 || at+blockInput > int64(len(g.ring)) {
+			return fmt.Errorf("phrase gate: mel block %d outside the audio kept (%d..%d)", b, g.ringStart, g.ringStart+int64(len(g.ring)))
+		}
+		for i, v := range g.ring[at : at+blockInput] {
+			melIn[i] = max(-1, min(1, float32(v)/32768)) * 32767
+		}
+		if err := p.mel.Run(); err != nil {
+			return fmt.Errorf("melspectrogram: %w", err)
+		}
+		for _, v := range p.melOut.GetData() {
+			g.mel = append(g.mel, v/10+2)
+		}
+		have += melBlock
+	}
+	copy(p.embIn.GetData(), g.mel[:melWindow*melBins])
+	if err := p.emb.Run(); err != nil {
+		return fmt.Errorf("embedding: %w", err)
+	}
+	p.embRuns++
+	return nil
+}
+
+func (g *phraseGate) appendState(w *stateWriter) {
+	w.i64(g.ringStart)
+	w.i64(g.next)
+	w.u32(uint32(len(g.spans)))
+	for _, s := range g.spans {
+		w.i64(s.lo)
+		w.i64(s.hi)
+	}
+	w.u32(uint32(len(g.ring)))
+	for _, v := range g.ring {
+		w.b = binary.LittleEndian.AppendUint16(w.b, uint16(v))
+	}
+}
+
+func (g *phraseGate) restoreState(r *stateReader) error {
+	g.reset()
+	g.ringStart, g.next = r.i64(), r.i64()
+	n := int(r.u32())
+	if r.err != nil || n > 1024 {
+		return ErrStateMismatch
+	}
+	for range n {
+		g.spans = append(g.spans, gateSpan{r.i64(), r.i64()})
+	}
+	m := int(r.u32())
+	b := r.bytes(2 * m)
+	if r.err != nil {
+		return ErrStateMismatch
+	}
+	g.ring = slices.Grow(g.ring[:0], m)[:m]
+	for i := range g.ring {
+		g.ring[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package analyzers_test
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"proctor/analyzers"
+	"proctor/internal/testaudio"
+)
+
+// phraseOf is the set's phrase analyzer.
+func phraseOf(t *testing.T, s *analyzers.AudioSet) *analyzers.Phrase {
+	t.Helper()
+	for _, a := range s.Analyzers() {
+		if p, ok := a.(*analyzers.Phrase); ok {
+			return p
+		}
+	}
+	t.Fatal("no phrase analyzer in the set")
+	return nil
+}
+
+// The gated spotter scores only the windows around speech ends, with the scores the
+// every-window spotter gives them: on a session whose phrases end in pauses it finds the same
+// detections (same onset, end and score, to the last bit) while running the embedding model on
+// far fewer windows.
+func TestGatedPhraseMatchesEveryWindow(t *testing.T) {
+	samples, placed, err := testaudio.Build(40000,
+		testaudio.Part{Clip: testaudio.Answer, AtMs: 1000},
+		testaudio.Part{Clip: testaudio.Phrase, AtMs: 5500},
+		testaudio.Part{Clip: testaudio.Answer, AtMs: 12000},
+		testaudio.Part{Clip: testaudio.Answer, AtMs: 16300},
+		testaudio.Part{Clip: testaudio.Phrase, AtMs: 21000},
+		testaudio.Part{Clip: testaudio.Answer, AtMs: 30000},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range samples { // s16 values, as the wire carries them (the gate keeps 16 bits)
+		samples[i] = float32(math.Round(float64(v)*32768)) / 32768
+	}
+	run := func(every bool) ([]analyzers.PhraseDetection, int64) {
+		cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{AtSpeechEnds: !every}}
+		set := newAudioSet(t, cfg)
+		res, err := set.AnalyzeSamples(context.Background(), samples, analyzers.AudioRate, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Phrases, phraseOf(t, set).EmbeddingRuns()
+	}
+	every, everyRuns := run(true)
+	gated, gatedRuns := run(false)
+	t.Logf("every window: %+v (%d embeddings); gated: %+v (%d embeddings)", every, everyRuns, gated, gatedRuns)
+	if len(every) != 2 {
+		t.Fatalf("every-window detections %+v, want the two phrases (at %d and %d ms)", every, placed[1].EndMs, placed[4].EndMs)
+	}
+	if len(gated) != len(every) {
+		t.Fatalf("gated detections %+v, every-window %+v", gated, every)
+	}
+	for i := range every {
+		if gated[i] != every[i] {
+			t.Errorf("detection %d: gated %+v, every window %+v", i, gated[i], every[i])
+		}
+	}
+	if gatedRuns*2 > everyRuns {
+		t.Errorf("gated spotter ran the embedding %d times, every-window %d: want less than half", gatedRuns, everyRuns)
+	}
+}
+
+// The gated spotter looks at the VAD's speech ends, so "vad" must come before it; the
+// every-window spotter (the default) runs alone.
+func TestGatedPhraseNeedsVAD(t *testing.T) {
+	for _, names := range [][]string{{"phrase"}, {"phrase", "vad"}} {
+		if s, err := analyzers.NewAudioSet(analyzers.AudioConfig{Analyzers: names, Phrase: analyzers.PhraseConfig{AtSpeechEnds: true}}); err == nil {
+			s.Close()
+			t.Errorf("%v: accepted, want an error naming vad", names)
+		}
+	}
+	s := newAudioSet(t, analyzers.AudioConfig{Analyzers: []string{"phrase"}})
+	if phraseOf(t, s).NeedsVAD() {
+		t.Error("every-window spotter says it needs the VAD")
+	}
+}
+
+// The gated spotter's state (its audio, the spans still to score, the peak picking) hands over
+// between workers after every chunk and gives what one pass gives.
+func TestGatedPhraseStateRestoresExactly(t *testing.T) {
+	ctx := context.Background()
+	cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{AtSpeechEnds: true}}
+	a, b := newAudioSet(t, cfg), newAudioSet(t, cfg)
+	samples, _ := answerThenPhrase(t)
+	for i, v := range samples {
+		samples[i] = float32(math.Round(float64(v)*32768)) / 32768
+	}
+	whole, err := a.AnalyzeSamples(ctx, samples, analyzers.AudioRate, 700)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.Phrases) != 1 {
+		t.Fatalf("one pass: phrases %+v, want one", whole.Phrases)
+	}
+	a.Reset(analyzers.AudioRate)
+	var state []byte
+	var obs analyzers.AudioObservation
+	got := map[int64]analyzers.PhraseDetection{}
+	step := analyzers.AudioRate * 700 / 1000
+	for i, k := 0, 0; i < len(samples); i, k = i+step, k+1 {
+		s := []*analyzers.AudioSet{a, b}[k%2]
+		if state != nil {
+			if err := s.UnmarshalState(state); err != nil {
+				t.Fatalf("chunk %d: %v", k, err)
+			}
+		}
+		if err := s.ProcessPCM(ctx, analyzers.EncodePCM16(samples[i:min(len(samples), i+step)]), &obs); err != nil {
+			t.Fatal(err)
+		}
+		state = s.MarshalState()
+		for _, p := range obs.Phrases {
+			got[p.OnsetMs] = p
+		}
+	}
+	if p := whole.Phrases[0]; len(got) != 1 || got[p.OnsetMs] != p {
+		t.Errorf("handed over every chunk: %+v, one pass: %+v", got, p)
+	}
+}
