@@ -29,9 +29,10 @@ type IdentityConfig struct {
 	// Default: the manifest's thresholds.similarity, calibrated at 1% false accepts on a dev
 	// split of identities (see the model card; docs/vision.md has the held-out numbers).
 	Threshold float32 `json:"threshold,omitempty"`
-	// Every: the embedding (~38 ms CPU with facenet-keras, ~11 with facenet-keras-int8) is computed on one frame in Every
-	// while the same face track continues (one face, box overlapping the last one by IoU >= 0.5,
-	// same session); frames in between carry the last similarity (Match.Measured false). A new
+	// Every: the embedding (~38 ms CPU with facenet-keras, ~11 with facenet-keras-int8) is
+	// computed on one frame in Every while the same face track continues (one face, box
+	// overlapping the last one by IoU >= 0.5, same session); frames in between carry the last
+	// similarity (Match.Measured false). A new
 	// track — the face left, a second face, a jump in position, or a different-looking face in
 	// the same place (mean difference of a 16×16 grey thumbnail of the aligned crop above 12
 	// levels: someone else sitting down) — is measured at once. Default 3; 1 measures every frame.
