@@ -20,18 +20,19 @@ func init() {
 // IdentityConfig configures the "identity" analyzer, which must run after "landmarks".
 type IdentityConfig struct {
 	// Model is the manifest name of the face-embedding model (models/manifests, task
-	// face-embedding). Default "facenet-keras-int8" (static int8 of "facenet-keras": the same
-	// TAR at a quarter of the CPU), chosen by measurement (docs/vision.md); also "facenet-keras"
-	// (float), "facenet-keras-mirror" (+0.02 TAR, twice the float CPU) and "faceplugin-embedding"
-	// (the previous default).
+	// face-embedding). Default "facenet-keras", chosen by measurement (docs/vision.md); also
+	// "facenet-keras-int8" (static int8: the same TAR at a quarter of the CPU, but more false
+	// IDENTITY_MISMATCH per hour over time, so not the default), "facenet-keras-mirror" (+0.02
+	// TAR, twice the CPU) and "faceplugin-embedding" (the previous default).
 	Model string `json:"model,omitempty"`
 	// Threshold is the cosine similarity at or above which a face is the enrolled person.
 	// Default: the manifest's thresholds.similarity, calibrated at 1% false accepts on a dev
 	// split of identities (see the model card; docs/vision.md has the held-out numbers).
 	Threshold float32 `json:"threshold,omitempty"`
-	// Every: the embedding (~11 ms CPU with facenet-keras-int8, ~38 float) is computed on one frame in Every
-	// while the same face track continues (one face, box overlapping the last one by IoU >= 0.5,
-	// same session); frames in between carry the last similarity (Match.Measured false). A new
+	// Every: the embedding (~38 ms CPU with facenet-keras, ~11 with facenet-keras-int8) is
+	// computed on one frame in Every while the same face track continues (one face, box
+	// overlapping the last one by IoU >= 0.5, same session); frames in between carry the last
+	// similarity (Match.Measured false). A new
 	// track — the face left, a second face, a jump in position, or a different-looking face in
 	// the same place (mean difference of a 16×16 grey thumbnail of the aligned crop above 12
 	// levels: someone else sitting down) — is measured at once. Default 3; 1 measures every frame.
@@ -48,7 +49,7 @@ type IdentityConfig struct {
 }
 
 // DefaultIdentityModel is the embedding model used when IdentityConfig.Model is empty.
-const DefaultIdentityModel = "facenet-keras-int8"
+const DefaultIdentityModel = "facenet-keras"
 
 // ErrNoFaceInPhoto means a registration photo shows no face the landmarks analyzer could align.
 var ErrNoFaceInPhoto = errors.New("no face found in the registration photo")
