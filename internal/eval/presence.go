@@ -240,12 +240,20 @@ var reportNoFaceCrops = []struct {
 // presenceItem is one frame of the presence check.
 type presenceItem struct {
 	set, split, truth string
+	path              string // relative to the data folder, with the crop's region if any
 	load              func() ([]byte, error)
 }
 
 func presenceItems(data string) []presenceItem {
 	var items []presenceItem
 	file := func(p string) func() ([]byte, error) { return func() ([]byte, error) { return ReadJPEG(p) } }
+	rel := func(p string) string {
+		r, err := filepath.Rel(data, p)
+		if err != nil {
+			return p
+		}
+		return filepath.ToSlash(r)
+	}
 	for _, set := range []string{"identities", "identities-crops", "identities-rmfd"} {
 		names, imgs := listPeople(filepath.Join(data, set))
 		for _, n := range names {
@@ -258,7 +266,7 @@ func presenceItems(data string) []presenceItem {
 				label = set + " (" + SplitOf(n) + ")"
 			}
 			for _, p := range imgs[n] {
-				items = append(items, presenceItem{label, split, classOne, file(p)})
+				items = append(items, presenceItem{label, split, classOne, rel(p), file(p)})
 			}
 		}
 	}
@@ -268,19 +276,20 @@ func presenceItems(data string) []presenceItem {
 			switch {
 			case maskDevAmbiguous[key]:
 			case maskDevSeveral[key]:
-				items = append(items, presenceItem{"mask/dev groups", "report", classSeveral, file(p)})
+				items = append(items, presenceItem{"mask/dev groups", "report", classSeveral, rel(p), file(p)})
 			default:
-				items = append(items, presenceItem{"mask/dev", "report", classOne, file(p)})
+				items = append(items, presenceItem{"mask/dev", "report", classOne, rel(p), file(p)})
 			}
 		}
 	}
 	for _, p := range listImages(filepath.Join(data, "multi_person")) {
-		items = append(items, presenceItem{"multi_person", "report", classSeveral, file(p)})
+		items = append(items, presenceItem{"multi_person", "report", classSeveral, rel(p), file(p)})
 	}
 	for _, c := range reportNoFaceCrops {
 		p := filepath.Join(data, c.file)
 		if _, err := os.Stat(p); err == nil {
-			items = append(items, presenceItem{"no-face crops (new)", "report", classNone, func() ([]byte, error) { return cropJPEG(p, c.r) }})
+			items = append(items, presenceItem{"no-face crops (new)", "report", classNone, fmt.Sprintf("%s@%v", c.file, c.r),
+				func() ([]byte, error) { return cropJPEG(p, c.r) }})
 		}
 	}
 	if len(items) == 0 {
@@ -289,11 +298,13 @@ func presenceItems(data string) []presenceItem {
 	for _, c := range peopleFreeCrops {
 		p := filepath.Join(data, c.file)
 		if _, err := os.Stat(p); err == nil {
-			items = append(items, presenceItem{"no-face crops (threshold's)", "tuning", classNone, func() ([]byte, error) { return cropJPEG(p, c.r) }})
+			items = append(items, presenceItem{"no-face crops (threshold's)", "tuning", classNone, fmt.Sprintf("%s@%v", c.file, c.r),
+				func() ([]byte, error) { return cropJPEG(p, c.r) }})
 		}
 	}
-	for _, img := range syntheticNoFace() {
-		items = append(items, presenceItem{"synthetic no-face", "tuning", classNone, func() ([]byte, error) { return encodeJPEG(img) }})
+	for i, img := range syntheticNoFace() {
+		items = append(items, presenceItem{"synthetic no-face", "tuning", classNone, "synthetic " + i,
+			func() ([]byte, error) { return encodeJPEG(img) }})
 	}
 	return items
 }
@@ -367,7 +378,7 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 			}
 			counts[key{presenceVariants[i].name, it.split, it.set, it.truth, pred}]++
 			if i == len(dets)-1 && pred != it.truth && it.split == "report" {
-				env.Logf("  presence miss (shipped): %s: truth %s, got %d faces", it.set, it.truth, len(obs.Faces))
+				env.Logf("  presence miss (shipped): %s %s: truth %s, got %d faces", it.set, it.path, it.truth, len(obs.Faces))
 			}
 		}
 		f.Image.Close()
