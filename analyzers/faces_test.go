@@ -32,8 +32,10 @@ func requireModels(t testing.TB) string {
 	if _, err := models.ORTLibraryPath(); err != nil {
 		t.Skipf("onnxruntime missing (%v): run scripts/setup.sh to run this test", err)
 	}
-	if _, err := models.Load(DefaultFacesModel); err != nil {
-		t.Skipf("face model missing (%v): run scripts/setup.sh to run this test", err)
+	for _, name := range []string{DefaultFacesModel, DefaultVerifierModel, DefaultAgreeModel} {
+		if _, err := models.Load(name); err != nil {
+			t.Skipf("face model missing (%v): run scripts/setup.sh to run this test", err)
+		}
 	}
 	return dir
 }

@@ -47,6 +47,48 @@ var (
 	maskDevAmbiguous = map[string]bool{"with_mask/with_mask595.jpg": true}
 )
 
+// mask/train frames labelled by eye (2026-12-06, 61 photos): every mask/train photo on which
+// the detector as it was before the verifier (one pass + containment + second-face size +
+// confirmation) counted two or more faces, drawn with its boxes and judged by the same rule as
+// maskDevSeveral. maskTrainSeveral show two or more people's faces (a collage of different
+// people counts); maskTrainOne show one person, the extra boxes being half a face, a jacket,
+// hands, an arm, fur, a dog in a mask, an object or a photo on the wall; maskTrainAmbiguous are
+// collages of one person, or a second face too small to tell, and are left out. They are
+// tuning data (the verifier's threshold was chosen on them), and only cover the frames that
+// detector saw as several, so they measure what the verifier removes, not what the detector
+// misses.
+var (
+	maskTrainSeveral = map[string]bool{
+		"with_mask/OIP__9_97fad22b.jpg": true, "with_mask/with_mask116.jpg": true,
+		"with_mask/with_mask142.jpg": true, "with_mask/with_mask172.jpg": true, "with_mask/with_mask198.jpg": true,
+		"with_mask/with_mask199.jpg": true, "with_mask/with_mask217.jpg": true, "with_mask/with_mask221.jpg": true,
+		"with_mask/with_mask224.jpg": true, "with_mask/with_mask239.jpg": true, "with_mask/with_mask249.jpg": true,
+		"with_mask/with_mask254.jpg": true, "with_mask/with_mask256.jpg": true, "with_mask/with_mask267.jpg": true,
+		"with_mask/with_mask273.jpg": true, "with_mask/with_mask279.jpg": true, "with_mask/with_mask280.jpg": true,
+		"with_mask/with_mask285.jpg": true, "with_mask/with_mask287.jpg": true, "with_mask/with_mask293.jpg": true,
+		"with_mask/with_mask300.jpg": true, "with_mask/with_mask305.jpg": true, "with_mask/with_mask318.jpg": true,
+		"with_mask/with_mask338.jpg": true, "with_mask/with_mask349.jpg": true, "with_mask/with_mask353.jpg": true,
+		"with_mask/with_mask355.jpg": true, "with_mask/with_mask368.jpg": true, "with_mask/with_mask371.jpg": true,
+		"with_mask/with_mask375.jpg": true, "with_mask/with_mask384.jpg": true, "with_mask/with_mask398.jpg": true,
+		"with_mask/with_mask401.jpg": true, "with_mask/with_mask418.jpg": true, "with_mask/with_mask431.jpg": true,
+		"with_mask/with_mask434.jpg": true, "with_mask/with_mask447.jpg": true, "with_mask/with_mask605.jpg": true,
+		"with_mask/with_mask608.jpg": true, "with_mask/with_mask626.jpg": true, "with_mask/with_mask627.jpg": true,
+		"with_mask/with_mask643.jpg": true, "with_mask/with_mask645.jpg": true, "with_mask/with_mask646.jpg": true,
+		"with_mask/with_mask651.jpg": true, "with_mask/with_mask659.jpg": true,
+	}
+	maskTrainOne = map[string]bool{
+		"with_mask/0_0_3_copy_8_344af409.jpg": true, "with_mask/0_0_48e8081fly1gbc1f5tts2j21d01tckjm.jpg": true,
+		"with_mask/0_1_973cb0eaa26b80d86d9c49008c84c844.jpg": true, "with_mask/with_mask159.jpg": true,
+		"with_mask/with_mask295.jpg": true, "with_mask/with_mask436.jpg": true, "with_mask/with_mask407.jpg": true,
+		"with_mask/with_mask430.jpg": true, "with_mask/with_mask498.jpg": true, "with_mask/with_mask517.jpg": true,
+		"with_mask/with_mask616.jpg": true,
+	}
+	maskTrainAmbiguous = map[string]bool{
+		"with_mask/with_mask196.jpg": true, "with_mask/with_mask394.jpg": true, "with_mask/with_mask446.jpg": true,
+		"with_mask/with_mask637.jpg": true,
+	}
+)
+
 // reportNoFaceCrops are face-free frames for the report split: every photo of identities/ and
 // multi_person/ was cut into five fixed regions (the four corner thirds and the bottom-centre
 // third, x, y, w, h in original pixels) and each region was kept only if, by eye, it shows no
@@ -295,6 +337,18 @@ func presenceItems(data string) []presenceItem {
 	if len(items) == 0 {
 		return nil // another data set: nothing of ours to score
 	}
+	labelled := labelledMaskTrain()
+	for _, key := range slices.Sorted(maps.Keys(labelled)) {
+		several := labelled[key]
+		p := filepath.Join(data, "mask", "train", filepath.FromSlash(key))
+		if _, err := os.Stat(p); err == nil {
+			set, truth := "mask/train one (labelled)", classOne
+			if several {
+				set, truth = "mask/train groups (labelled)", classSeveral
+			}
+			items = append(items, presenceItem{set, "tuning", truth, rel(p), file(p)})
+		}
+	}
 	for _, c := range peopleFreeCrops {
 		p := filepath.Join(data, c.file)
 		if _, err := os.Stat(p); err == nil {
@@ -315,11 +369,13 @@ var presenceVariants = []struct {
 	name string
 	cfg  analyzers.FacesConfig
 }{
-	{"before", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, Contained: -1, MinSecondFace: -1}},
-	{"+containment", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, MinSecondFace: -1}},
-	{"+second-face size", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true}},
-	{"+confirm several", analyzers.FacesConfig{NoSecondPass: true}},
-	{"shipped: +second pass", analyzers.FacesConfig{}},
+	{"before", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, Contained: -1, MinSecondFace: -1, NoVerifier: true, NoAgreement: true}},
+	{"+containment", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, MinSecondFace: -1, NoVerifier: true, NoAgreement: true}},
+	{"+second-face size", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, NoVerifier: true, NoAgreement: true}},
+	{"+confirm several", analyzers.FacesConfig{NoSecondPass: true, NoVerifier: true, NoAgreement: true}},
+	{"+second pass (shipped before)", analyzers.FacesConfig{NoVerifier: true, NoAgreement: true}},
+	{"+verifier", analyzers.FacesConfig{NoAgreement: true}},
+	{"shipped: +agreement", analyzers.FacesConfig{}},
 }
 
 // evalPresence scores FACE_ABSENT and MULTIPLE_FACES per frame for each variant and split.
@@ -344,6 +400,9 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 	counts := map[key]int{}
 	cpu := make([]time.Duration, len(dets))
 	var emptyCPU [2]time.Duration // before / shipped, on frames the first found empty
+	var verifyCPU, agreeCPU time.Duration
+	frameCPU := make([]time.Duration, len(dets))
+	var verified, agreed int
 	empties := 0
 	for _, it := range items {
 		data, err := it.load()
@@ -376,12 +435,23 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 			if i == len(dets)-1 && first == 0 {
 				emptyCPU[1] += spent
 			}
+			frameCPU[i] = spent
 			counts[key{presenceVariants[i].name, it.split, it.set, it.truth, pred}]++
 			if i == len(dets)-1 && pred != it.truth && it.split == "report" {
 				env.Logf("  presence miss (shipped): %s %s: truth %s, got %d faces", it.set, it.path, it.truth, len(obs.Faces))
 			}
 		}
 		f.Image.Close()
+		// The cost of the verifier and of the agreement pass on the frames where they ran: the
+		// variants are in order, "+second pass", "+verifier", "shipped: +agreement" last.
+		n, last := len(dets), dets[len(dets)-1]
+		if last.Verified > verified {
+			verifyCPU += frameCPU[n-2] - frameCPU[n-3]
+		}
+		if last.AgreementPasses > agreed {
+			agreeCPU += frameCPU[n-1] - frameCPU[n-2]
+		}
+		verified, agreed = last.Verified, last.AgreementPasses
 	}
 	sum := func(variant, split, truth, pred string) int {
 		n := 0
@@ -435,6 +505,8 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 	env.Note("presence: second pass ran on %d frames, found a face on %d; CPU on frames the first pass found empty: %.1f ms before, %.1f ms shipped (per frame); all frames %.2f vs %.2f ms",
 		last.SecondPasses, last.SecondPassFound, ms(emptyCPU[0], empties), ms(emptyCPU[1], empties),
 		ms(cpu[0], len(items)), ms(cpu[len(cpu)-1], len(items)))
+	env.Note("presence: verifier ran on %d frames (%.1f ms CPU per such frame), dropped %d faces; agreement pass ran on %d empty frames (%.1f ms CPU per such frame), found a face on %d",
+		last.Verified, ms(verifyCPU, last.Verified), last.Unverified, last.AgreementPasses, ms(agreeCPU, last.AgreementPasses), last.Agreed)
 	return rows, nil
 }
 
@@ -443,4 +515,16 @@ func ms(d time.Duration, n int) float64 {
 		return 0
 	}
 	return d.Seconds() * 1000 / float64(n)
+}
+
+// labelledMaskTrain maps the labelled mask/train photos to true when they show several people.
+func labelledMaskTrain() map[string]bool {
+	m := make(map[string]bool, len(maskTrainSeveral)+len(maskTrainOne))
+	for k := range maskTrainSeveral {
+		m[k] = true
+	}
+	for k := range maskTrainOne {
+		m[k] = false
+	}
+	return m
 }
