@@ -90,3 +90,22 @@ func TestBlazeFaceRegion(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBlazeFace: one detection on a 640x480 demo frame, one thread (the verifier's and the
+// agreement pass's cost per frame they run on).
+func BenchmarkBlazeFace(b *testing.B) {
+	for _, name := range []string{"blazeface-back-256", "blazeface-front-128"} {
+		b.Run(name, func(b *testing.B) {
+			d := newTestBlazeFace(b, name)
+			full := readDemo(b, 1, gocv.IMReadColor)
+			img := gocv.NewMat()
+			defer img.Close()
+			gocv.Resize(full, &img, image.Pt(640, 480), 0, 0, gocv.InterpolationArea)
+			var dst []FaceBox
+			b.ResetTimer()
+			for range b.N {
+				dst, _, _ = d.Detect(dst[:0], img, 0.5)
+			}
+		})
+	}
+}
