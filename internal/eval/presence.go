@@ -15,14 +15,17 @@ import (
 )
 
 // Face presence per frame, as FACE_ABSENT (no face) and MULTIPLE_FACES (two or more) see it,
-// for the face detector as it was (one pass, NMS only) and as shipped (the second pass on empty
-// frames, the containment and second-face-size filters: analyzers.FacesConfig).
+// for the face detector as it was (one pass, NMS only), with each fix added in turn, and as
+// shipped (the containment and second-face-size filters, the padded confirmation and second
+// pass, the BlazeFace verifier of extra faces and agreement pass on empty frames:
+// analyzers.FacesConfig).
 //
 // Splits, by folder and by person:
 //
-//   - tuning: the dev half of identities-rmfd (SplitOf), and the face-free items the detector's
-//     threshold was set on (peopleFreeCrops, synthetic frames). mask/train was also looked at
-//     while choosing the filters (it has no labels for group photos, so it is not scored).
+//   - tuning: the dev half of identities-rmfd (SplitOf), the face-free items the detector's
+//     threshold was set on (peopleFreeCrops, synthetic frames) and the 57 mask/train photos
+//     labelled for the verifier (maskTrainSeveral, maskTrainOne). All of mask/train was looked
+//     at while choosing the filters; the rest has no frame-by-frame labels and is not scored.
 //   - report: never tuned on. One face: identities/, identities-crops/, the test half of
 //     identities-rmfd, mask/dev (both classes) except the group photos listed in
 //     maskDevSeveral; several faces: multi_person/ (in-sample for the old 0.7 threshold, see
