@@ -71,11 +71,13 @@ type BlazeFace struct {
 	cands   []FaceBox
 }
 
-// NewBlazeFace opens the detector for m (from Load).
+// NewBlazeFace opens the detector for m (from Load), with load-time warnings silenced (the
+// Barracuda conversion left unused initializers in both graphs).
 func NewBlazeFace(m *Manifest, o SessionOptions) (*BlazeFace, error) {
 	if m == nil {
 		return nil, errors.New("new blazeface: nil manifest")
 	}
+	o.QuietLoad = true // see SessionOptions.QuietLoad
 	s := m.Input.Width
 	var n [2]int64
 	var cells [2]int
