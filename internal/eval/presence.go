@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	_ "embed" // presence-labels.tsv
 	"fmt"
 	"maps"
 	"os"
@@ -24,7 +25,7 @@ import (
 //
 //   - tuning: the dev half of identities-rmfd (SplitOf), the face-free items the detector's
 //     threshold was set on (peopleFreeCrops, synthetic frames) and the 57 mask/train photos
-//     labelled for the verifier (maskTrainSeveral, maskTrainOne). All of mask/train was looked
+//     labelled for the verifier (presence-labels.tsv). All of mask/train was looked
 //     at while choosing the filters; the rest has no frame-by-frame labels and is not scored.
 //   - report: never tuned on. One face: identities/, identities-crops/, the test half of
 //     identities-rmfd, mask/dev (both classes) except the group photos listed in
@@ -50,47 +51,37 @@ var (
 	maskDevAmbiguous = map[string]bool{"with_mask/with_mask595.jpg": true}
 )
 
-// mask/train frames labelled by eye (2026-12-06, 61 photos): every mask/train photo on which
-// the detector as it was before the verifier (one pass + containment + second-face size +
-// confirmation) counted two or more faces, drawn with its boxes and judged by the same rule as
-// maskDevSeveral. maskTrainSeveral show two or more people's faces (a collage of different
-// people counts); maskTrainOne show one person, the extra boxes being half a face, a jacket,
-// hands, an arm, fur, a dog in a mask, an object or a photo on the wall; maskTrainAmbiguous are
-// collages of one person, or a second face too small to tell, and are left out. They are
-// tuning data (the verifier's threshold was chosen on them), and only cover the frames that
-// detector saw as several, so they measure what the verifier removes, not what the detector
-// misses.
-var (
-	maskTrainSeveral = map[string]bool{
-		"with_mask/OIP__9_97fad22b.jpg": true, "with_mask/with_mask116.jpg": true,
-		"with_mask/with_mask142.jpg": true, "with_mask/with_mask172.jpg": true, "with_mask/with_mask198.jpg": true,
-		"with_mask/with_mask199.jpg": true, "with_mask/with_mask217.jpg": true, "with_mask/with_mask221.jpg": true,
-		"with_mask/with_mask224.jpg": true, "with_mask/with_mask239.jpg": true, "with_mask/with_mask249.jpg": true,
-		"with_mask/with_mask254.jpg": true, "with_mask/with_mask256.jpg": true, "with_mask/with_mask267.jpg": true,
-		"with_mask/with_mask273.jpg": true, "with_mask/with_mask279.jpg": true, "with_mask/with_mask280.jpg": true,
-		"with_mask/with_mask285.jpg": true, "with_mask/with_mask287.jpg": true, "with_mask/with_mask293.jpg": true,
-		"with_mask/with_mask300.jpg": true, "with_mask/with_mask305.jpg": true, "with_mask/with_mask318.jpg": true,
-		"with_mask/with_mask338.jpg": true, "with_mask/with_mask349.jpg": true, "with_mask/with_mask353.jpg": true,
-		"with_mask/with_mask355.jpg": true, "with_mask/with_mask368.jpg": true, "with_mask/with_mask371.jpg": true,
-		"with_mask/with_mask375.jpg": true, "with_mask/with_mask384.jpg": true, "with_mask/with_mask398.jpg": true,
-		"with_mask/with_mask401.jpg": true, "with_mask/with_mask418.jpg": true, "with_mask/with_mask431.jpg": true,
-		"with_mask/with_mask434.jpg": true, "with_mask/with_mask447.jpg": true, "with_mask/with_mask605.jpg": true,
-		"with_mask/with_mask608.jpg": true, "with_mask/with_mask626.jpg": true, "with_mask/with_mask627.jpg": true,
-		"with_mask/with_mask643.jpg": true, "with_mask/with_mask645.jpg": true, "with_mask/with_mask646.jpg": true,
-		"with_mask/with_mask651.jpg": true, "with_mask/with_mask659.jpg": true,
+// mask/train photos labelled by eye for the verifier (presence-labels.tsv: how they were
+// chosen and judged). maskTrainSeveral show two or more people's faces, maskTrainOne one person
+// (the extra boxes being half a face, a jacket, hands, an arm, fur, a dog in a mask...),
+// maskTrainAmbiguous are left out. Keys are relative to mask/train. They are tuning data (the
+// verifier's threshold was chosen on them) and cover only the frames the detector before the
+// verifier saw as several: they measure what the verifier removes, not what the detector misses.
+//
+//go:embed presence-labels.tsv
+var presenceLabelsTSV string
+
+var maskTrainSeveral, maskTrainOne, maskTrainAmbiguous = parsePresenceLabels(presenceLabelsTSV)
+
+func parsePresenceLabels(tsv string) (several, one, ambiguous map[string]bool) {
+	several, one, ambiguous = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, line := range strings.Split(tsv, "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 2 || strings.HasPrefix(line, "#") || f[0] == "photo" {
+			continue
+		}
+		key := strings.TrimPrefix(f[0], "faces/mask/train/")
+		switch f[1] {
+		case "several":
+			several[key] = true
+		case "one":
+			one[key] = true
+		case "ambiguous":
+			ambiguous[key] = true
+		}
 	}
-	maskTrainOne = map[string]bool{
-		"with_mask/0_0_3_copy_8_344af409.jpg": true, "with_mask/0_0_48e8081fly1gbc1f5tts2j21d01tckjm.jpg": true,
-		"with_mask/0_1_973cb0eaa26b80d86d9c49008c84c844.jpg": true, "with_mask/with_mask159.jpg": true,
-		"with_mask/with_mask295.jpg": true, "with_mask/with_mask436.jpg": true, "with_mask/with_mask407.jpg": true,
-		"with_mask/with_mask430.jpg": true, "with_mask/with_mask498.jpg": true, "with_mask/with_mask517.jpg": true,
-		"with_mask/with_mask616.jpg": true,
-	}
-	maskTrainAmbiguous = map[string]bool{
-		"with_mask/with_mask196.jpg": true, "with_mask/with_mask394.jpg": true, "with_mask/with_mask446.jpg": true,
-		"with_mask/with_mask637.jpg": true,
-	}
-)
+	return several, one, ambiguous
+}
 
 // reportNoFaceCrops are face-free frames for the report split: every photo of identities/ and
 // multi_person/ was cut into five fixed regions (the four corner thirds and the bottom-centre
