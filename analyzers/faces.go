@@ -82,7 +82,8 @@ type FacesConfig struct {
 	// on the whole frame and a face other than the best one counts only if a box of its own
 	// (each box vouches for one face) scoring VerifyScore or more overlaps it. Ears, hands,
 	// fur, a dog and half a face that UltraFace scores 0.7-1.0 are seldom faces to BlazeFace.
-	// Costs one BlazeFace run (~3 ms CPU) on frames with several faces only.
+	// Costs one BlazeFace run (about 1.7 UltraFace runs of CPU) on frames with several faces
+	// only.
 	NoVerifier bool `json:"no_verifier,omitempty"`
 	// VerifierModel is the manifest name of the verifying detector. Default "blazeface-back-256".
 	VerifierModel string `json:"verifier_model,omitempty"`
@@ -93,8 +94,8 @@ type FacesConfig struct {
 	// found no face at the threshold, a face still counts where UltraFace (either pass) scores
 	// AgreeFaceScore or more and another detector (AgreeModel, BlazeFace front) scores
 	// AgreeScore or more on the same spot (IoU 0.3): two different models rarely see the same
-	// non-face. Masked faces with sunglasses, low-resolution images. Costs two BlazeFace runs
-	// (~1 ms each) on empty frames only.
+	// non-face (masked faces with sunglasses, low-resolution images). Costs two BlazeFace front
+	// runs (about half an UltraFace run each) on empty frames with such a box only.
 	NoAgreement bool `json:"no_agreement,omitempty"`
 	// AgreeModel is the manifest name of the agreeing detector. Default "blazeface-front-128".
 	AgreeModel string `json:"agree_model,omitempty"`
