@@ -3,6 +3,7 @@ package analyzers
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"image/color"
 	"slices"
@@ -75,6 +76,33 @@ type FacesConfig struct {
 	// (glasses) or two halves of the face side by side, none containing the other; with room
 	// around it the detector sees one face. Costs one detector run on frames with several faces.
 	NoConfirmSeveral bool `json:"no_confirm_several,omitempty"`
+
+	// NoVerifier turns off the second opinion on extra faces. By default, on a frame still
+	// showing two or more faces, a different detector (VerifierModel, MediaPipe BlazeFace) runs
+	// on the whole frame and a face other than the best one counts only if a box of its own
+	// (each box vouches for one face) scoring VerifyScore or more overlaps it. Ears, hands,
+	// fur, a dog and half a face that UltraFace scores 0.7-1.0 are seldom faces to BlazeFace.
+	// Costs one BlazeFace run (about 1.7 UltraFace runs of CPU) on frames with several faces
+	// only.
+	NoVerifier bool `json:"no_verifier,omitempty"`
+	// VerifierModel is the manifest name of the verifying detector. Default "blazeface-back-256".
+	VerifierModel string `json:"verifier_model,omitempty"`
+	// VerifyScore is the verifier's minimum score for a box. Default 0.35 (mask/train tuning
+	// frames, docs/vision.md: 0.25-0.35 keep 44 of 46 group photos, 0.4 loses one more).
+	VerifyScore float32 `json:"verify_score,omitempty"`
+	// NoAgreement turns off the agreement pass on empty frames. By default, when both passes
+	// found no face at the threshold, a face still counts where UltraFace (either pass) scores
+	// AgreeFaceScore or more and another detector (AgreeModel, BlazeFace front) scores
+	// AgreeScore or more on the same spot (IoU 0.3): two different models rarely see the same
+	// non-face (masked faces with sunglasses, low-resolution images). Costs two BlazeFace front
+	// runs (about half an UltraFace run each) on empty frames with such a box only.
+	NoAgreement bool `json:"no_agreement,omitempty"`
+	// AgreeModel is the manifest name of the agreeing detector. Default "blazeface-front-128".
+	AgreeModel string `json:"agree_model,omitempty"`
+	// AgreeFaceScore is UltraFace's minimum score for an agreed face. Default 0.4.
+	AgreeFaceScore float32 `json:"agree_face_score,omitempty"`
+	// AgreeScore is the agreeing detector's minimum score. Default 0.5.
+	AgreeScore float32 `json:"agree_score,omitempty"`
 }
 
 // Defaults of the face-count filters and the second pass (FacesConfig), chosen on the tuning
@@ -83,6 +111,12 @@ const (
 	DefaultContained     = 0.5
 	DefaultMinSecondFace = 0.25
 	DefaultSecondPassPad = 0.5
+
+	DefaultVerifierModel  = "blazeface-back-256"
+	DefaultVerifyScore    = 0.35
+	DefaultAgreeModel     = "blazeface-front-128"
+	DefaultAgreeFaceScore = 0.4
+	DefaultAgreeScore     = 0.5
 )
 
 // DefaultFacesModel is the face detector used when FacesConfig.Model is empty.
@@ -103,8 +137,20 @@ type Faces struct {
 	pad           float32
 	buf           []models.FaceBox // reused between frames
 	scratch       gocv.Mat         // the padded frame of the second pass, reused
+
+	verifier    *models.BlazeFace // second opinion on extra faces; nil when off
+	verifyScore float32
+	agree       *models.BlazeFace // agreement pass on empty frames; nil when off
+	agreeFace   float32           // UltraFace's minimum score for an agreed face
+	agreeScore  float32
+	low         []models.FaceBox // UltraFace boxes from agreeFace up to the pass's threshold
+	blaze       []models.FaceBox // the BlazeFace boxes of the frame, reused
 	// SecondPasses counts frames the second pass was run on and found a face on (for the eval).
 	SecondPasses, SecondPassFound int
+	// Verified counts frames the verifier ran on, Unverified the extra faces it dropped;
+	// AgreementPasses the frames the agreement pass ran on, Agreed those it found a face on
+	// (for the eval and tests).
+	Verified, Unverified, AgreementPasses, Agreed int
 }
 
 // NewFaces loads (and checksums) the model and builds its detector.
@@ -128,9 +174,14 @@ func NewFaces(cfg FacesConfig) (*Faces, error) {
 	if pass2 <= 0 {
 		pass2 = score
 	}
+	lowest := min(score, pass2)
+	agreeFace := orDefault(cfg.AgreeFaceScore, DefaultAgreeFaceScore)
+	if !cfg.NoAgreement {
+		lowest = min(lowest, agreeFace)
+	}
 	det, err := models.NewFaceDetector(m, models.DetectorOptions{
 		SessionOptions: models.SessionOptions{IntraOpThreads: cfg.Threads},
-		ScoreThreshold: min(score, pass2),
+		ScoreThreshold: lowest,
 		NMSIoU:         cfg.NMSIoU,
 		MinFace:        cfg.MinFace,
 	})
@@ -154,6 +205,21 @@ func NewFaces(cfg FacesConfig) (*Faces, error) {
 		pad:           orDefault(cfg.SecondPassPad, DefaultSecondPassPad),
 		buf:           make([]models.FaceBox, 0, 16),
 		scratch:       gocv.NewMat(),
+		verifyScore:   orDefault(cfg.VerifyScore, DefaultVerifyScore),
+		agreeFace:     agreeFace,
+		agreeScore:    orDefault(cfg.AgreeScore, DefaultAgreeScore),
+	}
+	if !cfg.NoVerifier {
+		if a.verifier, err = openBlazeFace(cmp.Or(cfg.VerifierModel, DefaultVerifierModel), cfg.Threads); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	if !cfg.NoAgreement {
+		if a.agree, err = openBlazeFace(cmp.Or(cfg.AgreeModel, DefaultAgreeModel), cfg.Threads); err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
 	// The thresholds are part of the version: a flag raised at score 0.7 is not the same
 	// evidence as one raised at 0.5.
@@ -161,6 +227,12 @@ func NewFaces(cfg FacesConfig) (*Faces, error) {
 		max(a.contained, 0), max(a.minSecondFace, 0))
 	if a.secondPass {
 		a.version += fmt.Sprintf(" pass2=pad%g,score%g", a.pad, pass2)
+	}
+	if a.verifier != nil {
+		a.version += fmt.Sprintf(" verify=%s,score%g", a.verifier.Manifest().ID(), a.verifyScore)
+	}
+	if a.agree != nil {
+		a.version += fmt.Sprintf(" agree=%s,score%g,face%g", a.agree.Manifest().ID(), a.agreeScore, a.agreeFace)
 	}
 	return a, nil
 }
@@ -193,6 +265,10 @@ func (a *Faces) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 	if err != nil {
 		return fmt.Errorf("faces: %w", err)
 	}
+	a.low = a.low[:0]
+	if a.agree != nil {
+		a.low = appendBetween(a.low, a.buf, a.agreeFace, a.score)
+	}
 	a.buf = atLeast(a.buf, 0, a.score)
 	if len(a.buf) == 0 && a.secondPass {
 		var top2 float32
@@ -205,6 +281,16 @@ func (a *Faces) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 	if len(a.buf) >= 2 && a.confirm {
 		if a.buf, err = a.confirmSeveral(a.buf, f); err != nil {
 			return fmt.Errorf("faces: confirm: %w", err)
+		}
+	}
+	if len(a.buf) >= 2 && a.verifier != nil {
+		if a.buf, err = a.verify(a.buf, f); err != nil {
+			return fmt.Errorf("faces: verify: %w", err)
+		}
+	}
+	if len(a.buf) == 0 && a.agree != nil && len(a.low) > 0 {
+		if a.buf, err = a.agreement(a.buf, f); err != nil {
+			return fmt.Errorf("faces: agreement: %w", err)
 		}
 	}
 	obs.TopFaceScore = top
@@ -223,9 +309,17 @@ func (a *Faces) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 
 // Close implements Analyzer.
 func (a *Faces) Close() error {
-	err := a.det.Close()
+	var errs []error
+	if a.det != nil {
+		errs = append(errs, a.det.Close())
+	}
+	for _, b := range []*models.BlazeFace{a.verifier, a.agree} {
+		if b != nil {
+			errs = append(errs, b.Close())
+		}
+	}
 	a.scratch.Close()
-	return err
+	return errors.Join(errs...)
 }
 
 // secondLook is the second pass on a frame where the first found no face: the frame padded
@@ -234,6 +328,9 @@ func (a *Faces) secondLook(dst []models.FaceBox, f *Frame) ([]models.FaceBox, fl
 	a.SecondPasses++
 	first := len(dst)
 	dst, top, err := a.padPass(dst, f)
+	if a.agree != nil {
+		a.low = appendBetween(a.low, dst[first:], a.agreeFace, a.score2)
+	}
 	dst = atLeast(dst, first, a.score2)
 	if len(dst) > first {
 		a.SecondPassFound++

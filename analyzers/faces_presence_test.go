@@ -3,6 +3,7 @@ package analyzers
 import (
 	"context"
 	"image"
+	"path/filepath"
 	"testing"
 
 	"gocv.io/x/gocv"
@@ -155,5 +156,164 @@ func TestFacesSecondPass(t *testing.T) {
 	}
 	if two.SecondPasses == 0 {
 		t.Error("the second pass never ran")
+	}
+}
+
+func TestVouched(t *testing.T) {
+	cases := []struct {
+		name         string
+		faces, boxes []models.FaceBox
+		want         int
+	}{
+		{"two people, each with a verifier box",
+			[]models.FaceBox{box(0, 0, 100, 120, 0.99), box(200, 10, 90, 110, 0.9)},
+			[]models.FaceBox{box(5, 10, 100, 100, 0.8), box(195, 20, 95, 95, 0.6)}, 2},
+		{"two halves of one face covered by one verifier box count once",
+			[]models.FaceBox{box(0, 0, 60, 120, 0.99), box(55, 0, 60, 120, 0.9)},
+			[]models.FaceBox{box(0, 5, 115, 115, 0.8)}, 1},
+		{"an ear the verifier does not see is dropped",
+			[]models.FaceBox{box(100, 0, 100, 120, 0.99), box(60, 40, 30, 50, 0.8)},
+			[]models.FaceBox{box(100, 10, 100, 100, 0.9)}, 1},
+		{"the best face stays even when the verifier sees nothing",
+			[]models.FaceBox{box(0, 0, 100, 120, 0.99), box(200, 10, 90, 110, 0.9)}, nil, 1},
+		{"a verifier box barely touching a face does not vouch for it",
+			[]models.FaceBox{box(0, 0, 100, 120, 0.99), box(300, 0, 100, 120, 0.9)},
+			[]models.FaceBox{box(0, 0, 100, 120, 0.9), box(390, 110, 100, 100, 0.9)}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := vouched(append([]models.FaceBox(nil), c.faces...), append([]models.FaceBox(nil), c.boxes...), verifyIoU)
+			if len(got) != c.want || got[0] != c.faces[0] {
+				t.Fatalf("got %v, want %d faces, the best first", got, c.want)
+			}
+		})
+	}
+}
+
+// countFaces runs a on the dev photo (decoded as the service decodes it) and returns its faces.
+func countFaces(t *testing.T, a *Faces, path string) int {
+	t.Helper()
+	f, err := DecodeJPEG(asJPEG(t, path), a.DecodeSide())
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer f.Image.Close()
+	var obs Observation
+	if err := a.Analyze(context.Background(), &f, &obs); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return len(obs.Faces)
+}
+
+// TestFacesVerifierDevPhotos: on tuning photos of mask/train labelled by eye
+// (internal/eval/presence.go), the verifier drops the extra "faces" of one-person photos (a
+// jacket, an ear by a helmet, an arm, hands) and keeps two people as two.
+func TestFacesVerifierDevPhotos(t *testing.T) {
+	dir := filepath.Join(devData(t), "faces", "mask", "train", "with_mask")
+	requireModels(t)
+	without, err := NewFaces(FacesConfig{NoVerifier: true, NoAgreement: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer without.Close()
+	with, err := NewFaces(FacesConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer with.Close()
+	for _, c := range []struct {
+		file string
+		want int
+	}{
+		{"with_mask159.jpg", 1}, {"with_mask295.jpg", 1}, {"with_mask498.jpg", 1}, {"with_mask517.jpg", 1},
+		{"with_mask116.jpg", 2}, {"with_mask142.jpg", 2}, {"with_mask172.jpg", 2}, {"with_mask353.jpg", 2},
+	} {
+		p := filepath.Join(dir, c.file)
+		before, after := countFaces(t, without, p), countFaces(t, with, p)
+		if before < 2 || after != c.want {
+			t.Errorf("%s: %d faces without the verifier, %d with it; want 2+ then %d", c.file, before, after, c.want)
+		}
+	}
+	if with.Verified != 8 || with.Unverified < 5 {
+		t.Errorf("the verifier ran on %d frames and dropped %d faces, want 8 frames and at least 5", with.Verified, with.Unverified)
+	}
+}
+
+// TestFacesAgreementDevPhotos: masked faces both passes miss at the 0.7 threshold are found
+// when UltraFace (at 0.4+) and BlazeFace agree; face-free crops stay empty.
+func TestFacesAgreementDevPhotos(t *testing.T) {
+	data := devData(t)
+	requireModels(t)
+	without, err := NewFaces(FacesConfig{NoAgreement: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer without.Close()
+	with, err := NewFaces(FacesConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer with.Close()
+	for _, file := range []string{"0803.jpg", "102.jpg", "128.jpg", "with_mask170.jpg"} {
+		p := filepath.Join(data, "faces", "mask", "train", "with_mask", file)
+		if before, after := countFaces(t, without, p), countFaces(t, with, p); before != 0 || after != 1 {
+			t.Errorf("%s: %d faces without the agreement pass, %d with it; want 0 then 1", file, before, after)
+		}
+	}
+	if with.Agreed != 4 {
+		t.Errorf("agreement found %d faces, want 4", with.Agreed)
+	}
+}
+
+// TestFacesExtrasSkipOneFaceFrames: on ordinary one-face frames neither BlazeFace model runs
+// (the verifier needs two faces, the agreement pass none).
+func TestFacesExtrasSkipOneFaceFrames(t *testing.T) {
+	requireModels(t)
+	a, err := NewFaces(FacesConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := context.Background()
+	frames := 0
+	for n := 1; n <= 6; n++ {
+		img, err := gocv.IMDecode(demoJPEG(t, n), gocv.IMReadColor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := Frame{Image: img, Width: img.Cols(), Height: img.Rows()}
+		var obs Observation
+		if err := a.Analyze(ctx, &f, &obs); err != nil {
+			t.Fatal(err)
+		}
+		if len(obs.Faces) < 2 || a.Verified != n {
+			t.Errorf("sample%d: %d faces, verifier ran %d times; want every demo group verified", n, len(obs.Faces), a.Verified)
+		}
+		for _, fc := range obs.Faces {
+			// The face with as much room again around it, as a webcam frames a candidate.
+			r := image.Rect(int(fc.Box[0]-fc.Box[2]), int(fc.Box[1]-fc.Box[3]/2),
+				int(fc.Box[0]+2*fc.Box[2]), int(fc.Box[1]+2*fc.Box[3])).Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+			region := img.Region(r)
+			crop := region.Clone()
+			region.Close()
+			verified, agreements := a.Verified, a.AgreementPasses
+			cf := Frame{Image: crop, Width: crop.Cols(), Height: crop.Rows()}
+			var co Observation
+			if err := a.Analyze(ctx, &cf, &co); err != nil {
+				t.Fatal(err)
+			}
+			crop.Close()
+			if len(co.Faces) != 1 {
+				continue // a neighbour's face in the crop
+			}
+			frames++
+			if a.Verified != verified || a.AgreementPasses != agreements {
+				t.Errorf("sample%d one-face crop %v: verifier or agreement pass ran", n, r)
+			}
+		}
+		img.Close()
+	}
+	if frames < 10 {
+		t.Errorf("only %d one-face crops of the demo photos", frames)
 	}
 }

@@ -142,6 +142,9 @@ func (m *Manifest) validate() error {
 	if isVisionFamily(m.Decode.Family) {
 		return m.validateVision()
 	}
+	if m.Decode.Family == FamilyBlazeFace {
+		return m.validateBlazeFace()
+	}
 	var problems []string
 	if m.Name == "" || m.Version == "" || m.File == "" {
 		problems = append(problems, "name, version and file are required")

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	_ "embed" // presence-labels.tsv
 	"fmt"
 	"maps"
 	"os"
@@ -15,14 +16,17 @@ import (
 )
 
 // Face presence per frame, as FACE_ABSENT (no face) and MULTIPLE_FACES (two or more) see it,
-// for the face detector as it was (one pass, NMS only) and as shipped (the second pass on empty
-// frames, the containment and second-face-size filters: analyzers.FacesConfig).
+// for the face detector as it was (one pass, NMS only), with each fix added in turn, and as
+// shipped (the containment and second-face-size filters, the padded confirmation and second
+// pass, the BlazeFace verifier of extra faces and agreement pass on empty frames:
+// analyzers.FacesConfig).
 //
 // Splits, by folder and by person:
 //
-//   - tuning: the dev half of identities-rmfd (SplitOf), and the face-free items the detector's
-//     threshold was set on (peopleFreeCrops, synthetic frames). mask/train was also looked at
-//     while choosing the filters (it has no labels for group photos, so it is not scored).
+//   - tuning: the dev half of identities-rmfd (SplitOf), the face-free items the detector's
+//     threshold was set on (peopleFreeCrops, synthetic frames) and the 57 mask/train photos
+//     labelled for the verifier (presence-labels.tsv). All of mask/train was looked
+//     at while choosing the filters; the rest has no frame-by-frame labels and is not scored.
 //   - report: never tuned on. One face: identities/, identities-crops/, the test half of
 //     identities-rmfd, mask/dev (both classes) except the group photos listed in
 //     maskDevSeveral; several faces: multi_person/ (in-sample for the old 0.7 threshold, see
@@ -46,6 +50,38 @@ var (
 	}
 	maskDevAmbiguous = map[string]bool{"with_mask/with_mask595.jpg": true}
 )
+
+// mask/train photos labelled by eye for the verifier (presence-labels.tsv: how they were
+// chosen and judged). maskTrainSeveral show two or more people's faces, maskTrainOne one person
+// (the extra boxes being half a face, a jacket, hands, an arm, fur, a dog in a mask...),
+// maskTrainAmbiguous are left out. Keys are relative to mask/train. They are tuning data (the
+// verifier's threshold was chosen on them) and cover only the frames the detector before the
+// verifier saw as several: they measure what the verifier removes, not what the detector misses.
+//
+//go:embed presence-labels.tsv
+var presenceLabelsTSV string
+
+var maskTrainSeveral, maskTrainOne, maskTrainAmbiguous = parsePresenceLabels(presenceLabelsTSV)
+
+func parsePresenceLabels(tsv string) (several, one, ambiguous map[string]bool) {
+	several, one, ambiguous = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, line := range strings.Split(tsv, "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 2 || strings.HasPrefix(line, "#") || f[0] == "photo" {
+			continue
+		}
+		key := strings.TrimPrefix(f[0], "faces/mask/train/")
+		switch f[1] {
+		case "several":
+			several[key] = true
+		case "one":
+			one[key] = true
+		case "ambiguous":
+			ambiguous[key] = true
+		}
+	}
+	return several, one, ambiguous
+}
 
 // reportNoFaceCrops are face-free frames for the report split: every photo of identities/ and
 // multi_person/ was cut into five fixed regions (the four corner thirds and the bottom-centre
@@ -240,12 +276,20 @@ var reportNoFaceCrops = []struct {
 // presenceItem is one frame of the presence check.
 type presenceItem struct {
 	set, split, truth string
+	path              string // relative to the data folder, with the crop's region if any
 	load              func() ([]byte, error)
 }
 
 func presenceItems(data string) []presenceItem {
 	var items []presenceItem
 	file := func(p string) func() ([]byte, error) { return func() ([]byte, error) { return ReadJPEG(p) } }
+	rel := func(p string) string {
+		r, err := filepath.Rel(data, p)
+		if err != nil {
+			return p
+		}
+		return filepath.ToSlash(r)
+	}
 	for _, set := range []string{"identities", "identities-crops", "identities-rmfd"} {
 		names, imgs := listPeople(filepath.Join(data, set))
 		for _, n := range names {
@@ -258,7 +302,7 @@ func presenceItems(data string) []presenceItem {
 				label = set + " (" + SplitOf(n) + ")"
 			}
 			for _, p := range imgs[n] {
-				items = append(items, presenceItem{label, split, classOne, file(p)})
+				items = append(items, presenceItem{label, split, classOne, rel(p), file(p)})
 			}
 		}
 	}
@@ -268,32 +312,47 @@ func presenceItems(data string) []presenceItem {
 			switch {
 			case maskDevAmbiguous[key]:
 			case maskDevSeveral[key]:
-				items = append(items, presenceItem{"mask/dev groups", "report", classSeveral, file(p)})
+				items = append(items, presenceItem{"mask/dev groups", "report", classSeveral, rel(p), file(p)})
 			default:
-				items = append(items, presenceItem{"mask/dev", "report", classOne, file(p)})
+				items = append(items, presenceItem{"mask/dev", "report", classOne, rel(p), file(p)})
 			}
 		}
 	}
 	for _, p := range listImages(filepath.Join(data, "multi_person")) {
-		items = append(items, presenceItem{"multi_person", "report", classSeveral, file(p)})
+		items = append(items, presenceItem{"multi_person", "report", classSeveral, rel(p), file(p)})
 	}
 	for _, c := range reportNoFaceCrops {
 		p := filepath.Join(data, c.file)
 		if _, err := os.Stat(p); err == nil {
-			items = append(items, presenceItem{"no-face crops (new)", "report", classNone, func() ([]byte, error) { return cropJPEG(p, c.r) }})
+			items = append(items, presenceItem{"no-face crops (new)", "report", classNone, fmt.Sprintf("%s@%v", c.file, c.r),
+				func() ([]byte, error) { return cropJPEG(p, c.r) }})
 		}
 	}
 	if len(items) == 0 {
 		return nil // another data set: nothing of ours to score
 	}
+	labelled := labelledMaskTrain()
+	for _, key := range slices.Sorted(maps.Keys(labelled)) {
+		several := labelled[key]
+		p := filepath.Join(data, "mask", "train", filepath.FromSlash(key))
+		if _, err := os.Stat(p); err == nil {
+			set, truth := "mask/train one (labelled)", classOne
+			if several {
+				set, truth = "mask/train groups (labelled)", classSeveral
+			}
+			items = append(items, presenceItem{set, "tuning", truth, rel(p), file(p)})
+		}
+	}
 	for _, c := range peopleFreeCrops {
 		p := filepath.Join(data, c.file)
 		if _, err := os.Stat(p); err == nil {
-			items = append(items, presenceItem{"no-face crops (threshold's)", "tuning", classNone, func() ([]byte, error) { return cropJPEG(p, c.r) }})
+			items = append(items, presenceItem{"no-face crops (threshold's)", "tuning", classNone, fmt.Sprintf("%s@%v", c.file, c.r),
+				func() ([]byte, error) { return cropJPEG(p, c.r) }})
 		}
 	}
-	for _, img := range syntheticNoFace() {
-		items = append(items, presenceItem{"synthetic no-face", "tuning", classNone, func() ([]byte, error) { return encodeJPEG(img) }})
+	for i, img := range syntheticNoFace() {
+		items = append(items, presenceItem{"synthetic no-face", "tuning", classNone, "synthetic " + i,
+			func() ([]byte, error) { return encodeJPEG(img) }})
 	}
 	return items
 }
@@ -304,11 +363,13 @@ var presenceVariants = []struct {
 	name string
 	cfg  analyzers.FacesConfig
 }{
-	{"before", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, Contained: -1, MinSecondFace: -1}},
-	{"+containment", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, MinSecondFace: -1}},
-	{"+second-face size", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true}},
-	{"+confirm several", analyzers.FacesConfig{NoSecondPass: true}},
-	{"shipped: +second pass", analyzers.FacesConfig{}},
+	{"before", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, Contained: -1, MinSecondFace: -1, NoVerifier: true, NoAgreement: true}},
+	{"+containment", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, MinSecondFace: -1, NoVerifier: true, NoAgreement: true}},
+	{"+second-face size", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, NoVerifier: true, NoAgreement: true}},
+	{"+confirm several", analyzers.FacesConfig{NoSecondPass: true, NoVerifier: true, NoAgreement: true}},
+	{"+second pass (shipped before)", analyzers.FacesConfig{NoVerifier: true, NoAgreement: true}},
+	{"+verifier", analyzers.FacesConfig{NoAgreement: true}},
+	{"shipped: +agreement", analyzers.FacesConfig{}},
 }
 
 // evalPresence scores FACE_ABSENT and MULTIPLE_FACES per frame for each variant and split.
@@ -333,6 +394,9 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 	counts := map[key]int{}
 	cpu := make([]time.Duration, len(dets))
 	var emptyCPU [2]time.Duration // before / shipped, on frames the first found empty
+	var verifyCPU, agreeCPU time.Duration
+	frameCPU := make([]time.Duration, len(dets))
+	var verified, agreed int
 	empties := 0
 	for _, it := range items {
 		data, err := it.load()
@@ -365,12 +429,23 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 			if i == len(dets)-1 && first == 0 {
 				emptyCPU[1] += spent
 			}
+			frameCPU[i] = spent
 			counts[key{presenceVariants[i].name, it.split, it.set, it.truth, pred}]++
 			if i == len(dets)-1 && pred != it.truth && it.split == "report" {
-				env.Logf("  presence miss (shipped): %s: truth %s, got %d faces", it.set, it.truth, len(obs.Faces))
+				env.Logf("  presence miss (shipped): %s %s: truth %s, got %d faces", it.set, it.path, it.truth, len(obs.Faces))
 			}
 		}
 		f.Image.Close()
+		// The cost of the verifier and of the agreement pass on the frames where they ran: the
+		// variants are in order, "+second pass", "+verifier", "shipped: +agreement" last.
+		n, last := len(dets), dets[len(dets)-1]
+		if last.Verified > verified {
+			verifyCPU += frameCPU[n-2] - frameCPU[n-3]
+		}
+		if last.AgreementPasses > agreed {
+			agreeCPU += frameCPU[n-1] - frameCPU[n-2]
+		}
+		verified, agreed = last.Verified, last.AgreementPasses
 	}
 	sum := func(variant, split, truth, pred string) int {
 		n := 0
@@ -424,6 +499,8 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 	env.Note("presence: second pass ran on %d frames, found a face on %d; CPU on frames the first pass found empty: %.1f ms before, %.1f ms shipped (per frame); all frames %.2f vs %.2f ms",
 		last.SecondPasses, last.SecondPassFound, ms(emptyCPU[0], empties), ms(emptyCPU[1], empties),
 		ms(cpu[0], len(items)), ms(cpu[len(cpu)-1], len(items)))
+	env.Note("presence: verifier ran on %d frames (%.1f ms CPU per such frame), dropped %d faces; agreement pass ran on %d empty frames (%.1f ms CPU per such frame), found a face on %d",
+		last.Verified, ms(verifyCPU, last.Verified), last.Unverified, last.AgreementPasses, ms(agreeCPU, last.AgreementPasses), last.Agreed)
 	return rows, nil
 }
 
@@ -432,4 +509,16 @@ func ms(d time.Duration, n int) float64 {
 		return 0
 	}
 	return d.Seconds() * 1000 / float64(n)
+}
+
+// labelledMaskTrain maps the labelled mask/train photos to true when they show several people.
+func labelledMaskTrain() map[string]bool {
+	m := make(map[string]bool, len(maskTrainSeveral)+len(maskTrainOne))
+	for k := range maskTrainSeveral {
+		m[k] = true
+	}
+	for k := range maskTrainOne {
+		m[k] = false
+	}
+	return m
 }

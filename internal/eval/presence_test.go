@@ -39,6 +39,21 @@ func TestPresenceLabels(t *testing.T) {
 			t.Errorf("%s is both a group photo and left out", k)
 		}
 	}
+	// The mask/train labels (tuning) never overlap one another, and the 61 photos the old
+	// detector counted as several are all accounted for.
+	for k := range maskTrainSeveral {
+		if maskTrainOne[k] || maskTrainAmbiguous[k] {
+			t.Errorf("mask/train %s has two labels", k)
+		}
+	}
+	for k := range maskTrainOne {
+		if maskTrainAmbiguous[k] {
+			t.Errorf("mask/train %s has two labels", k)
+		}
+	}
+	if n := len(maskTrainSeveral) + len(maskTrainOne) + len(maskTrainAmbiguous); n != 61 {
+		t.Errorf("%d mask/train photos labelled, want 61", n)
+	}
 	if len(reportNoFaceCrops) < 100 {
 		t.Errorf("%d face-free report crops, want the 178 labelled", len(reportNoFaceCrops))
 	}
