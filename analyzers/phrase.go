@@ -418,7 +418,13 @@ func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation
 		}
 		return p.ends.process(pcm, obs, p)
 	}
-	// Open candidates are reported now so a phrase at the very end of a recording is not lost.
+	p.reportOpen(obs)
+	return nil
+}
+
+// reportOpen reports the open candidates of the active (and shadow) head now, so a phrase at the
+// very end of a recording is not lost.
+func (p *Phrase) reportOpen(obs *AudioObservation) {
 	if p.active.cand {
 		obs.Phrases = append(obs.Phrases, p.active.detection(false))
 	}
@@ -428,7 +434,6 @@ func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation
 			obs.ShadowPhrases = append(obs.ShadowPhrases, p.shadow.detection(false))
 		}
 	}
-	return nil
 }
 
 // embed computes the embedding of the oldest 76 mel frames, scores the window that ends with it

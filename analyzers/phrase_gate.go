@@ -133,15 +133,7 @@ func (g *phraseGate) process(p *Phrase, pcm []float32, obs *AudioObservation) er
 		g.ring = g.ring[:copy(g.ring, g.ring[n:])]
 		g.ringStart += n
 	}
-	if p.active.cand {
-		obs.Phrases = append(obs.Phrases, p.active.detection(false))
-	}
-	if p.shadow != nil {
-		obs.ShadowModel, obs.ActiveModel = p.shadow.id, p.active.id
-		if p.shadow.cand {
-			obs.ShadowPhrases = append(obs.ShadowPhrases, p.shadow.detection(false))
-		}
-	}
+	p.reportOpen(obs)
 	return nil
 }
 

@@ -83,13 +83,7 @@ func isAudioFamily(f string) bool {
 
 // validateAudio checks an audio manifest; image fields (input, decode outputs) must be absent.
 func (m *Manifest) validateAudio() error {
-	var problems []string
-	if m.Name == "" || m.Version == "" || m.File == "" {
-		problems = append(problems, "name, version and file are required")
-	}
-	if b, err := hex.DecodeString(m.SHA256); err != nil || len(b) != sha256.Size {
-		problems = append(problems, "sha256 must be 64 hex digits")
-	}
+	problems := m.identityProblems()
 	a := m.Audio
 	if a == nil {
 		problems = append(problems, "audio section is required for family "+m.Decode.Family)

@@ -1,8 +1,6 @@
 package models
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
@@ -25,13 +23,7 @@ const FamilyBlazeFace = "blazeface"
 var blazeAnchorsPerCell = [2]int{2, 6}
 
 func (m *Manifest) validateBlazeFace() error {
-	var problems []string
-	if m.Name == "" || m.Version == "" || m.File == "" {
-		problems = append(problems, "name, version and file are required")
-	}
-	if b, err := hex.DecodeString(m.SHA256); err != nil || len(b) != sha256.Size {
-		problems = append(problems, "sha256 must be 64 hex digits")
-	}
+	problems := m.identityProblems()
 	in := m.Input
 	if in.Name == "" || in.Width <= 0 || in.Width != in.Height || in.Layout != "NHWC" || in.Colour != "RGB" || in.Resize != "letterbox" {
 		problems = append(problems, "blazeface input needs a name, a square size, layout NHWC, colour RGB and resize letterbox")

@@ -1,8 +1,6 @@
 package models
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -34,13 +32,7 @@ func isFaceFamily(f string) bool {
 
 // validateFace checks a manifest of a face-analysis family.
 func (m *Manifest) validateFace() error {
-	var problems []string
-	if m.Name == "" || m.Version == "" || m.File == "" {
-		problems = append(problems, "name, version and file are required")
-	}
-	if b, err := hex.DecodeString(m.SHA256); err != nil || len(b) != sha256.Size {
-		problems = append(problems, "sha256 must be 64 hex digits")
-	}
+	problems := m.identityProblems()
 	in := m.Input
 	if in.Width <= 0 || in.Height <= 0 || in.Name == "" {
 		problems = append(problems, "input name, width and height are required")

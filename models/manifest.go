@@ -145,13 +145,7 @@ func (m *Manifest) validate() error {
 	if m.Decode.Family == FamilyBlazeFace {
 		return m.validateBlazeFace()
 	}
-	var problems []string
-	if m.Name == "" || m.Version == "" || m.File == "" {
-		problems = append(problems, "name, version and file are required")
-	}
-	if b, err := hex.DecodeString(m.SHA256); err != nil || len(b) != sha256.Size {
-		problems = append(problems, "sha256 must be 64 hex digits")
-	}
+	problems := m.identityProblems()
 	if m.Input.Width <= 0 || m.Input.Height <= 0 || m.Input.Name == "" {
 		problems = append(problems, "input name, width and height are required")
 	}
@@ -180,6 +174,19 @@ func (m *Manifest) validate() error {
 		return fmt.Errorf("%w %s: %s", ErrBadManifest, m.Name, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// identityProblems checks what every manifest needs whatever its family: a name, a version, a
+// file and its sha256.
+func (m *Manifest) identityProblems() []string {
+	var problems []string
+	if m.Name == "" || m.Version == "" || m.File == "" {
+		problems = append(problems, "name, version and file are required")
+	}
+	if b, err := hex.DecodeString(m.SHA256); err != nil || len(b) != sha256.Size {
+		problems = append(problems, "sha256 must be 64 hex digits")
+	}
+	return problems
 }
 
 // Names lists the embedded manifests, sorted.

@@ -1,8 +1,6 @@
 package models
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -44,13 +42,7 @@ func isVisionFamily(f string) bool {
 
 // validateVision checks a manifest of a vision family.
 func (m *Manifest) validateVision() error {
-	var problems []string
-	if m.Name == "" || m.Version == "" || m.File == "" {
-		problems = append(problems, "name, version and file are required")
-	}
-	if b, err := hex.DecodeString(m.SHA256); err != nil || len(b) != sha256.Size {
-		problems = append(problems, "sha256 must be 64 hex digits")
-	}
+	problems := m.identityProblems()
 	in := m.Input
 	if in.Width <= 0 || in.Height <= 0 || in.Name == "" || in.Layout != "NCHW" ||
 		(in.Colour != "RGB" && in.Colour != "BGR") {
