@@ -86,16 +86,8 @@ func TestShiftClip(t *testing.T) {
 // a frame the first pass already counted, and finds nothing on a plain frame.
 func TestFacesSecondPass(t *testing.T) {
 	requireModels(t)
-	one, err := NewFaces(FacesConfig{NoSecondPass: true, NoConfirmSeveral: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer one.Close()
-	two, err := NewFaces(FacesConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer two.Close()
+	one := newTestFaces(t, FacesConfig{NoSecondPass: true, NoConfirmSeveral: true})
+	two := newTestFaces(t, FacesConfig{})
 	ctx := context.Background()
 	count := func(a *Faces, img gocv.Mat) int {
 		f := Frame{Camera: CameraMain, Image: img, Width: img.Cols(), Height: img.Rows()}
@@ -211,16 +203,8 @@ func countFaces(t *testing.T, a *Faces, path string) int {
 func TestFacesVerifierDevPhotos(t *testing.T) {
 	dir := filepath.Join(devData(t), "faces", "mask", "train", "with_mask")
 	requireModels(t)
-	without, err := NewFaces(FacesConfig{NoVerifier: true, NoAgreement: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer without.Close()
-	with, err := NewFaces(FacesConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer with.Close()
+	without := newTestFaces(t, FacesConfig{NoVerifier: true, NoAgreement: true})
+	with := newTestFaces(t, FacesConfig{})
 	for _, c := range []struct {
 		file string
 		want int
@@ -244,16 +228,8 @@ func TestFacesVerifierDevPhotos(t *testing.T) {
 func TestFacesAgreementDevPhotos(t *testing.T) {
 	data := devData(t)
 	requireModels(t)
-	without, err := NewFaces(FacesConfig{NoAgreement: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer without.Close()
-	with, err := NewFaces(FacesConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer with.Close()
+	without := newTestFaces(t, FacesConfig{NoAgreement: true})
+	with := newTestFaces(t, FacesConfig{})
 	for _, file := range []string{"0803.jpg", "102.jpg", "128.jpg", "with_mask170.jpg"} {
 		p := filepath.Join(data, "faces", "mask", "train", "with_mask", file)
 		if before, after := countFaces(t, without, p), countFaces(t, with, p); before != 0 || after != 1 {
@@ -269,11 +245,7 @@ func TestFacesAgreementDevPhotos(t *testing.T) {
 // (the verifier needs two faces, the agreement pass none).
 func TestFacesExtrasSkipOneFaceFrames(t *testing.T) {
 	requireModels(t)
-	a, err := NewFaces(FacesConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := newTestFaces(t, FacesConfig{})
 	ctx := context.Background()
 	frames := 0
 	for n := 1; n <= 6; n++ {
@@ -316,4 +288,15 @@ func TestFacesExtrasSkipOneFaceFrames(t *testing.T) {
 	if frames < 10 {
 		t.Errorf("only %d one-face crops of the demo photos", frames)
 	}
+}
+
+// newTestFaces builds a faces analyzer closed when the test ends.
+func newTestFaces(t *testing.T, cfg FacesConfig) *Faces {
+	t.Helper()
+	a, err := NewFaces(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
 }
