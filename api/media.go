@@ -535,15 +535,20 @@ func (s *Server) audioError(err error, sess *store.Session, from, to int64) erro
 	return err
 }
 
+// audioSpan reads the session and the from/to span of an audio route.
+func (s *Server) audioSpan(c *fiber.Ctx) (sess *store.Session, from, to int64, err error) {
+	if sess, err = s.sessionOf(c); err != nil {
+		return nil, 0, 0, err
+	}
+	from, to, err = timeRange(c, maxAudioSpanMs)
+	return sess, from, to, err
+}
+
 // getAudio is GET /v1/sessions/{id}/audio?from&to: the stored audio of that span as a WAV (16 kHz
 // mono), served with range requests and streamed as the database is read. The first request of
 // a listen (no Range, or from byte 0) is audit-logged; a player's further range requests are not.
 func (s *Server) getAudio(c *fiber.Ctx) error {
-	sess, err := s.sessionOf(c)
-	if err != nil {
-		return err
-	}
-	from, to, err := timeRange(c, maxAudioSpanMs)
+	sess, from, to, err := s.audioSpan(c)
 	if err != nil {
 		return err
 	}
@@ -568,11 +573,7 @@ func (s *Server) getAudio(c *fiber.Ctx) error {
 // getAudioPeaks is GET /v1/sessions/{id}/audio/peaks?from&to&n: the audio's loudness in n
 // buckets (peak |sample|, 0–1), for the small waveform beside each answer.
 func (s *Server) getAudioPeaks(c *fiber.Ctx) error {
-	sess, err := s.sessionOf(c)
-	if err != nil {
-		return err
-	}
-	from, to, err := timeRange(c, maxAudioSpanMs)
+	sess, from, to, err := s.audioSpan(c)
 	if err != nil {
 		return err
 	}
