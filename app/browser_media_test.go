@@ -84,7 +84,7 @@ func TestBrowserReviewMedia(t *testing.T) {
 		chromedp.ScrollIntoView(css(`#review-media`)),
 		b.shot("media-01-session.png"))
 	// Select the flag (it may not be the first open one) and check the player sits at its time.
-	b.run("select the flag", chromedp.Click(css(fmt.Sprintf(`#flags tr[data-flag="%d"] td:nth-child(3)`, flag.ID))),
+	b.run("select the flag", b.click(fmt.Sprintf(`#flags tr[data-flag="%d"] td:nth-child(3)`, flag.ID)),
 		b.visible(fmt.Sprintf(`#flags tr.sel[data-flag="%d"]`, flag.ID)),
 		b.visible(`#rv-video-main`),
 		until(`document.querySelector('#rv-video-main').readyState >= 2 && !document.querySelector('#rv-video-main').seeking`),
@@ -130,13 +130,13 @@ func TestBrowserReviewMedia(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.run("an audio flag", chromedp.Reload(), b.visible(fmt.Sprintf(`#flags tr[data-flag="%d"]`, silence.ID)),
-		chromedp.Click(css(fmt.Sprintf(`#flags tr[data-flag="%d"] td:nth-child(3)`, silence.ID))),
+		b.click(fmt.Sprintf(`#flags tr[data-flag="%d"] td:nth-child(3)`, silence.ID)),
 		until(fmt.Sprintf(`document.querySelector('#rv-audio').src.includes('from=%d&to=%d')`, silence.StartMs-5000, silence.EndMs+5000)),
 		chromedp.ScrollIntoView(css(`#review-media`)), b.shot("media-03b-audio-flag.png"))
 
 	// The filmstrip with the keyboard: → twice moves two analysed frames on, ← one back; o
 	// toggles the overlays on the frame shown.
-	b.run("back to the flag", chromedp.Click(css(fmt.Sprintf(`#flags tr[data-flag="%d"] td:nth-child(3)`, flag.ID))))
+	b.run("back to the flag", b.click(fmt.Sprintf(`#flags tr[data-flag="%d"] td:nth-child(3)`, flag.ID)))
 	b.run("select another flag and back", b.key("j"), b.key("k"), b.visible(fmt.Sprintf(`#flags tr.sel[data-flag="%d"]`, flag.ID)),
 		until(`document.querySelector('#rv-strip .rv-col.sel') !== null`))
 	col0 := num(`Number(document.querySelector('#rv-strip .rv-col.sel').dataset.i)`)

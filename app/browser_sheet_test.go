@@ -49,7 +49,7 @@ func TestBrowserSheetFrames(t *testing.T) {
 	b.run("open the sheet flag",
 		chromedp.Navigate(a.URL+"/ui/#/session/"+top.ID),
 		b.visible(fmt.Sprintf(`#flags tr[data-flag="%d"]`, f.ID)),
-		chromedp.Click(css(fmt.Sprintf(`#flags tr[data-flag="%d"]`, f.ID))),
+		b.click(fmt.Sprintf(`#flags tr[data-flag="%d"]`, f.ID)),
 		b.visible(`#sheet-frames [data-sheet="front"] img`),
 		b.visible(`#sheet-frames [data-sheet="back"] .none`),
 		b.shot("sheet-frames.png"))

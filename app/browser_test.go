@@ -117,6 +117,14 @@ func (b *browserTab) visible(sel string) step    { return chromedp.WaitVisible(c
 func (b *browserTab) xvisible(xpath string) step { return chromedp.WaitVisible(chromedp.Search(xpath)) }
 func (b *browserTab) key(k string) step          { return chromedp.KeyEvent(k) }
 
+// click clicks the first element matching sel from inside the page, waiting until there is one:
+// the live feed redraws the flag list, and a node found by chromedp.Click can be gone by the time
+// the click is sent ("Could not find node with given id").
+func (b *browserTab) click(sel string) step {
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true; })()`, sel)
+	return chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond))
+}
+
 // text returns the visible text of the first element matching sel.
 func (b *browserTab) text(sel string) string {
 	b.t.Helper()
@@ -431,7 +439,7 @@ func TestBrowserDataLoop(t *testing.T) {
 	b.run("correct the frame",
 		chromedp.Navigate(a.URL+"/ui/#/session/"+top.ID),
 		b.visible(fmt.Sprintf(`#flags tr[data-flag="%d"]`, faces.ID)),
-		chromedp.Click(css(fmt.Sprintf(`#flags tr[data-flag="%d"]`, faces.ID))),
+		b.click(fmt.Sprintf(`#flags tr[data-flag="%d"]`, faces.ID)),
 		b.visible(`#flags tr.sel[data-flag="`+fmt.Sprint(faces.ID)+`"]`),
 		b.visible(`#attr-form #attr-mask`),
 		chromedp.SetValue(css(`#attr-mask`), "false"),
