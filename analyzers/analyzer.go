@@ -65,6 +65,18 @@ type Enrollment struct {
 	// resembles another webcam frame of the same person far more than an ID photo, so later
 	// frames are compared with the best of all.
 	Gallery [][]float32 `json:"gallery,omitempty"`
+	// Learned is how many of Gallery, at its end, were learned while answering (faces that
+	// matched the photo or a login frame by a wide margin): they count for Similarity but never
+	// vouch for another learned face (Anchor).
+	Learned int `json:"learned,omitempty"`
+}
+
+// Anchor is v's best similarity with the photo and the login frames of the gallery: what a
+// face must match to be learned.
+func (e *Enrollment) Anchor(v []float32) float32 {
+	anchors := Enrollment{Vector: e.Vector, Gallery: e.Gallery[:len(e.Gallery)-e.Learned]}
+	best, _ := anchors.Similarity(v)
+	return best
 }
 
 // Similarity is v's best cosine similarity with the photo and the gallery, and its similarity
@@ -78,6 +90,20 @@ func (e *Enrollment) Similarity(v []float32) (best, photo float32) {
 		}
 	}
 	return best, photo
+}
+
+// GalleryRedundant: a face this similar to a reference already kept is the same pose and light
+// (the candidate sat still); keeping it adds nothing.
+const GalleryRedundant = 0.9
+
+// Redundant says whether v is nearly the same face as one of refs.
+func Redundant(refs [][]float32, v []float32) bool {
+	for _, r := range refs {
+		if len(r) == len(v) && models.Cosine(r, v) > GalleryRedundant {
+			return true
+		}
+	}
+	return false
 }
 
 // Face is one detected face, box in original pixel coordinates.

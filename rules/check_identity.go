@@ -30,6 +30,8 @@ const (
 	SettingIdentityMinSharpness  = "identity_min_sharpness"
 	SettingIdentityGallerySize   = "identity_gallery_size"
 	SettingIdentityLoginFrames   = "identity_login_min_frames"
+	SettingIdentityLearnMargin   = "identity_learn_margin"
+	SettingIdentityLearnedFaces  = "identity_learned_faces"
 )
 
 // The identity check compares the main camera's main face with the registration photo and,
@@ -143,6 +145,14 @@ func init() {
 			// 3 frames that passed the quality gate: fewer is no evidence either way.
 			{Key: SettingIdentityLoginFrames, Unit: Count, Default: 3, Min: 1, Max: 600,
 				Doc: "Quality frames before answering needed to judge the login (IDENTITY_NOT_VERIFIED)."},
+			// The day's pose and light drift during an exam; frames that match the verified
+			// references by a wide margin cover the drift. Only the photo and the login frames
+			// vouch for a learned face (never another learned face), so the gallery cannot drift
+			// towards someone else one step at a time.
+			{Key: SettingIdentityLearnMargin, Unit: Score, Default: identityLearnMarginDefault, Min: 0.001, Max: 1,
+				Doc: "A face of the answering phase that matches the registration photo or a login frame by at least this much above the threshold joins the gallery (1: never)."},
+			{Key: SettingIdentityLearnedFaces, Unit: Count, Default: 10, Min: 1, Max: 50,
+				Doc: "Answering-phase faces kept in the gallery at most."},
 		},
 		Timing: func(v *TimingView, p Params, raise func(FlagSpec)) {
 			started := v.First("answering_started") != nil || v.Now >= v.Start
@@ -157,6 +167,18 @@ func init() {
 
 // identityMismatchMarginDefault: see the setting's comment.
 const identityMismatchMarginDefault = 0.1
+
+// identityLearnMarginDefault: chosen on the tuning people of `proctor eval vision --checks
+// identity-time` (docs/vision.md): 0.10 had the fewest false flags (0.20 learned nothing).
+const identityLearnMarginDefault = 0.1
+
+// LearnsFace says whether a face of the answering phase that passed the quality gate joins the
+// session's gallery: anchor is its best similarity with the registration photo and the login
+// frames (not with faces learned before), learned how many the gallery has learned already.
+func LearnsFace(anchor, threshold float32, learned int, p Params) bool {
+	return learned < int(p.Value(SettingIdentityLearnedFaces)) &&
+		float64(anchor) >= float64(threshold)+p.Value(SettingIdentityLearnMargin)
+}
 
 // loginUnverified: enough quality frames before answering, none matched the photo, and the
 // platform reported no face login of its own.

@@ -97,7 +97,7 @@ func TestBiometricsSealed(t *testing.T) {
 			if s, err := st.GetSession(ctx, "", sess.ID); err != nil || !bytes.Equal(s.FaceEmbedding, emb) {
 				t.Errorf("embedding read back: %v", err)
 			}
-			if vs, err := store.GalleryVectors(st.DB, sess.ID, "facenet@1"); err != nil || len(vs) != 1 || !bytes.Equal(vs[0], emb) {
+			if vs, err := store.GalleryVectors(st.DB, sess.ID, "facenet@1"); err != nil || len(vs) != 1 || !bytes.Equal(vs[0].Vector, emb) {
 				t.Errorf("gallery vectors read back: %v", err)
 			}
 			// A sealed photo copied into another session's row does not open there.

@@ -1,18 +1,21 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
-// GalleryFace is one of the candidate's own frames from face login and preparation, kept as a
-// reference face of the session: it matched the registration photo (or followed the platform's
-// own face login) and passed the identity quality gate.
+// GalleryFace is one of the candidate's own frames kept as a reference face of the session: from
+// face login and preparation, it matched the registration photo (or followed the platform's own
+// face login); while answering, it matched those by a wide margin (GalleryLearned). Each passed
+// the identity quality gate.
 type GalleryFace struct {
 	ID           uint   `gorm:"primaryKey" json:"id"`
 	SessionID    string `gorm:"size:64;uniqueIndex:gallery_key,priority:1" json:"session_id"`
@@ -34,23 +37,44 @@ type GalleryFace struct {
 const (
 	GalleryFromPhoto         = "photo"
 	GalleryFromPlatformLogin = "platform_login"
+	// GalleryLearned: a face of the answering phase that matched the photo or a login frame by
+	// a wide margin (rules.LearnsFace).
+	GalleryLearned = "learned"
 )
 
-// GalleryVectors returns the session's gallery embeddings of one model, oldest first.
-func GalleryVectors(db *gorm.DB, sessionID, model string) ([][]byte, error) {
+// GalleryVector is one gallery embedding, and whether it was learned while answering.
+type GalleryVector struct {
+	Vector  []byte
+	Learned bool
+}
+
+// GalleryVectors returns the session's gallery embeddings of one model: the login frames first,
+// then the learned ones, each oldest first.
+func GalleryVectors(db *gorm.DB, sessionID, model string) ([]GalleryVector, error) {
 	var rows []GalleryFace
-	err := db.Select("seq, vector").Where("session_id = ? AND model = ?", sessionID, model).
+	err := db.Select("seq, vector, source").Where("session_id = ? AND model = ?", sessionID, model).
 		Order("id").Find(&rows).Error
 	if err != nil {
 		return nil, err
 	}
-	out := make([][]byte, len(rows))
+	slices.SortStableFunc(rows, func(a, b GalleryFace) int {
+		return cmp.Compare(boolInt(a.Source == GalleryLearned), boolInt(b.Source == GalleryLearned))
+	})
+	out := make([]GalleryVector, len(rows))
 	for i, r := range rows {
-		if out[i], err = open(db, r.Vector, aadGallery("vector", sessionID, r.Seq)); err != nil {
+		out[i].Learned = r.Source == GalleryLearned
+		if out[i].Vector, err = open(db, r.Vector, aadGallery("vector", sessionID, r.Seq)); err != nil {
 			return nil, fmt.Errorf("gallery of session %s: %w", sessionID, err)
 		}
 	}
 	return out, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // AddGalleryFace stores a gallery frame inside the frame's transaction; a redelivered frame adds

@@ -133,6 +133,7 @@ type frameJob struct {
 	obs     analyzers.Observation
 	fr      *store.FrameResult
 	version string
+	enr     *analyzers.Enrollment // what a main-camera frame was compared with (nil: nothing)
 }
 
 // HandleBatch analyses a fetched batch of frame messages and stores their results, the rules'
@@ -234,7 +235,7 @@ func (h *FrameHandlers) HandleBatch(ctx context.Context, msgs []kafka.Message) e
 			if err != nil {
 				return fmt.Errorf("frame %s/%s/%d: %w", j.fm.SessionID, j.fm.Camera, j.fm.Seq, err)
 			}
-			if err := h.updateGallery(tx, sess, j.fr, j.fm.JPEG, &j.obs, j.eng); err != nil {
+			if err := h.updateGallery(tx, sess, j.fr, j.fm.JPEG, &j.obs, j.eng, j.enr); err != nil {
 				return err
 			}
 			if err := storeShadows(tx, j.fr, &j.obs); err != nil {
@@ -358,6 +359,7 @@ func (h *FrameHandlers) analyze(ctx context.Context, set *analyzers.Set, sess *s
 		if meta.Enrolled, err = h.enrollment(ctx, set, sess); err != nil {
 			return err
 		}
+		j.enr = meta.Enrolled
 	}
 	j.obs, err = set.AnalyzeFrameJPEG(ctx, fm.JPEG, meta)
 	j.version = modelVersion(set)

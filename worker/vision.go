@@ -10,7 +10,6 @@ import (
 	"gorm.io/gorm"
 
 	"proctor/analyzers"
-	"proctor/models"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -37,7 +36,7 @@ func (h *FrameHandlers) enrollment(ctx context.Context, set *analyzers.Set, sess
 			if err != nil {
 				return nil, err
 			}
-			enr.Gallery = g
+			enr.Gallery, enr.Learned = g.vectors, g.learned
 		}
 		return enr, nil
 	}
@@ -70,9 +69,12 @@ func (h *FrameHandlers) enrollment(ctx context.Context, set *analyzers.Set, sess
 // passes the identity quality gate is counted for the login check (IDENTITY_NOT_VERIFIED), and,
 // when it matched the registration photo or followed the platform's own face login, joins the
 // session's gallery while the gallery has room and the face adds something new.
+//
+// From the answering phase on, a face that matches the photo or a login frame by a wide margin is
+// learned (rules.LearnsFace): enr is the enrollment the frame was compared with.
 func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *store.FrameResult, jpeg []byte,
-	obs *analyzers.Observation, eng *rules.Engine) error {
-	if fr.Camera != analyzers.CameraMain || !rules.BeforeAnswering(sess.Phase) {
+	obs *analyzers.Observation, eng *rules.Engine, enr *analyzers.Enrollment) error {
+	if fr.Camera != analyzers.CameraMain {
 		return nil
 	}
 	i, ok := rules.IdentityQuality(obs, eng.Params())
@@ -83,6 +85,9 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 	threshold := m.Threshold
 	if t := eng.Params().Value(rules.SettingIdentityThreshold); t != 0 {
 		threshold = float32(t)
+	}
+	if !rules.BeforeAnswering(sess.Phase) {
+		return h.learnFace(tx, sess, fr, jpeg, m, threshold, eng.Params(), enr)
 	}
 	source := ""
 	if m.Photo >= threshold {
@@ -103,39 +108,77 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 	if source == "" {
 		return nil
 	}
-	have, err := store.GalleryVectors(tx, sess.ID, sess.FaceEmbeddingModel)
-	if err != nil || len(have) >= int(eng.Params().Value(rules.SettingIdentityGallerySize)) {
+	have, learned, err := galleryOf(tx, sess)
+	if err != nil || len(have)-learned >= int(eng.Params().Value(rules.SettingIdentityGallerySize)) ||
+		analyzers.Redundant(have, m.Embedding) { // the candidate sat still: adds nothing
 		return err
 	}
-	for _, g := range have {
-		// Nearly the same face as one already kept (the candidate sat still): adds nothing.
-		if v := analyzers.DecodeVector(g); len(v) == len(m.Embedding) && models.Cosine(v, m.Embedding) > galleryRedundant {
-			return nil
+	return h.addGalleryFace(tx, sess, fr, jpeg, m, source)
+}
+
+// learnFace adds an answering-phase face to the gallery when rules.LearnsFace says so and it is
+// not nearly the same as a face kept. The cached enrollment answers first (most frames stop
+// there); the transaction's own view decides, as the batch may have learned a face already.
+func (h *FrameHandlers) learnFace(tx *gorm.DB, sess *store.Session, fr *store.FrameResult, jpeg []byte,
+	m *analyzers.Match, threshold float32, p rules.Params, enr *analyzers.Enrollment) error {
+	if enr == nil {
+		return nil
+	}
+	anchor := enr.Anchor(m.Embedding)
+	if !rules.LearnsFace(anchor, threshold, enr.Learned, p) || analyzers.Redundant(enr.Gallery, m.Embedding) {
+		return nil
+	}
+	have, learned, err := galleryOf(tx, sess)
+	if err != nil || !rules.LearnsFace(anchor, threshold, learned, p) || analyzers.Redundant(have, m.Embedding) {
+		return err
+	}
+	return h.addGalleryFace(tx, sess, fr, jpeg, m, store.GalleryLearned)
+}
+
+// galleryOf reads the session's gallery in the transaction: its vectors, the learned ones last,
+// and how many were learned.
+func galleryOf(tx *gorm.DB, sess *store.Session) ([][]float32, int, error) {
+	rows, err := store.GalleryVectors(tx, sess.ID, sess.FaceEmbeddingModel)
+	if err != nil {
+		return nil, 0, err
+	}
+	var have [][]float32
+	learned := 0
+	for _, r := range rows {
+		if v := analyzers.DecodeVector(r.Vector); v != nil {
+			have = append(have, v)
+			if r.Learned {
+				learned++
+			}
 		}
 	}
+	return have, learned, nil
+}
+
+func (h *FrameHandlers) addGalleryFace(tx *gorm.DB, sess *store.Session, fr *store.FrameResult, jpeg []byte,
+	m *analyzers.Match, source string) error {
 	h.galleries.forget(sess.ID)
 	return store.AddGalleryFace(tx, &store.GalleryFace{SessionID: sess.ID, Seq: fr.Seq, CapturedAtMs: fr.CapturedAtMs,
 		Model: sess.FaceEmbeddingModel, Vector: analyzers.EncodeVector(m.Embedding), PhotoSimilarity: m.Photo,
 		Source: source, JPEG: jpeg, CreatedAt: time.Now().UTC()})
 }
 
-// galleryRedundant: a new frame this similar to a kept one is the same pose and light.
-const galleryRedundant = 0.9
-
 // galleryCache keeps each session's gallery embeddings for a few seconds: every main-camera
-// frame of the answering phase reads them, and they change only before it.
+// frame of the answering phase reads them, and they change rarely then (a learned face; its
+// worker forgets the entry).
 type galleryCache struct{ m sync.Map } // session id → *cachedGallery
 
 type cachedGallery struct {
 	model   string
-	vectors [][]float32
+	vectors [][]float32 // the login frames, then the learned faces
+	learned int
 	expires time.Time
 }
 
-func (c *galleryCache) get(ctx context.Context, st *store.Store, sessionID, model string) ([][]float32, error) {
+func (c *galleryCache) get(ctx context.Context, st *store.Store, sessionID, model string) (*cachedGallery, error) {
 	if v, ok := c.m.Load(sessionID); ok {
 		if g := v.(*cachedGallery); g.model == model && time.Now().Before(g.expires) {
-			return g.vectors, nil
+			return g, nil
 		}
 	}
 	rows, err := store.GalleryVectors(st.DB.WithContext(ctx), sessionID, model)
@@ -144,12 +187,15 @@ func (c *galleryCache) get(ctx context.Context, st *store.Store, sessionID, mode
 	}
 	g := &cachedGallery{model: model, expires: time.Now().Add(30 * time.Second)}
 	for _, r := range rows {
-		if v := analyzers.DecodeVector(r); v != nil {
+		if v := analyzers.DecodeVector(r.Vector); v != nil {
 			g.vectors = append(g.vectors, v)
+			if r.Learned {
+				g.learned++
+			}
 		}
 	}
 	c.m.Store(sessionID, g)
-	return g.vectors, nil
+	return g, nil
 }
 
 func (c *galleryCache) forget(sessionID string) { c.m.Delete(sessionID) }
