@@ -119,46 +119,48 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 		return nil, err
 	}
 	if len(tuning) >= 2 {
+		// sweep replays the tuning people once per value of one setting; within[i] is how
+		// many switches to undegraded frames value i flagged within the goal.
+		sweep := func(key, what string, values []float64) (perHour []float64, within []int, err error) {
+			for _, v := range values {
+				r, err := identityTimeRun(ctx, env, st, rules.New(rules.Config{Settings: rules.Params{key: v}}), id, tuning, true)
+				if err != nil {
+					return nil, nil, err
+				}
+				env.Note("identity-time tuning (%d dev people), %s %.3f: %.2f false flags/h (%d in %.1f h), switches within the goal: %d of %d as they come, %d of %d undegraded",
+					len(tuning), what, v, r.perHour(), r.sameFlags, r.hours(), r.sw[0].within, r.sw[0].n(), r.sw[1].within, r.sw[1].n())
+				perHour, within = append(perHour, r.perHour()), append(within, r.sw[1].within)
+			}
+			return perHour, within, nil
+		}
 		// The widest margin that keeps switch detection (undegraded frames, within the goal)
 		// at 95% of the narrowest band's: a wider band removes false flags but also delays
 		// the flag for a real switch.
-		chosen, base := identityMarginSweep[0], -1
-		for _, m := range identityMarginSweep {
-			eng := rules.New(rules.Config{Settings: rules.Params{rules.SettingIdentityMismatchBand: m}})
-			r, err := identityTimeRun(ctx, env, st, eng, id, tuning, true)
-			if err != nil {
-				return nil, err
-			}
-			env.Note("identity-time tuning (%d dev people), margin %.3f: %.2f false flags/h (%d in %.1f h), switches within the goal: %d of %d as they come, %d of %d undegraded",
-				len(tuning), m, r.perHour(), r.sameFlags, r.hours(), r.sw[0].within, r.sw[0].n(), r.sw[1].within, r.sw[1].n())
-			if base < 0 {
-				base = r.sw[1].within
-			}
-			if float64(r.sw[1].within) >= 0.95*float64(base) {
+		_, within, err := sweep(rules.SettingIdentityMismatchBand, "margin", identityMarginSweep)
+		if err != nil {
+			return nil, err
+		}
+		chosen := identityMarginSweep[0]
+		for i, m := range identityMarginSweep {
+			if float64(within[i]) >= 0.95*float64(within[0]) {
 				chosen = m
 			}
 		}
 		env.Note("identity-time tuning: margin %.3f is the widest keeping 95%% of switch detection on the dev people; shipped default %.3f", chosen, margin)
-		// The learn margin: the one with the fewest false flags that keeps 95% of the switch
-		// detection without learning (1 = never learn).
-		chosenLearn, best, base := identityLearnSweep[0], math.Inf(1), -1
-		for _, l := range identityLearnSweep {
-			eng := rules.New(rules.Config{Settings: rules.Params{rules.SettingIdentityLearnMargin: l}})
-			r, err := identityTimeRun(ctx, env, st, eng, id, tuning, true)
-			if err != nil {
-				return nil, err
-			}
-			env.Note("identity-time tuning (%d dev people), learn margin %.3f: %.2f false flags/h (%d in %.1f h), switches within the goal: %d of %d as they come, %d of %d undegraded",
-				len(tuning), l, r.perHour(), r.sameFlags, r.hours(), r.sw[0].within, r.sw[0].n(), r.sw[1].within, r.sw[1].n())
-			if base < 0 {
-				base = r.sw[1].within
-			}
-			if float64(r.sw[1].within) >= 0.95*float64(base) && r.perHour() < best {
-				chosenLearn, best = l, r.perHour()
+		// The learn margin: the fewest false flags keeping 95% of the switch detection without
+		// learning (1 = never learn).
+		perHour, within, err := sweep(rules.SettingIdentityLearnMargin, "learn margin", identityLearnSweep)
+		if err != nil {
+			return nil, err
+		}
+		chosen = identityLearnSweep[0]
+		for i, l := range identityLearnSweep {
+			if float64(within[i]) >= 0.95*float64(within[0]) && perHour[i] < perHour[slices.Index(identityLearnSweep, chosen)] {
+				chosen = l
 			}
 		}
 		env.Note("identity-time tuning: learn margin %.3f has the fewest false flags keeping 95%% of switch detection on the dev people; shipped default %.3f",
-			chosenLearn, shipped.Params().Value(rules.SettingIdentityLearnMargin))
+			chosen, shipped.Params().Value(rules.SettingIdentityLearnMargin))
 	}
 
 	var rows []Row
