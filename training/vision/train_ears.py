@@ -199,7 +199,8 @@ def augment(x, rng):
     return out
 
 
-def build_model():
+def build_small():
+    """The first model (v1): a 47k-parameter CNN from scratch (kept for comparison: --arch small)."""
     from tensorflow import keras
     L = keras.layers
     inp = keras.Input((H, W, 3), name="crop")
@@ -215,13 +216,101 @@ def build_model():
     return keras.Model(inp, out)
 
 
-def train(x, y, wts, epochs, rng, synth_pool):
+# NanoDet's backbone (models/trained/nanodet-coco.onnx: COCO-trained, BGR, ImageNet mean/std in
+# 0..255) up to its stride-16 stage: pretrained features learnt from 118k photos full of heads,
+# hair and hats, fine-tuned on the ear labels. On 48×64 the stage is 3×4×256.
+NANODET = os.path.join(ROOT, "models", "trained", "nanodet-coco.onnx")
+NANODET_CUT = "t134_0"
+NANODET_MEAN = np.array([103.53, 116.28, 123.675], np.float32)
+NANODET_SCALE = np.array([0.017429194, 0.017507003, 0.017124754], np.float32)
+
+
+def build_nanodet(cut=NANODET_CUT):
+    """A Keras copy of NanoDet's ONNX graph from its input to tensor `cut` (Pad, Conv, LeakyRelu,
+    MaxPool, Concat; the weights read from the ONNX file), its input normalisation folded in
+    (the crop stays BGR / 255 like v1), then average and max pooling and the three sigmoids.
+    check_nanodet() compares the copy with onnxruntime on the cut."""
+    import onnx
     import tensorflow as tf
-    tf.random.set_seed(SEED)
+    from onnx import numpy_helper
+    from tensorflow import keras
+    L = keras.layers
+    m = onnx.load(NANODET)
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    cast = {n.output[0]: n.input[0] for n in m.graph.node if n.op_type == "Cast"}  # float16 weights
+    weight = lambda t: init[cast.get(t, t)].astype(np.float32)
+    inp = keras.Input((H, W, 3), name="crop")
+    t = {"input": L.Rescaling(scale=(255.0 * NANODET_SCALE).tolist(), offset=(-NANODET_MEAN * NANODET_SCALE).tolist())(inp)}
+    for n in m.graph.node:
+        if not n.input or n.input[0] not in t:
+            continue  # weight casts and shape arithmetic
+        at = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        x = t[n.input[0]]
+        if n.op_type == "Pad":
+            if list(init[n.input[1]]) != [0, 0, 1, 1, 0, 0, 1, 1]:
+                raise ValueError(f"nanodet {n.name}: unexpected pads")
+            if len(n.input) > 2:  # -inf padding before the max pool
+                y = L.Lambda(lambda v: tf.pad(v, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=-1e4))(x)
+            else:
+                y = L.ZeroPadding2D(1)(x)
+        elif n.op_type == "Conv":
+            k, b = weight(n.input[1]), weight(n.input[2])
+            if at.get("group", 1) != 1:
+                raise ValueError(f"nanodet {n.name}: grouped convolution")
+            conv = L.Conv2D(k.shape[0], k.shape[2:], strides=at["strides"], padding="valid")
+            y = conv(x)
+            conv.set_weights([k.transpose(2, 3, 1, 0), b])
+        elif n.op_type == "LeakyRelu":
+            y = L.LeakyReLU(negative_slope=at["alpha"])(x)
+        elif n.op_type == "MaxPool":
+            y = L.MaxPooling2D(at["kernel_shape"], at["strides"], padding="valid")(x)
+        elif n.op_type == "Concat":
+            y = L.Concatenate(axis=-1)([t[i] for i in n.input])
+        else:
+            raise ValueError(f"nanodet {n.name}: {n.op_type} before {cut}")
+        t[n.output[0]] = y
+        if n.output[0] == cut:
+            break
+    f = t[cut]
+    g = L.Concatenate()([L.GlobalAveragePooling2D()(f), L.GlobalMaxPooling2D()(f)])
+    g = L.Dropout(0.4)(g)
+    out = L.Dense(len(LABELS), activation="sigmoid", name="scores")(g)
+    return keras.Model(inp, out)
+
+
+def check_nanodet():
+    """The Keras copy gives onnxruntime's activations of NanoDet on the same crop."""
+    import onnx
+    import onnxruntime as ort
+    import tensorflow as tf
+    m = onnx.load(NANODET)
+    for d in (2, 3):
+        m.graph.input[0].type.tensor_type.shape.dim[d].dim_param = "hw"[d - 2]
+    sub = onnx.utils.Extractor(m).extract_model(["input"], [NANODET_CUT])
+    s = ort.InferenceSession(sub.SerializeToString(), providers=["CPUExecutionProvider"])
+    c = np.random.default_rng(0).integers(0, 256, (H, W, 3)).astype(np.float32)
+    ref = s.run(None, {"input": ((c - NANODET_MEAN) * NANODET_SCALE).transpose(2, 0, 1)[None]})[0]
+    model = build_nanodet()
+    gap = [layer for layer in model.layers if layer.name.startswith("global_average")][0]
+    got = tf.keras.Model(model.input, gap.input)(c[None] / 255.0).numpy().transpose(0, 3, 1, 2)
+    diff = float(np.abs(got - ref).max())
+    if diff > 1e-3 * max(1.0, float(np.abs(ref).max())):
+        raise SystemExit(f"train_ears: the Keras copy of NanoDet differs from onnxruntime by {diff}")
+    log(f"NanoDet copy checked against onnxruntime: max difference {diff:.2e}")
+
+
+ARCHS = {"nanodet": (build_nanodet, 30, 5e-4), "small": (build_small, 100, 2e-3)}  # builder, epochs, learning rate
+
+
+def train(x, y, wts, epochs, rng, synth_pool, arch="nanodet", lr=None, seed=SEED):
+    import tensorflow as tf
+    tf.random.set_seed(seed)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.config.threading.set_intra_op_parallelism_threads(2)
-    model = build_model()
-    opt = tf.keras.optimizers.Adam(2e-3)
+    build, _, lr0 = ARCHS[arch]
+    lr = lr or lr0
+    model = build()
+    opt = tf.keras.optimizers.Adam(lr)
 
     @tf.function(reduce_retracing=True)
     def step(xb, yb, wb):
@@ -236,8 +325,7 @@ def train(x, y, wts, epochs, rng, synth_pool):
     bs = 32
     n = len(x)
     for ep in range(epochs):
-        lr = 2e-3 * 0.5 * (1 + np.cos(np.pi * ep / epochs))
-        opt.learning_rate.assign(lr)
+        opt.learning_rate.assign(lr * 0.5 * (1 + np.cos(np.pi * ep / epochs)))
         perm = rng.permutation(n)
         tot, k = 0.0, 0
         for s in range(0, n - bs + 1, bs):
@@ -327,11 +415,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--labels", default=os.path.join(here, "ears-labels.tsv"))
     ap.add_argument("--export", action="append", default=[], help="reviewer export folder (docs/data-loop.md)")
-    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="nanodet",
+                    help="nanodet: NanoDet's backbone fine-tuned (v2, shipped); small: the 47k-parameter CNN of v1")
+    ap.add_argument("--epochs", type=int, help="default: 30 (nanodet), 100 (small)")
+    ap.add_argument("--lr", type=float, help="peak learning rate (cosine decay); default 5e-4 (nanodet), 2e-3 (small)")
+    ap.add_argument("--cv", type=int, default=0, metavar="K",
+                    help="model choice without the held-back people: K folds by person over the training and "
+                         "validation people, thresholds and F1 on the pooled out-of-fold scores; writes no model")
     ap.add_argument("--cache", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "ears-data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "ears-cnn.onnx"))
     ap.add_argument("--evaluate", action="store_true", help="re-measure --out with its manifest's thresholds, no training")
     a = ap.parse_args()
+    a.epochs = a.epochs or ARCHS[a.arch][1]
     rng = np.random.default_rng(SEED)
     labels = read_labels(a.labels)
     photos = sorted({os.path.join(DATA, r["photo"]) for r in labels})
@@ -355,21 +450,44 @@ def main():
     tr = ~hb & ~va
     log(f"{len(x)} labelled ears: train {tr.sum()}, validation {va.sum()}, held back {hb.sum()}; "
         f"people held back {len({person(p) for p, h in zip(P, hb) if h})}")
-    # The visible training ears (fully labelled) are the canvas for synthetic earphones.
-    synth_pool = np.nonzero(tr & (y[:, 0] == 0) & (y[:, 1] == 0) & (wts.min(axis=1) == 1))[0]
-    # Oversample the rare real earphone ears so each epoch sees them several times.
-    idx = np.nonzero(tr)[0]
-    idx = np.concatenate([idx] + [np.nonzero(tr & (y[:, 2] == 1))[0]] * 20)
+
+    def fit(trm, out):
+        """Trains on the ears of trm, exports to out, returns the scores of every ear."""
+        # The visible training ears (fully labelled) are the canvas for synthetic earphones.
+        synth_pool = np.nonzero(trm & (y[:, 0] == 0) & (y[:, 1] == 0) & (wts.min(axis=1) == 1))[0]
+        # Oversample the rare real earphone ears so each epoch sees them several times.
+        idx = np.nonzero(trm)[0]
+        idx = np.concatenate([idx] + [np.nonzero(trm & (y[:, 2] == 1))[0]] * 20)
+        model = train(x[idx], y[idx], wts[idx], a.epochs, rng, np.searchsorted(np.nonzero(trm)[0], synth_pool),
+                      arch=a.arch, lr=a.lr)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        export(model, out)
+        return run_onnx(out, x)
+
+    if a.arch == "nanodet" and not a.evaluate:
+        check_nanodet()
+    if a.cv:
+        # Out-of-fold scores of every non-held-back ear; the held-back people are not touched.
+        fold = np.array([fnv("cv:" + person(p)) % a.cv for p in P])
+        dev = ~hb
+        oof = np.zeros((len(x), 3), np.float32)
+        tmp = os.path.join(a.cache, f"cv-{a.arch}.onnx")
+        for k in range(a.cv):
+            log(f"fold {k + 1}/{a.cv}")
+            oof[dev & (fold == k)] = fit(dev & (fold != k), tmp)[dev & (fold == k)]
+        thr = {l: best_threshold(oof[dev, k], y[dev, k] > 0.5) for k, l in enumerate(LABELS[:2])}
+        pred, truth = decide(oof[dev], O[dev], thr), [truth_name(t) for t in y[dev]]
+        res = {"arch": a.arch, "epochs": a.epochs, "lr": a.lr or ARCHS[a.arch][2], "folds": a.cv,
+               "ears": int(dev.sum()), "thresholds": thr, **{l: prf(pred, truth, l) for l in ("covered", "visible", "not_in_view")}}
+        print(json.dumps(res))
+        return
     if a.evaluate:
         # Re-measure the model as shipped (its manifest's thresholds), no training.
         with open(os.path.join(ROOT, "models", "manifests", "ears-cnn.json")) as f:
             thr = {k: float(v) for k, v in json.load(f)["vision"]["scores"].items()}
         s = run_onnx(a.out, x)
     else:
-        model = train(x[idx], y[idx], wts[idx], a.epochs, rng, np.searchsorted(np.nonzero(tr)[0], synth_pool))
-        os.makedirs(os.path.dirname(a.out), exist_ok=True)
-        export(model, a.out)
-        s = run_onnx(a.out, x)
+        s = fit(tr, a.out)
         thr = {l: best_threshold(s[va, k], y[va, k] > 0.5) for k, l in enumerate(LABELS[:2])}
     # Earphones: validation has no real positive; synthetic pastes on the validation ears pick it.
     vis_va = np.nonzero(va & (y[:, 0] == 0) & (y[:, 1] == 0))[0]
