@@ -530,7 +530,16 @@ def main():
     real_pos = np.nonzero(y[:, 2] == 1)[0]
     report["earphones_real_positives"] = [{"photo": P[i], "score": round(float(s[i, 2]), 3), "out_of_fold_score": None if oof is None else round(float(oof[i, 2]), 3),
                                          "split": "held_back" if hb[i] else "train"} for i in real_pos]
-    with open(os.path.join(here, "ears-report.json"), "w") as f:
+    path = os.path.join(here, "ears-report.json")
+    if a.evaluate and os.path.exists(path):
+        # The out-of-fold scores need the fold models: keep the training run's.
+        prev = json.load(open(path))
+        if "out_of_fold" in prev:
+            report["out_of_fold"] = prev["out_of_fold"]
+        was = {r["photo"]: r.get("out_of_fold_score") for r in prev.get("earphones_real_positives", [])}
+        for r in report["earphones_real_positives"]:
+            r["out_of_fold_score"] = was.get(r["photo"])
+    with open(path, "w") as f:
         json.dump(report, f, indent=1)
     if not a.evaluate:
         write_manifest(a.out, thr, a.arch)
