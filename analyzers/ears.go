@@ -41,7 +41,8 @@ const earOutside = 0.5
 
 // Ears decides per face whether each ear is visible, covered or not in view, and whether
 // earphones are worn: two crops around the ears, located from the 68 landmarks on the frame
-// (wider than the aligned face crop, which cuts the ears off), each classified by a small CNN.
+// (wider than the aligned face crop, which cuts the ears off), each classified by ears-cnn
+// (NanoDet's backbone fine-tuned on ear labels, models/cards/ears-cnn.md).
 // It fills Face.Ears and Face.Earphones. Not safe for concurrent use.
 type Ears struct {
 	clf      *models.AttributeClassifier
