@@ -92,9 +92,22 @@ def augment(x, rng):
     return out
 
 
-def train(weights, X, y, epochs, rng, evaluate=None):
+# The face in the aligned 112×112 crop (ArcFace template): where synthetic occluders are drawn.
+FACE_BOX = (22, 20, 68, 90)
+
+
+def synthetic(x, rng, others):
+    """occluders.py's hand or object drawn on a clear crop: an extra positive."""
+    import occluders
+    im = (x * 255).astype(np.uint8)
+    im = occluders.hand(im, FACE_BOX, rng) if rng.random() < 0.6 else occluders.obj(im, FACE_BOX, rng, others)
+    return im.astype(np.float32) / 255
+
+
+def train(weights, X, y, epochs, rng, evaluate=None, syn=0.0):
     """Fine-tunes every layer on the occluded output; positives are oversampled to a quarter of
-    each epoch. evaluate(model, epoch) is called at each of EPOCHS."""
+    each epoch; with syn, that share of the clear crops of a batch get a synthetic occluder and
+    count as occluded. evaluate(model, epoch) is called at each of EPOCHS."""
     import tensorflow as tf
     model = build(weights)
     opt = tf.keras.optimizers.Adam(float(os.environ.get("OCCL_LR", "3e-4")))
@@ -113,7 +126,12 @@ def train(weights, X, y, epochs, rng, evaluate=None):
         rng.shuffle(idx)
         for s in range(0, len(idx), BATCH):
             b = idx[s:s + BATCH]
-            step(tf.constant(augment(X[b], rng)), tf.constant(y[b].astype(np.float32)))
+            xb, yb = X[b].copy(), y[b].astype(np.float32)
+            if syn:
+                others = [(o * 255).astype(np.uint8) for o in X[rng.choice(len(X), 4)]]
+                for k in np.flatnonzero((yb == 0) & (rng.random(len(b)) < syn)):
+                    xb[k], yb[k] = synthetic(xb[k], rng, others), 1
+            step(tf.constant(augment(xb, rng)), tf.constant(yb))
         if evaluate and ep in EPOCHS:
             evaluate(model, ep)
     return model
@@ -199,6 +217,8 @@ def main():
     ap.add_argument("--report", default=os.path.join(here, "occlusion-report.json"),
                     help="with --skip-cv: take the epochs and threshold from this earlier cross-validation")
     ap.add_argument("--skip-cv", action="store_true", help="train the final model with --report's choices")
+    ap.add_argument("--synthetic", type=float, default=0.0,
+                    help="share of clear crops per batch given a synthetic hand/object (occluders.py) as extra positives")
     a = ap.parse_args()
     import tensorflow as tf
     tf.random.set_seed(SEED)
@@ -214,10 +234,10 @@ def main():
         report = json.load(open(a.report))
         epochs, thr = report["epochs"], report["threshold"]
     else:
-        report, epochs, thr = cross_validate(base, X, y, fold, rng, a.labels)
+        report, epochs, thr = cross_validate(base, X, y, fold, rng, a.labels, a.synthetic)
     if a.cv_only:
         return
-    model = train(base, X, y, epochs, rng)
+    model = train(base, X, y, epochs, rng, syn=a.synthetic)
     graft(a.base, model.get_weights(), a.out)
     man = json.load(open(a.manifest))
     man["sha256"] = hashlib.sha256(open(a.out, "rb").read()).hexdigest()
@@ -232,21 +252,21 @@ def main():
     log(f"wrote {a.out} (occluded threshold {thr})")
 
 
-def cross_validate(base, X, y, fold, rng, labels):
+def cross_validate(base, X, y, fold, rng, labels, syn):
     oof = {e: np.zeros(len(y)) for e in EPOCHS}
     for f in range(5):
         tr, te = fold != f, fold == f
 
         def ev(model, ep, te=te):
             oof[ep][te] = predict(model, X[te])
-        train(base, X[tr], y[tr], max(EPOCHS), rng, ev)
+        train(base, X[tr], y[tr], max(EPOCHS), rng, ev, syn)
         log(f"fold {f}: " + " ".join(f"{e}:{average_precision(y[te], oof[e][te]):.3f}" for e in EPOCHS))
     cv = {e: {"ap": round(average_precision(y, oof[e]), 3), "best_f1": round(best_f1(y, oof[e])[0], 3)} for e in EPOCHS}
     epochs = max(EPOCHS, key=lambda e: cv[e]["ap"])
     f1, thr, f1_at = best_f1(y, oof[epochs])
     thr = round(min(max(thr, 0.05), 0.99), 3)
     report = {"labels": os.path.relpath(labels, ROOT), "tuning_faces": len(y), "tuning_occluded": int(y.sum()),
-              "cv_per_epochs": cv, "epochs": epochs, "threshold": thr, "cv_f1_at_threshold": round(f1_at, 3)}
+              "synthetic": syn, "learning_rate": float(os.environ.get("OCCL_LR", "3e-4")), "cv_per_epochs": cv, "epochs": epochs, "threshold": thr, "cv_f1_at_threshold": round(f1_at, 3)}
     log(json.dumps(report))
     return report, epochs, thr
 
