@@ -9,13 +9,18 @@ is fine-tuned end to end on the aligned crops of the tuning people (the service'
 go run ./training/vision/earcrops --face-crops), and grafted beside the original: one ONNX file,
 input `crop`, output `scores` = [original mask, fine-tuned occluded].
 
-  .cache/vision-venv/bin/python training/vision/train_occlusion.py [--cv-only] [--out ONNX]
+  .cache/vision-venv/bin/python training/vision/train_occlusion.py --cv-only [--synthetic 0.15]
+  .cache/vision-venv/bin/python training/vision/train_occlusion.py --out ONNX [--skip-cv] [--synthetic 0.15]
 
 Epochs and the threshold are chosen by 5-fold cross-validation over the tuning people (folds by
 person): the epoch count with the best out-of-fold average precision, then the highest threshold
 within 0.01 of the best out-of-fold F1. The held-back people (train_ears.held_back) are never
-read here; eval_occlusion.py reports on them. Writes the model, updates the manifest's sha256 and
-occluded threshold, and training/vision/occlusion-report.json (cross-validation numbers)."""
+read here; eval_occlusion.py reports on them (--model ONNX --manifest ONNX-without-.onnx.json).
+Writes the model and its manifest (the shipped one with the new sha256 and occluded threshold) and
+the cross-validation report. OCCL_LR sets Adam's learning rate (default 3e-4).
+
+Nothing it made has been shipped: none beat attire-cnn@1 at an acceptable false-alarm rate
+(training/vision/occlusion-report.json, docs/vision.md Part D)."""
 import argparse
 import hashlib
 import json
@@ -210,16 +215,20 @@ def main():
     ap.add_argument("--labels", default=os.path.join(here, "occlusion-labels.tsv"))
     ap.add_argument("--base", default=os.path.join(ROOT, "models", "trained", "attire-cnn.onnx"),
                     help="the attire model whose mask output is kept and whose weights start the fine-tuning")
-    ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "attire-cnn.onnx"))
-    ap.add_argument("--manifest", default=os.path.join(ROOT, "models", "manifests", "attire-cnn.json"))
+    ap.add_argument("--out", help="the new model (required unless --cv-only); its manifest goes next to it "
+                    "(OUT without .onnx + .json: the shipped manifest with the new sha256 and occluded threshold). "
+                    "To ship: --out models/trained/attire-cnn.onnx and copy the manifest to models/manifests/")
     ap.add_argument("--cache", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "occlusion-data"))
     ap.add_argument("--cv-only", action="store_true", help="report the cross-validation, write nothing")
-    ap.add_argument("--report", default=os.path.join(here, "occlusion-report.json"),
-                    help="with --skip-cv: take the epochs and threshold from this earlier cross-validation")
+    ap.add_argument("--report", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "occlusion-data", "cv-report.json"),
+                    help="where the cross-validation report goes; with --skip-cv, the earlier one to take the epochs and threshold from "
+                    "(training/vision/occlusion-report.json records the runs behind docs/vision.md)")
     ap.add_argument("--skip-cv", action="store_true", help="train the final model with --report's choices")
     ap.add_argument("--synthetic", type=float, default=0.0,
                     help="share of clear crops per batch given a synthetic hand/object (occluders.py) as extra positives")
     a = ap.parse_args()
+    if not a.cv_only and not a.out:
+        ap.error("--out is required (or --cv-only)")
     import tensorflow as tf
     tf.random.set_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -235,20 +244,20 @@ def main():
         epochs, thr = report["epochs"], report["threshold"]
     else:
         report, epochs, thr = cross_validate(base, X, y, fold, rng, a.labels, a.synthetic)
-    if a.cv_only:
-        return
-    model = train(base, X, y, epochs, rng, syn=a.synthetic)
-    graft(a.base, model.get_weights(), a.out)
-    man = json.load(open(a.manifest))
-    man["sha256"] = hashlib.sha256(open(a.out, "rb").read()).hexdigest()
-    man["vision"]["scores"]["occluded"] = thr
-    with open(a.manifest, "w") as f:
-        json.dump(man, f, indent=2)
-        f.write("\n")
     if not a.skip_cv:
         with open(a.report, "w") as f:
             json.dump(report, f, indent=1)
             f.write("\n")
+    if a.cv_only:
+        return
+    model = train(base, X, y, epochs, rng, syn=a.synthetic)
+    graft(a.base, model.get_weights(), a.out)
+    man = json.load(open(os.path.join(ROOT, "models", "manifests", "attire-cnn.json")))
+    man["sha256"] = hashlib.sha256(open(a.out, "rb").read()).hexdigest()
+    man["vision"]["scores"]["occluded"] = thr
+    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
+        json.dump(man, f, indent=2)
+        f.write("\n")
     log(f"wrote {a.out} (occluded threshold {thr})")
 
 
