@@ -9,7 +9,8 @@ The held-back people are not read.
 
 Feature sets: attire-cnn's pooled 96 (the input of its occluded output), its last conv stage
 pooled on a 3×3 grid (where on the face), faceplugin-embedding's 512-d embedding, and its
-14×14 stage (node 471) pooled on a 3×3 grid. The shipped occluded score itself is the baseline."""
+14×14 stage (node 471) pooled on a 3×3 grid. The shipped occluded score itself is the baseline. It also prints the
+frame-edge geometry check (share of the crop's face region outside the frame)."""
 import os
 import sys
 
@@ -80,6 +81,12 @@ def main():
     X = np.stack([cv2.imread(i[0]).astype(np.float32) / 255 for i in tune])
     y = np.array([i[1] for i in tune])
     fold = np.array([fnv("fold:" + i[4]) % 5 for i in tune])
+    # Frame edge as geometry: the share of the face region of the aligned crop (x 20-92, y 30-108 of
+    # the ArcFace template) that is black, i.e. outside the frame.
+    edge = (X[:, 30:108, 20:92].max(-1) == 0).mean((1, 2))
+    kind = np.array([i[2] for i in tune])
+    print("frame-edge faces, share outside the frame:", np.round(np.sort(edge[kind == "frame_edge"]), 3),
+          f"; clear faces above 0.05: {int((edge[~y] > 0.05).sum())} of {int((~y).sum())}")
     shipped, pooled, stage = attire_features(X)
     emb, mid = faceplugin_features(X)
     print(f"{len(y)} tuning faces, {int(y.sum())} occluded")
