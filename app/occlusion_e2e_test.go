@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"image"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,22 +42,7 @@ func framedPhoto(t *testing.T, path string, edge bool) []byte {
 		t.Fatalf("cannot read %s", path)
 	}
 	defer img.Close()
-	frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 128, 128, 0), 480, 640, gocv.MatTypeCV8UC3)
-	defer frame.Close()
-	s := min(400/float64(img.Rows()), 400/float64(img.Cols()))
-	w, h := max(1, int(float64(img.Cols())*s)), max(1, int(float64(img.Rows())*s))
-	scaled := gocv.NewMat()
-	defer scaled.Close()
-	gocv.Resize(img, &scaled, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
-	roi := frame.Region(image.Rect((640-w)/2, (480-h)/2, (640-w)/2+w, (480-h)/2+h))
-	scaled.CopyTo(&roi)
-	roi.Close()
-	buf, err := gocv.IMEncode(gocv.JPEGFileExt, frame)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer buf.Close()
-	return append([]byte(nil), buf.GetBytes()...)
+	return framed(t, img)
 }
 
 // TestVisionObjectsOccluded: real photos of a covered face (those of occlusion/ the analyzers see

@@ -202,6 +202,28 @@ func maskDir(t *testing.T) string {
 	return dir
 }
 
+// framed is img scaled to 400 px in a 640×480 camera frame on a grey background (a face at
+// arm's length), as a JPEG.
+func framed(t *testing.T, img gocv.Mat) []byte {
+	t.Helper()
+	frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 128, 128, 0), 480, 640, gocv.MatTypeCV8UC3)
+	defer frame.Close()
+	s := min(400/float64(img.Rows()), 400/float64(img.Cols()))
+	w, h := max(1, int(float64(img.Cols())*s)), max(1, int(float64(img.Rows())*s))
+	scaled := gocv.NewMat()
+	defer scaled.Close()
+	gocv.Resize(img, &scaled, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
+	roi := frame.Region(image.Rect((640-w)/2, (480-h)/2, (640-w)/2+w, (480-h)/2+h))
+	scaled.CopyTo(&roi)
+	roi.Close()
+	buf, err := gocv.IMEncode(gocv.JPEGFileExt, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	return append([]byte(nil), buf.GetBytes()...)
+}
+
 // maskedFrames turns the masked photos of dir into 640×480 camera frames (the photo scaled into
 // the frame on a grey background, as a laptop camera would see a face at arm's length) and keeps
 // those where the analyzers see exactly one masked face and one person.
@@ -219,23 +241,8 @@ func maskedFrames(t *testing.T, set *analyzers.Set, dir string, n int) [][]byte 
 			img.Close()
 			continue
 		}
-		frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 128, 128, 0), 480, 640, gocv.MatTypeCV8UC3)
-		s := min(400/float64(img.Rows()), 400/float64(img.Cols()))
-		w, h := max(1, int(float64(img.Cols())*s)), max(1, int(float64(img.Rows())*s))
-		scaled := gocv.NewMat()
-		gocv.Resize(img, &scaled, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
-		roi := frame.Region(image.Rect((640-w)/2, (480-h)/2, (640-w)/2+w, (480-h)/2+h))
-		scaled.CopyTo(&roi)
-		buf, err := gocv.IMEncode(gocv.JPEGFileExt, frame)
-		roi.Close()
-		scaled.Close()
-		frame.Close()
+		data := framed(t, img)
 		img.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data := append([]byte(nil), buf.GetBytes()...)
-		buf.Close()
 		obs, err := set.AnalyzeJPEG(context.Background(), data, analyzers.CameraMain)
 		if err != nil {
 			t.Fatal(err)

@@ -8,18 +8,13 @@ sheet, each numbered; sheets.tsv maps sheet/number to photo, face and box for th
 import argparse
 import csv
 import os
+import sys
 
 from PIL import Image, ImageDraw
 
 here = os.path.dirname(os.path.abspath(__file__))
-
-
-def iou(a, b):
-    ix = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    iy = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+sys.path.insert(0, here)
+from train_ears import iou  # noqa: E402
 
 
 def main():
