@@ -401,6 +401,13 @@ func (w *stateWriter) floats(v []float32) {
 		w.f32(x)
 	}
 }
+// pcm16 writes a length-prefixed ring of 16-bit samples (the phrase spotters' audio rings).
+func (w *stateWriter) pcm16(v []int16) {
+	w.u32(uint32(len(v)))
+	for _, x := range v {
+		w.b = binary.LittleEndian.AppendUint16(w.b, uint16(x))
+	}
+}
 func (w *stateWriter) boolean(v bool) {
 	if v {
 		w.b = append(w.b, 1)
@@ -442,6 +449,22 @@ func (r *stateReader) str() string  { return string(r.bytes(int(r.u32()))) }
 func (r *stateReader) boolean() bool {
 	b := r.bytes(1)
 	return b != nil && b[0] == 1
+}
+
+// pcm16Into reads what pcm16 wrote into dst's storage (grown if needed); more than most
+// samples is a mismatch.
+func (r *stateReader) pcm16Into(dst []int16, most int) []int16 {
+	m := int(r.u32())
+	b := r.bytes(2 * m)
+	if r.err != nil || m > most {
+		r.err = ErrStateMismatch
+		return dst[:0]
+	}
+	dst = slices.Grow(dst[:0], m)[:m]
+	for i := range dst {
+		dst[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
+	}
+	return dst
 }
 
 // floatsInto reads a float slice into dst's storage (grown if needed), so restoring a state

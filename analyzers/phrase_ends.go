@@ -1,10 +1,8 @@
 package analyzers
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -197,10 +195,7 @@ func (e *endSpotter) appendState(w *stateWriter) {
 		w.f32(d.ewn)
 		w.boolean(d.scored)
 	}
-	w.u32(uint32(len(e.ring)))
-	for _, v := range e.ring {
-		w.b = binary.LittleEndian.AppendUint16(w.b, uint16(v))
-	}
+	w.pcm16(e.ring)
 }
 
 func (e *endSpotter) restoreState(r *stateReader) error {
@@ -213,14 +208,8 @@ func (e *endSpotter) restoreState(r *stateReader) error {
 	for range n {
 		e.due = append(e.due, dueEnd{end: r.i64(), ewn: r.f32(), scored: r.boolean()})
 	}
-	m := int(r.u32())
-	b := r.bytes(2 * m)
-	if r.err != nil || m > ewnRing {
+	if e.ring = r.pcm16Into(e.ring, ewnRing); r.err != nil {
 		return ErrStateMismatch
-	}
-	e.ring = slices.Grow(e.ring[:0], m)[:m]
-	for i := range e.ring {
-		e.ring[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
 	}
 	return nil
 }

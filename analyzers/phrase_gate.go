@@ -1,10 +1,8 @@
 package analyzers
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 )
 
 // The phrase closes an answer, so its best window ends where the candidate stops speaking. The
@@ -221,10 +219,7 @@ func (g *phraseGate) appendState(w *stateWriter) {
 		w.i64(s.lo)
 		w.i64(s.hi)
 	}
-	w.u32(uint32(len(g.ring)))
-	for _, v := range g.ring {
-		w.b = binary.LittleEndian.AppendUint16(w.b, uint16(v))
-	}
+	w.pcm16(g.ring)
 }
 
 func (g *phraseGate) restoreState(r *stateReader) error {
@@ -237,14 +232,8 @@ func (g *phraseGate) restoreState(r *stateReader) error {
 	for range n {
 		g.spans = append(g.spans, gateSpan{r.i64(), r.i64()})
 	}
-	m := int(r.u32())
-	b := r.bytes(2 * m)
-	if r.err != nil {
+	if g.ring = r.pcm16Into(g.ring, math.MaxInt32); r.err != nil {
 		return ErrStateMismatch
-	}
-	g.ring = slices.Grow(g.ring[:0], m)[:m]
-	for i := range g.ring {
-		g.ring[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
 	}
 	return nil
 }
