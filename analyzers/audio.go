@@ -401,6 +401,7 @@ func (w *stateWriter) floats(v []float32) {
 		w.f32(x)
 	}
 }
+
 // pcm16 writes a length-prefixed ring of 16-bit samples (the phrase spotters' audio rings).
 func (w *stateWriter) pcm16(v []int16) {
 	w.u32(uint32(len(v)))
