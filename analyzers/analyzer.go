@@ -69,6 +69,10 @@ type Enrollment struct {
 	// matched the photo or a login frame by a wide margin): they count for Similarity but never
 	// vouch for another learned face (Anchor).
 	Learned int `json:"learned,omitempty"`
+	// Gathering: the pipeline may keep this frame's face in the gallery (face login and
+	// preparation), so the identity analyzer measures it with its full model even when a first
+	// look (IdentityConfig.FirstLook) would settle the match.
+	Gathering bool `json:"-"`
 }
 
 // Anchor is v's best similarity with the photo and the login frames of the gallery: what a

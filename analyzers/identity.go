@@ -46,6 +46,15 @@ type IdentityConfig struct {
 	AllFaces bool `json:"all_faces,omitempty"`
 	// Threads is the intra-op thread count of the model session. Default 1.
 	Threads int `json:"threads,omitempty"`
+	// FirstLook is the manifest name of a cheaper embedding model with the same crop (e.g.
+	// facenet-keras-int8) that measures each face first, against the same references: a face
+	// whose first-look similarity is at least Threshold + FirstLookMargin is the enrolled person
+	// and the full model does not run. Every other face (the ones a decision could turn on) is
+	// measured by Model. Such a settled match carries no Embedding (the gallery keeps only the
+	// full model's); login frames (Enrollment.Gathering) always get the full model. Empty: off.
+	FirstLook string `json:"first_look,omitempty"`
+	// FirstLookMargin: see FirstLook. Default 0.1.
+	FirstLookMargin float32 `json:"first_look_margin,omitempty"`
 }
 
 // DefaultIdentityModel is the embedding model used when IdentityConfig.Model is empty.
@@ -69,6 +78,9 @@ type Enroller interface {
 // for concurrent use.
 type Identity struct {
 	emb       *models.FaceEmbedder
+	first     *models.FaceEmbedder // FirstLook's model; nil when off
+	firstVec  []float32
+	firstAt   float32 // similarity at or above which the first look settles a match
 	model     string
 	version   string
 	threshold float32
@@ -85,6 +97,8 @@ type Identity struct {
 	thumb     [thumbSide * thumbSide]uint8
 	tracks    map[string]*faceTrack
 	tick      int64
+	// faces measured since creation: settled by the first look, measured by the full model
+	firstLooks, fullLooks int
 }
 
 // faceTrack is the last measured face of one session in this analyzer (one worker's Set).
@@ -144,8 +158,43 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 		a.minFace = 40
 	}
 	a.version = fmt.Sprintf("%s sim=%g every=%d", a.model, a.threshold, a.every)
+	if cfg.FirstLook != "" {
+		if err := a.openFirstLook(cfg, m); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("identity analyzer: %w", err)
+		}
+	}
 	return a, nil
 }
+
+// openFirstLook loads the cheaper first-look model, which must crop and embed like the full one
+// (its vectors are compared with the full model's references).
+func (a *Identity) openFirstLook(cfg IdentityConfig, full *models.Manifest) error {
+	m, err := models.Load(cfg.FirstLook)
+	if err != nil {
+		return err
+	}
+	fi, in := full.Input, m.Input
+	if m.Task != full.Task || m.Decode.Dim != full.Decode.Dim || in.Width != fi.Width || in.Height != fi.Height ||
+		in.Zoom != fi.Zoom || in.Shift != fi.Shift || in.Colour != fi.Colour {
+		return fmt.Errorf("first look %s does not crop and embed like %s", m.ID(), full.ID())
+	}
+	if a.first, err = models.NewFaceEmbedder(m, models.SessionOptions{IntraOpThreads: cfg.Threads}); err != nil {
+		return err
+	}
+	margin := cfg.FirstLookMargin
+	if margin <= 0 {
+		margin = DefaultFirstLookMargin
+	}
+	a.firstVec = make([]float32, m.Decode.Dim)
+	a.firstAt = a.threshold + margin
+	a.version += fmt.Sprintf(" first=%s+%g", m.ID(), margin)
+	return nil
+}
+
+// DefaultFirstLookMargin is IdentityConfig.FirstLookMargin's default, chosen on the dev people by
+// `proctor eval vision --checks identity-time --identity-first-look` (docs/vision.md).
+const DefaultFirstLookMargin = 0.1
 
 // Name implements Analyzer.
 func (a *Identity) Name() string { return "identity" }
@@ -179,6 +228,10 @@ func (a *Identity) Enroll(f *Frame, obs *Observation) (Enrollment, error) {
 // Frame.FaceCrops when the model takes the ArcFace 112×112 crop, else from its own crop of the
 // frame, aligned on the same five points.
 func (a *Identity) embed(f *Frame, i int, dst []float32) error {
+	return a.embedWith(a.emb, f, i, dst)
+}
+
+func (a *Identity) embedWith(emb *models.FaceEmbedder, f *Frame, i int, dst []float32) error {
 	in := f.FaceCrops[i]
 	if a.align != nil {
 		if i >= len(f.FaceLandmarks) {
@@ -189,7 +242,7 @@ func (a *Identity) embed(f *Frame, i int, dst []float32) error {
 		}
 		in = a.crop
 	}
-	if err := a.emb.Embed(in, dst); err != nil {
+	if err := emb.Embed(in, dst); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
 	return nil
@@ -201,6 +254,27 @@ func (a *Identity) Embed(f *Frame, i int, dst []float32) error {
 		return fmt.Errorf("identity: no aligned crop for face %d", i)
 	}
 	return a.embed(f, i, dst)
+}
+
+// EmbedFirstLook writes the first-look model's embedding of FaceCrops[i] into dst; false when
+// the analyzer has no first look. For evaluation tools.
+func (a *Identity) EmbedFirstLook(f *Frame, i int, dst []float32) (bool, error) {
+	if a.first == nil {
+		return false, nil
+	}
+	if i < 0 || i >= len(f.FaceCrops) {
+		return false, fmt.Errorf("identity: no aligned crop for face %d", i)
+	}
+	return true, a.embedWith(a.first, f, i, dst)
+}
+
+// FirstLookAt is the similarity at or above which the first look settles a match (0: no first
+// look).
+func (a *Identity) FirstLookAt() float32 {
+	if a.first == nil {
+		return 0
+	}
+	return a.firstAt
 }
 
 // LastEmbedding is the embedding computed by the latest Analyze that measured (unit length);
@@ -248,10 +322,10 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 			Photo: t.photo, Sharpness: t.sharpness}
 		return nil
 	}
-	if err := a.embed(f, i, a.vec); err != nil {
+	m, err := a.measure(f, i)
+	if err != nil {
 		return err
 	}
-	m := a.measured(f, i)
 	obs.Faces[i].Match = m
 	sim := m.Similarity
 	if f.Session == "" {
@@ -271,6 +345,30 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 	}
 	return nil
 }
+
+// measure embeds face i and matches it: first with the first-look model when there is one and
+// the frame is not gathering gallery faces, then, unless that settled it, with the full model.
+func (a *Identity) measure(f *Frame, i int) (*Match, error) {
+	if a.first != nil && !f.Enrolled.Gathering {
+		if err := a.embedWith(a.first, f, i, a.firstVec); err != nil {
+			return nil, err
+		}
+		if best, photo := f.Enrolled.Similarity(a.firstVec); best >= a.firstAt {
+			a.firstLooks++
+			return &Match{Similarity: best, SamePerson: true, Measured: true, Threshold: a.threshold,
+				Photo: photo, Sharpness: a.sharpness(f.FaceCrops[i])}, nil
+		}
+	}
+	if err := a.embed(f, i, a.vec); err != nil {
+		return nil, err
+	}
+	a.fullLooks++
+	return a.measured(f, i), nil
+}
+
+// Looks counts the faces the first look settled and those the full model measured since the
+// analyzer was made (the bench and the eval print the share).
+func (a *Identity) Looks() (first, full int) { return a.firstLooks, a.fullLooks }
 
 // thumbnail writes the tiny grey version of an aligned crop into a.thumb.
 func (a *Identity) thumbnail(crop gocv.Mat) error {
@@ -324,7 +422,12 @@ func (a *Identity) evictOldest() {
 
 // Close implements Analyzer.
 func (a *Identity) Close() error {
-	errs := []error{a.emb.Close(), a.small.Close(), a.grey.Close(), a.cropGrey.Close(), a.lap.Close(), a.crop.Close()}
+	errs := []error{a.small.Close(), a.grey.Close(), a.cropGrey.Close(), a.lap.Close(), a.crop.Close()}
+	for _, e := range []*models.FaceEmbedder{a.emb, a.first} {
+		if e != nil {
+			errs = append(errs, e.Close())
+		}
+	}
 	if a.align != nil {
 		errs = append(errs, a.align.Close())
 	}

@@ -153,3 +153,70 @@ func TestEnrollWithoutFace(t *testing.T) {
 		t.Errorf("enrolling without identity: %v, want ErrNoEnroller", err)
 	}
 }
+
+// The first look (IdentityConfig.FirstLook) settles clear matches with the cheaper model and
+// leaves every other face, and every face of the login phase, to the full model: the decisions
+// are the full model's.
+func TestIdentityFirstLook(t *testing.T) {
+	f, others := demoFrames(t)
+	mk := func(first string) *analyzers.Set {
+		t.Helper()
+		set, err := analyzers.NewSet(analyzers.Config{Analyzers: vision,
+			Identity: analyzers.IdentityConfig{Model: "facenet-keras-mirror", FirstLook: first}})
+		if err != nil {
+			t.Skipf("%v: run scripts/setup.sh (it builds facenet-keras-int8)", err)
+		}
+		t.Cleanup(func() { set.Close() })
+		return set
+	}
+	full, cascade := mk(""), mk("facenet-keras-int8")
+	ctx := context.Background()
+	enr, err := full.Enroll(ctx, f.Photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2, err := cascade.Enroll(ctx, f.Photo); err != nil || e2.Model != enr.Model || !slices.Equal(e2.Vector, enr.Vector) {
+		t.Fatalf("the cascade enrols %q (%v), want the full model's %q embedding", e2.Model, err, enr.Model)
+	}
+	match := func(set *analyzers.Set, jpeg []byte, e *analyzers.Enrollment) *analyzers.Match {
+		t.Helper()
+		obs, err := set.AnalyzeFrameJPEG(ctx, jpeg, analyzers.FrameMeta{Camera: analyzers.CameraMain, Enrolled: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(obs.Faces) != 1 || obs.Faces[0].Match == nil {
+			t.Fatalf("faces %+v: want one matched face", obs.Faces)
+		}
+		return obs.Faces[0].Match
+	}
+	settled := 0
+	for i, jpg := range append(slices.Clone(f.Candidate), others...) {
+		want, got := match(full, jpg, &enr), match(cascade, jpg, &enr)
+		if got.SamePerson != want.SamePerson || !got.Measured {
+			t.Errorf("frame %d: cascade %+v, full model %+v: want the same decision", i, got, want)
+		}
+		if got.Embedding == nil { // settled by the first look: a clear match, no vector to keep
+			settled++
+			if !got.SamePerson || got.Similarity < got.Threshold+analyzers.DefaultFirstLookMargin {
+				t.Errorf("frame %d settled by the first look at %.3f (threshold %.3f)", i, got.Similarity, got.Threshold)
+			}
+		} else if got.Similarity != want.Similarity {
+			t.Errorf("frame %d measured by the full model at %.4f, the full model alone %.4f", i, got.Similarity, want.Similarity)
+		}
+	}
+	t.Logf("%d of %d candidate frames settled by the first look", settled, len(f.Candidate))
+	if settled == 0 || settled > len(f.Candidate) {
+		t.Errorf("%d frames settled by the first look, want some of the %d candidate frames and no impostor", settled, len(f.Candidate))
+	}
+	gathering := enr
+	gathering.Gathering = true
+	for i, jpg := range f.Candidate {
+		if m := match(cascade, jpg, &gathering); m.Embedding == nil {
+			t.Errorf("login frame %d: no embedding, want the full model's (it may join the gallery)", i)
+		}
+	}
+	if _, err := analyzers.NewSet(analyzers.Config{Analyzers: vision,
+		Identity: analyzers.IdentityConfig{Model: "facenet-keras", FirstLook: "faceplugin-embedding"}}); err == nil {
+		t.Error("a first look with another crop: built, want an error")
+	}
+}

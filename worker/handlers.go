@@ -359,6 +359,9 @@ func (h *FrameHandlers) analyze(ctx context.Context, set *analyzers.Set, sess *s
 		if meta.Enrolled, err = h.enrollment(ctx, set, sess); err != nil {
 			return err
 		}
+		if meta.Enrolled != nil && rules.BeforeAnswering(sess.Phase) {
+			meta.Enrolled.Gathering = true // a login frame may join the gallery: the full model measures it
+		}
 		j.enr = meta.Enrolled
 	}
 	j.obs, err = set.AnalyzeFrameJPEG(ctx, fm.JPEG, meta)

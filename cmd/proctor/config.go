@@ -24,7 +24,7 @@ type serviceFlags struct {
 	addr, dataDir, dsn, brokers, group, topicPrefix, logLevel string
 	partitions, concurrency                                   int
 	faceAbsent, multipleFaces                                 time.Duration
-	analyzers, identityModel, personsModel                    string
+	analyzers, identityModel, personsModel, firstLook         string
 	longSilence                                               time.Duration
 	recordingsDir                                             string
 	recordingFPS                                              float64
@@ -78,6 +78,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.longSilence, "long-silence", envDuration("PROCTOR_LONG_SILENCE", 60*time.Second), "no speech this long inside an answer raises LONG_SILENCE (PROCTOR_LONG_SILENCE)")
 	fs.StringVar(&f.analyzers, "analyzers", env("PROCTOR_ANALYZERS", strings.Join(serviceAnalyzers, ",")), "frame analyzers to run, in order (PROCTOR_ANALYZERS)")
 	fs.StringVar(&f.identityModel, "identity-model", env("PROCTOR_IDENTITY_MODEL", ""), "face-embedding model of the identity check (models/manifests); empty = "+analyzers.DefaultIdentityModel+"; facenet-keras-int8 is ~3.5× cheaper, with the same TAR but more false mismatches over time on the held-back people (docs/vision.md) (PROCTOR_IDENTITY_MODEL)")
+	fs.StringVar(&f.firstLook, "identity-first-look", env("PROCTOR_IDENTITY_FIRST_LOOK", ""), "a cheaper face-embedding model with the identity model's crop (e.g. facenet-keras-int8) that settles clear matches first; the identity model measures the rest (docs/vision.md); empty = off (PROCTOR_IDENTITY_FIRST_LOOK)")
 	fs.StringVar(&f.personsModel, "persons-model", env("PROCTOR_PERSONS_MODEL", ""), "person/phone detector (models/manifests); empty = "+analyzers.DefaultPersonsModel+"; nanodet-coco-int8 is ~2× cheaper but finds fewer distant people (docs/vision.md) (PROCTOR_PERSONS_MODEL)")
 	fs.StringVar(&f.logLevel, "log-level", env("PROCTOR_LOG_LEVEL", "info"), "debug, info, warn or error (PROCTOR_LOG_LEVEL)")
 	fs.StringVar(&f.recordingsDir, "recordings-dir", env("PROCTOR_RECORDINGS_DIR", ""), "uploaded recordings; API and workers on different machines must share it; empty = DATA_DIR/recordings (PROCTOR_RECORDINGS_DIR)")
@@ -124,6 +125,7 @@ func (f *serviceFlags) config() app.Config {
 		}
 	}
 	cfg.Analyzers.Identity.Model, cfg.Analyzers.Persons.Model = f.identityModel, f.personsModel
+	cfg.Analyzers.Identity.FirstLook = f.firstLook
 	cfg.Audio.Answers.LongSilence = f.longSilence
 	cfg.Recordings.Dir, cfg.API.Recordings.Dir = f.recordingsDir, f.recordingsDir
 	cfg.Recordings.FrameRate = f.recordingFPS

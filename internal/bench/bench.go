@@ -23,6 +23,7 @@ import (
 	"proctor/app"
 	"proctor/internal/platform"
 	"proctor/internal/scenario"
+	"proctor/rules"
 	"proctor/store"
 )
 
@@ -215,6 +216,28 @@ func startCPUProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
+// waitPhase waits until the event consumer has moved every session to phase.
+func (r *round) waitPhase(ctx context.Context, ids []string, phase string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var n int64
+		if err := r.a.Store.DB.WithContext(ctx).Model(&store.Session{}).Where("id IN ? AND phase = ?", ids, phase).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == int64(len(ids)) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d sessions reached phase %s within 2 minutes", n, len(ids), phase)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // round posts the sessions' frames through the API and waits until all are stored.
 type round struct {
 	a         *app.App
@@ -248,11 +271,19 @@ func (r *round) run(ctx context.Context, tag string) (result, error) {
 	ids := make([]string, o.Sessions)
 	for i := range ids {
 		s, err := r.client.CreateSession(ctx, platform.NewSession{ExamID: "bench", CandidateID: fmt.Sprint("c", tag, i),
-			ScheduledStart: start, DurationSec: 3600, Questions: 3, Photo: r.photo})
+			ScheduledStart: start, DurationSec: 3 * 3600, Questions: 3, Photo: r.photo})
 		if err != nil {
 			return result{}, err
 		}
 		ids[i] = s.ID
+		// An exam room is answering: the platform's event, so that frames are judged as in the
+		// answering phase (not as face-login frames that may join the gallery).
+		if _, err := r.client.PostEvents(ctx, s.ID, platform.Event{Seq: 1, Type: "answering_started", CapturedAt: start.UnixMilli()}); err != nil {
+			return result{}, err
+		}
+	}
+	if err := r.waitPhase(ctx, ids, rules.PhaseAnswering); err != nil {
+		return result{}, err
 	}
 	// Frame i is session i%S's frame i/S, captured i/S seconds into the session; its seq is i.
 	postedAt := make([]time.Time, o.N)

@@ -63,6 +63,7 @@ type identityTimeFrame struct {
 	face    analyzers.Face
 	n       int // faces in the frame
 	vec     []float32
+	first   []float32 // the first-look model's embedding (IdentityConfig.FirstLook), nil without one
 	width   int
 	high    int
 }
@@ -118,12 +119,17 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(tuning) >= 2 {
+	firstAt := id.FirstLookAt()
+	if len(tuning) >= 2 && firstAt > 0 {
+		if err := tuneFirstLook(ctx, env, st, shipped, id, tuning); err != nil {
+			return nil, err
+		}
+	} else if len(tuning) >= 2 {
 		// sweep replays the tuning people once per value of one setting; within[i] is how
 		// many switches to undegraded frames value i flagged within the goal.
 		sweep := func(key, what string, values []float64) (perHour []float64, within []int, err error) {
 			for _, v := range values {
-				r, err := identityTimeRun(ctx, env, st, rules.New(rules.Config{Settings: rules.Params{key: v}}), id, tuning, true)
+				r, err := identityTimeRun(ctx, env, st, rules.New(rules.Config{Settings: rules.Params{key: v}}), id, tuning, true, 0)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -168,22 +174,36 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 		eng     *rules.Engine
 		gallery bool
 		label   string
+		firstAt float32
 	}
-	runs := []run{
-		{shipped, true, fmt.Sprintf("gallery on, margin %.3f", margin)},
-		{shipped, false, fmt.Sprintf("gallery off (photo only), margin %.3f", margin)},
+	var runs []run
+	if firstAt > 0 {
+		// With a first look, its default against the full model on every frame (the other
+		// settings were chosen without one: run without --identity-first-look for those rows).
+		runs = []run{
+			{shipped, true, fmt.Sprintf("gallery on, margin %.3f, first look settles from %.3f", margin, firstAt), firstAt},
+			{shipped, true, fmt.Sprintf("gallery on, margin %.3f, full model on every frame", margin), 0},
+		}
+	} else {
+		runs = []run{
+			{shipped, true, fmt.Sprintf("gallery on, margin %.3f", margin), 0},
+			{shipped, false, fmt.Sprintf("gallery off (photo only), margin %.3f", margin), 0},
+		}
+		if margin != identityMarginSweep[0] {
+			runs = append(runs, run{rules.New(rules.Config{Settings: rules.Params{rules.SettingIdentityMismatchBand: identityMarginSweep[0]}}),
+				true, "gallery on, no band (margin 0.001)", 0})
+		}
+		runs = append(runs, run{rules.New(rules.Config{Settings: rules.Params{rules.SettingIdentityLearnMargin: 1}}),
+			true, fmt.Sprintf("gallery on, margin %.3f, no learned faces", margin), 0})
 	}
-	if margin != identityMarginSweep[0] {
-		runs = append(runs, run{rules.New(rules.Config{Settings: rules.Params{rules.SettingIdentityMismatchBand: identityMarginSweep[0]}}),
-			true, "gallery on, no band (margin 0.001)"})
-	}
-	runs = append(runs, run{rules.New(rules.Config{Settings: rules.Params{rules.SettingIdentityLearnMargin: 1}}),
-		true, fmt.Sprintf("gallery on, margin %.3f, no learned faces", margin)})
 	after := shipped.Params().Duration(rules.SettingIdentityMismatchAfter)
 	for _, c := range runs {
-		r, err := identityTimeRun(ctx, env, st, c.eng, id, people, c.gallery)
+		r, err := identityTimeRun(ctx, env, st, c.eng, id, people, c.gallery, c.firstAt)
 		if err != nil {
 			return nil, err
+		}
+		if c.firstAt > 0 {
+			env.Note("identity-time, %s: the full model measured %.1f%% of %d measured frames", c.label, 100*r.fullShare(), r.firstLooks+r.fullLooks)
 		}
 		var per []string
 		for _, k := range slices.Sorted(maps.Keys(r.sets)) {
@@ -222,6 +242,42 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 	return rows, nil
 }
 
+// tuneFirstLook sweeps the first look's margin on the tuning people: the smallest margin (the
+// cheapest) that raises no more false flags and detects no fewer switches within the goal than
+// the full model on every frame.
+func tuneFirstLook(ctx context.Context, env *Env, st *store.Store, eng *rules.Engine, id *analyzers.Identity,
+	tuning []*identityTimePerson) error {
+	note := func(what string, r *identityTimeResult) {
+		env.Note("identity-time tuning (%d dev people), %s: %.2f false flags/h (%d in %.1f h), switches within the goal: %d of %d as they come, %d of %d undegraded; full model on %.1f%% of measured frames",
+			len(tuning), what, r.perHour(), r.sameFlags, r.hours(), r.sw[0].within, r.sw[0].n(), r.sw[1].within, r.sw[1].n(), 100*r.fullShare())
+	}
+	base, err := identityTimeRun(ctx, env, st, eng, id, tuning, true, 0)
+	if err != nil {
+		return err
+	}
+	note("full model on every frame", base)
+	chosen := -1.0
+	for _, m := range firstLookSweep {
+		r, err := identityTimeRun(ctx, env, st, eng, id, tuning, true, id.Threshold()+float32(m))
+		if err != nil {
+			return err
+		}
+		note(fmt.Sprintf("first-look margin %.3f", m), r)
+		if chosen < 0 && r.sameFlags <= base.sameFlags && r.sw[0].within >= base.sw[0].within && r.sw[1].within >= base.sw[1].within {
+			chosen = m
+		}
+	}
+	if chosen < 0 {
+		env.Note("identity-time tuning: no first-look margin tried keeps the full model's false flags and switch detection on the dev people; shipped default %.3f", analyzers.DefaultFirstLookMargin)
+	} else {
+		env.Note("identity-time tuning: first-look margin %.3f is the smallest keeping the full model's false flags and switch detection on the dev people; shipped default %.3f", chosen, analyzers.DefaultFirstLookMargin)
+	}
+	return nil
+}
+
+// firstLookSweep: the first-look margins tried on the tuning people, smallest first.
+var firstLookSweep = []float64{0.05, 0.1, 0.15, 0.2}
+
 // identityMarginSweep: the mismatch margins tried on the tuning people, narrowest first (0.001
 // stands for no band: a setting of 0 means its default).
 var identityMarginSweep = []float64{0.001, 0.05, 0.1, 0.15, 0.2}
@@ -235,6 +291,13 @@ type identityTimeResult struct {
 	sw                                                                     [2]switchStats
 	sets                                                                   map[string]*identitySetStats
 	votes, below                                                           [8]int
+	firstLooks, fullLooks                                                  int
+}
+
+// fullShare is the share of measured frames the full model measured (the rest the first look
+// settled).
+func (r *identityTimeResult) fullShare() float64 {
+	return float64(r.fullLooks) / float64(max(r.firstLooks+r.fullLooks, 1))
 }
 
 // identitySetStats: per source set of person A.
@@ -246,12 +309,12 @@ func (r *identityTimeResult) perHour() float64 { return float64(r.sameFlags) / r
 // identityTimeRun replays every person's same-person and switch sessions (fixed seeds: the
 // same sessions for every engine).
 func identityTimeRun(ctx context.Context, env *Env, st *store.Store, eng *rules.Engine, id *analyzers.Identity,
-	people []*identityTimePerson, gallery bool) (*identityTimeResult, error) {
+	people []*identityTimePerson, gallery bool, firstAt float32) (*identityTimeResult, error) {
 	after := eng.Params().Duration(rules.SettingIdentityMismatchAfter)
 	out := &identityTimeResult{sets: map[string]*identitySetStats{}}
-	rp := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery}
+	rp := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt}
 	rng := rand.New(rand.NewPCG(13, 5))
-	rp1 := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery}
+	rp1 := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt}
 	rng1 := rand.New(rand.NewPCG(21, 8))
 	for i, a := range people {
 		if len(a.answer) == 0 {
@@ -340,6 +403,7 @@ func identityTimeRun(ctx context.Context, env *Env, st *store.Store, eng *rules.
 		}
 	}
 	out.votes, out.below = rp.votes, rp.below
+	out.firstLooks, out.fullLooks = rp.firstLooks+rp1.firstLooks, rp.fullLooks+rp1.fullLooks
 	return out, nil
 }
 
@@ -464,9 +528,15 @@ func identityTimePeople(ctx context.Context, env *Env, id *analyzers.Identity, s
 func analyzeForTime(ctx context.Context, env *Env, id *analyzers.Identity, dummy *analyzers.Enrollment, jpeg []byte) (*identityTimeFrame, error) {
 	fr := &identityTimeFrame{}
 	obs, err := env.AnalyzePadded(ctx, jpeg, analyzers.EnrollPadding, analyzers.FrameMeta{Enrolled: dummy}, func(f *analyzers.Frame, obs *analyzers.Observation) error {
-		for _, fc := range obs.Faces {
+		for i, fc := range obs.Faces {
 			if fc.Match != nil && fc.Match.Measured {
 				fr.vec = slices.Clone(id.LastEmbedding())
+				first := make([]float32, len(fr.vec))
+				if ok, err := id.EmbedFirstLook(f, i, first); err != nil {
+					return err
+				} else if ok {
+					fr.first = first
+				}
 			}
 		}
 		return nil
@@ -566,8 +636,13 @@ type identityReplay struct {
 	thr     float32
 	model   string
 	gallery bool
+	// firstAt: a first-look similarity at or above it settles the frame (the identity
+	// analyzer's FirstLook; 0: every frame measured by the full model)
+	firstAt float32
 	// same-person frames that voted, and of those below the threshold, per variant
 	votes, below [8]int
+	// measured frames settled by the first look, and measured by the full model
+	firstLooks, fullLooks int
 }
 
 type replayResult struct {
@@ -618,12 +693,22 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 	learned := 0
 	for i, fr := range seq {
 		var sim float32
-		if fr.vec != nil {
+		full := fr.vec != nil
+		if full && r.firstAt > 0 && fr.first != nil {
+			// The analyzer's first look (Identity.measure): a clear match settles the frame,
+			// which then has no full embedding to learn from.
+			if s, _ := enr.Similarity(fr.first); s >= r.firstAt {
+				sim, full = s, false
+				r.firstLooks++
+			}
+		}
+		if full {
 			sim, _ = enr.Similarity(fr.vec)
+			r.fullLooks++
 		}
 		obs := fr.observation(sim, r.thr)
 		q, ok := rules.IdentityQuality(&obs, p)
-		if r.gallery && q >= 0 && ok && fr.vec != nil {
+		if r.gallery && q >= 0 && ok && full {
 			if anchor, _ := anchors.Similarity(fr.vec); rules.LearnsFace(anchor, r.thr, learned, p) && !analyzers.Redundant(enr.Gallery, fr.vec) {
 				// This frame was judged on the gallery before it: so is the worker's.
 				enr.Gallery = append(enr.Gallery, fr.vec)
