@@ -20,10 +20,10 @@ func init() {
 // IdentityConfig configures the "identity" analyzer, which must run after "landmarks".
 type IdentityConfig struct {
 	// Model is the manifest name of the face-embedding model (models/manifests, task
-	// face-embedding). Default "facenet-keras", chosen by measurement (docs/vision.md); also
+	// face-embedding). Default DefaultIdentityModel, chosen by measurement (docs/vision.md); also
+	// "facenet-keras" (one pass: half the CPU, more false IDENTITY_MISMATCH over time),
 	// "facenet-keras-int8" (static int8: the same TAR at a quarter of the CPU, but more false
-	// IDENTITY_MISMATCH per hour over time, so not the default), "facenet-keras-mirror" (+0.02
-	// TAR, twice the CPU) and "faceplugin-embedding" (the previous default).
+	// IDENTITY_MISMATCH over time) and "faceplugin-embedding" (the first default).
 	Model string `json:"model,omitempty"`
 	// Threshold is the cosine similarity at or above which a face is the enrolled person.
 	// Default: the manifest's thresholds.similarity, calibrated at 1% false accepts on a dev
@@ -51,14 +51,22 @@ type IdentityConfig struct {
 	// whose first-look similarity is at least Threshold + FirstLookMargin is the enrolled person
 	// and the full model does not run. Every other face (the ones a decision could turn on) is
 	// measured by Model. Such a settled match carries no Embedding (the gallery keeps only the
-	// full model's); login frames (Enrollment.Gathering) always get the full model. Empty: off.
+	// full model's); login frames (Enrollment.Gathering) always get the full model. Empty: the
+	// default model's first look (DefaultIdentityFirstLook) when Model is empty or the default,
+	// none otherwise; "none": off.
 	FirstLook string `json:"first_look,omitempty"`
-	// FirstLookMargin: see FirstLook. Default 0.1.
+	// FirstLookMargin: see FirstLook. Default 0.15.
 	FirstLookMargin float32 `json:"first_look_margin,omitempty"`
 }
 
-// DefaultIdentityModel is the embedding model used when IdentityConfig.Model is empty.
-const DefaultIdentityModel = "facenet-keras"
+// DefaultIdentityModel is the embedding model used when IdentityConfig.Model is empty: FaceNet
+// with test-time mirroring, which raises a quarter fewer false IDENTITY_MISMATCH flags over time
+// than one pass, at twice its CPU; DefaultIdentityFirstLook spares it on clear matches
+// (docs/vision.md, "Identity over time").
+const DefaultIdentityModel = "facenet-keras-mirror"
+
+// DefaultIdentityFirstLook is the default model's first look (IdentityConfig.FirstLook).
+const DefaultIdentityFirstLook = "facenet-keras-int8"
 
 // ErrNoFaceInPhoto means a registration photo shows no face the landmarks analyzer could align.
 var ErrNoFaceInPhoto = errors.New("no face found in the registration photo")
@@ -158,6 +166,11 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 		a.minFace = 40
 	}
 	a.version = fmt.Sprintf("%s sim=%g every=%d", a.model, a.threshold, a.every)
+	if first := cfg.FirstLook; first == "" && name == DefaultIdentityModel {
+		cfg.FirstLook = DefaultIdentityFirstLook
+	} else if first == "none" {
+		cfg.FirstLook = ""
+	}
 	if cfg.FirstLook != "" {
 		if err := a.openFirstLook(cfg, m); err != nil {
 			a.Close()
@@ -194,7 +207,7 @@ func (a *Identity) openFirstLook(cfg IdentityConfig, full *models.Manifest) erro
 
 // DefaultFirstLookMargin is IdentityConfig.FirstLookMargin's default, chosen on the dev people by
 // `proctor eval vision --checks identity-time --identity-first-look` (docs/vision.md).
-const DefaultFirstLookMargin = 0.1
+const DefaultFirstLookMargin = 0.15
 
 // Name implements Analyzer.
 func (a *Identity) Name() string { return "identity" }

@@ -162,14 +162,14 @@ func TestIdentityFirstLook(t *testing.T) {
 	mk := func(first string) *analyzers.Set {
 		t.Helper()
 		set, err := analyzers.NewSet(analyzers.Config{Analyzers: vision,
-			Identity: analyzers.IdentityConfig{Model: "facenet-keras-mirror", FirstLook: first}})
+			Identity: analyzers.IdentityConfig{Model: analyzers.DefaultIdentityModel, FirstLook: first}})
 		if err != nil {
 			t.Skipf("%v: run scripts/setup.sh (it builds facenet-keras-int8)", err)
 		}
 		t.Cleanup(func() { set.Close() })
 		return set
 	}
-	full, cascade := mk(""), mk("facenet-keras-int8")
+	full, cascade := mk("none"), mk("") // the default model's first look
 	ctx := context.Background()
 	enr, err := full.Enroll(ctx, f.Photo)
 	if err != nil {

@@ -28,7 +28,7 @@ func evalVision(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	only := fs.String("checks", "", "comma-separated checks to run (default all: "+eval.CheckNames()+")")
 	attireModel := fs.String("attire-model", "", "evaluate this attire-cnn version directory (a retraining run's output: manifest.json + ONNX, docs/data-loop.md) instead of the built-in model")
 	identityModel := fs.String("identity-model", "", "face-embedding manifest the identity analyzer uses (default "+analyzers.DefaultIdentityModel+"; models/manifests, task face-embedding)")
-	firstLook := fs.String("identity-first-look", "", "a cheaper face-embedding manifest with the same crop (e.g. facenet-keras-int8) that settles clear matches before the identity model runs (IdentityConfig.FirstLook); identity-time then sweeps its margin on the dev people")
+	firstLook := fs.String("identity-first-look", "", "the identity model's first look (IdentityConfig.FirstLook): a cheaper face-embedding manifest with the same crop that settles clear matches; empty = the service's default for the default model, none = off; with one, identity-time sweeps its margin on the dev people")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object (metrics that do not apply are null)")
 	headpose := fs.String("headpose", "", "head pose method: network (the pose model) or landmarks (a 3D fit to the 68 landmarks); default: the service's")
 	personsModel := fs.String("persons-model", "", "person/phone detector manifest (nanodet-coco = 416 input, nanodet-coco-320); default: the service's")
