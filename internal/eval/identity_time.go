@@ -203,7 +203,8 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 			return nil, err
 		}
 		if c.firstAt > 0 {
-			env.Note("identity-time, %s: the full model measured %.1f%% of %d measured frames", c.label, 100*r.fullShare(), r.firstLooks+r.fullLooks)
+			share, n := r.fullShare()
+			env.Note("identity-time, %s: the full model measured %.1f%% of %d measured frames; per variant: %s", c.label, 100*share, n, r.fullShares())
 		}
 		var per []string
 		for _, k := range slices.Sorted(maps.Keys(r.sets)) {
@@ -247,9 +248,10 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 // the full model on every frame.
 func tuneFirstLook(ctx context.Context, env *Env, st *store.Store, eng *rules.Engine, id *analyzers.Identity,
 	tuning []*identityTimePerson) error {
+	share := func(r *identityTimeResult) float64 { s, _ := r.fullShare(); return s }
 	note := func(what string, r *identityTimeResult) {
 		env.Note("identity-time tuning (%d dev people), %s: %.2f false flags/h (%d in %.1f h), switches within the goal: %d of %d as they come, %d of %d undegraded; full model on %.1f%% of measured frames",
-			len(tuning), what, r.perHour(), r.sameFlags, r.hours(), r.sw[0].within, r.sw[0].n(), r.sw[1].within, r.sw[1].n(), 100*r.fullShare())
+			len(tuning), what, r.perHour(), r.sameFlags, r.hours(), r.sw[0].within, r.sw[0].n(), r.sw[1].within, r.sw[1].n(), 100*share(r))
 	}
 	base, err := identityTimeRun(ctx, env, st, eng, id, tuning, true, 0)
 	if err != nil {
@@ -291,13 +293,26 @@ type identityTimeResult struct {
 	sw                                                                     [2]switchStats
 	sets                                                                   map[string]*identitySetStats
 	votes, below                                                           [8]int
-	firstLooks, fullLooks                                                  int
+	firstLooks, fullLooks                                                  [8]int
 }
 
 // fullShare is the share of measured frames the full model measured (the rest the first look
-// settled).
-func (r *identityTimeResult) fullShare() float64 {
-	return float64(r.fullLooks) / float64(max(r.firstLooks+r.fullLooks, 1))
+// settled), and how many frames were measured.
+func (r *identityTimeResult) fullShare() (float64, int) {
+	var first, full int
+	for v := range r.firstLooks {
+		first, full = first+r.firstLooks[v], full+r.fullLooks[v]
+	}
+	return float64(full) / float64(max(first+full, 1)), first + full
+}
+
+// fullShares: the full model's share per variant.
+func (r *identityTimeResult) fullShares() string {
+	var per []string
+	for v, name := range identityTimeVariants {
+		per = append(per, fmt.Sprintf("%s %d/%d", name, r.fullLooks[v], r.firstLooks[v]+r.fullLooks[v]))
+	}
+	return strings.Join(per, ", ")
 }
 
 // identitySetStats: per source set of person A.
@@ -403,7 +418,10 @@ func identityTimeRun(ctx context.Context, env *Env, st *store.Store, eng *rules.
 		}
 	}
 	out.votes, out.below = rp.votes, rp.below
-	out.firstLooks, out.fullLooks = rp.firstLooks+rp1.firstLooks, rp.fullLooks+rp1.fullLooks
+	for v := range out.firstLooks {
+		out.firstLooks[v] = rp.firstLooks[v] + rp1.firstLooks[v]
+		out.fullLooks[v] = rp.fullLooks[v] + rp1.fullLooks[v]
+	}
 	return out, nil
 }
 
@@ -641,8 +659,8 @@ type identityReplay struct {
 	firstAt float32
 	// same-person frames that voted, and of those below the threshold, per variant
 	votes, below [8]int
-	// measured frames settled by the first look, and measured by the full model
-	firstLooks, fullLooks int
+	// measured frames settled by the first look, and measured by the full model, per variant
+	firstLooks, fullLooks [8]int
 }
 
 type replayResult struct {
@@ -699,12 +717,12 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 			// which then has no full embedding to learn from.
 			if s, _ := enr.Similarity(fr.first); s >= r.firstAt {
 				sim, full = s, false
-				r.firstLooks++
+				r.firstLooks[fr.variant]++
 			}
 		}
 		if full {
 			sim, _ = enr.Similarity(fr.vec)
-			r.fullLooks++
+			r.fullLooks[fr.variant]++
 		}
 		obs := fr.observation(sim, r.thr)
 		q, ok := rules.IdentityQuality(&obs, p)
