@@ -5,12 +5,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"gocv.io/x/gocv"
+
 	"proctor/analyzers"
+	"proctor/internal/composite"
 )
 
 // TestDumpModelInputs writes the exact input tensors the service feeds the two models that
@@ -116,8 +121,9 @@ func TestDumpModelInputs(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("dumped %d identity and %d persons input tensors to %s", idOut.n, pOut.n, out)
-	if idOut.n == 0 || pOut.n == 0 {
+	scenes := dumpSceneInputs(t, env, persons, data, out)
+	t.Logf("dumped %d identity, %d persons and %d scene input tensors to %s", idOut.n, pOut.n, scenes, out)
+	if idOut.n == 0 || pOut.n == 0 || scenes == 0 {
 		t.Fatal("a dump is empty")
 	}
 }
@@ -169,4 +175,82 @@ func (d *tensorDump) close(t *testing.T) {
 	if err := d.tsv.Close(); err != nil {
 		t.Error(err)
 	}
+}
+
+// dumpSceneInputs writes NanoDet's input for 1280×720 scenes the mask/train close-ups alone lack
+// (small and distant people, a person on a laptop screen; internal/composite), built from
+// mask/train photos only (with and without mask, sorted by name):
+//
+//   - persons-scenes: from every 8th photo starting at the 5th (i%8 == 4, disjoint from
+//     persons.f32's): 48 evidence-camera views (composite.Screen: a person, and another on the
+//     laptop) and 48 rooms of 2–6 people (composite.Room), for calibration;
+//   - persons-tune: the same from i%8 == 2, to choose between int8 variants by their agreement
+//     with the float model; never calibrated on.
+//
+// The persons check (identities/, multi_person/) and TestEvidenceComposites (identities/,
+// multi_person/) use none of these photos.
+func dumpSceneInputs(t *testing.T, env *Env, persons *analyzers.Persons, data, out string) int {
+	t.Helper()
+	n := 0
+	for k, set := range []struct {
+		name  string
+		phase int
+	}{{"persons-scenes", 4}, {"persons-tune", 2}} {
+		var paths []string
+		var mats []gocv.Mat
+		for _, cls := range []string{"with_mask", "without_mask"} {
+			for i, p := range listImages(filepath.Join(data, "mask", "train", cls)) {
+				if i%8 != set.phase {
+					continue
+				}
+				m := gocv.IMRead(p, gocv.IMReadColor)
+				if m.Empty() {
+					m.Close()
+					continue
+				}
+				paths, mats = append(paths, rel(data, p)), append(mats, m)
+			}
+		}
+		d := newTensorDump(t, out, set.name)
+		rng := rand.New(rand.NewPCG(14, uint64(k)))
+		for i := range 96 {
+			var fr gocv.Mat
+			var used []string
+			if i%2 == 0 {
+				a, b := rng.IntN(len(mats)), rng.IntN(len(mats))
+				fr, used = composite.Screen(rng, mats[a], mats[b]), []string{paths[a], paths[b]}
+			} else {
+				var group []gocv.Mat
+				for range 2 + rng.IntN(5) {
+					j := rng.IntN(len(mats))
+					group, used = append(group, mats[j]), append(used, paths[j])
+				}
+				fr = composite.Room(rng, group)
+			}
+			buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, fr, []int{gocv.IMWriteJpegQuality, 85})
+			fr.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			jpg := append([]byte(nil), buf.GetBytes()...)
+			buf.Close()
+			kind := map[bool]string{true: "screen", false: "room"}[i%2 == 0]
+			_, err = env.Analyze(context.Background(), jpg, analyzers.FrameMeta{Camera: analyzers.CameraEvidence, Session: fmt.Sprintf("%s-%d", set.name, i)},
+				func(f *analyzers.Frame, obs *analyzers.Observation) error {
+					if obs.Persons != nil {
+						d.add(t, persons.ModelInput(), strings.Join(used, ","), kind, "train")
+					}
+					return nil
+				})
+			if err != nil {
+				t.Fatalf("%s %d: %v", set.name, i, err)
+			}
+		}
+		for _, m := range mats {
+			m.Close()
+		}
+		d.close(t)
+		n += d.n
+	}
+	return n
 }
