@@ -123,7 +123,10 @@ def op_types(only=None, skip=None):
 
 def calibrate(a):
     shape = [int(x) for x in a.shape.split(",")]
-    xs = load_inputs(a.inputs, shape, a.limit)
+    # several dumps (comma-separated) calibrate together, in the order given
+    parts = [load_inputs(p, shape) for p in a.inputs.split(",")]
+    xs = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    xs = xs[:a.limit] if a.limit else xs
     extra = {"percentile": a.percentile} if a.method == "percentile" else {}
     with tempfile.TemporaryDirectory(prefix="quant.") as tmp:
         pre = preprocess(a.model, tmp)
@@ -166,12 +169,14 @@ def calibrate(a):
         "onnxruntime": ort.__version__,
         "method": a.method,
         "percentile": a.percentile if a.method == "percentile" else None,
-        "calibration": {"inputs": os.path.basename(a.inputs), "tensors": len(xs), "shape": shape,
-                        "photos": a.photos},
+        "calibration": {"inputs": ",".join(os.path.basename(p) for p in a.inputs.split(",")), "tensors": len(xs),
+                        "shape": shape, "photos": a.photos},
         "op_types": op_types(a.op_types, a.skip_op_types),
         "quantization": {"format": "QDQ", "per_channel": True, "activations": "QUInt8", "weights": "QInt8"},
         "ranges": ranges,
     }
+    if a.exclude_nodes:
+        doc["nodes_to_exclude"] = a.exclude_nodes
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -219,7 +224,7 @@ def build(a):
         ort_quantize.create_calibrator = lambda *args, **kw: FixedRanges(td)
         try:
             quantize_static(pre, a.out, EmptyReader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=ops,
-                            per_channel=True, reduce_range=False,
+                            per_channel=True, reduce_range=False, nodes_to_exclude=doc.get("nodes_to_exclude") or None,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         finally:
             ort_quantize.create_calibrator = saved
@@ -243,6 +248,36 @@ def session(path, level):
     return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
 
 
+def persons(outs, names, score=0.4, iou=0.5):
+    """NanoDet person boxes (class 0) as models/objectdetector.go decodes them: GFL sides, hard NMS."""
+    boxes = []
+    for i, n in enumerate(names):
+        if not n.startswith("cls_"):
+            continue
+        st = int(n[4:])
+        cls, reg = outs[i][0], outs[names.index("reg_" + n[4:])][0]
+        grid = int(round(np.sqrt(cls.shape[0])))
+        for c in np.nonzero(cls[:, 0] >= score)[0]:
+            r = reg[c].reshape(4, -1).astype(np.float64)
+            e = np.exp(r - r.max(1, keepdims=True))
+            d = (e * np.arange(r.shape[1])).sum(1) / e.sum(1) * st
+            cx, cy = (c % grid + 0.5) * st, (c // grid + 0.5) * st
+            boxes.append((float(cls[c, 0]), cx - d[0], cy - d[1], cx + d[2], cy + d[3]))
+    boxes.sort(key=lambda b: -b[0])
+    kept = []
+    for b in boxes:
+        if all(_iou(b, k) <= iou for k in kept):
+            kept.append(b)
+    return kept
+
+
+def _iou(a, b):
+    w = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    h = max(0.0, min(a[4], b[4]) - max(a[2], b[2]))
+    u = (a[3] - a[1]) * (a[4] - a[2]) + (b[3] - b[1]) * (b[4] - b[2]) - w * h
+    return w * h / u if u > 0 else 0.0
+
+
 def compare(a):
     import time
 
@@ -255,6 +290,9 @@ def compare(a):
     outs = [o.name for o in s32.get_outputs()]
     cls = [i for i, o in enumerate(outs) if o.startswith("cls_")]  # NanoDet: class scores per level
     over32, over8, dmax = 0, 0, []
+    n32, n8, same, fewer, more = 0, 0, 0, 0, 0
+    two32, two8, twoboth = 0, 0, 0
+    found, kept = 0, 0  # fp32 person boxes int8 finds (IoU >= 0.5), int8 boxes fp32 has
     cos, diff, t32, t8 = [], [], 0.0, 0.0
     for x in xs:
         feed = {name: np.array(x[None], dtype=np.float32)}
@@ -272,6 +310,15 @@ def compare(a):
             over32 += sum(int((o32[i][0, :, 0] >= 0.4).sum()) for i in cls)
             over8 += sum(int((o8[i][0, :, 0] >= 0.4).sum()) for i in cls)
             dmax.append(abs(max(o32[i][0, :, 0].max() for i in cls) - max(o8[i][0, :, 0].max() for i in cls)))
+            # person boxes per input, as the service counts them
+            b32, b8 = persons(o32, outs), persons(o8, outs)
+            found += sum(any(_iou(b, c) >= 0.5 for c in b8) for b in b32)
+            kept += sum(any(_iou(b, c) >= 0.5 for c in b32) for b in b8)
+            p32, p8 = len(b32), len(b8)
+            n32, n8 = n32 + p32, n8 + p8
+            same, fewer, more = same + (p32 == p8), fewer + (p8 < p32), more + (p8 > p32)
+            # "more than one person", what EXTRA_PERSON acts on
+            two32, two8, twoboth = two32 + (p32 >= 2), two8 + (p8 >= 2), twoboth + (p32 >= 2 and p8 >= 2)
         u, v = o32[0].ravel().astype(np.float64), o8[0].ravel().astype(np.float64)
         cos.append(float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-12)))
     cos = np.array(cos)
@@ -282,6 +329,10 @@ def compare(a):
     if cls:
         print(f"compare: person cells >= 0.4: fp32 {over32}, int8 {over8}; |max person score fp32 - int8| "
               f"mean {np.mean(dmax):.3f} max {np.max(dmax):.3f}")
+        print(f"compare: person boxes fp32 {n32}, int8 {n8}; inputs with the same count {same}/{n}, "
+              f"int8 fewer {fewer}, more {more}; two or more people: fp32 {two32}, int8 {two8}, both {twoboth}")
+        print(f"compare: fp32 person boxes int8 finds {found}/{n32} ({found / max(n32, 1):.3f}), "
+              f"int8 boxes fp32 has {kept}/{n8} ({kept / max(n8, 1):.3f})")
 
 
 def main():
@@ -298,6 +349,8 @@ def main():
                    help="quantise only these op types (comma-separated); default: every type onnxruntime can")
     c.add_argument("--skip-op-types", type=lambda v: v.split(","), default=None,
                    help="leave these op types in float (NanoDet: Pad; quantised, its output collapses)")
+    c.add_argument("--exclude-nodes", type=lambda v: v.split(","), default=None,
+                   help="leave these nodes (names in the model) in float, recorded in the JSON for build")
     c.add_argument("--photos", default="", help="what the inputs are, recorded in the JSON")
     c.add_argument("--out", required=True)
     b = sub.add_parser("build")
