@@ -13,11 +13,12 @@
 #   training/vision/quantize.sh --calibrate [METHOD_NANODET METHOD_FACENET]
 #       re-calibrate on ../shared/data/faces (dumps the Go service's own input tensors with
 #       `go test -run TestDumpModelInputs ./internal/eval/`), rewrite the JSON files, build, and
-#       print the new sha256s to put into models/manifests/*-int8.json. Methods: meanminmax
-#       (NanoDet's default), minmax (FaceNet's), percentile, entropy. NanoDet quantises only
-#       Conv, Add, LeakyRelu, Concat, Resize: with its Pad nodes quantised the output collapses
-#       to a constant, and quantised Sigmoid/Split/Reshape outputs cost fidelity (models/cards/
-#       nanodet-coco.md). ~10 min on 2 shared cores.
+#       print the new sha256s to put into models/manifests/*-int8.json. Methods: entropy
+#       (NanoDet's default), minmax (FaceNet's), meanminmax, percentile. NanoDet (v2) is
+#       calibrated on 1280×720 evidence-camera scenes of small and distant people
+#       (TestDumpModelInputs' persons-scenes), quantises only its convolutions, and keeps the
+#       first five (the 208×208 and 104×104 ones) in float: they are what the small people
+#       depend on (models/cards/nanodet-coco.md has the measurements). ~5 min on 2 shared cores.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -41,8 +42,9 @@ if [ "${1:-}" = --calibrate ]; then
   trap 'rm -rf "$dump"' EXIT
   (cd "$root" && PROCTOR_DUMP_INPUTS=$dump PROCTOR_DUMP_DATA=$data go test -count=1 -run TestDumpModelInputs ./internal/eval/)
   nice -n 10 "$py" "$here/quantize.py" calibrate --model "$root/models/trained/nanodet-coco.onnx" \
-    --inputs "$dump/persons.f32" --shape 3,416,416 --method "${2:-meanminmax}" --op-types Conv,Add,LeakyRelu,Concat,Resize \
-    --photos "every 8th photo of mask/train (with_mask, without_mask), letterboxed by analyzers.Persons" \
+    --inputs "$dump/persons-scenes.f32" --shape 3,416,416 --method "${2:-entropy}" --op-types Conv \
+    --exclude-nodes n75,n80,n83,n86,n90 \
+    --photos "96 evidence-camera scenes (48 composite.Screen, 48 composite.Room) of mask/train photos i%8 == 4, letterboxed by analyzers.Persons" \
     --out "$here/quant/nanodet-coco.json"
   nice -n 10 "$py" "$here/quantize.py" calibrate --model "$cache/models/facenet-keras.onnx" \
     --inputs "$dump/identity.f32" --shape 3,160,160 --method "${3:-minmax}" \
