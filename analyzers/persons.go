@@ -17,8 +17,8 @@ func init() {
 // defaults live in the model's manifest (models/manifests/nanodet-coco.json, vision.scores).
 type PersonsConfig struct {
 	// Model is the manifest name of the COCO detector. Default "nanodet-coco"; "nanodet-coco-int8"
-	// (static int8, 2.2× cheaper) is not the default: it finds fewer small or distant people
-	// (models/cards/nanodet-coco.md).
+	// (static int8 with the high-resolution convolutions in float, ~60% of the CPU) is not the
+	// default: it finds a few fewer small people (models/cards/nanodet-coco.md).
 	Model string `json:"model,omitempty"`
 	// PersonScore and PhoneScore override the manifest's score thresholds of the "person" and
 	// "cell phone" classes. Raising PersonScore loses people seen from behind or cut by the frame
