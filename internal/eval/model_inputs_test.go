@@ -27,7 +27,10 @@ import (
 //     identity check embeds them;
 //   - persons.f32 + persons.tsv: NanoDet's 3×416×416 letterboxed frame of every 8th photo of
 //     mask/train (with and without mask, sorted by name): real faces and bodies of people that
-//     neither the persons check (identities/, multi_person/) nor the mask check (mask/dev) uses.
+//     neither the persons check (identities/, multi_person/) nor the mask check (mask/dev) uses
+//     (nanodet-coco-int8 v1's calibration);
+//   - persons-scenes / persons-tune (.f32 + .tsv): evidence-camera scenes of other mask/train
+//     photos (dumpSceneInputs): v2's calibration, and the scenes variants are compared on.
 //
 // The .f32 files are the tensors back to back, float32 little-endian; the .tsv the photo per
 // tensor (path relative to the data folder, person or folder, split). Runs only when asked:
