@@ -188,6 +188,7 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 	}
 	fmt.Fprintln(stdout, "analyzers model-only (thread CPU ms per run, share of frames it ran on, CPU ms per frame):")
 	stats.print(stdout)
+	printFirstLook(stdout, sets)
 	if o.ModelOnlyAll > 0 {
 		n := min(o.ModelOnlyAll, o.N)
 		all, err := modelOnly(ctx, sets, timelines, n, enrolled, nil)
@@ -521,4 +522,22 @@ func pct(sorted []float64, p float64) float64 {
 	}
 	i := int(float64(len(sorted)-1) * p / 100)
 	return sorted[i]
+}
+
+// printFirstLook says how many of the faces identity measured model-only its first look settled
+// (IdentityConfig.FirstLook): the rest cost the full model too.
+func printFirstLook(w io.Writer, sets []*analyzers.Set) {
+	var first, full int
+	for _, s := range sets {
+		for _, a := range s.Analyzers() {
+			if id, ok := a.(*analyzers.Identity); ok {
+				f, m := id.Looks()
+				first, full = first+f, full+m
+			}
+		}
+	}
+	if first > 0 {
+		fmt.Fprintf(w, "  identity: the first look settled %d of %d faces measured (%.0f%%); the full model measured the rest\n",
+			first, first+full, 100*float64(first)/float64(first+full))
+	}
 }
