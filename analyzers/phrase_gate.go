@@ -3,11 +3,13 @@ package analyzers
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // The phrase closes an answer, so its best window ends where the candidate stops speaking. The
 // gated openWakeWord spotter therefore scores only the windows that end near a speech end the
-// VAD closed (EndBefore before to EndAfter after it), and embeds only the audio those windows
+// VAD closed, or near the end of a loud stretch (energyEnds: speech the VAD does not hear)
+// (EndBefore before to EndAfter after it), and embeds only the audio those windows
 // and their 16-embedding history need. Mel frames and embeddings are pure functions of the
 // samples on a fixed 80 ms grid, so every scored window gets exactly the score the every-window
 // spotter gives it, and the peak picking runs unchanged over the scored windows: where the
@@ -29,6 +31,7 @@ type phraseGate struct {
 	ringStart int64
 	spans     []gateSpan // steps still to score, in order
 	next      int64      // first step not scored yet
+	energy    energyEnds
 
 	// Caches, rebuilt from the ring after a restore (not saved).
 	mel      []float32 // mel frames from melStart on (x/10+2), melBins each
@@ -63,6 +66,60 @@ func newPhraseGate(cfg PhraseConfig, window int) *phraseGate {
 func (g *phraseGate) reset() {
 	g.ring, g.ringStart, g.spans, g.next = g.ring[:0], 0, g.spans[:0], 0
 	g.mel, g.melStart, g.embLast = g.mel[:0], 0, -1
+	g.energy = energyEnds{}
+}
+
+// energyEnds finds the ends of loud stretches on the 80 ms block grid: a stretch of at least
+// energyMinLoud blocks energyLoud dB above the noise floor, followed by energyMinQuiet blocks
+// less than energyQuiet dB above it. The floor follows the quietest block at once and rises
+// slowly (energyRise dB per block), so it recovers after a noise. State: saved with the gate.
+type energyEnds struct {
+	at          int64   // first sample of the next block to measure
+	floor       float32 // dB; 0 before the first block
+	loud, quiet int32   // loud blocks in the current stretch; quiet blocks since its last loud one
+}
+
+const (
+	energyLoud     = 12 // dB above the floor
+	energyQuiet    = 6
+	energyMinLoud  = 3 // blocks (240 ms)
+	energyMinQuiet = 4 // blocks (320 ms)
+	energyRise     = 0.02
+)
+
+// update measures every whole block of the ring from e.at on and returns the stretch ends (the
+// first sample of the quiet run that closed them).
+func (e *energyEnds) update(ring []int16, ringStart int64, ends []int64) []int64 {
+	if e.at < ringStart {
+		e.at = ringStart // not expected: the ring keeps seconds of audio
+	}
+	for e.at+blockAdvance <= ringStart+int64(len(ring)) {
+		var sum float64
+		for _, v := range ring[e.at-ringStart : e.at-ringStart+blockAdvance] {
+			sum += float64(v) * float64(v)
+		}
+		db := float32(10 * math.Log10(sum/blockAdvance/(32768*32768)+1e-10))
+		if e.floor == 0 || db < e.floor {
+			e.floor = db
+		} else {
+			e.floor += energyRise
+		}
+		switch {
+		case db >= e.floor+energyLoud:
+			e.loud++
+			e.quiet = 0
+		case db < e.floor+energyQuiet:
+			e.quiet++
+			if e.quiet == energyMinQuiet {
+				if e.loud >= energyMinLoud {
+					ends = append(ends, e.at-(energyMinQuiet-1)*blockAdvance)
+				}
+				e.loud = 0
+			}
+		}
+		e.at += blockAdvance
+	}
+	return ends
 }
 
 // stepFor is the first embedding step whose window ends at or after sample x.
@@ -81,12 +138,16 @@ func (g *phraseGate) process(p *Phrase, pcm []float32, obs *AudioObservation) er
 		g.ring = append(g.ring, int16(max(-32768, min(32767, math.Round(float64(v)*32768)))))
 	}
 	total := g.ringStart + int64(len(g.ring))
+	var ends []int64
 	for _, sg := range obs.Speech {
-		if sg.Open {
-			continue
+		if !sg.Open {
+			ends = append(ends, sg.EndMs*AudioRate/1000-g.vadPad)
 		}
-		end := sg.EndMs*AudioRate/1000 - g.vadPad
-		lo := max(stepFor(end-g.before), int64(p.window-1))
+	}
+	ends = g.energy.update(g.ring, g.ringStart, ends)
+	slices.Sort(ends)
+	for _, end := range ends {
+		lo := max(stepFor(end-g.before), int64(p.window-1), g.next)
 		hi := stepFor(end+g.after+1) - 1 // last window ending at or before end+after
 		if n := len(g.spans); n > 0 && lo <= g.spans[n-1].hi+1 {
 			g.spans[n-1].hi = max(g.spans[n-1].hi, hi)
@@ -212,6 +273,10 @@ func (g *phraseGate) embed(p *Phrase, e int64) error {
 }
 
 func (g *phraseGate) appendState(w *stateWriter) {
+	w.i64(g.energy.at)
+	w.f32(g.energy.floor)
+	w.u32(uint32(g.energy.loud))
+	w.u32(uint32(g.energy.quiet))
 	w.i64(g.ringStart)
 	w.i64(g.next)
 	w.u32(uint32(len(g.spans)))
@@ -224,6 +289,8 @@ func (g *phraseGate) appendState(w *stateWriter) {
 
 func (g *phraseGate) restoreState(r *stateReader) error {
 	g.reset()
+	g.energy.at, g.energy.floor = r.i64(), r.f32()
+	g.energy.loud, g.energy.quiet = int32(r.u32()), int32(r.u32())
 	g.ringStart, g.next = r.i64(), r.i64()
 	n := int(r.u32())
 	if r.err != nil || n > 1024 {

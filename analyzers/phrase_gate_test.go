@@ -124,3 +124,34 @@ func TestGatedPhraseStateRestoresExactly(t *testing.T) {
 		t.Errorf("handed over every chunk: %+v, one pass: %+v", got, p)
 	}
 }
+
+// A loud stretch well above the noise floor ends where the quiet begins, whatever the chunking;
+// a click (one loud block) and a soft stretch end nothing.
+func TestEnergyEnds(t *testing.T) {
+	const block = 1280
+	var audio []int16
+	add := func(blocks int, amp float64) {
+		for i := range blocks * block {
+			audio = append(audio, int16(amp*math.Sin(float64(i)*0.3)))
+		}
+	}
+	add(10, 100)  // room noise
+	add(1, 20000) // a click
+	add(10, 100)  //
+	add(8, 250)   // soft: 8 dB above the noise, neither loud nor quiet
+	add(10, 100)  //
+	add(12, 8000) // speech, 38 dB above the noise
+	add(10, 100)  // quiet: the end is the first quiet sample
+	wantEnd := int64((10 + 1 + 10 + 8 + 10 + 12) * block)
+	for _, chunk := range []int{len(audio), 16000, 1000, 333} {
+		var e analyzers.EnergyEndsForTest
+		var ends []int64
+		for from := 0; from < len(audio); from += chunk {
+			to := min(from+chunk, len(audio))
+			ends = e.Update(audio[:to], ends)
+		}
+		if len(ends) != 1 || ends[0] != wantEnd {
+			t.Errorf("chunks of %d samples: ends %v, want only the speech's end %d", chunk, ends, wantEnd)
+		}
+	}
+}
