@@ -98,6 +98,13 @@ var audioConstructors = map[string]func(cfg *AudioConfig) (AudioAnalyzer, error)
 			pad = defaultVADPad
 		}
 		pc.vadPad = pad.Milliseconds() * AudioRate / 1000
+		names := cfg.Analyzers
+		if len(names) == 0 {
+			names = DefaultAudioAnalyzers
+		}
+		if v := slices.Index(names, "vad"); v >= 0 && v < slices.Index(names, "phrase") {
+			pc.vadBefore = true
+		}
 		if sil := cfg.VAD.MinSilence; sil > 0 {
 			pc.vadLag = sil.Milliseconds()*AudioRate/1000 + 1024 // two VAD frames
 		}

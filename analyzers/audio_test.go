@@ -269,17 +269,17 @@ func TestResampleKeepsTone(t *testing.T) {
 // one core; "-ends" scores the phrase head only near speech ends (phrase_gate.go);
 // "x-realtime" is how many seconds of audio one core analyses per second.
 func BenchmarkAudioSet(b *testing.B) {
-	for _, name := range []string{"vad+phrase+voice", "vad+phrase", "vad+phrase-ends", "vad", "phrase", "vad+phrase-ewn", "vad+phrase-ewn-oww"} {
+	for _, name := range []string{"vad+phrase+voice", "vad+phrase", "vad+phrase-every", "vad", "phrase", "vad+phrase-ewn", "vad+phrase-ewn-oww"} {
 		b.Run(name, func(b *testing.B) {
 			cfg := analyzers.AudioConfig{}
 			switch name {
 			case "vad":
 				cfg.Analyzers = []string{"vad"}
+			case "vad+phrase-every":
+				cfg.Analyzers = []string{"vad", "phrase"}
+				cfg.Phrase.EveryWindow = true
 			case "vad+phrase":
 				cfg.Analyzers = []string{"vad", "phrase"}
-			case "vad+phrase-ends":
-				cfg.Analyzers = []string{"vad", "phrase"}
-				cfg.Phrase.AtSpeechEnds = true
 			case "phrase":
 				cfg.Analyzers = []string{"phrase"}
 			case "vad+phrase-ewn":

@@ -40,18 +40,21 @@ type PhraseConfig struct {
 	// Embedding is the manifest name of the openWakeWord speech embedding. Default
 	// "oww-embedding" (fp32); "oww-embedding-int8" is its int8 build (docs/audio.md "Speed").
 	Embedding string `json:"embedding,omitempty"`
-	// AtSpeechEnds scores the openWakeWord head only on the windows ending from EndBefore before
-	// to EndAfter after each speech end the VAD closes and each end of a loud stretch (energy
-	// well above the stretch's noise floor, for speech the VAD does not hear; phrase_gate.go),
-	// and embeds only the audio they need: the phrase closes an answer, so it ends where the
-	// candidate stops speaking. Needs "vad" before "phrase". Default false (every 80 ms window):
-	// on the dev split it finds 142 of 157 phrases with 2 false alarms, every window 144 with 3
-	// (docs/audio.md "Speed").
-	AtSpeechEnds bool `json:"at_speech_ends,omitempty"`
+	// EveryWindow scores the openWakeWord head on every 80 ms window. By default, when "vad"
+	// runs before "phrase", the head scores only the windows ending from EndBefore before to
+	// EndAfter after each speech end the VAD closes and each end of a loud stretch (energy well
+	// above the stretch's noise floor, for speech the VAD does not hear; phrase_gate.go), and
+	// embeds only the audio they need: the phrase closes an answer, so it ends where the
+	// candidate stops speaking. On the dev split that finds 142 of 157 phrases with 2 false
+	// alarms, every window 144 with 3, at 2× the phrase CPU (docs/audio.md "Speed"). Without a
+	// VAD before it the head scores every window.
+	EveryWindow bool `json:"every_window,omitempty"`
 	// EndBefore, EndAfter bound the scored windows' ends around a speech end. Defaults 1 s and
 	// 0.6 s.
 	EndBefore time.Duration `json:"end_before,omitempty"`
 	EndAfter  time.Duration `json:"end_after,omitempty"`
+	// vadBefore: "vad" runs before "phrase" in the set, so its speech ends can gate the head.
+	vadBefore bool
 	// vadPad is the VAD's padding after a speech end (AudioConfig.VAD.Pad): an EWN head
 	// (phrase_ends.go) turns the VAD's segment ends back into speech ends with it.
 	vadPad int64
@@ -107,7 +110,7 @@ type Phrase struct {
 	// with fuse > 0, combines the openWakeWord head's recent scores (oww) with it.
 	ends *endSpotter
 	fuse float32
-	// gate scores only the windows around speech ends (phrase_gate.go; nil unless AtSpeechEnds).
+	// gate scores only the windows around speech ends (phrase_gate.go; nil with EveryWindow or without a VAD before it).
 	gate *phraseGate
 	oww  []owwScore
 
@@ -255,7 +258,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	}
 	a := p.active
 	p.version = fmt.Sprintf("%s+%s+%s thr=%.4g run=%d hold=%d", hm.ID(), melM.ID(), embM.ID(), a.thr, a.minRun, a.hold)
-	if cfg.AtSpeechEnds {
+	if !cfg.EveryWindow && cfg.vadBefore {
 		p.gate = newPhraseGate(cfg, p.window)
 		p.version += fmt.Sprintf(" ends=-%d+%dms+energy", p.gate.before*1000/AudioRate, p.gate.after*1000/AudioRate)
 	}

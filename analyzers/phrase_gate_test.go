@@ -41,7 +41,7 @@ func TestGatedPhraseMatchesEveryWindow(t *testing.T) {
 		samples[i] = float32(math.Round(float64(v)*32768)) / 32768
 	}
 	run := func(every bool) ([]analyzers.PhraseDetection, int64) {
-		cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{AtSpeechEnds: !every}}
+		cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{EveryWindow: every}}
 		set := newAudioSet(t, cfg)
 		res, err := set.AnalyzeSamples(context.Background(), samples, analyzers.AudioRate, 1000)
 		if err != nil {
@@ -68,18 +68,20 @@ func TestGatedPhraseMatchesEveryWindow(t *testing.T) {
 	}
 }
 
-// The gated spotter looks at the VAD's speech ends, so "vad" must come before it; the
-// every-window spotter (the default) runs alone.
+// The gated spotter (the default) looks at the VAD's speech ends: with "vad" after it or
+// absent, the spotter scores every window and does not need the VAD.
 func TestGatedPhraseNeedsVAD(t *testing.T) {
 	for _, names := range [][]string{{"phrase"}, {"phrase", "vad"}} {
-		if s, err := analyzers.NewAudioSet(analyzers.AudioConfig{Analyzers: names, Phrase: analyzers.PhraseConfig{AtSpeechEnds: true}}); err == nil {
-			s.Close()
-			t.Errorf("%v: accepted, want an error naming vad", names)
+		s := newAudioSet(t, analyzers.AudioConfig{Analyzers: names})
+		if phraseOf(t, s).NeedsVAD() {
+			t.Errorf("%v: the spotter says it needs the VAD, want every window", names)
 		}
 	}
-	s := newAudioSet(t, analyzers.AudioConfig{Analyzers: []string{"phrase"}})
-	if phraseOf(t, s).NeedsVAD() {
-		t.Error("every-window spotter says it needs the VAD")
+	if !phraseOf(t, newAudioSet(t, analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}})).NeedsVAD() {
+		t.Error("vad, phrase: the spotter does not look at the speech ends, want the gate")
+	}
+	if phraseOf(t, newAudioSet(t, analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{EveryWindow: true}})).NeedsVAD() {
+		t.Error("EveryWindow: the spotter looks at the speech ends, want every window")
 	}
 }
 
@@ -87,7 +89,7 @@ func TestGatedPhraseNeedsVAD(t *testing.T) {
 // between workers after every chunk and gives what one pass gives.
 func TestGatedPhraseStateRestoresExactly(t *testing.T) {
 	ctx := context.Background()
-	cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{AtSpeechEnds: true}}
+	cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}}
 	a, b := newAudioSet(t, cfg), newAudioSet(t, cfg)
 	samples, _ := answerThenPhrase(t)
 	for i, v := range samples {

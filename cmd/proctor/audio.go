@@ -103,9 +103,9 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	negatives := fs.String("negatives", "", "folder of real recordings without the phrase (e.g. ../shared/data/speech): false alarms on them are reported per subfolder, apart from --data's")
 	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, every 80 ms), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (both, fused at speech ends); default "+analyzers.DefaultPhraseHead)
 	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase,voice); speed is printed per stage")
-	ends := fs.Bool("at-speech-ends", false, "score the openWakeWord phrase head only on the windows around the VAD's speech ends (cheaper; misses phrases the VAD does not hear)")
-	endBefore := fs.Duration("end-before", 0, "with --at-speech-ends: score windows ending from this long before each speech end (default 1s)")
-	endAfter := fs.Duration("end-after", 0, "with --at-speech-ends: ... to this long after it (default 600ms)")
+	every := fs.Bool("every-window", false, "score the openWakeWord phrase head on every 80 ms window (as before issue 16's gate: ~2× the phrase CPU), not only around speech ends and loud-stretch ends")
+	endBefore := fs.Duration("end-before", 0, "score windows ending from this long before each speech end (default 1s)")
+	endAfter := fs.Duration("end-after", 0, "... to this long after it (default 600ms)")
 	voiceBatch := fs.Int("voice-batch", 0, "speaker encoder windows per call (default 4; 1 = one at a time)")
 	embedding := fs.String("phrase-embedding", "", "openWakeWord embedding model: oww-embedding (fp32, default) or oww-embedding-int8")
 	if err := parse(fs, args); err != nil {
@@ -121,7 +121,7 @@ func runEvalAudio(ctx context.Context, args []string) error {
 		cfg.Analyzers = strings.Split(*stages, ",")
 	}
 	cfg.Phrase.Model = *head
-	cfg.Phrase.AtSpeechEnds, cfg.Phrase.EndBefore, cfg.Phrase.EndAfter = *ends, *endBefore, *endAfter
+	cfg.Phrase.EveryWindow, cfg.Phrase.EndBefore, cfg.Phrase.EndAfter = *every, *endBefore, *endAfter
 	if *data == "" {
 		return usageError{errors.New("usage: proctor eval audio --data DIR")}
 	}
