@@ -36,7 +36,8 @@ type phraseGate struct {
 	// Caches, rebuilt from the ring after a restore (not saved).
 	mel      []float32 // mel frames from melStart on (x/10+2), melBins each
 	melStart int64
-	embLast  int64 // step of the newest embedding in the head's history, -1 if none
+	embLast  int64   // step of the newest embedding in the head's history, -1 if none
+	ends     []int64 // this chunk's speech and loud-stretch ends (scratch, reused)
 }
 
 func newPhraseGate(cfg PhraseConfig, window int) *phraseGate {
@@ -138,7 +139,7 @@ func (g *phraseGate) process(p *Phrase, pcm []float32, obs *AudioObservation) er
 		g.ring = append(g.ring, int16(max(-32768, min(32767, math.Round(float64(v)*32768)))))
 	}
 	total := g.ringStart + int64(len(g.ring))
-	var ends []int64
+	ends := g.ends[:0]
 	for _, sg := range obs.Speech {
 		if !sg.Open {
 			ends = append(ends, sg.EndMs*AudioRate/1000-g.vadPad)
@@ -146,6 +147,7 @@ func (g *phraseGate) process(p *Phrase, pcm []float32, obs *AudioObservation) er
 	}
 	ends = g.energy.update(g.ring, g.ringStart, ends)
 	slices.Sort(ends)
+	g.ends = ends
 	for _, end := range ends {
 		lo := max(stepFor(end-g.before), int64(p.window-1), g.next)
 		hi := stepFor(end+g.after+1) - 1 // last window ending at or before end+after
