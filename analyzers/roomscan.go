@@ -83,6 +83,7 @@ type RoomScan struct {
 	a32, b32, fa, fb, cross, surface gocv.Mat
 	window, za, zb                   []float32
 	winW, winH                       int
+	features                         *scanFeatures // lazily built by featureShift
 }
 
 // NewRoomScan builds a RoomScan.
@@ -99,6 +100,10 @@ func (r *RoomScan) Config() RoomScanConfig { return r.cfg }
 
 // Close frees the scratch images.
 func (r *RoomScan) Close() error {
+	if r.features != nil {
+		r.features.close()
+		r.features = nil
+	}
 	for _, m := range []*gocv.Mat{&r.small, &r.gray, &r.cyl, &r.mapX, &r.mapY, &r.a32, &r.b32, &r.fa, &r.fb, &r.cross, &r.surface} {
 		if m.Ptr() != nil {
 			m.Close()
@@ -197,6 +202,10 @@ const motionLevel = 8
 // MinConfidence or the shift exceeds MaxShift (confidence reported as measured). Missing a
 // real turn only lowers coverage; inventing one could pass a scan that never happened.
 //
+// A pair the correlation cannot measure, but whose frames are within MaxGap, gets a second try
+// by matched ORB corners (roomscan_features.go): 1 fps frames of a brisk scan turn 25–40°
+// apart, where the overlap is too small for the correlation's peak.
+//
 // The estimate is exact for a pure rotation about the camera centre; a phone swung on an
 // outstretched arm also translates, which makes near objects move faster than far ones.
 func (r *RoomScan) YawBetween(prev, cur *Thumb) (degrees, confidence float32) {
@@ -248,10 +257,28 @@ func (r *RoomScan) YawBetween(prev, cur *Thumb) (degrees, confidence float32) {
 		return 0, 0
 	}
 	if confidence < r.cfg.MinConfidence || math.Abs(float64(dx)) > float64(r.cfg.MaxShift)*float64(w) {
+		// Too little overlap for the correlation (a turn of more than ~20° between frames, as
+		// 1 fps frames of a brisk scan are): matched corner features may still agree on a shift.
+		if fdx, fconf, ok := r.featureShift(prev, cur); ok {
+			return yawOf(fdx, cur.Focal), fconf
+		}
 		return 0, confidence
 	}
-	// Cylindrical thumbnails: Focal columns per radian.
-	return float32(-float64(dx) / float64(cur.Focal) * 180 / math.Pi), confidence
+	// A large shift may be the alias of a larger one the other way (the DFT wraps at the
+	// thumbnail's width: a 45° turn reads as −24°): where corners agree on another shift,
+	// they are right (no wrong corner estimate in the measurements, docs/evidence-camera.md).
+	if math.Abs(float64(dx)) > 0.25*float64(w) {
+		if fdx, fconf, ok := r.featureShift(prev, cur); ok && math.Abs(float64(fdx-dx)) > scanClusterCols {
+			return yawOf(fdx, cur.Focal), fconf
+		}
+	}
+	return yawOf(dx, cur.Focal), confidence
+}
+
+// yawOf turns a shift of a cylindrical thumbnail (Focal columns per radian) into the camera's
+// turn in degrees: the scene moving left means the camera turned right.
+func yawOf(dx, focal float32) float32 {
+	return float32(-float64(dx) / float64(focal) * 180 / math.Pi)
 }
 
 // correlate phase-correlates r.a32 and r.b32 (windowed, zero-mean), picks the peak that best

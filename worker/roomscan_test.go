@@ -44,12 +44,12 @@ func devDataDir(t *testing.T) string {
 const (
 	scanW, scanH = 640, 360
 	scanFOV      = 70.0 // the analyzer's assumed field of view (RoomScanConfig.FOVDeg)
-	scanFPS      = 10   // the rendered video's frame rate
 )
 
-// scanVideo renders an MJPG video of a camera at yawAt(t) (degrees) inside a cylindrical
-// panorama made of real photos joined side by side (360° around), seconds long.
-func scanVideo(t *testing.T, path string, photos []string, seconds float64, yawAt func(sec float64) float64) {
+// scanVideo renders an MJPG video at fps frames per second of a camera at yawAt(t) (degrees)
+// inside a cylindrical panorama made of real photos joined side by side (360° around), seconds
+// long.
+func scanVideo(t *testing.T, path string, photos []string, fps, seconds float64, yawAt func(sec float64) float64) {
 	t.Helper()
 	focal := float64(scanW) / 2 / math.Tan(scanFOV*math.Pi/360)
 	width := int(math.Round(2 * math.Pi * focal))
@@ -96,7 +96,7 @@ func scanVideo(t *testing.T, path string, photos []string, seconds float64, yawA
 			my[y*scanW+x] = float32(float64(height)/2 + focal*Y/math.Hypot(X, focal))
 		}
 	}
-	w, err := gocv.VideoWriterFile(path, "MJPG", scanFPS, scanW, scanH, true)
+	w, err := gocv.VideoWriterFile(path, "MJPG", fps, scanW, scanH, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +104,8 @@ func scanVideo(t *testing.T, path string, photos []string, seconds float64, yawA
 	frame := gocv.NewMat()
 	defer frame.Close()
 	prev := yawAt(0)
-	for i := range int(seconds * scanFPS) {
-		yaw := math.Mod(yawAt(float64(i)/scanFPS), 360)
+	for i := range int(seconds * fps) {
+		yaw := math.Mod(yawAt(float64(i)/fps), 360)
 		if yaw < 0 {
 			yaw += 360
 		}
@@ -115,7 +115,7 @@ func scanVideo(t *testing.T, path string, photos []string, seconds float64, yawA
 		x.Close()
 		y.Close()
 		// Motion blur over a 1/30 s exposure at the current turn rate.
-		if blur := int(math.Abs(yaw-prev) * scanFPS / 30 * math.Pi / 180 * focal); blur >= 2 {
+		if blur := int(math.Abs(yaw-prev) * fps / 30 * math.Pi / 180 * focal); blur >= 2 {
 			k := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(1/float64(blur), 0, 0, 0), 1, blur, gocv.MatTypeCV32F)
 			gocv.Filter2D(frame, &frame, -1, k, image.Pt(-1, -1), 0, gocv.BorderReplicate)
 			k.Close()
@@ -141,10 +141,10 @@ func turn(before, turnSec, degrees float64) func(float64) float64 {
 	}
 }
 
-// TestRoomScanFromRecording: an uploaded recording of a full 360° scan (15 s, 24°/s: 24° per
-// frame at the 1 fps the rest of the video is sampled at) raises no NO_ROOM_SCAN; a half scan
-// (180°) raises it, with the degrees it measured. At 1 fps throughout (ScanRate 1) the same full
-// scan is under-counted, which is why the scan window is sampled densely.
+// TestRoomScanFromRecording: an uploaded recording of a full 360° scan (15 s, 24°/s) raises no
+// NO_ROOM_SCAN; a half scan (180°) raises it, with the degrees it measured. The same holds for
+// frames 1 s apart, as a recording filmed at 1 fps gives (25° or 37.5° between frames): where
+// the phase correlation of such a pair fails, matched corners measure the turn.
 func TestRoomScanFromRecording(t *testing.T) {
 	data := devDataDir(t)
 	var photos []string
@@ -152,10 +152,15 @@ func TestRoomScanFromRecording(t *testing.T) {
 		photos = append(photos, filepath.Join(data, "faces", "multi_person", n))
 	}
 	dir := t.TempDir()
-	full, fast, half := filepath.Join(dir, "full.avi"), filepath.Join(dir, "fast.avi"), filepath.Join(dir, "half.avi")
-	scanVideo(t, full, photos, 25, turn(3, 15, 375)) // a little past 360, as people do
-	scanVideo(t, fast, photos, 25, turn(3, 10, 375)) // 37.5°/s
-	scanVideo(t, half, photos, 25, turn(3, 8, 180))
+	video := func(name string, fps float64, track func(float64) float64) string {
+		path := filepath.Join(dir, name+".avi")
+		scanVideo(t, path, photos, fps, 25, track)
+		return path
+	}
+	full := video("full", 10, turn(3, 15, 375)) // a little past 360, as people do
+	fast := video("fast", 10, turn(3, 10, 375)) // 37.5°/s
+	half := video("half", 10, turn(3, 8, 180))
+	full1, half1 := video("full-1fps", 1, turn(3, 15, 375)), video("half-1fps", 1, turn(3, 8, 180))
 	cases := []struct {
 		name     string
 		video    string
@@ -165,7 +170,10 @@ func TestRoomScanFromRecording(t *testing.T) {
 		{"full scan in 15 s", full, 0, false},
 		{"full scan in 10 s", fast, 0, false},
 		{"half scan", half, 0, true},
-		{"full scan in 10 s, sampled at 1 fps throughout", fast, 1, true},
+		{"full scan in 10 s, sampled at 1 fps throughout", fast, 1, false},
+		{"half scan, sampled at 1 fps throughout", half, 1, true},
+		{"full scan in 15 s, filmed at 1 fps", full1, 0, false},
+		{"half scan, filmed at 1 fps", half1, 0, true},
 	}
 	for _, b := range testdb.Open(t) {
 		for _, tc := range cases {
