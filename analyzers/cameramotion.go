@@ -94,7 +94,7 @@ func NewCameraMotion(cfg CameraMotionConfig) (*CameraMotion, error) {
 }
 
 func (a *CameraMotion) Name() string    { return "cameramotion" }
-func (a *CameraMotion) Version() string { return "phasecorr-yaw@1" }
+func (a *CameraMotion) Version() string { return "phasecorr-orb-yaw@2" }
 
 // Analyze sets obs.CameraYaw for evidence frames of a session with a known capture time.
 func (a *CameraMotion) Analyze(_ context.Context, f *Frame, obs *Observation) error {

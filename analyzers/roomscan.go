@@ -265,9 +265,10 @@ func (r *RoomScan) YawBetween(prev, cur *Thumb) (degrees, confidence float32) {
 		return 0, confidence
 	}
 	// A large shift may be the alias of a larger one the other way (the DFT wraps at the
-	// thumbnail's width: a 45° turn reads as −24°): where corners agree on another shift,
-	// they are right (no wrong corner estimate in the measurements, docs/evidence-camera.md).
-	if math.Abs(float64(dx)) > 0.25*float64(w) {
+	// thumbnail's width: a 45° turn reads as −24°), and a weak peak may be a wrong one: where
+	// corners agree on another shift, they are right (no wrong corner estimate in the
+	// measurements, docs/evidence-camera.md).
+	if math.Abs(float64(dx)) > 0.25*float64(w) || confidence < 0.15 {
 		if fdx, fconf, ok := r.featureShift(prev, cur); ok && math.Abs(float64(fdx-dx)) > scanClusterCols {
 			return yawOf(fdx, cur.Focal), fconf
 		}

@@ -35,7 +35,8 @@ func (s *scanFeatures) close() {
 
 // featureShift estimates cur's horizontal shift relative to prev (thumbnail columns) from ORB
 // matches that pass the ratio test: the shift most matches agree on (within scanClusterCols
-// columns, 4 rows up or down), if enough do and three times more than on any other shift.
+// columns, 4 rows up or down), if enough do, 40% of them or more, and three times more than on
+// any other shift.
 // confidence is the share of the voting matches that agree.
 func (r *RoomScan) featureShift(prev, cur *Thumb) (dx, confidence float32, ok bool) {
 	if r.features == nil {
@@ -100,7 +101,7 @@ func (r *RoomScan) featureShift(prev, cur *Thumb) (dx, confidence float32, ok bo
 			second = max(second, window(i))
 		}
 	}
-	if best < scanMinMatches || best < 3*second {
+	if best < scanMinMatches || best < 3*second || float32(best) < scanMinAgree*float32(len(shifts)) {
 		return 0, 0, false
 	}
 	var sum float32
@@ -110,8 +111,10 @@ func (r *RoomScan) featureShift(prev, cur *Thumb) (dx, confidence float32, ok bo
 	return sum / float32(best), float32(best) / float32(len(shifts)), true
 }
 
-// scanMinMatches is how many matches must agree on a shift, within scanClusterCols columns.
+// scanMinMatches is how many matches must agree on a shift, within scanClusterCols columns,
+// and scanMinAgree the share of the voting matches they must be.
 const (
 	scanMinMatches  = 8
 	scanClusterCols = 3
+	scanMinAgree    = 0.4
 )

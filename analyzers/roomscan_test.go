@@ -422,6 +422,42 @@ func TestRoomScanRealPhotos(t *testing.T) {
 	evalScans(t, newTestRoomScan(t), pans, face, 2, rows)
 }
 
+// Turns of 30° and 34° between frames (1 fps frames of a 10–12 s scan) are past what the
+// correlation measures; matched corners measure most of them, and none wrongly.
+func TestYawBetweenLargeTurns(t *testing.T) {
+	rs := newTestRoomScan(t)
+	strip := proceduralStrip(rand.New(rand.NewPCG(1, 1)))
+	pan := newPanorama(strip)
+	strip.Close()
+	defer pan.close()
+	frame := gocv.NewMat()
+	defer frame.Close()
+	thumb := func(yaw float64) *Thumb {
+		pan.view(&frame, yaw, 0)
+		th := &Thumb{}
+		if err := rs.Thumb(&Frame{Image: frame, Width: panFrameW, Height: panFrameH}, time.Time{}, th); err != nil {
+			t.Fatal(err)
+		}
+		return th
+	}
+	for _, step := range []float64{30, 34} {
+		measured := 0
+		for base := 0.0; base < 360; base += 30 {
+			d, c := rs.YawBetween(thumb(base), thumb(base+step))
+			switch {
+			case math.Abs(float64(d)-step) <= 0.5:
+				measured++
+			case d != 0:
+				t.Errorf("%v° turn from %v°: measured %.1f° (confidence %.2f)", step, base, d, c)
+			}
+		}
+		t.Logf("%v° turns: %d of 12 measured", step, measured)
+		if measured < 6 {
+			t.Errorf("%v° turns: %d of 12 measured, want at least 6", step, measured)
+		}
+	}
+}
+
 // Unusable pairs give no yaw: a gap in time, unrelated frames, mismatched sizes.
 func TestYawBetweenRejects(t *testing.T) {
 	rs := newTestRoomScan(t)
@@ -516,6 +552,20 @@ func BenchmarkRoomScan(b *testing.B) {
 	pan.view(&frame, 12, 0)
 	rs.Thumb(&f, time.Time{}, &cur)
 	b.Run("YawBetween", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rs.YawBetween(&prev, &cur)
+		}
+	})
+	// A 1 fps pair of a brisk scan (34°): the correlation fails and the corners measure it.
+	pan.view(&frame, 30, 0)
+	rs.Thumb(&f, time.Time{}, &prev)
+	pan.view(&frame, 64, 0)
+	rs.Thumb(&f, time.Time{}, &cur)
+	if d, _ := rs.YawBetween(&prev, &cur); math.Abs(float64(d)-34) > 0.5 {
+		b.Fatalf("34° pair measured %.1f°", d)
+	}
+	b.Run("YawBetween34", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			rs.YawBetween(&prev, &cur)
