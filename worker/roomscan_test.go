@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"proctor/analyzers"
+	"proctor/internal/composite"
 	"proctor/internal/testdb"
 	"proctor/pipeline"
 	"proctor/rules"
@@ -46,99 +44,33 @@ const (
 	scanFOV      = 70.0 // the analyzer's assumed field of view (RoomScanConfig.FOVDeg)
 )
 
-// scanVideo renders an MJPG video at fps frames per second of a camera at yawAt(t) (degrees)
-// inside a cylindrical panorama made of real photos joined side by side (360° around), seconds
-// long.
-func scanVideo(t *testing.T, path string, photos []string, fps, seconds float64, yawAt func(sec float64) float64) {
+// scanVideo renders an MJPG video at fps frames per second of the evidence phone turning at
+// yawAt(t) degrees in a room made of real photos (composite.Pan), seconds long.
+func scanVideo(t *testing.T, path string, photos []gocv.Mat, fps, seconds float64, yawAt func(sec float64) float64) {
 	t.Helper()
-	focal := float64(scanW) / 2 / math.Tan(scanFOV*math.Pi/360)
-	width := int(math.Round(2 * math.Pi * focal))
-	height := int(2*focal*math.Tan(30*math.Pi/180)) + 1
-	var parts []gocv.Mat
-	for _, p := range photos {
-		m := gocv.IMRead(p, gocv.IMReadColor)
-		if m.Empty() {
-			t.Fatalf("cannot read %s", p)
-		}
-		r := gocv.NewMat()
-		gocv.Resize(m, &r, image.Pt(m.Cols()*height/m.Rows(), height), 0, 0, gocv.InterpolationArea)
-		m.Close()
-		parts = append(parts, r)
-	}
-	strip := gocv.NewMat()
-	defer strip.Close()
-	gocv.Hconcat(parts[0], parts[1], &strip)
-	for _, p := range parts[2:] {
-		next := gocv.NewMat()
-		gocv.Hconcat(strip, p, &next)
-		strip.Close()
-		strip = next
-	}
-	for _, p := range parts {
-		p.Close()
-	}
-	pano, padded := gocv.NewMat(), gocv.NewMat()
-	defer pano.Close()
-	defer padded.Close()
-	gocv.Resize(strip, &pano, image.Pt(width, height), 0, 0, gocv.InterpolationArea)
-	gocv.CopyMakeBorder(pano, &padded, 0, 0, scanW, scanW, gocv.BorderWrap, color.RGBA{})
-
-	baseX := gocv.NewMatWithSize(scanH, scanW, gocv.MatTypeCV32F)
-	baseY := gocv.NewMatWithSize(scanH, scanW, gocv.MatTypeCV32F)
-	defer baseX.Close()
-	defer baseY.Close()
-	mx, _ := baseX.DataPtrFloat32()
-	my, _ := baseY.DataPtrFloat32()
-	for y := range scanH {
-		for x := range scanW {
-			X, Y := float64(x)-scanW/2, float64(y)-scanH/2
-			mx[y*scanW+x] = float32(float64(scanW) + focal*math.Atan2(X, focal))
-			my[y*scanW+x] = float32(float64(height)/2 + focal*Y/math.Hypot(X, focal))
-		}
-	}
 	w, err := gocv.VideoWriterFile(path, "MJPG", fps, scanW, scanH, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	frame := gocv.NewMat()
-	defer frame.Close()
-	prev := yawAt(0)
-	for i := range int(seconds * fps) {
-		yaw := math.Mod(yawAt(float64(i)/fps), 360)
-		if yaw < 0 {
-			yaw += 360
-		}
-		x, y := baseX.Clone(), baseY.Clone()
-		x.AddFloat(float32(yaw * math.Pi / 180 * focal))
-		gocv.Remap(padded, &frame, &x, &y, gocv.InterpolationLinear, gocv.BorderReplicate, color.RGBA{})
-		x.Close()
-		y.Close()
-		// Motion blur over a 1/30 s exposure at the current turn rate.
-		if blur := int(math.Abs(yaw-prev) * fps / 30 * math.Pi / 180 * focal); blur >= 2 {
-			k := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(1/float64(blur), 0, 0, 0), 1, blur, gocv.MatTypeCV32F)
-			gocv.Filter2D(frame, &frame, -1, k, image.Pt(-1, -1), 0, gocv.BorderReplicate)
-			k.Close()
-		}
-		prev = yaw
-		if err := w.Write(frame); err != nil {
-			t.Fatal(err)
-		}
+	if err := composite.Pan(photos, scanW, scanH, scanFOV, fps, seconds, yawAt, w.Write); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// turn is a yaw track: still for `before` s, turning by `degrees` at a steady rate over `turn`
-// s, then still.
-func turn(before, turnSec, degrees float64) func(float64) float64 {
-	return func(s float64) float64 {
-		switch {
-		case s < before:
-			return 0
-		case s < before+turnSec:
-			return degrees * (s - before) / turnSec
+// scanPhotos reads the six group photos the room-scan rooms are made of.
+func scanPhotos(t *testing.T, data string) []gocv.Mat {
+	t.Helper()
+	var photos []gocv.Mat
+	for i := 1; i <= 6; i++ {
+		m := gocv.IMRead(filepath.Join(data, "faces", "multi_person", fmt.Sprintf("group-%d.jpg", i)), gocv.IMReadColor)
+		if m.Empty() {
+			t.Fatalf("cannot read group-%d.jpg", i)
 		}
-		return degrees
+		t.Cleanup(func() { m.Close() })
+		photos = append(photos, m)
 	}
+	return photos
 }
 
 // TestRoomScanFromRecording: an uploaded recording of a full 360° scan (15 s, 24°/s) raises no
@@ -147,20 +79,17 @@ func turn(before, turnSec, degrees float64) func(float64) float64 {
 // the phase correlation of such a pair fails, matched corners measure the turn.
 func TestRoomScanFromRecording(t *testing.T) {
 	data := devDataDir(t)
-	var photos []string
-	for _, n := range []string{"group-1.jpg", "group-2.jpg", "group-3.jpg", "group-4.jpg", "group-5.jpg", "group-6.jpg"} {
-		photos = append(photos, filepath.Join(data, "faces", "multi_person", n))
-	}
+	photos := scanPhotos(t, data)
 	dir := t.TempDir()
 	video := func(name string, fps float64, track func(float64) float64) string {
 		path := filepath.Join(dir, name+".avi")
 		scanVideo(t, path, photos, fps, 25, track)
 		return path
 	}
-	full := video("full", 10, turn(3, 15, 375)) // a little past 360, as people do
-	fast := video("fast", 10, turn(3, 10, 375)) // 37.5°/s
-	half := video("half", 10, turn(3, 8, 180))
-	full1, half1 := video("full-1fps", 1, turn(3, 15, 375)), video("half-1fps", 1, turn(3, 8, 180))
+	full := video("full", 10, composite.Turn(3, 15, 375)) // a little past 360, as people do
+	fast := video("fast", 10, composite.Turn(3, 10, 375)) // 37.5°/s
+	half := video("half", 10, composite.Turn(3, 8, 180))
+	full1, half1 := video("full-1fps", 1, composite.Turn(3, 15, 375)), video("half-1fps", 1, composite.Turn(3, 8, 180))
 	cases := []struct {
 		name     string
 		video    string
