@@ -117,8 +117,11 @@ func screenRects(img gocv.Mat) (quads []screenQuad, scale float32) {
 				screenDebug("quad %v in %.0f out %.0f support %.2f", pts, in, out, support)
 			}
 			// Bright (a lit screen), or framed all round (a bezel, a picture frame) and not
-			// darker than the wall.
-			if !(in >= out+12 && support >= 0.5) && !(support >= 0.75 && in >= out-5) {
+			// darker than the wall — or, framed all round and wider than tall, a screen on a
+			// wall brighter than its page: the dark rectangle a person really stands in is a
+			// doorway, taller than wide.
+			landscape := float64(r.Dx()) >= 1.2*float64(r.Dy())
+			if !(in >= out+12 && support >= 0.5) && !(support >= 0.75 && (in >= out-5 || landscape)) {
 				continue
 			}
 			quads = append(quads, screenQuad{pts: pts, bounds: r})

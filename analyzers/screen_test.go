@@ -43,6 +43,25 @@ func TestPersonsOnScreen(t *testing.T) {
 			t.Errorf("%s: on screen = %v, want %v (quads %v)", tc.name, got, tc.want, quads)
 		}
 	}
+	// A wall brighter than the screen's page, whose bright part is not four-sided (a title bar,
+	// the video in its corner), and a dark doorway: the screen still counts by its bezel (wider
+	// than tall), the doorway does not.
+	bright := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(225, 230, 235, 0), 720, 1280, gocv.MatTypeCV8UC3)
+	defer bright.Close()
+	gocv.Rectangle(&bright, image.Rect(0, 470, 1280, 720), color.RGBA{70, 90, 120, 0}, -1)     // desk
+	gocv.Rectangle(&bright, image.Rect(80, 80, 360, 720), color.RGBA{40, 40, 45, 0}, -1)       // dark doorway
+	gocv.Rectangle(&bright, image.Rect(760, 180, 1160, 440), color.RGBA{25, 25, 25, 0}, -1)    // bezel
+	gocv.Rectangle(&bright, image.Rect(772, 192, 1148, 428), color.RGBA{200, 200, 195, 0}, -1) // page, dimmer than the wall
+	gocv.Rectangle(&bright, image.Rect(772, 192, 1148, 215), color.RGBA{90, 60, 50, 0}, -1)    // title bar
+	gocv.Rectangle(&bright, image.Rect(960, 215, 1148, 350), color.RGBA{90, 80, 70, 0}, -1)    // video box in the corner
+	quads, scale = screenRects(bright)
+	if !onScreen(quads, scale, [4]float32{980, 225, 150, 125}) {
+		t.Errorf("person in the video box of a screen dimmer than the wall: not on screen (quads %v)", quads)
+	}
+	if onScreen(quads, scale, [4]float32{140, 200, 160, 500}) {
+		t.Errorf("person standing in a dark doorway: on screen (quads %v)", quads)
+	}
+
 	blank := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(150, 160, 165, 0), 720, 1280, gocv.MatTypeCV8UC3)
 	defer blank.Close()
 	if q, _ := screenRects(blank); len(q) != 0 {
