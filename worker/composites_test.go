@@ -311,7 +311,7 @@ func TestEvidenceComposites(t *testing.T) {
 	t.Log(b.String())
 
 	// Floors under the measured figures (docs/evidence-camera.md), so a regression shows.
-	if screen.detected < 10 || float64(screen.flagged) > 0.25*float64(screen.detected) {
+	if screen.detected < 10 || float64(screen.flagged) > 0.07*float64(screen.detected) {
 		t.Errorf("screen composites: %d of %d with the screen person detected still count two people", screen.flagged, screen.detected)
 	}
 	if float64(room.flagged) < 0.9*float64(room.detected) {
