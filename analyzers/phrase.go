@@ -37,8 +37,10 @@ type PhraseConfig struct {
 	// so it raises no flags.
 	Active *models.Manifest `json:"-"`
 	Shadow *models.Manifest `json:"-"`
-	// Embedding is the manifest name of the openWakeWord speech embedding. Default
-	// "oww-embedding" (fp32); "oww-embedding-int8" is its int8 build (docs/audio.md "Speed").
+	// Embedding overrides the openWakeWord speech embedding the head is fed. Default: the one
+	// the active head was trained on (its manifest's audio.embedding: "oww-embedding", fp32, or
+	// "oww-embedding-int8", its int8 build; docs/audio.md "Speed"). Feeding a head another
+	// embedding than its own is for measurements only: its threshold was chosen on its own.
 	Embedding string `json:"embedding,omitempty"`
 	// EveryWindow scores the openWakeWord head on every 80 ms window. By default, when "vad"
 	// runs before "phrase", the head scores only the windows ending from EndBefore before to
@@ -73,8 +75,8 @@ const DefaultPhraseModel = "phrase-gaiti"
 // opt-in: model versions, shadows, flags' model ids and retrain.sh are built around phrase-gaiti.
 const DefaultPhraseHead = DefaultPhraseModel
 
-// DefaultPhraseEmbedding is the openWakeWord embedding used when PhraseConfig.Embedding is empty.
-const DefaultPhraseEmbedding = "oww-embedding"
+// DefaultPhraseEmbedding is the openWakeWord embedding of a head whose manifest names none.
+const DefaultPhraseEmbedding = models.DefaultHeadEmbedding
 
 // EWNPhraseModel is the head over EfficientWord-Net embeddings at speech ends (phrase_ends.go).
 const EWNPhraseModel = "phrase-ewn"
@@ -201,7 +203,12 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	}
 	embName := cfg.Embedding
 	if embName == "" {
-		embName = DefaultPhraseEmbedding
+		embName = hm.HeadEmbedding()
+	}
+	// A shadow scores the active head's embeddings: it must have been trained on the same ones.
+	if cfg.Shadow != nil && cfg.Shadow.Decode.Family == models.FamilyPhraseHead && cfg.Shadow.HeadEmbedding() != embName {
+		return nil, fmt.Errorf("phrase: shadow %s was trained on %s embeddings, the active head %s is fed %s: a shadow runs only beside a head on the same embedding",
+			cfg.Shadow.ID(), cfg.Shadow.HeadEmbedding(), hm.ID(), embName)
 	}
 	embM, err := models.Load(embName)
 	if err != nil {
