@@ -496,7 +496,7 @@ def read_export(folder, include_unreviewed):
     return summary, items
 
 
-def write_version_dir(out_dir, root, version, sha, thr, min_run, report, exports):
+def write_version_dir(out_dir, root, version, sha, thr, min_run, report, exports, embedding):
     """A retraining run's version directory (docs/data-loop.md §3): manifest.json (a copy of the
     built-in manifest with this version's file, checksum and operating point; loadable by
     models.ReadVersionDir) and card.md. eval.json is added by retrain.sh (the Go evaluation)."""
@@ -510,6 +510,7 @@ def write_version_dir(out_dir, root, version, sha, thr, min_run, report, exports
                    "member": "phrase-gaiti.onnx"}
     m["thresholds"]["score"] = thr
     m["audio"]["min_run"] = min_run
+    set_embedding(m, embedding)
     names = "; ".join(f"{e['id']} (manifest_sha256 {e['manifest_sha256']}: {e['positives']} positives, "
                       f"{e['negatives']} negatives)" for e in exports) or "none"
     m["notes"] = (f"Retrained from phrase-gaiti@{builtin_version}'s synthetic data plus reviewer exports: {names}. "
@@ -681,15 +682,24 @@ def evaluate(scores_per_session, thr, sessions, min_run=1):
             "fa_per_hour": fa / max(neg_speech / 3600, 1e-9), "variants": var_total, "variant_hits": var_hit}
 
 
-def update_manifest(path, sha, thr, min_run):
-    """The manifest pins what the service loads: the new file's checksum and the operating point
-    chosen on the dev voices."""
+def set_embedding(m, embedding):
+    """The service feeds a head the embedding its manifest names (fp32 when none is named)."""
+    if embedding == "oww-embedding":
+        m["audio"].pop("embedding", None)
+    else:
+        m["audio"]["embedding"] = embedding
+
+
+def update_manifest(path, sha, thr, min_run, embedding):
+    """The manifest pins what the service loads: the new file's checksum, the embedding it was
+    trained on and the operating point chosen on the dev voices."""
     with open(path, encoding="utf-8") as f:
         m = json.load(f)
     m["sha256"] = sha
     m["source"]["package_sha256"] = sha
     m["thresholds"]["score"] = thr
     m["audio"]["min_run"] = min_run
+    set_embedding(m, embedding)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(m, f, indent=2, ensure_ascii=False)
         f.write("\n")
@@ -971,10 +981,10 @@ def main():
         json.dump(report, f, indent=1, ensure_ascii=False)
     manifest = builtin_manifest
     if args.version_dir:
-        write_version_dir(args.version_dir, root, args.version, sha, thr, min_run, report, exports)
+        write_version_dir(args.version_dir, root, args.version, sha, thr, min_run, report, exports, args.embedding)
         log(f"version directory {args.version_dir}: phrase-gaiti@{args.version} (manifest.json, card.md)")
     elif os.path.abspath(args.out) == os.path.join(root, "models", "trained", "phrase-gaiti-mlp.onnx") and os.path.exists(manifest):
-        update_manifest(manifest, sha, thr, min_run)
+        update_manifest(manifest, sha, thr, min_run, args.embedding)
         log(f"updated {os.path.relpath(manifest, root)}: sha256, thresholds.score {thr}, audio.min_run {min_run}")
     log(f"wrote {args.out} ({report['bytes']} bytes, sha256 {sha}) and {args.report} in {report['seconds']}s")
 
