@@ -13,8 +13,9 @@ import (
 // PhraseConfig configures the "phrase" audio analyzer, which spots the closing phrase
 // "该题回答完毕". Zero values take the defaults noted.
 type PhraseConfig struct {
-	// Model is the manifest name of the classifier head. Default "phrase-gaiti" (openWakeWord
-	// every 80 ms); "phrase-ewn" and "phrase-ewn-oww" look at the VAD's speech ends.
+	// Model is the manifest name of the classifier head. Default "phrase-gaiti" (openWakeWord,
+	// int8 embeddings); "phrase-gaiti-fp32" is its version 1 (fp32 embeddings); "phrase-ewn" and
+	// "phrase-ewn-oww" look at the VAD's speech ends.
 	Model string `json:"model,omitempty"`
 	// Threshold on the head's score. Default: the manifest's thresholds.score, chosen on
 	// held-out voices for ≤ 0.3 false alarms per hour of speech (training/phrase/report.json).
@@ -67,8 +68,14 @@ type PhraseConfig struct {
 
 // DefaultPhraseModel is the openWakeWord phrase head: the one reviewer exports retrain
 // (training/phrase/retrain.sh) and whose registered versions (PhraseConfig.Active) replace the
-// built-in front end.
+// built-in front end. Its built-in version 2 feeds on int8 embeddings (oww-embedding-int8).
 const DefaultPhraseModel = "phrase-gaiti"
+
+// FP32PhraseModel is phrase-gaiti@1 under its own name: the head trained on fp32 embeddings,
+// the default until version 2 (int8) matched it on the dev voices at ~1.5× the phrase speed
+// (docs/audio.md "int8 head"). The fused head reads its scores: its weight and threshold were
+// chosen with them.
+const FP32PhraseModel = "phrase-gaiti-fp32"
 
 // DefaultPhraseHead is the head used when PhraseConfig.Model is empty. The fused head
 // (FusedPhraseModel) won on the held-back test voices (docs/audio.md "Front ends") but stays
@@ -182,7 +189,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		// end spotter combines them with EWN's at every speech end.
 		// A shadow (a retrained openWakeWord head) runs on the same embeddings with its own
 		// detection state, as beside the openWakeWord head alone.
-		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory,
+		ocfg := PhraseConfig{Model: FP32PhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory,
 			Embedding: cfg.Embedding}
 		p, err := NewPhrase(ocfg)
 		if err != nil {
