@@ -129,6 +129,7 @@ type Phrase struct {
 	embCount int64     // embeddings computed in this stretch
 
 	embRuns int64 // embedding model runs since the analyzer was built (not state: a statistic)
+	melRuns int64 // melspectrogram runs (8 frames each), likewise
 }
 
 // EmbeddingRuns is how many times the openWakeWord embedding model ran since the analyzer was
@@ -148,6 +149,7 @@ type spotter struct {
 	id                      string
 	head                    *ort.AdvancedSession
 	headOut                 *ort.Tensor[float32]
+	runs                    int64 // head runs since it was built (a statistic, not state)
 	hold, minRun            int
 	thr                     float32
 	refractory, phraseSamps int64
@@ -415,6 +417,7 @@ func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation
 		if err := p.mel.Run(); err != nil {
 			return fmt.Errorf("melspectrogram: %w", err)
 		}
+		p.melRuns++
 		for _, v := range p.melOut.GetData() {
 			p.frames = append(p.frames, v/10+2)
 		}
@@ -477,6 +480,7 @@ func (p *Phrase) embed(obs *AudioObservation) error {
 		if err := p.active.head.Run(); err != nil {
 			return fmt.Errorf("phrase head: %w", err)
 		}
+		p.active.runs++
 		if len(p.oww) == owwKeep {
 			p.oww = p.oww[:copy(p.oww, p.oww[1:])]
 		}
@@ -505,6 +509,7 @@ func (sp *spotter) score(step int64, out *[]PhraseDetection) error {
 	if err := sp.head.Run(); err != nil {
 		return err
 	}
+	sp.runs++
 	score := sp.headOut.GetData()[0]
 	end := embeddingEnd(step)
 	if sp.cand {

@@ -261,6 +261,7 @@ func (g *phraseGate) embed(p *Phrase, e int64) error {
 		if err := p.mel.Run(); err != nil {
 			return fmt.Errorf("melspectrogram: %w", err)
 		}
+		p.melRuns++
 		for _, v := range p.melOut.GetData() {
 			g.mel = append(g.mel, v/10+2)
 		}
