@@ -48,12 +48,12 @@ type PhraseConfig struct {
 	// EndAfter after each speech end the VAD closes and each end of a loud stretch (energy well
 	// above the stretch's noise floor, for speech the VAD does not hear; phrase_gate.go), and
 	// embeds only the audio they need: the phrase closes an answer, so it ends where the
-	// candidate stops speaking. On the dev split that finds 142 of 157 phrases with 2 false
-	// alarms, every window 144 with 3, at 2× the phrase CPU (docs/audio.md "Speed"). Without a
-	// VAD before it the head scores every window.
+	// candidate stops speaking. With phrase-gaiti@1 on the dev split that found 142 of 157
+	// phrases with 2 false alarms, every window 144 with 3, at 2× the phrase CPU (docs/audio.md
+	// "Speed"). Without a VAD before it the head scores every window.
 	EveryWindow bool `json:"every_window,omitempty"`
-	// EndBefore, EndAfter bound the scored windows' ends around a speech end. Defaults 1 s and
-	// 0.6 s.
+	// EndBefore, EndAfter bound the scored windows' ends around a speech end. Defaults
+	// DefaultEndBefore and DefaultEndAfter.
 	EndBefore time.Duration `json:"end_before,omitempty"`
 	EndAfter  time.Duration `json:"end_after,omitempty"`
 	// vadBefore: "vad" runs before "phrase" in the set, so its speech ends can gate the head.
@@ -81,6 +81,15 @@ const FP32PhraseModel = "phrase-gaiti-fp32"
 // (FusedPhraseModel) won on the held-back test voices (docs/audio.md "Front ends") but stays
 // opt-in: model versions, shadows, flags' model ids and retrain.sh are built around phrase-gaiti.
 const DefaultPhraseHead = DefaultPhraseModel
+
+// DefaultEndBefore and DefaultEndAfter bound the windows the gated spotter scores around each
+// speech or loud-stretch end (phrase_gate.go). 0.4 s / 0.3 s (1 s / 0.6 s before 2026-12-06 late
+// evening): with phrase-gaiti@2 the dev split keeps its 144 of 157 phrases and loses its one false
+// alarm, at 4.4 embeddings per second of audio instead of 6.2 (docs/audio.md "int8 head").
+const (
+	DefaultEndBefore = 400 * time.Millisecond
+	DefaultEndAfter  = 300 * time.Millisecond
+)
 
 // DefaultPhraseEmbedding is the openWakeWord embedding of a head whose manifest names none.
 const DefaultPhraseEmbedding = models.DefaultHeadEmbedding

@@ -48,8 +48,8 @@ func newPhraseGate(cfg PhraseConfig, window int) *phraseGate {
 		return v
 	}
 	g := &phraseGate{
-		before: d(cfg.EndBefore.Milliseconds(), 1000) * AudioRate / 1000,
-		after:  d(cfg.EndAfter.Milliseconds(), 600) * AudioRate / 1000,
+		before: d(cfg.EndBefore.Milliseconds(), DefaultEndBefore.Milliseconds()) * AudioRate / 1000,
+		after:  d(cfg.EndAfter.Milliseconds(), DefaultEndAfter.Milliseconds()) * AudioRate / 1000,
 		vadPad: cfg.vadPad,
 		window: int64(window),
 	}

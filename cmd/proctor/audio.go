@@ -104,8 +104,8 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, int8 embeddings), phrase-gaiti-fp32 (its version 1, fp32 embeddings), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (EWN fused with phrase-gaiti-fp32 at speech ends); default "+analyzers.DefaultPhraseHead)
 	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase,voice); speed is printed per stage")
 	every := fs.Bool("every-window", false, "score the openWakeWord phrase head on every 80 ms window (as before issue 16's gate: ~2× the phrase CPU), not only around speech ends and loud-stretch ends")
-	endBefore := fs.Duration("end-before", 0, "score windows ending from this long before each speech end (default 1s)")
-	endAfter := fs.Duration("end-after", 0, "... to this long after it (default 600ms)")
+	endBefore := fs.Duration("end-before", 0, "score windows ending from this long before each speech end (default "+analyzers.DefaultEndBefore.String()+")")
+	endAfter := fs.Duration("end-after", 0, "... to this long after it (default "+analyzers.DefaultEndAfter.String()+")")
 	voiceBatch := fs.Int("voice-batch", 0, "speaker encoder windows per call (default 4; 1 = one at a time)")
 	embedding := fs.String("phrase-embedding", "", "feed the head this openWakeWord embedding model instead of the one it was trained on (its manifest's audio.embedding): oww-embedding (fp32) or oww-embedding-int8; for measurements")
 	if err := parse(fs, args); err != nil {
