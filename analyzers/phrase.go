@@ -72,7 +72,7 @@ type PhraseConfig struct {
 const DefaultPhraseModel = "phrase-gaiti"
 
 // FP32PhraseModel is phrase-gaiti@1 under its own name: the head trained on fp32 embeddings,
-// the default until version 2 (int8) matched it on the dev voices at ~1.5× the phrase speed
+// the default until version 2 (int8) did better on the dev voices at ~1.7× the phrase speed
 // (docs/audio.md "int8 head"). The fused head reads its scores: its weight and threshold were
 // chosen with them.
 const FP32PhraseModel = "phrase-gaiti-fp32"
