@@ -41,6 +41,10 @@ func TestPhraseHeadFeedsItsEmbedding(t *testing.T) {
 			if want := c.head + "+oww-melspectrogram@1+" + c.emb + " "; !strings.HasPrefix(v, want) {
 				t.Errorf("version %q, want it to start with %q", v, want)
 			}
+			// The gate scores windows ending 0.4 s before to 0.3 s after each end (DefaultEndBefore/After).
+			if !strings.HasSuffix(v, " ends=-400+300ms+energy") {
+				t.Errorf("version %q: want the gate's default spans ends=-400+300ms", v)
+			}
 		})
 	}
 	_, err = analyzers.NewAudioSet(analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{Shadow: fp32}})
