@@ -43,7 +43,7 @@ func answerThenPhrase(t testing.TB) ([]float32, []testaudio.Placed) {
 }
 
 func TestAudioSetFindsSpeechAndPhrase(t *testing.T) {
-	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.EWNPhraseModel, analyzers.FusedPhraseModel} {
+	for _, head := range []string{analyzers.DefaultPhraseModel, analyzers.FP32PhraseModel, analyzers.EWNPhraseModel, analyzers.FusedPhraseModel} {
 		t.Run(head, func(t *testing.T) { testFindsSpeechAndPhrase(t, head) })
 	}
 }
@@ -341,7 +341,8 @@ func TestVoiceNeedsVADFirst(t *testing.T) {
 // A shadow openWakeWord head (a retrained version under evaluation) runs beside the fused head
 // on the same embeddings: its detections go to ShadowPhrases, the fused head's to Phrases.
 func TestFusedPhraseWithShadow(t *testing.T) {
-	shadow, err := models.Load(analyzers.DefaultPhraseModel)
+	// The fused head reads phrase-gaiti-fp32's scores: a shadow beside it is a head on fp32 embeddings.
+	shadow, err := models.Load(analyzers.FP32PhraseModel)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,9 @@ import (
 // PhraseConfig configures the "phrase" audio analyzer, which spots the closing phrase
 // "该题回答完毕". Zero values take the defaults noted.
 type PhraseConfig struct {
-	// Model is the manifest name of the classifier head. Default "phrase-gaiti" (openWakeWord
-	// every 80 ms); "phrase-ewn" and "phrase-ewn-oww" look at the VAD's speech ends.
+	// Model is the manifest name of the classifier head. Default "phrase-gaiti" (openWakeWord,
+	// int8 embeddings); "phrase-gaiti-fp32" is its version 1 (fp32 embeddings); "phrase-ewn" and
+	// "phrase-ewn-oww" look at the VAD's speech ends.
 	Model string `json:"model,omitempty"`
 	// Threshold on the head's score. Default: the manifest's thresholds.score, chosen on
 	// held-out voices for ≤ 0.3 false alarms per hour of speech (training/phrase/report.json).
@@ -37,20 +38,22 @@ type PhraseConfig struct {
 	// so it raises no flags.
 	Active *models.Manifest `json:"-"`
 	Shadow *models.Manifest `json:"-"`
-	// Embedding is the manifest name of the openWakeWord speech embedding. Default
-	// "oww-embedding" (fp32); "oww-embedding-int8" is its int8 build (docs/audio.md "Speed").
+	// Embedding overrides the openWakeWord speech embedding the head is fed. Default: the one
+	// the active head was trained on (its manifest's audio.embedding: "oww-embedding", fp32, or
+	// "oww-embedding-int8", its int8 build; docs/audio.md "Speed"). Feeding a head another
+	// embedding than its own is for measurements only: its threshold was chosen on its own.
 	Embedding string `json:"embedding,omitempty"`
 	// EveryWindow scores the openWakeWord head on every 80 ms window. By default, when "vad"
 	// runs before "phrase", the head scores only the windows ending from EndBefore before to
 	// EndAfter after each speech end the VAD closes and each end of a loud stretch (energy well
 	// above the stretch's noise floor, for speech the VAD does not hear; phrase_gate.go), and
 	// embeds only the audio they need: the phrase closes an answer, so it ends where the
-	// candidate stops speaking. On the dev split that finds 142 of 157 phrases with 2 false
-	// alarms, every window 144 with 3, at 2× the phrase CPU (docs/audio.md "Speed"). Without a
-	// VAD before it the head scores every window.
+	// candidate stops speaking. With phrase-gaiti@1 on the dev split that found 142 of 157
+	// phrases with 2 false alarms, every window 144 with 3, at 2× the phrase CPU (docs/audio.md
+	// "Speed"). Without a VAD before it the head scores every window.
 	EveryWindow bool `json:"every_window,omitempty"`
-	// EndBefore, EndAfter bound the scored windows' ends around a speech end. Defaults 1 s and
-	// 0.6 s.
+	// EndBefore, EndAfter bound the scored windows' ends around a speech end. Defaults
+	// DefaultEndBefore and DefaultEndAfter.
 	EndBefore time.Duration `json:"end_before,omitempty"`
 	EndAfter  time.Duration `json:"end_after,omitempty"`
 	// vadBefore: "vad" runs before "phrase" in the set, so its speech ends can gate the head.
@@ -65,16 +68,31 @@ type PhraseConfig struct {
 
 // DefaultPhraseModel is the openWakeWord phrase head: the one reviewer exports retrain
 // (training/phrase/retrain.sh) and whose registered versions (PhraseConfig.Active) replace the
-// built-in front end.
+// built-in front end. Its built-in version 2 feeds on int8 embeddings (oww-embedding-int8).
 const DefaultPhraseModel = "phrase-gaiti"
+
+// FP32PhraseModel is phrase-gaiti@1 under its own name: the head trained on fp32 embeddings,
+// the default until version 2 (int8) did better on the dev voices at ~1.7× the phrase speed
+// (docs/audio.md "int8 head"). The fused head reads its scores: its weight and threshold were
+// chosen with them.
+const FP32PhraseModel = "phrase-gaiti-fp32"
 
 // DefaultPhraseHead is the head used when PhraseConfig.Model is empty. The fused head
 // (FusedPhraseModel) won on the held-back test voices (docs/audio.md "Front ends") but stays
 // opt-in: model versions, shadows, flags' model ids and retrain.sh are built around phrase-gaiti.
 const DefaultPhraseHead = DefaultPhraseModel
 
-// DefaultPhraseEmbedding is the openWakeWord embedding used when PhraseConfig.Embedding is empty.
-const DefaultPhraseEmbedding = "oww-embedding"
+// DefaultEndBefore and DefaultEndAfter bound the windows the gated spotter scores around each
+// speech or loud-stretch end (phrase_gate.go). 0.4 s / 0.3 s (1 s / 0.6 s before 2026-12-06 late
+// evening): with phrase-gaiti@2 the dev split keeps its 144 of 157 phrases and loses its one false
+// alarm, at 4.4 embeddings per second of audio instead of 6.2 (docs/audio.md "int8 head").
+const (
+	DefaultEndBefore = 400 * time.Millisecond
+	DefaultEndAfter  = 300 * time.Millisecond
+)
+
+// DefaultPhraseEmbedding is the openWakeWord embedding of a head whose manifest names none.
+const DefaultPhraseEmbedding = models.DefaultHeadEmbedding
 
 // EWNPhraseModel is the head over EfficientWord-Net embeddings at speech ends (phrase_ends.go).
 const EWNPhraseModel = "phrase-ewn"
@@ -120,6 +138,7 @@ type Phrase struct {
 	embCount int64     // embeddings computed in this stretch
 
 	embRuns int64 // embedding model runs since the analyzer was built (not state: a statistic)
+	melRuns int64 // melspectrogram runs (8 frames each), likewise
 }
 
 // EmbeddingRuns is how many times the openWakeWord embedding model ran since the analyzer was
@@ -139,6 +158,7 @@ type spotter struct {
 	id                      string
 	head                    *ort.AdvancedSession
 	headOut                 *ort.Tensor[float32]
+	runs                    int64 // head runs since it was built (a statistic, not state)
 	hold, minRun            int
 	thr                     float32
 	refractory, phraseSamps int64
@@ -180,7 +200,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		// end spotter combines them with EWN's at every speech end.
 		// A shadow (a retrained openWakeWord head) runs on the same embeddings with its own
 		// detection state, as beside the openWakeWord head alone.
-		ocfg := PhraseConfig{Model: DefaultPhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory,
+		ocfg := PhraseConfig{Model: FP32PhraseModel, Threads: cfg.Threads, Shadow: cfg.Shadow, Hold: cfg.Hold, Refractory: cfg.Refractory,
 			Embedding: cfg.Embedding}
 		p, err := NewPhrase(ocfg)
 		if err != nil {
@@ -201,7 +221,12 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	}
 	embName := cfg.Embedding
 	if embName == "" {
-		embName = DefaultPhraseEmbedding
+		embName = hm.HeadEmbedding()
+	}
+	// A shadow scores the active head's embeddings: it must have been trained on the same ones.
+	if cfg.Shadow != nil && cfg.Shadow.Decode.Family == models.FamilyPhraseHead && cfg.Shadow.HeadEmbedding() != embName {
+		return nil, fmt.Errorf("phrase: shadow %s was trained on %s embeddings, the active head %s is fed %s: a shadow runs only beside a head on the same embedding",
+			cfg.Shadow.ID(), cfg.Shadow.HeadEmbedding(), hm.ID(), embName)
 	}
 	embM, err := models.Load(embName)
 	if err != nil {
@@ -401,6 +426,7 @@ func (p *Phrase) Process(_ context.Context, pcm []float32, obs *AudioObservation
 		if err := p.mel.Run(); err != nil {
 			return fmt.Errorf("melspectrogram: %w", err)
 		}
+		p.melRuns++
 		for _, v := range p.melOut.GetData() {
 			p.frames = append(p.frames, v/10+2)
 		}
@@ -463,6 +489,7 @@ func (p *Phrase) embed(obs *AudioObservation) error {
 		if err := p.active.head.Run(); err != nil {
 			return fmt.Errorf("phrase head: %w", err)
 		}
+		p.active.runs++
 		if len(p.oww) == owwKeep {
 			p.oww = p.oww[:copy(p.oww, p.oww[1:])]
 		}
@@ -491,6 +518,7 @@ func (sp *spotter) score(step int64, out *[]PhraseDetection) error {
 	if err := sp.head.Run(); err != nil {
 		return err
 	}
+	sp.runs++
 	score := sp.headOut.GetData()[0]
 	end := embeddingEnd(step)
 	if sp.cand {

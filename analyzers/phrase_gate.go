@@ -48,8 +48,8 @@ func newPhraseGate(cfg PhraseConfig, window int) *phraseGate {
 		return v
 	}
 	g := &phraseGate{
-		before: d(cfg.EndBefore.Milliseconds(), 1000) * AudioRate / 1000,
-		after:  d(cfg.EndAfter.Milliseconds(), 600) * AudioRate / 1000,
+		before: d(cfg.EndBefore.Milliseconds(), DefaultEndBefore.Milliseconds()) * AudioRate / 1000,
+		after:  d(cfg.EndAfter.Milliseconds(), DefaultEndAfter.Milliseconds()) * AudioRate / 1000,
 		vadPad: cfg.vadPad,
 		window: int64(window),
 	}
@@ -261,6 +261,7 @@ func (g *phraseGate) embed(p *Phrase, e int64) error {
 		if err := p.mel.Run(); err != nil {
 			return fmt.Errorf("melspectrogram: %w", err)
 		}
+		p.melRuns++
 		for _, v := range p.melOut.GetData() {
 			g.mel = append(g.mel, v/10+2)
 		}

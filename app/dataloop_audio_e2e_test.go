@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -49,8 +50,13 @@ func TestPhraseShadowEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The registered version is the built-in's successor (the built-in itself cannot be registered).
+	n, err := strconv.Atoi(builtin.Version)
+	if err != nil {
+		t.Fatalf("built-in phrase-gaiti version %q is not a number", builtin.Version)
+	}
 	v2 := *builtin
-	v2.Version, v2.File = "2", "phrase-gaiti.onnx"
+	v2.Version, v2.File = strconv.Itoa(n+1), "phrase-gaiti.onnx"
 	v2.Thresholds.Score = builtin.Thresholds.Score / 2
 	v2.Source = models.Source{Registry: models.RegistryRegistered, Package: "test: threshold only", PackageSHA256: builtin.SHA256, Member: "phrase-gaiti.onnx"}
 	manifest, _ := json.Marshal(v2)
@@ -78,10 +84,10 @@ func TestPhraseShadowEndToEnd(t *testing.T) {
 			if code, err := admin.Do(ctx, http.MethodPost, "/v1/models", w.FormDataContentType(), buf.Bytes(), nil); err != nil || code != http.StatusCreated {
 				t.Fatalf("register: %d %v", code, err)
 			}
-			if code, err := admin.Do(ctx, http.MethodPost, "/v1/models/phrase-gaiti/2/shadow", "", nil, nil); err != nil || code != http.StatusOK {
+			if code, err := admin.Do(ctx, http.MethodPost, "/v1/models/phrase-gaiti/"+v2.Version+"/shadow", "", nil, nil); err != nil || code != http.StatusOK {
 				t.Fatalf("shadow: %d %v", code, err)
 			}
-			waitLoaded(t, a, "phrase-gaiti", "2", store.ModelShadow)
+			waitLoaded(t, a, "phrase-gaiti", v2.Version, store.ModelShadow)
 
 			session := func(candidate string) (string, int64) {
 				t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
@@ -123,11 +129,11 @@ func TestPhraseShadowEndToEnd(t *testing.T) {
 			}
 
 			s1, t0 := session("c1")
-			if got := flagModel(s1); got != "phrase-gaiti@1" {
-				t.Fatalf("flag during shadow from %s, want the active phrase-gaiti@1", got)
+			if got := flagModel(s1); got != builtin.ID() {
+				t.Fatalf("flag during shadow from %s, want the active %s", got, builtin.ID())
 			}
 			var rows []store.ShadowObservation
-			a.Store.DB.Where("session_id = ? AND model = ?", s1, "phrase-gaiti@2").Find(&rows)
+			a.Store.DB.Where("session_id = ? AND model = ?", s1, v2.ID()).Find(&rows)
 			if len(rows) != 16 {
 				t.Fatalf("%d shadow observations, want one per chunk (16)", len(rows))
 			}
@@ -136,7 +142,7 @@ func TestPhraseShadowEndToEnd(t *testing.T) {
 				t.Fatalf("label: %d %v", code, err)
 			}
 			var cmp store.ShadowComparison
-			if _, err := admin.Do(ctx, http.MethodGet, "/v1/models/phrase-gaiti/2/compare", "", nil, &cmp); err != nil {
+			if _, err := admin.Do(ctx, http.MethodGet, "/v1/models/phrase-gaiti/"+v2.Version+"/compare", "", nil, &cmp); err != nil {
 				t.Fatal(err)
 			}
 			ph := cmp.Labels["phrase"]
@@ -174,13 +180,13 @@ func TestPhraseShadowEndToEnd(t *testing.T) {
 				t.Fatalf("snippet %s: %v", marked.Audio, err)
 			}
 
-			if code, err := admin.Do(ctx, http.MethodPost, "/v1/models/phrase-gaiti/2/promote", "", nil, nil); err != nil || code != http.StatusOK {
+			if code, err := admin.Do(ctx, http.MethodPost, "/v1/models/phrase-gaiti/"+v2.Version+"/promote", "", nil, nil); err != nil || code != http.StatusOK {
 				t.Fatalf("promote: %d %v", code, err)
 			}
-			waitLoaded(t, a, "phrase-gaiti", "2", store.ModelActive)
+			waitLoaded(t, a, "phrase-gaiti", v2.Version, store.ModelActive)
 			s2, _ := session("c2")
-			if got := flagModel(s2); got != "phrase-gaiti@2" {
-				t.Fatalf("flag after promotion from %s, want phrase-gaiti@2", got)
+			if got := flagModel(s2); got != v2.ID() {
+				t.Fatalf("flag after promotion from %s, want %s", got, v2.ID())
 			}
 		})
 	}

@@ -70,6 +70,21 @@ type AudioSpec struct {
 	// FuseOWW (EWN phrase heads only) is the weight of the built-in openWakeWord head's best
 	// score around a speech end in the fused score w·oww + (1−w)·ewn; 0: EWN alone.
 	FuseOWW float64 `json:"fuse_oww,omitempty"`
+	// Embedding (phrase heads only) names the openWakeWord embedding model the head was trained
+	// on, which the service must feed it: its scores and threshold hold only for those
+	// embeddings. Empty: "oww-embedding" (fp32), which every head trained before it was on.
+	Embedding string `json:"embedding,omitempty"`
+}
+
+// DefaultHeadEmbedding is the embedding of a phrase head whose manifest names none.
+const DefaultHeadEmbedding = "oww-embedding"
+
+// HeadEmbedding is the openWakeWord embedding model phrase head m was trained on.
+func (m *Manifest) HeadEmbedding() string {
+	if m.Audio == nil || m.Audio.Embedding == "" {
+		return DefaultHeadEmbedding
+	}
+	return m.Audio.Embedding
 }
 
 func isAudioFamily(f string) bool {
@@ -96,6 +111,9 @@ func (m *Manifest) validateAudio() error {
 		}
 		if m.Decode.Family == FamilyPhraseHead && (a.Window <= 0 || a.PhraseMs <= 0) {
 			problems = append(problems, "phrase head needs audio window and phrase_ms")
+		}
+		if a.Embedding != "" && (m.Decode.Family != FamilyPhraseHead || !strings.HasPrefix(a.Embedding, "oww-embedding")) {
+			problems = append(problems, fmt.Sprintf("audio embedding %q: only a phrase head names one, an openWakeWord embedding (oww-embedding…)", a.Embedding))
 		}
 		if m.Decode.Family == FamilyPhraseEWNHead && a.PhraseMs <= 0 {
 			problems = append(problems, "phrase head needs audio phrase_ms")

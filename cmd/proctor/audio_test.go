@@ -9,13 +9,9 @@ import (
 )
 
 // TestAudioConfigPhraseModel: --phrase-model loads a version directory as training/phrase/train.py
-// --version-dir writes it (here: the built-in head's bytes under version 2) and refuses one whose
+// --version-dir writes it (here: the built-in head's bytes under version "test") and refuses one whose
 // checksum does not match.
 func TestAudioConfigPhraseModel(t *testing.T) {
-	onnx, err := os.ReadFile("../../models/trained/phrase-gaiti-mlp.onnx")
-	if err != nil {
-		t.Skipf("built-in phrase head unavailable: %v", err)
-	}
 	raw, err := os.ReadFile("../../models/manifests/phrase-gaiti.json")
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +20,11 @@ func TestAudioConfigPhraseModel(t *testing.T) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	m["version"], m["file"] = "2", "phrase-gaiti.onnx"
+	onnx, err := os.ReadFile(filepath.Join("../../models", m["file"].(string)))
+	if err != nil {
+		t.Skipf("built-in phrase head unavailable: %v", err)
+	}
+	m["version"], m["file"] = "test", "phrase-gaiti.onnx"
 	m["source"] = map[string]any{"registry": "registered", "package": "training/phrase/train.py",
 		"package_sha256": m["sha256"], "member": "phrase-gaiti.onnx"}
 	dir := t.TempDir()
@@ -41,8 +41,12 @@ func TestAudioConfigPhraseModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Phrase.Active == nil || cfg.Phrase.Active.ID() != "phrase-gaiti@2" {
-		t.Fatalf("Active = %v, want phrase-gaiti@2", cfg.Phrase.Active)
+	if cfg.Phrase.Active == nil || cfg.Phrase.Active.ID() != "phrase-gaiti@test" {
+		t.Fatalf("Active = %v, want phrase-gaiti@test", cfg.Phrase.Active)
+	}
+	// The version keeps the embedding its head was trained on (the built-in's: int8).
+	if got, want := cfg.Phrase.Active.HeadEmbedding(), m["audio"].(map[string]any)["embedding"]; got != want {
+		t.Errorf("version's embedding %q, want the built-in's %v", got, want)
 	}
 	if cfg, err := audioConfig(""); err != nil || cfg.Phrase.Active != nil {
 		t.Fatalf("no --phrase-model: %v, %v", cfg.Phrase.Active, err)

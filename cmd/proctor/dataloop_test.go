@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func TestCLIDataLoop(t *testing.T) {
 		t.Errorf("exported item %+v", item)
 	}
 
-	// A version directory: the built-in phrase head under version 2 (same weights, new threshold).
+	// A version directory: the built-in phrase head under the next version (same weights, new threshold).
 	builtin, err := models.Lookup("phrase-gaiti")
 	if err != nil {
 		t.Fatal(err)
@@ -71,8 +72,12 @@ func TestCLIDataLoop(t *testing.T) {
 	if err != nil {
 		t.Skipf("phrase head not available: %v", err)
 	}
+	n, err := strconv.Atoi(builtin.Version)
+	if err != nil {
+		t.Fatalf("built-in phrase-gaiti version %q is not a number", builtin.Version)
+	}
 	v2 := *builtin
-	v2.Version, v2.File, v2.Source.Registry = "2", "phrase-gaiti.onnx", models.RegistryRegistered
+	v2.Version, v2.File, v2.Source.Registry = strconv.Itoa(n+1), "phrase-gaiti.onnx", models.RegistryRegistered
 	v2.Thresholds.Score = 0.9
 	vdir := t.TempDir()
 	mj, _ := json.Marshal(v2)
@@ -90,7 +95,7 @@ func TestCLIDataLoop(t *testing.T) {
 	if err := runModels(ctx, []string{"register", vdir, db}); err == nil {
 		t.Error("registering the same version twice succeeded")
 	}
-	for _, step := range [][]string{{"shadow", "phrase-gaiti", "2"}, {"promote", "phrase-gaiti", "2", "--reason=better recall"}, {"rollback", "phrase-gaiti"}} {
+	for _, step := range [][]string{{"shadow", "phrase-gaiti", v2.Version}, {"promote", "phrase-gaiti", v2.Version, "--reason=better recall"}, {"rollback", "phrase-gaiti"}} {
 		if err := runModels(ctx, append(step, db)); err != nil {
 			t.Fatalf("models %v: %v", step, err)
 		}

@@ -27,10 +27,17 @@ def session(path):
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
+# The embedding networks a head can be trained on (models/manifests/NAME.json, file
+# CACHE/models/NAME.onnx): the fp32 original and its int8 build (training/phrase/quantize_oww.sh).
+EMBEDDINGS = ("oww-embedding", "oww-embedding-int8")
+
+
 class Features:
-    def __init__(self, cache):
+    def __init__(self, cache, embedding="oww-embedding"):
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding {embedding!r}: want one of {EMBEDDINGS}")
         self.mel = session(os.path.join(cache, "models", "oww-melspectrogram.onnx"))
-        self.emb = session(os.path.join(cache, "models", "oww-embedding.onnx"))
+        self.emb = session(os.path.join(cache, "models", embedding + ".onnx"))
 
     def mels(self, audio):
         """audio: float32 in -1..1. Returns [frames, 32]."""

@@ -6,7 +6,8 @@
 #
 # Writes VERSION_DIR/{phrase-gaiti.onnx, manifest.json, card.md, train-report.json, eval.json}; never
 # touches models/. Any other option goes to train.py (e.g. --extra-weight, --extra-pos DIR). The
-# synthetic features come from .cache/phrase-work (built by the first training/phrase/train.sh run);
+# synthetic features come from .cache/phrase-work (built by the first training/phrase/train.sh run;
+# features-oww-embedding-int8.pkl for the built-in phrase-gaiti@2, which feeds on int8 embeddings);
 # only the export snippets are featurised. eval.json = `proctor eval audio --json` on
 # .cache/phrase-data/test for the built-in and the new version (never trained or tuned on).
 set -euo pipefail
@@ -31,7 +32,12 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 start=$(date +%s)
 reuse=(--reuse-features)
-if [ ! -f "$cache/phrase-work/features.pkl" ]; then
+# The head is retrained on the embedding the built-in head feeds on (train.py reads it from
+# models/manifests/phrase-gaiti.json); its features are cached per embedding.
+emb=$(sed -n 's/.*"embedding": *"\([a-z0-9-]*\)".*/\1/p' "$root/models/manifests/phrase-gaiti.json" | head -1)
+features=features.pkl
+[ -z "$emb" ] || [ "$emb" = oww-embedding ] || features=features-$emb.pkl
+if [ ! -f "$cache/phrase-work/$features" ]; then
   echo "retrain: no feature cache in $cache/phrase-work: computing every synthetic feature (≈ 15-30 min)" >&2
   reuse=()
 fi

@@ -3,8 +3,12 @@
 # at low priority (the machine is shared): training/phrase/train.sh [train.py options]
 #   training/phrase/train.sh --extra-pos DIR --extra-neg DIR   # retrain with reviewer snippets
 #   training/phrase/retrain.sh --export DIR --out VERSION_DIR   # retrain with a reviewer export (a version directory)
-# Writes models/trained/phrase-gaiti-mlp.onnx, training/phrase/report.json and the held-back
-# dev/test sessions under .cache/phrase-data/{dev,test} (WAV + labels for `proctor eval audio`).
+# Writes the built-in head (the file models/manifests/phrase-gaiti.json names: phrase-gaiti@2,
+# trained on int8 embeddings: models/trained/phrase-gaiti-int8-mlp.onnx, report
+# training/phrase/report-int8.json), updates its manifest, and writes the held-back dev/test
+# sessions under .cache/phrase-data/{dev,test} (WAV + labels for `proctor eval audio`;
+# --saved-eval reads them back instead). phrase-gaiti@1 (fp32 embeddings, phrase-gaiti-fp32):
+#   training/phrase/train.sh --embedding oww-embedding --out models/trained/phrase-gaiti-mlp.onnx --report training/phrase/report.json
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
