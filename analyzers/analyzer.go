@@ -188,6 +188,10 @@ type Observation struct {
 	// CameraYaw is how far the evidence camera turned since the session's previous evidence
 	// frame, in degrees ("cameramotion" analyzer, for the room scan); nil when not measured.
 	CameraYaw *float32 `json:"camera_yaw,omitempty"`
+	// CameraYawLost: the camera moved since that frame but the turn could not be measured (too
+	// little overlap, or the frames too far apart in time); CameraYaw is then 0. The room-scan
+	// flag reports how many turns were lost, so a reviewer knows how far to trust it.
+	CameraYawLost bool `json:"camera_yaw_lost,omitempty"`
 	// Carried names the analyzers that did not run on this frame under the analysis schedule
 	// (schedule.go), with the capture time (Unix ms) of the frame whose output was carried over
 	// instead; absent when every analyzer ran.

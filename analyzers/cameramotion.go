@@ -107,8 +107,10 @@ func (a *CameraMotion) Analyze(_ context.Context, f *Frame, obs *Observation) er
 	if !a.thumbs.swap(f.Session, &a.cur, &a.prev) {
 		return nil
 	}
-	yaw, _ := a.scan.YawBetween(&a.prev, &a.cur)
+	yaw, confidence := a.scan.YawBetween(&a.prev, &a.cur)
 	obs.CameraYaw = &yaw
+	// A still camera measures 0 with confidence 1; 0 with less is a turn that was not measured.
+	obs.CameraYawLost = yaw == 0 && confidence < 1
 	return nil
 }
 

@@ -61,4 +61,32 @@ func TestCameraMotion(t *testing.T) {
 	if y := frameAt(0, "s2", t0); y != nil {
 		t.Errorf("another session's first frame measured a turn: %v", *y)
 	}
+
+	// A still camera measures 0°, and that is a measurement; a jump to an unrelated view (no
+	// overlap) is a turn that was not measured: 0° and CameraYawLost.
+	other := gocv.NewMatWithSize(480, 640, gocv.MatTypeCV8UC3)
+	defer other.Close()
+	opix, _ := other.DataPtrUint8()
+	for i := range opix {
+		opix[i] = uint8(rng.IntN(256))
+	}
+	gocv.GaussianBlur(other, &other, image.Pt(9, 9), 0, 0, gocv.BorderReflect)
+	analyze := func(img gocv.Mat, at time.Time) Observation {
+		defer img.Close()
+		f := &Frame{Camera: CameraEvidence, Image: img, Width: 640, Height: 480, Session: "s3", CapturedAt: at}
+		var obs Observation
+		if err := a.Analyze(context.Background(), f, &obs); err != nil {
+			t.Fatal(err)
+		}
+		return obs
+	}
+	still := scene.Region(image.Rect(0, 0, 640, 480))
+	defer still.Close()
+	analyze(still.Clone(), t0)
+	if o := analyze(still.Clone(), t0.Add(time.Second)); o.CameraYaw == nil || *o.CameraYaw != 0 || o.CameraYawLost {
+		t.Errorf("still camera: yaw %v lost %v, want 0 measured", o.CameraYaw, o.CameraYawLost)
+	}
+	if o := analyze(other.Clone(), t0.Add(2*time.Second)); o.CameraYaw == nil || *o.CameraYaw != 0 || !o.CameraYawLost {
+		t.Errorf("unrelated view: yaw %v lost %v, want 0 and lost", o.CameraYaw, o.CameraYawLost)
+	}
 }

@@ -126,14 +126,17 @@ func TestRoomScanLiveFrames(t *testing.T) {
 					}
 				}
 				var details struct {
-					Covered float64 `json:"degrees_covered"`
+					Covered    float64 `json:"degrees_covered"`
+					Frames     int     `json:"evidence_frames"`
+					Unmeasured int     `json:"turns_unmeasured"`
 				}
 				if len(scan) == 1 {
 					if err := json.Unmarshal([]byte(scan[0].Details), &details); err != nil {
 						t.Fatal(err)
 					}
 				}
-				t.Logf("%s: %d NO_ROOM_SCAN (degrees covered %.1f)", sc.name, len(scan), details.Covered)
+				t.Logf("%s: %d NO_ROOM_SCAN (degrees covered %.1f, %d evidence frames, %d turns unmeasured)",
+					sc.name, len(scan), details.Covered, details.Frames, details.Unmeasured)
 				switch {
 				case !sc.flagged && len(scan) != 0:
 					t.Errorf("%s: NO_ROOM_SCAN raised (degrees covered %.1f), want none", sc.name, details.Covered)
@@ -141,6 +144,8 @@ func TestRoomScanLiveFrames(t *testing.T) {
 					t.Errorf("%s: %d NO_ROOM_SCAN, want 1", sc.name, len(scan))
 				case sc.flagged && (details.Covered < 160 || details.Covered > 200):
 					t.Errorf("%s: degrees covered %.1f, want about 180", sc.name, details.Covered)
+				case sc.flagged && (details.Frames != len(sc.frames) || details.Unmeasured > details.Frames/2):
+					t.Errorf("%s: %d evidence frames (want %d), %d turns unmeasured", sc.name, details.Frames, len(sc.frames), details.Unmeasured)
 				}
 			}
 		})

@@ -36,6 +36,9 @@ func init() {
 			if camera != analyzers.CameraEvidence || obs.CameraYaw == nil {
 				return nil
 			}
+			if obs.CameraYawLost {
+				return Signal{"yaw": *obs.CameraYaw, "lost": 1}
+			}
 			return Signal{"yaw": *obs.CameraYaw}
 		},
 		Timing: func(v *TimingView, p Params, raise func(FlagSpec)) {
@@ -45,14 +48,22 @@ func init() {
 				return
 			}
 			var yaw []float32
+			lost := 0
 			for i := range v.Evidence {
 				if f := &v.Evidence[i]; f.CapturedAtMs >= rec && f.CapturedAtMs <= rec+within {
-					yaw = append(yaw, f.Signal("room-scan")["yaw"])
+					s := f.Signal("room-scan")
+					yaw = append(yaw, s["yaw"])
+					if s["lost"] > 0 {
+						lost++
+					}
 				}
 			}
+			// turns_unmeasured: frames whose turn from the one before could not be measured
+			// (they add nothing to the coverage); many of them make the flag doubtful.
 			if cov := coverage(yaw); cov < p.Value(SettingScanMinDegrees) {
 				raise(FlagSpec{NoRoomScan, "evidence", rec, rec + within, map[string]any{
-					"degrees_covered": cov, "required_degrees": p.Value(SettingScanMinDegrees)}})
+					"degrees_covered": cov, "required_degrees": p.Value(SettingScanMinDegrees),
+					"evidence_frames": len(yaw), "turns_unmeasured": lost}})
 			}
 		},
 		Deadlines: func(v *TimingView, p Params) []int64 {
