@@ -348,7 +348,7 @@ func (s *Server) modelAction(action store.ModelAction) fiber.Handler {
 			return bad(fiber.StatusNotFound, "no retrainable model "+name)
 		}
 		p := principal(c)
-		active, shadow, err := s.store.ChangeModel(c.UserContext(), action, name, c.Params("version"), p.Actor, p.OrgID, c.IP(), in.Reason)
+		active, shadow, err := modelversions.Change(c.UserContext(), s.store, action, name, c.Params("version"), p.Actor, p.OrgID, c.IP(), in.Reason)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return bad(fiber.StatusNotFound, err.Error())

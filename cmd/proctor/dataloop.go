@@ -128,7 +128,7 @@ func changeModelVersion(ctx context.Context, action store.ModelAction, args []st
 	if want == 2 {
 		version = pos[1]
 	}
-	active, shadow, err := st.ChangeModel(ctx, action, pos[0], version, "cli", *org, "", *reason)
+	active, shadow, err := modelversions.Change(ctx, st, action, pos[0], version, "cli", *org, "", *reason)
 	if err != nil {
 		return err
 	}

@@ -103,6 +103,25 @@ func TestCLIDataLoop(t *testing.T) {
 	if err := runModels(ctx, []string{"rollback", "phrase-gaiti", db}); err == nil {
 		t.Error("rolling back past the built-in version succeeded")
 	}
+	// A head trained on other embeddings than the active one's cannot run beside it in shadow:
+	// refused when asked, not left for the workers to refuse.
+	if builtin.Audio != nil && builtin.HeadEmbedding() != models.DefaultHeadEmbedding {
+		v3 := v2
+		audio := *builtin.Audio
+		audio.Embedding = models.DefaultHeadEmbedding
+		v3.Audio, v3.Version = &audio, strconv.Itoa(n+2)
+		vdir3 := t.TempDir()
+		mj3, _ := json.Marshal(v3)
+		os.WriteFile(filepath.Join(vdir3, "manifest.json"), mj3, 0o644)
+		os.WriteFile(filepath.Join(vdir3, "phrase-gaiti.onnx"), weights, 0o644)
+		if err := runModels(ctx, []string{"register", vdir3, db}); err != nil {
+			t.Fatal(err)
+		}
+		err := runModels(ctx, []string{"shadow", "phrase-gaiti", v3.Version, db})
+		if err == nil || !strings.Contains(err.Error(), "trained on "+models.DefaultHeadEmbedding+" embeddings") {
+			t.Errorf("shadowing a head trained on other embeddings: %v, want a refusal naming them", err)
+		}
+	}
 	st, err = store.Open(ctx, store.Config{DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)

@@ -81,3 +81,66 @@ func PrepareDir(dir, actor string) (*store.ModelVersion, error) {
 	eval, _ := os.ReadFile(filepath.Join(dir, "eval.json"))
 	return Prepare(mj, data, card, eval, actor)
 }
+
+// Change applies a model action (shadow, unshadow, promote, rollback) after checking that the
+// versions it leaves running can run together: a phrase head in shadow scores the active head's
+// embeddings, so both must have been trained on the same openWakeWord embedding. Workers would
+// refuse such a pair and keep their previous models; refusing it here says so to the person
+// asking, as a conflict.
+func Change(ctx context.Context, st *store.Store, action store.ModelAction, name, version, actor, orgID, remoteIP, reason string) (active, shadow string, err error) {
+	if err := checkPair(ctx, st, action, name, version); err != nil {
+		return "", "", err
+	}
+	return st.ChangeModel(ctx, action, name, version, actor, orgID, remoteIP, reason)
+}
+
+func checkPair(ctx context.Context, st *store.Store, action store.ModelAction, name, version string) error {
+	builtin, err := models.Lookup(name)
+	if err != nil || builtin.Decode.Family != models.FamilyPhraseHead {
+		return nil
+	}
+	versions, err := st.ListModelVersions(ctx, name)
+	if err != nil {
+		return err
+	}
+	var active, shadow, target *store.ModelVersion
+	for i := range versions {
+		v := &versions[i]
+		switch v.Status {
+		case store.ModelActive:
+			active = v
+		case store.ModelShadow:
+			shadow = v
+		}
+		if v.Version == version {
+			target = v
+		}
+	}
+	type head struct{ ref, embedding string }
+	of := func(v *store.ModelVersion) head {
+		if v == nil {
+			return head{builtin.ID() + " (built-in)", builtin.HeadEmbedding()}
+		}
+		var m models.Manifest
+		if json.Unmarshal([]byte(v.Manifest), &m) != nil {
+			return head{v.Ref(), "unknown"}
+		}
+		return head{v.Ref(), m.HeadEmbedding()}
+	}
+	var a, s head
+	switch {
+	case target == nil: // ChangeModel says it is not registered
+		return nil
+	case action == store.ActionShadow:
+		a, s = of(active), of(target)
+	case action == store.ActionPromote && shadow != nil && shadow.ID != target.ID:
+		a, s = of(target), of(shadow)
+	default:
+		return nil
+	}
+	if a.embedding != s.embedding {
+		return fmt.Errorf("%w: %s was trained on %s embeddings and the active %s on %s: a shadow runs only beside an active version on the same embedding (unshadow it, or retrain it with training/phrase/retrain.sh)",
+			store.ErrConflict, s.ref, s.embedding, a.ref, a.embedding)
+	}
+	return nil
+}
