@@ -145,6 +145,14 @@ func screenRects(img gocv.Mat) (quads []screenQuad, scale float32) {
 		consider(c)
 		c.Close()
 	}
+	// The dark bezel itself: its outer outline is the screen's, whatever the page shows (a
+	// video box in a corner leaves the bright page no four-sided outline of its own) and where
+	// an edge loop does not close (the screen standing on a desk edge). 80: a 12 px bezel
+	// shrunk to the detect scale blends with the page at its thinnest.
+	gocv.Threshold(grey, &bin, 80, 255, gocv.ThresholdBinaryInv)
+	c = gocv.FindContours(bin, gocv.RetrievalExternal, gocv.ChainApproxSimple)
+	consider(c)
+	c.Close()
 	return quads, float32(s)
 }
 

@@ -62,6 +62,28 @@ func TestPersonsOnScreen(t *testing.T) {
 		t.Errorf("person standing in a dark doorway: on screen (quads %v)", quads)
 	}
 
+	// A warped screen on a green wall whose dark video box touches the bezel and whose lower edge
+	// sits on a desk: neither the page nor an edge loop gives its outline, the dark bezel does.
+	desk := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(160, 200, 150, 0), 720, 1280, gocv.MatTypeCV8UC3)
+	defer desk.Close()
+	gocv.Rectangle(&desk, image.Rect(0, 420, 1280, 720), color.RGBA{120, 80, 90, 0}, -1)
+	for _, p := range []struct {
+		pts []image.Point
+		c   color.RGBA
+	}{
+		{[]image.Point{{760, 180}, {1160, 200}, {1160, 420}, {760, 445}}, color.RGBA{25, 25, 25, 0}},    // bezel
+		{[]image.Point{{772, 192}, {1148, 211}, {1148, 410}, {772, 432}}, color.RGBA{235, 230, 232, 0}}, // page
+	} {
+		pv := gocv.NewPointsVectorFromPoints([][]image.Point{p.pts})
+		gocv.FillPoly(&desk, pv, p.c)
+		pv.Close()
+	}
+	gocv.Rectangle(&desk, image.Rect(772, 192, 1148, 214), color.RGBA{90, 60, 50, 0}, -1) // title bar
+	gocv.Rectangle(&desk, image.Rect(960, 214, 1148, 330), color.RGBA{30, 30, 30, 0}, -1) // video box
+	if quads, scale := screenRects(desk); !onScreen(quads, scale, [4]float32{975, 222, 160, 105}) {
+		t.Errorf("person in the video box of a screen standing on a desk: not on screen (quads %v)", quads)
+	}
+
 	blank := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(150, 160, 165, 0), 720, 1280, gocv.MatTypeCV8UC3)
 	defer blank.Close()
 	if q, _ := screenRects(blank); len(q) != 0 {
