@@ -109,7 +109,8 @@ func (a *CameraMotion) Analyze(_ context.Context, f *Frame, obs *Observation) er
 	}
 	yaw, confidence := a.scan.YawBetween(&a.prev, &a.cur)
 	obs.CameraYaw = &yaw
-	// A still camera measures 0 with confidence 1; 0 with less is a turn that was not measured.
+	// YawBetween's contract: a still camera is 0° with confidence 1; 0° with less is a pair it
+	// could not measure (too little overlap, too far apart in time).
 	obs.CameraYawLost = yaw == 0 && confidence < 1
 	return nil
 }
