@@ -185,18 +185,32 @@ func (b *browserTab) run(name string, steps ...step) {
 }
 
 // typed checks that the field sel reads want after typing it: keystrokes that went elsewhere
-// fail here, at once, instead of as a wrong value or a wait that never ends further on.
+// fail here, at once, instead of as a wrong value or a wait that never ends further on. The value
+// is read inside the page: a re-render can replace the field (keeping its focus and text), and a
+// node id found a moment earlier would then be gone.
 func (b *browserTab) typed(sel, want string) step {
+	js := fmt.Sprintf(`document.querySelector(%q)?.value ?? null`, sel)
 	return chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
-		got, err := chromedp.Value(css(sel))(ctx, tab)
-		if err != nil {
-			return err
+		var got any
+		for deadline := time.Now().Add(time.Second); ; {
+			v, err := chromedp.Evaluate[any](js)(ctx, tab)
+			got = v
+			if err == nil && v == want {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("typed %q into %s, but it reads %v (%v): the keystrokes went elsewhere", want, sel, got, err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if got != want {
-			return fmt.Errorf("typed %q into %s, but it reads %q: the keystrokes went elsewhere", want, sel, got)
-		}
-		return nil
 	})
+}
+
+// focus puts the keyboard focus on the first element matching sel, from inside the page (see
+// click), so that the keys sent next reach it even if a re-render replaced the node meanwhile.
+func (b *browserTab) focus(sel string) step {
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.focus(); return document.activeElement === e; })()`, sel)
+	return chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond))
 }
 
 // signIn signs email in with the page in English (signing out first when signedIn) and waits
@@ -454,7 +468,8 @@ func TestBrowserDataLoop(t *testing.T) {
 	// text across that, and Enter submits whichever form is on the page then (a click could land
 	// on a button that a re-render just replaced).
 	b.run("phrase missed",
-		chromedp.SendKeys(css(`#missed-at`), "4:10"),
+		b.focus(`#missed-at`),
+		b.key("4:10"),
 		b.typed(`#missed-at`, "4:10"),
 		b.key(kb.Enter),
 		b.visible(`#labels li[data-kind="phrase_missed"]`),
