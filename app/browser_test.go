@@ -456,11 +456,11 @@ func TestBrowserDataLoop(t *testing.T) {
 		b.click(fmt.Sprintf(`#flags tr[data-flag="%d"]`, faces.ID)),
 		b.visible(`#flags tr.sel[data-flag="`+fmt.Sprint(faces.ID)+`"]`),
 		b.visible(`#attr-form #attr-mask`),
-		chromedp.SetValue(css(`#attr-mask`), "false"),
-		chromedp.Click(css(`#attr-save`)),
+		b.eval(`document.querySelector('#attr-mask').value = 'false'`),
+		b.click(`#attr-save`),
 		b.visible(mine),
 		b.visible(`#labels li[data-kind="attribute"] button.withdraw`),
-		chromedp.Click(css(`#confirm`)), // and confirm the flag: the precision below counts it
+		b.click(`#confirm`), // and confirm the flag: the precision below counts it
 		b.visible(fmt.Sprintf(`#flags tr[data-flag="%d"][data-status="confirmed"]`, faces.ID)))
 	// 4:10 after the scheduled start, as the timeline writes times, sent with Enter as a
 	// reviewer would. The confirmation just above makes the page re-render (the reload after the
