@@ -30,12 +30,14 @@ type IdentityConfig struct {
 	// split of identities (see the model card; docs/vision.md has the held-out numbers).
 	Threshold float32 `json:"threshold,omitempty"`
 	// Every: the embedding (~38 ms CPU with facenet-keras, ~11 with facenet-keras-int8) is
-	// computed on one frame in Every while the same face track continues (one face, box
-	// overlapping the last one by IoU >= 0.5, same session); frames in between carry the last
-	// similarity (Match.Measured false). A new
-	// track — the face left, a second face, a jump in position, or a different-looking face in
-	// the same place (mean difference of a 16×16 grey thumbnail of the aligned crop above 12
-	// levels: someone else sitting down) — is measured at once. Default 3; 1 measures every frame.
+	// computed on one frame in Every while the same face track continues (the main face's box
+	// overlapping the last one by IoU >= 0.5, as many faces in the frame, same session); frames
+	// in between carry the last similarity (Match.Measured false). A new track — the face left,
+	// a face more or less in the frame, a jump in position, or a different-looking face in the
+	// same place (mean difference of a 16×16 grey thumbnail of the aligned crop above 12 levels:
+	// someone else sitting down) — is measured at once. A scene that keeps two faces is carried
+	// like one that keeps one: the main face's box and looks decide, not the company it keeps.
+	// Default 3; 1 measures every frame.
 	Every int `json:"every,omitempty"`
 	// MinFace is the smallest face height, in original pixels, whose identity is measured.
 	// Default 40: below that the aligned 112×112 crop is mostly interpolation and similarities
@@ -120,6 +122,7 @@ type faceTrack struct {
 	// refs is how many reference faces (photo + gallery) the similarity was measured against:
 	// a grown gallery is measured again at once rather than carried.
 	refs     int
+	faces    int   // faces in the frame measured: a change in the count is measured again
 	age      int   // frames carried since the last measurement
 	lastTick int64 // for eviction
 }
@@ -326,7 +329,7 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		t = a.tracks[f.Session]
 	}
 	haveThumb := a.every > 1 && f.Session != "" && a.thumbnail(f.FaceCrops[i]) == nil
-	if t != nil && haveThumb && len(obs.Faces) == 1 && t.age+1 < a.every && t.refs == 1+len(f.Enrolled.Gallery) &&
+	if t != nil && haveThumb && len(obs.Faces) == t.faces && t.age+1 < a.every && t.refs == 1+len(f.Enrolled.Gallery) &&
 		boxIoU(t.box, box) >= 0.5 &&
 		thumbDiff(&t.thumb, &a.thumb) <= thumbMaxDiff {
 		t.age++
@@ -352,9 +355,9 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		a.tracks[f.Session] = t
 	}
 	*t = faceTrack{box: box, sim: sim, photo: m.Photo, sharpness: m.Sharpness, refs: 1 + len(f.Enrolled.Gallery),
-		lastTick: a.tick, thumb: a.thumb}
-	if len(obs.Faces) != 1 || !haveThumb {
-		t.age = a.every // several faces: measure the next frame again
+		faces: len(obs.Faces), lastTick: a.tick, thumb: a.thumb}
+	if !haveThumb {
+		t.age = a.every // no appearance to compare with: measure the next frame again
 	}
 	return nil
 }

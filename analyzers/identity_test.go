@@ -98,6 +98,28 @@ func TestIdentityMatchesTheCandidateOnly(t *testing.T) {
 	if m := match(others[0], "s1"); !m.Measured || m.SamePerson {
 		t.Errorf("another face in the track: %+v, want measured at once and not the same person", m)
 	}
+
+	// A scene that keeps its two faces is carried like one face; a face more or less is a new
+	// track, measured at once.
+	main := func(jpeg []byte) *analyzers.Match {
+		t.Helper()
+		obs, err := set.AnalyzeFrameJPEG(ctx, jpeg, analyzers.FrameMeta{Camera: analyzers.CameraMain, Session: "s2", Enrolled: &enr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := analyzers.MainFace(obs.Faces, len(obs.Faces))
+		if len(obs.Faces) < 2 || i < 0 || obs.Faces[i].Match == nil {
+			t.Fatalf("group frame: faces %+v, want two or more with the main one matched", obs.Faces)
+		}
+		return obs.Faces[i].Match
+	}
+	g0, g1 := main(f.Group[0]), main(f.Group[0])
+	if !g0.Measured || g1.Measured || g1.Similarity != g0.Similarity {
+		t.Errorf("the same two-face scene twice: %+v then %+v, want measured then carried", g0, g1)
+	}
+	if m := match(f.Candidate[0], "s2"); !m.Measured {
+		t.Errorf("one face after two: %+v, want measured at once", m)
+	}
 }
 
 func TestSimilarityToTemplate(t *testing.T) {
