@@ -3,6 +3,7 @@ package analyzers
 import (
 	"context"
 	"image"
+	"image/color"
 	"path/filepath"
 	"testing"
 
@@ -228,8 +229,8 @@ func TestFacesVerifierDevPhotos(t *testing.T) {
 func TestFacesAgreementDevPhotos(t *testing.T) {
 	data := devData(t)
 	requireModels(t)
-	without := newTestFaces(t, FacesConfig{NoAgreement: true})
-	with := newTestFaces(t, FacesConfig{})
+	without := newTestFaces(t, FacesConfig{NoAgreement: true, NoTilted: true})
+	with := newTestFaces(t, FacesConfig{NoTilted: true})
 	for _, file := range []string{"0803.jpg", "102.jpg", "128.jpg", "with_mask170.jpg"} {
 		p := filepath.Join(data, "faces", "mask", "train", "with_mask", file)
 		if before, after := countFaces(t, without, p), countFaces(t, with, p); before != 0 || after != 1 {
@@ -268,7 +269,7 @@ func TestFacesExtrasSkipOneFaceFrames(t *testing.T) {
 			region := img.Region(r)
 			crop := region.Clone()
 			region.Close()
-			verified, agreements := a.Verified, a.AgreementPasses
+			verified, agreements, tilted := a.Verified, a.AgreementPasses, a.TiltedPasses
 			cf := Frame{Image: crop, Width: crop.Cols(), Height: crop.Rows()}
 			var co Observation
 			if err := a.Analyze(ctx, &cf, &co); err != nil {
@@ -279,8 +280,8 @@ func TestFacesExtrasSkipOneFaceFrames(t *testing.T) {
 				continue // a neighbour's face in the crop
 			}
 			frames++
-			if a.Verified != verified || a.AgreementPasses != agreements {
-				t.Errorf("sample%d one-face crop %v: verifier or agreement pass ran", n, r)
+			if a.Verified != verified || a.AgreementPasses != agreements || a.TiltedPasses != tilted {
+				t.Errorf("sample%d one-face crop %v: verifier, agreement pass or tilted look ran", n, r)
 			}
 		}
 		img.Close()
@@ -299,4 +300,91 @@ func newTestFaces(t *testing.T, cfg FacesConfig) *Faces {
 	}
 	t.Cleanup(func() { a.Close() })
 	return a
+}
+
+// TestFacesTiltedDevPhotos: tight masked faces (mask/train, tuning photos) that every other pass
+// misses are found by the tilted look.
+func TestFacesTiltedDevPhotos(t *testing.T) {
+	data := devData(t)
+	requireModels(t)
+	without := newTestFaces(t, FacesConfig{NoTilted: true})
+	with := newTestFaces(t, FacesConfig{})
+	for _, file := range []string{"101.jpg", "121.jpg", "14.jpg", "1_0_15.jpg"} {
+		p := filepath.Join(data, "faces", "mask", "train", "with_mask", file)
+		if before, after := countFaces(t, without, p), countFaces(t, with, p); before != 0 || after != 1 {
+			t.Errorf("%s: %d faces without the tilted look, %d with it; want 0 then 1", file, before, after)
+		}
+	}
+	if with.TiltedPasses != 4 || with.TiltedFound != 4 {
+		t.Errorf("the tilted look ran on %d frames and found %d faces, want 4 and 4", with.TiltedPasses, with.TiltedFound)
+	}
+}
+
+// TestTiltedLookMapsBack checks the tilted look's geometry: the face each turn finds on a
+// one-face crop, mapped back to the frame, covers the face the upright pass finds (the box
+// around a turned box is larger, never elsewhere), and the tilted look runs on empty frames.
+func TestTiltedLookMapsBack(t *testing.T) {
+	requireModels(t)
+	a := newTestFaces(t, FacesConfig{})
+	ctx := context.Background()
+	img, err := gocv.IMDecode(demoJPEG(t, 1), gocv.IMReadColor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	f := Frame{Image: img, Width: img.Cols(), Height: img.Rows()}
+	var obs Observation
+	if err := a.Analyze(ctx, &f, &obs); err != nil || len(obs.Faces) < 2 {
+		t.Fatalf("demo group: %v, %d faces", err, len(obs.Faces))
+	}
+	checked := 0
+	for _, fc := range obs.Faces {
+		r := image.Rect(int(fc.Box[0]-fc.Box[2]), int(fc.Box[1]-fc.Box[3]/2),
+			int(fc.Box[0]+2*fc.Box[2]), int(fc.Box[1]+2*fc.Box[3])).Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+		region := img.Region(r)
+		face := region.Clone() // a border around a region would be filled from the photo around it
+		region.Close()
+		// Off the centre (the turns move it), on a grey canvas; scaled as a decode at half size:
+		// boxes must come back in the original pixels.
+		crop := gocv.NewMat()
+		gocv.CopyMakeBorder(face, &crop, 0, r.Dy(), 0, r.Dx(), gocv.BorderConstant, color.RGBA{127, 127, 127, 0})
+		face.Close()
+		cf := Frame{Image: crop, Width: 2 * crop.Cols(), Height: 2 * crop.Rows()}
+		var co Observation
+		if err := a.Analyze(ctx, &cf, &co); err != nil {
+			t.Fatal(err)
+		}
+		if len(co.Faces) != 1 {
+			crop.Close()
+			continue
+		}
+		up := models.FaceBox{X: co.Faces[0].Box[0], Y: co.Faces[0].Box[1], W: co.Faces[0].Box[2], H: co.Faces[0].Box[3]}
+		for _, deg := range []float64{20, -20} {
+			b, ok, err := a.turnedPass(&cf, deg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				continue // a turn may miss a face the upright pass finds
+			}
+			checked++
+			if in := intersection(up, b) / (up.W * up.H); in < 0.8 || b.W*b.H > 3*up.W*up.H {
+				t.Errorf("crop %v turned %g°: box %+v, upright %+v: want it around the upright face (covers %.2f)", r, deg, b, up, in)
+			}
+		}
+		crop.Close()
+	}
+	if checked < 4 {
+		t.Errorf("only %d turned faces checked", checked)
+	}
+	grey := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(90, 100, 110, 0), 480, 640, gocv.MatTypeCV8UC3)
+	defer grey.Close()
+	before := a.TiltedPasses
+	var eo Observation
+	if err := a.Analyze(ctx, &Frame{Image: grey, Width: 640, Height: 480}, &eo); err != nil || len(eo.Faces) != 0 {
+		t.Fatalf("grey frame: %v, %d faces", err, len(eo.Faces))
+	}
+	if a.TiltedPasses != before+1 {
+		t.Errorf("the tilted look ran %d times on an empty frame, want once", a.TiltedPasses-before)
+	}
 }

@@ -222,11 +222,11 @@ func TestFacesConfigOverrides(t *testing.T) {
 	if len(obs.Faces) >= demoFaces[2] {
 		t.Errorf("score 0.995 kept %d faces of sample2, want fewer than %d", len(obs.Faces), demoFaces[2])
 	}
-	if got, want := strict.Versions()["faces"], "ultraface-rfb-320@1 score=0.995 nms=0.4 min=0 contained=0.5 second=0.25 pass2=pad0.5,score0.995 verify=blazeface-back-256@1,score0.35 agree=blazeface-front-128@1,score0.5,face0.4"; got != want {
+	if got, want := strict.Versions()["faces"], "ultraface-rfb-320@1 score=0.995 nms=0.4 min=0 contained=0.5 second=0.25 pass2=pad0.5,score0.995 verify=blazeface-back-256@1,score0.35 agree=blazeface-front-128@1,score0.5,face0.4 tilted=20"; got != want {
 		t.Errorf("version %q, want %q", got, want)
 	}
 	def := newTestSet(t, Config{Analyzers: []string{"faces"}}) // the default set also has "sheet" (decodes at 480)
-	if got, want := def.Versions()["faces"], "ultraface-rfb-320@1 score=0.7 nms=0.4 min=0.03 contained=0.5 second=0.25 pass2=pad0.5,score0.7 verify=blazeface-back-256@1,score0.35 agree=blazeface-front-128@1,score0.5,face0.4"; got != want {
+	if got, want := def.Versions()["faces"], "ultraface-rfb-320@1 score=0.7 nms=0.4 min=0.03 contained=0.5 second=0.25 pass2=pad0.5,score0.7 verify=blazeface-back-256@1,score0.35 agree=blazeface-front-128@1,score0.5,face0.4 tilted=20"; got != want {
 		t.Errorf("default version %q, want %q", got, want)
 	}
 	if def.DecodeSide() != 320 {

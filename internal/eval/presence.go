@@ -363,13 +363,14 @@ var presenceVariants = []struct {
 	name string
 	cfg  analyzers.FacesConfig
 }{
-	{"before", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, Contained: -1, MinSecondFace: -1, NoVerifier: true, NoAgreement: true}},
-	{"+containment", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, MinSecondFace: -1, NoVerifier: true, NoAgreement: true}},
-	{"+second-face size", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, NoVerifier: true, NoAgreement: true}},
-	{"+confirm several", analyzers.FacesConfig{NoSecondPass: true, NoVerifier: true, NoAgreement: true}},
-	{"+second pass (shipped before)", analyzers.FacesConfig{NoVerifier: true, NoAgreement: true}},
-	{"+verifier", analyzers.FacesConfig{NoAgreement: true}},
-	{"shipped: +agreement", analyzers.FacesConfig{}},
+	{"before", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, Contained: -1, MinSecondFace: -1, NoVerifier: true, NoAgreement: true, NoTilted: true}},
+	{"+containment", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, MinSecondFace: -1, NoVerifier: true, NoAgreement: true, NoTilted: true}},
+	{"+second-face size", analyzers.FacesConfig{NoSecondPass: true, NoConfirmSeveral: true, NoVerifier: true, NoAgreement: true, NoTilted: true}},
+	{"+confirm several", analyzers.FacesConfig{NoSecondPass: true, NoVerifier: true, NoAgreement: true, NoTilted: true}},
+	{"+second pass", analyzers.FacesConfig{NoVerifier: true, NoAgreement: true, NoTilted: true}},
+	{"+verifier", analyzers.FacesConfig{NoAgreement: true, NoTilted: true}},
+	{"+agreement (shipped before)", analyzers.FacesConfig{NoTilted: true}},
+	{"shipped: +tilted look", analyzers.FacesConfig{}},
 }
 
 // evalPresence scores FACE_ABSENT and MULTIPLE_FACES per frame for each variant and split.
@@ -394,9 +395,9 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 	counts := map[key]int{}
 	cpu := make([]time.Duration, len(dets))
 	var emptyCPU [2]time.Duration // before / shipped, on frames the first found empty
-	var verifyCPU, agreeCPU time.Duration
+	var verifyCPU, agreeCPU, tiltCPU time.Duration
 	frameCPU := make([]time.Duration, len(dets))
-	var verified, agreed int
+	var verified, agreed, tilted int
 	empties := 0
 	for _, it := range items {
 		data, err := it.load()
@@ -436,16 +437,21 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 			}
 		}
 		f.Image.Close()
-		// The cost of the verifier and of the agreement pass on the frames where they ran: the
-		// variants are in order, "+second pass", "+verifier", "shipped: +agreement" last.
-		n, last := len(dets), dets[len(dets)-1]
-		if last.Verified > verified {
-			verifyCPU += frameCPU[n-2] - frameCPU[n-3]
+		// The cost of the verifier, the agreement pass and the tilted look on the frames where
+		// they ran, each against the variant before it: the variants are in order, "+verifier",
+		// "+agreement", "shipped: +tilted look" last.
+		n := len(dets)
+		ver, agr, tilt := dets[n-3], dets[n-2], dets[n-1]
+		if ver.Verified > verified {
+			verifyCPU += frameCPU[n-3] - frameCPU[n-4]
 		}
-		if last.AgreementPasses > agreed {
-			agreeCPU += frameCPU[n-1] - frameCPU[n-2]
+		if agr.AgreementPasses > agreed {
+			agreeCPU += frameCPU[n-2] - frameCPU[n-3]
 		}
-		verified, agreed = last.Verified, last.AgreementPasses
+		if tilt.TiltedPasses > tilted {
+			tiltCPU += frameCPU[n-1] - frameCPU[n-2]
+		}
+		verified, agreed, tilted = ver.Verified, agr.AgreementPasses, tilt.TiltedPasses
 	}
 	sum := func(variant, split, truth, pred string) int {
 		n := 0
@@ -495,12 +501,15 @@ func evalPresence(ctx context.Context, env *Env) ([]Row, error) {
 		}
 		env.Note("presence %s (%s): %s", set, sets[set], strings.Join(parts, "; "))
 	}
-	last := dets[len(dets)-1]
+	n := len(dets)
+	last, ver, agr := dets[n-1], dets[n-3], dets[n-2]
 	env.Note("presence: second pass ran on %d frames, found a face on %d; CPU on frames the first pass found empty: %.1f ms before, %.1f ms shipped (per frame); all frames %.2f vs %.2f ms",
-		last.SecondPasses, last.SecondPassFound, ms(emptyCPU[0], empties), ms(emptyCPU[1], empties),
-		ms(cpu[0], len(items)), ms(cpu[len(cpu)-1], len(items)))
+		agr.SecondPasses, agr.SecondPassFound, ms(emptyCPU[0], empties), ms(emptyCPU[1], empties),
+		ms(cpu[0], len(items)), ms(cpu[n-1], len(items)))
 	env.Note("presence: verifier ran on %d frames (%.1f ms CPU per such frame), dropped %d faces; agreement pass ran on %d empty frames (%.1f ms CPU per such frame), found a face on %d",
-		last.Verified, ms(verifyCPU, last.Verified), last.Unverified, last.AgreementPasses, ms(agreeCPU, last.AgreementPasses), last.Agreed)
+		ver.Verified, ms(verifyCPU, ver.Verified), ver.Unverified, agr.AgreementPasses, ms(agreeCPU, agr.AgreementPasses), agr.Agreed)
+	env.Note("presence: tilted look ran on %d empty frames (%.1f ms CPU per such frame), found a face on %d",
+		last.TiltedPasses, ms(tiltCPU, last.TiltedPasses), last.TiltedFound)
 	return rows, nil
 }
 
