@@ -727,6 +727,8 @@ def update_manifest(path, sha, thr, min_run, embedding, window, template=None, n
         m["name"], m["version"], m["file"] = name, "1", file
         m["source"]["member"] = "models/" + file
         m["notes"] = notes
+        m["licence_note"] = ("Trained by this project (training/phrase/train.py) on espeak-ng speech and real Mandarin clips used "
+                             f"for training only; see models/cards/{name}.md.")
     m["sha256"] = sha
     m["source"]["package_sha256"] = sha
     m["thresholds"]["score"] = thr
@@ -819,7 +821,7 @@ def main():
         ap.error(f"--window {args.window}: want 1-32 embeddings")
     F.EMB_WINDOW = args.window  # before any pool forks: featurise() labels windows of this length
     if args.train_seed is None:
-        args.train_seed = TRAIN_SEED.get((args.embedding, args.window), TRAIN_SEED.get(args.embedding, args.seed))
+        args.train_seed = TRAIN_SEED.get(args.embedding, args.seed)
     log(f"embedding network: {args.embedding}, window {args.window} embeddings, training seed {args.train_seed}")
     if args.version_dir:
         if args.out:
