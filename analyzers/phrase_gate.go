@@ -9,13 +9,14 @@ import (
 // The phrase closes an answer, so its best window ends where the candidate stops speaking. The
 // gated openWakeWord spotter therefore scores only the windows that end near a speech end the
 // VAD closed, or near the end of a loud stretch (energyEnds: speech the VAD does not hear)
-// (EndBefore before to EndAfter after it), and embeds only the audio those windows
-// and their 16-embedding history need. Mel frames and embeddings are pure functions of the
-// samples on a fixed 80 ms grid, so every scored window gets exactly the score the every-window
-// spotter gives it, and the peak picking runs unchanged over the scored windows: where the
-// spans of consecutive ends touch, it is the every-window state machine; between spans it
-// starts over. What is lost is a detection whose windows end nowhere near a pause of
-// VADConfig.MinSilence (the phrase said without stopping), and a false alarm mid-speech.
+// (EndBefore before to EndAfter after it), and embeds only the audio those windows and their
+// history need (the head's audio.window embeddings: 16 for phrase-gaiti@2). Mel frames and
+// embeddings are pure functions of the samples on a fixed 80 ms grid, so every scored window
+// gets exactly the score the every-window spotter gives it, and the peak picking runs unchanged
+// over the scored windows: where the spans of consecutive ends touch, it is the every-window
+// state machine; between spans it starts over. What is lost is a detection whose windows end
+// nowhere near a pause of VADConfig.MinSilence (the phrase said without stopping), and a false
+// alarm mid-speech.
 
 // gateSpan is a run of embedding steps to score, both ends included.
 type gateSpan struct{ lo, hi int64 }
@@ -53,7 +54,7 @@ func newPhraseGate(cfg PhraseConfig, window int) *phraseGate {
 		vadPad: cfg.vadPad,
 		window: int64(window),
 	}
-	// The earliest sample a future span can need: its first window's 16-embedding history
+	// The earliest sample a future span can need: its first window's history (window embeddings)
 	// starts window−1 steps and one embedding's audio before the earliest window end, and that
 	// window end lies `before` ahead of a speech end the VAD may still close vadLag behind.
 	lag := d(cfg.vadLag, (300+64)*AudioRate/1000)

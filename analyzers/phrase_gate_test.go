@@ -24,7 +24,8 @@ func phraseOf(t *testing.T, s *analyzers.AudioSet) *analyzers.Phrase {
 // The gated spotter scores only the windows around speech ends, with the scores the
 // every-window spotter gives them: on a session whose phrases end in pauses it finds the same
 // detections (same onset, end and score, to the last bit) while running the embedding model on
-// far fewer windows.
+// far fewer windows. It holds for a head over a shorter history (phrase-gaiti-h12: 12 embeddings,
+// its manifest's audio.window), whose spans need fewer history embeddings than the default's 16.
 func TestGatedPhraseMatchesEveryWindow(t *testing.T) {
 	samples, placed, err := testaudio.Build(40000,
 		testaudio.Part{Clip: testaudio.Answer, AtMs: 1000},
@@ -40,8 +41,8 @@ func TestGatedPhraseMatchesEveryWindow(t *testing.T) {
 	for i, v := range samples { // s16 values, as the wire carries them (the gate keeps 16 bits)
 		samples[i] = float32(math.Round(float64(v)*32768)) / 32768
 	}
-	run := func(every bool) ([]analyzers.PhraseDetection, int64) {
-		cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{EveryWindow: every}}
+	run := func(head string, every bool) ([]analyzers.PhraseDetection, int64) {
+		cfg := analyzers.AudioConfig{Analyzers: []string{"vad", "phrase"}, Phrase: analyzers.PhraseConfig{Model: head, EveryWindow: every}}
 		set := newAudioSet(t, cfg)
 		res, err := set.AnalyzeSamples(context.Background(), samples, analyzers.AudioRate, 1000)
 		if err != nil {
@@ -49,24 +50,35 @@ func TestGatedPhraseMatchesEveryWindow(t *testing.T) {
 		}
 		return res.Phrases, phraseOf(t, set).EmbeddingRuns()
 	}
-	every, everyRuns := run(true)
-	gated, gatedRuns := run(false)
-	t.Logf("every window: %+v (%d embeddings); gated: %+v (%d embeddings)", every, everyRuns, gated, gatedRuns)
-	if len(every) != 2 {
-		t.Fatalf("every-window detections %+v, want the two phrases (at %d and %d ms)", every, placed[1].EndMs, placed[4].EndMs)
-	}
-	if len(gated) != len(every) {
-		t.Fatalf("gated detections %+v, every-window %+v", gated, every)
-	}
-	for i := range every {
-		if gated[i] != every[i] {
-			t.Errorf("detection %d: gated %+v, every window %+v", i, gated[i], every[i])
+	gatedRuns := map[string]int64{}
+	for _, head := range []string{analyzers.DefaultPhraseModel, shortHistoryHead} {
+		every, everyRuns := run(head, true)
+		gated, runs := run(head, false)
+		gatedRuns[head] = runs
+		t.Logf("%s: every window: %+v (%d embeddings); gated: %+v (%d embeddings)", head, every, everyRuns, gated, runs)
+		if len(every) != 2 {
+			t.Fatalf("%s: every-window detections %+v, want the two phrases (at %d and %d ms)", head, every, placed[1].EndMs, placed[4].EndMs)
+		}
+		if len(gated) != len(every) {
+			t.Fatalf("%s: gated detections %+v, every-window %+v", head, gated, every)
+		}
+		for i := range every {
+			if gated[i] != every[i] {
+				t.Errorf("%s: detection %d: gated %+v, every window %+v", head, i, gated[i], every[i])
+			}
+		}
+		if runs*2 > everyRuns {
+			t.Errorf("%s: gated spotter ran the embedding %d times, every-window %d: want less than half", head, runs, everyRuns)
 		}
 	}
-	if gatedRuns*2 > everyRuns {
-		t.Errorf("gated spotter ran the embedding %d times, every-window %d: want less than half", gatedRuns, everyRuns)
+	if short, long := gatedRuns[shortHistoryHead], gatedRuns[analyzers.DefaultPhraseModel]; short >= long {
+		t.Errorf("gated embeddings: %d with the 12-embedding head, %d with the 16-embedding one: want fewer", short, long)
 	}
 }
+
+// shortHistoryHead is the built-in head over 12 embeddings instead of 16 (not the default:
+// docs/audio.md "A shorter history").
+const shortHistoryHead = "phrase-gaiti-h12"
 
 // The gated spotter (the default) looks at the VAD's speech ends: with "vad" after it or
 // absent, the spotter scores every window and does not need the VAD.

@@ -23,7 +23,7 @@ func runAnalyzeAudio(ctx context.Context, args []string) error {
 	questions := fs.String("questions", "", "comma-separated ms offsets where questions 1, 2, … were shown; adds \"answers\"")
 	chunk := fs.Int("chunk-ms", 1000, "feed the file in chunks of this many ms, as the live pipeline receives it")
 	phraseModel := fs.String("phrase-model", "", "version directory of a retrained phrase head (training/phrase/retrain.sh) instead of the built-in one")
-	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, int8 embeddings), phrase-gaiti-fp32 (its version 1, fp32 embeddings), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (EWN fused with phrase-gaiti-fp32 at speech ends); default "+analyzers.DefaultPhraseHead)
+	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, int8 embeddings), phrase-gaiti-fp32 (its version 1, fp32 embeddings), phrase-gaiti-h12 (int8, 12 embeddings of history instead of 16; not the default), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (EWN fused with phrase-gaiti-fp32 at speech ends); default "+analyzers.DefaultPhraseHead)
 	// Flags may come after the file name too (proctor analyze audio a.wav --questions 0,60000).
 	var files []string
 	rest := args
@@ -101,7 +101,7 @@ func runEvalAudio(ctx context.Context, args []string) error {
 	phraseModel := fs.String("phrase-model", "", "version directory of a retrained phrase head (training/phrase/retrain.sh) instead of the built-in one")
 	asJSON := fs.Bool("json", false, "print one JSON object (with recall per voice) instead of the table")
 	negatives := fs.String("negatives", "", "folder of real recordings without the phrase (e.g. ../shared/data/speech): false alarms on them are reported per subfolder, apart from --data's")
-	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, int8 embeddings), phrase-gaiti-fp32 (its version 1, fp32 embeddings), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (EWN fused with phrase-gaiti-fp32 at speech ends); default "+analyzers.DefaultPhraseHead)
+	head := fs.String("phrase", "", "built-in phrase head: phrase-gaiti (openWakeWord, int8 embeddings), phrase-gaiti-fp32 (its version 1, fp32 embeddings), phrase-gaiti-h12 (int8, 12 embeddings of history instead of 16; not the default), phrase-ewn (EfficientWord-Net at speech ends) or phrase-ewn-oww (EWN fused with phrase-gaiti-fp32 at speech ends); default "+analyzers.DefaultPhraseHead)
 	stages := fs.String("analyzers", "", "comma-separated audio analyzers to run and time (default vad,phrase,voice); speed is printed per stage")
 	every := fs.Bool("every-window", false, "score the openWakeWord phrase head on every 80 ms window (as before issue 16's gate: ~2× the phrase CPU), not only around speech ends and loud-stretch ends")
 	endBefore := fs.Duration("end-before", 0, "score windows ending from this long before each speech end (default "+analyzers.DefaultEndBefore.String()+")")

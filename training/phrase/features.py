@@ -3,7 +3,8 @@
 16 kHz mono audio at int16 scale (not -1..1: the melspectrogram model was built for raw int16
 values) -> melspectrogram ONNX (frame i covers samples [160 i, 160 i + 512), 32 bins) -> x/10 + 2
 -> speech-embedding ONNX over 76-frame windows every 8 frames (one 96-d embedding per 80 ms)
--> the classifier looks at the last 16 embeddings (1.96 s of audio).
+-> the classifier looks at the last EMB_WINDOW embeddings (16 = 1.98 s of audio; train.py --window
+sets another, which the head's manifest records as audio.window).
 """
 import os
 
@@ -15,7 +16,7 @@ HOP = 160
 WIN = 512
 MEL_WINDOW = 76
 MEL_STEP = 8
-EMB_WINDOW = 16
+EMB_WINDOW = 16  # the default; train.py --window replaces it before featurising
 EMB_DIM = 96
 
 
@@ -68,8 +69,8 @@ def emb_end_seconds(i):
 
 
 def windows(emb):
-    """Stacks the classifier inputs: window j (j >= 15) = embeddings j-15..j. Returns
-    (X [n, 16, 96], emb index of each window's last embedding)."""
+    """Stacks the classifier inputs: window j (j >= W-1, W = EMB_WINDOW) = embeddings j-W+1..j.
+    Returns (X [n, W, 96], emb index of each window's last embedding)."""
     n = len(emb) - EMB_WINDOW + 1
     if n <= 0:
         return np.zeros((0, EMB_WINDOW, EMB_DIM), np.float32), np.zeros(0, int)

@@ -405,6 +405,19 @@ def window_labels(wend, labels):
     return y
 
 
+def relabel(items):
+    """Features cached by a run over another history length (--window): the same embeddings, the
+    window ends and labels of this run's windows. Items already labelled for it are kept as they are."""
+    out = []
+    for emb, y, wend, lab in items:
+        n = max(0, len(emb) - F.EMB_WINDOW + 1)
+        if len(y) != n:
+            wend = F.emb_end_seconds(np.arange(n) + F.EMB_WINDOW - 1).astype(np.float32)
+            y = window_labels(wend, lab)
+        out.append((emb, y, wend, lab))
+    return out
+
+
 def round_list(v):
     return [[round(x * 1000) for x in p] for p in v]
 
@@ -504,7 +517,7 @@ def read_export(folder, include_unreviewed):
     return summary, items
 
 
-def write_version_dir(out_dir, root, version, sha, thr, min_run, report, exports, embedding):
+def write_version_dir(out_dir, root, version, sha, thr, min_run, report, exports, embedding, window):
     """A retraining run's version directory (docs/data-loop.md §3): manifest.json (a copy of the
     built-in manifest with this version's file, checksum and operating point; loadable by
     models.ReadVersionDir) and card.md. eval.json is added by retrain.sh (the Go evaluation)."""
@@ -518,6 +531,7 @@ def write_version_dir(out_dir, root, version, sha, thr, min_run, report, exports
                    "member": "phrase-gaiti.onnx"}
     m["thresholds"]["score"] = thr
     m["audio"]["min_run"] = min_run
+    set_window(m, window)
     set_embedding(m, embedding)
     names = "; ".join(f"{e['id']} (manifest_sha256 {e['manifest_sha256']}: {e['positives']} positives, "
                       f"{e['negatives']} negatives)" for e in exports) or "none"
@@ -690,6 +704,11 @@ def evaluate(scores_per_session, thr, sessions, min_run=1):
             "fa_per_hour": fa / max(neg_speech / 3600, 1e-9), "variants": var_total, "variant_hits": var_hit}
 
 
+def set_window(m, window):
+    """The head's history length (audio.window): the service keeps and feeds it that many embeddings."""
+    m["audio"]["window"] = window
+
+
 def set_embedding(m, embedding):
     """The service feeds a head the embedding its manifest names (fp32 when none is named)."""
     if embedding == "oww-embedding":
@@ -698,15 +717,23 @@ def set_embedding(m, embedding):
         m["audio"]["embedding"] = embedding
 
 
-def update_manifest(path, sha, thr, min_run, embedding):
+def update_manifest(path, sha, thr, min_run, embedding, window, template=None, name=None, file=None, notes=None):
     """The manifest pins what the service loads: the new file's checksum, the embedding it was
-    trained on and the operating point chosen on the dev voices."""
-    with open(path, encoding="utf-8") as f:
+    trained on, its history length and the operating point chosen on the dev voices. With
+    template: a new manifest at path, a copy of template named name for file."""
+    with open(template or path, encoding="utf-8") as f:
         m = json.load(f)
+    if template:
+        m["name"], m["version"], m["file"] = name, "1", file
+        m["source"]["member"] = "models/" + file
+        m["notes"] = notes
+        m["licence_note"] = ("Trained by this project (training/phrase/train.py) on espeak-ng speech and real Mandarin clips used "
+                             f"for training only; see models/cards/{name}.md.")
     m["sha256"] = sha
     m["source"]["package_sha256"] = sha
     m["thresholds"]["score"] = thr
     m["audio"]["min_run"] = min_run
+    set_window(m, window)
     set_embedding(m, embedding)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(m, f, indent=2, ensure_ascii=False)
@@ -745,6 +772,12 @@ def main():
                     help="the openWakeWord embedding network the head is trained on and the service must feed it "
                          "(default: the built-in phrase-gaiti manifest's audio.embedding, else oww-embedding); written to the "
                          "ONNX metadata, the report and a version directory's manifest")
+    ap.add_argument("--window", type=int, default=None,
+                    help="embeddings per classifier window, the head's history (80 ms each; default: the built-in phrase-gaiti "
+                         "manifest's audio.window, 16 = 1.96 s of audio); written to the ONNX input shape and the manifest")
+    ap.add_argument("--manifest", default=None,
+                    help="with --out under models/trained/: write a manifest for that head here (models/manifests/NAME.json, "
+                         "named NAME: a copy of the built-in phrase-gaiti manifest with this head's file, window and operating point)")
     ap.add_argument("--saved-eval", action="store_true",
                     help="featurise the dev/test sessions from the WAV + labels already in --eval-dir (written by an earlier "
                          "run or ewn_data.py: the same sessions) instead of synthesising and rewriting them")
@@ -782,9 +815,14 @@ def main():
     builtin_embedding = (builtin.get("audio") or {}).get("embedding") or "oww-embedding"
     # A retrained version feeds on what the built-in head feeds on (retrain.sh passes no --embedding).
     args.embedding = args.embedding or builtin_embedding
+    builtin_window = (builtin.get("audio") or {}).get("window") or 16
+    args.window = args.window or builtin_window
+    if not 1 <= args.window <= 32:
+        ap.error(f"--window {args.window}: want 1-32 embeddings")
+    F.EMB_WINDOW = args.window  # before any pool forks: featurise() labels windows of this length
     if args.train_seed is None:
         args.train_seed = TRAIN_SEED.get(args.embedding, args.seed)
-    log(f"embedding network: {args.embedding}, training seed {args.train_seed}")
+    log(f"embedding network: {args.embedding}, window {args.window} embeddings, training seed {args.train_seed}")
     if args.version_dir:
         if args.out:
             ap.error("--out and --version-dir exclude each other")
@@ -799,6 +837,11 @@ def main():
     builtin_file = os.path.join(root, "models", builtin["file"])
     if not args.out and args.embedding != builtin_embedding:
         ap.error(f"the built-in phrase-gaiti head feeds on {builtin_embedding}: give --out (and --report) for a head on {args.embedding}")
+    if not args.out and args.window != builtin_window:
+        ap.error(f"the built-in phrase-gaiti head looks at {builtin_window} embeddings: give --out (and --report) for a head over {args.window}")
+    if args.manifest and (not args.out or not os.path.abspath(args.out).startswith(os.path.join(root, "models", "trained") + os.sep)
+                          or os.path.abspath(args.manifest) == builtin_manifest):
+        ap.error("--manifest needs --out under models/trained/ and a new manifest path")
     args.out = args.out or builtin_file
     args.report = args.report or os.path.join(here, REPORT[args.embedding])
     exports, export_items = [], []
@@ -886,7 +929,7 @@ def main():
         os.makedirs(os.path.dirname(feat_path), exist_ok=True)
         with open(feat_path, "wb") as f:
             pickle.dump({"train": train, "short": short, "dev": dev, "test": test}, f, protocol=5)
-    train = train + short
+    train, dev, test = relabel(train + short), relabel(dev), relabel(test)
     extra = []
     if args.extra_pos or args.extra_neg or export_items:
         t1 = time.time()
@@ -996,11 +1039,21 @@ def main():
         json.dump(report, f, indent=1, ensure_ascii=False)
     manifest = builtin_manifest
     if args.version_dir:
-        write_version_dir(args.version_dir, root, args.version, sha, thr, min_run, report, exports, args.embedding)
+        write_version_dir(args.version_dir, root, args.version, sha, thr, min_run, report, exports, args.embedding, args.window)
         log(f"version directory {args.version_dir}: phrase-gaiti@{args.version} (manifest.json, card.md)")
     elif os.path.abspath(args.out) == builtin_file and args.embedding == builtin_embedding:
-        update_manifest(manifest, sha, thr, min_run, args.embedding)
+        update_manifest(manifest, sha, thr, min_run, args.embedding, args.window)
         log(f"updated {os.path.relpath(manifest, root)}: sha256, thresholds.score {thr}, audio.min_run {min_run}")
+    elif args.manifest:
+        name = os.path.splitext(os.path.basename(args.manifest))[0]
+        secs = ((args.window - 1) * F.MEL_STEP + F.MEL_WINDOW - 1) * F.HOP / F.SR + F.WIN / F.SR
+        notes = (f"Spots 该题回答完毕 (and same-meaning variants) over the last {args.window} {args.embedding} openWakeWord embeddings "
+                 f"({secs:.2f} s); trained by training/phrase/train.sh --embedding {args.embedding} --window {args.window} "
+                 f"(training seed {args.train_seed}). Threshold chosen on the dev voices for at most {args.target_fa} false alarms "
+                 f"per hour ({os.path.relpath(args.report, root)}).")
+        update_manifest(args.manifest, sha, thr, min_run, args.embedding, args.window, template=builtin_manifest, name=name,
+                        file=os.path.relpath(os.path.abspath(args.out), os.path.join(root, "models")), notes=notes)
+        log(f"wrote {os.path.relpath(args.manifest, root)}: {name}@1, window {args.window}, threshold {thr}, min_run {min_run}")
     log(f"wrote {args.out} ({report['bytes']} bytes, sha256 {sha}) and {args.report} in {report['seconds']}s")
 
 

@@ -9,6 +9,10 @@
 # sessions under .cache/phrase-data/{dev,test} (WAV + labels for `proctor eval audio`;
 # --saved-eval reads them back instead). phrase-gaiti@1 (fp32 embeddings, phrase-gaiti-fp32):
 #   training/phrase/train.sh --embedding oww-embedding --out models/trained/phrase-gaiti-mlp.onnx --report training/phrase/report.json
+# A head over a shorter history (--window N embeddings; default the built-in manifest's audio.window, 16)
+# gets its own file and manifest (non-default: docs/audio.md "A shorter history"):
+#   training/phrase/train.sh --reuse-features --window 12 --out models/trained/phrase-gaiti-h12-int8-mlp.onnx \
+#     --report training/phrase/report-int8-h12.json --manifest models/manifests/phrase-gaiti-h12.json
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
