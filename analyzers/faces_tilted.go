@@ -42,8 +42,9 @@ func (a *Faces) tiltedLook(dst []models.FaceBox, f *Frame) ([]models.FaceBox, er
 	return append(dst, best), nil
 }
 
-// turnedPass runs the passes (find) on the frame turned by deg degrees about its centre, and returns its best face's box mapped back to the frame:
-// the upright box around the turned box's corners, clipped to the frame.
+// turnedPass runs the passes (find) on the frame turned by deg degrees about its centre and
+// returns its best face's box mapped back to the frame: the upright box around the turned
+// box's corners, clipped to the frame.
 func (a *Faces) turnedPass(f *Frame, deg float64) (models.FaceBox, bool, error) {
 	cols, rows := f.Image.Cols(), f.Image.Rows()
 	rad := deg * math.Pi / 180
