@@ -120,8 +120,12 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 		return nil, err
 	}
 	firstAt := id.FirstLookAt()
+	var gate rules.Params // the quality gate chosen on the tuning people, where it differs from the defaults
 	if len(tuning) >= 2 && firstAt > 0 {
 		if err := tuneFirstLook(ctx, env, st, shipped, id, tuning); err != nil {
+			return nil, err
+		}
+		if gate, err = tuneGate(ctx, env, st, shipped, id, tuning, firstAt); err != nil {
 			return nil, err
 		}
 	} else if len(tuning) >= 2 {
@@ -183,6 +187,14 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 		runs = []run{
 			{shipped, true, fmt.Sprintf("gallery on, margin %.3f, first look settles from %.3f", margin, firstAt), firstAt},
 			{shipped, true, fmt.Sprintf("gallery on, margin %.3f, full model on every frame", margin), 0},
+		}
+		if len(gate) > 0 {
+			var what []string
+			for _, k := range slices.Sorted(maps.Keys(gate)) {
+				what = append(what, fmt.Sprintf("%s %g", k, gate[k]))
+			}
+			runs = append(runs, run{rules.New(rules.Config{Settings: gate}), true,
+				fmt.Sprintf("gallery on, margin %.3f, first look settles from %.3f, gate from the dev people (%s)", margin, firstAt, strings.Join(what, ", ")), firstAt})
 		}
 	} else {
 		runs = []run{
@@ -275,6 +287,50 @@ func tuneFirstLook(ctx context.Context, env *Env, st *store.Store, eng *rules.En
 		env.Note("identity-time tuning: first-look margin %.3f is the smallest keeping the full model's false flags and switch detection on the dev people; shipped default %.3f", chosen, analyzers.DefaultFirstLookMargin)
 	}
 	return nil
+}
+
+// gateSweeps: the quality-gate settings tried on the tuning people, the default first.
+var gateSweeps = []struct {
+	key    string
+	values []float64
+}{
+	{rules.SettingIdentityMinFace, []float64{60, 80, 100, 120}},
+	{rules.SettingIdentityMinSharpness, []float64{40, 80, 150, 300}},
+	{rules.SettingIdentityMaxTurn, []float64{30, 25, 20}},
+}
+
+// tuneGate sweeps each quality-gate setting on the tuning people (the shipped first look, the
+// others at their defaults): a stricter gate lets fewer poor frames vote someone else, and also
+// fewer frames of a real switch. Chosen per setting: the fewest false flags that keeps 95% of the
+// default's switches to undegraded frames flagged within the goal. Returns the settings whose
+// choice differs from the default.
+func tuneGate(ctx context.Context, env *Env, st *store.Store, shipped *rules.Engine, id *analyzers.Identity,
+	tuning []*identityTimePerson, firstAt float32) (rules.Params, error) {
+	chosen := rules.Params{}
+	for _, g := range gateSweeps {
+		def := shipped.Params().Value(g.key)
+		best, bestFlags, baseWithin := def, -1, -1
+		for _, v := range g.values {
+			r, err := identityTimeRun(ctx, env, st, rules.New(rules.Config{Settings: rules.Params{g.key: v}}), id, tuning, true, firstAt)
+			if err != nil {
+				return nil, err
+			}
+			env.Note("identity-time tuning (%d dev people), %s %g: %.2f false flags/h (%d in %.1f h), switches within the goal: %d of %d as they come, %d of %d undegraded; %.0f%% of frames abstained",
+				len(tuning), g.key, v, r.perHour(), r.sameFlags, r.hours(), r.sw[0].within, r.sw[0].n(), r.sw[1].within, r.sw[1].n(),
+				100*float64(r.abstained)/float64(max(r.abstained+r.voted, 1)))
+			if v == def {
+				baseWithin = r.sw[1].within
+			}
+			if baseWithin >= 0 && float64(r.sw[1].within) >= 0.95*float64(baseWithin) && (bestFlags < 0 || r.sameFlags < bestFlags) {
+				best, bestFlags = v, r.sameFlags
+			}
+		}
+		env.Note("identity-time tuning: %s %g has the fewest false flags keeping 95%% of the default's switch detection on the dev people; default %g", g.key, best, def)
+		if best != def {
+			chosen[g.key] = best
+		}
+	}
+	return chosen, nil
 }
 
 // firstLookSweep: the first-look margins tried on the tuning people, smallest first.
