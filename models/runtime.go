@@ -25,8 +25,9 @@ const (
 )
 
 // ortLibraryFile is where scripts/fetch-artifacts.sh puts the library inside the cache. It is
-// onnxruntime 1.24.1 from the npm package onnxruntime-node: onnxruntime_go v1.27.0 needs API
-// version 24, older libraries fail to initialise.
+// onnxruntime 1.25.1 from the npm package onnxruntime-node: onnxruntime_go v1.27.0 needs API
+// version 24, older libraries fail to initialise. Not 1.24.x: its int8 convolutions are wrong on
+// CPUs with AMX (onnxruntime PR 27671; analyzers.TestOWWEmbeddingInt8MatchesFloat).
 const ortLibraryFile = "lib/libonnxruntime.so.1"
 
 // ErrNoCache means no cache directory was found; the message says where we looked.
@@ -121,7 +122,7 @@ func ORTLibraryPath() (string, error) {
 	}
 	p := filepath.Join(dir, ortLibraryFile)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%w: %s not found: run scripts/setup.sh (it fetches onnxruntime 1.24.1 from npm)",
+		return "", fmt.Errorf("%w: %s not found: run scripts/setup.sh (it fetches onnxruntime 1.25.1 from npm)",
 			ErrRuntimeMissing, p)
 	}
 	return p, nil

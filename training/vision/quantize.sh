@@ -3,7 +3,7 @@
 #   nanodet-coco-int8.onnx   from models/trained/nanodet-coco.onnx  + training/vision/quant/nanodet-coco.json
 #   facenet-keras-int8.onnx  from .cache/models/facenet-keras.onnx   + training/vision/quant/facenet-keras.json
 # with onnxruntime's quantisation tools from .cache/retrain-venv (training/retrain-requirements.txt,
-# hash-pinned; onnxruntime 1.24.1 as the Go service loads). The JSON files are the activation
+# hash-pinned; onnxruntime 1.25.1 as the Go service loads). The JSON files are the activation
 # ranges calibrated once on real dev photos (the tuning part only), so no data is needed here;
 # same bytes every run, checked against the int8 manifests' sha256. Idempotent: files with the
 # right sha256 are left alone (no network, no Python). About 30 s. Called by scripts/setup.sh
