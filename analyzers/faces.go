@@ -103,10 +103,10 @@ type FacesConfig struct {
 	AgreeFaceScore float32 `json:"agree_face_score,omitempty"`
 	// AgreeScore is the agreeing detector's minimum score. Default 0.5.
 	AgreeScore float32 `json:"agree_score,omitempty"`
-	// NoTilted turns off the tilted look (faces_tilted.go). By default, on a frame every other
-	// pass found empty, the detector runs on the frame turned TiltDegrees each way, and a face
-	// counts where both turns find one on the same spot. Costs two or four detector runs, on
-	// empty frames only.
+	// NoTilted turns off the tilted look (faces_tilted.go). By default, on a main-camera frame
+	// every other pass found empty, the detector runs on the frame turned TiltDegrees each way,
+	// and a face counts where both turns find one on the same spot. Costs two or four detector
+	// runs, on empty frames only.
 	NoTilted bool `json:"no_tilted,omitempty"`
 	// TiltDegrees is the tilted look's turn. Default 20: on the 50 mask/train (tuning) frames
 	// that show a face every other pass misses, turns of 10/15/20/25/30/35/45° found 16/24/24/
@@ -287,7 +287,10 @@ func (a *Faces) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 	if a.buf, top, err = a.find(a.buf[:0], f); err != nil {
 		return err
 	}
-	if len(a.buf) == 0 && a.tilt != 0 {
+	// Not on the evidence camera: behind the candidate it rarely sees a face, so the look would
+	// run on most of its frames, and no rule reads its face count (FACE_ABSENT and
+	// MULTIPLE_FACES are the main camera's).
+	if len(a.buf) == 0 && a.tilt != 0 && f.Camera != CameraEvidence {
 		if a.buf, err = a.tiltedLook(a.buf, f); err != nil {
 			return fmt.Errorf("faces: tilted look: %w", err)
 		}

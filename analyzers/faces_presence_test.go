@@ -322,7 +322,8 @@ func TestFacesTiltedDevPhotos(t *testing.T) {
 
 // TestTiltedLookMapsBack checks the tilted look's geometry: the face each turn finds on a
 // one-face crop, mapped back to the frame, covers the face the upright pass finds (the box
-// around a turned box is larger, never elsewhere), and the tilted look runs on empty frames.
+// around a turned box is larger, never elsewhere), and the tilted look runs on empty frames of
+// the main camera, not of the evidence camera.
 func TestTiltedLookMapsBack(t *testing.T) {
 	requireModels(t)
 	a := newTestFaces(t, FacesConfig{})
@@ -386,5 +387,12 @@ func TestTiltedLookMapsBack(t *testing.T) {
 	}
 	if a.TiltedPasses != before+1 {
 		t.Errorf("the tilted look ran %d times on an empty frame, want once", a.TiltedPasses-before)
+	}
+	// The evidence camera's empty frames are not looked at again.
+	if err := a.Analyze(ctx, &Frame{Image: grey, Width: 640, Height: 480, Camera: CameraEvidence}, &eo); err != nil || len(eo.Faces) != 0 {
+		t.Fatalf("grey evidence frame: %v, %d faces", err, len(eo.Faces))
+	}
+	if a.TiltedPasses != before+1 {
+		t.Errorf("the tilted look ran on an evidence-camera frame")
 	}
 }
