@@ -154,9 +154,9 @@ func testAudioStateRestoresExactly(t *testing.T, head string) {
 			t.Fatalf("rate %d: %d voice windows handed over, %d whole (want the same, > 0)", rate, len(voices), len(whole.VoiceWindows))
 		}
 		for i, w := range whole.VoiceWindows {
-			if q := voices[i]; q.StartMs != w.StartMs || q.EndMs != w.EndMs || cosine(q.Embedding, w.Embedding) < 1-1e-5 {
+			if q := voices[i]; q.StartMs != w.StartMs || q.EndMs != w.EndMs || analyzers.CosineForTest(q.Embedding, w.Embedding) < 1-1e-5 {
 				t.Errorf("rate %d: voice window %d–%d differs after hand-over: %d–%d, cosine %.6f", rate, w.StartMs, w.EndMs,
-					q.StartMs, q.EndMs, cosine(q.Embedding, w.Embedding))
+					q.StartMs, q.EndMs, analyzers.CosineForTest(q.Embedding, w.Embedding))
 			}
 		}
 		if len(speech) != len(whole.Speech) || len(phrases) != len(whole.Phrases) {
@@ -316,16 +316,6 @@ func abs(x int64) int64 {
 		return -x
 	}
 	return x
-}
-
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb+1e-30)
 }
 
 // The speaker analyzer embeds what the VAD heard, so it must come after it.

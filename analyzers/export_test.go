@@ -7,3 +7,7 @@ type EnergyEndsForTest struct{ e energyEnds }
 func (t *EnergyEndsForTest) Update(audio []int16, ends []int64) []int64 {
 	return t.e.update(audio, 0, ends)
 }
+
+// CosineForTest is the tests' cosine of two vectors of any length (models.Cosine assumes unit
+// vectors).
+var CosineForTest = unitCosine

@@ -88,5 +88,5 @@ func unitCosine(a, b []float32) float64 {
 		na += float64(a[i]) * float64(a[i])
 		nb += float64(b[i]) * float64(b[i])
 	}
-	return dot / math.Sqrt(na*nb)
+	return dot / math.Sqrt(na*nb+1e-30)
 }
