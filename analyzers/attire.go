@@ -125,6 +125,9 @@ func (a *Attire) Name() string { return "attire" }
 // Version implements Analyzer: the active model and thresholds (never the shadow's).
 func (a *Attire) Version() string { return a.active.version }
 
+// MainCameraOnly implements MainCameraOnly.
+func (a *Attire) MainCameraOnly() {}
+
 // Requires implements Requirer.
 func (a *Attire) Requires() []string { return []string{"faces", "landmarks"} }
 

@@ -55,6 +55,13 @@ type SideNeeder interface {
 	DecodeSide() int
 }
 
+// MainCameraOnly is implemented by analyzers whose results only the main camera's checks read
+// (landmarks, head pose, identity, mask and occlusion, ears): a Set skips them on the evidence
+// camera's frames, where the phone behind the candidate mostly sees faces on the laptop screen.
+type MainCameraOnly interface {
+	MainCameraOnly()
+}
+
 // Catalog maps analyzer names to constructors, Benthos-style: each analyzer's file registers
 // itself from init() (Register), and configurations refer to it by name.
 type Catalog struct {
@@ -193,7 +200,8 @@ func (s *Set) Analyze(ctx context.Context, f *Frame) (Observation, error) {
 		if err := ctx.Err(); err != nil {
 			return obs, err
 		}
-		if f.Plan != nil && f.Plan.Skip(a.Name(), f, &obs) {
+		_, mainOnly := a.(MainCameraOnly)
+		if (mainOnly && f.Camera == CameraEvidence) || (f.Plan != nil && f.Plan.Skip(a.Name(), f, &obs)) {
 			if s.observe != nil {
 				s.observe(a.Name(), false, 0)
 			}

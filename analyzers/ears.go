@@ -94,6 +94,9 @@ func (e *Ears) Name() string { return "ears" }
 // Version implements Analyzer.
 func (e *Ears) Version() string { return e.version }
 
+// MainCameraOnly implements MainCameraOnly.
+func (e *Ears) MainCameraOnly() {}
+
 // Requires implements Requirer.
 func (e *Ears) Requires() []string { return []string{"faces", "landmarks"} }
 

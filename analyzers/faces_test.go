@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -351,5 +352,42 @@ func BenchmarkSetAnalyzeJPEG(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/frame")
 		})
+	}
+}
+
+// The evidence camera's frames get faces (the schedule counts them) but not the analyzers that
+// only the main camera's checks read: a face on the laptop screen behind the candidate costs no
+// landmark fit, head pose, identity, mask or ear model.
+func TestSetEvidenceCameraSkipsMainOnly(t *testing.T) {
+	s := newTestSet(t, Config{Analyzers: []string{"faces", "landmarks", "headpose", "attire", "ears"}})
+	var ran []string
+	s.ObserveAnalyzers(func(name string, did bool, _ time.Duration) {
+		if did {
+			ran = append(ran, name)
+		}
+	})
+	data := demoJPEG(t, 1)
+	main, err := s.AnalyzeJPEG(context.Background(), data, CameraMain)
+	if err != nil || len(main.Faces) == 0 {
+		t.Fatalf("main camera: %v, %d faces", err, len(main.Faces))
+	}
+	if m := main.Faces[MainFace(main.Faces, 0)]; m.Yaw == nil || m.Mask == nil || m.Landmarks == nil || m.Ears == nil {
+		t.Fatalf("main camera's main face without its results: %+v", m)
+	}
+	if want := []string{"faces", "landmarks", "headpose", "attire", "ears"}; !slices.Equal(ran, want) {
+		t.Errorf("main camera ran %v, want %v", ran, want)
+	}
+	ran = nil
+	ev, err := s.AnalyzeJPEG(context.Background(), data, CameraEvidence)
+	if err != nil || len(ev.Faces) != len(main.Faces) {
+		t.Fatalf("evidence camera: %v, %d faces, want %d", err, len(ev.Faces), len(main.Faces))
+	}
+	for _, f := range ev.Faces {
+		if f.Yaw != nil || f.Mask != nil || f.Landmarks != nil || f.Ears != nil {
+			t.Errorf("evidence camera face with main-camera results: %+v", f)
+		}
+	}
+	if !slices.Equal(ran, []string{"faces"}) {
+		t.Errorf("evidence camera ran %v, want only faces", ran)
 	}
 }

@@ -79,6 +79,9 @@ func (a *HeadPose) Name() string { return "headpose" }
 // Version implements Analyzer.
 func (a *HeadPose) Version() string { return a.version }
 
+// MainCameraOnly implements MainCameraOnly.
+func (a *HeadPose) MainCameraOnly() {}
+
 // Requires implements Requirer.
 func (a *HeadPose) Requires() []string {
 	if a.hp == nil {

@@ -221,6 +221,9 @@ func (a *Identity) Version() string { return a.version }
 // Threshold is the same-person similarity in force.
 func (a *Identity) Threshold() float32 { return a.threshold }
 
+// MainCameraOnly implements MainCameraOnly.
+func (a *Identity) MainCameraOnly() {}
+
 // Requires implements Requirer.
 func (a *Identity) Requires() []string { return []string{"faces", "landmarks"} }
 

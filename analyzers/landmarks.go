@@ -85,6 +85,9 @@ func (a *Landmarks) Version() string { return a.version }
 // DecodeSide implements SideNeeder.
 func (a *Landmarks) DecodeSide() int { return a.decodeSide }
 
+// MainCameraOnly implements MainCameraOnly.
+func (a *Landmarks) MainCameraOnly() {}
+
 // Requires implements Requirer.
 func (a *Landmarks) Requires() []string { return []string{"faces"} }
 
