@@ -25,6 +25,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 from eval_occlusion import load_items  # noqa: E402
 from train_ears import DATA, ROOT, iou  # noqa: E402
+from train_occlusion import average_precision  # noqa: E402
 
 WHEEL = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
 WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
@@ -110,13 +111,8 @@ def hand(sess, reg, palm):
     return float(out[1][0, 0]), pts / 192
 
 
-def average_precision(y, s):
-    o = np.argsort(-s)
-    y = y[o]
-    return float((np.cumsum(y) / np.arange(1, len(y) + 1) * y).sum() / max(1, y.sum()))
-
-
 def best_f1(y, s):
+    """Best F1 over thresholds, with its threshold, precision and recall."""
     best = (0.0, 0.0, 0.0, 0.0)
     for t in np.unique(s):
         p = s >= t
