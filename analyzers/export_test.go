@@ -11,3 +11,23 @@ func (t *EnergyEndsForTest) Update(audio []int16, ends []int64) []int64 {
 // CosineForTest is the tests' cosine of two vectors of any length (models.Cosine assumes unit
 // vectors).
 var CosineForTest = unitCosine
+
+// VADProbabilities feeds pcm to v chunk samples at a time and returns every frame's speech
+// probability, in order.
+func VADProbabilities(v *VAD, pcm []float32, chunk int) ([]float32, error) {
+	var probs []float32
+	for i := 0; i < len(pcm); i += chunk {
+		rest := pcm[i:min(len(pcm), i+chunk)]
+		for {
+			var n int
+			if n, rest = v.fill(rest); n == 0 {
+				break
+			}
+			if err := v.infer(n); err != nil {
+				return nil, err
+			}
+			probs = append(probs, v.probs[:n]...)
+		}
+	}
+	return probs, nil
+}

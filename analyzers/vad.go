@@ -12,7 +12,8 @@ import (
 
 // VADConfig configures the "vad" audio analyzer. Zero values take the defaults noted.
 type VADConfig struct {
-	// Model is the manifest name of the VAD. Default "silero-vad-v5".
+	// Model is the manifest name of the VAD. Default "silero-vad-v5-seq" (silero-vad-v5's
+	// network, many frames per call); "silero-vad-v5" is the published graph, one frame per call.
 	Model string `json:"model,omitempty"`
 	// Threshold: a frame with speech probability at or above it starts (or continues) speech.
 	// Default: the manifest's thresholds.score (0.5, silero's default).
@@ -36,18 +37,29 @@ type VADConfig struct {
 }
 
 // DefaultVADModel is the VAD used when VADConfig.Model is empty.
-const DefaultVADModel = "silero-vad-v5"
+const DefaultVADModel = "silero-vad-v5-seq"
+
+// vadMaxBatch is how many frames one call of the sequence model takes at most: ~1 s, what one
+// chunk of audio usually brings.
+const vadMaxBatch = 32
 
 // defaultVADPad is the padding added before and after speech when VADConfig.Pad is zero.
 const defaultVADPad = 100 * time.Millisecond
 
 // VAD finds speech with silero VAD: one model step per 32 ms frame, the recurrent state carried
-// from frame to frame and chunk to chunk, hysteresis and minimum durations on top.
+// from frame to frame and chunk to chunk, hysteresis and minimum durations on top. The sequence
+// model (FamilySileroVADSeq) takes all the whole frames a chunk brings in one call, up to
+// vadMaxBatch; the published graph (FamilySileroVAD) one per call. Both give the same
+// probabilities (TestVADSeqMatchesFrameByFrame).
 type VAD struct {
-	sess           *ort.AdvancedSession
+	sess           *ort.AdvancedSession        // FamilySileroVAD: one frame per call
+	seq            *ort.DynamicAdvancedSession // FamilySileroVADSeq: up to vadMaxBatch frames per call
 	input, stateIn *ort.Tensor[float32]
 	sr             *ort.Scalar[int64]
 	prob, stateOut *ort.Tensor[float32]
+	seqIn, seqProb []*ort.Tensor[float32] // the sequence model's tensors for n frames at [n-1], over buf and probs
+	buf            []float32              // the frames of one call, each with its context: vadMaxBatch × (ctxLen+frame)
+	probs          []float32              // their speech probabilities
 	version        string
 	frame, ctxLen  int
 	thr, neg       float32
@@ -56,6 +68,7 @@ type VAD struct {
 	pad            int64
 
 	// Stretch state (saved with AppendState).
+	tail      []float32 // the last frame's last ctxLen samples: the next frame's context
 	pending   []float32 // samples not yet a whole frame
 	frames    int64     // frames analysed in this stretch
 	triggered bool      // inside speech
@@ -65,7 +78,8 @@ type VAD struct {
 	runs int64 // model runs since built (a statistic, not state)
 }
 
-// ModelRuns implements analyzers.ModelRuns: silero runs (one per 32 ms frame).
+// ModelRuns implements analyzers.ModelRuns: silero calls (one per 32 ms frame, or one per chunk
+// with the sequence model).
 func (v *VAD) ModelRuns() int64 { return v.runs }
 
 // NewVAD loads (and checksums) the model and binds its tensors once.
@@ -78,7 +92,7 @@ func NewVAD(cfg VADConfig) (*VAD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vad: %w", err)
 	}
-	if m.Decode.Family != models.FamilySileroVAD {
+	if m.Decode.Family != models.FamilySileroVAD && m.Decode.Family != models.FamilySileroVADSeq {
 		return nil, fmt.Errorf("vad: model %s is a %s, not a silero VAD", m.ID(), m.Decode.Family)
 	}
 	a := m.Audio
@@ -100,18 +114,26 @@ func NewVAD(cfg VADConfig) (*VAD, error) {
 	if err := models.InitRuntime(); err != nil {
 		return nil, fmt.Errorf("vad: %w", err)
 	}
-	if v.input, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(v.ctxLen+v.frame))); err == nil {
-		if v.stateIn, err = ort.NewEmptyTensor[float32](ort.NewShape(2, 1, 128)); err == nil {
+	width := v.ctxLen + v.frame
+	v.buf, v.probs = make([]float32, vadMaxBatch*width), make([]float32, vadMaxBatch)
+	if v.stateIn, err = ort.NewEmptyTensor[float32](ort.NewShape(2, 1, 128)); err == nil {
+		v.stateOut, err = ort.NewEmptyTensor[float32](ort.NewShape(2, 1, 128))
+	}
+	opts := models.SessionOptions{IntraOpThreads: cfg.Threads}
+	switch {
+	case err != nil:
+	case m.Decode.Family == models.FamilySileroVADSeq:
+		v.seqIn, v.seqProb = make([]*ort.Tensor[float32], vadMaxBatch), make([]*ort.Tensor[float32], vadMaxBatch)
+		v.seq, err = models.NewDynamicAudioSession(m, opts)
+	default:
+		if v.input, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(width))); err == nil {
 			if v.sr, err = ort.NewScalar[int64](AudioRate); err == nil {
 				if v.prob, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 1)); err == nil {
-					v.stateOut, err = ort.NewEmptyTensor[float32](ort.NewShape(2, 1, 128))
+					v.sess, err = models.NewAudioSession(m, []ort.Value{v.input, v.stateIn, v.sr},
+						[]ort.Value{v.prob, v.stateOut}, opts)
 				}
 			}
 		}
-	}
-	if err == nil {
-		v.sess, err = models.NewAudioSession(m, []ort.Value{v.input, v.stateIn, v.sr},
-			[]ort.Value{v.prob, v.stateOut}, models.SessionOptions{IntraOpThreads: cfg.Threads})
 	}
 	if err != nil {
 		v.Close()
@@ -119,7 +141,7 @@ func NewVAD(cfg VADConfig) (*VAD, error) {
 	}
 	v.version = fmt.Sprintf("%s thr=%.2f neg=%.2f min_speech=%dms min_silence=%dms", m.ID(), v.thr, v.neg,
 		v.minSpeech*1000/AudioRate, v.minSilence*1000/AudioRate)
-	v.pending = make([]float32, 0, v.frame)
+	v.pending, v.tail = make([]float32, 0, v.frame), make([]float32, v.ctxLen)
 	v.Reset()
 	return v, nil
 }
@@ -133,32 +155,25 @@ func (v *VAD) Version() string { return v.version }
 // Reset implements AudioAnalyzer: zero recurrent state and context.
 func (v *VAD) Reset() {
 	clear(v.stateIn.GetData())
-	clear(v.input.GetData())
+	clear(v.tail)
 	v.pending = v.pending[:0]
 	v.frames, v.triggered, v.start, v.tempEnd = 0, false, 0, 0
 }
 
 // Process implements AudioAnalyzer.
 func (v *VAD) Process(_ context.Context, pcm []float32, obs *AudioObservation) error {
-	in := v.input.GetData()
-	for len(pcm) > 0 {
-		n := min(v.frame-len(v.pending), len(pcm))
-		v.pending = append(v.pending, pcm[:n]...)
-		pcm = pcm[n:]
-		if len(v.pending) < v.frame {
+	for {
+		var n int
+		if n, pcm = v.fill(pcm); n == 0 {
 			break
 		}
-		// input = previous frame's last ctxLen samples, then this frame.
-		copy(in[:v.ctxLen], in[len(in)-v.ctxLen:])
-		copy(in[v.ctxLen:], v.pending)
-		v.pending = v.pending[:0]
-		if err := v.sess.Run(); err != nil {
-			return fmt.Errorf("vad frame %d: %w", v.frames, err)
+		if err := v.infer(n); err != nil {
+			return err
 		}
-		v.runs++
-		copy(v.stateIn.GetData(), v.stateOut.GetData())
-		v.step(v.prob.GetData()[0], obs)
-		v.frames++
+		for _, p := range v.probs[:n] {
+			v.step(p, obs)
+			v.frames++
+		}
 	}
 	// A segment still going is reported with its end so far, so that what is stored after
 	// each chunk is complete even if the stretch never continues.
@@ -171,6 +186,63 @@ func (v *VAD) Process(_ context.Context, pcm []float32, obs *AudioObservation) e
 			obs.Speech = append(obs.Speech, SpeechSegment{StartMs: toMs(v.start), EndMs: toMs(end), Open: true})
 		}
 	}
+	return nil
+}
+
+// fill puts the next whole frames of pending + pcm into buf (at most vadMaxBatch), each after the
+// previous frame's last ctxLen samples, and returns how many and the samples it did not take.
+func (v *VAD) fill(pcm []float32) (int, []float32) {
+	width := v.ctxLen + v.frame
+	n := 0
+	for n < vadMaxBatch && len(pcm) > 0 {
+		take := min(v.frame-len(v.pending), len(pcm))
+		v.pending = append(v.pending, pcm[:take]...)
+		pcm = pcm[take:]
+		if len(v.pending) < v.frame {
+			break
+		}
+		row := v.buf[n*width : (n+1)*width]
+		copy(row, v.tail)
+		copy(row[v.ctxLen:], v.pending)
+		copy(v.tail, v.pending[v.frame-v.ctxLen:])
+		v.pending = v.pending[:0]
+		n++
+	}
+	return n, pcm
+}
+
+// infer sets probs[:n] for the n frames in buf and carries the recurrent state past them.
+func (v *VAD) infer(n int) error {
+	width := v.ctxLen + v.frame
+	if v.seq == nil {
+		for i := range n {
+			copy(v.input.GetData(), v.buf[i*width:(i+1)*width])
+			if err := v.sess.Run(); err != nil {
+				return fmt.Errorf("vad frame %d: %w", v.frames+int64(i), err)
+			}
+			v.runs++
+			copy(v.stateIn.GetData(), v.stateOut.GetData())
+			v.probs[i] = v.prob.GetData()[0]
+		}
+		return nil
+	}
+	if v.seqIn[n-1] == nil {
+		in, err := ort.NewTensor(ort.NewShape(int64(n), int64(width)), v.buf[:n*width])
+		if err != nil {
+			return fmt.Errorf("vad: %w", err)
+		}
+		out, err := ort.NewTensor(ort.NewShape(int64(n)), v.probs[:n])
+		if err != nil {
+			in.Destroy()
+			return fmt.Errorf("vad: %w", err)
+		}
+		v.seqIn[n-1], v.seqProb[n-1] = in, out
+	}
+	if err := v.seq.Run([]ort.Value{v.seqIn[n-1], v.stateIn}, []ort.Value{v.seqProb[n-1], v.stateOut}); err != nil {
+		return fmt.Errorf("vad frames %d–%d: %w", v.frames, v.frames+int64(n)-1, err)
+	}
+	v.runs++
+	copy(v.stateIn.GetData(), v.stateOut.GetData())
 	return nil
 }
 
@@ -204,7 +276,7 @@ func toMs(samples int64) int64 { return samples * 1000 / AudioRate }
 func (v *VAD) AppendState(dst []byte) []byte {
 	w := stateWriter{b: dst}
 	w.floats(v.stateIn.GetData())
-	w.floats(v.input.GetData()[len(v.input.GetData())-v.ctxLen:])
+	w.floats(v.tail)
 	w.floats(v.pending)
 	w.i64(v.frames)
 	w.boolean(v.triggered)
@@ -225,8 +297,7 @@ func (v *VAD) RestoreState(b []byte) error {
 		return ErrStateMismatch
 	}
 	copy(v.stateIn.GetData(), st)
-	in := v.input.GetData()
-	copy(in[len(in)-v.ctxLen:], ctx)
+	copy(v.tail, ctx)
 	return nil
 }
 
@@ -236,7 +307,14 @@ func (v *VAD) Close() error {
 	if v.sess != nil {
 		first = v.sess.Destroy()
 	}
-	for _, t := range []interface{ Destroy() error }{v.input, v.stateIn, v.sr, v.prob, v.stateOut} {
+	if v.seq != nil {
+		first = v.seq.Destroy()
+	}
+	tensors := []interface{ Destroy() error }{v.input, v.stateIn, v.sr, v.prob, v.stateOut}
+	for i := range v.seqIn {
+		tensors = append(tensors, v.seqIn[i], v.seqProb[i])
+	}
+	for _, t := range tensors {
 		if t != nil && !isNilTensor(t) {
 			t.Destroy()
 		}

@@ -17,6 +17,10 @@ const (
 	// FamilySileroVAD is silero VAD v5/v6: input [1, context+frame] float32 in -1..1, state
 	// [2,1,128], sr int64 scalar → output [1,1] speech probability, stateN.
 	FamilySileroVAD = "silero-vad-v5"
+	// FamilySileroVADSeq is the same network taking F consecutive frames of one stream per call
+	// (training/voice/silero_seq.py): input [F, context+frame], state [2,1,128] → output [F],
+	// stateN; the LSTM runs over the F frames in order.
+	FamilySileroVADSeq = "silero-vad-v5-seq"
 	// FamilyOWWMel is openWakeWord's melspectrogram: input [1, samples] at int16 scale (not
 	// -1..1) → [1,1,frames,32]; frame i covers samples [160 i, 160 i + 512).
 	FamilyOWWMel = "oww-melspectrogram"
@@ -89,7 +93,7 @@ func (m *Manifest) HeadEmbedding() string {
 
 func isAudioFamily(f string) bool {
 	switch f {
-	case FamilySileroVAD, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead, FamilySpeakerEncoder,
+	case FamilySileroVAD, FamilySileroVADSeq, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead, FamilySpeakerEncoder,
 		FamilyEWNEmbedding, FamilyPhraseEWNHead:
 		return true
 	}
@@ -119,7 +123,7 @@ func (m *Manifest) validateAudio() error {
 			problems = append(problems, "phrase head needs audio phrase_ms")
 		}
 	}
-	needsScore := m.Decode.Family == FamilySileroVAD || m.Decode.Family == FamilyPhraseHead || m.Decode.Family == FamilyPhraseEWNHead
+	needsScore := m.Decode.Family == FamilySileroVAD || m.Decode.Family == FamilySileroVADSeq || m.Decode.Family == FamilyPhraseHead || m.Decode.Family == FamilyPhraseEWNHead
 	if t := m.Thresholds.Score; (needsScore && (t <= 0 || t >= 1)) || (!needsScore && t != 0) {
 		problems = append(problems, "thresholds.score must be in (0,1) for a VAD or phrase head and absent otherwise")
 	}
@@ -190,6 +194,31 @@ func NewAudioSession(m *Manifest, inputs, outputs []ort.Value, o SessionOptions)
 	return s, nil
 }
 
+// NewDynamicAudioSession opens an audio model whose input shapes vary from call to call (the
+// caller makes or keeps the tensors of each shape and passes them to Run).
+func NewDynamicAudioSession(m *Manifest, o SessionOptions) (*ort.DynamicAdvancedSession, error) {
+	if m.Audio == nil {
+		return nil, fmt.Errorf("model %s is not an audio model", m.ID())
+	}
+	if err := InitRuntime(); err != nil {
+		return nil, err
+	}
+	data, err := ModelBytes(m)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := newSessionOptions(o)
+	if err != nil {
+		return nil, fmt.Errorf("session options for %s: %w", m.ID(), err)
+	}
+	defer opts.Destroy()
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, m.Audio.Inputs, m.Audio.Outputs, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create session for %s: %w", m.ID(), err)
+	}
+	return s, nil
+}
+
 // NewSpeakerSession opens a speaker encoder (FamilySpeakerEncoder) whose input length varies
 // from call to call (a window of speech, or the shorter rest of a segment): the caller makes the
 // input tensor per call and reuses the returned [1,256] output tensor.
@@ -197,26 +226,14 @@ func NewSpeakerSession(m *Manifest, threads int) (*ort.DynamicAdvancedSession, *
 	if m.Audio == nil || m.Decode.Family != FamilySpeakerEncoder {
 		return nil, nil, fmt.Errorf("model %s is not a speaker encoder", m.ID())
 	}
-	if err := InitRuntime(); err != nil {
-		return nil, nil, err
-	}
-	data, err := ModelBytes(m)
+	s, err := NewDynamicAudioSession(m, SessionOptions{IntraOpThreads: threads})
 	if err != nil {
 		return nil, nil, err
 	}
-	opts, err := newSessionOptions(SessionOptions{IntraOpThreads: threads})
-	if err != nil {
-		return nil, nil, fmt.Errorf("session options for %s: %w", m.ID(), err)
-	}
-	defer opts.Destroy()
 	out, err := ort.NewEmptyTensor[float32](ort.NewShape(1, 256))
 	if err != nil {
+		s.Destroy()
 		return nil, nil, err
-	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, m.Audio.Inputs, m.Audio.Outputs, opts)
-	if err != nil {
-		out.Destroy()
-		return nil, nil, fmt.Errorf("create session for %s: %w", m.ID(), err)
 	}
 	return s, out, nil
 }

@@ -14,7 +14,9 @@
 #   8. the GE2E speaker encoder (SECOND_VOICE), converted from PyPI Resemblyzer==0.1.4 without PyTorch
 #      (training/voice/convert_resemblyzer.sh: ~3 s, 16 MB download, same bytes every run);
 #   10. the int8 openWakeWord embedding, built from the fp32 model and committed activation ranges
-#      (training/phrase/quantize_oww.sh: ~5 s, no download, same bytes every run).
+#      (training/phrase/quantize_oww.sh: ~5 s, no download, same bytes every run);
+#   11. the VAD over many frames per call, rewritten from silero's published graph with the same
+#      weights (training/voice/silero_seq.sh: ~3 s, no download, same bytes every run).
 # A second run touches no network and takes seconds.
 #
 # Usage: scripts/setup.sh [--browser]   (--browser or PROCTOR_SETUP_BROWSER=1 adds Chromium + driver)
@@ -128,6 +130,8 @@ fi
 "$root/training/phrase/fetch_ewn.sh"
 # ---- 10. int8 openWakeWord embedding (phrase spotter, models/manifests/oww-embedding-int8.json)
 "$root/training/phrase/quantize_oww.sh"
+# ---- 11. the VAD over many frames per call (models/manifests/silero-vad-v5-seq.json)
+"$root/training/voice/silero_seq.sh"
 
 # ---- summary -------------------------------------------------------------------------------
 cache=${PROCTOR_CACHE_DIR:-$root/.cache}
@@ -143,6 +147,7 @@ echo "  int8 models: $cache/models/nanodet-coco-int8.onnx, facenet-keras-int8.on
 echo "  speaker encoder: $cache/models/resemblyzer-ge2e.onnx (training/voice/convert_resemblyzer.sh from PyPI Resemblyzer==0.1.4)"
 echo "  keyword embedding: $cache/models/ewn-resnet50-arc.onnx (training/phrase/fetch_ewn.sh from PyPI efficientword-net==1.0.5)"
 echo "  int8 speech embedding: $cache/models/oww-embedding-int8.onnx (training/phrase/quantize_oww.sh)"
+echo "  VAD, many frames per call: $cache/models/silero-vad-v5-seq.onnx (training/voice/silero_seq.sh)"
 echo "  retrain venv: $cache/retrain-venv (training/retrain-requirements.txt, $(sed -n 's/^\(numpy\|onnxruntime\)==\([^ ]*\).*/\1 \2/p' training/retrain-requirements.txt | paste -sd' '))"
 echo "  schemathesis: $("$cache/schemathesis-venv/bin/schemathesis" --version 2>/dev/null || echo missing) ($cache/schemathesis-venv)"
 if [ "$browser" = 1 ]; then echo "  browser: $(chromium --version 2>/dev/null || echo missing); $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2 || echo missing)"; fi
