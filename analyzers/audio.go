@@ -141,9 +141,10 @@ type Flusher interface {
 	Flush(obs *AudioObservation) error
 }
 
-// ModelRuns is implemented by audio analyzers that count their main network's runs since they
-// were built (VAD: silero frames; phrase: openWakeWord embeddings or EWN windows; voice: encoder
-// calls).
+// ModelRuns is implemented by audio analyzers that count their main network's work since they
+// were built (VAD: silero calls, one per frame with the published graph, one per chunk with the
+// sequence graph; phrase: openWakeWord embeddings computed, a run of them per call at speech
+// ends, or EWN windows; voice: encoder calls).
 type ModelRuns interface{ ModelRuns() int64 }
 
 // StageCPU is the thread CPU time each stage used since the set was built, in run order:

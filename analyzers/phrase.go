@@ -119,6 +119,9 @@ type Phrase struct {
 	mel, emb      *ort.AdvancedSession
 	melIn, melOut *ort.Tensor[float32]
 	embIn, embOut *ort.Tensor[float32]
+	// embRun is the gate's embedding: the same model rewritten to embed a run of consecutive
+	// windows per call (FamilyOWWEmbeddingStream); emb and its tensors are the every-window path's.
+	embRun *ort.DynamicAdvancedSession
 	// headIn holds the last `window` embeddings, oldest first: the input of every head.
 	headIn         *ort.Tensor[float32]
 	window         int
@@ -137,12 +140,12 @@ type Phrase struct {
 	frames   []float32 // mel frames not yet consumed by an embedding, x/10+2, melBins each
 	embCount int64     // embeddings computed in this stretch
 
-	embRuns int64 // embedding model runs since the analyzer was built (not state: a statistic)
+	embRuns int64 // embeddings computed since the analyzer was built (not state: a statistic)
 	melRuns int64 // melspectrogram runs (8 frames each), likewise
 }
 
-// EmbeddingRuns is how many times the openWakeWord embedding model ran since the analyzer was
-// built: the cost the gate (phrase_gate.go) saves.
+// EmbeddingRuns is how many openWakeWord embeddings the analyzer computed since it was built: the
+// cost the gate (phrase_gate.go) saves (it computes a run of them per model call).
 func (p *Phrase) EmbeddingRuns() int64 { return p.embRuns }
 
 // ModelRuns implements analyzers.ModelRuns: openWakeWord embeddings plus EWN windows.
@@ -235,6 +238,16 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	if embM.Decode.Family != models.FamilyOWWEmbedding {
 		return nil, fmt.Errorf("phrase: model %s is a %s, not an openWakeWord embedding", embM.ID(), embM.Decode.Family)
 	}
+	gated := !cfg.EveryWindow && cfg.vadBefore
+	var runM *models.Manifest
+	if gated {
+		if runM, err = models.Load(embName + "-stream"); err != nil {
+			return nil, fmt.Errorf("phrase: %w", err)
+		}
+		if runM.Decode.Family != models.FamilyOWWEmbeddingStream {
+			return nil, fmt.Errorf("phrase: model %s is a %s, not an openWakeWord embedding over a run of windows", runM.ID(), runM.Decode.Family)
+		}
+	}
 	if err := models.InitRuntime(); err != nil {
 		return nil, fmt.Errorf("phrase: %w", err)
 	}
@@ -248,20 +261,26 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		if p.melOut, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 1, melBlock, melBins)); err != nil {
 			return err
 		}
-		if p.embIn, err = ort.NewEmptyTensor[float32](ort.NewShape(1, melWindow, melBins, 1)); err != nil {
-			return err
-		}
-		if p.embOut, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 1, 1, embDim)); err != nil {
-			return err
-		}
 		if p.headIn, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(p.window), embDim)); err != nil {
 			return err
 		}
 		if p.mel, err = models.NewAudioSession(melM, []ort.Value{p.melIn}, []ort.Value{p.melOut}, opts); err != nil {
 			return err
 		}
-		if p.emb, err = models.NewAudioSession(embM, []ort.Value{p.embIn}, []ort.Value{p.embOut}, opts); err != nil {
-			return err
+		if gated {
+			if p.embRun, err = models.NewDynamicAudioSession(runM, opts); err != nil {
+				return err
+			}
+		} else {
+			if p.embIn, err = ort.NewEmptyTensor[float32](ort.NewShape(1, melWindow, melBins, 1)); err != nil {
+				return err
+			}
+			if p.embOut, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 1, 1, embDim)); err != nil {
+				return err
+			}
+			if p.emb, err = models.NewAudioSession(embM, []ort.Value{p.embIn}, []ort.Value{p.embOut}, opts); err != nil {
+				return err
+			}
 		}
 		if p.active, err = newSpotter(hm, cfg, p.headIn, opts); err != nil {
 			return err
@@ -283,7 +302,7 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	}
 	a := p.active
 	p.version = fmt.Sprintf("%s+%s+%s thr=%.4g run=%d hold=%d", hm.ID(), melM.ID(), embM.ID(), a.thr, a.minRun, a.hold)
-	if !cfg.EveryWindow && cfg.vadBefore {
+	if gated {
 		p.gate = newPhraseGate(cfg, p.window)
 		p.version += fmt.Sprintf(" ends=-%d+%dms+energy", p.gate.before*1000/AudioRate, p.gate.after*1000/AudioRate)
 	}
@@ -662,6 +681,9 @@ func (p *Phrase) Close() error {
 		if s != nil {
 			s.Destroy()
 		}
+	}
+	if p.embRun != nil {
+		p.embRun.Destroy()
 	}
 	for _, t := range []*ort.Tensor[float32]{p.melIn, p.melOut, p.embIn, p.embOut, p.headIn} {
 		if t != nil {

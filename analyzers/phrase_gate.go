@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	ort "github.com/yalue/onnxruntime_go"
 )
 
 // The phrase closes an answer, so its best window ends where the candidate stops speaking. The
@@ -37,7 +39,9 @@ type phraseGate struct {
 	// Caches, rebuilt from the ring after a restore (not saved).
 	mel      []float32 // mel frames from melStart on (x/10+2), melBins each
 	melStart int64
-	embLast  int64   // step of the newest embedding in the head's history, -1 if none
+	embLast  int64     // step of the newest embedding in the head's history, -1 if none
+	embs     []float32 // the last run of embeddings computed, steps embFrom.., embDim each
+	embFrom  int64
 	ends     []int64 // this chunk's speech and loud-stretch ends (scratch, reused)
 }
 
@@ -68,6 +72,7 @@ func newPhraseGate(cfg PhraseConfig, window int) *phraseGate {
 func (g *phraseGate) reset() {
 	g.ring, g.ringStart, g.spans, g.next = g.ring[:0], 0, g.spans[:0], 0
 	g.mel, g.melStart, g.embLast = g.mel[:0], 0, -1
+	g.embs, g.embFrom = g.embs[:0], 0
 	g.energy = energyEnds{}
 }
 
@@ -168,11 +173,15 @@ func (g *phraseGate) process(p *Phrase, pcm []float32, obs *AudioObservation) er
 			}
 			g.next = sp.lo
 		}
-		for g.next <= sp.hi && embeddingInputEnd(g.next) <= total {
-			if err := g.score(p, g.next, obs); err != nil {
+		// The windows whose audio has arrived: their embeddings are computed in one run.
+		last := g.next - 1
+		for last < sp.hi && embeddingInputEnd(last+1) <= total {
+			last++
+		}
+		for ; g.next <= last; g.next++ {
+			if err := g.score(p, g.next, last, obs); err != nil {
 				return err
 			}
-			g.next++
 		}
 		// A detection still open at the span's end is followed to its end (Hold windows).
 		for _, s := range []*spotter{p.active, p.shadow} {
@@ -210,8 +219,10 @@ func (g *phraseGate) embStart(s int64) int64 {
 	return max(0, s-g.window+1) * blockAdvance
 }
 
-// score brings the head's history to embeddings s−window+1..s and runs the heads on it.
-func (g *phraseGate) score(p *Phrase, s int64, obs *AudioObservation) error {
+// score brings the head's history to embeddings s−window+1..s and runs the heads on it. Steps
+// up to last will be scored next: an embedding not computed yet is computed with all those after
+// it up to last.
+func (g *phraseGate) score(p *Phrase, s, last int64, obs *AudioObservation) error {
 	oldest := s - g.window + 1
 	first := oldest
 	hist := p.headIn.GetData()
@@ -221,11 +232,12 @@ func (g *phraseGate) score(p *Phrase, s int64, obs *AudioObservation) error {
 		first = g.embLast + 1
 	}
 	for e := first; e <= s; e++ {
-		if err := g.embed(p, e); err != nil {
+		emb, err := g.embedding(p, e, last)
+		if err != nil {
 			return err
 		}
 		slot := int(e - oldest)
-		copy(hist[slot*embDim:(slot+1)*embDim], p.embOut.GetData())
+		copy(hist[slot*embDim:(slot+1)*embDim], emb)
 	}
 	g.embLast = s
 	if err := p.active.score(s, &obs.Phrases); err != nil {
@@ -239,9 +251,23 @@ func (g *phraseGate) score(p *Phrase, s int64, obs *AudioObservation) error {
 	return nil
 }
 
-// embed runs the embedding model on mel frames [8e, 8e+76), computing the mel blocks missing.
-func (g *phraseGate) embed(p *Phrase, e int64) error {
+// embedding returns embedding e, computing e..last in one run of the model when e is not in the
+// last run.
+func (g *phraseGate) embedding(p *Phrase, e, last int64) ([]float32, error) {
+	if k := e - g.embFrom; k >= 0 && k < int64(len(g.embs)/embDim) {
+		return g.embs[k*embDim : (k+1)*embDim], nil
+	}
+	if err := g.embedRun(p, e, max(e, last)); err != nil {
+		return nil, err
+	}
+	return g.embs[:embDim], nil
+}
+
+// embedRun runs the embedding model on mel frames [8e, 8last+76), computing the mel blocks
+// missing: embeddings e..last, output j being that of frames [8(e+j), 8(e+j)+76).
+func (g *phraseGate) embedRun(p *Phrase, e, last int64) error {
 	f0 := e * melBlock
+	frames := (last-e)*melBlock + melWindow
 	have := int64(len(g.mel) / melBins)
 	if f0 < g.melStart || f0 > g.melStart+have {
 		g.mel, g.melStart, have = g.mel[:0], f0, 0
@@ -250,7 +276,7 @@ func (g *phraseGate) embed(p *Phrase, e int64) error {
 		g.melStart, have = f0, have-k
 	}
 	melIn := p.melIn.GetData()
-	for have < melWindow {
+	for have < frames {
 		b := (g.melStart + have) / melBlock // the next mel block: samples [1280b, 1280b+1632)
 		at := b*blockAdvance - g.ringStart
 		if at < 0 || at+blockInput > int64(len(g.ring)) {
@@ -268,11 +294,22 @@ func (g *phraseGate) embed(p *Phrase, e int64) error {
 		}
 		have += melBlock
 	}
-	copy(p.embIn.GetData(), g.mel[:melWindow*melBins])
-	if err := p.emb.Run(); err != nil {
+	k := last - e + 1
+	g.embs, g.embFrom = slices.Grow(g.embs[:0], int(k)*embDim)[:k*embDim], e
+	in, err := ort.NewTensor(ort.NewShape(1, frames, melBins, 1), g.mel[:frames*melBins])
+	if err != nil {
+		return fmt.Errorf("embedding input: %w", err)
+	}
+	defer in.Destroy()
+	out, err := ort.NewTensor(ort.NewShape(k, 1, 1, embDim), g.embs)
+	if err != nil {
+		return fmt.Errorf("embedding output: %w", err)
+	}
+	defer out.Destroy()
+	if err := p.embRun.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
 		return fmt.Errorf("embedding: %w", err)
 	}
-	p.embRuns++
+	p.embRuns += k
 	return nil
 }
 

@@ -27,6 +27,10 @@ const (
 	// FamilyOWWEmbedding is openWakeWord's speech embedding: [N,76,32,1] mel frames (x/10+2) →
 	// [N,1,1,96].
 	FamilyOWWEmbedding = "oww-embedding"
+	// FamilyOWWEmbeddingStream is an openWakeWord embedding taking a run of consecutive windows
+	// in one call (training/phrase/stream_oww.py): [1, 76+8(K−1), 32, 1] mel frames → [K,1,1,96],
+	// output j the embedding of frames [8j, 8j+76).
+	FamilyOWWEmbeddingStream = "oww-embedding-stream"
 	// FamilyPhraseHead is a classifier trained by this project (training/phrase): [N,W,96]
 	// embeddings → [N,1] phrase score.
 	FamilyPhraseHead = "phrase-head"
@@ -93,7 +97,7 @@ func (m *Manifest) HeadEmbedding() string {
 
 func isAudioFamily(f string) bool {
 	switch f {
-	case FamilySileroVAD, FamilySileroVADSeq, FamilyOWWMel, FamilyOWWEmbedding, FamilyPhraseHead, FamilySpeakerEncoder,
+	case FamilySileroVAD, FamilySileroVADSeq, FamilyOWWMel, FamilyOWWEmbedding, FamilyOWWEmbeddingStream, FamilyPhraseHead, FamilySpeakerEncoder,
 		FamilyEWNEmbedding, FamilyPhraseEWNHead:
 		return true
 	}

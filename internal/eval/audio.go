@@ -384,7 +384,7 @@ func (r *AudioReport) Print(w io.Writer) error {
 		speed := r.stageSpeed()
 		audio := float64(r.audioMs()) / 1000
 		p("\nSpeed per stage (thread CPU time, one core; %.0f s of audio):\n\n", audio)
-		p("| stage | CPU s | × real time | network runs per s of audio |\n|---|---|---|---|\n")
+		p("| stage | CPU s | × real time | per s of audio: model calls (phrase: embeddings) |\n|---|---|---|---|\n")
 		var total time.Duration
 		for _, st := range r.stages {
 			total += st.CPU
