@@ -99,9 +99,10 @@ func (m *voiceMel) frame(x []float32, dst []float32) {
 	const n2 = voiceFFT / 2
 	for k := 0; k <= n2; k++ {
 		zk, zc := m.zOut[k%n2], cmplx.Conj(m.zOut[(n2-k)%n2])
-		even := (zk + zc) / 2
-		odd := (zk - zc) / complex(0, 2)
-		tw := complex(-1, 0) // e^{-iπ} at k = 200
+		sum, diff := zk+zc, zk-zc
+		even := complex(real(sum)/2, imag(sum)/2)
+		odd := complex(imag(diff)/2, -real(diff)/2) // diff / 2i
+		tw := complex(-1, 0)                        // e^{-iπ} at k = 200
 		if k < n2 {
 			tw = m.twiddle[k]
 		}
@@ -118,23 +119,31 @@ func (m *voiceMel) frame(x []float32, dst []float32) {
 }
 
 // fftPlan is a mixed-radix decimation-in-time complex FFT for sizes whose factors are 2, 3, 4
-// and 5 (200 = 4·2·5·5 here), with twiddles computed once.
+// and 5 (200 = 4·2·5·5 here). Every call at one recursion level has the same size and stride, so
+// the twiddles each level multiplies by are laid out once, in the order the butterflies read them.
 type fftPlan struct {
-	n       int
-	factors []int
-	tw      []complex128 // e^{-2πik/n}
-	tmp     []complex128
+	n      int
+	levels []fftLevel
+	tmp    []complex128
+}
+
+// fftLevel is one recursion level: f sub-transforms of m points each.
+type fftLevel struct {
+	f, m int
+	in   []complex128 // in[k·f+r] = W_N^{r·k·stride}: sub-transform r's output k before the butterfly
+	out  []complex128 // out[q·f+r] = W_N^{r·q·m·stride}: the f-point DFT
 }
 
 func newFFTPlan(n int) *fftPlan {
-	p := &fftPlan{n: n, tw: make([]complex128, n), tmp: make([]complex128, n)}
-	for k := range p.tw {
-		p.tw[k] = cmplx.Exp(complex(0, -2*math.Pi*float64(k)/float64(n)))
+	tw := make([]complex128, n) // e^{-2πik/n}
+	for k := range tw {
+		tw[k] = cmplx.Exp(complex(0, -2*math.Pi*float64(k)/float64(n)))
 	}
-	for r := n; r > 1; {
+	p := &fftPlan{n: n, tmp: make([]complex128, n)}
+	for size, stride := n, 1; size > 1; {
 		f := 0
 		for _, c := range []int{4, 2, 3, 5} {
-			if r%c == 0 {
+			if size%c == 0 {
 				f = c
 				break
 			}
@@ -142,38 +151,90 @@ func newFFTPlan(n int) *fftPlan {
 		if f == 0 {
 			panic("fftPlan: size must factor into 2, 3, 4 and 5")
 		}
-		p.factors = append(p.factors, f)
-		r /= f
+		m := size / f
+		lv := fftLevel{f: f, m: m, in: make([]complex128, m*f), out: make([]complex128, f*f)}
+		for k := range m {
+			for r := range f {
+				lv.in[k*f+r] = tw[(r*k*stride)%n]
+			}
+		}
+		for q := range f {
+			for r := range f {
+				lv.out[q*f+r] = tw[(r*q*m*stride)%n]
+			}
+		}
+		p.levels = append(p.levels, lv)
+		size, stride = m, stride*f
 	}
 	return p
 }
 
 // transform writes the DFT of src to dst (len n each, distinct).
-func (p *fftPlan) transform(dst, src []complex128) { p.rec(dst, src, p.n, 1, 0) }
+func (p *fftPlan) transform(dst, src []complex128) { p.rec(dst, src, 1, 0) }
 
-func (p *fftPlan) rec(dst, src []complex128, n, stride, level int) {
-	if n == 1 {
+func (p *fftPlan) rec(dst, src []complex128, stride, level int) {
+	if level == len(p.levels) {
 		dst[0] = src[0]
 		return
 	}
-	f := p.factors[level]
-	m := n / f
+	lv := &p.levels[level]
+	f, m := lv.f, lv.m
 	for r := range f {
-		p.rec(dst[r*m:(r+1)*m], src[r*stride:], m, stride*f, level+1)
+		p.rec(dst[r*m:(r+1)*m], src[r*stride:], stride*f, level+1)
 	}
 	// Butterflies: X[k + q m] = Σ_r W_n^{r(k + q m)} Y_r[k]; W_n = tw[stride·…] of the full size.
-	var t [5]complex128
-	for k := range m {
-		for r := range f {
-			t[r] = dst[r*m+k] * p.tw[(r*k*stride)%p.n]
+	// The 2- and 4-point DFTs need no multiplication (W_4 = −i); sub-transform 0's twiddle is 1.
+	tmp := p.tmp
+	switch f {
+	case 2:
+		for k := range m {
+			a, b := dst[k], dst[m+k]*lv.in[k*2+1]
+			tmp[k], tmp[k+m] = a+b, a-b
 		}
-		for q := range f {
-			var s complex128
-			for r := range f {
-				s += t[r] * p.tw[(r*q*m*stride)%p.n]
+	case 4:
+		for k := range m {
+			w := lv.in[k*4 : k*4+4]
+			t0, t1, t2, t3 := dst[k], dst[m+k]*w[1], dst[2*m+k]*w[2], dst[3*m+k]*w[3]
+			a, b, c, d := t0+t2, t0-t2, t1+t3, t1-t3
+			nid := complex(imag(d), -real(d)) // −i·d
+			tmp[k], tmp[k+m], tmp[k+2*m], tmp[k+3*m] = a+c, b+nid, a-c, b-nid
+		}
+	case 5:
+		for k := range m {
+			w := lv.in[k*5 : k*5+5]
+			t0, t1, t2, t3, t4 := dst[k], dst[m+k]*w[1], dst[2*m+k]*w[2], dst[3*m+k]*w[3], dst[4*m+k]*w[4]
+			a1, b1, a2, b2 := t1+t4, t1-t4, t2+t3, t2-t3
+			p1 := t0 + scale(fft5c1, a1) + scale(fft5c2, a2)
+			p2 := t0 + scale(fft5c2, a1) + scale(fft5c1, a2)
+			q1 := minusI(scale(fft5s1, b1) + scale(fft5s2, b2))
+			q2 := minusI(scale(fft5s2, b1) - scale(fft5s1, b2))
+			tmp[k], tmp[k+m], tmp[k+2*m], tmp[k+3*m], tmp[k+4*m] = t0+a1+a2, p1+q1, p2+q2, p2-q2, p1-q1
+		}
+	default:
+		var t [5]complex128
+		for k := range m {
+			in := lv.in[k*f : (k+1)*f]
+			for r, w := range in {
+				t[r] = dst[r*m+k] * w
 			}
-			p.tmp[k+q*m] = s
+			for q := range f {
+				var s complex128
+				for r, w := range lv.out[q*f : (q+1)*f] {
+					s += t[r] * w
+				}
+				tmp[k+q*m] = s
+			}
 		}
 	}
-	copy(dst[:n], p.tmp[:n])
+	copy(dst[:m*f], p.tmp[:m*f])
 }
+
+// The 5-point DFT's constants: W_5 = e^{−2πi/5} = fft5c1 − i·fft5s1, W_5² = fft5c2 − i·fft5s2.
+var (
+	fft5c1, fft5s1 = math.Cos(2 * math.Pi / 5), math.Sin(2 * math.Pi / 5)
+	fft5c2, fft5s2 = math.Cos(4 * math.Pi / 5), math.Sin(4 * math.Pi / 5)
+)
+
+func scale(c float64, z complex128) complex128 { return complex(c*real(z), c*imag(z)) }
+
+func minusI(z complex128) complex128 { return complex(imag(z), -real(z)) }

@@ -117,3 +117,17 @@ func moduleRoot(t testing.TB) string {
 		}
 	}
 }
+
+// One 400-sample frame through the speaker encoder's mel front end (the FFT is most of it).
+func BenchmarkVoiceMelFrame(b *testing.B) {
+	m := newVoiceMel()
+	x := make([]float32, voiceFFT)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * 0.1)
+	}
+	dst := make([]float32, 40)
+	for range b.N {
+		m.frame(x, dst)
+	}
+}
