@@ -43,7 +43,7 @@ RUN PROCTOR_CACHE_DIR=/opt/proctor bash scripts/fetch-artifacts.sh \
 # sha256 ----
 FROM python:3.11-slim-bookworm AS convert
 WORKDIR /src
-COPY training/retrain-requirements.txt training/retrain-setup.sh training/
+COPY training/retrain-requirements.txt training/retrain-setup.sh training/rewrite-model.sh training/
 COPY training/vision/convert_facenet.sh training/vision/convert_facenet.py training/vision/quantize.sh training/vision/quantize.py training/vision/
 COPY training/vision/quant/ training/vision/quant/
 COPY models/trained/nanodet-coco.onnx models/trained/

@@ -21,7 +21,7 @@ import (
 func newAudioSet(t testing.TB, cfg analyzers.AudioConfig) *analyzers.AudioSet {
 	t.Helper()
 	s, err := analyzers.NewAudioSet(cfg)
-	if errors.Is(err, models.ErrModelMissing) || errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+	if models.NotInstalled(err) {
 		t.Skipf("audio models not installed (%v): run scripts/setup.sh", err)
 	}
 	if err != nil {
@@ -190,7 +190,7 @@ func testAudioStateRestoresExactly(t *testing.T, head string) {
 func TestEWNPhraseNeedsVAD(t *testing.T) {
 	_, err := analyzers.NewAudioSet(analyzers.AudioConfig{Analyzers: []string{"phrase", "vad"},
 		Phrase: analyzers.PhraseConfig{Model: analyzers.EWNPhraseModel}})
-	if errors.Is(err, models.ErrModelMissing) || errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+	if models.NotInstalled(err) {
 		t.Skipf("audio models not installed (%v)", err)
 	}
 	if err == nil || !strings.Contains(err.Error(), "vad") {

@@ -2,7 +2,6 @@ package analyzers_test
 
 import (
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"testing"
@@ -75,7 +74,7 @@ func TestLogFbankMatchesPython(t *testing.T) {
 func TestEWNEmbeddingMatchesPython(t *testing.T) {
 	f := loadEWNFixture(t)
 	e, err := analyzers.NewEWN(1)
-	if errors.Is(err, models.ErrModelMissing) || errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+	if models.NotInstalled(err) {
 		t.Skipf("EWN model not installed (%v): run scripts/setup.sh", err)
 	}
 	if err != nil {

@@ -2,7 +2,6 @@ package analyzers
 
 import (
 	"context"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -33,7 +32,7 @@ func TestOWWEmbeddingInt8MatchesFloat(t *testing.T) {
 	}
 	open := func(emb string) *Phrase {
 		p, err := NewPhrase(PhraseConfig{EveryWindow: true, Embedding: emb})
-		if errors.Is(err, models.ErrModelMissing) || errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+		if models.NotInstalled(err) {
 			t.Skipf("phrase models not installed (%v): run scripts/setup.sh", err)
 		}
 		if err != nil {

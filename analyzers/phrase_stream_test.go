@@ -1,7 +1,6 @@
 package analyzers
 
 import (
-	"errors"
 	"math/rand/v2"
 	"testing"
 
@@ -25,14 +24,14 @@ func TestStreamEmbeddingMatchesPerWindow(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			open := func(name string) *ort.DynamicAdvancedSession {
 				m, err := models.Load(name)
-				if errors.Is(err, models.ErrModelMissing) || errors.Is(err, models.ErrNoCache) {
+				if models.NotInstalled(err) {
 					t.Skipf("%s not installed (%v): run scripts/setup.sh", name, err)
 				}
 				if err != nil {
 					t.Fatal(err)
 				}
 				s, err := models.NewDynamicAudioSession(m, models.SessionOptions{IntraOpThreads: 1})
-				if errors.Is(err, models.ErrRuntimeMissing) {
+				if models.NotInstalled(err) {
 					t.Skipf("onnxruntime not installed: %v", err)
 				}
 				if err != nil {

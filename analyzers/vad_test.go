@@ -2,7 +2,6 @@ package analyzers_test
 
 import (
 	"context"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 func newVAD(t *testing.T, model string) *analyzers.VAD {
 	t.Helper()
 	v, err := analyzers.NewVAD(analyzers.VADConfig{Model: model})
-	if errors.Is(err, models.ErrModelMissing) || errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+	if models.NotInstalled(err) {
 		t.Skipf("VAD models not installed (%v): run scripts/setup.sh", err)
 	}
 	if err != nil {

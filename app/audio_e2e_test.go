@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -34,8 +33,7 @@ type answersBody struct {
 // Timeline (s): answer 0.5–4.2, "该题回答完毕" 4.8–6.2, question 2 shown at 8, answer 8.5–12.2
 // with no phrase, exam_ended at 18, someone talking 18.6–22.8.
 func TestAudioAnswersEndToEnd(t *testing.T) {
-	if _, err := analyzers.NewAudioSet(analyzers.AudioConfig{}); errors.Is(err, models.ErrModelMissing) ||
-		errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+	if _, err := analyzers.NewAudioSet(analyzers.AudioConfig{}); models.NotInstalled(err) {
 		t.Skipf("audio models not installed (%v): run scripts/setup.sh", err)
 	}
 	samples, placed, err := testaudio.Build(24000,

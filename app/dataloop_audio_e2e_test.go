@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image/color"
 	"mime/multipart"
@@ -31,8 +30,7 @@ import (
 // version; a reviewer marks the answer's end; an audio export cuts that snippet from the stored
 // audio; after promotion the audio flags carry the new version.
 func TestPhraseShadowEndToEnd(t *testing.T) {
-	if _, err := analyzers.NewAudioSet(analyzers.AudioConfig{}); errors.Is(err, models.ErrModelMissing) ||
-		errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+	if _, err := analyzers.NewAudioSet(analyzers.AudioConfig{}); models.NotInstalled(err) {
 		t.Skipf("audio models not installed (%v): run scripts/setup.sh", err)
 	}
 	samples, placed, err := testaudio.Build(16000,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"image"
 	"image/jpeg"
 	"math"
@@ -41,8 +40,7 @@ func TestSecondVoiceEndToEnd(t *testing.T) {
 		}
 		return s
 	}
-	if _, err := analyzers.NewAudioSet(analyzers.AudioConfig{}); errors.Is(err, models.ErrModelMissing) ||
-		errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+	if _, err := analyzers.NewAudioSet(analyzers.AudioConfig{}); models.NotInstalled(err) {
 		t.Skipf("audio models not installed (%v): run scripts/setup.sh", err)
 	}
 	const candidate, intruder = "S0252_qz_BAC009S0252W0", "S0901_msr_BAC009S0901W0151.wav"

@@ -36,6 +36,12 @@ var ErrNoCache = errors.New("model cache directory not found")
 // ErrRuntimeMissing means the onnxruntime shared library is not where we expect it.
 var ErrRuntimeMissing = errors.New("onnxruntime library missing")
 
+// NotInstalled reports whether err means that scripts/setup.sh has not installed a model or the
+// runtime (tests skip then, rather than fail).
+func NotInstalled(err error) bool {
+	return errors.Is(err, ErrModelMissing) || errors.Is(err, ErrNoCache) || errors.Is(err, ErrRuntimeMissing)
+}
+
 // CacheDir returns the directory holding model files and the onnxruntime library, looked up in
 // this order:
 //  1. $PROCTOR_CACHE_DIR, if set (it must exist);

@@ -3,7 +3,6 @@ package eval_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,7 +43,7 @@ func TestRunAudioStagesAndNegatives(t *testing.T) {
 	write(filepath.Join(dir, "real", "room", "c.wav"), testaudio.WAV(chatter, 8000*analyzers.AudioRate/16000))
 	rep, err := eval.RunAudio(context.Background(), eval.AudioOptions{Data: filepath.Join(dir, "split"),
 		Negatives: filepath.Join(dir, "real")})
-	if errors.Is(err, models.ErrModelMissing) || errors.Is(err, models.ErrNoCache) || errors.Is(err, models.ErrRuntimeMissing) {
+	if models.NotInstalled(err) {
 		t.Skipf("audio models not installed (%v): run scripts/setup.sh", err)
 	}
 	if err != nil {

@@ -12,19 +12,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${PROCTOR_CACHE_DIR:-$root/.cache}
+. "$root/training/rewrite-model.sh"
+[ -f "$cache/models/oww-embedding.onnx" ] || "$root/scripts/fetch-artifacts.sh"
+[ -f "$cache/models/oww-embedding-int8.onnx" ] || "$root/training/phrase/quantize_oww.sh"
 for name in oww-embedding oww-embedding-int8; do
-  out=$cache/models/$name-stream.onnx
-  want=$(sed -n 's/.*"sha256": *"\([0-9a-f]\{64\}\)".*/\1/p' "$root/models/manifests/$name-stream.json" | head -1)
-  [ -n "$want" ] || { echo "stream_oww: no sha256 in models/manifests/$name-stream.json" >&2; exit 1; }
-  if [ -f "$out" ] && echo "$want  $out" | sha256sum -c --status; then continue; fi
-  [ -f "$cache/models/oww-embedding.onnx" ] || "$root/scripts/fetch-artifacts.sh"
-  [ -f "$cache/models/oww-embedding-int8.onnx" ] || "$root/training/phrase/quantize_oww.sh"
-  "$root/training/retrain-setup.sh"
-  export PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1
-  tmp=$out.tmp.$$
-  trap 'rm -f "$tmp"' EXIT
-  nice -n 10 "$cache/retrain-venv/bin/python" "$here/stream_oww.py" --src "$cache/models/$name.onnx" --out "$tmp" --check 2>/dev/null
-  echo "$want  $tmp" | sha256sum -c --status || {
-    echo "stream_oww: built sha256 $(sha256sum "$tmp" | cut -d' ' -f1) differs from the manifest's $want" >&2; exit 1; }
-  mv "$tmp" "$out"
+  rewrite_model "$name-stream" "$here/stream_oww.py" --src "$cache/models/$name.onnx" --check
 done

@@ -10,16 +10,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${PROCTOR_CACHE_DIR:-$root/.cache}
-out=$cache/models/silero-vad-v5-seq.onnx
-want=$(sed -n 's/.*"sha256": *"\([0-9a-f]\{64\}\)".*/\1/p' "$root/models/manifests/silero-vad-v5-seq.json" | head -1)
-[ -n "$want" ] || { echo "silero_seq: no sha256 in models/manifests/silero-vad-v5-seq.json" >&2; exit 1; }
-if [ -f "$out" ] && echo "$want  $out" | sha256sum -c --status; then exit 0; fi
+. "$root/training/rewrite-model.sh"
 [ -f "$cache/models/silero-vad-v5.onnx" ] || "$root/scripts/fetch-artifacts.sh"
-"$root/training/retrain-setup.sh"
-export PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1
-tmp=$out.tmp.$$
-trap 'rm -f "$tmp"' EXIT
-nice -n 10 "$cache/retrain-venv/bin/python" "$here/silero_seq.py" --src "$cache/models/silero-vad-v5.onnx" --out "$tmp" --check 2>/dev/null
-echo "$want  $tmp" | sha256sum -c --status || {
-  echo "silero_seq: built sha256 $(sha256sum "$tmp" | cut -d' ' -f1) differs from the manifest's $want" >&2; exit 1; }
-mv "$tmp" "$out"
+rewrite_model silero-vad-v5-seq "$here/silero_seq.py" --src "$cache/models/silero-vad-v5.onnx" --check
