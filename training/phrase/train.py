@@ -644,22 +644,41 @@ def train_mlp(X, y, w, hidden, epochs, seed, model=None, lr=1e-3):
     return model
 
 
+class Ensemble:
+    """Several MLPs trained alike from different seeds; the score is their mean."""
+
+    def __init__(self, models):
+        self.models = models
+
+    def score(self, X, bs=8192):
+        return np.mean([m.score(X, bs) for m in self.models], axis=0)
+
+
 def export_onnx(model, mean, std, path, meta):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-    W1 = (model.W1 / std[:, None]).astype(np.float32)
-    b1 = (model.b1 - (mean / std) @ model.W1).astype(np.float32)
-    d_in = W1.shape[0]
-    nodes = [
-        helper.make_node("Reshape", ["embeddings", "shape"], ["flat"]),
-        helper.make_node("Gemm", ["flat", "W1", "b1"], ["h"]),
-        helper.make_node("Relu", ["h"], ["hr"]),
-        helper.make_node("Gemm", ["hr", "W2", "b2"], ["z"]),
-        helper.make_node("Sigmoid", ["z"], ["score"]),
-    ]
-    inits = [numpy_helper.from_array(np.array([-1, d_in], np.int64), "shape"), numpy_helper.from_array(W1, "W1"),
-             numpy_helper.from_array(b1, "b1"), numpy_helper.from_array(model.W2.astype(np.float32), "W2"),
-             numpy_helper.from_array(model.b2.astype(np.float32), "b2")]
+    members = model.models if isinstance(model, Ensemble) else [model]
+    d_in = members[0].W1.shape[0]
+    nodes = [helper.make_node("Reshape", ["embeddings", "shape"], ["flat"])]
+    inits = [numpy_helper.from_array(np.array([-1, d_in], np.int64), "shape")]
+    outs = []
+    for i, mm in enumerate(members):
+        # One member keeps the single head's names, so a one-model export is what it always was.
+        k = "" if len(members) == 1 else f"_{i}"
+        W1 = (mm.W1 / std[:, None]).astype(np.float32)
+        b1 = (mm.b1 - (mean / std) @ mm.W1).astype(np.float32)
+        out = "score" if len(members) == 1 else f"score{k}"
+        nodes += [
+            helper.make_node("Gemm", ["flat", "W1" + k, "b1" + k], ["h" + k]),
+            helper.make_node("Relu", ["h" + k], ["hr" + k]),
+            helper.make_node("Gemm", ["hr" + k, "W2" + k, "b2" + k], ["z" + k]),
+            helper.make_node("Sigmoid", ["z" + k], [out]),
+        ]
+        inits += [numpy_helper.from_array(W1, "W1" + k), numpy_helper.from_array(b1, "b1" + k),
+                  numpy_helper.from_array(mm.W2.astype(np.float32), "W2" + k), numpy_helper.from_array(mm.b2.astype(np.float32), "b2" + k)]
+        outs.append(out)
+    if len(members) > 1:
+        nodes.append(helper.make_node("Mean", outs, ["score"]))
     g = helper.make_graph(nodes, "phrase_head",
                           [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["N", F.EMB_WINDOW, F.EMB_DIM])],
                           [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])], inits)
@@ -807,6 +826,9 @@ def main():
     ap.add_argument("--train-seed", type=int, default=None,
                     help="seed of the head's initialisation and batch order only (default --seed; 3 on oww-embedding-int8, TRAIN_SEED); the data and the "
                          "train/dev/test voices stay those of --seed. Retraining with a few seeds shows the run-to-run spread")
+    ap.add_argument("--ensemble-seeds", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                    help="comma-separated training seeds: one head per seed on the same data, exported as one graph scoring "
+                         "their mean (replaces --train-seed)")
     args = ap.parse_args()
     t0 = time.time()
     builtin_manifest = os.path.join(root, "models", "manifests", "phrase-gaiti.json")
@@ -961,15 +983,25 @@ def main():
     Xn = X
     w = np.where(y == 1, (len(y) - n_pos) / max(n_pos, 1) * args.pos_weight, 1.0).astype(np.float32)
     w[is_extra] *= args.extra_weight
-    ts = args.train_seed
-    model = train_mlp(Xn, y, w, args.hidden, args.epochs, ts)
-    # Hard negatives: the windows scored highest get more weight each round.
-    for rnd in range(args.hard_rounds):
-        s_ = model.score(Xn)
-        hard = (y == 0) & (s_ > 0.02)
-        w[hard] *= 3
-        log(f"hard negatives round {rnd + 1}: {int(hard.sum())}")
-        model = train_mlp(Xn, y, w, args.hidden, max(4, args.epochs // 2), ts + 1 + rnd, model=model, lr=3e-4)
+    def train_one(ts, w):
+        model = train_mlp(Xn, y, w, args.hidden, args.epochs, ts)
+        # Hard negatives: the windows scored highest get more weight each round.
+        for rnd in range(args.hard_rounds):
+            s_ = model.score(Xn)
+            hard = (y == 0) & (s_ > 0.02)
+            w[hard] *= 3
+            log(f"hard negatives round {rnd + 1}: {int(hard.sum())}")
+            model = train_mlp(Xn, y, w, args.hidden, max(4, args.epochs // 2), ts + 1 + rnd, model=model, lr=3e-4)
+        return model
+
+    if args.ensemble_seeds:
+        members = []
+        for ts in args.ensemble_seeds:
+            log(f"ensemble member: training seed {ts}")
+            members.append(train_one(ts, w.copy()))
+        model = Ensemble(members)
+    else:
+        model = train_one(args.train_seed, w)
 
     def session_scores(items):
         out = []
@@ -1017,6 +1049,8 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     meta = {"threshold": thr, "min_run": min_run, "window": F.EMB_WINDOW, "embedding": args.embedding, "trained": time.strftime("%Y-%m-%d"), "seed": args.seed, "train_seed": args.train_seed,
             "train_variants": ",".join(train_v), "dev_variants": ",".join(dev_v), "test_variants": ",".join(test_v)}
+    if args.ensemble_seeds:
+        meta["ensemble_seeds"] = ",".join(map(str, args.ensemble_seeds))
     export_onnx(model, mean.astype(np.float32), std.astype(np.float32), args.out, meta)
     # The exported graph must score exactly like the numpy model.
     import onnxruntime as ort
