@@ -48,14 +48,15 @@ COPY training/vision/convert_facenet.sh training/vision/convert_facenet.py train
 COPY training/vision/quant/ training/vision/quant/
 COPY models/trained/nanodet-coco.onnx models/trained/
 COPY training/voice/convert_resemblyzer.sh training/voice/convert_resemblyzer.py training/voice/
-COPY models/manifests/facenet-keras.json models/manifests/facenet-keras-int8.json models/manifests/nanodet-coco-int8.json models/manifests/resemblyzer-ge2e.json models/manifests/oww-embedding-int8.json models/manifests/oww-embedding-stream.json models/manifests/oww-embedding-int8-stream.json models/manifests/silero-vad-v5-seq.json models/manifests/
+COPY models/manifests/facenet-keras.json models/manifests/facenet-keras-int8.json models/manifests/nanodet-coco-int8.json models/manifests/resemblyzer-ge2e.json models/manifests/oww-embedding-int8.json models/manifests/oww-embedding-stream.json models/manifests/oww-embedding-int8-stream.json models/manifests/oww-melspectrogram-batch.json models/manifests/silero-vad-v5-seq.json models/manifests/
 # The int8 openWakeWord embedding the default phrase head (phrase-gaiti@2) feeds on, from the
-# fp32 file and the committed ranges (training/phrase/quantize_oww.sh); both embeddings over a run
-# of windows per call (training/phrase/stream_oww.sh) and the VAD over many frames per call
-# (training/voice/silero_seq.sh), rewritten from the published graphs.
+# fp32 file and the committed ranges (training/phrase/quantize_oww.sh); rewritten from the
+# published graphs, both embeddings over a run of windows and the melspectrogram over a batch of
+# blocks per call (training/phrase/stream_oww.sh), and the VAD over many frames per call
+# (training/voice/silero_seq.sh).
 COPY training/phrase/quantize_oww.sh training/phrase/quantize_oww.py training/phrase/features.py training/phrase/oww-embedding-int8.ranges.json training/phrase/stream_oww.sh training/phrase/stream_oww.py training/phrase/
 COPY training/voice/silero_seq.sh training/voice/silero_seq.py training/voice/
-COPY --from=fetch /opt/proctor/models/oww-embedding.onnx /opt/proctor/models/silero-vad-v5.onnx /opt/proctor/models/
+COPY --from=fetch /opt/proctor/models/oww-embedding.onnx /opt/proctor/models/oww-melspectrogram.onnx /opt/proctor/models/silero-vad-v5.onnx /opt/proctor/models/
 RUN PROCTOR_CACHE_DIR=/opt/proctor bash training/vision/convert_facenet.sh \
  && PROCTOR_CACHE_DIR=/opt/proctor bash training/vision/quantize.sh \
  && PROCTOR_CACHE_DIR=/opt/proctor bash training/voice/convert_resemblyzer.sh \
@@ -89,7 +90,8 @@ RUN apt-get update \
 COPY --from=build /out/proctor /usr/local/bin/proctor
 COPY --from=fetch /opt/proctor /opt/proctor
 COPY --from=convert /opt/proctor/models/facenet-keras.onnx /opt/proctor/models/facenet-keras-int8.onnx /opt/proctor/models/nanodet-coco-int8.onnx /opt/proctor/models/resemblyzer-ge2e.onnx /opt/proctor/models/oww-embedding-int8.onnx \
-     /opt/proctor/models/oww-embedding-stream.onnx /opt/proctor/models/oww-embedding-int8-stream.onnx /opt/proctor/models/silero-vad-v5-seq.onnx /opt/proctor/models/
+     /opt/proctor/models/oww-embedding-stream.onnx /opt/proctor/models/oww-embedding-int8-stream.onnx /opt/proctor/models/oww-melspectrogram-batch.onnx \
+     /opt/proctor/models/silero-vad-v5-seq.onnx /opt/proctor/models/
 # Fail the image build, not the first request, if a linked library is missing.
 RUN if ldd /usr/local/bin/proctor | grep 'not found'; then exit 1; fi \
  && test -s /opt/proctor/lib/libonnxruntime.so.1

@@ -119,9 +119,10 @@ type Phrase struct {
 	mel, emb      *ort.AdvancedSession
 	melIn, melOut *ort.Tensor[float32]
 	embIn, embOut *ort.Tensor[float32]
-	// embRun is the gate's embedding: the same model rewritten to embed a run of consecutive
-	// windows per call (FamilyOWWEmbeddingStream); emb and its tensors are the every-window path's.
-	embRun *ort.DynamicAdvancedSession
+	// embRun and melRun are the gate's: the same models rewritten to embed a run of consecutive
+	// windows, and to compute a batch of mel blocks, per call (FamilyOWWEmbeddingStream,
+	// FamilyOWWMelBatch); emb and mel with their tensors are the every-window path's.
+	embRun, melRun *ort.DynamicAdvancedSession
 	// headIn holds the last `window` embeddings, oldest first: the input of every head.
 	headIn         *ort.Tensor[float32]
 	window         int
@@ -239,13 +240,19 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 		return nil, fmt.Errorf("phrase: model %s is a %s, not an openWakeWord embedding", embM.ID(), embM.Decode.Family)
 	}
 	gated := !cfg.EveryWindow && cfg.vadBefore
-	var runM *models.Manifest
+	var runM, melBatchM *models.Manifest
 	if gated {
 		if runM, err = models.Load(embName + "-stream"); err != nil {
 			return nil, fmt.Errorf("phrase: %w", err)
 		}
 		if runM.Decode.Family != models.FamilyOWWEmbeddingStream {
 			return nil, fmt.Errorf("phrase: model %s is a %s, not an openWakeWord embedding over a run of windows", runM.ID(), runM.Decode.Family)
+		}
+		if melBatchM, err = models.Load(melM.Name + "-batch"); err != nil {
+			return nil, fmt.Errorf("phrase: %w", err)
+		}
+		if melBatchM.Decode.Family != models.FamilyOWWMelBatch {
+			return nil, fmt.Errorf("phrase: model %s is a %s, not a melspectrogram over a batch of blocks", melBatchM.ID(), melBatchM.Decode.Family)
 		}
 	}
 	if err := models.InitRuntime(); err != nil {
@@ -255,23 +262,26 @@ func NewPhrase(cfg PhraseConfig) (*Phrase, error) {
 	opts := models.SessionOptions{IntraOpThreads: cfg.Threads}
 	build := func() error {
 		var err error
-		if p.melIn, err = ort.NewEmptyTensor[float32](ort.NewShape(1, blockInput)); err != nil {
-			return err
-		}
-		if p.melOut, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 1, melBlock, melBins)); err != nil {
-			return err
-		}
 		if p.headIn, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(p.window), embDim)); err != nil {
-			return err
-		}
-		if p.mel, err = models.NewAudioSession(melM, []ort.Value{p.melIn}, []ort.Value{p.melOut}, opts); err != nil {
 			return err
 		}
 		if gated {
 			if p.embRun, err = models.NewDynamicAudioSession(runM, opts); err != nil {
 				return err
 			}
+			if p.melRun, err = models.NewDynamicAudioSession(melBatchM, opts); err != nil {
+				return err
+			}
 		} else {
+			if p.melIn, err = ort.NewEmptyTensor[float32](ort.NewShape(1, blockInput)); err != nil {
+				return err
+			}
+			if p.melOut, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 1, melBlock, melBins)); err != nil {
+				return err
+			}
+			if p.mel, err = models.NewAudioSession(melM, []ort.Value{p.melIn}, []ort.Value{p.melOut}, opts); err != nil {
+				return err
+			}
 			if p.embIn, err = ort.NewEmptyTensor[float32](ort.NewShape(1, melWindow, melBins, 1)); err != nil {
 				return err
 			}
@@ -682,8 +692,10 @@ func (p *Phrase) Close() error {
 			s.Destroy()
 		}
 	}
-	if p.embRun != nil {
-		p.embRun.Destroy()
+	for _, s := range []*ort.DynamicAdvancedSession{p.embRun, p.melRun} {
+		if s != nil {
+			s.Destroy()
+		}
 	}
 	for _, t := range []*ort.Tensor[float32]{p.melIn, p.melOut, p.embIn, p.embOut, p.headIn} {
 		if t != nil {

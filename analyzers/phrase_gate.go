@@ -40,6 +40,7 @@ type phraseGate struct {
 	mel      []float32 // mel frames from melStart on (x/10+2), melBins each
 	melStart int64
 	embLast  int64     // step of the newest embedding in the head's history, -1 if none
+	melIn    []float32 // the samples of a batch of mel blocks (scratch, reused)
 	embs     []float32 // the last run of embeddings computed, steps embFrom.., embDim each
 	embFrom  int64
 	ends     []int64 // this chunk's speech and loud-stretch ends (scratch, reused)
@@ -275,24 +276,10 @@ func (g *phraseGate) embedRun(p *Phrase, e, last int64) error {
 		g.mel = g.mel[:copy(g.mel, g.mel[k*melBins:])]
 		g.melStart, have = f0, have-k
 	}
-	melIn := p.melIn.GetData()
-	for have < frames {
-		b := (g.melStart + have) / melBlock // the next mel block: samples [1280b, 1280b+1632)
-		at := b*blockAdvance - g.ringStart
-		if at < 0 || at+blockInput > int64(len(g.ring)) {
-			return fmt.Errorf("phrase gate: mel block %d outside the audio kept (%d..%d)", b, g.ringStart, g.ringStart+int64(len(g.ring)))
+	if have < frames {
+		if err := g.melBlocks(p, int((frames-have+melBlock-1)/melBlock)); err != nil {
+			return err
 		}
-		for i, v := range g.ring[at : at+blockInput] {
-			melIn[i] = max(-1, min(1, float32(v)/32768)) * 32767
-		}
-		if err := p.mel.Run(); err != nil {
-			return fmt.Errorf("melspectrogram: %w", err)
-		}
-		p.melRuns++
-		for _, v := range p.melOut.GetData() {
-			g.mel = append(g.mel, v/10+2)
-		}
-		have += melBlock
 	}
 	k := last - e + 1
 	g.embs, g.embFrom = slices.Grow(g.embs[:0], int(k)*embDim)[:k*embDim], e
@@ -310,6 +297,44 @@ func (g *phraseGate) embedRun(p *Phrase, e, last int64) error {
 		return fmt.Errorf("embedding: %w", err)
 	}
 	p.embRuns += k
+	return nil
+}
+
+// melBlocks appends the next n mel blocks after those in g.mel (block b: samples [1280b,
+// 1280b+1632)), computed in one call of the batch melspectrogram.
+func (g *phraseGate) melBlocks(p *Phrase, n int) error {
+	b0 := (g.melStart + int64(len(g.mel)/melBins)) / melBlock
+	g.melIn = slices.Grow(g.melIn[:0], n*blockInput)[:n*blockInput]
+	for i := range n {
+		at := (b0+int64(i))*blockAdvance - g.ringStart
+		if at < 0 || at+blockInput > int64(len(g.ring)) {
+			return fmt.Errorf("phrase gate: mel block %d outside the audio kept (%d..%d)", b0+int64(i), g.ringStart, g.ringStart+int64(len(g.ring)))
+		}
+		dst := g.melIn[i*blockInput : (i+1)*blockInput]
+		for j, v := range g.ring[at : at+blockInput] {
+			dst[j] = max(-1, min(1, float32(v)/32768)) * 32767
+		}
+	}
+	have := len(g.mel)
+	g.mel = slices.Grow(g.mel, n*melBlock*melBins)[:have+n*melBlock*melBins]
+	out := g.mel[have:]
+	in, err := ort.NewTensor(ort.NewShape(int64(n), blockInput), g.melIn)
+	if err != nil {
+		return fmt.Errorf("melspectrogram input: %w", err)
+	}
+	defer in.Destroy()
+	res, err := ort.NewTensor(ort.NewShape(int64(n), 1, melBlock, melBins), out)
+	if err != nil {
+		return fmt.Errorf("melspectrogram output: %w", err)
+	}
+	defer res.Destroy()
+	if err := p.melRun.Run([]ort.Value{in}, []ort.Value{res}); err != nil {
+		return fmt.Errorf("melspectrogram: %w", err)
+	}
+	for i, v := range out {
+		out[i] = v/10 + 2
+	}
+	p.melRuns += int64(n)
 	return nil
 }
 

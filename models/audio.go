@@ -24,6 +24,10 @@ const (
 	// FamilyOWWMel is openWakeWord's melspectrogram: input [1, samples] at int16 scale (not
 	// -1..1) → [1,1,frames,32]; frame i covers samples [160 i, 160 i + 512).
 	FamilyOWWMel = "oww-melspectrogram"
+	// FamilyOWWMelBatch is the melspectrogram taking a batch of blocks per call
+	// (training/phrase/stream_oww.py --mel): [B, 1632] → [B,1,8,32], each block clipped by its own
+	// maximum as when computed alone.
+	FamilyOWWMelBatch = "oww-melspectrogram-batch"
 	// FamilyOWWEmbedding is openWakeWord's speech embedding: [N,76,32,1] mel frames (x/10+2) →
 	// [N,1,1,96].
 	FamilyOWWEmbedding = "oww-embedding"
@@ -97,7 +101,7 @@ func (m *Manifest) HeadEmbedding() string {
 
 func isAudioFamily(f string) bool {
 	switch f {
-	case FamilySileroVAD, FamilySileroVADSeq, FamilyOWWMel, FamilyOWWEmbedding, FamilyOWWEmbeddingStream, FamilyPhraseHead, FamilySpeakerEncoder,
+	case FamilySileroVAD, FamilySileroVADSeq, FamilyOWWMel, FamilyOWWMelBatch, FamilyOWWEmbedding, FamilyOWWEmbeddingStream, FamilyPhraseHead, FamilySpeakerEncoder,
 		FamilyEWNEmbedding, FamilyPhraseEWNHead:
 		return true
 	}
