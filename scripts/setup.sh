@@ -15,7 +15,7 @@
 #      (training/voice/convert_resemblyzer.sh: ~3 s, 16 MB download, same bytes every run);
 #   10. the int8 openWakeWord embedding, built from the fp32 model and committed activation ranges
 #      (training/phrase/quantize_oww.sh: ~5 s, no download, same bytes every run);
-#   10b. both openWakeWord embeddings rewritten to embed a run of windows per call (the phrase
+#   10b. both openWakeWord embeddings and the melspectrogram rewritten to take a run per call (the phrase
 #      gate's; training/phrase/stream_oww.sh: ~3 s, no download, same bytes every run);
 #   11. the VAD over many frames per call, rewritten from silero's published graph with the same
 #      weights (training/voice/silero_seq.sh: ~3 s, no download, same bytes every run).
@@ -151,7 +151,7 @@ echo "  int8 models: $cache/models/nanodet-coco-int8.onnx, facenet-keras-int8.on
 echo "  speaker encoder: $cache/models/resemblyzer-ge2e.onnx (training/voice/convert_resemblyzer.sh from PyPI Resemblyzer==0.1.4)"
 echo "  keyword embedding: $cache/models/ewn-resnet50-arc.onnx (training/phrase/fetch_ewn.sh from PyPI efficientword-net==1.0.5)"
 echo "  int8 speech embedding: $cache/models/oww-embedding-int8.onnx (training/phrase/quantize_oww.sh)"
-echo "  speech embeddings, a run of windows per call: $cache/models/oww-embedding{,-int8}-stream.onnx (training/phrase/stream_oww.sh)"
+echo "  speech features, a run per call: $cache/models/oww-embedding{,-int8}-stream.onnx, oww-melspectrogram-batch.onnx (training/phrase/stream_oww.sh)"
 echo "  VAD, many frames per call: $cache/models/silero-vad-v5-seq.onnx (training/voice/silero_seq.sh)"
 echo "  retrain venv: $cache/retrain-venv (training/retrain-requirements.txt, $(sed -n 's/^\(numpy\|onnxruntime\)==\([^ ]*\).*/\1 \2/p' training/retrain-requirements.txt | paste -sd' '))"
 echo "  schemathesis: $("$cache/schemathesis-venv/bin/schemathesis" --version 2>/dev/null || echo missing) ($cache/schemathesis-venv)"
