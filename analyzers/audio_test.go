@@ -21,12 +21,7 @@ import (
 func newAudioSet(t testing.TB, cfg analyzers.AudioConfig) *analyzers.AudioSet {
 	t.Helper()
 	s, err := analyzers.NewAudioSet(cfg)
-	if models.NotInstalled(err) {
-		t.Skipf("audio models not installed (%v): run scripts/setup.sh", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	analyzers.RequireInstalled(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
 }

@@ -1,5 +1,11 @@
 package analyzers
 
+import (
+	"testing"
+
+	"proctor/models"
+)
+
 // EnergyEndsForTest exposes the gate's loud-stretch detector to the external tests.
 type EnergyEndsForTest struct{ e energyEnds }
 
@@ -30,4 +36,16 @@ func VADProbabilities(v *VAD, pcm []float32, chunk int) ([]float32, error) {
 		}
 	}
 	return probs, nil
+}
+
+// RequireInstalled skips the test when err says scripts/setup.sh has not installed a model or
+// the runtime, and fails it on any other error.
+func RequireInstalled(t testing.TB, err error) {
+	t.Helper()
+	if models.NotInstalled(err) {
+		t.Skipf("models not installed (%v): run scripts/setup.sh", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"proctor/internal/wav"
-	"proctor/models"
 )
 
 // The default head reads int8 speech embeddings, so the int8 model must embed as the float one
@@ -32,12 +31,7 @@ func TestOWWEmbeddingInt8MatchesFloat(t *testing.T) {
 	}
 	open := func(emb string) *Phrase {
 		p, err := NewPhrase(PhraseConfig{EveryWindow: true, Embedding: emb})
-		if models.NotInstalled(err) {
-			t.Skipf("phrase models not installed (%v): run scripts/setup.sh", err)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		RequireInstalled(t, err)
 		t.Cleanup(func() { p.Close() })
 		return p
 	}

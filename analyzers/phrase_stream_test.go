@@ -24,19 +24,9 @@ func TestStreamEmbeddingMatchesPerWindow(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			open := func(name string) *ort.DynamicAdvancedSession {
 				m, err := models.Load(name)
-				if models.NotInstalled(err) {
-					t.Skipf("%s not installed (%v): run scripts/setup.sh", name, err)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				RequireInstalled(t, err)
 				s, err := models.NewDynamicAudioSession(m, models.SessionOptions{IntraOpThreads: 1})
-				if models.NotInstalled(err) {
-					t.Skipf("onnxruntime not installed: %v", err)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				RequireInstalled(t, err)
 				t.Cleanup(func() { s.Destroy() })
 				return s
 			}

@@ -10,18 +10,12 @@ import (
 	"proctor/analyzers"
 	"proctor/internal/testaudio"
 	"proctor/internal/wav"
-	"proctor/models"
 )
 
 func newVAD(t *testing.T, model string) *analyzers.VAD {
 	t.Helper()
 	v, err := analyzers.NewVAD(analyzers.VADConfig{Model: model})
-	if models.NotInstalled(err) {
-		t.Skipf("VAD models not installed (%v): run scripts/setup.sh", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	analyzers.RequireInstalled(t, err)
 	t.Cleanup(func() { v.Close() })
 	return v
 }
