@@ -1,7 +1,9 @@
 package analyzers
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,10 +18,17 @@ func init() {
 // PersonsConfig configures the "persons" analyzer. Zero values take the defaults noted; score
 // defaults live in the model's manifest (models/manifests/nanodet-coco.json, vision.scores).
 type PersonsConfig struct {
-	// Model is the manifest name of the COCO detector. Default "nanodet-coco"; "nanodet-coco-int8"
-	// (static int8 with the high-resolution convolutions in float, ~60% of the CPU) is not the
-	// default: it finds a few fewer small people (models/cards/nanodet-coco.md).
+	// Model is the manifest name of the main camera's COCO detector. Default
+	// "nanodet-coco-int8" (static int8 with the high-resolution convolutions in float, ~60% of
+	// the float model's CPU): on main-camera scenes it finds what the float model finds (a second
+	// person behind the candidate, near or distant, phones in hand and none behind;
+	// docs/vision.md, "The person detector per camera").
 	Model string `json:"model,omitempty"`
+	// EvidenceModel is the evidence camera's detector. Default "nanodet-coco" (float): that
+	// camera sees the room from behind, where people are small and low in contrast (a person on
+	// the laptop screen, someone at the far wall), and the int8 model finds a few fewer of them
+	// (67 vs 72 of 96 screens; models/cards/nanodet-coco.md).
+	EvidenceModel string `json:"evidence_model,omitempty"`
 	// PersonScore and PhoneScore override the manifest's score thresholds of the "person" and
 	// "cell phone" classes. Raising PersonScore loses people seen from behind or cut by the frame
 	// edge; lowering it lets coats on chairs and posters through (models/cards/nanodet-coco.md).
@@ -39,8 +48,11 @@ type PersonsConfig struct {
 	Threads int `json:"threads,omitempty"`
 }
 
-// DefaultPersonsModel is the detector used when PersonsConfig.Model is empty.
-const DefaultPersonsModel = "nanodet-coco"
+// The detectors used when PersonsConfig.Model and EvidenceModel are empty.
+const (
+	DefaultPersonsModel         = "nanodet-coco-int8"
+	DefaultEvidencePersonsModel = "nanodet-coco"
+)
 
 // COCO class names the persons analyzer reports.
 const (
@@ -55,7 +67,9 @@ const maxCarried = 4096
 // Phones and Objects. A body detector sees people whose face is hidden or turned away (the
 // evidence camera films the candidate from behind). Not safe for concurrent use.
 type Persons struct {
-	det        *models.ObjectDetector
+	det        *models.ObjectDetector // the main camera's
+	evidence   *models.ObjectDetector // the evidence camera's: det itself when the same model
+	last       *models.ObjectDetector // the one that ran last (ModelInput)
 	version    string
 	decodeSide int
 	every      int
@@ -75,15 +89,37 @@ type carried struct {
 	phones  int
 }
 
-// NewPersons loads (and checksums) the model and builds its detector.
+// NewPersons loads (and checksums) the models and builds their detectors.
 func NewPersons(cfg PersonsConfig) (*Persons, error) {
-	name := cfg.Model
-	if name == "" {
-		name = DefaultPersonsModel
+	mainName, evName := cmp.Or(cfg.Model, DefaultPersonsModel), cmp.Or(cfg.EvidenceModel, DefaultEvidencePersonsModel)
+	det, side, version, err := newPersonDetector(mainName, cfg)
+	if err != nil {
+		return nil, err
 	}
+	a := &Persons{det: det, evidence: det, last: det, decodeSide: side, every: max(cfg.Every, 1), version: version,
+		buf: make([]models.ObjectBox, 0, 16), carried: map[string]*carried{}, phonesAt: map[string][]Object{}}
+	if evName != mainName {
+		ev, evSide, evVersion, err := newPersonDetector(evName, cfg)
+		if err != nil {
+			det.Close()
+			return nil, err
+		}
+		a.evidence, a.decodeSide = ev, max(side, evSide)
+		a.version += ", evidence " + evVersion
+	}
+	if cfg.DecodeSide > 0 {
+		a.decodeSide = cfg.DecodeSide
+	}
+	a.version += fmt.Sprintf(" every=%d", a.every)
+	return a, nil
+}
+
+// newPersonDetector loads one detector model; it returns the detector, its input's longest
+// side and its version: name@version and the score thresholds in effect.
+func newPersonDetector(name string, cfg PersonsConfig) (*models.ObjectDetector, int, string, error) {
 	m, err := models.Load(name)
 	if err != nil {
-		return nil, fmt.Errorf("persons analyzer: %w", err)
+		return nil, 0, "", fmt.Errorf("persons analyzer: %w", err)
 	}
 	scores := map[string]float32{}
 	if cfg.PersonScore != 0 {
@@ -95,23 +131,16 @@ func NewPersons(cfg PersonsConfig) (*Persons, error) {
 	det, err := models.NewObjectDetector(m, models.ObjectOptions{
 		SessionOptions: models.SessionOptions{IntraOpThreads: cfg.Threads}, Scores: scores})
 	if err != nil {
-		return nil, fmt.Errorf("persons analyzer: %w", err)
-	}
-	side := cfg.DecodeSide
-	if side <= 0 {
-		side = max(m.Input.Width, m.Input.Height)
+		return nil, 0, "", fmt.Errorf("persons analyzer: %w", err)
 	}
 	th := det.Scores()
-	var parts []string
+	parts := []string{m.ID()}
 	for _, c := range []string{ClassPerson, ClassPhone} {
 		if s, ok := th[c]; ok {
 			parts = append(parts, fmt.Sprintf("%s=%g", strings.ReplaceAll(c, " ", "_"), s))
 		}
 	}
-	a := &Persons{det: det, decodeSide: side, every: max(cfg.Every, 1),
-		version: m.ID() + " " + strings.Join(parts, " ") + fmt.Sprintf(" every=%d", max(cfg.Every, 1)),
-		buf:     make([]models.ObjectBox, 0, 16), carried: map[string]*carried{}, phonesAt: map[string][]Object{}}
-	return a, nil
+	return det, max(m.Input.Width, m.Input.Height), strings.Join(parts, " "), nil
 }
 
 // Name implements Analyzer.
@@ -122,7 +151,7 @@ func (a *Persons) Version() string { return a.version }
 
 // ModelInput is the tensor the detector's latest run fed the model; valid until the next run. For
 // calibration tools.
-func (a *Persons) ModelInput() []float32 { return a.det.Input() }
+func (a *Persons) ModelInput() []float32 { return a.last.Input() }
 
 // DecodeSide implements SideNeeder.
 func (a *Persons) DecodeSide() int { return a.decodeSide }
@@ -152,8 +181,12 @@ func (a *Persons) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 			a.order = append(a.order, key)
 		}
 	}
+	a.last = a.det
+	if f.Camera == CameraEvidence {
+		a.last = a.evidence
+	}
 	var err error
-	a.buf, err = a.det.Detect(a.buf[:0], f.Image, f.Width, f.Height)
+	a.buf, err = a.last.Detect(a.buf[:0], f.Image, f.Width, f.Height)
 	if err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
@@ -240,7 +273,12 @@ func samePlace(a, b [4]float32) bool {
 }
 
 // Close implements Analyzer.
-func (a *Persons) Close() error { return a.det.Close() }
+func (a *Persons) Close() error {
+	if a.evidence != a.det {
+		return errors.Join(a.det.Close(), a.evidence.Close())
+	}
+	return a.det.Close()
+}
 
 // SecondBest returns the score of the second most confident object of class (0 with fewer
 // than two): how sure the detector is that there is more than one.

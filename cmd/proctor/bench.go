@@ -100,7 +100,7 @@ func startWorkers(ctx context.Context, sf serviceFlags, count int, brokers []str
 			"--kafka-partitions", strconv.Itoa(sf.partitions),
 			"--concurrency", strconv.Itoa(sf.concurrency),
 			"--data-dir", sf.dataDir, "--database-dsn", sf.dsn, "--encryption-key-file", sf.keyFile,
-			"--analyzers", sf.analyzers, "--identity-model", sf.identityModel, "--identity-first-look", sf.firstLook, "--persons-model", sf.personsModel,
+			"--analyzers", sf.analyzers, "--identity-model", sf.identityModel, "--identity-first-look", sf.firstLook, "--persons-model", sf.personsModel, "--evidence-persons-model", sf.evidencePersonsModel,
 			"--log-level", sf.logLevel,
 			"--addr", "127.0.0.1:0")
 		c.Stdout, c.Stderr = os.Stderr, os.Stderr

@@ -21,21 +21,21 @@ import (
 // serviceFlags are the settings shared by serve, api, worker, demo and bench. Each flag's default
 // comes from its environment variable, so containers need no command line.
 type serviceFlags struct {
-	addr, dataDir, dsn, brokers, group, topicPrefix, logLevel string
-	partitions, concurrency                                   int
-	faceAbsent, multipleFaces                                 time.Duration
-	analyzers, identityModel, personsModel, firstLook         string
-	longSilence                                               time.Duration
-	recordingsDir                                             string
-	recordingFPS                                              float64
-	scanFPS                                                   float64
-	maxRecordingBytes                                         int64
-	modelPoll, audioRetention                                 time.Duration
-	discardAudio                                              bool
-	maxLag                                                    time.Duration
-	maxLagMessages                                            int64
-	keyFile                                                   string
-	kafkaRetention                                            time.Duration
+	addr, dataDir, dsn, brokers, group, topicPrefix, logLevel               string
+	partitions, concurrency                                                 int
+	faceAbsent, multipleFaces                                               time.Duration
+	analyzers, identityModel, personsModel, evidencePersonsModel, firstLook string
+	longSilence                                                             time.Duration
+	recordingsDir                                                           string
+	recordingFPS                                                            float64
+	scanFPS                                                                 float64
+	maxRecordingBytes                                                       int64
+	modelPoll, audioRetention                                               time.Duration
+	discardAudio                                                            bool
+	maxLag                                                                  time.Duration
+	maxLagMessages                                                          int64
+	keyFile                                                                 string
+	kafkaRetention                                                          time.Duration
 }
 
 // serviceAnalyzers is the default of --analyzers for serve, worker, demo and bench: the face
@@ -79,7 +79,8 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.analyzers, "analyzers", env("PROCTOR_ANALYZERS", strings.Join(serviceAnalyzers, ",")), "frame analyzers to run, in order (PROCTOR_ANALYZERS)")
 	fs.StringVar(&f.identityModel, "identity-model", env("PROCTOR_IDENTITY_MODEL", ""), "face-embedding model of the identity check (models/manifests); empty = "+analyzers.DefaultIdentityModel+" with the first look "+analyzers.DefaultIdentityFirstLook+"; facenet-keras is one pass (half the CPU on unclear faces, more false mismatches over time; docs/vision.md) (PROCTOR_IDENTITY_MODEL)")
 	fs.StringVar(&f.firstLook, "identity-first-look", env("PROCTOR_IDENTITY_FIRST_LOOK", ""), "a cheaper face-embedding model with the identity model's crop that settles clear matches first, the identity model measuring the rest; empty = "+analyzers.DefaultIdentityFirstLook+" for the default identity model, none for others; none = off (PROCTOR_IDENTITY_FIRST_LOOK)")
-	fs.StringVar(&f.personsModel, "persons-model", env("PROCTOR_PERSONS_MODEL", ""), "person/phone detector (models/manifests); empty = "+analyzers.DefaultPersonsModel+"; nanodet-coco-int8 costs ~60% of it but finds a few fewer small people (docs/vision.md) (PROCTOR_PERSONS_MODEL)")
+	fs.StringVar(&f.personsModel, "persons-model", env("PROCTOR_PERSONS_MODEL", ""), "person/phone detector of the main camera (models/manifests); empty = "+analyzers.DefaultPersonsModel+" (~60% of the float model's CPU, the same people and phones on main-camera scenes; docs/vision.md) (PROCTOR_PERSONS_MODEL)")
+	fs.StringVar(&f.evidencePersonsModel, "evidence-persons-model", env("PROCTOR_EVIDENCE_PERSONS_MODEL", ""), "person/phone detector of the evidence camera; empty = "+analyzers.DefaultEvidencePersonsModel+" (nanodet-coco-int8 finds a few fewer small people there: 67 vs 72 of 96 on a laptop screen) (PROCTOR_EVIDENCE_PERSONS_MODEL)")
 	fs.StringVar(&f.logLevel, "log-level", env("PROCTOR_LOG_LEVEL", "info"), "debug, info, warn or error (PROCTOR_LOG_LEVEL)")
 	fs.StringVar(&f.recordingsDir, "recordings-dir", env("PROCTOR_RECORDINGS_DIR", ""), "uploaded recordings; API and workers on different machines must share it; empty = DATA_DIR/recordings (PROCTOR_RECORDINGS_DIR)")
 	fs.Float64Var(&f.recordingFPS, "recording-fps", envFloat("PROCTOR_RECORDING_FPS", 1), "frames per second analysed from uploaded recordings (PROCTOR_RECORDING_FPS)")
@@ -124,7 +125,7 @@ func (f *serviceFlags) config() app.Config {
 			cfg.Analyzers.Analyzers = append(cfg.Analyzers.Analyzers, n)
 		}
 	}
-	cfg.Analyzers.Identity.Model, cfg.Analyzers.Persons.Model = f.identityModel, f.personsModel
+	cfg.Analyzers.Identity.Model, cfg.Analyzers.Persons.Model, cfg.Analyzers.Persons.EvidenceModel = f.identityModel, f.personsModel, f.evidencePersonsModel
 	cfg.Analyzers.Identity.FirstLook = f.firstLook
 	cfg.Audio.Answers.LongSilence = f.longSilence
 	cfg.Recordings.Dir, cfg.API.Recordings.Dir = f.recordingsDir, f.recordingsDir
