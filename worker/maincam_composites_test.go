@@ -1,12 +1,14 @@
 package worker
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"math/rand/v2"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -141,4 +143,120 @@ func intruderComposite(rng *rand.Rand, base, q gocv.Mat, face [4]float32, frac f
 	cut.CopyTo(&dst)
 	dst.Close()
 	return frame
+}
+
+// TestSceneTriggerOnMainCameraComposites: under the schedule the person detector runs between
+// its 10 s floor only when the cheap analyzers see a change (the face count or box, or the scene
+// thumbnail outside the face). On the main-camera composites above, and the phones in hand of
+// TestEvidenceComposites, this counts the frames where a second person or a phone appears after
+// three seconds of the candidate alone on which the detector ran at once, i.e. not left to the
+// floor.
+func TestSceneTriggerOnMainCameraComposites(t *testing.T) {
+	photos := loadCompositePhotos(t)
+	defer photos.close()
+	names := make([]string, 0, len(photos.byPerson))
+	for n := range photos.byPerson {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	set, err := analyzers.NewSet(analyzers.Config{Analyzers: []string{"faces", "persons"}})
+	if err != nil {
+		t.Skipf("models not available (scripts/setup.sh): %v", err)
+	}
+	defer set.Close()
+	sched := analyzers.NewSchedule(analyzers.ScheduleConfig{})
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	session := 0
+	// seen runs the candidate alone for 3 s, then event; it reports whether the detector ran on
+	// the event's frame and what it counted there.
+	seen := func(base, event []byte) (ran bool, persons, phones int) {
+		session++
+		id := fmt.Sprint("trigger-", session)
+		var obs analyzers.Observation
+		for k, jpg := range [][]byte{base, base, base, event} {
+			meta := analyzers.FrameMeta{Camera: analyzers.CameraMain, Session: id,
+				CapturedAt: t0.Add(time.Duration(k) * time.Second), Plan: sched.Plan(id, analyzers.CameraMain)}
+			if obs, err = set.AnalyzeFrameJPEG(context.Background(), jpg, meta); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, carried := obs.Carried["persons"]; !carried {
+			return true, *obs.Persons, *obs.Phones
+		}
+		// What the detector would have seen on that frame, had it run.
+		if obs, err = set.AnalyzeFrameJPEG(context.Background(), event, analyzers.FrameMeta{Camera: analyzers.CameraMain}); err != nil {
+			t.Fatal(err)
+		}
+		return false, *obs.Persons, *obs.Phones
+	}
+	type tally struct{ events, ran, found, missed int } // missed: not run, but found when run
+	var near, distant, hand tally
+	rng := rand.New(rand.NewPCG(14, 3))
+	for ni, name := range names {
+		for _, p := range photos.byPerson[name] {
+			base := composite.Cover(p, 640, 480)
+			baseJPG := encodeJPEG(t, base)
+			obs, err := set.AnalyzeFrameJPEG(context.Background(), baseJPG, analyzers.FrameMeta{Camera: analyzers.CameraMain})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(obs.Faces) != 1 || *obs.Persons != 1 || *obs.Phones != 0 {
+				base.Close()
+				continue
+			}
+			face := obs.Faces[0].Box
+			for k := range 4 {
+				other := names[(ni+1+rng.IntN(len(names)-1))%len(names)]
+				q := photos.byPerson[other][rng.IntN(len(photos.byPerson[other]))]
+				tl, frac := &distant, 0.2+0.25*rng.Float64()
+				if k%2 == 0 {
+					tl, frac = &near, 0.45+0.35*rng.Float64()
+				}
+				fr := intruderComposite(rng, base, q, face, frac)
+				ran, persons, _ := seen(baseJPG, encodeJPEG(t, fr))
+				fr.Close()
+				tl.events++
+				switch {
+				case ran && persons >= 2:
+					tl.found++
+					fallthrough
+				case ran:
+					tl.ran++
+				case persons >= 2:
+					tl.missed++
+				}
+			}
+			for range 2 {
+				fr := phoneComposite(rng, base, photos.phone, face, false)
+				ran, _, phones := seen(baseJPG, encodeJPEG(t, fr))
+				hand.events++
+				switch {
+				case ran && phones >= 1:
+					hand.found++
+					fallthrough
+				case ran:
+					hand.ran++
+				case phones >= 1:
+					hand.missed++
+					dump(t, "trigger-missed-phone", hand.missed, encodeJPEG(t, fr))
+				}
+				fr.Close()
+			}
+			base.Close()
+		}
+	}
+	var b strings.Builder
+	b.WriteString("\n| event on the main camera | events | detector ran on the frame it appeared | and found it there | not run there, though it would have found it |\n|---|---|---|---|---|\n")
+	for _, r := range []struct {
+		name string
+		tl   tally
+	}{{"second person, near (0.45–0.8 of the height)", near}, {"second person, distant (0.2–0.45)", distant}, {"phone in hand", hand}} {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d |\n", r.name, r.tl.events, r.tl.ran, r.tl.found, r.tl.missed)
+	}
+	t.Log(b.String())
+	for _, tl := range []tally{near, distant, hand} {
+		if tl.missed > 0 {
+			t.Errorf("%d of %d events the detector would have found waited for its floor", tl.missed, tl.events)
+		}
+	}
 }
