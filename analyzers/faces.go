@@ -155,10 +155,12 @@ type Faces struct {
 	agreeFace   float32           // UltraFace's minimum score for an agreed face
 	agreeScore  float32
 	low         []models.FaceBox // UltraFace boxes from agreeFace up to the pass's threshold
-	blaze       []models.FaceBox // the BlazeFace boxes of the frame, reused
-	tilt        float64          // the tilted look's turn in degrees; 0 when off
-	tilted      gocv.Mat         // the turned frame of the tilted look, reused
-	turned      []models.FaceBox // the tilted look's boxes, reused
+	// Whether the further looks on the frame being analysed were carried (skipped) or ran.
+	looksCarried, looksRan bool
+	blaze                  []models.FaceBox // the BlazeFace boxes of the frame, reused
+	tilt                   float64          // the tilted look's turn in degrees; 0 when off
+	tilted                 gocv.Mat         // the turned frame of the tilted look, reused
+	turned                 []models.FaceBox // the tilted look's boxes, reused
 	// SecondPasses counts frames the second pass was run on and found a face on (for the eval).
 	SecondPasses, SecondPassFound int
 	// Verified counts frames the verifier ran on, Unverified the extra faces it dropped;
@@ -284,13 +286,13 @@ func (a *Faces) DecodeSide() int { return a.decodeSide }
 func (a *Faces) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 	var top float32
 	var err error
-	if a.buf, top, err = a.find(a.buf[:0], f); err != nil {
+	if a.buf, top, err = a.find(a.buf[:0], f, obs); err != nil {
 		return err
 	}
 	// Not on the evidence camera: behind the candidate it rarely sees a face, so the look would
 	// run on most of its frames, and no rule reads its face count (FACE_ABSENT and
 	// MULTIPLE_FACES are the main camera's).
-	if len(a.buf) == 0 && a.tilt != 0 && f.Camera != CameraEvidence {
+	if len(a.buf) == 0 && a.tilt != 0 && f.Camera != CameraEvidence && !a.looksCarried {
 		if a.buf, err = a.tiltedLook(a.buf, f); err != nil {
 			return fmt.Errorf("faces: tilted look: %w", err)
 		}
@@ -298,20 +300,26 @@ func (a *Faces) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 	obs.TopFaceScore = top
 	if len(a.buf) == 0 {
 		obs.Faces = []Face{} // "faces": [] in JSON, not null; no allocation
-		return nil
+	} else {
+		// The observation outlives the frame (it is stored), so it gets its own slice.
+		obs.Faces = make([]Face, len(a.buf))
+		for i, b := range a.buf {
+			obs.Faces[i] = Face{Box: [4]float32{b.X, b.Y, b.W, b.H}, Score: b.Score}
+		}
 	}
-	// The observation outlives the frame (it is stored), so it gets its own slice.
-	faces := make([]Face, len(a.buf))
-	for i, b := range a.buf {
-		faces[i] = Face{Box: [4]float32{b.X, b.Y, b.W, b.H}, Score: b.Score}
+	if a.looksRan {
+		f.Plan.Ran(LooksStep, f, obs)
 	}
-	obs.Faces = faces
 	return nil
 }
 
 // find runs the passes on one picture (the frame, or the frame turned by the tilted look) and
 // returns the faces in f's pixels, best first, and the first passes' top score.
-func (a *Faces) find(dst []models.FaceBox, f *Frame) ([]models.FaceBox, float32, error) {
+//
+// With obs (the analysed frame, not a turned picture) it also decides the further looks on a
+// frame the first pass saw empty: skipped when the frame's Planner carries their last answer
+// (ScheduleConfig.LooksEvery); a.looksCarried and a.looksRan say which happened.
+func (a *Faces) find(dst []models.FaceBox, f *Frame, obs *Observation) ([]models.FaceBox, float32, error) {
 	dst, top, err := a.det.Detect(dst, f.Image, f.Width, f.Height)
 	if err != nil {
 		return dst, top, fmt.Errorf("faces: %w", err)
@@ -321,6 +329,15 @@ func (a *Faces) find(dst []models.FaceBox, f *Frame) ([]models.FaceBox, float32,
 		a.low = appendBetween(a.low, dst, a.agreeFace, a.score)
 	}
 	dst = atLeast(dst, 0, a.score)
+	if obs != nil {
+		a.looksCarried, a.looksRan = false, false
+		if len(dst) == 0 && f.Plan != nil {
+			if a.looksCarried = f.Plan.Skip(LooksStep, f, obs); a.looksCarried {
+				return dst, top, nil
+			}
+			a.looksRan = true
+		}
+	}
 	if len(dst) == 0 && a.secondPass {
 		var top2 float32
 		if dst, top2, err = a.secondLook(dst, f); err != nil {

@@ -65,7 +65,7 @@ func (a *Faces) turnedPass(f *Frame, deg float64) (models.FaceBox, bool, error) 
 		return models.FaceBox{}, false, fmt.Errorf("tilted look: turning by %g° failed", deg)
 	}
 	var err error
-	if a.turned, _, err = a.find(a.turned[:0], &Frame{Image: a.tilted, Width: cw, Height: ch}); err != nil || len(a.turned) == 0 {
+	if a.turned, _, err = a.find(a.turned[:0], &Frame{Image: a.tilted, Width: cw, Height: ch}, nil); err != nil || len(a.turned) == 0 {
 		return models.FaceBox{}, false, err
 	}
 	b := a.turned[0] // best first

@@ -66,6 +66,15 @@ type ScheduleConfig struct {
 	// not see is measured at most StillMax late (one frame at 1 frame/s), and one it sees on the
 	// frame it happens. Default 1s; negative analyses every frame.
 	StillMax time.Duration `json:"still_max,omitempty"`
+	// LooksEvery is the longest the main camera goes without the face detector's further looks
+	// (the padded pass, the second detector's agreement, the tilted look: FacesConfig) on an
+	// unchanged empty picture. They run when the first pass finds no face, and cost five times
+	// that pass; when they found nothing on a frame and the whole-frame thumbnail (StillMax) has
+	// not changed since, their answer "no face" is carried instead, marked "faces.looks" in
+	// Observation.Carried. The first pass still runs on every analysed frame, and a face coming
+	// into view changes the thumbnail, so the carry can only prolong "no face" on a picture that
+	// looks the same. Default 5s; negative runs the looks every time.
+	LooksEvery time.Duration `json:"looks_every,omitempty"`
 	// MaxStep is the longest time between two frames of a camera that still continues its
 	// schedule; after a longer pause (a network outage, the partition having been on another
 	// worker) every analyzer runs again. Default 3s.
@@ -99,6 +108,9 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 	}
 	if c.StillMax == 0 {
 		c.StillMax = time.Second
+	}
+	if c.LooksEvery == 0 {
+		c.LooksEvery = 5 * time.Second
 	}
 	return c
 }
@@ -166,6 +178,10 @@ type cameraSchedule struct {
 	fullAt     time.Time
 	stillThumb []uint8
 	curStill   []uint8
+	// The last frame on which the face detector's further looks ran and found no face: when,
+	// and its whole-frame thumbnail (empty when there is none to compare with).
+	emptyAt    time.Time
+	emptyThumb []uint8
 }
 
 // maxScheduled bounds the states kept; the oldest half is dropped beyond it (those sessions
@@ -310,8 +326,14 @@ func carriedCopy(o *Observation) Observation {
 
 const thumbW, thumbH = 32, 24
 
+// LooksStep is the name under which the faces analyzer asks its Planner whether its further
+// looks may be skipped (ScheduleConfig.LooksEvery), and tells it that they ran.
+const LooksStep = "faces.looks"
+
 func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
 	switch {
+	case analyzer == LooksStep:
+		return p.skipLooks(f, obs)
 	case analyzer == "headpose" && p.s.cfg.HeadPoseEvery >= 0:
 		return p.skipPose(f, obs)
 	case analyzer != "persons" || p.s.cfg.PersonsEvery < 0:
@@ -403,7 +425,43 @@ func abs32(x float32) float32 {
 	return x
 }
 
+// skipLooks decides the face detector's further looks on a frame whose first pass found no face
+// (see ScheduleConfig.LooksEvery).
+func (p *framePlan) skipLooks(f *Frame, obs *Observation) bool {
+	cfg := p.s.cfg
+	if cfg.LooksEvery < 0 || f.Camera != CameraMain || !p.still {
+		return false
+	}
+	st := p.state(f)
+	age := f.CapturedAt.Sub(st.emptyAt)
+	if p.restart || len(st.emptyThumb) == 0 || age <= 0 || age >= cfg.LooksEvery ||
+		changedCells(st.emptyThumb, st.curStill, cfg.SceneDelta) >= cfg.SceneCells {
+		return false
+	}
+	if obs.Carried == nil {
+		obs.Carried = map[string]int64{}
+	}
+	obs.Carried[LooksStep] = st.emptyAt.UnixMilli()
+	return true
+}
+
+// ranLooks records the further looks' answer: a reference picture for skipLooks when they found
+// no face, none when they found one.
+func (p *framePlan) ranLooks(f *Frame, obs *Observation) {
+	st := p.state(f)
+	if len(obs.Faces) > 0 || !p.still || f.Camera != CameraMain {
+		st.emptyThumb = st.emptyThumb[:0]
+		return
+	}
+	st.emptyAt = f.CapturedAt
+	st.emptyThumb = append(st.emptyThumb[:0], st.curStill...)
+}
+
 func (p *framePlan) Ran(analyzer string, f *Frame, obs *Observation) {
+	if analyzer == LooksStep {
+		p.ranLooks(f, obs)
+		return
+	}
 	if analyzer == "headpose" {
 		p.ranPose(f, obs)
 		return

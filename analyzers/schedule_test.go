@@ -94,3 +94,44 @@ func (n namedAnalyzer) Name() string                                            
 func (namedAnalyzer) Version() string                                           { return "test" }
 func (namedAnalyzer) Close() error                                              { return nil }
 func (namedAnalyzer) Analyze(_ context.Context, _ *Frame, _ *Observation) error { return nil }
+
+// TestLooksCarriedOnAnUnchangedEmptyPicture: the face detector's further looks (padded pass,
+// tilted look) run on a main-camera frame whose first pass found no face, unless they found
+// nothing on the same-looking picture less than LooksEvery ago; then their answer is carried
+// and marked. A changed picture, the evidence camera and an old answer run them again.
+func TestLooksCarriedOnAnUnchangedEmptyPicture(t *testing.T) {
+	set, err := NewSet(Config{Analyzers: []string{"faces"}})
+	RequireInstalled(t, err)
+	defer set.Close()
+	faces := set.analyzers[0].(*Faces)
+	s := NewSchedule(ScheduleConfig{})
+	empty, changed := testJPEG(t, 640, 480), handRaised(t)
+	t0 := time.Unix(1_700_000_000, 0)
+	for _, step := range []struct {
+		at        int // seconds
+		camera    string
+		jpg       []byte
+		wantLooks bool // the further looks ran (else carried or not needed)
+	}{
+		{0, CameraMain, empty, true},     // nothing to compare with
+		{2, CameraMain, empty, false},    // the same picture 2 s later: carried from 0 s
+		{4, CameraMain, changed, true},   // a hand came into view
+		{6, CameraMain, changed, false},  // unchanged since 4 s
+		{9, CameraMain, changed, true},   // 5 s since they last ran
+		{2, CameraEvidence, empty, true}, // the evidence camera has no thumbnail to compare
+	} {
+		before := faces.SecondPasses
+		meta := FrameMeta{Camera: step.camera, Session: "s1", CapturedAt: t0.Add(time.Duration(step.at) * time.Second),
+			Plan: s.Plan("s1", step.camera)}
+		obs, err := set.AnalyzeFrameJPEG(context.Background(), step.jpg, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran := faces.SecondPasses > before
+		carried, marked := obs.Carried[LooksStep]
+		if ran != step.wantLooks || marked == ran || len(obs.Faces) != 0 {
+			t.Errorf("%s at %d s: looks ran %v (want %v), carried %v from %d, faces %d",
+				step.camera, step.at, ran, step.wantLooks, marked, carried, len(obs.Faces))
+		}
+	}
+}

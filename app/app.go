@@ -208,7 +208,11 @@ func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *ru
 		kcfg.Topics.DeadLetter: worker.DeadLetterRecorder(a.Store),
 		kcfg.Topics.Events:     worker.AnswerEvents(worker.EventHandler(a.Store, registry), a.Store, audio.Answers()),
 	} {
-		c, err := pipeline.NewConsumer(kcfg, topic, h, dlq, registry)
+		ccfg := kcfg
+		if topic == kcfg.Topics.Frames {
+			ccfg.Concurrency = kcfg.FrameReaders // more Readers than analyzer sets
+		}
+		c, err := pipeline.NewConsumer(ccfg, topic, h, dlq, registry)
 		if err != nil {
 			return err
 		}

@@ -193,6 +193,18 @@ type Config struct {
 	// Default: 2
 	Concurrency int
 
+	// FrameReaders is the number of Readers of the frames topic in this
+	// process, when more than Concurrency. Frames are analysed on
+	// Concurrency analyzer sets (one per core), and a Reader holds its set
+	// only while it analyses: with more Readers than sets, one Reader's
+	// batch is stored, committed and the next one fetched while the others
+	// keep the sets busy, and a session whose frames run late holds up only
+	// its own Reader. More Readers than the topic's partitions sit idle.
+	//
+	// Default: Partitions (measured: `proctor bench -n 600` 110 and 113
+	// frames/s end to end against 96 and 96 with 2 Readers, docs/vision.md)
+	FrameReaders int
+
 	// MaxBatch is the most messages a Reader hands to a BatchHandler at once
 	// (Consumer.HandleBatches): what it fetched already, or receives within
 	// BatchWait. One transaction and one offset commit per batch instead of
@@ -280,6 +292,8 @@ func (c Config) WithDefaults() Config {
 	setDur(&c.RebalanceTimeout, 5*time.Second)
 	setDur(&c.JoinGroupBackoff, 500*time.Millisecond)
 	setInt(&c.Concurrency, 2)
+	setInt(&c.FrameReaders, c.Partitions)
+	c.FrameReaders = max(c.FrameReaders, c.Concurrency)
 	setInt(&c.MaxBatch, 16)
 	setDur(&c.BatchWait, 2*time.Millisecond)
 	setDur(&c.RetryBackoffMin, 100*time.Millisecond)

@@ -98,7 +98,7 @@ func startWorkers(ctx context.Context, sf serviceFlags, count int, brokers []str
 			"--kafka-brokers", strings.Join(brokers, ","),
 			"--kafka-topic-prefix", sf.topicPrefix, "--kafka-group", sf.group,
 			"--kafka-partitions", strconv.Itoa(sf.partitions),
-			"--concurrency", strconv.Itoa(sf.concurrency),
+			"--concurrency", strconv.Itoa(sf.concurrency), "--frame-readers", strconv.Itoa(sf.frameReaders),
 			"--data-dir", sf.dataDir, "--database-dsn", sf.dsn, "--encryption-key-file", sf.keyFile,
 			"--analyzers", sf.analyzers, "--identity-model", sf.identityModel, "--identity-first-look", sf.firstLook, "--persons-model", sf.personsModel, "--evidence-persons-model", sf.evidencePersonsModel,
 			"--log-level", sf.logLevel,

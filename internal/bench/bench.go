@@ -114,9 +114,9 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 			labels[s.label]++
 		}
 	}
-	fmt.Fprintf(stdout, "bench: %d frames over %d sessions at 1 frame/s each (candidate %d, empty room %d, second person %d; %d×%d JPEG ~%d KiB), %s, %s, %d CPU, worker concurrency %d\n",
+	fmt.Fprintf(stdout, "bench: %d frames over %d sessions at 1 frame/s each (candidate %d, empty room %d, second person %d; %d×%d JPEG ~%d KiB), %s, %s, %d CPU, worker concurrency %d (frame readers %d)\n",
 		o.N, o.Sessions, labels["candidate"], labels["nobody"], labels["group"], scenario.FrameSize, scenario.FrameSize*3/4,
-		len(timelines[0][0].jpeg)>>10, transport, db, runtime.NumCPU(), a.Kafka.Concurrency)
+		len(timelines[0][0].jpeg)>>10, transport, db, runtime.NumCPU(), a.Kafka.Concurrency, a.Kafka.FrameReaders)
 
 	if o.Workers > 0 {
 		return r.scaleOut(ctx, stdout)
