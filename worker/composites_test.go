@@ -47,6 +47,16 @@ type compositePhotos struct {
 	phone    gocv.Mat              // the phone cut from vfa_sample2.jpg (its detector box)
 }
 
+// people returns the identities/ people's names, sorted.
+func (p *compositePhotos) people() []string {
+	names := make([]string, 0, len(p.byPerson))
+	for n := range p.byPerson {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 func (p *compositePhotos) close() {
 	for _, ms := range p.byPerson {
 		for _, m := range ms {
@@ -200,11 +210,7 @@ func TestEvidenceComposites(t *testing.T) {
 	defer set.Close()
 	eng := rules.New(rules.Config{})
 	rng := rand.New(rand.NewPCG(15, 3))
-	names := make([]string, 0, len(photos.byPerson))
-	for n := range photos.byPerson {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := photos.people()
 
 	type tally struct{ frames, detected, flagged, flaggedBefore int }
 	var screen, room, behind, inHand tally

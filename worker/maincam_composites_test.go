@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -29,11 +28,7 @@ import (
 func TestMainCameraSecondPerson(t *testing.T) {
 	photos := loadCompositePhotos(t)
 	defer photos.close()
-	names := make([]string, 0, len(photos.byPerson))
-	for n := range photos.byPerson {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := photos.people()
 
 	type tally struct{ frames, two int }
 	type result struct {
@@ -71,16 +66,8 @@ func TestMainCameraSecondPerson(t *testing.T) {
 				}
 				face := obs.Faces[0].Box
 				for k := range 4 {
-					// Someone else: a photo of another person, chosen by the composite's rng.
-					other := names[(ni+1+rng.IntN(len(names)-1))%len(names)]
-					qs := photos.byPerson[other]
-					q := qs[rng.IntN(len(qs))]
 					near := k%2 == 0
-					frac := 0.2 + 0.25*rng.Float64()
-					if near {
-						frac = 0.45 + 0.35*rng.Float64()
-					}
-					fr := intruderComposite(rng, base, q, face, frac)
+					fr := photos.intruder(rng, names, ni, base, face, near)
 					jpg := encodeJPEG(t, fr)
 					fr.Close()
 					dump(t, fmt.Sprintf("intruder-%v", near), r.near.frames+r.distant.frames, jpg)
@@ -118,6 +105,18 @@ func TestMainCameraSecondPerson(t *testing.T) {
 	}
 }
 
+// intruder is a main-camera composite of base (names[ni]'s photo, its face box face) with a
+// photo of someone else, chosen by rng, standing near or at a distance (intruderComposite).
+func (p *compositePhotos) intruder(rng *rand.Rand, names []string, ni int, base gocv.Mat, face [4]float32, near bool) gocv.Mat {
+	other := p.byPerson[names[(ni+1+rng.IntN(len(names)-1))%len(names)]]
+	q := other[rng.IntN(len(other))]
+	frac := 0.2 + 0.25*rng.Float64()
+	if near {
+		frac = 0.45 + 0.35*rng.Float64()
+	}
+	return intruderComposite(rng, base, q, face, frac)
+}
+
 // intruderComposite pastes q, cut to head and shoulders (3:4, top kept), at frac of the frame's
 // height beside the candidate's face box (the side with more room), its top in the upper fifth.
 func intruderComposite(rng *rand.Rand, base, q gocv.Mat, face [4]float32, frac float64) gocv.Mat {
@@ -147,18 +146,14 @@ func intruderComposite(rng *rand.Rand, base, q gocv.Mat, face [4]float32, frac f
 
 // TestSceneTriggerOnMainCameraComposites: under the schedule the person detector runs between
 // its 10 s floor only when the cheap analyzers see a change (the face count or box, or the scene
-// thumbnail outside the face). On the main-camera composites above, and the phones in hand of
+// thumbnail: around the face, and less keenly on it). On the main-camera composites above, and the phones in hand of
 // TestEvidenceComposites, this counts the frames where a second person or a phone appears after
 // three seconds of the candidate alone on which the detector ran at once, i.e. not left to the
 // floor.
 func TestSceneTriggerOnMainCameraComposites(t *testing.T) {
 	photos := loadCompositePhotos(t)
 	defer photos.close()
-	names := make([]string, 0, len(photos.byPerson))
-	for n := range photos.byPerson {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := photos.people()
 	set, err := analyzers.NewSet(analyzers.Config{Analyzers: []string{"faces", "persons"}})
 	if err != nil {
 		t.Skipf("models not available (scripts/setup.sh): %v", err)
@@ -206,13 +201,11 @@ func TestSceneTriggerOnMainCameraComposites(t *testing.T) {
 			}
 			face := obs.Faces[0].Box
 			for k := range 4 {
-				other := names[(ni+1+rng.IntN(len(names)-1))%len(names)]
-				q := photos.byPerson[other][rng.IntN(len(photos.byPerson[other]))]
-				tl, frac := &distant, 0.2+0.25*rng.Float64()
+				tl := &distant
 				if k%2 == 0 {
-					tl, frac = &near, 0.45+0.35*rng.Float64()
+					tl = &near
 				}
-				fr := intruderComposite(rng, base, q, face, frac)
+				fr := photos.intruder(rng, names, ni, base, face, k%2 == 0)
 				ran, persons, _ := seen(baseJPG, encodeJPEG(t, fr))
 				fr.Close()
 				tl.events++
