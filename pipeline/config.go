@@ -199,7 +199,10 @@ type Config struct {
 	// only while it analyses: with more Readers than sets, one Reader's
 	// batch is stored, committed and the next one fetched while the others
 	// keep the sets busy, and a session whose frames run late holds up only
-	// its own Reader. More Readers than the topic's partitions sit idle.
+	// its own Reader. More Readers than the topic's partitions sit idle
+	// (group members without a partition); each Reader buffers at most one
+	// fetch (4 MiB, or twice BatchBytes) and kafka-go's queue of 100
+	// messages.
 	//
 	// Default: Partitions (measured: `proctor bench -n 600` 110 and 113
 	// frames/s end to end against 96 and 96 with 2 Readers, docs/vision.md)
