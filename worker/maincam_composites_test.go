@@ -247,8 +247,10 @@ func TestSceneTriggerOnMainCameraComposites(t *testing.T) {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d |\n", r.name, r.tl.events, r.tl.ran, r.tl.found, r.tl.missed)
 	}
 	t.Log(b.String())
+	// 0 of each measured (docs/vision.md); a margin of one in twenty for other CPUs' rounding
+	// near the thresholds. Without the face and its margin watched, 14 phones of 62 waited.
 	for _, tl := range []tally{near, distant, hand} {
-		if tl.missed > 0 {
+		if tl.missed > tl.events/20 {
 			t.Errorf("%d of %d events the detector would have found waited for its floor", tl.missed, tl.events)
 		}
 	}
