@@ -317,8 +317,9 @@ func (a *Faces) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 // returns the faces in f's pixels, best first, and the first passes' top score.
 //
 // With obs (the analysed frame, not a turned picture) it also decides the further looks on a
-// frame the first pass saw empty: skipped when the frame's Planner carries their last answer
-// (ScheduleConfig.LooksEvery); a.looksCarried and a.looksRan say which happened.
+// frame the first pass saw empty: skipped on the evidence camera, and when the frame's Planner
+// carries their last answer (ScheduleConfig.LooksEvery); a.looksCarried and a.looksRan say
+// which happened.
 func (a *Faces) find(dst []models.FaceBox, f *Frame, obs *Observation) ([]models.FaceBox, float32, error) {
 	dst, top, err := a.det.Detect(dst, f.Image, f.Width, f.Height)
 	if err != nil {
@@ -331,10 +332,19 @@ func (a *Faces) find(dst []models.FaceBox, f *Frame, obs *Observation) ([]models
 	dst = atLeast(dst, 0, a.score)
 	if obs != nil {
 		a.looksCarried, a.looksRan = false, false
-		if len(dst) == 0 && f.Plan != nil {
-			if a.looksCarried = f.Plan.Skip(LooksStep, f, obs); a.looksCarried {
-				return dst, top, nil
-			}
+	}
+	if obs != nil && len(dst) == 0 {
+		switch {
+		case f.Camera == CameraEvidence:
+			// No rule reads the evidence camera's face count (its faces are mostly the
+			// candidate's video on the laptop); the schedule only watches it change, for which
+			// the first pass is enough. The further looks would run on most of its frames.
+			return dst, top, nil
+		case f.Plan == nil:
+		case f.Plan.Skip(LooksStep, f, obs):
+			a.looksCarried = true
+			return dst, top, nil
+		default:
 			a.looksRan = true
 		}
 	}

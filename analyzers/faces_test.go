@@ -393,20 +393,23 @@ func TestSetEvidenceCameraSkipsMainOnly(t *testing.T) {
 }
 
 // BenchmarkSetByCamera: the vision analyzers a session's frames pass through, every one on every
-// frame (no schedule, as `proctor analyze`), on a 640×480 frame showing faces, posted as the main
-// camera and as the evidence camera (which skips the main-camera-only analyzers).
+// frame (no schedule, as `proctor analyze`), on a 640×480 frame showing faces and on one showing
+// none, posted as the main camera and as the evidence camera (which skips the main-camera-only
+// analyzers, and the face detector's further looks on an empty frame).
 //
 //	go test -run XXX -bench BenchmarkSetByCamera -benchtime 100x ./analyzers/
 func BenchmarkSetByCamera(b *testing.B) {
 	s := newTestSet(b, Config{Analyzers: []string{"faces", "landmarks", "headpose", "attire", "ears", "persons", "sheet", "cameramotion"}})
-	data := resizedJPEG(b, 1, 640, 480)
+	faces, empty := resizedJPEG(b, 1, 640, 480), testJPEG(b, 640, 480)
 	for _, camera := range []string{CameraMain, CameraEvidence} {
-		b.Run(camera, func(b *testing.B) {
-			for range b.N {
-				if _, err := s.AnalyzeJPEG(context.Background(), data, camera); err != nil {
-					b.Fatal(err)
+		for name, data := range map[string][]byte{"faces": faces, "no-face": empty} {
+			b.Run(camera+"/"+name, func(b *testing.B) {
+				for range b.N {
+					if _, err := s.AnalyzeJPEG(context.Background(), data, camera); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
