@@ -155,8 +155,8 @@ type Faces struct {
 	agreeFace   float32           // UltraFace's minimum score for an agreed face
 	agreeScore  float32
 	low         []models.FaceBox // UltraFace boxes from agreeFace up to the pass's threshold
-	// Whether the further looks on the frame being analysed were carried (skipped) or ran.
-	looksCarried, looksRan bool
+	// Whether the further looks on the frame being analysed were skipped or ran.
+	looksSkipped, looksRan bool
 	blaze                  []models.FaceBox // the BlazeFace boxes of the frame, reused
 	tilt                   float64          // the tilted look's turn in degrees; 0 when off
 	tilted                 gocv.Mat         // the turned frame of the tilted look, reused
@@ -289,10 +289,7 @@ func (a *Faces) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 	if a.buf, top, err = a.find(a.buf[:0], f, obs); err != nil {
 		return err
 	}
-	// Not on the evidence camera: behind the candidate it rarely sees a face, so the look would
-	// run on most of its frames, and no rule reads its face count (FACE_ABSENT and
-	// MULTIPLE_FACES are the main camera's).
-	if len(a.buf) == 0 && a.tilt != 0 && f.Camera != CameraEvidence && !a.looksCarried {
+	if len(a.buf) == 0 && a.tilt != 0 && !a.looksSkipped {
 		if a.buf, err = a.tiltedLook(a.buf, f); err != nil {
 			return fmt.Errorf("faces: tilted look: %w", err)
 		}
@@ -318,7 +315,7 @@ func (a *Faces) Analyze(_ context.Context, f *Frame, obs *Observation) error {
 //
 // With obs (the analysed frame, not a turned picture) it also decides the further looks on a
 // frame the first pass saw empty: skipped on the evidence camera, and when the frame's Planner
-// carries their last answer (ScheduleConfig.LooksEvery); a.looksCarried and a.looksRan say
+// carries their last answer (ScheduleConfig.LooksEvery); a.looksSkipped and a.looksRan say
 // which happened.
 func (a *Faces) find(dst []models.FaceBox, f *Frame, obs *Observation) ([]models.FaceBox, float32, error) {
 	dst, top, err := a.det.Detect(dst, f.Image, f.Width, f.Height)
@@ -331,21 +328,24 @@ func (a *Faces) find(dst []models.FaceBox, f *Frame, obs *Observation) ([]models
 	}
 	dst = atLeast(dst, 0, a.score)
 	if obs != nil {
-		a.looksCarried, a.looksRan = false, false
-	}
-	if obs != nil && len(dst) == 0 {
-		switch {
-		case f.Camera == CameraEvidence:
-			// No rule reads the evidence camera's face count (its faces are mostly the
-			// candidate's video on the laptop); the schedule only watches it change, for which
-			// the first pass is enough. The further looks would run on most of its frames.
-			return dst, top, nil
-		case f.Plan == nil:
-		case f.Plan.Skip(LooksStep, f, obs):
-			a.looksCarried = true
-			return dst, top, nil
-		default:
-			a.looksRan = true
+		a.looksSkipped, a.looksRan = false, false
+		if len(dst) == 0 {
+			switch {
+			case f.Camera == CameraEvidence:
+				// No rule reads the evidence camera's face count (FACE_ABSENT and MULTIPLE_FACES
+				// are the main camera's; its faces are mostly the candidate's video on the
+				// laptop); the schedule only watches it change, for which the first pass is
+				// enough. The further looks would run on most of its frames.
+				a.looksSkipped = true
+			case f.Plan == nil:
+			case f.Plan.Skip(LooksStep, f, obs):
+				a.looksSkipped = true
+			default:
+				a.looksRan = true
+			}
+			if a.looksSkipped {
+				return dst, top, nil
+			}
 		}
 	}
 	if len(dst) == 0 && a.secondPass {

@@ -586,7 +586,13 @@ func sceneChanged(a, b []uint8, f *Frame, box, prevBox [4]float32, cfg ScheduleC
 	for y := range thumbH {
 		for x := range thumbW {
 			d := int(a[y*thumbW+x]) - int(b[y*thumbW+x])
-			if z := zone(x, y); d >= need[z] || -d >= need[z] {
+			if d < 0 {
+				d = -d
+			}
+			if d < need[0] {
+				continue // below every zone's need: no need to place the cell
+			}
+			if z := zone(x, y); d >= need[z] {
 				if n[z]++; n[z] >= enough[z] {
 					return true
 				}
