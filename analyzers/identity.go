@@ -21,6 +21,7 @@ func init() {
 type IdentityConfig struct {
 	// Model is the manifest name of the face-embedding model (models/manifests, task
 	// face-embedding). Default DefaultIdentityModel, chosen by measurement (docs/vision.md); also
+	// "facenet-keras-mirror" (the same without the whitening fitted on the dev people),
 	// "facenet-keras" (one pass: half the CPU, more false IDENTITY_MISMATCH over time),
 	// "facenet-keras-int8" (static int8: the same TAR at a quarter of the CPU, but more false
 	// IDENTITY_MISMATCH over time) and "faceplugin-embedding" (the first default).
@@ -63,12 +64,14 @@ type IdentityConfig struct {
 
 // DefaultIdentityModel is the embedding model used when IdentityConfig.Model is empty: FaceNet
 // with test-time mirroring, which raises a quarter fewer false IDENTITY_MISMATCH flags over time
-// than one pass, at twice its CPU; DefaultIdentityFirstLook spares it on clear matches
-// (docs/vision.md, "Identity over time").
-const DefaultIdentityModel = "facenet-keras-mirror"
+// than one pass, at twice its CPU, then whitened on the dev people (models/cards/facenet-wccn-rmfd.md:
+// higher TAR on the held-back Chinese faces at the same false accepts);
+// DefaultIdentityFirstLook spares it on clear matches (docs/vision.md, "Identity over time").
+const DefaultIdentityModel = "facenet-keras-mirror-wccn"
 
-// DefaultIdentityFirstLook is the default model's first look (IdentityConfig.FirstLook).
-const DefaultIdentityFirstLook = "facenet-keras-int8"
+// DefaultIdentityFirstLook is the default model's first look (IdentityConfig.FirstLook): the
+// int8 model with the same whitening, since its vectors are compared with the default's.
+const DefaultIdentityFirstLook = "facenet-keras-int8-wccn"
 
 // ErrNoFaceInPhoto means a registration photo shows no face the landmarks analyzer could align.
 var ErrNoFaceInPhoto = errors.New("no face found in the registration photo")

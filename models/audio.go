@@ -55,7 +55,7 @@ const RegistryProject = "project"
 
 // trainedFS holds the project's own small models (model cards in models/cards/).
 //
-//go:embed trained/*.onnx
+//go:embed trained/*.onnx trained/*.f32
 var trainedFS embed.FS
 
 // AudioSpec is the audio part of a manifest: how a streaming audio model is fed.

@@ -1,9 +1,14 @@
 package models
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"path"
+	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"gocv.io/x/gocv"
@@ -16,6 +21,8 @@ type FaceEmbedder struct {
 	*tensorSession
 	lut [3][256]float32
 	src [3]int // byte offset inside a BGR pixel of model channel c
+	// mean and proj are the manifest's projection (nil without one); projected is scratch
+	mean, proj, projected []float32
 }
 
 // NewFaceEmbedder creates an embedder for m (from Load).
@@ -28,7 +35,51 @@ func NewFaceEmbedder(m *Manifest, o SessionOptions) (*FaceEmbedder, error) {
 	}
 	e := &FaceEmbedder{m: m, tensorSession: ts}
 	e.lut, e.src = channelLUT(m.Input)
+	if p := m.Decode.Projection; p != nil {
+		if e.mean, e.proj, err = loadProjection(p, m.Decode.Dim); err != nil {
+			ts.Close()
+			return nil, fmt.Errorf("face embedder %s: %w", m.ID(), err)
+		}
+		e.projected = make([]float32, m.Decode.Dim)
+	}
 	return e, nil
+}
+
+// loadProjection reads and checks a whitening file compiled into the binary.
+func loadProjection(p *Projection, dim int) (mean, proj []float32, err error) {
+	data, err := trainedFS.ReadFile(path.Clean(p.File))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: projection %s is not compiled into this binary", ErrModelMissing, p.File)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != strings.ToLower(p.SHA256) {
+		return nil, nil, fmt.Errorf("%w: projection %s has sha256 %s, manifest wants %s", ErrChecksum, p.File, got, p.SHA256)
+	}
+	if len(data) != 4*(dim+1)*dim {
+		return nil, nil, fmt.Errorf("projection %s has %d bytes, want %d for %d dimensions", p.File, len(data), 4*(dim+1)*dim, dim)
+	}
+	v := make([]float32, (dim+1)*dim)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+	}
+	return v[:dim], v[dim:], nil
+}
+
+// project replaces the unit embedding v by normalise((v − mean)·proj).
+func (e *FaceEmbedder) project(v []float32) {
+	d := len(v)
+	for i := range v {
+		v[i] -= e.mean[i]
+	}
+	clear(e.projected)
+	for i, x := range v {
+		row := e.proj[i*d : (i+1)*d]
+		for j, w := range row {
+			e.projected[j] += x * w
+		}
+	}
+	copy(v, e.projected)
+	Normalize(v)
 }
 
 // channelLUT precomputes (v-mean)*scale per model channel and where each channel sits in a BGR
@@ -74,7 +125,8 @@ func (e *FaceEmbedder) Threshold() float32 { return e.m.Thresholds.Similarity }
 
 // Embed writes the unit-length embedding of aligned (8-bit BGR, the model's input side square,
 // aligned to Template) into dst, which must have Dim() elements. With the manifest's
-// input.mirror the crop and its mirror image are embedded and added (two runs).
+// input.mirror the crop and its mirror image are embedded and added (two runs); with a
+// decode.projection the unit vector is then whitened and normalised again.
 func (e *FaceEmbedder) Embed(aligned gocv.Mat, dst []float32) error {
 	if e.session == nil {
 		return errors.New("face embedder is closed")
@@ -106,6 +158,9 @@ func (e *FaceEmbedder) Embed(aligned gocv.Mat, dst []float32) error {
 		}
 	}
 	Normalize(dst)
+	if e.proj != nil {
+		e.project(dst)
+	}
 	return nil
 }
 

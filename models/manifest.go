@@ -114,6 +114,16 @@ type Decode struct {
 	// the family reads them; Dim is the length of each output vector.
 	Outputs []string `json:"outputs,omitempty"`
 	Dim     int      `json:"dim,omitempty"`
+	// Projection (face embeddings) is a whitening fitted on in-domain faces and compiled into the
+	// binary: the unit embedding minus a mean, times a d×d matrix, normalised again (embedder.go).
+	Projection *Projection `json:"projection,omitempty"`
+}
+
+// Projection names a whitening file under models/trained/: float32 little-endian, d+1 rows of d
+// values, the mean first, then the matrix row-major (training/vision/fit_whitening.py).
+type Projection struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"`
 }
 
 // Thresholds are the defaults; analyzers may override them from configuration.

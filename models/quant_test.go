@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"image"
 	"testing"
 
@@ -83,7 +84,6 @@ func countClass(boxes []ObjectBox, class string) int {
 // The int8 FaceNet must embed a face as the float model does (cosine of the two embeddings),
 // and keep different people apart: the demo faces, each cropped around its detector box.
 func TestFaceNetInt8MatchesFloat(t *testing.T) {
-	det := newTestDetector(t, DetectorOptions{})
 	mf, mq := loadInstalled(t, "facenet-keras"), loadInstalled(t, "facenet-keras-int8")
 	ef, err := NewFaceEmbedder(mf, SessionOptions{})
 	if err != nil {
@@ -95,36 +95,19 @@ func TestFaceNetInt8MatchesFloat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eq.Close()
-	side := mq.Input.Width
-	crop := gocv.NewMat()
-	defer crop.Close()
 	var floats, ints [][]float32
-	for n := 1; n <= 6; n++ {
-		img := readDemo(t, n, gocv.IMReadColor)
-		faces, _, err := det.Detect(nil, img, 0, 0)
-		if err != nil {
+	for _, crop := range demoFaceCrops(t, mq.Input.Width) {
+		a, b := make([]float32, ef.Dim()), make([]float32, eq.Dim())
+		if err := ef.Embed(crop.Mat, a); err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range faces {
-			r := image.Rect(int(f.X), int(f.Y), int(f.X+f.W), int(f.Y+f.H)).Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
-			if r.Dx() < 20 || r.Dy() < 20 {
-				continue
-			}
-			region := img.Region(r)
-			gocv.Resize(region, &crop, image.Pt(side, side), 0, 0, gocv.InterpolationArea)
-			region.Close()
-			a, b := make([]float32, ef.Dim()), make([]float32, eq.Dim())
-			if err := ef.Embed(crop, a); err != nil {
-				t.Fatal(err)
-			}
-			if err := eq.Embed(crop, b); err != nil {
-				t.Fatal(err)
-			}
-			if c := Cosine(a, b); c < 0.98 {
-				t.Errorf("sample%d face %+v: float and int8 embeddings at cosine %.3f, want >= 0.98", n, f, c)
-			}
-			floats, ints = append(floats, a), append(ints, b)
+		if err := eq.Embed(crop.Mat, b); err != nil {
+			t.Fatal(err)
 		}
+		if c := Cosine(a, b); c < 0.98 {
+			t.Errorf("%s: float and int8 embeddings at cosine %.3f, want >= 0.98", crop.name, c)
+		}
+		floats, ints = append(floats, a), append(ints, b)
 	}
 	if len(floats) < 10 {
 		t.Fatalf("only %d demo faces embedded", len(floats))
@@ -139,4 +122,38 @@ func TestFaceNetInt8MatchesFloat(t *testing.T) {
 			}
 		}
 	}
+}
+
+// faceCrop is a demo face resized to a model's input side; closed by the test's cleanup.
+type faceCrop struct {
+	gocv.Mat
+	name string
+}
+
+// demoFaceCrops crops every face the detector finds on the demo photos around its box, resized
+// to side×side.
+func demoFaceCrops(t *testing.T, side int) []faceCrop {
+	t.Helper()
+	det := newTestDetector(t, DetectorOptions{})
+	var crops []faceCrop
+	for n := 1; n <= 6; n++ {
+		img := readDemo(t, n, gocv.IMReadColor)
+		faces, _, err := det.Detect(nil, img, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range faces {
+			r := image.Rect(int(f.X), int(f.Y), int(f.X+f.W), int(f.Y+f.H)).Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+			if r.Dx() < 20 || r.Dy() < 20 {
+				continue
+			}
+			region := img.Region(r)
+			crop := gocv.NewMat()
+			t.Cleanup(func() { crop.Close() })
+			gocv.Resize(region, &crop, image.Pt(side, side), 0, 0, gocv.InterpolationArea)
+			region.Close()
+			crops = append(crops, faceCrop{crop, fmt.Sprintf("sample%d face %+v", n, f)})
+		}
+	}
+	return crops
 }
