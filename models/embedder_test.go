@@ -23,16 +23,7 @@ func TestWhitenedEmbeddingIsTheProjection(t *testing.T) {
 	at := func(row, col int) float64 {
 		return float64(math.Float32frombits(binary.LittleEndian.Uint32(data[4*(row*d+col):])))
 	}
-	ep, err := NewFaceEmbedder(plain, SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
-	ew, err := NewFaceEmbedder(white, SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ew.Close()
+	ep, ew := openEmbedder(t, plain), openEmbedder(t, white)
 	crops := demoFaceCrops(t, white.Input.Width)
 	if len(crops) < 10 {
 		t.Fatalf("only %d demo faces", len(crops))

@@ -84,17 +84,8 @@ func countClass(boxes []ObjectBox, class string) int {
 // The int8 FaceNet must embed a face as the float model does (cosine of the two embeddings),
 // and keep different people apart: the demo faces, each cropped around its detector box.
 func TestFaceNetInt8MatchesFloat(t *testing.T) {
-	mf, mq := loadInstalled(t, "facenet-keras"), loadInstalled(t, "facenet-keras-int8")
-	ef, err := NewFaceEmbedder(mf, SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ef.Close()
-	eq, err := NewFaceEmbedder(mq, SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eq.Close()
+	mq := loadInstalled(t, "facenet-keras-int8")
+	ef, eq := openEmbedder(t, loadInstalled(t, "facenet-keras")), openEmbedder(t, mq)
 	var floats, ints [][]float32
 	for _, crop := range demoFaceCrops(t, mq.Input.Width) {
 		a, b := make([]float32, ef.Dim()), make([]float32, eq.Dim())
@@ -156,4 +147,15 @@ func demoFaceCrops(t *testing.T, side int) []faceCrop {
 		}
 	}
 	return crops
+}
+
+// openEmbedder opens a face embedder closed by the test's cleanup.
+func openEmbedder(t *testing.T, m *Manifest) *FaceEmbedder {
+	t.Helper()
+	e, err := NewFaceEmbedder(m, SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
 }
