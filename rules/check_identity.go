@@ -120,8 +120,8 @@ func init() {
 				},
 				When: func(s *store.Session) bool { return !loginUnverified(s, loginFrames) },
 				// Logistic in the distance below the threshold: 0.5 at the threshold, ~0.95 at
-				// 0.15 below it (where the dev split's different-person pairs start with the
-				// unwhitened model; with the whitened default most lie 0.3–0.6 below it).
+				// 0.15 below it (about where different-person pairs start: 95% of the held-back
+				// ones lie lower, with the whitened default as with the plain model).
 				Confidence: func(f *Frame) float64 {
 					s, _ := sim(f)
 					return 1 / (1 + math.Exp(-(threshold(f)-s)/0.05))
