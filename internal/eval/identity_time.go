@@ -239,6 +239,8 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 			Note: fmt.Sprintf("%d flags in %.1f h (%.2f/h): every frame a different photo or variant", r.flags1, r.hours(), float64(r.flags1)/r.hours())})
 		for pool, what := range []string{"B's frames as they come", "B's undegraded photos"} {
 			rows = append(rows, r.sw[pool].row("identity-time: switch A→B detected ("+what+"), "+c.label, after.Seconds()+2))
+			env.Note("identity-time, %s, switches to %s not flagged within the goal (%d): B's frames in the %d s after the switch: %s",
+				c.label, what, r.sw[pool].n()-r.sw[pool].within, goalWindow, r.sw[pool].lateNote())
 		}
 	}
 	var per []string
@@ -463,7 +465,7 @@ func identityTimeRun(ctx context.Context, env *Env, st *store.Store, eng *rules.
 				if res.notVerified {
 					continue // its own flag; no mismatch can be raised
 				}
-				fast := out.sw[pool].add(res.detectAt-switchBefore, res.detectAt >= 0, after.Seconds()+2)
+				fast := out.sw[pool].add(res.detectAt-switchBefore, res.detectAt >= 0, after.Seconds()+2, res.window)
 				if pool == 0 {
 					out.sets[src].switches++
 					if fast {
@@ -486,22 +488,42 @@ type switchStats struct {
 	delays []float64
 	missed int
 	within int // flagged within the goal
+	// late: what B's frames inside the goal window did, summed over the switches not flagged
+	// within the goal (switchWhy order)
+	late [4]int
 }
+
+// switchWhy names the fates of B's frames after a switch: the quality gate made them abstain,
+// they matched A (at or above the threshold: a run of "someone else" breaks there), they fell in
+// the band below the threshold (abstain), or they voted "someone else".
+var switchWhy = [4]string{"abstained (quality gate)", "matched A", "in the band", "voted someone else"}
 
 func (s *switchStats) n() int { return len(s.delays) + s.missed }
 
 // add records one switch (delay in frames = seconds) and says whether it was within goal.
-func (s *switchStats) add(delay int, detected bool, goal float64) bool {
-	if !detected {
+func (s *switchStats) add(delay int, detected bool, goal float64, window [4]int) bool {
+	if detected {
+		s.delays = append(s.delays, float64(delay))
+		if float64(delay) <= goal {
+			s.within++
+			return true
+		}
+	} else {
 		s.missed++
-		return false
 	}
-	s.delays = append(s.delays, float64(delay))
-	if float64(delay) <= goal {
-		s.within++
-		return true
+	for k, n := range window {
+		s.late[k] += n
 	}
 	return false
+}
+
+// lateNote says what B's frames did in the goal window of the switches flagged late.
+func (s *switchStats) lateNote() string {
+	var parts []string
+	for k, n := range s.late {
+		parts = append(parts, fmt.Sprintf("%s %d", switchWhy[k], n))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // row: recall is the share of switches flagged within goal seconds.
@@ -724,7 +746,12 @@ type replayResult struct {
 	detectAt         int  // frame index that raised the first flag at or after the switch (-1: none)
 	notVerified      bool // the login would raise IDENTITY_NOT_VERIFIED
 	abstained, voted int
+	// window: B's frames in the first goalWindow seconds after the switch, by fate (switchWhy)
+	window [4]int
 }
+
+// goalWindow is the switch goal in frames: IDENTITY_MISMATCH's 3 s + 2 s at 1 frame/s.
+const goalWindow = 5
 
 // run replays one session of person a: the login (gallery on), then seq at 1 frame/s. switchAt
 // is the index of the first frame of someone else (-1: none).
@@ -787,6 +814,19 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 				// This frame was judged on the gallery before it: so is the worker's.
 				enr.Gallery = append(enr.Gallery, fr.vec)
 				learned++
+			}
+		}
+		if switchAt >= 0 && i >= switchAt && i < switchAt+goalWindow {
+			margin := float32(p.Value(rules.SettingIdentityMismatchBand))
+			switch {
+			case q < 0 || !ok:
+				res.window[0]++
+			case sim >= r.thr:
+				res.window[1]++
+			case sim >= r.thr-margin:
+				res.window[2]++
+			default:
+				res.window[3]++
 			}
 		}
 		if switchAt < 0 && q >= 0 && ok {
