@@ -3,11 +3,13 @@ package eval
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -559,6 +561,18 @@ func (p *identityTimePerson) originals() []*identityTimeFrame {
 	return out
 }
 
+// inTuningHalf keeps the dev people of one half when PROCTOR_IDENTITY_TUNE_HALF is 0 or 1 (CRC-32
+// of the folder name, even or odd): with a face-embedding whitening fitted on the other half
+// (training/vision/fit_whitening.py --half), the tuning sweeps then run on people the whitening
+// has not seen. Unset: every dev person.
+func inTuningHalf(name string) bool {
+	h := os.Getenv("PROCTOR_IDENTITY_TUNE_HALF")
+	if h != "0" && h != "1" {
+		return true
+	}
+	return fmt.Sprint(crc32.ChecksumIEEE([]byte(name))%2) == h
+}
+
 // identityTimePeople analyses every person's photos of one split ("dev": tuning, "test":
 // held back) and their variants once.
 func identityTimePeople(ctx context.Context, env *Env, id *analyzers.Identity, split string) ([]*identityTimePerson, error) {
@@ -569,6 +583,9 @@ func identityTimePeople(ctx context.Context, env *Env, id *analyzers.Identity, s
 		names, imgs := listPeople(filepath.Join(env.Data, set.dir))
 		for _, name := range names {
 			if s := set.split; s == "person" && SplitOf(name) != split || s != "person" && s != split {
+				continue
+			}
+			if split == "dev" && !inTuningHalf(name) {
 				continue
 			}
 			photos := imgs[name]

@@ -75,6 +75,10 @@ def main():
     ap.add_argument("modeldir")
     ap.add_argument("--write", action="store_true", help=f"write the file (default {os.path.relpath(OUT, ROOT)})")
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--half", type=int, choices=(0, 1), default=None,
+                    help="fit on the dev people of the other CRC-32 half only (chosen λ and centring kept) and "
+                         "print the threshold at FAR 1%% of this half's pairs: for tuning sweeps on people the "
+                         "whitening has not seen (PROCTOR_IDENTITY_TUNE_HALF=HALF proctor eval vision --checks identity-time)")
     a = ap.parse_args()
     rows = es.load_points(a.points)
     c = es.candidate("facenet:1.15:dy=-0.09:flip")
@@ -101,7 +105,14 @@ def main():
     # The manifest's threshold: FAR 1% on the out-of-fold dev pairs. The whitening fitted on all
     # dev people separates them better than people it has not seen (in-sample FAR 1% is lower).
     print(f"chosen: λ={lam}, centred={centre}; similarity at FAR 1% of the out-of-fold dev pairs: {th:.3f}")
-    mean, w = fit(x, p, lam, centre)
+    if a.half is not None:
+        half = np.array([zlib.crc32(n.split("/", 1)[1].encode()) % 2 == a.half for n in p])
+        mean, w = fit(x[~half], p[~half], lam, centre)
+        g, i = es.pairs(list(apply(x[half], mean, w)), list(p[half]))
+        print(f"fitted on {len(np.unique(p[~half]))} dev people; half {a.half}: {len(np.unique(p[half]))} people, "
+              f"TAR@FAR 1% {es.tar_at(g, i, 0.01)[0]:.3f}, similarity at FAR 1% {es.tar_at(g, i, 0.01)[1]:.3f}")
+    else:
+        mean, w = fit(x, p, lam, centre)
     res = es.evaluate(keep, list(apply(embs, mean, w)))
     base = es.evaluate(keep, list(embs))
     for name, r in (("none", base), ("chosen", res)):
