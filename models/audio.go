@@ -146,17 +146,24 @@ func (m *Manifest) validateAudio() error {
 
 // verifyEmbedded checks a project model compiled into the binary against its manifest.
 func (m *Manifest) verifyEmbedded() error {
-	data, err := trainedFS.ReadFile(path.Clean(m.File))
-	if err != nil {
-		return fmt.Errorf("%w: %s is not compiled into this binary (train it with training/phrase/train.sh)", ErrModelMissing, m.File)
-	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != strings.ToLower(m.SHA256) {
-		return fmt.Errorf("%w: embedded %s has sha256 %s, manifest wants %s: update models/manifests/%s.json after retraining",
-			ErrChecksum, m.File, got, m.SHA256, m.Name)
+	if _, err := embeddedFile(m.File, m.SHA256); err != nil {
+		return fmt.Errorf("%w (train it, then update models/manifests/%s.json)", err, m.Name)
 	}
 	m.Path = "embedded:" + m.File
 	return nil
+}
+
+// embeddedFile reads a file compiled into the binary (models/trained/) and checks its sha256.
+func embeddedFile(file, wantSHA256 string) ([]byte, error) {
+	data, err := trainedFS.ReadFile(path.Clean(file))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not compiled into this binary", ErrModelMissing, file)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != strings.ToLower(wantSHA256) {
+		return nil, fmt.Errorf("%w: embedded %s has sha256 %s, the manifest wants %s", ErrChecksum, file, got, wantSHA256)
+	}
+	return data, nil
 }
 
 // ModelBytes returns the verified model file of a loaded manifest (from the cache directory, or

@@ -1,14 +1,10 @@
 package models
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
-	"path"
-	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"gocv.io/x/gocv"
@@ -47,13 +43,9 @@ func NewFaceEmbedder(m *Manifest, o SessionOptions) (*FaceEmbedder, error) {
 
 // loadProjection reads and checks a whitening file compiled into the binary.
 func loadProjection(p *Projection, dim int) (mean, proj []float32, err error) {
-	data, err := trainedFS.ReadFile(path.Clean(p.File))
+	data, err := embeddedFile(p.File, p.SHA256)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: projection %s is not compiled into this binary", ErrModelMissing, p.File)
-	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != strings.ToLower(p.SHA256) {
-		return nil, nil, fmt.Errorf("%w: projection %s has sha256 %s, manifest wants %s", ErrChecksum, p.File, got, p.SHA256)
+		return nil, nil, fmt.Errorf("projection: %w", err)
 	}
 	if len(data) != 4*(dim+1)*dim {
 		return nil, nil, fmt.Errorf("projection %s has %d bytes, want %d for %d dimensions", p.File, len(data), 4*(dim+1)*dim, dim)

@@ -241,8 +241,8 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 			Note: fmt.Sprintf("%d flags in %.1f h (%.2f/h): every frame a different photo or variant", r.flags1, r.hours(), float64(r.flags1)/r.hours())})
 		for pool, what := range []string{"B's frames as they come", "B's undegraded photos"} {
 			rows = append(rows, r.sw[pool].row("identity-time: switch A→B detected ("+what+"), "+c.label, after.Seconds()+2))
-			env.Note("identity-time, %s, switches to %s not flagged within the goal (%d): B's frames in the %d s after the switch: %s",
-				c.label, what, r.sw[pool].n()-r.sw[pool].within, goalWindow, r.sw[pool].lateNote())
+			env.Note("identity-time, %s, switches to %s not flagged within the goal (%d): B's frames in the %.0f s after the switch: %s",
+				c.label, what, r.sw[pool].n()-r.sw[pool].within, after.Seconds()+2, r.sw[pool].lateNote())
 		}
 	}
 	var per []string
@@ -570,7 +570,7 @@ func inTuningHalf(name string) bool {
 	if h != "0" && h != "1" {
 		return true
 	}
-	return fmt.Sprint(crc32.ChecksumIEEE([]byte(name))%2) == h
+	return (crc32.ChecksumIEEE([]byte(name))%2 == 1) == (h == "1")
 }
 
 // identityTimePeople analyses every person's photos of one split ("dev": tuning, "test":
@@ -763,12 +763,10 @@ type replayResult struct {
 	detectAt         int  // frame index that raised the first flag at or after the switch (-1: none)
 	notVerified      bool // the login would raise IDENTITY_NOT_VERIFIED
 	abstained, voted int
-	// window: B's frames in the first goalWindow seconds after the switch, by fate (switchWhy)
+	// window: B's frames within the goal after the switch (IDENTITY_MISMATCH's duration + 2 s,
+	// at 1 frame/s), by fate (switchWhy)
 	window [4]int
 }
-
-// goalWindow is the switch goal in frames: IDENTITY_MISMATCH's 3 s + 2 s at 1 frame/s.
-const goalWindow = 5
 
 // run replays one session of person a: the login (gallery on), then seq at 1 frame/s. switchAt
 // is the index of the first frame of someone else (-1: none).
@@ -809,6 +807,8 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 	// learnFace); learned faces vouch for none.
 	anchors := &analyzers.Enrollment{Model: r.model, Vector: a.photo, Gallery: slices.Clone(enr.Gallery)}
 	learned := 0
+	goal := int(p.Duration(rules.SettingIdentityMismatchAfter).Seconds()) + 2
+	margin := float32(p.Value(rules.SettingIdentityMismatchBand))
 	for i, fr := range seq {
 		var sim float32
 		full := fr.vec != nil
@@ -833,8 +833,7 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 				learned++
 			}
 		}
-		if switchAt >= 0 && i >= switchAt && i < switchAt+goalWindow {
-			margin := float32(p.Value(rules.SettingIdentityMismatchBand))
+		if switchAt >= 0 && i >= switchAt && i < switchAt+goal {
 			switch {
 			case q < 0 || !ok:
 				res.window[0]++
