@@ -53,3 +53,17 @@ func TestPairs(t *testing.T) {
 		t.Errorf("genuine %v impostor %v", gen, imp)
 	}
 }
+
+// The tuning cost: one per false alarm (mismatch or login not verified), two per switch to
+// undegraded photos not flagged within the goal; the switches as they come do not count.
+func TestIdentityTimeCost(t *testing.T) {
+	r := &identityTimeResult{sameFlags: 5, notVerified: 1}
+	for _, d := range []int{2, 9, 4} { // seconds to the flag; goal 5 s
+		r.sw[1].add(d, true, 5, [4]int{})
+	}
+	r.sw[1].add(-1, false, 5, [4]int{}) // never flagged
+	r.sw[0].add(40, true, 5, [4]int{})
+	if got := r.cost(); got != 5+1+2*2 {
+		t.Errorf("cost %d, want 10 (6 false alarms, 2 of 4 undegraded switches late)", got)
+	}
+}
