@@ -67,3 +67,18 @@ func TestIdentityTimeCost(t *testing.T) {
 		t.Errorf("cost %d, want 10 (6 false alarms, 2 of 4 undegraded switches late)", got)
 	}
 }
+
+func TestCombinations(t *testing.T) {
+	got := combinations(map[string][]float64{"b": {1, 2}, "a": {10, 20, 30}, "c": {7}})
+	if len(got) != 6 {
+		t.Fatalf("%d combinations, want 6", len(got))
+	}
+	if got[0]["a"] != 10 || got[0]["b"] != 1 || got[1]["a"] != 10 || got[1]["b"] != 2 || got[5]["a"] != 30 || got[5]["b"] != 2 {
+		t.Errorf("order: %v", got)
+	}
+	for _, p := range got {
+		if len(p) != 3 || p["c"] != 7 {
+			t.Errorf("combination %v: want a, b and c=7", p)
+		}
+	}
+}

@@ -285,12 +285,13 @@ func tuneFirstLook(ctx context.Context, env *Env, st *store.Store, eng *rules.En
 	return nil
 }
 
-// tuneGrid replays the tuning people once per combination of the mismatch margin and the quality
-// gate (identityGrid), with the identity analyzer's first look (none: the full model on every frame), and
-// notes each result; nothing is chosen or reported on held-back people. For PROCTOR_IDENTITY_TUNE_GRID=1
-// with PROCTOR_IDENTITY_TUNE_HALF: margin and gate interact (a looser gate lets more poor frames
-// vote, a wider band stops more of them), so they are tuned together, on dev people the
-// whitening has not seen; the two halves' notes are added up by hand (docs/vision.md).
+// tuneGrid replays the tuning people once per combination of the mismatch duration, margin and
+// quality gate (identityGrids), with the identity analyzer's first look (none: the full model on
+// every frame), and notes each result; nothing is chosen or reported on held-back people. For
+// PROCTOR_IDENTITY_TUNE_GRID=1 with PROCTOR_IDENTITY_TUNE_HALF: margin and gate interact (a
+// looser gate lets more poor frames vote, a wider band stops more of them), so they are tuned
+// together, on dev people the whitening has not seen; the two halves' notes are added up by hand
+// (docs/vision.md).
 func tuneGrid(ctx context.Context, env *Env, id *analyzers.Identity) error {
 	tuning, err := identityTimePeople(ctx, env, id, "dev")
 	if err != nil {
@@ -305,32 +306,47 @@ func tuneGrid(ctx context.Context, env *Env, id *analyzers.Identity) error {
 		return err
 	}
 	defer closeStore()
-	for _, m := range identityGrid.margins {
-		for _, face := range identityGrid.minFace {
-			for _, sharp := range identityGrid.minSharpness {
-				for _, turn := range identityGrid.maxTurn {
-					eng := rules.New(rules.Config{Settings: rules.Params{rules.SettingIdentityMismatchBand: m,
-						rules.SettingIdentityMinFace: face, rules.SettingIdentityMinSharpness: sharp, rules.SettingIdentityMaxTurn: turn}})
-					r, err := identityTimeRun(ctx, env, st, eng, id, tuning, true, id.FirstLookAt())
-					if err != nil {
-						return err
-					}
-					env.Note("identity-time grid (%d dev people, %.1f h)\tmargin %g\tmin face %g\tsharpness %g\tturn %g\tfalse flags %d\tIDENTITY_NOT_VERIFIED %d of %d\tswitches within the goal %d of %d as they come, %d of %d undegraded\tabstained %.0f%%\tcost %d",
-						len(tuning), r.hours(), m, face, sharp, turn, r.sameFlags, r.notVerified, r.sessions, r.sw[0].within, r.sw[0].n(), r.sw[1].within, r.sw[1].n(),
-						100*float64(r.abstained)/float64(max(r.abstained+r.voted, 1)), r.cost())
-				}
+	for _, g := range identityGrids {
+		for _, set := range combinations(g) {
+			r, err := identityTimeRun(ctx, env, st, rules.New(rules.Config{Settings: set}), id, tuning, true, id.FirstLookAt())
+			if err != nil {
+				return err
 			}
+			env.Note("identity-time grid (%d dev people, %.1f h)\tafter %g s\tmargin %g\tmin face %g\tsharpness %g\tturn %g\tfalse flags %d\tIDENTITY_NOT_VERIFIED %d of %d\tswitches within the goal %d of %d as they come, %d of %d undegraded\tabstained %.0f%%\tcost %d",
+				len(tuning), r.hours(), set[rules.SettingIdentityMismatchAfter], set[rules.SettingIdentityMismatchBand], set[rules.SettingIdentityMinFace],
+				set[rules.SettingIdentityMinSharpness], set[rules.SettingIdentityMaxTurn], r.sameFlags, r.notVerified, r.sessions,
+				r.sw[0].within, r.sw[0].n(), r.sw[1].within, r.sw[1].n(), 100*float64(r.abstained)/float64(max(r.abstained+r.voted, 1)), r.cost())
 		}
 	}
 	return nil
 }
 
-// identityGrid: the settings tuneGrid combines (the shipped defaults are among them).
-var identityGrid = struct{ margins, minFace, minSharpness, maxTurn []float64 }{
-	margins:      []float64{0.1, 0.15, 0.2},
-	minFace:      []float64{40, 50, 60},
-	minSharpness: []float64{20, 40},
-	maxTurn:      []float64{30, 35},
+// identityGrids: the settings tuneGrid combines, grid by grid: the margin with the gate's
+// defaults and looser values at the shipped duration, then the margin at longer durations (the
+// switch goal is the duration + 2 s, so a longer one is judged by its own goal: docs/vision.md).
+var identityGrids = []map[string][]float64{
+	{rules.SettingIdentityMismatchAfter: {3}, rules.SettingIdentityMismatchBand: {0.1, 0.15, 0.2},
+		rules.SettingIdentityMinFace: {40, 50, 60}, rules.SettingIdentityMinSharpness: {20, 40}, rules.SettingIdentityMaxTurn: {30, 35}},
+	{rules.SettingIdentityMismatchAfter: {4, 5}, rules.SettingIdentityMismatchBand: {0.1, 0.15, 0.2},
+		rules.SettingIdentityMinFace: {60}, rules.SettingIdentityMinSharpness: {40}, rules.SettingIdentityMaxTurn: {30}},
+}
+
+// combinations returns every choice of one value per setting of grid, the settings in key order
+// and the first key varying slowest.
+func combinations(grid map[string][]float64) []rules.Params {
+	out := []rules.Params{{}}
+	for _, key := range slices.Sorted(maps.Keys(grid)) {
+		var next []rules.Params
+		for _, p := range out {
+			for _, v := range grid[key] {
+				q := maps.Clone(p)
+				q[key] = v
+				next = append(next, q)
+			}
+		}
+		out = next
+	}
+	return out
 }
 
 // gateSweeps: the quality-gate settings tried on the tuning people, the default first.
