@@ -82,3 +82,12 @@ func TestCombinations(t *testing.T) {
 		}
 	}
 }
+
+func TestFittedOnDev(t *testing.T) {
+	for model, want := range map[string]bool{"facenet-keras-mirror-wccn@1": true, "facenet-keras-int8-wccn@1": true,
+		"facenet-keras-mirror@1": false, "faceplugin-embedding@1": false, "no-such-model@1": false} {
+		if got := fittedOnDev(model); got != want {
+			t.Errorf("fittedOnDev(%q) = %v, want %v", model, got, want)
+		}
+	}
+}

@@ -56,7 +56,9 @@ import (
 //
 // The mismatch margin (how far below the threshold a face must fall to count as someone else)
 // is swept on the tuning people (the dev half of identities-rmfd) with the same sessions; the
-// reported rows use the shipped default, and margin 0 for comparison.
+// reported rows use the shipped default, and margin 0 for comparison. With a model whitened on
+// the dev people those sweeps are skipped (in-sample); PROCTOR_IDENTITY_TUNE_GRID tunes on each
+// half of them with the map refitted on the other (tuneGrid).
 
 // identityTimeFrame is one analysed photo variant: the main face as the rules would see it,
 // with its embedding (nil: no face identity could measure).
@@ -120,8 +122,13 @@ func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
 	margin := shipped.Params().Value(rules.SettingIdentityMismatchBand)
 
 	// Tuning: the mismatch margin is chosen on the dev people (never on the people reported).
-	tuning, err := identityTimePeople(ctx, env, id, "dev")
-	if err != nil {
+	// A model whose whitening was fitted on all of them separates them in-sample (no false flag
+	// at any setting), so its sweeps would choose nothing: they are skipped, and the grid on the
+	// halves it was not fitted on (PROCTOR_IDENTITY_TUNE_GRID) is where such settings are chosen.
+	var tuning []*identityTimePerson
+	if fittedOnDev(id.EnrollModel()) && os.Getenv("PROCTOR_IDENTITY_TUNE_HALF") == "" {
+		env.Note("identity-time: %s is whitened with a map fitted on the dev people: the in-sample tuning sweeps are skipped (margins and gate were chosen with PROCTOR_IDENTITY_TUNE_GRID, docs/vision.md)", id.EnrollModel())
+	} else if tuning, err = identityTimePeople(ctx, env, id, "dev"); err != nil {
 		return nil, err
 	}
 	firstAt := id.FirstLookAt()
@@ -283,6 +290,14 @@ func tuneFirstLook(ctx context.Context, env *Env, st *store.Store, eng *rules.En
 		env.Note("identity-time tuning: first-look margin %.3f is the smallest keeping the full model's false flags and switch detection on the dev people; shipped default %.3f", chosen, analyzers.DefaultFirstLookMargin)
 	}
 	return nil
+}
+
+// fittedOnDev reports whether the embedding of the model (ID "name@version") is whitened by a
+// projection, which this project fits on the dev people (training/vision/fit_whitening.py).
+func fittedOnDev(model string) bool {
+	name, _, _ := strings.Cut(model, "@")
+	m, err := models.Lookup(name)
+	return err == nil && m.Decode.Projection != nil
 }
 
 // tuneGrid replays the tuning people once per combination of the mismatch duration, margin and
