@@ -75,6 +75,14 @@ type ScheduleConfig struct {
 	// into view changes the thumbnail, so the carry can only prolong "no face" on a picture that
 	// looks the same. Default 5s; negative runs the looks every time.
 	LooksEvery time.Duration `json:"looks_every,omitempty"`
+	// FacesEvery is the longest the main camera goes without the face detector when its last
+	// run found exactly one face and the whole-frame thumbnail (StillMax) has not changed since
+	// that run: in between, that face's box and score are carried (marked "faces" in
+	// Observation.Carried) and the analyzers after it (landmarks, identity, pose, attire, ears)
+	// still run on it. These are the frames StillMax forces to be analysed on an unchanged
+	// picture, where the detector would find the same face; a face coming, going or moving
+	// changes the thumbnail and runs it at once. Default 5s; negative runs it on every frame.
+	FacesEvery time.Duration `json:"faces_every,omitempty"`
 	// MaxStep is the longest time between two frames of a camera that still continues its
 	// schedule; after a longer pause (a network outage, the partition having been on another
 	// worker) every analyzer runs again. Default 3s.
@@ -111,6 +119,9 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 	}
 	if c.LooksEvery == 0 {
 		c.LooksEvery = 5 * time.Second
+	}
+	if c.FacesEvery == 0 {
+		c.FacesEvery = 5 * time.Second
 	}
 	return c
 }
@@ -182,6 +193,12 @@ type cameraSchedule struct {
 	// and its whole-frame thumbnail (empty when there is none to compare with).
 	emptyAt    time.Time
 	emptyThumb []uint8
+	// The face detector's last run that found exactly one face: when, that face and the top
+	// score, and the whole-frame thumbnail then (empty when there is no such run to carry).
+	oneAt    time.Time
+	one      Face
+	oneTop   float32
+	oneThumb []uint8
 }
 
 // maxScheduled bounds the states kept; the oldest half is dropped beyond it (those sessions
@@ -334,6 +351,8 @@ func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
 	switch {
 	case analyzer == LooksStep:
 		return p.skipLooks(f, obs)
+	case analyzer == "faces":
+		return p.skipFaces(f, obs)
 	case analyzer == "headpose" && p.s.cfg.HeadPoseEvery >= 0:
 		return p.skipPose(f, obs)
 	case analyzer != "persons" || p.s.cfg.PersonsEvery < 0:
@@ -457,12 +476,49 @@ func (p *framePlan) ranLooks(f *Frame, obs *Observation) {
 	st.emptyThumb = append(st.emptyThumb[:0], st.curStill...)
 }
 
-func (p *framePlan) Ran(analyzer string, f *Frame, obs *Observation) {
-	if analyzer == LooksStep {
-		p.ranLooks(f, obs)
+// skipFaces decides the face detector on a main-camera frame (see ScheduleConfig.FacesEvery).
+func (p *framePlan) skipFaces(f *Frame, obs *Observation) bool {
+	cfg := p.s.cfg
+	if cfg.FacesEvery < 0 || f.Camera != CameraMain || !p.still {
+		return false
+	}
+	st := p.state(f)
+	age := f.CapturedAt.Sub(st.oneAt)
+	if p.restart || len(st.oneThumb) == 0 || age <= 0 || age >= cfg.FacesEvery ||
+		changedCells(st.oneThumb, st.curStill, cfg.SceneDelta) >= cfg.SceneCells {
+		return false
+	}
+	obs.Faces = []Face{st.one}
+	obs.TopFaceScore = st.oneTop
+	if obs.Carried == nil {
+		obs.Carried = map[string]int64{}
+	}
+	obs.Carried["faces"] = st.oneAt.UnixMilli()
+	return true
+}
+
+// ranFaces records the face detector's answer: a reference for skipFaces when it found exactly
+// one face on a main-camera frame, none otherwise.
+func (p *framePlan) ranFaces(f *Frame, obs *Observation) {
+	st := p.state(f)
+	if len(obs.Faces) != 1 || !p.still || f.Camera != CameraMain {
+		st.oneThumb = st.oneThumb[:0]
 		return
 	}
-	if analyzer == "headpose" {
+	st.oneAt, st.oneTop = f.CapturedAt, obs.TopFaceScore
+	st.one = Face{Box: obs.Faces[0].Box, Score: obs.Faces[0].Score}
+	st.oneThumb = append(st.oneThumb[:0], st.curStill...)
+}
+
+func (p *framePlan) Ran(analyzer string, f *Frame, obs *Observation) {
+	switch analyzer {
+	case LooksStep:
+		p.ranLooks(f, obs)
+		return
+	case "faces":
+		p.ranFaces(f, obs)
+		return
+	case "headpose":
 		p.ranPose(f, obs)
 		return
 	}

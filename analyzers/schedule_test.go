@@ -9,6 +9,8 @@ import (
 	"image/jpeg"
 	"testing"
 	"time"
+
+	"gocv.io/x/gocv"
 )
 
 // TestStillFrames: a main-camera frame that looks like the last analysed one is carried over
@@ -74,18 +76,7 @@ func TestStillFrames(t *testing.T) {
 
 // handRaised is testJPEG's picture with a dark 80×120 block in it (a hand coming into view).
 func handRaised(t *testing.T) []byte {
-	img, err := jpeg.Decode(bytes.NewReader(testJPEG(t, 640, 480)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rgba := image.NewRGBA(img.Bounds())
-	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
-	draw.Draw(rgba, image.Rect(400, 300, 480, 420), image.NewUniform(color.Black), image.Point{}, draw.Src)
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, rgba, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return withBlock(t, testJPEG(t, 640, 480), image.Rect(400, 300, 480, 420))
 }
 
 type namedAnalyzer string
@@ -146,4 +137,118 @@ func TestLooksCarriedOnAnUnchangedEmptyPicture(t *testing.T) {
 			t.Errorf("%s at %d s: looks %v, want %s (faces %d)", step.camera, step.at, got, step.want, len(obs.Faces))
 		}
 	}
+}
+
+// TestFacesCarriedOnAnUnchangedPicture: on a main-camera frame that looks like the one where the
+// face detector last found exactly one face, less than FacesEvery ago, that face is carried
+// (marked) and the analyzers after it still run on it; a changed picture, an old answer, a pause,
+// another face count and the evidence camera run the detector.
+func TestFacesCarriedOnAnUnchangedPicture(t *testing.T) {
+	set := newTestSet(t, Config{Analyzers: []string{"faces", "landmarks"}})
+	one := oneFaceFrame(t, set)
+	changed := withBlock(t, one, image.Rect(0, 360, 100, 480))
+	group := resizedJPEG(t, 1, 640, 480)
+	s := NewSchedule(ScheduleConfig{})
+	t0 := time.Unix(1_700_000_000, 0)
+	var box [4]float32
+	for _, step := range []struct {
+		at      int // seconds
+		camera  string
+		jpg     []byte
+		carried bool
+	}{
+		{0, CameraMain, one, false},     // nothing to compare with
+		{2, CameraMain, one, true},      // the same picture: carried from 0 s
+		{4, CameraMain, one, true},      // still less than 5 s
+		{6, CameraMain, one, false},     // 5 s or more since it ran
+		{8, CameraMain, changed, false}, // something came into view
+		{10, CameraMain, changed, true}, // unchanged since 8 s
+		{12, CameraMain, group, false},  // several faces
+		{14, CameraMain, group, false},  // only one face is ever carried
+		{16, CameraMain, one, false},
+		{30, CameraMain, one, false},    // after a pause the schedule starts again
+		{2, CameraEvidence, one, false}, // main camera only
+		{4, CameraEvidence, one, false},
+	} {
+		isOne := bytes.Equal(step.jpg, one)
+		meta := FrameMeta{Camera: step.camera, Session: "s1", CapturedAt: t0.Add(time.Duration(step.at) * time.Second),
+			Plan: s.Plan("s1", step.camera)}
+		f, err := DecodeJPEG(step.jpg, set.decodeSide)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Camera, f.Session, f.CapturedAt, f.Plan = meta.Camera, meta.Session, meta.CapturedAt, meta.Plan
+		// Through the still-frame check, as the pipeline does, but never carried whole: every
+		// step must reach the analyzers.
+		meta.Plan.(*framePlan).carryStill(step.jpg, meta, nil)
+		obs, err := set.Analyze(context.Background(), &f)
+		f.Image.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, carried := obs.Carried["faces"]
+		if carried != step.carried {
+			t.Errorf("%s at %d s: faces carried = %v, want %v (%d faces)", step.camera, step.at, carried, step.carried, len(obs.Faces))
+		}
+		if isOne && step.camera == CameraMain && step.at == 0 {
+			box = obs.Faces[0].Box
+		}
+		if !carried {
+			continue
+		}
+		if from >= meta.CapturedAt.UnixMilli() || len(obs.Faces) != 1 || obs.Faces[0].Landmarks == nil {
+			t.Errorf("at %d s: carried from %d, %d faces, landmarks %v: want one earlier face, landmarked",
+				step.at, from, len(obs.Faces), obs.Faces[0].Landmarks)
+		}
+		if isOne && obs.Faces[0].Box != box {
+			t.Errorf("at %d s: carried box %v, want %v", step.at, obs.Faces[0].Box, box)
+		}
+	}
+}
+
+// oneFaceFrame is a 640×480 frame around the largest face of demo sample 1, checked to show
+// exactly one face.
+func oneFaceFrame(t *testing.T, set *Set) []byte {
+	t.Helper()
+	src := demoJPEG(t, 1)
+	obs, err := set.AnalyzeJPEG(context.Background(), src, CameraMain)
+	if err != nil || len(obs.Faces) == 0 {
+		t.Fatalf("sample1: %v, %d faces", err, len(obs.Faces))
+	}
+	img, err := gocv.IMDecode(src, gocv.IMReadColor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	b := obs.Faces[MainFace(obs.Faces, 0)].Box
+	cx, cy, w := b[0]+b[2]/2, b[1]+b[3]/2, b[2]*1.6
+	r := image.Rect(int(cx-w), int(cy-w*0.75), int(cx+w), int(cy+w*0.75)).Intersect(image.Rect(0, 0, img.Cols(), img.Rows()))
+	crop := img.Region(r)
+	defer crop.Close()
+	frame := gocv.NewMat()
+	defer frame.Close()
+	gocv.Resize(crop, &frame, image.Pt(640, 480), 0, 0, gocv.InterpolationArea)
+	buf, err := gocv.IMEncode(gocv.JPEGFileExt, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	out := bytes.Clone(buf.GetBytes())
+	if obs, err := set.AnalyzeJPEG(context.Background(), out, CameraMain); err != nil || len(obs.Faces) != 1 {
+		t.Fatalf("the frame around sample1's main face: %v, %d faces, want 1", err, len(obs.Faces))
+	}
+	return out
+}
+
+// withBlock returns jpg with a black block drawn over r.
+func withBlock(t *testing.T, jpg []byte, r image.Rectangle) []byte {
+	t.Helper()
+	img, err := jpeg.Decode(bytes.NewReader(jpg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgba := image.NewRGBA(img.Bounds())
+	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
+	draw.Draw(rgba, r, image.NewUniform(color.Black), image.Point{}, draw.Src)
+	return encodeJPEG(t, rgba)
 }

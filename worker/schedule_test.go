@@ -301,7 +301,8 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 
 // TestScheduleQuietScene: on an unchanging scene every other frame is still (nothing runs, its
 // whole observation is carried from the second before), the person detector runs once per
-// PersonsEvery and the head-pose network once per HeadPoseEvery of the analysed frames, and the
+// PersonsEvery, the face detector and the head-pose network once per FacesEvery and
+// HeadPoseEvery of the analysed frames, and the
 // frames in between say (in the observation and the checks' signals) that their values were
 // carried.
 func TestScheduleQuietScene(t *testing.T) {
@@ -335,14 +336,17 @@ func TestScheduleQuietScene(t *testing.T) {
 	if got := fakes.calls["headpose"]; got != 5 {
 		t.Errorf("head-pose network ran %d times on 30 quiet seconds, want 5 (at 0, 6, 12, 18, 24 s: every 5 s of the analysed frames)", got)
 	}
-	if got := fakes.calls["faces"]; got != 15 {
-		t.Errorf("face detector ran %d times on 30 quiet seconds, want 15 (every other frame still)", got)
+	if got := fakes.calls["landmarks"]; got != 15 {
+		t.Errorf("landmarks ran %d times on 30 quiet seconds, want 15 (every other frame still)", got)
+	}
+	if got := fakes.calls["faces"]; got != 5 {
+		t.Errorf("face detector ran %d times on 30 quiet seconds, want 5 (at 0, 6, 12, 18, 24 s: its one face carried over the unchanged picture for less than 5 s)", got)
 	}
 	var rows []store.FrameResult
 	if err := st.DB.Where("session_id = ?", sess.ID).Order("seq").Find(&rows).Error; err != nil {
 		t.Fatal(err)
 	}
-	carried, poses, still := 0, 0, 0
+	carried, poses, still, faces := 0, 0, 0, 0
 	for _, r := range rows {
 		var obs analyzers.Observation
 		if err := jsonUnmarshal(r.Observation, &obs); err != nil {
@@ -357,7 +361,13 @@ func TestScheduleQuietScene(t *testing.T) {
 				t.Errorf("frame %d: carried pose not marked in the signals %s", r.Seq, r.Signals)
 			}
 		}
-		if from, ok := obs.Carried["faces"]; ok {
+		if from, ok := obs.Carried["faces"]; ok && r.Seq%2 == 0 {
+			faces++
+			if from > r.CapturedAtMs || r.CapturedAtMs-from >= 5000 || len(obs.Faces) != 1 {
+				t.Errorf("analysed frame %d carries %d faces from %d ms earlier", r.Seq, len(obs.Faces), r.CapturedAtMs-from)
+			}
+		}
+		if from, ok := obs.Carried["landmarks"]; ok {
 			still++
 			carriedMatch := len(obs.Faces) == 1 && obs.Faces[0].Match != nil && !obs.Faces[0].Match.Measured
 			if r.Seq%2 != 1 || r.CapturedAtMs-from != 1000 || !carriedMatch {
@@ -377,6 +387,9 @@ func TestScheduleQuietScene(t *testing.T) {
 	}
 	if still != 15 {
 		t.Errorf("%d still frames, want 15", still)
+	}
+	if faces != 10 {
+		t.Errorf("%d analysed frames carry the face, want 10", faces)
 	}
 	if carried != 27 {
 		t.Errorf("%d frames say their counts were carried, want 27", carried)
