@@ -137,7 +137,9 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 //   - when the scene changed outside the face (SceneDelta in SceneCells thumbnail cells): a
 //     person or a phone coming into view changes the picture;
 //   - while its last run saw something the rules act on (two people, a phone), so a run that
-//     may become a flag is measured on every frame;
+//     may become a flag is measured on every frame — except two people on the main camera while
+//     two or more faces are seen there (MULTIPLE_FACES' case: EXTRA_PERSON wants a body whose
+//     face is not seen);
 //   - and at least every PersonsEvery of capture time.
 //
 // The head-pose network (~5 ms) runs on the main face at least every HeadPoseEvery, at once when
@@ -365,7 +367,11 @@ func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
 	st.thumbValid = sceneThumb(f, &st.curThumb) == nil
 	switch {
 	case fresh, !st.thumbValid, st.thumb == nil:
-	case st.nPersons >= 2 || st.nPhones > 0: // something the rules act on: measure every frame
+	case st.nPhones > 0: // something the rules act on: measure every frame
+	case st.nPersons >= 2 && (f.Camera != CameraMain || len(obs.Faces) < 2):
+		// The same for a second person, except on the main camera while two or more faces are
+		// seen: EXTRA_PERSON there wants a body without a face, MULTIPLE_FACES has the faces, and
+		// a face turning away changes the count, which runs the detector.
 	case len(obs.Faces) != st.faces:
 	case (box[2] == 0) != (st.faceBox[2] == 0) || (box[2] != 0 && boxIoU(box, st.faceBox) < 0.5):
 	case sceneChanged(st.thumb, st.curThumb, f, box, st.faceBox, p.s.cfg):

@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/draw"
 	"image/jpeg"
+	"slices"
 	"testing"
 	"time"
 
@@ -251,4 +252,45 @@ func withBlock(t *testing.T, jpg []byte, r image.Rectangle) []byte {
 	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
 	draw.Draw(rgba, r, image.NewUniform(color.Black), image.Point{}, draw.Src)
 	return encodeJPEG(t, rgba)
+}
+
+// TestPersonsOnTwoFaces: after the person detector saw two people, it runs on every frame —
+// except on the main camera while two or more faces are seen there and the picture and the face
+// count stay as they were (MULTIPLE_FACES' case). A face going (the second person turns away:
+// EXTRA_PERSON's case) runs it at once and then on every frame; the evidence camera measures
+// every frame.
+func TestPersonsOnTwoFaces(t *testing.T) {
+	jpg := testJPEG(t, 640, 480)
+	t0 := time.Unix(1_700_000_000, 0)
+	for _, camera := range []string{CameraMain, CameraEvidence} {
+		s := NewSchedule(ScheduleConfig{})
+		var got []bool
+		for k, faces := range []int{2, 2, 2, 1, 1} {
+			f, err := DecodeJPEG(jpg, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Camera, f.CapturedAt = camera, t0.Add(time.Duration(k)*time.Second)
+			obs := &Observation{}
+			for i := range faces {
+				obs.Faces = append(obs.Faces, Face{Box: [4]float32{100 + 200*float32(i), 100, 120, 150}, Score: 0.9})
+			}
+			plan := s.Plan("s1", camera)
+			skipped := plan.Skip("persons", &f, obs)
+			if !skipped {
+				two, none := 2, 0
+				obs.Persons, obs.Phones = &two, &none
+				plan.Ran("persons", &f, obs)
+			}
+			f.Image.Close()
+			got = append(got, !skipped)
+		}
+		want := []bool{true, true, true, true, true}
+		if camera == CameraMain {
+			want = []bool{true, false, false, true, true}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: detector ran %v, want %v", camera, got, want)
+		}
+	}
 }

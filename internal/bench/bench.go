@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -469,10 +470,17 @@ func (s *stats) print(w io.Writer) {
 			name, perRun, 100*ran/frames, frames, perFrame)
 	}
 	fmt.Fprintf(w, "  %-13s %54s %6.2f ms per frame (decode not included)\n", "all", "", total)
-	// The face detector is skipped only on still frames (schedule.go: nothing runs, the frame is
-	// not decoded, the last analysed frame's observation is carried).
-	if frames := s.ran["faces"] + s.skipped["faces"]; frames > 0 {
-		fmt.Fprintf(w, "  still frames: %.1f%% (nothing ran, not decoded: the observation of the second before carried)\n", 100*s.skipped["faces"]/frames)
+	// A still frame skips every analyzer (schedule.go: nothing runs, the frame is not decoded, the
+	// last analysed frame's observation is carried); each analyzer is also skipped on frames of its
+	// own, so the fewest skips of any analyzer are the still frames.
+	still, frames := math.Inf(1), 0.0
+	for _, name := range s.order {
+		if s.skipped[name] < still {
+			still, frames = s.skipped[name], s.ran[name]+s.skipped[name]
+		}
+	}
+	if frames > 0 {
+		fmt.Fprintf(w, "  still frames: %.1f%% (nothing ran, not decoded: the observation of the second before carried)\n", 100*still/frames)
 	}
 }
 
