@@ -144,7 +144,9 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 //
 // The head-pose network (~5 ms) runs on the main face at least every HeadPoseEvery, at once when
 // the face changes or a landmark fit of the pose (microseconds) moves by PoseDelta, and on every
-// frame while the measured pose is near the limits.
+// frame while the measured pose is near the limits. On the main camera, whole frames that look
+// like the last analysed one are carried for up to StillMax, and the face detector's one face for
+// up to FacesEvery while the picture stays as it was when the detector ran.
 //
 // On the other frames its last counts are carried over and the frame's observation says so
 // (Observation.Carried): the rules see an unchanged scene as unchanged, never a gap, and an
