@@ -178,7 +178,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 // analyzer set: ONNX sessions and OpenCV objects are not shared between goroutines.
 func (a *App) startWorkers(ctx context.Context, kcfg pipeline.Config, engine *rules.Engine, registry *prometheus.Registry) error {
 	log := a.cfg.Log
-	frames, err := worker.NewFrameHandlers(a.cfg.Analyzers, kcfg.Concurrency, a.Store, engine, registry, log)
+	frames, err := worker.NewFrameHandlers(a.cfg.Analyzers, kcfg.FrameSets, a.Store, engine, registry, log)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ import (
 // comes from its environment variable, so containers need no command line.
 type serviceFlags struct {
 	addr, dataDir, dsn, brokers, group, topicPrefix, logLevel               string
-	partitions, concurrency, frameReaders                                   int
+	partitions, concurrency, frameReaders, frameSets                        int
 	faceAbsent, multipleFaces                                               time.Duration
 	analyzers, identityModel, personsModel, evidencePersonsModel, firstLook string
 	longSilence                                                             time.Duration
@@ -72,7 +72,8 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.partitions, "kafka-partitions", envInt("PROCTOR_KAFKA_PARTITIONS", 6), "partitions of topics this process creates: the most worker goroutines a topic can use (PROCTOR_KAFKA_PARTITIONS)")
 	fs.StringVar(&f.group, "kafka-group", env("PROCTOR_KAFKA_GROUP", "proctor"), "consumer group prefix; one group per topic (PROCTOR_KAFKA_GROUP)")
 	fs.StringVar(&f.topicPrefix, "kafka-topic-prefix", env("PROCTOR_KAFKA_TOPIC_PREFIX", "proctor"), "topics are PREFIX.frames, PREFIX.audio, PREFIX.events and PREFIX.deadletter (PROCTOR_KAFKA_TOPIC_PREFIX)")
-	fs.IntVar(&f.concurrency, "concurrency", envInt("PROCTOR_WORKER_CONCURRENCY", 2), "analyzer sets (frames analysed at once) and audio consumers per worker process: one per core (PROCTOR_WORKER_CONCURRENCY)")
+	fs.IntVar(&f.concurrency, "concurrency", envInt("PROCTOR_WORKER_CONCURRENCY", 2), "consumers per topic and audio analyzer sets per worker process: one per core (frame analyzer sets: --frame-sets) (PROCTOR_WORKER_CONCURRENCY)")
+	fs.IntVar(&f.frameSets, "frame-sets", envInt("PROCTOR_FRAME_SETS", 0), "analyzer sets (frames analysed at once) the frame readers share, each with its own models (~350 MB); 0 = --concurrency + 1, which keeps the cores busy while a batch is stored (PROCTOR_FRAME_SETS)")
 	fs.IntVar(&f.frameReaders, "frame-readers", envInt("PROCTOR_FRAME_READERS", 0), "Kafka readers of the frames topic per worker process, sharing the analyzer sets; 0 = the topic's partitions (--kafka-partitions) (PROCTOR_FRAME_READERS)")
 	fs.DurationVar(&f.faceAbsent, "face-absent-after", envDuration("PROCTOR_FACE_ABSENT_AFTER", 5*time.Second), "no face this long raises FACE_ABSENT (PROCTOR_FACE_ABSENT_AFTER)")
 	fs.DurationVar(&f.multipleFaces, "multiple-faces-after", envDuration("PROCTOR_MULTIPLE_FACES_AFTER", 2*time.Second), "two or more faces this long raise MULTIPLE_FACES (PROCTOR_MULTIPLE_FACES_AFTER)")
@@ -117,7 +118,7 @@ func (f *serviceFlags) config() app.Config {
 	cfg.Kafka.GroupID = f.group
 	cfg.Kafka.Topics = pipeline.Topics{Frames: f.topicPrefix + ".frames", Audio: f.topicPrefix + ".audio",
 		Events: f.topicPrefix + ".events", DeadLetter: f.topicPrefix + ".deadletter"}
-	cfg.Kafka.Concurrency, cfg.Kafka.FrameReaders = f.concurrency, f.frameReaders
+	cfg.Kafka.Concurrency, cfg.Kafka.FrameReaders, cfg.Kafka.FrameSets = f.concurrency, f.frameReaders, f.frameSets
 	// The service's own values of declared settings; each exam may override them.
 	cfg.Rules.Settings = rules.Params{rules.SettingFaceAbsentAfter: f.faceAbsent.Seconds(),
 		rules.SettingMultipleFacesAfter: f.multipleFaces.Seconds(), rules.SettingLongSilence: f.longSilence.Seconds()}

@@ -115,9 +115,9 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 			labels[s.label]++
 		}
 	}
-	fmt.Fprintf(stdout, "bench: %d frames over %d sessions at 1 frame/s each (candidate %d, empty room %d, second person %d; %d×%d JPEG ~%d KiB), %s, %s, %d CPU, worker concurrency %d (frame readers %d)\n",
+	fmt.Fprintf(stdout, "bench: %d frames over %d sessions at 1 frame/s each (candidate %d, empty room %d, second person %d; %d×%d JPEG ~%d KiB), %s, %s, %d CPU, worker concurrency %d (frame readers %d, analyzer sets %d)\n",
 		o.N, o.Sessions, labels["candidate"], labels["nobody"], labels["group"], scenario.FrameSize, scenario.FrameSize*3/4,
-		len(timelines[0][0].jpeg)>>10, transport, db, runtime.NumCPU(), a.Kafka.Concurrency, a.Kafka.FrameReaders)
+		len(timelines[0][0].jpeg)>>10, transport, db, runtime.NumCPU(), a.Kafka.Concurrency, a.Kafka.FrameReaders, a.Kafka.FrameSets)
 
 	if o.Workers > 0 {
 		return r.scaleOut(ctx, stdout)
@@ -143,7 +143,7 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 
 	// The same sessions through the analyzers alone, with as many sets as the workers use, each
 	// session's frames in order on one goroutine and under the same schedule.
-	workers := max(a.Kafka.Concurrency, 1)
+	workers := max(a.Kafka.FrameSets, 1)
 	set.Close()
 	if set, err = analyzers.NewSet(cfg.Analyzers.Scheduled()); err != nil { // as the workers run them
 		return err
