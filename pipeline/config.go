@@ -213,9 +213,9 @@ type Config struct {
 	// a Reader stores its batch or waits on the last session of its batch;
 	// each set holds its own ONNX sessions (~350 MB with every analyzer).
 	//
-	// Default: Concurrency + 1 (measured: `proctor bench -n 600`, eight
-	// interleaved pairs on 2 cores, 3 sets 148.6 frames/s end to end on
-	// average against 133.5 with 2, docs/vision.md)
+	// Default: Concurrency + 1 (measured: `proctor bench -n 600` on 2 cores,
+	// 3 sets faster than 2 in 12 of 17 interleaved pairs, +7% on average,
+	// docs/vision.md)
 	FrameSets int
 
 	// MaxBatch is the most messages a Reader hands to a BatchHandler at once
