@@ -380,10 +380,7 @@ func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
 	default:
 		persons, phones := st.nPersons, st.nPhones
 		obs.Persons, obs.Phones, obs.Objects = &persons, &phones, st.objects
-		if obs.Carried == nil {
-			obs.Carried = map[string]int64{}
-		}
-		obs.Carried[analyzer] = st.personsAt.UnixMilli()
+		markCarried(obs, analyzer, st.personsAt)
 		return true
 	}
 	return false
@@ -421,10 +418,7 @@ func (p *framePlan) skipPose(f *Frame, obs *Observation) bool {
 	default:
 		yaw, pitch := st.yaw, st.pitch
 		obs.Faces[main].Yaw, obs.Faces[main].Pitch = &yaw, &pitch
-		if obs.Carried == nil {
-			obs.Carried = map[string]int64{}
-		}
-		obs.Carried["headpose"] = st.poseAt.UnixMilli()
+		markCarried(obs, "headpose", st.poseAt)
 		return true
 	}
 	return false
@@ -455,21 +449,31 @@ func abs32(x float32) float32 {
 // skipLooks decides the face detector's further looks on a frame whose first pass found no face
 // (see ScheduleConfig.LooksEvery).
 func (p *framePlan) skipLooks(f *Frame, obs *Observation) bool {
-	cfg := p.s.cfg
-	if cfg.LooksEvery < 0 || f.Camera != CameraMain || !p.still {
-		return false
-	}
 	st := p.state(f)
-	age := f.CapturedAt.Sub(st.emptyAt)
-	if p.restart || len(st.emptyThumb) == 0 || age <= 0 || age >= cfg.LooksEvery ||
-		changedCells(st.emptyThumb, st.curStill, cfg.SceneDelta) >= cfg.SceneCells {
+	if !p.sameSince(f, p.s.cfg.LooksEvery, st.emptyAt, st.emptyThumb) {
 		return false
 	}
+	markCarried(obs, LooksStep, st.emptyAt)
+	return true
+}
+
+// sameSince reports whether a main-camera frame may carry an answer given at `at` on a picture
+// whose whole-frame thumbnail was ref: less than every ago, and the picture unchanged since.
+func (p *framePlan) sameSince(f *Frame, every time.Duration, at time.Time, ref []uint8) bool {
+	if every < 0 || f.Camera != CameraMain || !p.still {
+		return false
+	}
+	age := f.CapturedAt.Sub(at)
+	return !p.restart && len(ref) > 0 && age > 0 && age < every &&
+		changedCells(ref, p.st.curStill, p.s.cfg.SceneDelta) < p.s.cfg.SceneCells
+}
+
+// markCarried notes in obs that the named analyzer's output was carried from a run at `at`.
+func markCarried(obs *Observation, name string, at time.Time) {
 	if obs.Carried == nil {
 		obs.Carried = map[string]int64{}
 	}
-	obs.Carried[LooksStep] = st.emptyAt.UnixMilli()
-	return true
+	obs.Carried[name] = at.UnixMilli()
 }
 
 // ranLooks records the further looks' answer: a reference picture for skipLooks when they found
@@ -486,22 +490,13 @@ func (p *framePlan) ranLooks(f *Frame, obs *Observation) {
 
 // skipFaces decides the face detector on a main-camera frame (see ScheduleConfig.FacesEvery).
 func (p *framePlan) skipFaces(f *Frame, obs *Observation) bool {
-	cfg := p.s.cfg
-	if cfg.FacesEvery < 0 || f.Camera != CameraMain || !p.still {
-		return false
-	}
 	st := p.state(f)
-	age := f.CapturedAt.Sub(st.oneAt)
-	if p.restart || len(st.oneThumb) == 0 || age <= 0 || age >= cfg.FacesEvery ||
-		changedCells(st.oneThumb, st.curStill, cfg.SceneDelta) >= cfg.SceneCells {
+	if !p.sameSince(f, p.s.cfg.FacesEvery, st.oneAt, st.oneThumb) {
 		return false
 	}
 	obs.Faces = []Face{st.one}
 	obs.TopFaceScore = st.oneTop
-	if obs.Carried == nil {
-		obs.Carried = map[string]int64{}
-	}
-	obs.Carried["faces"] = st.oneAt.UnixMilli()
+	markCarried(obs, "faces", st.oneAt)
 	return true
 }
 
