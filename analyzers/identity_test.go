@@ -2,10 +2,12 @@ package analyzers_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"proctor/analyzers"
 	"proctor/internal/scenario"
@@ -181,17 +183,17 @@ func TestEnrollWithoutFace(t *testing.T) {
 // are the full model's.
 func TestIdentityFirstLook(t *testing.T) {
 	f, others := demoFrames(t)
-	mk := func(first string) *analyzers.Set {
+	mk := func(first string, stranger float32) *analyzers.Set {
 		t.Helper()
 		set, err := analyzers.NewSet(analyzers.Config{Analyzers: vision,
-			Identity: analyzers.IdentityConfig{Model: analyzers.DefaultIdentityModel, FirstLook: first}})
+			Identity: analyzers.IdentityConfig{Model: analyzers.DefaultIdentityModel, FirstLook: first, FirstLookStranger: stranger}})
 		if err != nil {
 			t.Skipf("%v: run scripts/setup.sh (it builds facenet-keras-int8)", err)
 		}
 		t.Cleanup(func() { set.Close() })
 		return set
 	}
-	full, cascade := mk("none"), mk("") // the default model's first look
+	full, cascade := mk("none", 0), mk("", 0) // the default model's first look
 	ctx := context.Background()
 	enr, err := full.Enroll(ctx, f.Photo)
 	if err != nil {
@@ -229,6 +231,57 @@ func TestIdentityFirstLook(t *testing.T) {
 	t.Logf("%d of %d candidate frames settled by the first look", settled, len(f.Candidate))
 	if settled == 0 || settled > len(f.Candidate) {
 		t.Errorf("%d frames settled by the first look, want some of the %d candidate frames and no impostor", settled, len(f.Candidate))
+	}
+	// In a session, a clear stranger is settled by the first look too; without one (evaluation,
+	// `proctor analyze`) the full model measures it, as above. The demo's other people score
+	// above the default line (0.174), so this part draws the line 0.05 below the threshold.
+	identity := func(set *analyzers.Set) *analyzers.Identity {
+		for _, a := range set.Analyzers() {
+			if v, ok := a.(*analyzers.Identity); ok {
+				return v
+			}
+		}
+		t.Fatal("no identity analyzer")
+		return nil
+	}
+	if id := identity(cascade); id.StrangerBelow() != id.Threshold()-analyzers.DefaultFirstLookStranger {
+		t.Errorf("stranger line %.3f, want the threshold %.3f less the default margin", id.StrangerBelow(), id.Threshold())
+	}
+	if identity(mk("", -1)).StrangerBelow() != 0 {
+		t.Error("FirstLookStranger -1: a stranger line, want none")
+	}
+	strict := mk("", 0.05)
+	below := identity(strict).StrangerBelow()
+	strangers := 0
+	for i, jpg := range others {
+		want := match(full, jpg, &enr)
+		if m := match(strict, jpg, &enr); m.Embedding == nil || m.Similarity != want.Similarity {
+			t.Errorf("other person %d without a session: %+v, want the full model's %.4f", i, m, want.Similarity)
+		}
+		obs, err := strict.AnalyzeFrameJPEG(ctx, jpg, analyzers.FrameMeta{Camera: analyzers.CameraMain, Enrolled: &enr,
+			Session: fmt.Sprint("stranger-", i), CapturedAt: time.Unix(int64(i), 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(obs.Faces) != 1 || obs.Faces[0].Match == nil {
+			t.Fatalf("other person %d: faces %+v, want one matched face", i, obs.Faces)
+		}
+		got := obs.Faces[0].Match
+		if got.SamePerson || !got.Measured {
+			t.Errorf("other person %d in a session: %+v, want measured as someone else", i, got)
+		}
+		if got.Embedding == nil {
+			strangers++
+			if got.Similarity >= below {
+				t.Errorf("other person %d settled as a stranger at %.3f, above the line %.3f", i, got.Similarity, below)
+			}
+		} else if got.Similarity != want.Similarity {
+			t.Errorf("other person %d measured by the full model at %.4f, the full model alone %.4f", i, got.Similarity, want.Similarity)
+		}
+	}
+	t.Logf("%d of %d frames of other people settled as strangers by the first look (below %.3f)", strangers, len(others), below)
+	if strangers != len(others) {
+		t.Errorf("%d of %d other people settled as strangers by the first look (line %.3f), want all", strangers, len(others), below)
 	}
 	gathering := enr
 	gathering.Gathering = true

@@ -535,17 +535,17 @@ func pct(sorted []float64, p float64) float64 {
 // printFirstLook says how many of the faces identity measured model-only its first look settled
 // (IdentityConfig.FirstLook): the rest cost the full model too.
 func printFirstLook(w io.Writer, sets []*analyzers.Set) {
-	var first, full int
+	var first, stranger, full int
 	for _, s := range sets {
 		for _, a := range s.Analyzers() {
 			if id, ok := a.(*analyzers.Identity); ok {
-				f, m := id.Looks()
-				first, full = first+f, full+m
+				f, o, m := id.Looks()
+				first, stranger, full = first+f, stranger+o, full+m
 			}
 		}
 	}
-	if first > 0 {
-		fmt.Fprintf(w, "  identity: the first look settled %d of %d faces measured (%.0f%%); the full model measured the rest\n",
-			first, first+full, 100*float64(first)/float64(first+full))
+	if n := first + stranger + full; first+stranger > 0 {
+		fmt.Fprintf(w, "  identity: the first look settled %d of %d faces measured as the candidate (%.0f%%) and %d as someone else (%.0f%%); the full model measured the rest\n",
+			first, n, 100*float64(first)/float64(n), stranger, 100*float64(stranger)/float64(n))
 	}
 }

@@ -468,9 +468,14 @@ func identityTimeRun(ctx context.Context, env *Env, st *store.Store, eng *rules.
 	people []*identityTimePerson, gallery bool, firstAt float32) (*identityTimeResult, error) {
 	after := eng.Params().Duration(rules.SettingIdentityMismatchAfter)
 	out := &identityTimeResult{sets: map[string]*identitySetStats{}}
-	rp := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt}
+	// With a first look, it also settles clear strangers, as in the analyzer's sessions.
+	var stranger float32
+	if firstAt > 0 {
+		stranger = id.StrangerBelow()
+	}
+	rp := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt, strangerBelow: stranger}
 	rng := rand.New(rand.NewPCG(13, 5))
-	rp1 := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt}
+	rp1 := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt, strangerBelow: stranger}
 	rng1 := rand.New(rand.NewPCG(21, 8))
 	for i, a := range people {
 		if len(a.answer) == 0 {
@@ -833,6 +838,9 @@ type identityReplay struct {
 	// firstAt: a first-look similarity at or above it settles the frame (the identity
 	// analyzer's FirstLook; 0: every frame measured by the full model)
 	firstAt float32
+	// strangerBelow: with a first look, a first-look similarity below it settles the frame as
+	// someone else (Identity.StrangerBelow; 0: never)
+	strangerBelow float32
 	// same-person frames that voted, and of those below the threshold, per variant
 	votes, below [8]int
 	// measured frames settled by the first look, and measured by the full model, per variant
@@ -894,9 +902,9 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 		var sim float32
 		full := fr.vec != nil
 		if full && r.firstAt > 0 && fr.first != nil {
-			// The analyzer's first look (Identity.measure): a clear match settles the frame,
-			// which then has no full embedding to learn from.
-			if s, _ := enr.Similarity(fr.first); s >= r.firstAt {
+			// The analyzer's first look (Identity.measure): a clear match or a clear stranger
+			// settles the frame, which then has no full embedding to learn from.
+			if s, _ := enr.Similarity(fr.first); s >= r.firstAt || s < r.strangerBelow {
 				sim, full = s, false
 				r.firstLooks[fr.variant]++
 			}
