@@ -235,9 +235,10 @@ const DefaultFirstLookMargin = 0.15
 
 // DefaultFirstLookStranger is IdentityConfig.FirstLookStranger's default: with the default
 // model's threshold (0.474) the line is 0.174, 0.15 below the default vote line (0.324). The
-// int8 and full similarities of one face differ by up to 0.21; on the dev people no same-person
-// face below the line by the first look reached the vote line by the full model (0 of 1,703
-// against the photo; 1 at a margin of 0.25). docs/vision.md, "Identity over time".
+// int8 and full similarities of one face differ by up to 0.21; on the dev people none of the
+// 148 same-person frames below the line by the first look (of 1,703, against the photo) reached
+// the vote line by the full model (1 of 212 at a margin of 0.25). docs/vision.md, "Identity
+// over time".
 const DefaultFirstLookStranger = 0.30
 
 // Name implements Analyzer.
