@@ -92,6 +92,12 @@ func (s *Server) createSession(c *fiber.Ctx) error {
 	}
 	s.sessionKeys.Store(key.OrgID+"\x00"+cmp.Or(platformID, sess.ID), sess.ID)
 	s.log.Info("session created", "session", sess.ID, "exam", sess.ExamID, "org", sess.OrgID)
+	// The workers enrol the photo now rather than at the first frame. Without the request (Kafka
+	// down) the first frame enrols it: the session is created either way.
+	enrol := pipeline.EncodeEnroll(pipeline.EnrollMessage{SessionID: sess.ID, ReceivedAtMs: time.Now().UnixMilli()})
+	if err := s.pub.Send(c.UserContext(), s.cfg.Topics.Frames, enrol); err != nil {
+		s.log.Warn("enrol request not queued: the first frame enrols the photo", "session", sess.ID, "err", err)
+	}
 	return c.Status(fiber.StatusCreated).JSON(sess)
 }
 

@@ -14,6 +14,7 @@ import (
 	"proctor/analyzers"
 	"proctor/internal/platform"
 	"proctor/internal/scenario"
+	"proctor/models"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -61,6 +62,57 @@ func frameRuleFlags(flags []store.Flag) []store.Flag {
 		}
 	}
 	return out
+}
+
+// TestEnrolledAtCreation: the registration photo is enrolled when the session is created, before
+// any frame arrives (the API's enrol request on the frames topic): the candidate's embedding, the
+// one the analyzers compute from the photo; and a photo without a face is recorded as such, so
+// that the first frame does not try again.
+func TestEnrolledAtCreation(t *testing.T) {
+	f := sampleFrames(t)
+	set, err := analyzers.NewSet(analyzers.Config{Analyzers: visionAnalyzers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	want, err := set.Enroll(context.Background(), f.Photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			a := startApp(t, b, func(c *Config) { c.Analyzers.Analyzers = visionAnalyzers })
+			ingestKey, _ := keys(t, a, "org-enrol")
+			plat := platform.New(a.URL, ingestKey)
+			start := time.Now().Add(time.Hour)
+			enrolled := func(photo []byte) *store.Session {
+				t.Helper()
+				sess, err := plat.CreateSession(ctx, platform.NewSession{ExamID: "exam-e", CandidateID: "cand-e",
+					ScheduledStart: start, DurationSec: 1800, Questions: 3, Photo: photo})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var row *store.Session
+				waitFor(t, func() bool {
+					row, err = a.Store.GetSession(ctx, "", sess.ID) // opens the sealed embedding
+					return err == nil && row.FaceEmbeddingModel != ""
+				}, "the registration photo enrolled without a frame")
+				if row.Frames != 0 {
+					t.Errorf("%d frames analysed: none was posted", row.Frames)
+				}
+				return row
+			}
+			row := enrolled(f.Photo)
+			got := analyzers.DecodeVector(row.FaceEmbedding)
+			if row.FaceEmbeddingModel != want.Model || len(got) != len(want.Vector) || models.Cosine(got, want.Vector) < 0.999 {
+				t.Errorf("stored embedding %s (%d values) is not the photo's %s (%d values)", row.FaceEmbeddingModel, len(got), want.Model, len(want.Vector))
+			}
+			if row := enrolled(f.Nobody[0]); len(row.FaceEmbedding) != 0 || row.FaceEmbeddingModel != want.Model {
+				t.Errorf("face-free photo: model %q, %d bytes of embedding; want %q and none", row.FaceEmbeddingModel, len(row.FaceEmbedding), want.Model)
+			}
+		})
+	}
 }
 
 // TestIdentitySwitchEndToEnd: the candidate sits the exam, one odd frame shows someone else

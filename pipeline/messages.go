@@ -22,7 +22,7 @@ const (
 	SchemaVersion = "1"
 
 	HeaderVersion    = "v"              // schema version, "1"
-	HeaderKind       = "kind"           // "frame", "audio" or "event"
+	HeaderKind       = "kind"           // "frame", "audio", "event" or "enroll"
 	HeaderSeq        = "seq"            // per-session, per-stream sequence number
 	HeaderCapturedAt = "captured-at-ms" // client clock, Unix ms
 	HeaderReceivedAt = "received-at-ms" // API clock, Unix ms
@@ -33,6 +33,9 @@ const (
 	KindFrame = "frame"
 	KindAudio = "audio"
 	KindEvent = "event"
+	// KindEnroll asks the frame workers to enrol a new session's registration photo (frames
+	// topic, no value): the photo is in the store, the message only says which session.
+	KindEnroll = "enroll"
 )
 
 // Limits a decoded message must respect. They guard the analyzers (OpenCV
@@ -71,6 +74,13 @@ type EventMessage struct {
 	CapturedAtMs int64
 	ReceivedAtMs int64
 	Payload      []byte // JSON; empty means no payload
+}
+
+// EnrollMessage asks for a session's registration photo to be enrolled before its first frame.
+// It travels on the frames topic under the session's key, so it is consumed before the frames.
+type EnrollMessage struct {
+	SessionID    string
+	ReceivedAtMs int64 // API clock when the session was created, Unix ms
 }
 
 // Validate reports what is wrong with f, in words an API client can act on.
@@ -203,6 +213,22 @@ func EncodeEvent(e EventMessage) kafka.Message {
 	}
 }
 
+// EncodeEnroll turns e into a Kafka message for the frames topic (no topic set). Seq and
+// captured-at are the common headers every kind carries: 0 and the creation time.
+func EncodeEnroll(e EnrollMessage) kafka.Message {
+	at := []byte(strconv.FormatInt(e.ReceivedAtMs, 10))
+	return kafka.Message{
+		Key: []byte(e.SessionID),
+		Headers: []kafka.Header{
+			{Key: HeaderVersion, Value: schemaVersionBytes},
+			{Key: HeaderKind, Value: kindEnrollBytes},
+			{Key: HeaderSeq, Value: []byte("0")},
+			{Key: HeaderCapturedAt, Value: at},
+			{Key: HeaderReceivedAt, Value: at},
+		},
+	}
+}
+
 // Shared read-only header values. kafka-go only reads header values when it
 // encodes a batch, so sharing them between messages is safe.
 var (
@@ -210,6 +236,7 @@ var (
 	kindFrameBytes     = []byte(KindFrame)
 	kindAudioBytes     = []byte(KindAudio)
 	kindEventBytes     = []byte(KindEvent)
+	kindEnrollBytes    = []byte(KindEnroll)
 )
 
 // appendNum appends n in decimal to buf and returns the grown buffer and the
@@ -290,6 +317,34 @@ func DecodeEvent(m kafka.Message) (EventMessage, error) {
 		return EventMessage{}, decodeError(KindEvent, m, err)
 	}
 	return e, nil
+}
+
+// DecodeEnroll parses an enrol message of the frames topic. Errors are Permanent.
+func DecodeEnroll(m kafka.Message) (EnrollMessage, error) {
+	h, err := readHeaders(m, KindEnroll)
+	e := EnrollMessage{SessionID: string(m.Key), ReceivedAtMs: h.received}
+	if err == nil {
+		err = validateCommon(e.SessionID, h.seq, h.captured, h.received)
+	}
+	if err == nil && len(m.Value) > 0 {
+		err = fmt.Errorf("enroll message carries %d bytes; it has no value", len(m.Value))
+	}
+	if err != nil {
+		return EnrollMessage{}, decodeError(KindEnroll, m, err)
+	}
+	return e, nil
+}
+
+// Kind is the message's kind header ("" when absent): how a topic that carries more than one
+// kind (frames and enrol requests) tells them apart before decoding.
+func Kind(m kafka.Message) string {
+	kind := ""
+	for _, hd := range m.Headers {
+		if hd.Key == HeaderKind {
+			kind = string(hd.Value) // a repeated header keeps its last value, as in readHeaders
+		}
+	}
+	return kind
 }
 
 // commonHeaders are the headers every kind carries, plus the one header that

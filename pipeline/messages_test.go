@@ -48,6 +48,17 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		t.Errorf("event round trip: got %+v, %v; want %+v", gotE, err, event)
 	}
 
+	enrol := EnrollMessage{SessionID: "sess-1", ReceivedAtMs: 1764150000400}
+	gotN, err := DecodeEnroll(EncodeEnroll(enrol))
+	if err != nil || gotN != enrol {
+		t.Errorf("enrol round trip: got %+v, %v; want %+v", gotN, err, enrol)
+	}
+	for m, want := range map[*kafka.Message]string{ptr(EncodeFrame(frame)): KindFrame, ptr(EncodeEnroll(enrol)): KindEnroll, {}: ""} {
+		if got := Kind(*m); got != want {
+			t.Errorf("Kind = %q, want %q", got, want)
+		}
+	}
+
 	m := EncodeFrame(frame)
 	if string(m.Key) != "sess-1" || header(m, HeaderVersion) != "1" || header(m, HeaderSeq) != "42" ||
 		header(m, HeaderCapturedAt) != "1764150000123" || header(m, HeaderCamera) != "main" || header(m, HeaderKind) != "frame" {
@@ -105,6 +116,22 @@ func TestDecodeErrorsArePermanentAndSayWhy(t *testing.T) {
 		})
 	}
 
+	// A frame is not an enrol request, nor the other way round; an enrol request has no value.
+	if _, err := DecodeEnroll(good); err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), `header kind="frame", want "enroll"`) {
+		t.Errorf("frame decoded as an enrol request: %v", err)
+	}
+	enrol := EncodeEnroll(EnrollMessage{SessionID: "s", ReceivedAtMs: 5})
+	if _, err := DecodeFrame(enrol); err == nil || !strings.Contains(err.Error(), `want "frame"`) {
+		t.Errorf("enrol request decoded as a frame: %v", err)
+	}
+	enrol.Value = []byte{1}
+	if _, err := DecodeEnroll(enrol); err == nil || !strings.Contains(err.Error(), "it has no value") {
+		t.Errorf("enrol request with a value: %v", err)
+	}
+	if _, err := DecodeEnroll(EncodeEnroll(EnrollMessage{SessionID: "s"})); err == nil || !strings.Contains(err.Error(), "not a Unix time") {
+		t.Errorf("enrol request without a time: %v", err)
+	}
+
 	audio := EncodeAudio(AudioMessage{SessionID: "s", Seq: 1, CapturedAtMs: 1, ReceivedAtMs: 1, SampleRate: 16000, PCM: []byte{1}})
 	if _, err := DecodeAudio(audio); err == nil || !strings.Contains(err.Error(), "multiple of 2") {
 		t.Errorf("odd PCM length: got %v", err)
@@ -151,3 +178,5 @@ func BenchmarkEncodeDecodeFrame(b *testing.B) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

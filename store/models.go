@@ -48,7 +48,8 @@ type Session struct {
 	CreatedAt  time.Time `json:"created_at"`
 
 	// FaceEmbedding is the registration photo's face embedding (little-endian float32, unit
-	// length), computed by the first worker that needs it; FaceEmbeddingModel names the model
+	// length), computed by a worker on the API's enrol request at creation, or by the first
+	// worker that needs it when that request was lost; FaceEmbeddingModel names the model
 	// (name@version) — another model's vector does not compare. A model with an empty embedding
 	// means the photo showed no usable face: identity is then not checked.
 	FaceEmbedding      []byte `json:"-"`

@@ -143,12 +143,28 @@ type frameJob struct {
 // message by message, which isolates a poison message (pipeline.BatchHandler).
 func (h *FrameHandlers) HandleBatch(ctx context.Context, msgs []kafka.Message) error {
 	jobs := make([]frameJob, 0, len(msgs))
+	var enrol []string
 	for _, m := range msgs {
+		if pipeline.Kind(m) == pipeline.KindEnroll {
+			e, err := pipeline.DecodeEnroll(m)
+			if err != nil {
+				return err
+			}
+			enrol = append(enrol, e.SessionID)
+			continue
+		}
 		fm, err := pipeline.DecodeFrame(m)
 		if err != nil {
 			return pipeline.Permanent(fmt.Errorf("decode frame message: %w", err))
 		}
 		jobs = append(jobs, frameJob{fm: fm})
+	}
+	// A session's enrol request comes before its frames (same key, same partition).
+	if err := h.enrollAhead(ctx, enrol); err != nil {
+		return err
+	}
+	if len(jobs) == 0 {
+		return nil
 	}
 	// A redelivered frame was stored before the crash; skipping it here saves the model time.
 	// The unique key still guards against a race (the insert below then fails and is retried).
@@ -318,6 +334,19 @@ func (h *FrameHandlers) analyzeBatch(ctx context.Context, sessions map[string]*s
 		}
 		bySession[id] = append(bySession[id], i)
 	}
+	return h.withSets(order, func(set *analyzers.Set, id string) error {
+		for _, i := range bySession[id] {
+			if err := h.analyze(ctx, set, sessions[id], &jobs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// withSets runs fn for each session on an analyzer set of the pool, the sessions side by side
+// (as many at once as the pool has sets), and returns the first error.
+func (h *FrameHandlers) withSets(sessions []string, fn func(set *analyzers.Set, session string) error) error {
 	pool := h.pool.load()
 	run := func(id string) error {
 		set, release, err := pool.acquire(id)
@@ -325,25 +354,20 @@ func (h *FrameHandlers) analyzeBatch(ctx context.Context, sessions map[string]*s
 			return err
 		}
 		defer release()
-		for _, i := range bySession[id] {
-			if err := h.analyze(ctx, set, sessions[id], &jobs[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return fn(set, id)
 	}
-	if len(order) == 1 {
-		return run(order[0])
+	if len(sessions) == 1 {
+		return run(sessions[0])
 	}
-	errs := make([]error, len(order))
+	errs := make([]error, len(sessions))
 	var wg sync.WaitGroup
-	for k, id := range order {
+	for k, id := range sessions {
 		wg.Go(func() { errs[k] = run(id) })
 	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return err // a failed batch is retried frame by frame: the first error is enough
+			return err // a failed batch is retried message by message: the first error is enough
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"proctor/analyzers"
+	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -63,6 +64,44 @@ func (h *FrameHandlers) enrollment(ctx context.Context, set *analyzers.Set, sess
 		return nil, nil
 	}
 	return &enr, nil
+}
+
+// enrollAhead enrols the registration photos of new sessions (their enrol requests, sent by the
+// API at creation), so that the candidate's first frame does not wait for it and an exam room
+// whose candidates start together does not pay every enrolment in the same second. A session
+// already enrolled with the current model is skipped, so a redelivered request costs a read.
+// A session deleted since is skipped; a failure is the consumer's to retry, and the first frame
+// enrols the photo anyway when a request never arrived.
+func (h *FrameHandlers) enrollAhead(ctx context.Context, ids []string) error {
+	sessions := map[string]*store.Session{}
+	var order []string
+	for _, id := range ids {
+		if _, seen := sessions[id]; seen {
+			continue
+		}
+		sess, err := h.store.GetSession(ctx, "", id)
+		if errors.Is(err, store.ErrNotFound) {
+			if gone, err := store.SessionDeleted(h.store.DB.WithContext(ctx), id); err != nil {
+				return err
+			} else if gone {
+				h.deleted.WithLabelValues("enrollments").Inc()
+				sessions[id] = nil
+				continue
+			}
+			return pipeline.Permanent(fmt.Errorf("enrol request for unknown session %s", id))
+		} else if err != nil {
+			return err
+		}
+		sessions[id] = sess
+		order = append(order, id)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	return h.withSets(order, func(set *analyzers.Set, id string) error {
+		_, err := h.enrollment(ctx, set, sessions[id])
+		return err
+	})
 }
 
 // updateGallery runs in a main-camera frame's transaction before the answering phase: a face that
