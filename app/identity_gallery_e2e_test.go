@@ -163,6 +163,9 @@ func TestIdentityGalleryEndToEnd(t *testing.T) {
 			t.Run("verified login builds the gallery", func(t *testing.T) {
 				g := newGalleryRun(t, a, plat, rev, f.Photo, "cand-ok")
 				g.post(f.Candidate...)
+				if d := g.waitFor("the photo's enrolment", func(d *platform.SessionDetail) bool { return d.Session.RegistrationFace != "" }); d.Session.RegistrationFace != store.RegistrationFaceFound {
+					t.Errorf("registration_face %q, want found", d.Session.RegistrationFace)
+				}
 				var gallery []store.GalleryFace
 				a.Store.DB.Where("session_id = ?", g.sess.ID).Find(&gallery)
 				s, _ := a.Store.GetSession(context.Background(), "", g.sess.ID)
@@ -234,6 +237,34 @@ func TestIdentityGalleryEndToEnd(t *testing.T) {
 				}
 				if nv[0].Severity != store.SeverityAlert || !strings.Contains(nv[0].Details, `"login_matches":0`) {
 					t.Errorf("flag %+v", nv[0])
+				}
+			})
+
+			// A photo without a face leaves nothing to compare with: the session says so at once
+			// (registration_face), and the exam raises one IDENTITY_NOT_VERIFIED instead of
+			// running with the identity checks silently off.
+			t.Run("photo without a face raises one flag", func(t *testing.T) {
+				g := newGalleryRun(t, a, plat, rev, f.Nobody[0], "cand-no-face")
+				g.waitFor("the photo's enrolment", func(d *platform.SessionDetail) bool {
+					return d.Session.RegistrationFace == store.RegistrationFaceNone
+				})
+				g.post(f.Candidate[:3]...)
+				g.startAnswering()
+				g.waitFor(rules.IdentityNotVerified, func(d *platform.SessionDetail) bool {
+					for _, fl := range d.Flags {
+						if fl.Type == rules.IdentityNotVerified {
+							return true
+						}
+					}
+					return false
+				})
+				g.post(others[:4]...)
+				nv, mm := g.flags(rules.IdentityNotVerified), g.flags(rules.IdentityMismatch)
+				if len(nv) != 1 || len(mm) != 0 {
+					t.Fatalf("%d IDENTITY_NOT_VERIFIED and %d IDENTITY_MISMATCH, want 1 and 0", len(nv), len(mm))
+				}
+				if !strings.Contains(nv[0].Details, `"registration_photo":"no usable face"`) {
+					t.Errorf("flag details %s: want the photo named as the reason", nv[0].Details)
 				}
 			})
 		})

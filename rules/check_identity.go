@@ -140,7 +140,7 @@ func init() {
 		Analyzers: []string{"faces", "landmarks", "identity"},
 		DecidedBy: "identity",
 		Flags: []FlagType{{Type: IdentityNotVerified, Severity: store.SeverityAlert, Weight: 0.8,
-			Doc: "No frame of face login and preparation matched the registration photo."}},
+			Doc: "No frame of face login and preparation matched the registration photo, or the photo shows no usable face (identity cannot be checked)."}},
 		Settings: []Setting{
 			// 5: a gallery of a few diverse frames covers the day's light and pose; more adds
 			// comparisons per frame and little accuracy.
@@ -160,7 +160,14 @@ func init() {
 		},
 		Timing: func(v *TimingView, p Params, raise func(FlagSpec)) {
 			started := v.First("answering_started") != nil || v.Now >= v.Start
-			if started && loginUnverified(v.Session, int(p.Value(SettingIdentityLoginFrames))) {
+			switch {
+			case !started:
+			case v.Session.RegistrationFace == store.RegistrationFaceNone:
+				// Without a face to compare with, no frame is ever checked: a reviewer must know,
+				// or a photo without a face would switch the identity checks off unseen.
+				raise(FlagSpec{IdentityNotVerified, analyzers.CameraMain, v.Start, v.Start, map[string]any{
+					"registration_photo": "no usable face"}})
+			case loginUnverified(v.Session, int(p.Value(SettingIdentityLoginFrames))):
 				raise(FlagSpec{IdentityNotVerified, analyzers.CameraMain, v.Start, v.Start, map[string]any{
 					"login_frames": v.Session.LoginFaceFrames, "login_matches": v.Session.LoginFaceMatches}})
 			}

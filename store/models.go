@@ -54,6 +54,10 @@ type Session struct {
 	// means the photo showed no usable face: identity is then not checked.
 	FaceEmbedding      []byte `json:"-"`
 	FaceEmbeddingModel string `gorm:"size:128" json:"face_embedding_model,omitempty"`
+	// RegistrationFace says what the enrolment found in the registration photo: "found", "none"
+	// (no usable face: identity cannot be checked, and the identity-login check says so), or
+	// empty while it has not been enrolled. The platform reads it to ask for another photo.
+	RegistrationFace string `gorm:"size:8" json:"registration_face,omitempty"`
 	// LoginFaceFrames counts main-camera frames before answering whose face passed the identity
 	// quality gate, LoginFaceMatches those that matched the registration photo (or came after
 	// the platform's own face login): rules/check_identity.go judges the login from them.

@@ -61,8 +61,12 @@ func (h *FrameHandlers) enrollment(ctx context.Context, set *analyzers.Set, sess
 	}
 	sess.FaceEmbedding, sess.FaceEmbeddingModel = vec, model
 	if vec == nil {
-		return nil, nil
+		// The identity-login check raises IDENTITY_NOT_VERIFIED for a photo without a usable
+		// face: its timing check runs again now, not at the next deadline.
+		sess.RegistrationFace = store.RegistrationFaceNone
+		return nil, rules.MarkDirty(h.store.DB.WithContext(ctx), sess.ID, time.Now())
 	}
+	sess.RegistrationFace = store.RegistrationFaceFound
 	return &enr, nil
 }
 
