@@ -7,11 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"gorm.io/gorm"
 
 	"proctor/analyzers"
+	"proctor/internal/scenario"
 	"proctor/internal/testdb"
 	"proctor/models"
+	"proctor/pipeline"
 	"proctor/rules"
 	"proctor/store"
 )
@@ -119,6 +122,87 @@ func TestGalleryLearnsWhileAnswering(t *testing.T) {
 			}
 			if len(g.vectors) != 3 || g.learned != 2 || models.Cosine(g.vectors[0], login) < 0.999 {
 				t.Errorf("gallery read back: %d vectors, %d learned; want the login frame first, then 2 learned", len(g.vectors), g.learned)
+			}
+		})
+	}
+}
+
+// TestLoginFirstLookOnceGalleryFull: a login frame gets the full identity model while the
+// session's gallery has room (its vector may be kept), and the cheaper first look once the
+// gallery is full, as answering frames do; the login check counts the frames either way. Real
+// models on the demo's candidate frames, every frame measured (no schedule, no track carry).
+func TestLoginFirstLookOnceGalleryFull(t *testing.T) {
+	dir, err := scenario.DemoDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	cfg := analyzers.Config{Analyzers: []string{"faces", "landmarks", "identity"},
+		Identity: analyzers.IdentityConfig{Every: 1}, Schedule: analyzers.ScheduleConfig{StillMax: -1}}
+	probe, err := analyzers.NewSet(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := scenario.Build(context.Background(), probe, dir)
+	probe.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := f.Candidate[:min(8, len(f.Candidate))]
+	for _, b := range testdb.Open(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			// looks runs the login frames of one session whose exam keeps gallerySize login faces,
+			// and returns the identity analyzer's counts and the session's login frames counted.
+			looks := func(gallerySize int) (first, full, counted int) {
+				eng := rules.New(rules.Config{Settings: rules.Params{rules.SettingIdentityGallerySize: float64(gallerySize)}})
+				h, err := NewFrameHandlers(cfg, 1, b.Store, eng, nil, slog.New(slog.DiscardHandler))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer h.Close()
+				sess := &store.Session{OrgID: "org-first-look", ExamID: "e", CandidateID: "c", ScheduledStart: time.Now().Add(time.Hour),
+					RegistrationPhoto: f.Photo}
+				if err := b.Store.CreateSession(ctx, sess); err != nil {
+					t.Fatal(err)
+				}
+				if err := h.enrollAhead(ctx, []string{sess.ID}); err != nil {
+					t.Fatal(err)
+				}
+				t0 := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
+				for k, jpg := range frames {
+					m := pipeline.EncodeFrame(pipeline.FrameMessage{SessionID: sess.ID, Camera: analyzers.CameraMain, Seq: int64(k),
+						CapturedAtMs: t0 + int64(k)*1000, ReceivedAtMs: t0 + int64(k)*1000, JPEG: jpg})
+					if err := h.HandleBatch(ctx, []kafka.Message{m}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				set, release, err := h.pool.load().acquire(sess.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer release()
+				for _, a := range set.Analyzers() {
+					if id, ok := a.(*analyzers.Identity); ok {
+						first, _, full = id.Looks()
+					}
+				}
+				got, err := b.Store.GetSession(ctx, "", sess.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return first, full, got.LoginFaceFrames
+			}
+			roomFirst, roomFull, roomCounted := looks(20) // never full: every frame may be kept
+			fullFirst, fullFull, fullCounted := looks(1)  // full after the first matching frame
+			t.Logf("with room: first %d full %d counted %d; full after one: first %d full %d counted %d", roomFirst, roomFull, roomCounted, fullFirst, fullFull, fullCounted)
+			if roomFirst != 0 || roomFull != len(frames) {
+				t.Errorf("gallery with room: first look %d, full model %d of %d frames; want the full model on all", roomFirst, roomFull, len(frames))
+			}
+			if fullFirst == 0 || fullFull >= roomFull {
+				t.Errorf("gallery full after one face: first look %d, full model %d (with room %d); want the first look on most", fullFirst, fullFull, roomFull)
+			}
+			if roomCounted < 3 || fullCounted != roomCounted {
+				t.Errorf("login frames counted: %d with the first look, %d with the full model; want the same, at least 3", fullCounted, roomCounted)
 			}
 		})
 	}

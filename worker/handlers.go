@@ -384,7 +384,10 @@ func (h *FrameHandlers) analyze(ctx context.Context, set *analyzers.Set, sess *s
 			return err
 		}
 		if meta.Enrolled != nil && rules.BeforeAnswering(sess.Phase) {
-			meta.Enrolled.Gathering = true // a login frame may join the gallery: the full model measures it
+			// A login frame may join the gallery: the full model measures it while there is room.
+			if meta.Enrolled.Gathering, err = h.galleryHasRoom(ctx, sess, meta.Enrolled.Model, j.eng); err != nil {
+				return err
+			}
 		}
 		j.enr = meta.Enrolled
 	}

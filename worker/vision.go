@@ -121,7 +121,7 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 		return nil
 	}
 	i, ok := rules.IdentityQuality(obs, eng.Params())
-	if i < 0 || !ok || !obs.Faces[i].Match.Measured || obs.Faces[i].Match.Embedding == nil {
+	if i < 0 || !ok || !obs.Faces[i].Match.Measured {
 		return nil
 	}
 	m := obs.Faces[i].Match
@@ -130,6 +130,9 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 		threshold = float32(t)
 	}
 	if !rules.BeforeAnswering(sess.Phase) {
+		if m.Embedding == nil {
+			return nil // settled by the first look: no vector to learn
+		}
 		return h.learnFace(tx, sess, fr, jpeg, m, threshold, eng.Params(), enr)
 	}
 	source := ""
@@ -148,7 +151,7 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 	if source != "" {
 		sess.LoginFaceMatches++
 	}
-	if source == "" {
+	if source == "" || m.Embedding == nil { // the first look's faces: the gallery was full
 		return nil
 	}
 	have, learned, err := galleryOf(tx, sess)
@@ -157,6 +160,18 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 		return err
 	}
 	return h.addGalleryFace(tx, sess, fr, jpeg, m, source)
+}
+
+// galleryHasRoom says whether a login frame of the session may still join its gallery (fewer login
+// faces than the exam's gallery size). Until then the full model measures login frames, whose
+// vectors the gallery keeps; once it is full they change neither the gallery nor the login check
+// (it has matches), and the cheaper first look measures them as it does answering frames.
+func (h *FrameHandlers) galleryHasRoom(ctx context.Context, sess *store.Session, model string, eng *rules.Engine) (bool, error) {
+	g, err := h.galleries.get(ctx, h.store, sess.ID, model)
+	if err != nil {
+		return false, err
+	}
+	return len(g.vectors)-g.learned < int(eng.Params().Value(rules.SettingIdentityGallerySize)), nil
 }
 
 // learnFace adds an answering-phase face to the gallery when rules.LearnsFace says so and it is

@@ -26,6 +26,7 @@ func runBench(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate", 0, "frames/s to post in total (0 = as fast as the API takes them: measures throughput; a rate below capacity measures latency without queueing)")
 	workers := fs.Int("workers", 0, "run the API here and N `proctor worker` processes on the same broker and database; prints 1 process vs N")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the pipeline round (API, Kafka, workers, database) to this file (`go tool pprof bin/proctor FILE`)")
+	login := fs.Bool("login", false, "replay the face-login hour before the exam instead of the answering phase: frames measured for the session's gallery and the login check")
 	moving := fs.Bool("moving", false, "candidates shift in view every 4 s (crops of the same photo a few percent apart, background included): the schedule's harder case")
 	baseline := fs.Bool("baseline", false, "as before issue #14, for comparison: every analyzer on every frame, one transaction and offset commit per frame")
 	fs.Lookup("addr").DefValue = "127.0.0.1:0"
@@ -64,7 +65,7 @@ func runBench(ctx context.Context, args []string) error {
 		cfg.Analyzers.Identity.Every = 3 // identity's own default before the schedule
 		cfg.Kafka.MaxBatch = 1
 	}
-	o := bench.Options{N: *n, Sessions: *sessions, Rate: *rate, Workers: *workers, CPUProfile: *cpuProfile, Moving: *moving}
+	o := bench.Options{N: *n, Sessions: *sessions, Rate: *rate, Workers: *workers, CPUProfile: *cpuProfile, Moving: *moving, Login: *login}
 	if *workers > 0 {
 		o.StartWorkers = func(ctx context.Context, count int, brokers []string) (func() error, error) {
 			return startWorkers(ctx, sf, count, brokers)

@@ -49,6 +49,9 @@ type Options struct {
 	// Moving makes the candidates shift in view every few seconds (the schedule's harder case:
 	// the scene around the face changes, so the person detector runs more often).
 	Moving bool
+	// Login replays the face-login hour instead of the answering phase: the sessions' exams start
+	// later, so their frames are login frames, measured for the gallery and the login check.
+	Login bool
 	// CPUProfile, when set, is where a Go CPU profile of the pipeline round is written.
 	CPUProfile string
 }
@@ -134,8 +137,12 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 		return err
 	}
 	if r.enrols {
-		fmt.Fprintf(stdout, "sessions:    %d created, answering and enrolled in %.2fs, %.0f ms CPU each (once per session, before its first frame: not in the figures below)\n",
-			len(ids), time.Since(t0).Seconds(), (processCPU()-cpu0).Seconds()*1000/float64(len(ids)))
+		state := "answering"
+		if o.Login {
+			state = "before their exam (face login)"
+		}
+		fmt.Fprintf(stdout, "sessions:    %d created, %s and enrolled in %.2fs, %.0f ms CPU each (once per session, before its first frame: not in the figures below)\n",
+			len(ids), state, time.Since(t0).Seconds(), (processCPU()-cpu0).Seconds()*1000/float64(len(ids)))
 	}
 	cpu0 = processCPU()
 	res, err := r.run(ctx, ids, start)
@@ -235,7 +242,10 @@ func startCPUProfile(path string) (stop func(), err error) {
 func (r *round) waitReady(ctx context.Context, ids []string, phase string) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		q := r.a.Store.DB.WithContext(ctx).Model(&store.Session{}).Where("id IN ? AND phase = ?", ids, phase)
+		q := r.a.Store.DB.WithContext(ctx).Model(&store.Session{}).Where("id IN ?", ids)
+		if phase != "" {
+			q = q.Where("phase = ?", phase)
+		}
 		if r.enrols {
 			q = q.Where("face_embedding_model <> ''")
 		}
@@ -289,21 +299,28 @@ func (res result) print(w io.Writer, label string) {
 // exam room's are when its frames start; it returns their ids and capture start.
 func (r *round) sessions(ctx context.Context, tag string) ([]string, time.Time, error) {
 	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	scheduled, phase := start, rules.PhaseAnswering
+	if r.o.Login {
+		scheduled, phase = start.Add(2*time.Hour), ""
+	}
 	ids := make([]string, r.o.Sessions)
 	for i := range ids {
 		s, err := r.client.CreateSession(ctx, platform.NewSession{ExamID: "bench", CandidateID: fmt.Sprint("c", tag, i),
-			ScheduledStart: start, DurationSec: 3 * 3600, Questions: 3, Photo: r.photo})
+			ScheduledStart: scheduled, DurationSec: 3 * 3600, Questions: 3, Photo: r.photo})
 		if err != nil {
 			return nil, start, err
 		}
 		ids[i] = s.ID
+		if r.o.Login {
+			continue
+		}
 		// An exam room is answering: the platform's event, so that frames are judged as in the
 		// answering phase (not as face-login frames that may join the gallery).
 		if _, err := r.client.PostEvents(ctx, s.ID, platform.Event{Seq: 1, Type: "answering_started", CapturedAt: start.UnixMilli()}); err != nil {
 			return nil, start, err
 		}
 	}
-	return ids, start, r.waitReady(ctx, ids, rules.PhaseAnswering)
+	return ids, start, r.waitReady(ctx, ids, phase)
 }
 
 // run posts the sessions' frames and waits until all are stored.
