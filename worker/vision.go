@@ -125,6 +125,9 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 		return nil
 	}
 	m := obs.Faces[i].Match
+	if m.Embedding == nil && (enr == nil || enr.Gathering) {
+		return nil // not measured by the model the gallery keeps, where it could have joined
+	}
 	threshold := m.Threshold
 	if t := eng.Params().Value(rules.SettingIdentityThreshold); t != 0 {
 		threshold = float32(t)
@@ -135,6 +138,7 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 		}
 		return h.learnFace(tx, sess, fr, jpeg, m, threshold, eng.Params(), enr)
 	}
+	// A login frame the first look measured (the gallery was full) is counted, not kept.
 	source := ""
 	if m.Photo >= threshold {
 		source = store.GalleryFromPhoto
@@ -151,7 +155,7 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 	if source != "" {
 		sess.LoginFaceMatches++
 	}
-	if source == "" || m.Embedding == nil { // the first look's faces: the gallery was full
+	if source == "" || m.Embedding == nil {
 		return nil
 	}
 	have, learned, err := galleryOf(tx, sess)
