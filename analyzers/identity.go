@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -54,7 +55,7 @@ type IdentityConfig struct {
 	// whose first-look similarity is at least Threshold + FirstLookMargin is the enrolled person
 	// and the full model does not run. Every other face (the ones a decision could turn on) is
 	// measured by Model. Such a settled match carries no Embedding (the gallery keeps only the
-	// full model's); login frames (Enrollment.Gathering) always get the full model. Empty: the
+	// full model's); login frames (Enrollment.Gathering) get the full model (see GatherEvery). Empty: the
 	// default model's first look (DefaultIdentityFirstLook) when Model is empty or the default,
 	// none otherwise; "none": off.
 	FirstLook string `json:"first_look,omitempty"`
@@ -68,7 +69,18 @@ type IdentityConfig struct {
 	// carries no Embedding. Frames without a session (evaluation, `proctor analyze`) always get
 	// the full model. Default DefaultFirstLookStranger; negative: off.
 	FirstLookStranger float32 `json:"first_look_stranger,omitempty"`
+	// GatherEvery: on login frames (Enrollment.Gathering) the full model measures a continuing
+	// face track (see Every) at most once per GatherEvery of capture time, a new track at once;
+	// in between the first look measures it, as on answering frames. The faces of a track that
+	// continues unchanged would be too alike to join the gallery, and the full model on every
+	// measured login frame made the hour of face login cost a third more CPU per frame than
+	// answering (docs/vision.md). Default 15s; negative: the full model on every measured login
+	// frame.
+	GatherEvery time.Duration `json:"gather_every,omitempty"`
 }
+
+// DefaultGatherEvery is IdentityConfig.GatherEvery's default.
+const DefaultGatherEvery = 15 * time.Second
 
 // DefaultIdentityModel is the embedding model used when IdentityConfig.Model is empty: FaceNet
 // with test-time mirroring, which raises a quarter fewer false IDENTITY_MISMATCH flags over time
@@ -104,6 +116,7 @@ type Identity struct {
 	firstAt  float32 // similarity at or above which the first look settles a match
 	// similarity below which the first look settles someone else, in a session (0: never)
 	strangerBelow float32
+	gatherEvery   time.Duration // see IdentityConfig.GatherEvery (<= 0: off)
 	model         string
 	version       string
 	threshold     float32
@@ -139,6 +152,9 @@ type faceTrack struct {
 	faces    int   // faces in the frame measured: a change in the count is measured again
 	age      int   // frames carried since the last measurement
 	lastTick int64 // for eviction
+	// fullAt is when the full model last measured the track (capture time): login frames of a
+	// continuing track get it again only GatherEvery later.
+	fullAt time.Time
 }
 
 // Track appearance check: thumbSide² grey pixels of the aligned crop; a mean absolute
@@ -167,7 +183,7 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 		return nil, fmt.Errorf("identity analyzer: %w", err)
 	}
 	a := &Identity{emb: emb, model: m.ID(), threshold: cfg.Threshold, every: cfg.Every, allFaces: cfg.AllFaces,
-		vec: make([]float32, emb.Dim()), tracks: map[string]*faceTrack{},
+		gatherEvery: cfg.GatherEvery, vec: make([]float32, emb.Dim()), tracks: map[string]*faceTrack{},
 		small: gocv.NewMat(), grey: gocv.NewMat(), cropGrey: gocv.NewMat(), lap: gocv.NewMat(), crop: gocv.NewMat()}
 	if !emb.TakesFaceCrops() {
 		a.align = models.NewAlignerTo(emb.Template())
@@ -177,6 +193,9 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 	}
 	if a.every <= 0 {
 		a.every = 3
+	}
+	if a.gatherEvery == 0 {
+		a.gatherEvery = DefaultGatherEvery
 	}
 	a.minFace = float32(cfg.MinFace)
 	if a.minFace <= 0 {
@@ -365,16 +384,19 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		t = a.tracks[f.Session]
 	}
 	haveThumb := a.every > 1 && f.Session != "" && a.thumbnail(f.FaceCrops[i]) == nil
-	if t != nil && haveThumb && len(obs.Faces) == t.faces && t.age+1 < a.every && t.refs == 1+len(f.Enrolled.Gallery) &&
-		boxIoU(t.box, box) >= 0.5 &&
-		thumbDiff(&t.thumb, &a.thumb) <= thumbMaxDiff {
+	continuing := t != nil && haveThumb && len(obs.Faces) == t.faces && t.refs == 1+len(f.Enrolled.Gallery) &&
+		boxIoU(t.box, box) >= 0.5 && thumbDiff(&t.thumb, &a.thumb) <= thumbMaxDiff
+	if continuing && t.age+1 < a.every {
 		t.age++
 		t.box, t.lastTick = box, a.tick
 		obs.Faces[i].Match = &Match{Similarity: t.sim, SamePerson: t.sim >= a.threshold, Threshold: a.threshold,
 			Photo: t.photo, Sharpness: t.sharpness}
 		return nil
 	}
-	m, err := a.measure(f, i)
+	// A login frame may join the gallery: the full model, unless its track got it lately.
+	firstLook := !f.Enrolled.Gathering ||
+		continuing && a.gatherEvery > 0 && !f.CapturedAt.IsZero() && f.CapturedAt.Sub(t.fullAt) < a.gatherEvery
+	m, err := a.measure(f, i, firstLook)
 	if err != nil {
 		return err
 	}
@@ -383,15 +405,21 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 	if f.Session == "" {
 		return nil
 	}
+	var fullAt time.Time
 	if t == nil {
 		if len(a.tracks) >= maxTracks {
 			a.evictOldest()
 		}
 		t = &faceTrack{}
 		a.tracks[f.Session] = t
+	} else if continuing {
+		fullAt = t.fullAt
+	}
+	if m.Embedding != nil {
+		fullAt = f.CapturedAt
 	}
 	*t = faceTrack{box: box, sim: sim, photo: m.Photo, sharpness: m.Sharpness, refs: 1 + len(f.Enrolled.Gallery),
-		faces: len(obs.Faces), lastTick: a.tick, thumb: a.thumb}
+		faces: len(obs.Faces), lastTick: a.tick, thumb: a.thumb, fullAt: fullAt}
 	if !haveThumb {
 		t.age = a.every // no appearance to compare with: measure the next frame again
 	}
@@ -399,9 +427,9 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 }
 
 // measure embeds face i and matches it: first with the first-look model when there is one and
-// the frame is not gathering gallery faces, then, unless that settled it, with the full model.
-func (a *Identity) measure(f *Frame, i int) (*Match, error) {
-	if a.first != nil && !f.Enrolled.Gathering {
+// firstLook allows it, then, unless that settled it, with the full model.
+func (a *Identity) measure(f *Frame, i int, firstLook bool) (*Match, error) {
+	if a.first != nil && firstLook {
 		if err := a.embedWith(a.first, f, i, a.firstVec); err != nil {
 			return nil, err
 		}

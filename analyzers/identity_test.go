@@ -285,10 +285,48 @@ func TestIdentityFirstLook(t *testing.T) {
 	}
 	gathering := enr
 	gathering.Gathering = true
+	settledFrame := -1
 	for i, jpg := range f.Candidate {
 		if m := match(cascade, jpg, &gathering); m.Embedding == nil {
 			t.Errorf("login frame %d: no embedding, want the full model's (it may join the gallery)", i)
 		}
+		if m := match(cascade, jpg, &enr); m.Embedding == nil && settledFrame < 0 {
+			settledFrame = i
+		}
+	}
+	// In a session, a login face track that continues unchanged gets the full model at most
+	// every GatherEvery (15 s) of capture time, and the first look in between; with
+	// GatherEvery −1 the full model on every measured login frame. The track is measured every
+	// Every-th (3rd) frame: at 0, 3, …, 21 s.
+	fullAt := func(set *analyzers.Set, session string) []int {
+		t.Helper()
+		var at []int
+		for k := range 22 {
+			obs, err := set.AnalyzeFrameJPEG(ctx, f.Candidate[settledFrame], analyzers.FrameMeta{Camera: analyzers.CameraMain,
+				Enrolled: &gathering, Session: session, CapturedAt: time.Unix(1000+int64(k), 0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := obs.Faces[0].Match; m != nil && m.Measured && m.Embedding != nil {
+				at = append(at, k)
+			}
+		}
+		return at
+	}
+	if settledFrame < 0 {
+		t.Fatal("no candidate frame settled by the first look")
+	}
+	if got := fullAt(cascade, "login-cadence"); !slices.Equal(got, []int{0, 15}) {
+		t.Errorf("login track: the full model at %v s, want [0 15] (every 15 s, the first look between)", got)
+	}
+	everyLogin, err := analyzers.NewSet(analyzers.Config{Analyzers: vision,
+		Identity: analyzers.IdentityConfig{Model: analyzers.DefaultIdentityModel, GatherEvery: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer everyLogin.Close()
+	if got := fullAt(everyLogin, "login-every"); !slices.Equal(got, []int{0, 3, 6, 9, 12, 15, 18, 21}) {
+		t.Errorf("login track, GatherEvery −1: the full model at %v s, want every measured frame", got)
 	}
 	if _, err := analyzers.NewSet(analyzers.Config{Analyzers: vision,
 		Identity: analyzers.IdentityConfig{Model: "facenet-keras", FirstLook: "faceplugin-embedding"}}); err == nil {
