@@ -14,8 +14,8 @@ import (
 // (Kafka deletes no single message). The handlers drop them, count them here, and raise
 // nothing: no dead letter (which would copy the personal data again), no retry.
 
-// deletedMessages counts the dropped messages per topic kind (frames, enrollments, audio, events). Every
-// handler asks for it; the first registers it.
+// deletedMessages counts the dropped messages per topic kind (frames, enrollments, audio,
+// events). Every handler asks for it; the first registers it.
 func deletedMessages(reg prometheus.Registerer) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "proctor_deleted_session_messages_total",
