@@ -129,16 +129,18 @@ func TestGalleryLearnsWhileAnswering(t *testing.T) {
 
 // TestLoginFirstLookOnceGalleryFull: a login frame gets the full identity model while the
 // session's gallery has room (its vector may be kept), and the cheaper first look once the
-// gallery is full, as answering frames do; the login check counts the frames either way. Real
-// models on the demo's candidate frames, every frame measured (no schedule, no track carry).
+// gallery is full, as answering frames do; a still login track gets the full model every 15 s
+// (IdentityConfig.GatherEvery) and the first look between. The login check counts every
+// measured frame either way. Real models on the demo's candidate frames.
 func TestLoginFirstLookOnceGalleryFull(t *testing.T) {
 	dir, err := scenario.DemoDir()
 	if err != nil {
 		t.Skip(err)
 	}
-	cfg := analyzers.Config{Analyzers: []string{"faces", "landmarks", "identity"},
+	// Every frame measured (no schedule, no track carry), so that only the gallery decides.
+	everyFrame := analyzers.Config{Analyzers: []string{"faces", "landmarks", "identity"},
 		Identity: analyzers.IdentityConfig{Every: 1}, Schedule: analyzers.ScheduleConfig{StillMax: -1}}
-	probe, err := analyzers.NewSet(cfg)
+	probe, err := analyzers.NewSet(everyFrame)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,12 +150,16 @@ func TestLoginFirstLookOnceGalleryFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	frames := f.Candidate[:min(8, len(f.Candidate))]
+	still := make([][]byte, 20) // one picture for 20 s: a still track
+	for k := range still {
+		still[k] = frames[0]
+	}
 	for _, b := range testdb.Open(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			// looks runs the login frames of one session whose exam keeps gallerySize login faces,
-			// and returns the identity analyzer's counts and the session's login frames counted.
-			looks := func(gallerySize int) (first, full, counted int) {
+			// looks runs login frames, 1 s apart, through a session whose exam keeps gallerySize
+			// login faces, and returns the identity analyzer's counts and the login frames counted.
+			looks := func(cfg analyzers.Config, frames [][]byte, gallerySize int) (first, full, counted int) {
 				eng := rules.New(rules.Config{Settings: rules.Params{rules.SettingIdentityGallerySize: float64(gallerySize)}})
 				h, err := NewFrameHandlers(cfg, 1, b.Store, eng, nil, slog.New(slog.DiscardHandler))
 				if err != nil {
@@ -192,9 +198,8 @@ func TestLoginFirstLookOnceGalleryFull(t *testing.T) {
 				}
 				return first, full, got.LoginFaceFrames
 			}
-			roomFirst, roomFull, roomCounted := looks(20) // never full: every frame may be kept
-			fullFirst, fullFull, fullCounted := looks(1)  // full after the first matching frame
-			t.Logf("with room: first %d full %d counted %d; full after one: first %d full %d counted %d", roomFirst, roomFull, roomCounted, fullFirst, fullFull, fullCounted)
+			roomFirst, roomFull, roomCounted := looks(everyFrame, frames, 20) // never full: every frame may be kept
+			fullFirst, fullFull, fullCounted := looks(everyFrame, frames, 1)  // full after the first matching frame
 			if roomFirst != 0 || roomFull != len(frames) {
 				t.Errorf("gallery with room: first look %d, full model %d of %d frames; want the full model on all", roomFirst, roomFull, len(frames))
 			}
@@ -203,6 +208,14 @@ func TestLoginFirstLookOnceGalleryFull(t *testing.T) {
 			}
 			if roomCounted < 3 || fullCounted != roomCounted {
 				t.Errorf("login frames counted: %d with the first look, %d with the full model; want the same, at least 3", fullCounted, roomCounted)
+			}
+			// A still track with room in the gallery, the pipeline's identity cadence (every 5th
+			// frame measured: 0, 5, 10, 15 s): the full model at 0 and 15 s, the first look at 5
+			// and 10, all four counted.
+			cadence := analyzers.Config{Analyzers: everyFrame.Analyzers, Schedule: everyFrame.Schedule}
+			first, full, counted := looks(cadence, still, 20)
+			if first != 2 || full != 2 || counted != 4 {
+				t.Errorf("still login track: first look %d, full model %d, counted %d; want 2, 2, 4", first, full, counted)
 			}
 		})
 	}

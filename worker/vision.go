@@ -124,10 +124,10 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 	if i < 0 || !ok || !obs.Faces[i].Match.Measured {
 		return nil
 	}
-	m := obs.Faces[i].Match
-	if m.Embedding == nil && (enr == nil || enr.Gathering) {
-		return nil // not measured by the model the gallery keeps, where it could have joined
+	if enr == nil {
+		return nil // nothing was compared with
 	}
+	m := obs.Faces[i].Match
 	threshold := m.Threshold
 	if t := eng.Params().Value(rules.SettingIdentityThreshold); t != 0 {
 		threshold = float32(t)
@@ -138,7 +138,8 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 		}
 		return h.learnFace(tx, sess, fr, jpeg, m, threshold, eng.Params(), enr)
 	}
-	// A login frame the first look measured (the gallery was full) is counted, not kept.
+	// A login frame the first look measured (the gallery was full, or its track had the full
+	// model lately) is counted, not kept.
 	source := ""
 	if m.Photo >= threshold {
 		source = store.GalleryFromPhoto
