@@ -82,6 +82,19 @@ func (g *galleryRun) waitFor(what string, cond func(d *platform.SessionDetail) b
 	}
 }
 
+// waitForFlag waits until the session has a flag of type typ.
+func (g *galleryRun) waitForFlag(typ string) {
+	g.t.Helper()
+	g.waitFor(typ, func(d *platform.SessionDetail) bool {
+		for _, fl := range d.Flags {
+			if fl.Type == typ {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 func (g *galleryRun) flags(types ...string) []store.Flag {
 	d, err := g.rev.Session(context.Background(), g.sess.ID)
 	if err != nil {
@@ -218,14 +231,7 @@ func TestIdentityGalleryEndToEnd(t *testing.T) {
 					t.Fatalf("login frames %d matched %d: want ≥ 3 quality frames, none matching", s.LoginFaceFrames, s.LoginFaceMatches)
 				}
 				g.startAnswering()
-				g.waitFor(rules.IdentityNotVerified, func(d *platform.SessionDetail) bool {
-					for _, fl := range d.Flags {
-						if fl.Type == rules.IdentityNotVerified {
-							return true
-						}
-					}
-					return false
-				})
+				g.waitForFlag(rules.IdentityNotVerified)
 				var answering [][]byte
 				for i := range 8 {
 					answering = append(answering, others[i%len(others)])
@@ -250,14 +256,7 @@ func TestIdentityGalleryEndToEnd(t *testing.T) {
 				})
 				g.post(f.Candidate[:3]...)
 				g.startAnswering()
-				g.waitFor(rules.IdentityNotVerified, func(d *platform.SessionDetail) bool {
-					for _, fl := range d.Flags {
-						if fl.Type == rules.IdentityNotVerified {
-							return true
-						}
-					}
-					return false
-				})
+				g.waitForFlag(rules.IdentityNotVerified)
 				g.post(others[:4]...)
 				nv, mm := g.flags(rules.IdentityNotVerified), g.flags(rules.IdentityMismatch)
 				if len(nv) != 1 || len(mm) != 0 {
