@@ -126,6 +126,10 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 	if o.Workers > 0 {
 		return r.scaleOut(ctx, stdout)
 	}
+	refBefore, err := hostSpeed()
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: no host speed reference: %v\n", err)
+	}
 	stopProfile, err := startCPUProfile(o.CPUProfile)
 	if err != nil {
 		return err
@@ -208,6 +212,11 @@ func Run(ctx context.Context, cfg app.Config, o Options, stdout, stderr io.Write
 	fmt.Fprintln(stdout, "analyzers model-only (thread CPU ms per run, share of frames it ran on, CPU ms per frame):")
 	stats.print(stdout)
 	printFirstLook(stdout, sets)
+	if refBefore > 0 {
+		if refAfter, err := hostSpeed(); err == nil {
+			printHostSpeed(stdout, refBefore, refAfter, pipeCPU)
+		}
+	}
 	if o.ModelOnlyAll > 0 {
 		n := min(o.ModelOnlyAll, o.N)
 		all, err := modelOnly(ctx, sets, timelines, n, enrolled, nil)

@@ -24,7 +24,7 @@ face overlapping the export's face_box best (IoU >= 0.3) is the labelled one.
 
   training/vision/train_ears.sh [--export DIR ...] [--epochs N]
   training/vision/train_ears.sh --evaluate     # the report of the shipped model, no training
-  training/vision/train_ears.sh --cv-only [--arch small]   # out-of-fold numbers only (model choice)
+  training/vision/train_ears.sh --cv-only [--arch small] [--scale 1.5]   # out-of-fold numbers only (model choice)
 
 Outputs: models/trained/ears-cnn.onnx, models/manifests/ears-cnn.json (sha256, thresholds),
 training/vision/ears-report.json (per-label precision/recall on the held-back people)."""
@@ -195,7 +195,7 @@ def augment(x, rng):
     out = np.empty(x.shape, np.float32)
     for i, c in enumerate(x):
         m = cv2.getRotationMatrix2D((W / 2, H / 2), rng.uniform(-10, 10), rng.uniform(0.9, 1.1))
-        m[:, 2] += rng.uniform(-4, 4, 2)
+        m[:, 2] += rng.uniform(-4, 4, 2) * W / 48
         c = cv2.warpAffine(c, m, (W, H), borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         c = c * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)
         if rng.random() < 0.2:
@@ -410,6 +410,18 @@ def prf(pred, truth, label):
             "precision": round(pr, 3), "recall": round(rc, 3), "f1": round(2 * pr * rc / max(1e-9, pr + rc), 3)}
 
 
+def face_prf(sc, m, y, wts, O, FC, thr):
+    """What EARS_COVERED's per-frame condition sees: faces (both ears labelled) with an ear covered."""
+    by_face = {}
+    for k in np.nonzero(m)[0]:
+        if wts[k].min() == 1:
+            by_face.setdefault(FC[k], []).append(k)
+    fk2 = [v for v in by_face.values() if len(v) == 2]
+    fpred = ["c" if "covered" in decide(sc[v], O[v], thr) else "-" for v in fk2]
+    ftruth = ["c" if any(y[k, 0] > 0.5 for k in v) else "-" for v in fk2]
+    return prf(fpred, ftruth, "c")
+
+
 def truth_name(y):
     return "covered" if y[0] else ("not_in_view" if y[1] else "visible")
 
@@ -430,12 +442,20 @@ def main():
     ap.add_argument("--cache", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "ears-data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "ears-cnn.onnx"))
     ap.add_argument("--evaluate", action="store_true", help="re-measure --out with its manifest's thresholds, no training")
+    ap.add_argument("--scale", type=float, default=1,
+                    help="study: crops at scale x the analyzer's 48x64 (the same regions); the service runs 1")
     a = ap.parse_args()
+    global W, H
+    if a.scale != 1:
+        if not a.cv_only:
+            sys.exit("train_ears: --scale is a study of out-of-fold numbers (--cv-only); the service's crops are 48x64")
+        W, H = round(48 * a.scale), round(64 * a.scale)
+        a.cache += f"-x{a.scale:g}"
     a.epochs = a.epochs or ARCHS[a.arch][1]
     rng = np.random.default_rng(SEED)
     labels = read_labels(a.labels)
     photos = sorted({os.path.join(DATA, r["photo"]) for r in labels})
-    run_earcrops(photos, a.cache, DATA)
+    run_earcrops(photos, a.cache, DATA, () if a.scale == 1 else ("--scale", str(a.scale)))
     x, y, wts, P, O, FC = samples(labels, load_faces(a.cache), a.cache)
     for d in a.export:
         ex = export_labels(d)
@@ -496,10 +516,12 @@ def main():
         neg = oof[cv & (y[:, 2] < 0.5) & (wts[:, 2] > 0), 2]
         thr["earphones"] = round(float(min(0.95, max(0.5, (neg.max() if len(neg) else 0) + 0.01))), 2)
         if a.cv_only:
+            np.save(os.path.join(a.cache, f"oof-{a.arch}.npy"), oof)
             pred, truth = decide(oof[cv], O[cv], thr), [truth_name(t) for t in y[cv]]
             print(json.dumps({"arch": a.arch, "epochs": a.epochs, "lr": a.lr or ARCHS[a.arch][2], "folds": a.folds,
                               "ears": int(cv.sum()), "thresholds": thr,
-                              **{l: prf(pred, truth, l) for l in ("covered", "visible", "not_in_view")}}))
+                              "scale": a.scale, **{l: prf(pred, truth, l) for l in ("covered", "visible", "not_in_view")},
+                              "face_any_ear_covered": face_prf(oof, cv, y, wts, O, FC, thr)}))
             return
         s = fit(tr, a.out)
     report = {"labels_file": os.path.relpath(a.labels, ROOT), "ears": int(len(x)),
@@ -513,16 +535,7 @@ def main():
         known = m & (wts[:, 2] > 0)
         report[name]["earphones_real"] = prf(["e" if v >= thr["earphones"] else "-" for v in sc[known, 2]],
                                               ["e" if t else "-" for t in y[known, 2]], "e")
-        # What EARS_COVERED's per-frame condition sees: a face (both ears labelled) with an ear
-        # covered.
-        by_face = {}
-        for k in np.nonzero(m)[0]:
-            if wts[k].min() == 1:
-                by_face.setdefault(FC[k], []).append(k)
-        fk2 = [v for v in by_face.values() if len(v) == 2]
-        fpred = ["c" if "covered" in decide(sc[v], O[v], thr) else "-" for v in fk2]
-        ftruth = ["c" if any(y[k, 0] > 0.5 for k in v) else "-" for v in fk2]
-        report[name]["face_any_ear_covered"] = prf(fpred, ftruth, "c")
+        report[name]["face_any_ear_covered"] = face_prf(sc, m, y, wts, O, FC, thr)
     hb_vis = np.nonzero(hb & (y[:, 0] == 0) & (y[:, 1] == 0) & (wts.min(axis=1) == 1) & (y[:, 2] == 0))[0]
     syn = [paste_earphone(x[i], np.random.default_rng(10_000 + i))[0] for i in hb_vis]
     sh = run_onnx(a.out, np.array(syn, np.uint8))[:, 2] if syn else np.zeros(0)

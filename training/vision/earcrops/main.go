@@ -15,8 +15,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"image"
+	"image/color"
 	"io/fs"
 	"log"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,6 +43,8 @@ type dump struct {
 	maxFace int
 	// faceCrops also writes each face's aligned crop (<n>_face.png).
 	faceCrops bool
+	// scale > 1 writes the same regions at scale× the analyzer's resolution (a model-size study).
+	scale float64
 }
 
 func (d *dump) Name() string       { return "eardump" }
@@ -57,7 +62,7 @@ func (d *dump) Analyze(_ context.Context, f *analyzers.Frame, obs *analyzers.Obs
 		var out [2]float32
 		for side, r := range regions {
 			out[side] = r.Outside(f.Image.Cols(), f.Image.Rows())
-			if err := d.crop.Crop(f.Image, r, &d.mats[side]); err != nil {
+			if err := d.cropRegion(f.Image, r, &d.mats[side]); err != nil {
 				return err
 			}
 			name := filepath.Join(d.out, "crops", fmt.Sprintf("%d_%c.png", d.n, "lr"[side]))
@@ -90,11 +95,28 @@ func (d *dump) Analyze(_ context.Context, f *analyzers.Frame, obs *analyzers.Obs
 	return nil
 }
 
+// cropRegion is models.EarCropper.Crop, or at scale× its size when --scale is set.
+func (d *dump) cropRegion(img gocv.Mat, r models.EarRegion, dst *gocv.Mat) error {
+	if d.scale == 1 {
+		return d.crop.Crop(img, r, dst)
+	}
+	k := 1 / d.scale
+	m := gocv.NewMatWithSize(2, 3, gocv.MatTypeCV64F)
+	defer m.Close()
+	for i, v := range [6]float64{r.U[0] * k, r.V[0] * k, r.Origin[0], r.U[1] * k, r.V[1] * k, r.Origin[1]} {
+		m.SetDoubleAt(i/3, i%3, v)
+	}
+	size := image.Pt(int(math.Round(models.EarCropW*d.scale)), int(math.Round(models.EarCropH*d.scale)))
+	gocv.WarpAffineWithParams(img, dst, m, size, gocv.InterpolationLinear|gocv.WarpInverseMap, gocv.BorderConstant, color.RGBA{})
+	return nil
+}
+
 func main() {
 	root := flag.String("root", "../shared/data", "photo paths are written relative to this folder")
 	out := flag.String("out", "", "output folder (required)")
 	maxFace := flag.Int("max-faces", 4, "faces per photo, detector order")
 	faceCrops := flag.Bool("face-crops", false, "also write each face's aligned 112x112 crop (<n>_face.png), the attire classifier's input")
+	scale := flag.Float64("scale", 1, "crop size as a multiple of the analyzer's 48x64 (the same regions; for a model-size study)")
 	flag.Parse()
 	if *out == "" || flag.NArg() == 0 {
 		log.Fatal("usage: earcrops --out DIR [--root ../shared/data] PHOTO|FOLDER...")
@@ -107,7 +129,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer rows.Close()
-	d := &dump{out: *out, crop: models.NewEarCropper(), mats: [2]gocv.Mat{gocv.NewMat(), gocv.NewMat()}, rows: rows, maxFace: *maxFace, faceCrops: *faceCrops}
+	d := &dump{out: *out, crop: models.NewEarCropper(), mats: [2]gocv.Mat{gocv.NewMat(), gocv.NewMat()}, rows: rows, maxFace: *maxFace, faceCrops: *faceCrops, scale: *scale}
 	cat := analyzers.NewCatalog()
 	if err := cat.Add("eardump", func(*analyzers.Config) (analyzers.Analyzer, error) { return d, nil }); err != nil {
 		log.Fatal(err)
