@@ -189,6 +189,21 @@ def paste_earphone(crop, rng):
     return c, covered
 
 
+def paste_cover(crop, cover, rng):
+    """A visible ear hidden by what hides a real covered ear: the part of a real covered crop
+    where the ear would be (hair, a hood, a scarf, a hand; crops are all oriented alike, the
+    outside of the head on the left) laid over the visible one as a band falling from the top of
+    the crop past the ear, with soft edges, as hair or a hood falls."""
+    h, w = crop.shape[:2]
+    x0, x1 = w * rng.uniform(0.0, 0.3), w * rng.uniform(0.6, 0.9)
+    y1 = h * rng.uniform(0.65, 0.95)
+    m = np.zeros((h, w), np.float32)
+    m[:int(y1), int(x0):int(np.ceil(x1))] = 1
+    k = 2 * int(w * 0.08) + 1
+    a = cv2.GaussianBlur(m, (k, k), 0)[..., None]
+    return (crop * (1 - a) + cover * a).astype(np.uint8)
+
+
 def augment(x, rng):
     """Light geometric and brightness jitter. No grey copies and no per-channel gains: skin
     colour against hair colour is most of what tells a visible ear from a covered one."""
@@ -307,7 +322,7 @@ def check_nanodet():
 ARCHS = {"nanodet": (build_nanodet, 30, 5e-4), "small": (build_small, 100, 2e-3)}  # builder, epochs, learning rate
 
 
-def train(x, y, wts, epochs, rng, synth_pool, arch="nanodet", lr=None, seed=SEED):
+def train(x, y, wts, epochs, rng, synth_pool, arch="nanodet", lr=None, seed=SEED, cover_pool=(), cover_share=0.0):
     import tensorflow as tf
     tf.random.set_seed(seed)
     build, _, lr0 = ARCHS[arch]
@@ -341,6 +356,12 @@ def train(x, y, wts, epochs, rng, synth_pool, arch="nanodet", lr=None, seed=SEED
                 xb[j], cov = paste_earphone(x[src], rng)
                 yb[j] = [cov, 0, 1]
                 wb[j] = [1, 1, 1]
+            # Optionally a few more: visible training ears covered by a real covered ear's middle.
+            nc = int(round(bs * cover_share)) if len(cover_pool) else 0
+            for j, (src, cov) in enumerate(zip(rng.choice(synth_pool, nc), rng.choice(cover_pool, nc))):
+                xb[ns + j] = paste_cover(x[src], x[cov], rng)
+                yb[ns + j] = [1, 0, 0]
+                wb[ns + j] = [1, 1, 1]
             tot += float(step(augment(xb, rng), yb, wb))
             k += 1
         log(f"epoch {ep + 1}/{epochs} loss {tot / max(1, k):.4f}")
@@ -442,6 +463,8 @@ def main():
     ap.add_argument("--cache", default=os.path.join(os.environ.get("PROCTOR_CACHE_DIR", os.path.join(ROOT, ".cache")), "ears-data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "ears-cnn.onnx"))
     ap.add_argument("--evaluate", action="store_true", help="re-measure --out with its manifest's thresholds, no training")
+    ap.add_argument("--cover-paste", type=float, default=0, metavar="SHARE",
+                    help="share of each batch made of visible training ears covered by the middle of a real covered training ear")
     ap.add_argument("--scale", type=float, default=1,
                     help="study: crops at scale x the analyzer's 48x64 (the same regions); the service runs 1")
     a = ap.parse_args()
@@ -484,11 +507,13 @@ def main():
         """Trains on the ears of trm, exports to out, returns the scores of every ear."""
         # The visible training ears (fully labelled) are the canvas for synthetic earphones.
         synth_pool = np.nonzero(trm & (y[:, 0] == 0) & (y[:, 1] == 0) & (wts.min(axis=1) == 1))[0]
+        cover_pool = np.nonzero(trm & (y[:, 0] == 1) & (y[:, 2] == 0) & (wts.min(axis=1) == 1))[0]
         # Oversample the rare real earphone ears so each epoch sees them several times.
         idx = np.nonzero(trm)[0]
         idx = np.concatenate([idx] + [np.nonzero(trm & (y[:, 2] == 1))[0]] * 20)
-        model = train(x[idx], y[idx], wts[idx], a.epochs, rng, np.searchsorted(np.nonzero(trm)[0], synth_pool),
-                      arch=a.arch, lr=a.lr)
+        pos = np.nonzero(trm)[0]
+        model = train(x[idx], y[idx], wts[idx], a.epochs, rng, np.searchsorted(pos, synth_pool),
+                      arch=a.arch, lr=a.lr, cover_pool=np.searchsorted(pos, cover_pool), cover_share=a.cover_paste)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         export(model, out)
         return run_onnx(out, x)
@@ -520,7 +545,7 @@ def main():
             pred, truth = decide(oof[cv], O[cv], thr), [truth_name(t) for t in y[cv]]
             print(json.dumps({"arch": a.arch, "epochs": a.epochs, "lr": a.lr or ARCHS[a.arch][2], "folds": a.folds,
                               "ears": int(cv.sum()), "thresholds": thr,
-                              "scale": a.scale, **{l: prf(pred, truth, l) for l in ("covered", "visible", "not_in_view")},
+                              "scale": a.scale, "cover_paste": a.cover_paste, **{l: prf(pred, truth, l) for l in ("covered", "visible", "not_in_view")},
                               "face_any_ear_covered": face_prf(oof, cv, y, wts, O, FC, thr)}))
             return
         s = fit(tr, a.out)
