@@ -63,7 +63,8 @@ import (
 // identityTimeFrame is one analysed photo variant: the main face as the rules would see it,
 // with its embedding (nil: no face identity could measure).
 type identityTimeFrame struct {
-	variant int // index in identityTimeVariants
+	photo   string // the photo it was made from (for PROCTOR_IDENTITY_DUMP_FLAGS)
+	variant int    // index in identityTimeVariants
 	face    analyzers.Face
 	n       int // faces in the frame
 	vec     []float32
@@ -694,7 +695,7 @@ func identityTimePeople(ctx context.Context, env *Env, id *analyzers.Identity, s
 					if err != nil {
 						return nil, fmt.Errorf("%s (%s): %w", p, identityTimeVariants[v], err)
 					}
-					fr.variant = v
+					fr.variant, fr.photo = v, p
 					person.all = append(person.all, fr)
 					switch {
 					case k == 0 && v == 0:
@@ -977,5 +978,36 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 		return res, err
 	}
 	res.flags = int(n)
+	if n > 0 && switchAt < 0 && os.Getenv("PROCTOR_IDENTITY_DUMP_FLAGS") == "1" {
+		if err := r.dumpFlags(ctx, a, seq, sess.ID); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// dumpFlags prints, for each IDENTITY_MISMATCH of a same-person session (a false alarm), the
+// frames of its run: photo, variant and similarity, to see what the remaining false flags are
+// made of (PROCTOR_IDENTITY_DUMP_FLAGS=1).
+func (r *identityReplay) dumpFlags(ctx context.Context, a *identityTimePerson, seq []*identityTimeFrame, session string) error {
+	var flags []store.Flag
+	if err := r.st.DB.WithContext(ctx).Where("session_id = ? AND type = ?", session, rules.IdentityMismatch).Find(&flags).Error; err != nil {
+		return err
+	}
+	enr := analyzers.Enrollment{Model: r.model, Vector: a.photo}
+	for _, f := range flags {
+		seen := map[string]bool{}
+		for i := int(f.StartMs / 1000); i <= int(f.EndMs/1000) && i < len(seq); i++ {
+			fr := seq[i]
+			key := fmt.Sprint(fr.photo, fr.variant)
+			if seen[key] || fr.vec == nil {
+				continue
+			}
+			seen[key] = true
+			photoSim, _ := enr.Similarity(fr.vec)
+			fmt.Fprintf(os.Stderr, "false flag\t%s\t%d-%d s\t%s\t%s\tsimilarity to the registration photo (%s) %.3f\treplay %p\n",
+				a.name, f.StartMs/1000, f.EndMs/1000, fr.photo, identityTimeVariants[fr.variant], a.all[0].photo, photoSim, r)
+		}
+	}
+	return nil
 }
