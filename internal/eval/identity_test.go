@@ -1,8 +1,14 @@
 package eval
 
 import (
+	"context"
 	"math"
+	"strings"
 	"testing"
+
+	"proctor/analyzers"
+	"proctor/rules"
+	"proctor/store"
 )
 
 func TestThresholdAtFAR(t *testing.T) {
@@ -89,5 +95,54 @@ func TestFittedOnDev(t *testing.T) {
 		if got := fittedOnDev(model); got != want {
 			t.Errorf("fittedOnDev(%q) = %v, want %v", model, got, want)
 		}
+	}
+}
+
+func TestDumpFlagsListsTheFramesOfAFalseFlag(t *testing.T) {
+	ctx := context.Background()
+	st, closeStore, err := store.OpenTemp(ctx, "proctor-dump-flags-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	unit := func(i int) []float32 {
+		v := make([]float32, 8)
+		v[i] = 1
+		return v
+	}
+	frame := func(photo string, vec []float32) *identityTimeFrame {
+		return &identityTimeFrame{photo: photo, vec: vec, n: 1, width: 640, high: 480,
+			face: analyzers.Face{Box: [4]float32{200, 100, 200, 200}, Score: 0.99, Match: &analyzers.Match{Sharpness: 500, Measured: true}}}
+	}
+	a := &identityTimePerson{name: "identities-rmfd/someone", photo: unit(0)}
+	a.all = []*identityTimeFrame{frame("reg.jpg", unit(0))}
+	// The same "person" for 12 s, every frame a photo that scores 0 against the registration
+	// photo: one IDENTITY_MISMATCH, whose run is that photo.
+	var seq []*identityTimeFrame
+	for range 12 {
+		seq = append(seq, frame("other.jpg", unit(1)))
+	}
+	var out strings.Builder
+	r := &identityReplay{st: st, eng: rules.New(rules.Config{}), thr: 0.5, model: "m", gallery: true, dump: &out}
+	res, err := r.run(ctx, a, seq, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.flags != 1 {
+		t.Fatalf("%d flags, want 1", res.flags)
+	}
+	got := out.String()
+	for _, want := range []string{"false flag\tidentities-rmfd/someone\t", "\tother.jpg\toriginal\t", "(reg.jpg) 0.000"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dump lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n"); n != 1 {
+		t.Errorf("%d lines, want one per distinct frame of the run:\n%s", n, got)
+	}
+	// Without a writer nothing is printed and the result is the same.
+	r2 := &identityReplay{st: st, eng: rules.New(rules.Config{}), thr: 0.5, model: "m", gallery: true}
+	if res2, err := r2.run(ctx, a, seq, -1); err != nil || res2.flags != 1 {
+		t.Errorf("without a dump: %d flags, %v", res2.flags, err)
 	}
 }

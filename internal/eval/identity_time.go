@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"image"
 	"image/color"
+	"io"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -474,9 +475,13 @@ func identityTimeRun(ctx context.Context, env *Env, st *store.Store, eng *rules.
 	if firstAt > 0 {
 		stranger = id.StrangerBelow()
 	}
-	rp := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt, strangerBelow: stranger}
+	var dump io.Writer
+	if os.Getenv("PROCTOR_IDENTITY_DUMP_FLAGS") == "1" {
+		dump = os.Stderr
+	}
+	rp := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt, strangerBelow: stranger, dump: dump}
 	rng := rand.New(rand.NewPCG(13, 5))
-	rp1 := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt, strangerBelow: stranger}
+	rp1 := &identityReplay{st: st, eng: eng, thr: id.Threshold(), model: id.EnrollModel(), gallery: gallery, firstAt: firstAt, strangerBelow: stranger, dump: dump}
 	rng1 := rand.New(rand.NewPCG(21, 8))
 	for i, a := range people {
 		if len(a.answer) == 0 {
@@ -846,6 +851,8 @@ type identityReplay struct {
 	votes, below [8]int
 	// measured frames settled by the first look, and measured by the full model, per variant
 	firstLooks, fullLooks [8]int
+	// dump, when set, gets the frames behind every false IDENTITY_MISMATCH (dumpFlags)
+	dump io.Writer
 }
 
 type replayResult struct {
@@ -978,7 +985,7 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 		return res, err
 	}
 	res.flags = int(n)
-	if n > 0 && switchAt < 0 && os.Getenv("PROCTOR_IDENTITY_DUMP_FLAGS") == "1" {
+	if n > 0 && switchAt < 0 && r.dump != nil {
 		if err := r.dumpFlags(ctx, a, seq, sess.ID); err != nil {
 			return res, err
 		}
@@ -1005,7 +1012,7 @@ func (r *identityReplay) dumpFlags(ctx context.Context, a *identityTimePerson, s
 			}
 			seen[key] = true
 			photoSim, _ := enr.Similarity(fr.vec)
-			fmt.Fprintf(os.Stderr, "false flag\t%s\t%d-%d s\t%s\t%s\tsimilarity to the registration photo (%s) %.3f\treplay %p\n",
+			fmt.Fprintf(r.dump, "false flag\t%s\t%d-%d s\t%s\t%s\tsimilarity to the registration photo (%s) %.3f\treplay %p\n",
 				a.name, f.StartMs/1000, f.EndMs/1000, fr.photo, identityTimeVariants[fr.variant], a.all[0].photo, photoSim, r)
 		}
 	}
