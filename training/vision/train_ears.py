@@ -356,12 +356,14 @@ def train(x, y, wts, epochs, rng, synth_pool, arch="nanodet", lr=None, seed=SEED
                 xb[j], cov = paste_earphone(x[src], rng)
                 yb[j] = [cov, 0, 1]
                 wb[j] = [1, 1, 1]
-            # Optionally a few more: visible training ears covered by a real covered ear's middle.
+            # Optionally (--cover-paste) a few more: visible training ears covered by what covers
+            # a real covered one. Off by default, and then no random draw is spent on it.
             nc = int(round(bs * cover_share)) if len(cover_pool) else 0
-            for j, (src, cov) in enumerate(zip(rng.choice(synth_pool, nc), rng.choice(cover_pool, nc))):
-                xb[ns + j] = paste_cover(x[src], x[cov], rng)
-                yb[ns + j] = [1, 0, 0]
-                wb[ns + j] = [1, 1, 1]
+            if nc > 0:
+                for j, (src, cov) in enumerate(zip(rng.choice(synth_pool, nc), rng.choice(cover_pool, nc))):
+                    xb[ns + j] = paste_cover(x[src], x[cov], rng)
+                    yb[ns + j] = [1, 0, 0]
+                    wb[ns + j] = [1, 1, 1]
             tot += float(step(augment(xb, rng), yb, wb))
             k += 1
         log(f"epoch {ep + 1}/{epochs} loss {tot / max(1, k):.4f}")
@@ -464,7 +466,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "trained", "ears-cnn.onnx"))
     ap.add_argument("--evaluate", action="store_true", help="re-measure --out with its manifest's thresholds, no training")
     ap.add_argument("--cover-paste", type=float, default=0, metavar="SHARE",
-                    help="share of each batch made of visible training ears covered by the middle of a real covered training ear")
+                    help="study: share of each batch made of visible training ears covered by what covers a real covered training ear (paste_cover)")
     ap.add_argument("--scale", type=float, default=1,
                     help="study: crops at scale x the analyzer's 48x64 (the same regions); the service runs 1")
     a = ap.parse_args()
