@@ -126,16 +126,26 @@ func EarRegions(l *Landmarks68) ([2]EarRegion, error) {
 
 // Crop warps region r of img into dst (EarCropW×EarCropH, same type as img); black outside img.
 func (c *EarCropper) Crop(img gocv.Mat, r EarRegion, dst *gocv.Mat) error {
+	return c.CropScaled(img, r, dst, 1)
+}
+
+// CropScaled is Crop at scale times the resolution (the same region, a larger or smaller
+// picture of it): training studies of the crop size (training/vision/earcrops --scale).
+func (c *EarCropper) CropScaled(img gocv.Mat, r EarRegion, dst *gocv.Mat, scale float64) error {
 	if img.Empty() || img.Rows() < 2 || img.Cols() < 2 {
 		return ErrBadImage
 	}
-	m := [6]float64{r.U[0], r.V[0], r.Origin[0], r.U[1], r.V[1], r.Origin[1]}
+	if !(scale > 0) {
+		return errors.New("ear crop: scale must be positive")
+	}
+	m := [6]float64{r.U[0] / scale, r.V[0] / scale, r.Origin[0], r.U[1] / scale, r.V[1] / scale, r.Origin[1]}
 	for i, v := range m {
 		c.xform.SetDoubleAt(i/3, i%3, v)
 	}
-	gocv.WarpAffineWithParams(img, dst, c.xform, image.Pt(EarCropW, EarCropH),
+	w, h := int(math.Round(EarCropW*scale)), int(math.Round(EarCropH*scale))
+	gocv.WarpAffineWithParams(img, dst, c.xform, image.Pt(w, h),
 		gocv.InterpolationLinear|gocv.WarpInverseMap, gocv.BorderConstant, color.RGBA{})
-	if dst.Empty() || dst.Rows() != EarCropH || dst.Cols() != EarCropW {
+	if dst.Empty() || dst.Rows() != h || dst.Cols() != w {
 		return errors.New("ear crop: warp produced no image")
 	}
 	return nil

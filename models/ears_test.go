@@ -89,4 +89,18 @@ func TestEarCropperSize(t *testing.T) {
 	if err := c.Crop(gocv.NewMat(), r[EarLeft], &dst); err == nil {
 		t.Error("empty image cropped")
 	}
+	// The same region at twice the resolution (a crop-size study): twice the pixels each way,
+	// the same picture in the middle.
+	if err := c.CropScaled(img, r[EarRight], &dst, 2); err != nil {
+		t.Fatal(err)
+	}
+	if dst.Cols() != 2*EarCropW || dst.Rows() != 2*EarCropH {
+		t.Fatalf("crop at scale 2: %dx%d", dst.Cols(), dst.Rows())
+	}
+	if v := dst.GetVecbAt(EarCropH, EarCropW); v[2] != 255 {
+		t.Errorf("crop centre at scale 2 %v, want the image's red", v)
+	}
+	if err := c.CropScaled(img, r[EarRight], &dst, 0); err == nil {
+		t.Error("scale 0 accepted")
+	}
 }

@@ -15,11 +15,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"image"
-	"image/color"
 	"io/fs"
 	"log"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -62,7 +59,7 @@ func (d *dump) Analyze(_ context.Context, f *analyzers.Frame, obs *analyzers.Obs
 		var out [2]float32
 		for side, r := range regions {
 			out[side] = r.Outside(f.Image.Cols(), f.Image.Rows())
-			if err := d.cropRegion(f.Image, r, &d.mats[side]); err != nil {
+			if err := d.crop.CropScaled(f.Image, r, &d.mats[side], d.scale); err != nil {
 				return err
 			}
 			name := filepath.Join(d.out, "crops", fmt.Sprintf("%d_%c.png", d.n, "lr"[side]))
@@ -92,22 +89,6 @@ func (d *dump) Analyze(_ context.Context, f *analyzers.Frame, obs *analyzers.Obs
 		fmt.Fprintln(d.rows)
 		d.n++
 	}
-	return nil
-}
-
-// cropRegion is models.EarCropper.Crop, or at scale× its size when --scale is set.
-func (d *dump) cropRegion(img gocv.Mat, r models.EarRegion, dst *gocv.Mat) error {
-	if d.scale == 1 {
-		return d.crop.Crop(img, r, dst)
-	}
-	k := 1 / d.scale
-	m := gocv.NewMatWithSize(2, 3, gocv.MatTypeCV64F)
-	defer m.Close()
-	for i, v := range [6]float64{r.U[0] * k, r.V[0] * k, r.Origin[0], r.U[1] * k, r.V[1] * k, r.Origin[1]} {
-		m.SetDoubleAt(i/3, i%3, v)
-	}
-	size := image.Pt(int(math.Round(models.EarCropW*d.scale)), int(math.Round(models.EarCropH*d.scale)))
-	gocv.WarpAffineWithParams(img, dst, m, size, gocv.InterpolationLinear|gocv.WarpInverseMap, gocv.BorderConstant, color.RGBA{})
 	return nil
 }
 
