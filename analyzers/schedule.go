@@ -83,6 +83,15 @@ type ScheduleConfig struct {
 	// picture, where the detector would find the same face; a face coming, going or moving
 	// changes the thumbnail and runs it at once. Default 5s; negative runs it on every frame.
 	FacesEvery time.Duration `json:"faces_every,omitempty"`
+	// QuietEvery is the longer floor of the person detector, the face detector (its one face
+	// carried, or its further looks on an empty picture) and the head-pose network while the
+	// picture is quiet: no thumbnail cell has changed by even half the SceneDelta since that
+	// analyzer last ran. It would see the same picture again, to within camera noise, and answer
+	// the same; the shorter floors are there for changes too faint for the triggers, and those
+	// still move a cell by a few levels. The person detector looks only outside the faces (the
+	// scene trigger's zones at half its deltas), so a candidate talking keeps a scene quiet for
+	// it; the others look at the whole picture. Default 30s; negative = off.
+	QuietEvery time.Duration `json:"quiet_every,omitempty"`
 	// MaxStep is the longest time between two frames of a camera that still continues its
 	// schedule; after a longer pause (a network outage, the partition having been on another
 	// worker) every analyzer runs again. Default 3s.
@@ -92,6 +101,9 @@ type ScheduleConfig struct {
 func (c ScheduleConfig) withDefaults() ScheduleConfig {
 	if c.PersonsEvery == 0 {
 		c.PersonsEvery = 10 * time.Second
+	}
+	if c.QuietEvery == 0 {
+		c.QuietEvery = 30 * time.Second
 	}
 	if c.SceneDelta <= 0 {
 		c.SceneDelta = 18
@@ -140,13 +152,15 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 //     may become a flag is measured on every frame — except two people on the main camera while
 //     two or more faces are seen there (MULTIPLE_FACES' case: EXTRA_PERSON wants a body whose
 //     face is not seen);
-//   - and at least every PersonsEvery of capture time.
+//   - and at least every PersonsEvery of capture time, or QuietEvery while the picture has not
+//     changed even by half the trigger since its last run.
 //
-// The head-pose network (~5 ms) runs on the main face at least every HeadPoseEvery, at once when
+// The head-pose network (~5 ms) runs on the main face at least every HeadPoseEvery (QuietEvery on
+// a quiet picture), at once when
 // the face changes or a landmark fit of the pose (microseconds) moves by PoseDelta, and on every
 // frame while the measured pose is near the limits. On the main camera, whole frames that look
 // like the last analysed one are carried for up to StillMax, and the face detector's one face for
-// up to FacesEvery while the picture stays as it was when the detector ran.
+// up to FacesEvery (QuietEvery) while the picture stays as it was when the detector ran.
 //
 // On the other frames its last counts are carried over and the frame's observation says so
 // (Observation.Carried): the rules see an unchanged scene as unchanged, never a gap, and an
@@ -187,6 +201,7 @@ type cameraSchedule struct {
 	curFit               bool
 	poseBox              [4]float32
 	poseFaces            int
+	poseThumb            []uint8 // whole-frame thumbnail at that run (main camera)
 	// The last frame every analyzer was asked about (main camera): its observation, when, its
 	// whole-frame thumbnail, and this frame's.
 	full       *Observation
@@ -363,10 +378,9 @@ func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
 		return false
 	}
 	st := p.state(f)
-	now := f.CapturedAt
-	fresh := !st.persons || p.restart || now.Sub(st.personsAt) >= p.s.cfg.PersonsEvery
 	box := mainBox(obs)
 	st.thumbValid = sceneThumb(f, &st.curThumb) == nil
+	fresh := !st.persons || p.restart || p.personsDue(f, box)
 	switch {
 	case fresh, !st.thumbValid, st.thumb == nil:
 	case st.nPhones > 0: // something the rules act on: measure every frame
@@ -384,6 +398,33 @@ func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
 		return true
 	}
 	return false
+}
+
+// personsDue reports whether the person detector's floor has come: PersonsEvery since its last
+// run, or QuietEvery when the scene around the faces is quiet (see ScheduleConfig.QuietEvery).
+func (p *framePlan) personsDue(f *Frame, box [4]float32) bool {
+	st, cfg := p.st, p.s.cfg
+	since := f.CapturedAt.Sub(st.personsAt)
+	if since < cfg.PersonsEvery {
+		return false
+	}
+	if since >= cfg.QuietEvery || !st.thumbValid || len(st.thumb) == 0 {
+		return true
+	}
+	faint := cfg
+	faint.SceneDelta, faint.SceneCells = max(cfg.SceneDelta/2, 1), 1
+	return sceneChanged(st.thumb, st.curThumb, f, box, st.faceBox, faint)
+}
+
+// quietSince reports whether a main-camera picture is quiet since an analyzer's run at `at`,
+// whose whole-frame thumbnail was ref: less than QuietEvery ago and no cell changed by half the
+// SceneDelta (see ScheduleConfig.QuietEvery).
+func (p *framePlan) quietSince(f *Frame, at time.Time, ref []uint8) bool {
+	if f.Camera != CameraMain || !p.still || p.restart || len(ref) == 0 {
+		return false
+	}
+	age := f.CapturedAt.Sub(at)
+	return age > 0 && age < p.s.cfg.QuietEvery && changedCells(ref, p.st.curStill, max(p.s.cfg.SceneDelta/2, 1)) == 0
 }
 
 // state loads the camera's state on the first question about a frame, and notes whether its
@@ -411,7 +452,7 @@ func (p *framePlan) skipPose(f *Frame, obs *Observation) bool {
 	near := cfg.PoseNear
 	switch {
 	case main < 0 || !st.curFit || !st.pose || p.restart:
-	case f.CapturedAt.Sub(st.poseAt) >= cfg.HeadPoseEvery:
+	case f.CapturedAt.Sub(st.poseAt) >= cfg.HeadPoseEvery && !p.quietSince(f, st.poseAt, st.poseThumb):
 	case abs32(st.yaw) >= near || abs32(st.pitch) >= near*5/7:
 	case len(obs.Faces) != st.poseFaces || boxIoU(box, st.poseBox) < 0.5:
 	case abs32(st.curFitYaw-st.fitYaw) >= cfg.PoseDelta || abs32(st.curFitPit-st.fitPitch) >= cfg.PoseDelta:
@@ -437,6 +478,10 @@ func (p *framePlan) ranPose(f *Frame, obs *Observation) {
 	st.yaw, st.pitch = *obs.Faces[main].Yaw, *obs.Faces[main].Pitch
 	st.fitYaw, st.fitPitch = st.curFitYaw, st.curFitPit
 	st.poseBox, st.poseFaces = mainBox(obs), len(obs.Faces)
+	st.poseThumb = st.poseThumb[:0]
+	if p.still {
+		st.poseThumb = append(st.poseThumb, st.curStill...)
+	}
 }
 
 func abs32(x float32) float32 {
@@ -464,7 +509,10 @@ func (p *framePlan) sameSince(f *Frame, every time.Duration, at time.Time, ref [
 		return false
 	}
 	age := f.CapturedAt.Sub(at)
-	return !p.restart && len(ref) > 0 && age > 0 && age < every &&
+	if age >= every {
+		return p.quietSince(f, at, ref)
+	}
+	return !p.restart && len(ref) > 0 && age > 0 &&
 		changedCells(ref, p.st.curStill, p.s.cfg.SceneDelta) < p.s.cfg.SceneCells
 }
 

@@ -89,9 +89,9 @@ func (namedAnalyzer) Analyze(_ context.Context, _ *Frame, _ *Observation) error 
 
 // TestLooksCarriedOnAnUnchangedEmptyPicture: the face detector's further looks (padded pass,
 // tilted look) run on a main-camera frame whose first pass found no face, unless they found
-// nothing on the same-looking picture less than LooksEvery ago; then their answer is carried
-// and marked. A changed picture and an old answer run them again; the evidence camera never
-// runs them (no rule reads its face count).
+// nothing on the same-looking picture less than LooksEvery ago (QuietEvery when not a cell moved
+// by half the scene trigger); then their answer is carried and marked. A changed picture and an
+// old answer run them again; the evidence camera never runs them (no rule reads its face count).
 func TestLooksCarriedOnAnUnchangedEmptyPicture(t *testing.T) {
 	set, err := NewSet(Config{Analyzers: []string{"faces"}})
 	RequireInstalled(t, err)
@@ -99,21 +99,29 @@ func TestLooksCarriedOnAnUnchangedEmptyPicture(t *testing.T) {
 	faces := set.analyzers[0].(*Faces)
 	s := NewSchedule(ScheduleConfig{})
 	empty, changed := testJPEG(t, 640, 480), handRaised(t)
+	faint := withShade(t, changed, image.Rect(0, 0, 40, 40), 12) // four cells by 12 levels: below the trigger
 	t0 := time.Unix(1_700_000_000, 0)
 	const ran, carried, neither = "ran", "carried", "neither"
-	for _, step := range []struct {
+	type step struct {
 		at     int // seconds
 		camera string
 		jpg    []byte
 		want   string
-	}{
-		{0, CameraMain, empty, ran},         // nothing to compare with
-		{2, CameraMain, empty, carried},     // the same picture 2 s later: carried from 0 s
-		{4, CameraMain, changed, ran},       // a hand came into view
-		{6, CameraMain, changed, carried},   // unchanged since 4 s
-		{9, CameraMain, changed, ran},       // 5 s since they last ran
-		{2, CameraEvidence, empty, neither}, // never on the evidence camera
-	} {
+	}
+	steps := []step{
+		{0, CameraMain, empty, ran},       // nothing to compare with
+		{2, CameraMain, empty, carried},   // the same picture 2 s later: carried from 0 s
+		{4, CameraMain, changed, ran},     // a hand came into view
+		{6, CameraMain, changed, carried}, // unchanged since 4 s
+		{9, CameraMain, changed, carried}, // 5 s since they ran, but not a cell moved: QuietEvery
+		{12, CameraMain, faint, ran},      // 8 s, and a few cells moved a little
+	}
+	for at := 15; at < 42; at += 3 { // quiet since 12 s
+		steps = append(steps, step{at, CameraMain, faint, carried})
+	}
+	steps = append(steps, step{42, CameraMain, faint, ran}, // QuietEvery since they ran
+		step{2, CameraEvidence, empty, neither}) // never on the evidence camera
+	for _, step := range steps {
 		before := faces.SecondPasses
 		meta := FrameMeta{Camera: step.camera, Session: "s1", CapturedAt: t0.Add(time.Duration(step.at) * time.Second),
 			Plan: s.Plan("s1", step.camera)}
@@ -142,12 +150,14 @@ func TestLooksCarriedOnAnUnchangedEmptyPicture(t *testing.T) {
 
 // TestFacesCarriedOnAnUnchangedPicture: on a main-camera frame that looks like the one where the
 // face detector last found exactly one face, less than FacesEvery ago, that face is carried
-// (marked) and the analyzers after it still run on it; a changed picture, an old answer, a pause,
-// another face count and the evidence camera run the detector.
+// (marked) and the analyzers after it still run on it — up to QuietEvery while not a cell moved by
+// half the scene trigger; a changed picture, an old answer, a pause, another face count and the
+// evidence camera run the detector.
 func TestFacesCarriedOnAnUnchangedPicture(t *testing.T) {
 	set := newTestSet(t, Config{Analyzers: []string{"faces", "landmarks"}})
 	one := oneFaceFrame(t, set)
 	changed := withBlock(t, one, image.Rect(0, 360, 100, 480))
+	faint := withShade(t, one, image.Rect(0, 0, 40, 40), 12) // four cells, 12 levels
 	group := resizedJPEG(t, 1, 640, 480)
 	s := NewSchedule(ScheduleConfig{})
 	t0 := time.Unix(1_700_000_000, 0)
@@ -161,7 +171,8 @@ func TestFacesCarriedOnAnUnchangedPicture(t *testing.T) {
 		{0, CameraMain, one, false},     // nothing to compare with
 		{2, CameraMain, one, true},      // the same picture: carried from 0 s
 		{4, CameraMain, one, true},      // still less than 5 s
-		{6, CameraMain, one, false},     // 5 s or more since it ran
+		{6, CameraMain, one, true},      // 5 s or more, but not a cell moved: QuietEvery
+		{7, CameraMain, faint, false},   // and now one cell moved a little
 		{8, CameraMain, changed, false}, // something came into view
 		{10, CameraMain, changed, true}, // unchanged since 8 s
 		{12, CameraMain, group, false},  // several faces
@@ -293,4 +304,68 @@ func TestPersonsOnTwoFaces(t *testing.T) {
 			t.Errorf("%s: detector ran %v, want %v", camera, got, want)
 		}
 	}
+}
+
+// TestPersonsQuietFloor: on a picture that stays as it was at the detector's last run, to within
+// camera noise, the detector's floor is QuietEvery (30 s); a change too faint for the
+// scene trigger (one cell, a few levels) keeps the 10 s floor.
+func TestPersonsQuietFloor(t *testing.T) {
+	quiet := testJPEG(t, 640, 480)
+	faint := withShade(t, quiet, image.Rect(40, 40, 60, 60), 12) // one 20×20 cell, 12 levels
+	t0 := time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		name  string
+		cfg   ScheduleConfig
+		faint int // the faint change is in view from this second on (-1: never)
+		want  []int
+	}{
+		{"quiet", ScheduleConfig{}, -1, []int{0, 30}},
+		{"a faint change at 5 s", ScheduleConfig{}, 5, []int{0, 10, 40}},
+		{"quiet floor off", ScheduleConfig{QuietEvery: -1}, -1, []int{0, 10, 20, 30, 40}},
+	} {
+		s := NewSchedule(tc.cfg)
+		var ran []int
+		for sec := 0; sec <= 45; sec++ {
+			jpg := quiet
+			if tc.faint >= 0 && sec >= tc.faint {
+				jpg = faint
+			}
+			f, err := DecodeJPEG(jpg, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Camera, f.CapturedAt = CameraMain, t0.Add(time.Duration(sec)*time.Second)
+			obs := &Observation{Faces: []Face{{Box: [4]float32{260, 140, 120, 150}, Score: 0.9}}}
+			plan := s.Plan("s1", CameraMain)
+			if !plan.Skip("persons", &f, obs) {
+				one, none := 1, 0
+				obs.Persons, obs.Phones = &one, &none
+				plan.Ran("persons", &f, obs)
+				ran = append(ran, sec)
+			}
+			f.Image.Close()
+		}
+		if !slices.Equal(ran, tc.want) {
+			t.Errorf("%s: detector ran at %v s, want %v", tc.name, ran, tc.want)
+		}
+	}
+}
+
+// withShade returns jpg with r lightened by d levels (at most to white).
+func withShade(t *testing.T, jpg []byte, r image.Rectangle, d uint8) []byte {
+	t.Helper()
+	img, err := jpeg.Decode(bytes.NewReader(jpg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgba := image.NewRGBA(img.Bounds())
+	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c := rgba.RGBAAt(x, y)
+			c.R, c.G, c.B = min(c.R, 255-d)+d, min(c.G, 255-d)+d, min(c.B, 255-d)+d
+			rgba.SetRGBA(x, y, c)
+		}
+	}
+	return encodeJPEG(t, rgba)
 }

@@ -300,16 +300,38 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 }
 
 // TestScheduleQuietScene: on an unchanging scene every other frame is still (nothing runs, its
-// whole observation is carried from the second before), the person detector runs once per
-// PersonsEvery, the face detector and the head-pose network once per FacesEvery and
-// HeadPoseEvery of the analysed frames, and the
-// frames in between say (in the observation and the checks' signals) that their values were
-// carried.
+// whole observation is carried from the second before) and the frames in between say (in the
+// observation and the checks' signals) which values were carried. The candidate's eye moves a
+// pixel or two each second; with QuietEvery off the person detector runs once per PersonsEvery,
+// the face detector and the head-pose network once per FacesEvery and HeadPoseEvery of the
+// analysed frames. By default the person detector, which looks outside the face, runs once (the
+// scene stays quiet for it), and the face detector and the pose network skip their 5 s floor
+// while the eye is back within a few levels of where it was when they ran.
 func TestScheduleQuietScene(t *testing.T) {
+	for _, tc := range []quietScene{
+		{"quiet floor off", -1, 3, 5, 5, 27, 25, 10, 5000, 10000},
+		{"default", 0, 1, 3, 3, 29, 27, 12, 30000, 30000},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testQuietScene(t, tc) })
+	}
+}
+
+// quietScene is a configuration of TestScheduleQuietScene and what it should give: how often
+// each detector runs, how many frames carry its output, and the oldest carried output (ms).
+type quietScene struct {
+	name                           string
+	quietEvery                     time.Duration
+	personRuns, poseRuns, faceRuns int
+	carriedPersons, poses, faces   int
+	oldestFace, oldestPersons      int64
+}
+
+func testQuietScene(t *testing.T, want quietScene) {
 	fakes := newFakeCatalog()
 	st := testdb.Open(t)[0].Store
-	h, err := NewFrameHandlers(analyzers.Config{Analyzers: fakeNames, Catalog: fakes.catalog()}, 1, st,
-		rules.New(rules.Config{}), nil, slog.New(slog.DiscardHandler))
+	cfg := analyzers.Config{Analyzers: fakeNames, Catalog: fakes.catalog()}
+	cfg.Schedule.QuietEvery = want.quietEvery
+	h, err := NewFrameHandlers(cfg, 1, st, rules.New(rules.Config{}), nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,17 +352,17 @@ func TestScheduleQuietScene(t *testing.T) {
 	if err := h.HandleBatch(ctx, msgs); err != nil {
 		t.Fatal(err)
 	}
-	if got := fakes.calls["persons"]; got != 3 {
-		t.Errorf("person detector ran %d times on 30 quiet seconds, want 3 (every 10 s)", got)
+	if got := fakes.calls["persons"]; got != want.personRuns {
+		t.Errorf("person detector ran %d times on 30 quiet seconds, want %d", got, want.personRuns)
 	}
-	if got := fakes.calls["headpose"]; got != 5 {
-		t.Errorf("head-pose network ran %d times on 30 quiet seconds, want 5 (at 0, 6, 12, 18, 24 s: every 5 s of the analysed frames)", got)
+	if got := fakes.calls["headpose"]; got != want.poseRuns {
+		t.Errorf("head-pose network ran %d times on 30 quiet seconds, want %d", got, want.poseRuns)
 	}
 	if got := fakes.calls["landmarks"]; got != 15 {
 		t.Errorf("landmarks ran %d times on 30 quiet seconds, want 15 (every other frame still)", got)
 	}
-	if got := fakes.calls["faces"]; got != 5 {
-		t.Errorf("face detector ran %d times on 30 quiet seconds, want 5 (at 0, 6, 12, 18, 24 s: its one face carried over the unchanged picture for less than 5 s)", got)
+	if got := fakes.calls["faces"]; got != want.faceRuns {
+		t.Errorf("face detector ran %d times on 30 quiet seconds, want %d", got, want.faceRuns)
 	}
 	var rows []store.FrameResult
 	if err := st.DB.Where("session_id = ?", sess.ID).Order("seq").Find(&rows).Error; err != nil {
@@ -363,7 +385,7 @@ func TestScheduleQuietScene(t *testing.T) {
 		}
 		if from, ok := obs.Carried["faces"]; ok && r.Seq%2 == 0 {
 			faces++
-			if from > r.CapturedAtMs || r.CapturedAtMs-from >= 5000 || len(obs.Faces) != 1 {
+			if from > r.CapturedAtMs || r.CapturedAtMs-from >= want.oldestFace || len(obs.Faces) != 1 {
 				t.Errorf("analysed frame %d carries %d faces from %d ms earlier", r.Seq, len(obs.Faces), r.CapturedAtMs-from)
 			}
 		}
@@ -377,22 +399,22 @@ func TestScheduleQuietScene(t *testing.T) {
 		}
 		if from, ok := obs.Carried["persons"]; ok {
 			carried++
-			if from > r.CapturedAtMs || r.CapturedAtMs-from >= 10000 {
+			if from > r.CapturedAtMs || r.CapturedAtMs-from >= want.oldestPersons {
 				t.Errorf("frame %d carries a detection from %d ms earlier", r.Seq, r.CapturedAtMs-from)
 			}
 		}
 	}
-	if poses != 25 {
-		t.Errorf("%d frames say their head pose was carried, want 25", poses)
+	if poses != want.poses {
+		t.Errorf("%d frames say their head pose was carried, want %d", poses, want.poses)
 	}
 	if still != 15 {
 		t.Errorf("%d still frames, want 15", still)
 	}
-	if faces != 10 {
-		t.Errorf("%d analysed frames carry the face, want 10", faces)
+	if faces != want.faces {
+		t.Errorf("%d analysed frames carry the face, want %d", faces, want.faces)
 	}
-	if carried != 27 {
-		t.Errorf("%d frames say their counts were carried, want 27", carried)
+	if carried != want.carriedPersons {
+		t.Errorf("%d frames say their counts were carried, want %d", carried, want.carriedPersons)
 	}
 }
 
