@@ -13,23 +13,29 @@ import (
 // between frames (identity's face track, the phone a detector saw still), which a session that
 // hops between sets loses (its next frame then measures afresh: an embedding more, a phone not
 // yet known to be still). New sessions go to the slot with the fewest sessions. When a session's
-// slot is busy and another is free, it takes the free one: a core left idle costs more than
-// that state (measured: 61 → 71 frames/s end to end, `proctor bench -n 1200 --sessions 12`).
+// slot is busy and another is free, it takes the free one, and when all are busy it waits for
+// the first to come back, whichever it is: a core left idle costs more than that state
+// (measured: 61 → 71 frames/s end to end, `proctor bench -n 1200 --sessions 12`, for the free
+// slot; waiting on its own slot left a slot idle while sessions of another waited).
 type setPool[T interface{ Close() error }] struct {
 	slots  []*slot[T]
 	newSet func() (T, error)
 
 	mu      sync.Mutex
+	back    *sync.Cond     // a slot was given back (on mu)
+	waiters int            // acquires parked on back
 	owner   map[string]int // session → slot
 	keys    []string       // sessions in order of assignment, to bound owner
 	load    []int          // sessions per slot
 	retired bool
 }
 
+// slot is one analyzer set. busy is guarded by the pool's mu; set and ok belong to whoever holds
+// the slot busy (and to the pool while it is idle).
 type slot[T any] struct {
-	mu  sync.Mutex // held while a handler uses the set
-	set T
-	ok  bool
+	busy bool
+	set  T
+	ok   bool
 }
 
 // maxAffinity bounds the sessions remembered; beyond it the oldest half is forgotten (their next
@@ -42,6 +48,7 @@ const maxAffinity = 16384
 func newSetPool[T interface{ Close() error }](size int, newSet func() (T, error)) (*setPool[T], error) {
 	size = max(size, 1)
 	p := &setPool[T]{newSet: newSet, owner: map[string]int{}, load: make([]int, size)}
+	p.back = sync.NewCond(&p.mu)
 	for range size {
 		set, err := newSet()
 		if err != nil {
@@ -54,27 +61,24 @@ func newSetPool[T interface{ Close() error }](size int, newSet func() (T, error)
 }
 
 // acquire returns the set of session's slot, or another slot's when that one is busy and
-// another is free, or waits for the session's own; and the function that gives it back.
+// another is free, or the first slot given back when all are busy (waiters are served in
+// order); and the function that gives it back.
 func (p *setPool[T]) acquire(session string) (T, func(), error) {
-	own := p.slots[p.slotOf(session)]
-	s := own
-	if !own.mu.TryLock() {
-		s = nil
-		for _, c := range p.slots {
-			if c != own && c.mu.TryLock() {
-				s = c
-				break
-			}
-		}
-		if s == nil {
-			s = own
-			s.mu.Lock()
-		}
+	p.mu.Lock()
+	own := p.slotOf(session)
+	s := p.free(own)
+	for s == nil {
+		p.waiters++
+		p.back.Wait()
+		p.waiters--
+		s = p.free(own)
 	}
+	s.busy = true
+	p.mu.Unlock()
 	if !s.ok {
 		set, err := p.newSet()
 		if err != nil {
-			s.mu.Unlock()
+			p.release(s)
 			var zero T
 			return zero, nil, err
 		}
@@ -83,20 +87,32 @@ func (p *setPool[T]) acquire(session string) (T, func(), error) {
 	return s.set, func() { p.release(s) }, nil
 }
 
+// free returns slot own if it is idle, else any idle slot, else nil. Call with mu held.
+func (p *setPool[T]) free(own int) *slot[T] {
+	if !p.slots[own].busy {
+		return p.slots[own]
+	}
+	for _, c := range p.slots {
+		if !c.busy {
+			return c
+		}
+	}
+	return nil
+}
+
 func (p *setPool[T]) release(s *slot[T]) {
 	p.mu.Lock()
-	retired := p.retired
-	p.mu.Unlock()
-	if retired && s.ok {
+	if p.retired && s.ok {
 		s.set.Close()
 		s.ok = false
 	}
-	s.mu.Unlock()
+	s.busy = false
+	p.mu.Unlock()
+	p.back.Signal()
 }
 
+// slotOf returns session's slot, choosing the least loaded for a new session. Call with mu held.
 func (p *setPool[T]) slotOf(session string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if i, ok := p.owner[session]; ok {
 		return i
 	}
@@ -134,28 +150,25 @@ func (p *setPool[T]) forget(session string) {
 // retire closes the idle sets and makes release close the ones in use when they come back.
 func (p *setPool[T]) retire() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.retired = true
-	p.mu.Unlock()
 	for _, s := range p.slots {
-		if s.mu.TryLock() {
-			if s.ok {
-				s.set.Close()
-				s.ok = false
-			}
-			s.mu.Unlock()
+		if !s.busy && s.ok {
+			s.set.Close()
+			s.ok = false
 		}
 	}
 }
 
 // Close closes the sets; call it only after every handler has stopped.
 func (p *setPool[T]) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, s := range p.slots {
-		s.mu.Lock()
 		if s.ok {
 			s.set.Close()
 			s.ok = false
 		}
-		s.mu.Unlock()
 	}
 }
 
