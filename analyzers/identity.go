@@ -386,7 +386,10 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 	haveThumb := a.every > 1 && f.Session != "" && a.thumbnail(f.FaceCrops[i]) == nil
 	continuing := t != nil && haveThumb && len(obs.Faces) == t.faces && t.refs == 1+len(f.Enrolled.Gallery) &&
 		boxIoU(t.box, box) >= 0.5 && thumbDiff(&t.thumb, &a.thumb) <= thumbMaxDiff
-	if continuing && t.age+1 < a.every {
+	// A track due for its cadence measurement carries the last one while the picture is quiet
+	// since (ScheduleConfig.QuietEvery): the same face gives the same answer. Login frames keep
+	// the cadence: they feed the gallery and the login check.
+	if continuing && (t.age+1 < a.every || !f.Enrolled.Gathering && f.Plan != nil && f.Plan.Skip(IdentityStep, f, obs)) {
 		t.age++
 		t.box, t.lastTick = box, a.tick
 		obs.Faces[i].Match = &Match{Similarity: t.sim, SamePerson: t.sim >= a.threshold, Threshold: a.threshold,
@@ -401,6 +404,9 @@ func (a *Identity) Analyze(_ context.Context, f *Frame, obs *Observation) error 
 		return err
 	}
 	obs.Faces[i].Match = m
+	if f.Plan != nil {
+		f.Plan.Ran(IdentityStep, f, obs)
+	}
 	sim := m.Similarity
 	if f.Session == "" {
 		return nil

@@ -1,8 +1,12 @@
 package analyzers_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/draw"
+	"image/jpeg"
 	"math"
 	"slices"
 	"sync"
@@ -332,4 +336,88 @@ func TestIdentityFirstLook(t *testing.T) {
 		Identity: analyzers.IdentityConfig{Model: "facenet-keras", FirstLook: "faceplugin-embedding"}}); err == nil {
 		t.Error("a first look with another crop: built, want an error")
 	}
+}
+
+// TestIdentityQuietCadence: under the pipeline's schedule, a continuing face track due for its
+// cadence measurement carries the last one while the picture is quiet since it
+// (ScheduleConfig.QuietEvery, 30 s), and is measured at once when a few cells change, however
+// faintly; without a schedule it is measured every Every-th frame.
+func TestIdentityQuietCadence(t *testing.T) {
+	f, _ := demoFrames(t)
+	set, err := analyzers.NewSet(analyzers.Config{Analyzers: vision, Identity: analyzers.IdentityConfig{Model: analyzers.DefaultIdentityModel}})
+	if err != nil {
+		t.Skipf("%v: run scripts/setup.sh", err)
+	}
+	defer set.Close()
+	ctx := context.Background()
+	enr, err := set.Enroll(ctx, f.Photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := f.Candidate[0]
+	faint := lightened(t, frame, image.Rect(0, 0, 40, 40), 12) // four thumbnail cells, below the scene trigger
+	measuredAt := func(session string, sched *analyzers.Schedule, faintFrom int) []int {
+		t.Helper()
+		var at []int
+		for sec := 0; sec <= 34; sec += 2 { // 2 s apart: never a still frame
+			jpg := frame
+			if faintFrom >= 0 && sec >= faintFrom {
+				jpg = faint
+			}
+			meta := analyzers.FrameMeta{Camera: analyzers.CameraMain, Enrolled: &enr, Session: session,
+				CapturedAt: time.Unix(2000+int64(sec), 0)}
+			if sched != nil {
+				meta.Plan = sched.Plan(session, analyzers.CameraMain)
+			}
+			obs, err := set.AnalyzeFrameJPEG(ctx, jpg, meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(obs.Faces) != 1 || obs.Faces[0].Match == nil {
+				t.Fatalf("at %d s: faces %+v, want one matched face", sec, obs.Faces)
+			}
+			if obs.Faces[0].Match.Measured {
+				at = append(at, sec)
+			}
+		}
+		return at
+	}
+	for _, tc := range []struct {
+		name      string
+		sched     *analyzers.Schedule
+		faintFrom int
+		want      []int
+	}{
+		{"no schedule", nil, -1, []int{0, 6, 12, 18, 24, 30}},
+		{"quiet", analyzers.NewSchedule(analyzers.ScheduleConfig{}), -1, []int{0, 30}},
+		{"a faint change at 10 s", analyzers.NewSchedule(analyzers.ScheduleConfig{}), 10, []int{0, 10}},
+		{"quiet floor off", analyzers.NewSchedule(analyzers.ScheduleConfig{QuietEvery: -1}), -1, []int{0, 6, 12, 18, 24, 30}},
+	} {
+		if got := measuredAt(tc.name, tc.sched, tc.faintFrom); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: measured at %v s, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// lightened returns jpg with r lightened by d grey levels (at most to white).
+func lightened(t *testing.T, jpg []byte, r image.Rectangle, d uint8) []byte {
+	t.Helper()
+	img, err := jpeg.Decode(bytes.NewReader(jpg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgba := image.NewRGBA(img.Bounds())
+	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c := rgba.RGBAAt(x, y)
+			c.R, c.G, c.B = min(c.R, 255-d)+d, min(c.G, 255-d)+d, min(c.B, 255-d)+d
+			rgba.SetRGBA(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, rgba, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

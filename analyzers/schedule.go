@@ -84,7 +84,8 @@ type ScheduleConfig struct {
 	// changes the thumbnail and runs it at once. Default 5s; negative runs it on every frame.
 	FacesEvery time.Duration `json:"faces_every,omitempty"`
 	// QuietEvery is the longer floor of the person detector, the face detector (its one face
-	// carried, or its further looks on an empty picture) and the head-pose network while the
+	// carried, or its further looks on an empty picture), the head-pose network and identity's
+	// cadence on a continuing face track (answering frames) while the
 	// picture is quiet: no thumbnail cell has changed by even half the SceneDelta since that
 	// analyzer last ran. It would see the same picture again, to within camera noise, and answer
 	// the same; the shorter floors are there for changes too faint for the triggers, and those
@@ -202,6 +203,9 @@ type cameraSchedule struct {
 	poseBox              [4]float32
 	poseFaces            int
 	poseThumb            []uint8 // whole-frame thumbnail at that run (main camera)
+	// Identity's last measurement of the main face, and the whole-frame thumbnail then.
+	identityAt    time.Time
+	identityThumb []uint8
 	// The last frame every analyzer was asked about (main camera): its observation, when, its
 	// whole-frame thumbnail, and this frame's.
 	full       *Observation
@@ -366,10 +370,19 @@ const thumbW, thumbH = 32, 24
 // looks may be skipped (ScheduleConfig.LooksEvery), and tells it that they ran.
 const LooksStep = "faces.looks"
 
+// IdentityStep is the name under which the identity analyzer asks its Planner whether a
+// continuing face track, due for its cadence measurement (IdentityEvery), may carry the last one
+// because the picture is quiet since it (ScheduleConfig.QuietEvery), and tells it that it
+// measured.
+const IdentityStep = "identity.cadence"
+
 func (p *framePlan) Skip(analyzer string, f *Frame, obs *Observation) bool {
 	switch {
 	case analyzer == LooksStep:
 		return p.skipLooks(f, obs)
+	case analyzer == IdentityStep:
+		st := p.state(f)
+		return p.quietSince(f, st.identityAt, st.identityThumb)
 	case analyzer == "faces":
 		return p.skipFaces(f, obs)
 	case analyzer == "headpose" && p.s.cfg.HeadPoseEvery >= 0:
@@ -565,6 +578,13 @@ func (p *framePlan) Ran(analyzer string, f *Frame, obs *Observation) {
 	switch analyzer {
 	case LooksStep:
 		p.ranLooks(f, obs)
+		return
+	case IdentityStep:
+		st := p.state(f)
+		st.identityAt, st.identityThumb = f.CapturedAt, st.identityThumb[:0]
+		if p.still {
+			st.identityThumb = append(st.identityThumb, st.curStill...)
+		}
 		return
 	case "faces":
 		p.ranFaces(f, obs)
