@@ -49,3 +49,6 @@ func RequireInstalled(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// WithShadeForTest lightens a rectangle of a JPEG by d grey levels (withShade).
+var WithShadeForTest = withShade

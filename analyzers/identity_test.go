@@ -1,12 +1,9 @@
 package analyzers_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"image"
-	"image/draw"
-	"image/jpeg"
 	"math"
 	"slices"
 	"sync"
@@ -355,7 +352,7 @@ func TestIdentityQuietCadence(t *testing.T) {
 		t.Fatal(err)
 	}
 	frame := f.Candidate[0]
-	faint := lightened(t, frame, image.Rect(0, 0, 40, 40), 12) // four thumbnail cells, below the scene trigger
+	faint := analyzers.WithShadeForTest(t, frame, image.Rect(0, 0, 40, 40), 12) // four thumbnail cells, below the scene trigger
 	measuredAt := func(session string, sched *analyzers.Schedule, faintFrom int) []int {
 		t.Helper()
 		var at []int
@@ -397,27 +394,4 @@ func TestIdentityQuietCadence(t *testing.T) {
 			t.Errorf("%s: measured at %v s, want %v", tc.name, got, tc.want)
 		}
 	}
-}
-
-// lightened returns jpg with r lightened by d grey levels (at most to white).
-func lightened(t *testing.T, jpg []byte, r image.Rectangle, d uint8) []byte {
-	t.Helper()
-	img, err := jpeg.Decode(bytes.NewReader(jpg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rgba := image.NewRGBA(img.Bounds())
-	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			c := rgba.RGBAAt(x, y)
-			c.R, c.G, c.B = min(c.R, 255-d)+d, min(c.G, 255-d)+d, min(c.B, 255-d)+d
-			rgba.SetRGBA(x, y, c)
-		}
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, rgba, &jpeg.Options{Quality: 95}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
