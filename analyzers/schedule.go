@@ -85,13 +85,13 @@ type ScheduleConfig struct {
 	FacesEvery time.Duration `json:"faces_every,omitempty"`
 	// QuietEvery is the longer floor of the person detector, the face detector (its one face
 	// carried, or its further looks on an empty picture), the head-pose network and identity's
-	// cadence on a continuing face track (answering frames) while the
-	// picture is quiet: no thumbnail cell has changed by even half the SceneDelta since that
-	// analyzer last ran. It would see the same picture again, to within camera noise, and answer
-	// the same; the shorter floors are there for changes too faint for the triggers, and those
-	// still move a cell by a few levels. The person detector looks only outside the faces (the
-	// scene trigger's zones at half its deltas), so a candidate talking keeps a scene quiet for
-	// it; the others look at the whole picture. Default 30s; negative = off.
+	// cadence on a continuing face track (answering frames) while the picture is quiet: no
+	// thumbnail cell has changed by even half the SceneDelta since that analyzer last ran. It
+	// would see the same picture again, to within camera noise, and answer the same; the
+	// shorter floors are there for changes too faint for the triggers, and those still move a
+	// cell by a few levels. The person detector looks only outside the faces (the scene
+	// trigger's zones at half its deltas), so a candidate talking keeps a scene quiet for it;
+	// the others look at the whole picture. Default 30s; negative = off.
 	QuietEvery time.Duration `json:"quiet_every,omitempty"`
 	// MaxStep is the longest time between two frames of a camera that still continues its
 	// schedule; after a longer pause (a network outage, the partition having been on another
@@ -157,9 +157,8 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 //     changed even by half the trigger since its last run.
 //
 // The head-pose network (~5 ms) runs on the main face at least every HeadPoseEvery (QuietEvery on
-// a quiet picture), at once when
-// the face changes or a landmark fit of the pose (microseconds) moves by PoseDelta, and on every
-// frame while the measured pose is near the limits. On the main camera, whole frames that look
+// a quiet picture), at once when the face changes or a landmark fit of the pose (microseconds)
+// moves by PoseDelta, and on every frame while the measured pose is near the limits. On the main camera, whole frames that look
 // like the last analysed one are carried for up to StillMax, and the face detector's one face for
 // up to FacesEvery (QuietEvery) while the picture stays as it was when the detector ran.
 //

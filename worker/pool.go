@@ -61,8 +61,9 @@ func newSetPool[T interface{ Close() error }](size int, newSet func() (T, error)
 }
 
 // acquire returns the set of session's slot, or another slot's when that one is busy and
-// another is free, or the first slot given back when all are busy (waiters are served in
-// order); and the function that gives it back.
+// another is free, or a slot given back when all are busy (each one given back wakes the
+// longest waiter; one arriving just then may take it first); and the function that gives it
+// back.
 func (p *setPool[T]) acquire(session string) (T, func(), error) {
 	p.mu.Lock()
 	own := p.slotOf(session)

@@ -10,8 +10,7 @@ type countedSet struct{ id int }
 func (countedSet) Close() error { return nil }
 
 // TestPoolWaiterTakesTheFirstSlotBack: with every slot busy, a session whose own slot stays busy
-// gets the first slot given back, not a wait on its own while a core sits idle; waiters are
-// served in order.
+// gets the first slot given back, not a wait on its own while a core sits idle.
 func TestPoolWaiterTakesTheFirstSlotBack(t *testing.T) {
 	n := 0
 	p, err := newSetPool(2, func() (countedSet, error) { n++; return countedSet{n}, nil })
