@@ -255,14 +255,21 @@ func oneFaceFrame(t *testing.T, set *Set) []byte {
 // withBlock returns jpg with a black block drawn over r.
 func withBlock(t *testing.T, jpg []byte, r image.Rectangle) []byte {
 	t.Helper()
+	rgba := decodeRGBA(t, jpg)
+	draw.Draw(rgba, r, image.NewUniform(color.Black), image.Point{}, draw.Src)
+	return encodeJPEG(t, rgba)
+}
+
+// decodeRGBA decodes jpg into an RGBA image the tests can draw on.
+func decodeRGBA(t *testing.T, jpg []byte) *image.RGBA {
+	t.Helper()
 	img, err := jpeg.Decode(bytes.NewReader(jpg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rgba := image.NewRGBA(img.Bounds())
 	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
-	draw.Draw(rgba, r, image.NewUniform(color.Black), image.Point{}, draw.Src)
-	return encodeJPEG(t, rgba)
+	return rgba
 }
 
 // TestPersonsOnTwoFaces: after the person detector saw two people, it runs on every frame —
@@ -354,12 +361,7 @@ func TestPersonsQuietFloor(t *testing.T) {
 // withShade returns jpg with r lightened by d levels (at most to white).
 func withShade(t *testing.T, jpg []byte, r image.Rectangle, d uint8) []byte {
 	t.Helper()
-	img, err := jpeg.Decode(bytes.NewReader(jpg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rgba := image.NewRGBA(img.Bounds())
-	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
+	rgba := decodeRGBA(t, jpg)
 	for y := r.Min.Y; y < r.Max.Y; y++ {
 		for x := r.Min.X; x < r.Max.X; x++ {
 			c := rgba.RGBAAt(x, y)
