@@ -148,7 +148,7 @@ func init() {
 				Doc: "Verified frames of face login and preparation kept as reference faces."},
 			// 3 frames that passed the quality gate: fewer is no evidence either way.
 			{Key: SettingIdentityLoginFrames, Unit: Count, Default: 3, Min: 1, Max: 600,
-				Doc: "Quality frames before answering needed to judge the login (IDENTITY_NOT_VERIFIED)."},
+				Doc: "Quality frames before answering needed to judge the login (IDENTITY_NOT_VERIFIED); frames in the mismatch band abstain."},
 			// The day's pose and light drift during an exam; frames that match the verified
 			// references by a wide margin cover the drift. Only the photo and the login frames
 			// vouch for a learned face (never another learned face), so the gallery cannot drift
@@ -193,6 +193,17 @@ const identityLearnMarginDefault = 0.1
 func LearnsFace(anchor, threshold float32, learned int, p Params) bool {
 	return learned < int(p.Value(SettingIdentityLearnedFaces)) &&
 		float64(anchor) >= float64(threshold)+p.Value(SettingIdentityLearnMargin)
+}
+
+// LoginFace judges a face of face login or preparation that passed the quality gate by its
+// similarity to the registration photo: matched at or above the threshold; in the mismatch band
+// just below it the frame abstains (counts false), as it does while answering: neither the
+// candidate for sure nor someone else. A genuine login in a hard pose often lands there.
+func LoginFace(photo, threshold float32, p Params) (counts, matched bool) {
+	if photo >= threshold {
+		return true, true
+	}
+	return float64(photo) < float64(threshold)-p.Value(SettingIdentityMismatchBand), false
 }
 
 // loginUnverified: enough quality frames before answering, none matched the photo, and the

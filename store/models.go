@@ -59,8 +59,9 @@ type Session struct {
 	// empty while it has not been enrolled. The platform reads it to ask for another photo.
 	RegistrationFace string `gorm:"size:8" json:"registration_face,omitempty"`
 	// LoginFaceFrames counts main-camera frames before answering whose face passed the identity
-	// quality gate, LoginFaceMatches those that matched the registration photo (or came after
-	// the platform's own face login): rules/check_identity.go judges the login from them.
+	// quality gate and was not in the mismatch band (rules.LoginFace), LoginFaceMatches those that
+	// matched the registration photo (or came after the platform's own face login):
+	// rules/check_identity.go judges the login from them.
 	LoginFaceFrames  int `gorm:"not null;default:0" json:"login_face_frames"`
 	LoginFaceMatches int `gorm:"not null;default:0" json:"login_face_matches"`
 }

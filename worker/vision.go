@@ -141,12 +141,15 @@ func (h *FrameHandlers) updateGallery(tx *gorm.DB, sess *store.Session, fr *stor
 	// A login frame the first look measured (the gallery was full, or its track had the full
 	// model lately) is counted, not kept.
 	source := ""
-	if m.Photo >= threshold {
+	counts, matched := rules.LoginFace(m.Photo, threshold, eng.Params())
+	if matched {
 		source = store.GalleryFromPhoto
 	} else if loggedIn, err := store.HasEvent(tx, sess.ID, "face_login"); err != nil {
 		return err
 	} else if loggedIn {
 		source = store.GalleryFromPlatformLogin
+	} else if !counts {
+		return nil // in the mismatch band: abstains from the login check too
 	}
 	if err := store.CountLoginFace(tx, sess.ID, source != ""); err != nil {
 		return err

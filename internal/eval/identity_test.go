@@ -146,3 +146,57 @@ func TestDumpFlagsListsTheFramesOfAFalseFlag(t *testing.T) {
 		t.Errorf("without a dump: %d flags, %v", res2.flags, err)
 	}
 }
+
+// The login is replayed as a minute of footage: one login photo that passes the quality gate and
+// does not match the registration photo is a login that never matched (IDENTITY_NOT_VERIFIED,
+// which silences IDENTITY_MISMATCH), as the worker would count it frame by frame; one that
+// matches is a verified login whose face joins the gallery.
+func TestLoginReplayedAsAMinute(t *testing.T) {
+	ctx := context.Background()
+	st, closeStore, err := store.OpenTemp(ctx, "proctor-login-minute-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	unit := func(i int) []float32 {
+		v := make([]float32, 8)
+		v[i] = 1
+		return v
+	}
+	frame := func(vec []float32) *identityTimeFrame {
+		return &identityTimeFrame{photo: "p.jpg", vec: vec, n: 1, width: 640, high: 480,
+			face: analyzers.Face{Box: [4]float32{200, 100, 200, 200}, Score: 0.99, Match: &analyzers.Match{Sharpness: 500, Measured: true}}}
+	}
+	var seq []*identityTimeFrame
+	for range 12 {
+		seq = append(seq, frame(unit(1)))
+	}
+	r := &identityReplay{st: st, eng: rules.New(rules.Config{}), thr: 0.5, model: "m", gallery: true}
+	stranger := &identityTimePerson{name: "identities-rmfd/a", photo: unit(0), login: []*identityTimeFrame{frame(unit(1))}}
+	res, err := r.run(ctx, stranger, seq, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.notVerified || res.flags != 0 {
+		t.Errorf("login of someone else: not verified %v, %d mismatch flags; want true, 0", res.notVerified, res.flags)
+	}
+	same := &identityTimePerson{name: "identities-rmfd/b", photo: unit(0), login: []*identityTimeFrame{frame(unit(1))}}
+	same.photo = []float32{0.6, 0.8, 0, 0, 0, 0, 0, 0} // 0.8 with the login face
+	res, err = r.run(ctx, same, seq, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.notVerified || res.flags != 0 {
+		t.Errorf("verified login: not verified %v, %d mismatch flags; want false, 0 (the login face is in the gallery)", res.notVerified, res.flags)
+	}
+	// A login face just below the threshold (0.45, inside the 0.15 band) abstains: no verdict
+	// on the login, and the answering frames are judged against the photo alone.
+	band := &identityTimePerson{name: "identities-rmfd/c", photo: []float32{0.45, 0.893, 0, 0, 0, 0, 0, 0}, login: []*identityTimeFrame{frame(unit(0))}}
+	res, err = r.run(ctx, band, seq, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.notVerified {
+		t.Error("a login face in the mismatch band raised IDENTITY_NOT_VERIFIED")
+	}
+}

@@ -45,7 +45,8 @@ import (
 //
 //   - gallery on: the login frames pass the worker's gallery rule (quality gate, similarity to
 //     the photo at or above the threshold, not nearly the same as a kept face, up to the
-//     gallery size) before answering starts; a login with enough quality frames and no match is
+//     gallery size) before answering starts, replayed as a minute of footage (loginSeconds: the
+//     worker counts frames, not photos); a login with enough quality frames and no match is
 //     IDENTITY_NOT_VERIFIED, which silences IDENTITY_MISMATCH for that session (the rule's When).
 //   - gallery off: the registration photo alone, as before the gallery existed.
 //
@@ -91,6 +92,12 @@ const (
 	switchBefore      = 60
 	switchAfter       = 60
 	switchesPerPerson = 3
+	// loginSeconds: the login frames are replayed as one minute of footage, each shown an equal
+	// share of it, because the worker counts every measured frame before answering
+	// (worker/vision.go updateGallery), not every photo. A real candidate is on camera from
+	// entering the exam 15 min before the start (../shared/DESIGN.md §1), so a minute is the
+	// short end.
+	loginSeconds = 60
 )
 
 func evalIdentityTime(ctx context.Context, env *Env) ([]Row, error) {
@@ -878,6 +885,8 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 	if r.gallery {
 		// The worker's gallery rule (worker/vision.go updateGallery) on the login frames.
 		size := int(p.Value(rules.SettingIdentityGallerySize))
+		hold := max(1, loginSeconds/max(1, len(a.login)))
+		var counted []*identityTimeFrame
 		for _, fr := range a.login {
 			if fr.vec == nil {
 				continue
@@ -887,11 +896,16 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 			if _, ok := rules.IdentityQuality(&obs, p); !ok {
 				continue
 			}
-			sess.LoginFaceFrames++
-			if photo < r.thr {
+			counts, matched := rules.LoginFace(photo, r.thr, p)
+			if !counts {
 				continue
 			}
-			sess.LoginFaceMatches++
+			counted = append(counted, fr)
+			sess.LoginFaceFrames += hold
+			if !matched {
+				continue
+			}
+			sess.LoginFaceMatches += hold
 			if len(enr.Gallery) < size && !analyzers.Redundant(enr.Gallery, fr.vec) {
 				enr.Gallery = append(enr.Gallery, fr.vec)
 			}
@@ -899,6 +913,9 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 		// The identity-login check's condition (rules.loginUnverified).
 		need := int(p.Value(rules.SettingIdentityLoginFrames))
 		res.notVerified = sess.LoginFaceFrames >= need && sess.LoginFaceMatches == 0
+		if res.notVerified && switchAt < 0 && r.dump != nil {
+			r.dumpLogin(a, counted)
+		}
 	}
 	// The photo and the login frames vouch for faces learned while answering (worker/vision.go
 	// learnFace); learned faces vouch for none.
@@ -991,6 +1008,16 @@ func (r *identityReplay) run(ctx context.Context, a *identityTimePerson, seq []*
 		}
 	}
 	return res, nil
+}
+
+// dumpLogin prints the login frames that made a same-person session raise IDENTITY_NOT_VERIFIED
+// (a false alarm unless the registration photo is of someone else), with their similarity to
+// the registration photo.
+func (r *identityReplay) dumpLogin(a *identityTimePerson, counted []*identityTimeFrame) {
+	for _, fr := range counted {
+		fmt.Fprintf(r.dump, "not verified\t%s\tlogin\t%s\t%s\tsimilarity to the registration photo (%s) %.3f\treplay %p\n",
+			a.name, fr.photo, identityTimeVariants[fr.variant], a.all[0].photo, models.Cosine(fr.vec, a.photo), r)
+	}
 }
 
 // dumpFlags prints, for each IDENTITY_MISMATCH of a same-person session (a false alarm), the
