@@ -122,6 +122,13 @@ func init() {
 					return ok && t != 0 && s < t && s >= t-margin
 				},
 				When: func(s *store.Session) bool { return !loginUnverified(s, loginFrames) },
+				// From the answering phase on: before it the comparison is with the photo alone
+				// (the gallery is being built), and the login check judges those frames, with one
+				// flag instead of a run of mismatches raised before enough login frames are in.
+				During: func(s *store.Session, atMs int64) bool {
+					start := AnsweringStart(s)
+					return start == 0 || atMs >= start
+				},
 				// Logistic in the distance below the threshold: 0.5 at the threshold, ~0.95 at
 				// 0.15 below it (about where different-person pairs start: 95% of the held-back
 				// ones lie lower, with the whitened default as with the plain model).
