@@ -237,7 +237,13 @@ func TestScheduleNeverDelaysAFlag(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer h.Close()
-				sess := &store.Session{OrgID: "org", ExamID: "e", CandidateID: "c", ScheduledStart: time.Now()}
+				// The frames come an hour before the start (writing on the sheet counts then only),
+				// except for IDENTITY_MISMATCH, which applies from the answering start on.
+				start := time.Now()
+				if tc.flag == rules.IdentityMismatch {
+					start = start.Add(-2 * time.Hour)
+				}
+				sess := &store.Session{OrgID: "org", ExamID: "e", CandidateID: "c", ScheduledStart: start}
 				if err := b.Store.CreateSession(ctx, sess); err != nil {
 					t.Fatal(err)
 				}
