@@ -197,12 +197,9 @@ func NewAudioSession(m *Manifest, inputs, outputs []ort.Value, o SessionOptions)
 	if err != nil {
 		return nil, err
 	}
-	opts, err := newSessionOptions(o)
-	if err != nil {
-		return nil, fmt.Errorf("session options for %s: %w", m.ID(), err)
-	}
-	defer opts.Destroy()
-	s, err := ort.NewAdvancedSessionWithONNXData(data, m.Audio.Inputs, m.Audio.Outputs, inputs, outputs, opts)
+	s, err := openSession(o, func(opts *ort.SessionOptions) (*ort.AdvancedSession, error) {
+		return ort.NewAdvancedSessionWithONNXData(data, m.Audio.Inputs, m.Audio.Outputs, inputs, outputs, opts)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create session for %s: %w", m.ID(), err)
 	}
@@ -222,12 +219,9 @@ func NewDynamicAudioSession(m *Manifest, o SessionOptions) (*ort.DynamicAdvanced
 	if err != nil {
 		return nil, err
 	}
-	opts, err := newSessionOptions(o)
-	if err != nil {
-		return nil, fmt.Errorf("session options for %s: %w", m.ID(), err)
-	}
-	defer opts.Destroy()
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(data, m.Audio.Inputs, m.Audio.Outputs, opts)
+	s, err := openSession(o, func(opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+		return ort.NewDynamicAdvancedSessionWithONNXData(data, m.Audio.Inputs, m.Audio.Outputs, opts)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create session for %s: %w", m.ID(), err)
 	}

@@ -114,14 +114,10 @@ func NewFaceDetector(m *Manifest, o DetectorOptions) (*FaceDetector, error) {
 	if d.boxes, err = ort.NewEmptyTensor[float32](ort.NewShape(1, n, 4)); err != nil {
 		return fail("boxes tensor", err)
 	}
-	opts, err := newSessionOptions(o.SessionOptions)
-	if err != nil {
-		return fail("session options", err)
-	}
-	defer opts.Destroy()
-	d.session, err = ort.NewAdvancedSession(m.Path,
-		[]string{in.Name}, []string{m.Decode.ScoresOutput, m.Decode.BoxesOutput},
-		[]ort.Value{d.input}, []ort.Value{d.scores, d.boxes}, opts)
+	d.session, err = openSession(o.SessionOptions, func(opts *ort.SessionOptions) (*ort.AdvancedSession, error) {
+		return ort.NewAdvancedSession(m.Path, []string{in.Name}, []string{m.Decode.ScoresOutput, m.Decode.BoxesOutput},
+			[]ort.Value{d.input}, []ort.Value{d.scores, d.boxes}, opts)
+	})
 	if err != nil {
 		return fail("session", err)
 	}

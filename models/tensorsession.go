@@ -52,13 +52,9 @@ func openTensorSession(what string, m *Manifest, family string, o SessionOptions
 	if o.GraphOptimization == "" {
 		o.GraphOptimization = m.GraphOptimization
 	}
-	opts, err := newSessionOptions(o)
-	if err != nil {
-		return fail("session options", err)
-	}
-	defer opts.Destroy()
-	if s.session, err = ort.NewAdvancedSession(m.Path, []string{m.Input.Name}, m.Decode.Outputs,
-		[]ort.Value{s.input}, values, opts); err != nil {
+	if s.session, err = openSession(o, func(opts *ort.SessionOptions) (*ort.AdvancedSession, error) {
+		return ort.NewAdvancedSession(m.Path, []string{m.Input.Name}, m.Decode.Outputs, []ort.Value{s.input}, values, opts)
+	}); err != nil {
 		return fail("session", err)
 	}
 	return s, nil

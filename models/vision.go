@@ -103,20 +103,19 @@ func newVisionSession(m *Manifest, inputs, outputs []string, in, out []ort.Value
 	if err := InitRuntime(); err != nil {
 		return nil, err
 	}
-	opts, err := newSessionOptions(o)
-	if err != nil {
-		return nil, fmt.Errorf("session options for %s: %w", m.ID(), err)
-	}
-	defer opts.Destroy()
 	if m.Source.Registry == RegistryProject || m.data != nil {
 		data, err := ModelBytes(m)
 		if err != nil {
 			return nil, err
 		}
-		return ort.NewAdvancedSessionWithONNXData(data, inputs, outputs, in, out, opts)
+		return openSession(o, func(opts *ort.SessionOptions) (*ort.AdvancedSession, error) {
+			return ort.NewAdvancedSessionWithONNXData(data, inputs, outputs, in, out, opts)
+		})
 	}
 	if m.Path == "" {
 		return nil, fmt.Errorf("model %s: manifest must come from models.Load (no verified file path)", m.ID())
 	}
-	return ort.NewAdvancedSession(m.Path, inputs, outputs, in, out, opts)
+	return openSession(o, func(opts *ort.SessionOptions) (*ort.AdvancedSession, error) {
+		return ort.NewAdvancedSession(m.Path, inputs, outputs, in, out, opts)
+	})
 }
