@@ -263,7 +263,7 @@ func newSessionOptions(o SessionOptions) (*ort.SessionOptions, error) {
 // AVX2-only AMD EPYC the int8 face embedding strayed from the fp32 one by up to 0.425 cosine
 // (0.213 with VNNI) and turned 4 of 1,703 genuine dev pairs into votes for "someone else" at the
 // first look's stranger line (0 with VNNI). ONNX Runtime's precision mode rewrites such sessions
-// to exact U8U8 kernels (~17% more CPU per frame there); CPUs with VNNI keep the kernels the
+// to exact U8U8 kernels (20–27% more CPU per frame there); CPUs with VNNI keep the kernels the
 // models were validated with.
 var exactInt8 = runtime.GOARCH == "amd64" && !cpu.X86.HasAVX512VNNI && !cpu.X86.HasAVXVNNI
 
