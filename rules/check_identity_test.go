@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"proctor/analyzers"
 	"proctor/internal/testdb"
 	"proctor/store"
@@ -50,19 +48,10 @@ func TestIdentityMismatchFromTheAnsweringStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, sec := range []int64{0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14} {
-				err := b.Store.DB.Transaction(func(tx *gorm.DB) error {
-					face := analyzers.Face{Score: 0.99, Box: [4]float32{100, 100, 200, 200}, Match: &analyzers.Match{Similarity: 0.1, Threshold: 0.5}}
-					obs := &analyzers.Observation{Faces: []analyzers.Face{face}, TopFaceScore: 0.99}
-					fr := &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: sec, CapturedAtMs: sec * 1000, Signals: observe(t, obs, "main")}
-					if _, err := store.InsertFrameResult(tx, fr); err != nil {
-						return err
-					}
-					_, err := eng.ApplyFrame(tx, FrameInput{Result: fr, Session: sess, JPEG: []byte{0xff, 0xd8}, ModelVersion: "test"})
-					return err
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
+				face := analyzers.Face{Score: 0.99, Box: [4]float32{100, 100, 200, 200}, Match: &analyzers.Match{Similarity: 0.1, Threshold: 0.5}}
+				obs := &analyzers.Observation{Faces: []analyzers.Face{face}, TopFaceScore: 0.99}
+				storeAndApply(t, b.Store.DB, eng, &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: sec, CapturedAtMs: sec * 1000,
+					Signals: observe(t, obs, "main")}, sess)
 			}
 			flags, err := b.Store.SessionFlags(ctx, sess.ID)
 			if err != nil {

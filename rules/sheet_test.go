@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"proctor/internal/testdb"
 	"proctor/store"
 )
@@ -55,18 +53,8 @@ func TestSheetWritingBeforeStartOnly(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i, at := range tc.frames {
-					err := b.Store.DB.Transaction(func(tx *gorm.DB) error {
-						fr := &store.FrameResult{SessionID: sess.ID, Camera: "evidence", Seq: int64(i), CapturedAtMs: at,
-							Signals: signals(t, map[string]Signal{"sheet": {"writing": 0.9}})}
-						if _, err := store.InsertFrameResult(tx, fr); err != nil {
-							return err
-						}
-						_, err := eng.ApplyFrame(tx, FrameInput{Result: fr, JPEG: []byte{0xff, 0xd8}, ModelVersion: "test", Session: sess})
-						return err
-					})
-					if err != nil {
-						t.Fatal(err)
-					}
+					storeAndApply(t, b.Store.DB, eng, &store.FrameResult{SessionID: sess.ID, Camera: "evidence", Seq: int64(i), CapturedAtMs: at,
+						Signals: signals(t, map[string]Signal{"sheet": {"writing": 0.9}})}, sess)
 				}
 				flags, err := b.Store.SessionFlags(ctx, sess.ID)
 				if err != nil {

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"proctor/analyzers"
 	"proctor/internal/testdb"
 	"proctor/store"
@@ -65,24 +63,14 @@ func TestVisionRules(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, f := range tc.frames {
-					err := b.Store.DB.Transaction(func(tx *gorm.DB) error {
-						yaw, pitch := f.yaw, float32(0)
-						face := analyzers.Face{Score: 0.99, Box: [4]float32{100, 100, 200, 200}, Yaw: &yaw, Pitch: &pitch}
-						if f.sim != notMeasured {
-							face.Match = &analyzers.Match{Similarity: f.sim, Threshold: 0.5}
-						}
-						obs := &analyzers.Observation{Faces: []analyzers.Face{face}, TopFaceScore: 0.99}
-						fr := &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: int64(f.sec),
-							CapturedAtMs: int64(f.sec) * 1000, Signals: observe(t, obs, "main")}
-						if _, err := store.InsertFrameResult(tx, fr); err != nil {
-							return err
-						}
-						_, err := eng.ApplyFrame(tx, FrameInput{Result: fr, JPEG: []byte{0xff, 0xd8}, ModelVersion: "test"})
-						return err
-					})
-					if err != nil {
-						t.Fatal(err)
+					yaw, pitch := f.yaw, float32(0)
+					face := analyzers.Face{Score: 0.99, Box: [4]float32{100, 100, 200, 200}, Yaw: &yaw, Pitch: &pitch}
+					if f.sim != notMeasured {
+						face.Match = &analyzers.Match{Similarity: f.sim, Threshold: 0.5}
 					}
+					obs := &analyzers.Observation{Faces: []analyzers.Face{face}, TopFaceScore: 0.99}
+					storeAndApply(t, b.Store.DB, eng, &store.FrameResult{SessionID: sess.ID, Camera: "main", Seq: int64(f.sec),
+						CapturedAtMs: int64(f.sec) * 1000, Signals: observe(t, obs, "main")}, nil)
 				}
 				flags, err := b.Store.SessionFlags(ctx, sess.ID)
 				if err != nil {

@@ -98,22 +98,33 @@ func TestFittedOnDev(t *testing.T) {
 	}
 }
 
-func TestDumpFlagsListsTheFramesOfAFalseFlag(t *testing.T) {
-	ctx := context.Background()
-	st, closeStore, err := store.OpenTemp(ctx, "proctor-dump-flags-")
+// replayStore is a temporary store for identity replays, closed when the test ends.
+func replayStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, closeStore, err := store.OpenTemp(context.Background(), "proctor-replay-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeStore()
-	unit := func(i int) []float32 {
-		v := make([]float32, 8)
-		v[i] = 1
-		return v
-	}
-	frame := func(photo string, vec []float32) *identityTimeFrame {
-		return &identityTimeFrame{photo: photo, vec: vec, n: 1, width: 640, high: 480,
-			face: analyzers.Face{Box: [4]float32{200, 100, 200, 200}, Score: 0.99, Match: &analyzers.Match{Sharpness: 500, Measured: true}}}
-	}
+	t.Cleanup(func() { closeStore() })
+	return st
+}
+
+// unit is the i-th unit vector of an 8-dimensional test embedding.
+func unit(i int) []float32 {
+	v := make([]float32, 8)
+	v[i] = 1
+	return v
+}
+
+// frame is a sharp, large, frontal face of photo with embedding vec: it passes the quality gate.
+func frame(photo string, vec []float32) *identityTimeFrame {
+	return &identityTimeFrame{photo: photo, vec: vec, n: 1, width: 640, high: 480,
+		face: analyzers.Face{Box: [4]float32{200, 100, 200, 200}, Score: 0.99, Match: &analyzers.Match{Sharpness: 500, Measured: true}}}
+}
+
+func TestDumpFlagsListsTheFramesOfAFalseFlag(t *testing.T) {
+	ctx := context.Background()
+	st := replayStore(t)
 	a := &identityTimePerson{name: "identities-rmfd/someone", photo: unit(0)}
 	a.all = []*identityTimeFrame{frame("reg.jpg", unit(0))}
 	// The same "person" for 12 s, every frame a photo that scores 0 against the registration
@@ -153,26 +164,13 @@ func TestDumpFlagsListsTheFramesOfAFalseFlag(t *testing.T) {
 // matches is a verified login whose face joins the gallery.
 func TestLoginReplayedAsAMinute(t *testing.T) {
 	ctx := context.Background()
-	st, closeStore, err := store.OpenTemp(ctx, "proctor-login-minute-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeStore()
-	unit := func(i int) []float32 {
-		v := make([]float32, 8)
-		v[i] = 1
-		return v
-	}
-	frame := func(vec []float32) *identityTimeFrame {
-		return &identityTimeFrame{photo: "p.jpg", vec: vec, n: 1, width: 640, high: 480,
-			face: analyzers.Face{Box: [4]float32{200, 100, 200, 200}, Score: 0.99, Match: &analyzers.Match{Sharpness: 500, Measured: true}}}
-	}
+	st := replayStore(t)
 	var seq []*identityTimeFrame
 	for range 12 {
-		seq = append(seq, frame(unit(1)))
+		seq = append(seq, frame("p.jpg", unit(1)))
 	}
 	r := &identityReplay{st: st, eng: rules.New(rules.Config{}), thr: 0.5, model: "m", gallery: true}
-	stranger := &identityTimePerson{name: "identities-rmfd/a", photo: unit(0), login: []*identityTimeFrame{frame(unit(1))}}
+	stranger := &identityTimePerson{name: "identities-rmfd/a", photo: unit(0), login: []*identityTimeFrame{frame("p.jpg", unit(1))}}
 	res, err := r.run(ctx, stranger, seq, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +178,7 @@ func TestLoginReplayedAsAMinute(t *testing.T) {
 	if !res.notVerified || res.flags != 0 {
 		t.Errorf("login of someone else: not verified %v, %d mismatch flags; want true, 0", res.notVerified, res.flags)
 	}
-	same := &identityTimePerson{name: "identities-rmfd/b", photo: unit(0), login: []*identityTimeFrame{frame(unit(1))}}
+	same := &identityTimePerson{name: "identities-rmfd/b", photo: unit(0), login: []*identityTimeFrame{frame("p.jpg", unit(1))}}
 	same.photo = []float32{0.6, 0.8, 0, 0, 0, 0, 0, 0} // 0.8 with the login face
 	res, err = r.run(ctx, same, seq, -1)
 	if err != nil {
@@ -191,7 +189,7 @@ func TestLoginReplayedAsAMinute(t *testing.T) {
 	}
 	// A login face just below the threshold (0.45, inside the 0.15 band) abstains: no verdict
 	// on the login, and the answering frames are judged against the photo alone.
-	band := &identityTimePerson{name: "identities-rmfd/c", photo: []float32{0.45, 0.893, 0, 0, 0, 0, 0, 0}, login: []*identityTimeFrame{frame(unit(0))}}
+	band := &identityTimePerson{name: "identities-rmfd/c", photo: []float32{0.45, 0.893, 0, 0, 0, 0, 0, 0}, login: []*identityTimeFrame{frame("p.jpg", unit(0))}}
 	res, err = r.run(ctx, band, seq, -1)
 	if err != nil {
 		t.Fatal(err)
